@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sink.h: where alerts go (alerts/sink*.c, spool.c). JSON lines to a file or
+ * stdout, or to Redis (list RPUSH, LPUSH, PUBLISH channel, XADD stream) with
+ * pipelining, reconnect with backoff, and a bounded on-disk spool: an alert
+ * leaves the spool only after Redis acknowledged it. sink_emit() copies the
+ * line and never blocks on the network (shipping runs on the sink's own
+ * thread). Safe to call from one producer thread. */
+#ifndef SW_SINK_H
+#define SW_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sink_redis_mode {
+    SINK_REDIS_LIST = 0, /* RPUSH key (Logstash/Filebeat redis input) */
+    SINK_REDIS_LPUSH,
+    SINK_REDIS_CHANNEL,  /* PUBLISH key */
+    SINK_REDIS_STREAM,   /* XADD key MAXLEN ~ N * alert <json> */
+};
+
+struct sink_cfg {
+    const char *out_path;       /* JSON lines file; "-" for stdout; NULL when redis_url is set */
+    const char *redis_url;      /* redis://[user:pass@]host:port/db, rediss://..., unix:///path?db=N */
+    enum sink_redis_mode mode;
+    const char *key;            /* list/channel/stream name (default "stripwatch:alerts") */
+    uint64_t stream_maxlen;     /* default 1,000,000 */
+    const char *spool_path;     /* spool file (default "stripwatch.spool" in the working dir) */
+    uint64_t spool_max_bytes;   /* default 256 MiB */
+    const char *ca_file;        /* for rediss:// */
+};
+void sink_cfg_defaults(struct sink_cfg *c);
+
+struct sink_stats {
+    uint64_t emitted, delivered, spooled, replayed, dropped_spool_full, reconnects, errors;
+};
+
+struct sink;
+struct sink *sink_new(const struct sink_cfg *cfg, char *err, size_t errlen);
+/* Queues one alert (a JSON object without trailing newline). SW_OK, or
+ * SW_ELIMIT when the spool is full (counted and reported). */
+int sink_emit(struct sink *s, const char *json, size_t len);
+/* Ships what is queued, waiting at most timeout_ms for acknowledgements;
+ * returns SW_OK when nothing is left outside the spool file. */
+int sink_flush(struct sink *s, int timeout_ms);
+const struct sink_stats *sink_stats(const struct sink *s);
+void sink_free(struct sink *s); /* flushes (bounded) then frees */
+
+#endif

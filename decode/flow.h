@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* flow.h: the flow table and TCP reassembly (decode/flow.c, reasm.c), and the
+ * stream-consumer interface through which an application decoder (SMTP)
+ * receives each TCP connection as two ordered byte streams.
+ *
+ * The table is owned by one thread (one table per worker). flow_table_packet()
+ * takes a decoded TCP segment, finds or creates its flow, reassembles, and
+ * calls the consumer synchronously. Every allocation is charged to the
+ * table's memcap; what is refused or evicted is counted in flow_stats. */
+#ifndef SW_FLOW_H
+#define SW_FLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/pkt.h"
+
+enum stream_dir {
+    DIR_C2S = 0, /* client to server */
+    DIR_S2C = 1, /* server to client */
+};
+
+/* What is known of a connection when it is opened to the consumer. */
+struct flow_info {
+    char uid[18];           /* "S" + 16 hex digits, deterministic from the
+                               5-tuple, VLAN and first timestamp */
+    struct sw_addr client, server;
+    uint16_t cport, sport;  /* client and server TCP ports */
+    uint16_t vlan;          /* innermost VLAN id, 0 when none */
+    sw_usec start;          /* first packet's timestamp */
+    uint64_t first_pkt;     /* first packet's number */
+    bool midstream;         /* no SYN seen: roles guessed from the ports */
+};
+
+/* Per-chunk facts from the packet(s) the bytes came from. */
+struct stream_meta {
+    sw_usec ts;
+    uint64_t pkt_no;
+    uint8_t ttl;     /* IPv4 TTL / IPv6 hop limit of the packet */
+    uint16_t ip_id;  /* IPv4 identification, 0 for IPv6 */
+    uint8_t ip_version;
+};
+
+/* How a flow ended, as told to the consumer's close(). */
+enum flow_end {
+    FLOW_END_FIN = 0,   /* both FINs (or FIN then timeout of the closed state) */
+    FLOW_END_RST,
+    FLOW_END_TIMEOUT,   /* idle past its timeout */
+    FLOW_END_EVICTED,   /* pushed out by the memcap or the flow bound */
+    FLOW_END_SHUTDOWN,  /* end of capture / process exit */
+};
+const char *flow_end_str(enum flow_end e);
+
+/* Returned by data(): directions the reassembler should stop buffering from
+ * now on (their later bytes are counted and dropped, never delivered). */
+#define STREAM_STOP_C2S 0x1u
+#define STREAM_STOP_S2C 0x2u
+
+/* The consumer. open() returns the per-flow state, or NULL to ignore the flow
+ * (the table then keeps only a small tombstone so later packets are cheap).
+ * All callbacks run on the table's thread, synchronously, in stream order;
+ * buf is borrowed for the duration of the call. */
+struct stream_consumer {
+    void *ctx;
+    void *(*open)(void *ctx, const struct flow_info *fi);
+    unsigned (*data)(void *state, enum stream_dir dir, const uint8_t *buf, size_t len,
+                     const struct stream_meta *m);
+    /* len bytes are missing at this point of the stream (never glued). */
+    unsigned (*gap)(void *state, enum stream_dir dir, uint32_t len, const struct stream_meta *m);
+    /* every packet of the flow, with or without payload, before its data is
+     * delivered (lets the consumer follow TTL / IP-ID per direction) */
+    void (*packet)(void *state, enum stream_dir dir, const struct stream_meta *m, uint8_t tcp_flags);
+    /* two copies of the same stream offset carried different bytes; the
+     * first copy was kept (the documented overlap policy) */
+    void (*overlap_conflict)(void *state, enum stream_dir dir, const struct stream_meta *m);
+    /* the flow is gone; state must be freed by the consumer here */
+    void (*close)(void *state, enum flow_end why, sw_usec ts);
+};
+
+struct flow_cfg {
+    uint64_t memcap;            /* bytes for flows + queued segments (default 256 MiB) */
+    uint32_t max_flows;         /* default 1,000,000 */
+    uint32_t max_queued_segs;   /* out-of-order segments per direction (default 256) */
+    uint32_t max_queued_bytes;  /* out-of-order bytes per direction (default 1 MiB) */
+    sw_usec timeout_syn;        /* half-open (default 30 s) */
+    sw_usec timeout_est;        /* established, idle (default 300 s) */
+    sw_usec timeout_closed;     /* after FIN/RST (default 10 s) */
+    /* server ports used to decide roles on midstream pickup (default 25, 587, 465) */
+    const uint16_t *server_ports;
+    size_t n_server_ports;
+};
+void flow_cfg_defaults(struct flow_cfg *c);
+
+struct flow_stats {
+    uint64_t flows_created, flows_closed, flows_timed_out, flows_evicted, flows_refused;
+    uint64_t flows_active, flows_active_peak;
+    uint64_t bytes_in_use, bytes_peak;
+    uint64_t segs_ooo_queued, segs_ooo_dropped, segs_retransmitted, segs_after_stop;
+    uint64_t overlaps, overlap_conflicts, gaps, gap_bytes;
+    uint64_t bytes_delivered;
+};
+
+struct flow_table;
+struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct stream_consumer *c);
+/* Closes every flow (consumer close() with FLOW_END_SHUTDOWN) and frees. */
+void flow_table_free(struct flow_table *t);
+/* Processes one decoded TCP segment (pkt_decode returned PKT_TCP). */
+void flow_table_packet(struct flow_table *t, const struct pkt *p);
+/* Expires flows idle at time now (call with capture time; backwards jumps in
+ * time are tolerated and never expire anything). */
+void flow_table_expire(struct flow_table *t, sw_usec now);
+const struct flow_stats *flow_table_stats(const struct flow_table *t);
+
+/* Symmetric hash of the connection (same for both directions), used by the
+ * sensor to shard flows over workers. */
+uint32_t flow_hash(const struct pkt *p);
+
+#endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* smtp.h: the SMTP + STARTTLS + TLS-handshake decoder (decode/smtp*.c, tls.c).
+ * Bytes in, facts out: it plugs into the flow table as a stream consumer,
+ * follows each conversation from both sides, fills a struct smtp_facts and
+ * calls the event callback at the moments a verdict can be made. The facts
+ * pointer given to the callback is borrowed for the call (copy it with
+ * facts_copy to keep it). Message bodies are streamed, never buffered. */
+#ifndef SW_SMTP_H
+#define SW_SMTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "decode/facts.h"
+#include "decode/flow.h"
+
+enum smtp_event {
+    SMTP_EV_EHLO_REPLY = 0, /* the (first) EHLO reply is complete */
+    SMTP_EV_STARTTLS_REPLY, /* STARTTLS was answered */
+    SMTP_EV_TLS,            /* the TLS handshake was seen (established or failed) */
+    SMTP_EV_DATA_CLEAR,     /* content was sent in clear and its final reply arrived */
+    SMTP_EV_END,            /* the session is over: the final facts */
+};
+const char *smtp_event_str(enum smtp_event e);
+
+typedef void (*smtp_event_fn)(void *ctx, enum smtp_event ev, const struct smtp_facts *f);
+
+struct smtp_cfg {
+    bool log_addresses;       /* keep local parts of addresses */
+    bool any_port;            /* classify non-standard ports with nDPI */
+    const uint16_t *ports;    /* SMTP ports (default 25, 587, 2525) */
+    size_t n_ports;
+    const uint16_t *tls_ports; /* implicit-TLS ports (default 465) */
+    size_t n_tls_ports;
+    size_t max_line;          /* longest line kept (default 4096; RFC 5321 says 1000) */
+    size_t max_pipeline;      /* pending commands ring (default 64) */
+    smtp_event_fn on_event;
+    void *event_ctx;
+};
+void smtp_cfg_defaults(struct smtp_cfg *c);
+
+struct smtp_stats {
+    uint64_t sessions, ignored_flows, lines_too_long, replies_unmatched;
+    uint64_t pipeline_overflow, tls_records, bytes_c2s, bytes_s2c;
+};
+
+/* A stream consumer for flow_table_new(): opens an SMTP session for each flow
+ * on an SMTP port (or classified SMTP with any_port) and ignores the rest. One
+ * per worker thread; smtp_consumer_free after the flow table is freed. */
+struct smtp_consumer;
+struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg);
+const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc);
+const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc);
+void smtp_consumer_free(struct smtp_consumer *sc);
+
+/* One conversation, for direct use (tests, fuzzers): feed the two directions
+ * in stream order. */
+struct smtp_session;
+struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct flow_info *fi);
+unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
+                           size_t len, const struct stream_meta *m);
+void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
+                      const struct stream_meta *m);
+void smtp_session_packet(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
+/* Ends the session (emits SMTP_EV_END). */
+void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts);
+const struct smtp_facts *smtp_session_facts(const struct smtp_session *s);
+void smtp_session_free(struct smtp_session *s);
+
+#endif

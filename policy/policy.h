@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* policy.h: the MTA-STS policy engine (RFC 8461): for a recipient domain,
+ * what does it publish? Discovery (DNS TXT via libunbound), fetch (HTTPS via
+ * libcurl multi), strict parsing (mtasts.h), cache (memory LRU, Redis,
+ * snapshot file), refresh. Single-threaded: the owner thread calls
+ * policy_lookup() and drives I/O with policy_engine_run(); callbacks fire
+ * from inside policy_engine_run(). A lookup never blocks. Pointers inside a
+ * policy_answer are borrowed for the duration of the call or callback. */
+#ifndef SW_POLICY_H
+#define SW_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/sw.h"
+#include "policy/mtasts.h"
+
+enum policy_source {
+    POLICY_SRC_NONE = 0,
+    POLICY_SRC_HTTPS, /* fetched by this process */
+    POLICY_SRC_REDIS, /* fetched by a sensor sharing the Redis cache */
+    POLICY_SRC_FILE,  /* --policy-file snapshot */
+    POLICY_SRC_CACHE, /* memory cache of an earlier answer */
+};
+const char *policy_source_str(enum policy_source s); /* "https", "redis", "file", "cache" */
+
+enum policy_status {
+    POLICY_ST_VALID = 0, /* a valid policy is in force: entry is set */
+    POLICY_ST_NONE,      /* the domain publishes no policy (or it is invalid) */
+    POLICY_ST_PENDING,   /* a lookup is under way (only in callbacks: never) */
+    POLICY_ST_UNKNOWN,   /* could not be determined (offline without data, failure, deadline) */
+};
+const char *policy_status_str(enum policy_status s); /* "valid", "none", "pending", "unknown" */
+
+/* A policy in force for one domain. Immutable once published. */
+struct policy_entry {
+    char domain[256];
+    char id[33];               /* TXT id it was fetched for */
+    char *text;                /* the policy exactly as served */
+    struct mtasts_policy policy;
+    int64_t fetched_at;        /* Unix seconds, wall clock of the fetch */
+    int64_t expires_at;        /* fetched_at + max_age; ignored for file policies offline */
+    enum policy_source source;
+};
+
+struct policy_answer {
+    enum policy_status status;
+    const struct policy_entry *entry; /* when status is VALID */
+    const char *detail;               /* why NONE/UNKNOWN, e.g. "no TXT record" */
+};
+
+typedef void (*policy_cb)(void *arg, const char *domain, const struct policy_answer *a);
+
+struct policy_cfg {
+    bool fetch;                    /* may use the network (default: live runs yes, offline no) */
+    const char *dns_server;        /* "ADDR[@PORT]"; NULL: /etc/resolv.conf */
+    const char *ca_file;           /* NULL: system store */
+    bool allow_private_hosts;      /* --allow-private-policy-hosts */
+    const char *redis_url;         /* shared cache; NULL for none */
+    const char *policy_file;       /* --policy-file to load at start */
+    size_t cache_max;              /* memory LRU entries (default 100,000) */
+    unsigned max_concurrent;       /* fetches in flight (default 32) */
+    unsigned max_per_second;       /* fetches started per second (default 20) */
+    int64_t negative_ttl;          /* seconds to remember "no policy" (default 300) */
+    int64_t retry_after_failure;   /* seconds before retrying a failed (domain, id) (default 300) */
+    long connect_timeout_ms, total_timeout_ms;
+    uint16_t https_port;           /* 443; tests use another */
+};
+void policy_cfg_defaults(struct policy_cfg *c);
+
+struct policy_stats {
+    uint64_t lookups, hits_memory, hits_redis, hits_file, misses;
+    uint64_t dns_queries, dns_no_record, dns_invalid, dns_errors;
+    uint64_t fetches, fetch_ok, fetch_http_error, fetch_tls_error, fetch_timeout, fetch_redirect,
+        fetch_bad_type, fetch_too_big, fetch_private_addr, fetch_parse_error, fetch_throttled;
+    uint64_t refreshes, negative_cached, evicted;
+};
+
+struct policy_engine;
+/* NULL on failure with a message in err (e.g. the policy file cannot be read). */
+struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen);
+void policy_engine_free(struct policy_engine *e);
+
+/* Answers now (returns SW_OK and fills *a) or starts/joins a lookup and
+ * returns SW_AGAIN; cb(arg, ...) is then called exactly once from
+ * policy_engine_run(). domain is lowercased and trailing-dot-stripped. */
+int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, void *arg,
+                  struct policy_answer *a);
+/* Drives DNS, HTTPS and Redis I/O for at most timeout_ms; returns the number
+ * of callbacks fired. */
+int policy_engine_run(struct policy_engine *e, int timeout_ms);
+/* Writes the snapshot file (same format as --policy-file). */
+int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen);
+const struct policy_stats *policy_engine_stats(const struct policy_engine *e);
+
+/* The mta_sts object of an alert: domain, id, mode, mx, max_age, fetched_at,
+ * source, status. Caller owns the result. */
+struct json_t;
+struct json_t *policy_answer_to_json(const char *domain, const struct policy_answer *a);
+
+/* `stripwatch policy DOMAIN ...`: the operator's check command. Returns the
+ * process exit code (0: valid policy published, 1: not). */
+int policy_cli_main(int argc, char **argv);
+
+#endif
