@@ -71,7 +71,7 @@ enum pkt_status {
     PKT_ERR_LINK,      /* unsupported link type or truncated link header */
     PKT_ERR_IP,        /* truncated or malformed IP header */
     PKT_ERR_TCP,       /* truncated or malformed TCP header */
-    PKT_ERR_FRAG,      /* fragment dropped (bound, overlap, bad offset) */
+    PKT_ERR_FRAG,      /* fragment dropped (bound, bad offset, timeout) */
     PKT_STATUS_COUNT,
 };
 const char *pkt_status_str(enum pkt_status s);
@@ -83,9 +83,37 @@ struct frag_cfg {
     uint32_t max_bytes;      /* total buffered fragment bytes (default 4 MiB) */
     sw_usec timeout;         /* partial datagram lifetime (default 30 s) */
 };
+void frag_cfg_defaults(struct frag_cfg *c);
 struct frag_table *frag_table_new(const struct frag_cfg *cfg);
 void frag_table_free(struct frag_table *t);
+/* Fragments dropped for any reason (sum of the *_dropped counters below). */
 uint64_t frag_table_dropped(const struct frag_table *t);
+
+/* Reassembly policy (both IPv4 and IPv6 fragments): bytes already held win
+ * over later copies of the same offset ("first copy wins", as in the TCP
+ * reassembler); an overlap is counted, and one whose bytes differ is counted
+ * again as a conflict. A datagram is dropped whole (its fragments counted in
+ * bound_dropped) when it would exceed max_bytes, holds more than
+ * FRAG_MAX_PIECES disjoint pieces, or is evicted because max_datagrams
+ * partial datagrams are held (the oldest goes). A fragment with a bad offset
+ * or length (beyond 65535, not a multiple of 8 before the last, beyond a
+ * known end, a second different end) is dropped with its datagram
+ * (bad_dropped). A partial datagram older than timeout is dropped
+ * (timeout_dropped) when a later fragment arrives or frag_table_expire runs;
+ * a timestamp earlier than the datagram's first never expires it. */
+#define FRAG_MAX_PIECES 64
+struct frag_stats {
+    uint64_t fragments;     /* fragments seen */
+    uint64_t datagrams;     /* partial datagrams opened */
+    uint64_t reassembled;   /* datagrams completed */
+    uint64_t overlaps, overlap_conflicts;
+    uint64_t bound_dropped, bad_dropped, timeout_dropped; /* fragments */
+    uint64_t evicted;       /* datagrams pushed out by max_datagrams */
+    uint64_t held, bytes_held; /* partial datagrams and bytes now held */
+};
+const struct frag_stats *frag_table_stats(const struct frag_table *t);
+/* Drops partial datagrams older than the timeout at capture time now. */
+void frag_table_expire(struct frag_table *t, sw_usec now);
 
 /* Decodes p->frame. ft may be NULL (fragments are then PKT_ERR_FRAG). */
 enum pkt_status pkt_decode(struct pkt *p, struct frag_table *ft);
