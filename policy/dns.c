@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* dns.c: asynchronous TXT and A/AAAA lookups through libunbound.
+ * RFC 1035 (TXT character-strings), RFC 8461 §3.1 (concatenated strings). */
+#include "policy/dns.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unbound.h>
+
+#include "decode/sw.h"
+
+#define RR_A 1
+#define RR_TXT 16
+#define RR_AAAA 28
+
+struct pdns_sub {
+    struct pdns_req *req;
+    int id;        /* libunbound async id */
+    bool done;
+    int rrtype;
+};
+
+struct pdns_req {
+    struct pdns *d;
+    pdns_cb cb;
+    void *arg;
+    bool is_addr;
+    int n_sub, n_done;
+    struct pdns_sub sub[2];
+    struct pdns_result res;
+    char errbuf[128];
+    char canon[256];
+    struct pdns_req *prev, *next;
+};
+
+struct pdns {
+    struct ub_ctx *ctx;
+    struct pdns_req *reqs; /* in flight */
+    size_t n_reqs;
+};
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+bool pdns_server_valid(const char *server, char *why, size_t whylen)
+{
+    char addr[64];
+    const char *at = strchr(server, '@');
+    size_t alen = at ? (size_t)(at - server) : strlen(server);
+    if (alen == 0 || alen >= sizeof(addr)) {
+        snprintf(why, whylen, "not ADDR[@PORT]");
+        return false;
+    }
+    memcpy(addr, server, alen);
+    addr[alen] = 0;
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, addr, buf) != 1 && inet_pton(AF_INET6, addr, buf) != 1) {
+        snprintf(why, whylen, "\"%s\" is not an IPv4 or IPv6 address", addr);
+        return false;
+    }
+    if (at) {
+        const char *p = at + 1;
+        unsigned long port = 0;
+        size_t n = 0;
+        for (; p[n]; n++) {
+            if (p[n] < '0' || p[n] > '9' || n >= 5) {
+                snprintf(why, whylen, "port is not 1-65535");
+                return false;
+            }
+            port = port * 10 + (unsigned long)(p[n] - '0');
+        }
+        if (n == 0 || port == 0 || port > 65535) {
+            snprintf(why, whylen, "port is not 1-65535");
+            return false;
+        }
+    }
+    return true;
+}
+
+struct pdns *pdns_new(const char *server, char *err, size_t errlen)
+{
+    char why[96];
+    if (server && !pdns_server_valid(server, why, sizeof(why))) {
+        set_err(err, errlen, "dns server \"%s\": %s", server, why);
+        return NULL;
+    }
+    struct pdns *d = calloc(1, sizeof(*d));
+    if (!d) {
+        set_err(err, errlen, "dns: out of memory");
+        return NULL;
+    }
+    d->ctx = ub_ctx_create();
+    if (!d->ctx) {
+        free(d);
+        set_err(err, errlen, "dns: cannot create a libunbound context");
+        return NULL;
+    }
+    int r = ub_ctx_async(d->ctx, 1);
+    if (!r)
+        r = ub_ctx_set_option(d->ctx, "do-not-query-localhost:", "no");
+    if (!r)
+        r = server ? ub_ctx_set_fwd(d->ctx, server) : ub_ctx_resolvconf(d->ctx, NULL);
+    if (r) {
+        set_err(err, errlen, "dns: %s: %s", server ? server : "/etc/resolv.conf",
+                r == UB_READFILE ? strerror(errno) : ub_strerror(r));
+        ub_ctx_delete(d->ctx);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static void req_unlink(struct pdns *d, struct pdns_req *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        d->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    d->n_reqs--;
+}
+
+static void req_free(struct pdns_req *q)
+{
+    for (size_t i = 0; i < q->res.n_txt; i++)
+        free(q->res.txt[i]);
+    free(q->res.txt);
+    free(q->res.txt_len);
+    free(q);
+}
+
+void pdns_cancel(struct pdns *d, struct pdns_req *q)
+{
+    if (!q)
+        return;
+    for (int i = 0; i < q->n_sub; i++)
+        if (!q->sub[i].done)
+            ub_cancel(d->ctx, q->sub[i].id);
+    req_unlink(d, q);
+    req_free(q);
+}
+
+void pdns_free(struct pdns *d)
+{
+    if (!d)
+        return;
+    while (d->reqs)
+        pdns_cancel(d, d->reqs);
+    ub_ctx_delete(d->ctx);
+    free(d);
+}
+
+/* TXT rdata: a sequence of <length byte><bytes>; concatenated (§3.1). */
+static int add_txt(struct pdns_result *res, const unsigned char *rd, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (!s)
+        return SW_ENOMEM;
+    size_t o = 0, p = 0;
+    while (p < len) {
+        size_t n = rd[p++];
+        if (n > len - p)
+            n = len - p;
+        memcpy(s + o, rd + p, n);
+        o += n;
+        p += n;
+    }
+    s[o] = 0;
+    char **t = realloc(res->txt, (res->n_txt + 1) * sizeof(*t));
+    if (!t) {
+        free(s);
+        return SW_ENOMEM;
+    }
+    res->txt = t;
+    size_t *l = realloc(res->txt_len, (res->n_txt + 1) * sizeof(*l));
+    if (!l) {
+        free(s);
+        return SW_ENOMEM;
+    }
+    res->txt_len = l;
+    res->txt[res->n_txt] = s;
+    res->txt_len[res->n_txt] = o;
+    res->n_txt++;
+    return SW_OK;
+}
+
+static void on_result(void *mydata, int err, struct ub_result *ub)
+{
+    struct pdns_sub *sub = mydata;
+    struct pdns_req *q = sub->req;
+    struct pdns_result *res = &q->res;
+    sub->done = true;
+    q->n_done++;
+    if (err) {
+        if (!res->err) {
+            res->err = err;
+            snprintf(q->errbuf, sizeof(q->errbuf), "%s", ub_strerror(err));
+            res->errstr = q->errbuf;
+        }
+    } else if (ub) {
+        if (sub->rrtype != RR_AAAA || res->rcode == 0)
+            res->rcode = ub->rcode;
+        if (ub->nxdomain && (!q->is_addr || sub->rrtype == RR_A))
+            res->nxdomain = true;
+        if (ub->canonname && !q->canon[0])
+            snprintf(q->canon, sizeof(q->canon), "%s", ub->canonname);
+        for (int i = 0; ub->havedata && ub->data[i]; i++) {
+            size_t len = (size_t)ub->len[i];
+            const unsigned char *rd = (const unsigned char *)ub->data[i];
+            if (sub->rrtype == RR_TXT) {
+                if (add_txt(res, rd, len) != SW_OK && !res->err) {
+                    res->err = -1;
+                    res->errstr = "out of memory";
+                }
+            } else if (res->n_addr < PDNS_MAX_ADDR) {
+                int fam = sub->rrtype == RR_A ? AF_INET : AF_INET6;
+                if ((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16)) {
+                    inet_ntop(fam, rd, res->addr[res->n_addr], sizeof(res->addr[0]));
+                    res->family[res->n_addr++] = fam;
+                }
+            }
+        }
+    }
+    if (ub)
+        ub_resolve_free(ub);
+    if (q->n_done < q->n_sub)
+        return;
+    /* A before AAAA regardless of arrival order. */
+    if (q->is_addr) {
+        struct pdns_result tmp = *res;
+        size_t k = 0;
+        for (int fam = 0; fam < 2; fam++)
+            for (size_t i = 0; i < tmp.n_addr; i++)
+                if ((fam == 0) == (tmp.family[i] == AF_INET)) {
+                    memcpy(res->addr[k], tmp.addr[i], sizeof(res->addr[0]));
+                    res->family[k++] = tmp.family[i];
+                }
+    }
+    if (q->canon[0])
+        res->canonname = q->canon;
+    req_unlink(q->d, q);
+    q->cb(q->arg, res);
+    req_free(q);
+}
+
+static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pdns_cb cb,
+                              void *arg, char *err, size_t errlen)
+{
+    struct pdns_req *q = calloc(1, sizeof(*q));
+    if (!q) {
+        set_err(err, errlen, "dns: out of memory");
+        return NULL;
+    }
+    q->d = d;
+    q->cb = cb;
+    q->arg = arg;
+    q->is_addr = is_addr;
+    q->n_sub = is_addr ? 2 : 1;
+    q->sub[0].rrtype = is_addr ? RR_A : RR_TXT;
+    q->sub[1].rrtype = RR_AAAA;
+    q->next = d->reqs;
+    if (d->reqs)
+        d->reqs->prev = q;
+    d->reqs = q;
+    d->n_reqs++;
+    for (int i = 0; i < q->n_sub; i++) {
+        q->sub[i].req = q;
+        int r = ub_resolve_async(d->ctx, name, q->sub[i].rrtype, 1, &q->sub[i], on_result,
+                                 &q->sub[i].id);
+        if (r) {
+            set_err(err, errlen, "dns: %s: %s", name, ub_strerror(r));
+            q->n_sub = i; /* cancel only what started */
+            pdns_cancel(d, q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg,
+                                char *err, size_t errlen)
+{
+    return start(d, name, false, cb, arg, err, errlen);
+}
+
+struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg,
+                                 char *err, size_t errlen)
+{
+    return start(d, name, true, cb, arg, err, errlen);
+}
+
+int pdns_fd(const struct pdns *d)
+{
+    return ub_fd(d->ctx);
+}
+
+int pdns_process(struct pdns *d)
+{
+    if (!d->n_reqs)
+        return SW_OK;
+    return ub_process(d->ctx) ? SW_EIO : SW_OK;
+}
+
+size_t pdns_in_flight(const struct pdns *d)
+{
+    return d->n_reqs;
+}
