@@ -1,10 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* flow.c: the flow table (bidirectional 5-tuple + VLAN), roles, uids,
- * timeouts, memcap and eviction. RFC 9293 (TCP) for connection states. */
+/* flow.c: the flow table: bidirectional 5-tuple + VLAN keys, symmetric hash,
+ * client/server roles, deterministic uids, timeouts on a capture clock, and a
+ * memcap with oldest-idle-first eviction. RFC 9293 (TCP connection states).
+ *
+ * Flows live in a chained hash table and in one of three LRU lists (half-open,
+ * established, closed), each ordered by last activity on the table's
+ * monotonic clock, so expiry and eviction only ever look at list heads.
+ *
+ * The clock: capture time never goes backwards here (an older timestamp
+ * leaves the clock where it is), and a forward jump of more than a day is
+ * only believed once a second, different timestamp confirms it, so that one
+ * corrupt timestamp (a frame dated 2063) cannot expire every flow. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
-#include "decode/flow.h"
+#include "decode/flow_int.h"
+
+#define FLOW_CLOCK_JUMP (86400 * SW_USEC_PER_SEC)
+#define FLOW_MIN_BUCKETS 1024u
 
 const char *flow_end_str(enum flow_end e)
 {
@@ -39,11 +54,156 @@ void flow_cfg_defaults(struct flow_cfg *c)
     c->n_server_ports = sizeof(flow_default_ports) / sizeof(flow_default_ports[0]);
 }
 
-struct flow_table {
-    struct flow_cfg cfg;
-    struct stream_consumer c;
-    struct flow_stats st;
-};
+/* ---- hashing ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+    /* the splitmix64 finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t hash_bytes(uint64_t seed, const void *data, size_t len)
+{
+    const uint8_t *b = data;
+    uint64_t h = mix64(seed ^ (len * 0x9e3779b97f4a7c15ull));
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ull;
+        b += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, b, len);
+    return mix64(h ^ w ^ ((uint64_t)len << 56));
+}
+
+/* Builds the canonical key of p; *from_a tells whether p's source is the
+ * key's endpoint a. */
+static void key_build(const struct pkt *p, struct flow_key *k, bool *from_a)
+{
+    memset(k, 0, sizeof(*k));
+    size_t alen = p->src.family == 6 ? 16 : 4;
+    int c = memcmp(p->src.b, p->dst.b, alen);
+    bool src_lower = c < 0 || (c == 0 && p->sport <= p->dport);
+    const struct sw_addr *a = src_lower ? &p->src : &p->dst;
+    const struct sw_addr *b = src_lower ? &p->dst : &p->src;
+    memcpy(k->a, a->b, alen);
+    memcpy(k->b, b->b, alen);
+    k->pa = src_lower ? p->sport : p->dport;
+    k->pb = src_lower ? p->dport : p->sport;
+    if (p->n_vlan >= 1)
+        k->vlan[0] = p->vlan[0];
+    if (p->n_vlan >= 2)
+        k->vlan[1] = p->vlan[1];
+    k->family = p->src.family;
+    *from_a = src_lower;
+}
+
+#define FLOW_HASH_SEED 0x73747269707761ull /* fixed: shards and uids are stable */
+
+uint32_t flow_hash(const struct pkt *p)
+{
+    struct flow_key k;
+    bool from_a;
+    key_build(p, &k, &from_a);
+    return (uint32_t)hash_bytes(FLOW_HASH_SEED, &k, sizeof(k));
+}
+
+/* ---- memory ---- */
+
+static void mem_charge(struct flow_table *t, size_t size)
+{
+    t->st.bytes_in_use += size;
+    if (t->st.bytes_in_use > t->st.bytes_peak)
+        t->st.bytes_peak = t->st.bytes_in_use;
+}
+
+void flow_mem_release(struct flow_table *t, size_t size)
+{
+    t->st.bytes_in_use -= size;
+}
+
+static size_t flow_size(const struct flow *f)
+{
+    return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : sizeof(struct flow);
+}
+
+/* ---- lists ---- */
+
+static void lru_unlink(struct flow_table *t, struct flow *f)
+{
+    struct flow_lru *l = &t->lru[f->list];
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        l->head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        l->tail = f->prev;
+    f->prev = f->next = NULL;
+}
+
+static void lru_append(struct flow_table *t, struct flow *f, enum flow_list which)
+{
+    struct flow_lru *l = &t->lru[which];
+    f->list = (uint8_t)which;
+    f->next = NULL;
+    f->prev = l->tail;
+    if (l->tail)
+        l->tail->next = f;
+    else
+        l->head = f;
+    l->tail = f;
+}
+
+static void lru_touch(struct flow_table *t, struct flow *f, enum flow_list which)
+{
+    lru_unlink(t, f);
+    f->last = t->clock;
+    lru_append(t, f, which);
+}
+
+/* ---- table ---- */
+
+static uint32_t bucket_of(const struct flow_table *t, uint32_t hash)
+{
+    return (uint32_t)mix64(t->seed ^ hash) & (t->n_buckets - 1);
+}
+
+static void table_grow(struct flow_table *t)
+{
+    uint32_t nb = t->n_buckets * 2;
+    if (nb < t->n_buckets)
+        return;
+    size_t add = (size_t)(nb - t->n_buckets) * sizeof(struct flow *);
+    if (t->st.bytes_in_use + add > t->cfg.memcap)
+        return; /* chains get longer; the memcap stays the law */
+    struct flow **nbk = calloc(nb, sizeof(*nbk));
+    if (!nbk)
+        return;
+    uint32_t old = t->n_buckets;
+    t->n_buckets = nb;
+    for (uint32_t i = 0; i < old; i++) {
+        struct flow *f = t->buckets[i];
+        while (f) {
+            struct flow *n = f->hnext;
+            uint32_t b = bucket_of(t, f->hash);
+            f->hnext = nbk[b];
+            nbk[b] = f;
+            f = n;
+        }
+    }
+    free(t->buckets);
+    t->buckets = nbk;
+    mem_charge(t, add);
+}
 
 struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct stream_consumer *c)
 {
@@ -52,33 +212,341 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
         return NULL;
     t->cfg = *cfg;
     t->c = *c;
+    if (!t->cfg.max_queued_segs)
+        t->cfg.max_queued_segs = 1;
+    t->n_buckets = FLOW_MIN_BUCKETS;
+    t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
+    if (!t->buckets) {
+        free(t);
+        return NULL;
+    }
+    mem_charge(t, t->n_buckets * sizeof(*t->buckets));
+    if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
+        t->seed = (uint64_t)(uintptr_t)t ^ 0x5bd1e9955bd1e995ull;
     return t;
 }
 
-void flow_table_free(struct flow_table *t)
+static struct flow *table_find(struct flow_table *t, const struct flow_key *k, uint32_t hash)
 {
-    free(t);
+    for (struct flow *f = t->buckets[bucket_of(t, hash)]; f; f = f->hnext)
+        if (f->hash == hash && memcmp(&f->key, k, sizeof(*k)) == 0)
+            return f;
+    return NULL;
+}
+
+/* Unlinks f from the table and frees it (no consumer call). */
+static void flow_destroy(struct flow_table *t, struct flow *f)
+{
+    struct flow **pp = &t->buckets[bucket_of(t, f->hash)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = f->hnext;
+    lru_unlink(t, f);
+    if (!(f->flags & F_TOMB))
+        reasm_free(t, f);
+    flow_mem_release(t, flow_size(f));
+    t->n_flows--;
+    t->st.flows_active = t->n_flows;
+    free(f);
+}
+
+/* Ends the flow for the consumer: delivers what is queued (holes as gaps),
+ * then close(). The entry itself stays (see flow_destroy). */
+static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
+{
+    if (f->flags & (F_TOMB | F_DONE))
+        return;
+    reasm_flush(t, f);
+    reasm_free(t, f);
+    f->flags |= F_DONE;
+    if (t->c.close)
+        t->c.close(f->cstate, why, t->clock);
+    f->cstate = NULL;
+}
+
+/* The oldest idle flow other than keep: entries already closed for the
+ * consumer first (they are only absorbing late packets), then the oldest
+ * of the half-open and established lists. */
+static struct flow *oldest(struct flow_table *t, const struct flow *keep)
+{
+    struct flow *best = NULL;
+    int look = 8; /* bounded: half-closed flows may sit in front */
+    for (struct flow *f = t->lru[FL_CLOSED].head; f && !best && look-- > 0; f = f->next)
+        if (f != keep && (f->flags & (F_DONE | F_TOMB)))
+            best = f;
+    if (best)
+        return best;
+    for (int l = 0; l < FL_COUNT; l++) {
+        struct flow *f = t->lru[l].head;
+        if (f == keep)
+            f = f->next;
+        if (f && (!best || f->last < best->last))
+            best = f;
+    }
+    return best;
+}
+
+static bool evict_one(struct flow_table *t, const struct flow *keep)
+{
+    struct flow *f = oldest(t, keep);
+    if (!f)
+        return false;
+    if (!(f->flags & F_DONE)) {
+        t->st.flows_evicted++;
+        flow_finish(t, f, FLOW_END_EVICTED);
+    }
+    flow_destroy(t, f);
+    return true;
+}
+
+bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep)
+{
+    while (t->st.bytes_in_use + size > t->cfg.memcap)
+        if (!evict_one(t, keep))
+            return false;
+    mem_charge(t, size);
+    return true;
+}
+
+/* ---- clock ---- */
+
+static void clock_observe(struct flow_table *t, sw_usec ts)
+{
+    if (!t->clock_set) {
+        t->clock = ts;
+        t->clock_set = true;
+        return;
+    }
+    if (ts <= t->clock)
+        return;
+    if (ts - t->clock <= FLOW_CLOCK_JUMP) {
+        t->clock = ts;
+        t->pending = 0;
+        return;
+    }
+    sw_usec d = ts > t->pending ? ts - t->pending : t->pending - ts;
+    if (t->pending && ts != t->pending && d <= FLOW_CLOCK_JUMP) {
+        t->clock = ts;
+        t->pending = 0;
+        return;
+    }
+    t->pending = ts;
+}
+
+/* ---- roles and creation ---- */
+
+static bool is_server_port(const struct flow_table *t, uint16_t port)
+{
+    for (size_t i = 0; i < t->cfg.n_server_ports; i++)
+        if (t->cfg.server_ports[i] == port)
+            return true;
+    return false;
+}
+
+static void make_uid(char uid[18], const struct flow_key *k, sw_usec first)
+{
+    uint8_t buf[sizeof(*k) + sizeof(first)];
+    memcpy(buf, k, sizeof(*k));
+    memcpy(buf + sizeof(*k), &first, sizeof(first));
+    snprintf(uid, 18, "S%016llx", (unsigned long long)hash_bytes(FLOW_HASH_SEED, buf, sizeof(buf)));
+}
+
+static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const struct flow_key *k,
+                                uint32_t hash, bool from_a)
+{
+    if (t->cfg.max_flows == 0) {
+        t->st.flows_refused++;
+        return NULL;
+    }
+    while (t->n_flows >= t->cfg.max_flows)
+        if (!evict_one(t, NULL))
+            break;
+    if (t->n_flows >= t->cfg.max_flows || !flow_mem_reserve(t, sizeof(struct flow), NULL)) {
+        t->st.flows_refused++;
+        return NULL;
+    }
+
+    /* roles: the SYN decides; otherwise the well-known server port */
+    bool src_is_client;
+    bool midstream = false;
+    uint8_t fl = p->tcp_flags;
+    if ((fl & PKT_TH_SYN) && !(fl & PKT_TH_ACK)) {
+        src_is_client = true;
+    } else if (fl & PKT_TH_SYN) {
+        src_is_client = false;
+    } else {
+        midstream = true;
+        if (is_server_port(t, p->dport))
+            src_is_client = true;
+        else if (is_server_port(t, p->sport))
+            src_is_client = false;
+        else
+            src_is_client = p->dport <= p->sport;
+    }
+
+    struct flow_info fi;
+    memset(&fi, 0, sizeof(fi));
+    make_uid(fi.uid, k, p->ts);
+    fi.client = src_is_client ? p->src : p->dst;
+    fi.server = src_is_client ? p->dst : p->src;
+    fi.cport = src_is_client ? p->sport : p->dport;
+    fi.sport = src_is_client ? p->dport : p->sport;
+    fi.vlan = p->n_vlan ? p->vlan[p->n_vlan - 1] : 0;
+    fi.start = p->ts;
+    fi.first_pkt = p->no;
+    fi.midstream = midstream;
+
+    void *cstate = t->c.open ? t->c.open(t->c.ctx, &fi) : NULL;
+    size_t sz = cstate ? sizeof(struct flow) : FLOW_TOMB_SIZE;
+    flow_mem_release(t, sizeof(struct flow) - sz);
+    struct flow *f = calloc(1, sz);
+    if (!f) {
+        flow_mem_release(t, sz);
+        t->st.flows_refused++;
+        if (cstate && t->c.close)
+            t->c.close(cstate, FLOW_END_EVICTED, t->clock);
+        return NULL;
+    }
+    f->key = *k;
+    f->hash = hash;
+    f->last = t->clock;
+    if (src_is_client == from_a)
+        f->flags |= F_CLIENT_IS_A;
+    if (cstate)
+        f->cstate = cstate;
+    else
+        f->flags |= F_TOMB;
+    uint32_t b = bucket_of(t, hash);
+    f->hnext = t->buckets[b];
+    t->buckets[b] = f;
+    lru_append(t, f, (fl & PKT_TH_SYN) ? FL_SYN : FL_EST);
+    t->n_flows++;
+    t->st.flows_created++;
+    t->st.flows_active = t->n_flows;
+    if (t->n_flows > t->st.flows_active_peak)
+        t->st.flows_active_peak = t->n_flows;
+    if (t->n_flows > t->n_buckets)
+        table_grow(t);
+    return f;
+}
+
+/* ---- packets ---- */
+
+static void tomb_packet(struct flow_table *t, struct flow *f, bool from_a, uint8_t fl)
+{
+    enum flow_list l = (enum flow_list)f->list;
+    if (fl & PKT_TH_FIN)
+        f->flags |= from_a ? F_FIN_A : F_FIN_B;
+    if ((fl & PKT_TH_RST) || (f->flags & (F_FIN_A | F_FIN_B)) == (F_FIN_A | F_FIN_B))
+        l = FL_CLOSED;
+    else if (l == FL_SYN && !(fl & PKT_TH_SYN))
+        l = FL_EST;
+    lru_touch(t, f, l);
 }
 
 void flow_table_packet(struct flow_table *t, const struct pkt *p)
 {
-    (void)t;
-    (void)p;
+    struct flow_key k;
+    bool from_a;
+    key_build(p, &k, &from_a);
+    uint32_t hash = (uint32_t)hash_bytes(FLOW_HASH_SEED, &k, sizeof(k));
+    uint8_t fl = p->tcp_flags;
+    clock_observe(t, p->ts);
+
+    struct flow *f = table_find(t, &k, hash);
+    if (f && f->list == FL_CLOSED && (fl & PKT_TH_SYN) && !(fl & PKT_TH_ACK)) {
+        /* a new connection reusing the ports of a closed one */
+        if (!(f->flags & (F_DONE | F_TOMB)))
+            t->st.flows_closed++;
+        flow_finish(t, f, FLOW_END_FIN);
+        flow_destroy(t, f);
+        f = NULL;
+    }
+    if (!f) {
+        if (fl & PKT_TH_RST)
+            return; /* a reset never opens a flow */
+        f = flow_create(t, p, &k, hash, from_a);
+        if (!f)
+            return;
+    }
+    if (f->flags & (F_TOMB | F_DONE)) {
+        tomb_packet(t, f, from_a, fl);
+        return;
+    }
+
+    enum stream_dir dir = (from_a == !!(f->flags & F_CLIENT_IS_A)) ? DIR_C2S : DIR_S2C;
+    struct stream_meta m = {
+        .ts = p->ts,
+        .pkt_no = p->no,
+        .ttl = p->ttl,
+        .ip_id = p->ip_id,
+        .ip_version = p->src.family,
+    };
+    if (t->c.packet)
+        t->c.packet(f->cstate, dir, &m, fl);
+
+    if (fl & PKT_TH_RST) {
+        f->d[dir].flags |= FD_SEEN;
+        t->st.flows_closed++;
+        flow_finish(t, f, FLOW_END_RST);
+        lru_touch(t, f, FL_CLOSED);
+        return;
+    }
+    reasm_packet(t, f, dir, p, &m);
+
+    const struct flow_dir *c2s = &f->d[DIR_C2S], *s2c = &f->d[DIR_S2C];
+    if ((c2s->flags & FD_FIN_DONE) && (s2c->flags & FD_FIN_DONE)) {
+        t->st.flows_closed++;
+        flow_finish(t, f, FLOW_END_FIN);
+        lru_touch(t, f, FL_CLOSED);
+    } else if ((c2s->flags | s2c->flags) & FD_FIN) {
+        lru_touch(t, f, FL_CLOSED);
+    } else if (f->list == FL_SYN && !(fl & PKT_TH_SYN)) {
+        lru_touch(t, f, FL_EST);
+    } else {
+        lru_touch(t, f, (enum flow_list)f->list);
+    }
 }
+
+/* ---- expiry and teardown ---- */
 
 void flow_table_expire(struct flow_table *t, sw_usec now)
 {
-    (void)t;
-    (void)now;
+    clock_observe(t, now);
+    const sw_usec to[FL_COUNT] = {t->cfg.timeout_syn, t->cfg.timeout_est, t->cfg.timeout_closed};
+    for (int l = 0; l < FL_COUNT; l++) {
+        struct flow *f;
+        while ((f = t->lru[l].head) && t->clock - f->last >= to[l]) {
+            if (!(f->flags & (F_DONE | F_TOMB))) {
+                if (l == FL_CLOSED) {
+                    t->st.flows_closed++;
+                    flow_finish(t, f, FLOW_END_FIN);
+                } else {
+                    t->st.flows_timed_out++;
+                    flow_finish(t, f, FLOW_END_TIMEOUT);
+                }
+            }
+            flow_destroy(t, f);
+        }
+    }
+}
+
+void flow_table_free(struct flow_table *t)
+{
+    if (!t)
+        return;
+    for (int l = 0; l < FL_COUNT; l++) {
+        struct flow *f;
+        while ((f = t->lru[l].head)) {
+            flow_finish(t, f, FLOW_END_SHUTDOWN);
+            flow_destroy(t, f);
+        }
+    }
+    free(t->buckets);
+    free(t);
 }
 
 const struct flow_stats *flow_table_stats(const struct flow_table *t)
 {
     return &t->st;
-}
-
-uint32_t flow_hash(const struct pkt *p)
-{
-    (void)p;
-    return 0;
 }

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* flow_int.h: internals shared by the flow table (flow.c) and the TCP
+ * reassembler (reasm.c). Not a contract: nothing outside decode/flow.c and
+ * decode/reasm.c includes it (tests may, to check struct sizes). */
+#ifndef SW_FLOW_INT_H
+#define SW_FLOW_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/flow.h"
+
+/* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 9293
+ * section 3.4): a is before b when the signed distance is negative. */
+static inline bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline bool seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static inline bool seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+static inline bool seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+/* Bytes further than this beyond the next expected sequence number are out
+ * of any possible TCP window (RFC 7323: at most 2^30) and are dropped. */
+#define REASM_WINDOW_LIMIT (1u << 30)
+
+/* One queued out-of-order piece of a stream, with the facts of the packet it
+ * came from. Pieces in a queue never overlap (first copy wins on insert). */
+struct seg {
+    struct seg *next;
+    uint32_t seq, len;
+    struct stream_meta m;
+    uint8_t data[];
+};
+
+/* flow_dir.flags */
+#define FD_KNOWN 0x01    /* next is valid (SYN seen, or midstream base set) */
+#define FD_SYN 0x02      /* a SYN was seen in this direction */
+#define FD_FIN 0x04      /* a FIN was seen; fin_seq is valid */
+#define FD_FIN_DONE 0x08 /* the stream was delivered up to its FIN */
+#define FD_STOP 0x10     /* the consumer asked to stop buffering */
+#define FD_WIN0 0x20     /* this direction last advertised a zero window */
+#define FD_SEEN 0x40     /* a packet was seen in this direction */
+
+/* Reassembly state of one direction; the queue is allocated lazily. */
+struct flow_dir {
+    uint32_t next;    /* next expected sequence number */
+    uint32_t fin_seq; /* sequence number of the FIN (FD_FIN) */
+    struct seg *q;    /* out-of-order pieces, sorted by seq */
+    uint32_t q_bytes;
+    uint16_t q_n;
+    uint8_t flags;
+};
+
+/* A canonical (direction-free) connection key: endpoint a is the lower of
+ * the two (address, port) pairs. Padding is zeroed so memcmp compares. */
+struct flow_key {
+    uint8_t a[16], b[16];
+    uint16_t pa, pb;
+    uint16_t vlan[2];
+    uint8_t family;
+};
+
+/* flow.list: which timeout class (and LRU list) the flow is in */
+enum flow_list { FL_SYN = 0, FL_EST, FL_CLOSED, FL_COUNT };
+
+/* flow.flags */
+#define F_TOMB 0x01        /* consumer ignored the flow: header only */
+#define F_CLIENT_IS_A 0x02 /* key endpoint a is the client */
+#define F_DONE 0x04        /* consumer close() already called */
+#define F_FIN_A 0x08       /* tombstones: FIN seen from a */
+#define F_FIN_B 0x10       /* tombstones: FIN seen from b */
+
+/* A tracked flow. A tombstone is only the part before `cstate`. */
+struct flow {
+    struct flow *hnext;       /* hash chain */
+    struct flow *prev, *next; /* LRU list of its class, oldest first */
+    sw_usec last;             /* table clock at the last packet */
+    struct flow_key key;
+    uint32_t hash;
+    uint8_t list;
+    uint8_t flags;
+    /* full flows only */
+    void *cstate;
+    struct flow_dir d[2]; /* indexed by enum stream_dir */
+};
+#define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
+
+struct flow_lru {
+    struct flow *head, *tail;
+};
+
+struct flow_table {
+    struct flow_cfg cfg;
+    struct stream_consumer c;
+    struct flow_stats st;
+    struct flow **buckets;
+    uint32_t n_buckets; /* power of two */
+    uint32_t n_flows;
+    uint64_t seed; /* bucket hash seed (hash flooding) */
+    struct flow_lru lru[FL_COUNT];
+    sw_usec clock;   /* monotonic capture clock */
+    sw_usec pending; /* a big forward jump awaiting confirmation */
+    bool clock_set;
+};
+
+/* flow.c: memory accounting. Reserves size bytes under the memcap, evicting
+ * the oldest idle flows other than keep; false when nothing can be freed. */
+bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep);
+void flow_mem_release(struct flow_table *t, size_t size);
+
+/* reasm.c */
+/* Reassembles one segment of flow f in direction dir (ACK processing of the
+ * other direction included). Does not handle RST (flow.c closes the flow). */
+void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, const struct pkt *p,
+                  const struct stream_meta *m);
+/* Delivers what is queued in both directions, declaring gaps for holes. */
+void reasm_flush(struct flow_table *t, struct flow *f);
+/* Frees both queues (no delivery). */
+void reasm_free(struct flow_table *t, struct flow *f);
+
+#endif

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* reasm.c: TCP stream reassembly per direction, with out-of-order queues,
+ * first-copy-wins overlaps, explicit gaps and stop-buffering.
+ * RFC 9293 (TCP), RFC 1982 (serial arithmetic), RFC 7323 (window bound),
+ * RFC 9293 section 3.8.6.1 (zero-window probes), RFC 1122 4.2.3.6 (keep-alives).
+ *
+ * Policy, in one place:
+ * - Bytes before the next expected sequence number were already delivered:
+ *   dropped (a segment entirely before it counts as a retransmission).
+ * - Overlapping copies of the same stream offset: the first copy seen wins;
+ *   a later copy with different bytes is reported (overlap_conflict).
+ * - A hole becomes a gap event (never glued) when: the other side ACKs
+ *   beyond it, the per-direction queue bound or the memcap is hit, or the
+ *   flow closes (FIN both ways, RST, timeout, eviction, shutdown). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/flow_int.h"
+
+static void seg_free(struct flow_table *t, struct flow_dir *fd, struct seg *s)
+{
+    fd->q_n--;
+    fd->q_bytes -= s->len;
+    flow_mem_release(t, sizeof(*s) + s->len);
+    free(s);
+}
+
+static void queue_free(struct flow_table *t, struct flow_dir *fd)
+{
+    while (fd->q) {
+        struct seg *s = fd->q;
+        fd->q = s->next;
+        seg_free(t, fd, s);
+    }
+}
+
+void reasm_free(struct flow_table *t, struct flow *f)
+{
+    queue_free(t, &f->d[DIR_C2S]);
+    queue_free(t, &f->d[DIR_S2C]);
+}
+
+/* Applies the consumer's stop bits (from data() or gap()). */
+static void apply_stop(struct flow_table *t, struct flow *f, unsigned bits)
+{
+    for (int d = 0; d < 2; d++) {
+        if (!(bits & (d == DIR_C2S ? STREAM_STOP_C2S : STREAM_STOP_S2C)))
+            continue;
+        if (f->d[d].flags & FD_STOP)
+            continue;
+        f->d[d].flags |= FD_STOP;
+        queue_free(t, &f->d[d]);
+    }
+}
+
+static void deliver(struct flow_table *t, struct flow *f, enum stream_dir dir, const uint8_t *buf,
+                    uint32_t len, const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    fd->next += len;
+    t->st.bytes_delivered += len;
+    unsigned bits = t->c.data ? t->c.data(f->cstate, dir, buf, len, m) : 0;
+    if (bits)
+        apply_stop(t, f, bits);
+}
+
+static void emit_gap(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t len,
+                     const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    fd->next += len;
+    t->st.gaps++;
+    t->st.gap_bytes += len;
+    unsigned bits = t->c.gap ? t->c.gap(f->cstate, dir, len, m) : 0;
+    if (bits)
+        apply_stop(t, f, bits);
+}
+
+/* Marks the FIN as reached when the stream got up to it. */
+static void fin_check(struct flow_dir *fd)
+{
+    if ((fd->flags & (FD_FIN | FD_FIN_DONE)) == FD_FIN && fd->next == fd->fin_seq) {
+        fd->flags |= FD_FIN_DONE;
+        fd->next++;
+    }
+}
+
+/* Delivers queued pieces that start at or before next. */
+static void drain(struct flow_table *t, struct flow *f, enum stream_dir dir)
+{
+    struct flow_dir *fd = &f->d[dir];
+    while (fd->q && !(fd->flags & FD_STOP) && seq_le(fd->q->seq, fd->next)) {
+        struct seg *s = fd->q;
+        fd->q = s->next;
+        uint32_t end = s->seq + s->len;
+        if (seq_gt(end, fd->next)) {
+            uint32_t off = fd->next - s->seq;
+            deliver(t, f, dir, s->data + off, s->len - off, &s->m);
+        }
+        seg_free(t, fd, s);
+    }
+    fin_check(fd);
+}
+
+/* Declares the hole before the first queued piece and delivers from it on.
+ * The stream moves past the hole: used when a bound forces progress. */
+static void force_head(struct flow_table *t, struct flow *f, enum stream_dir dir)
+{
+    struct flow_dir *fd = &f->d[dir];
+    if (!fd->q)
+        return;
+    if (seq_gt(fd->q->seq, fd->next))
+        emit_gap(t, f, dir, fd->q->seq - fd->next, &fd->q->m);
+    drain(t, f, dir);
+}
+
+static bool queue_piece(struct flow_table *t, struct flow_dir *fd, struct seg **pp, uint32_t seq,
+                        const uint8_t *buf, uint32_t len, const struct stream_meta *m,
+                        const struct flow *f)
+{
+    size_t sz = sizeof(struct seg) + len;
+    if (!flow_mem_reserve(t, sz, f))
+        return false;
+    struct seg *s = malloc(sz);
+    if (!s) {
+        flow_mem_release(t, sz);
+        return false;
+    }
+    s->seq = seq;
+    s->len = len;
+    s->m = *m;
+    memcpy(s->data, buf, len);
+    s->next = *pp;
+    *pp = s;
+    fd->q_n++;
+    fd->q_bytes += len;
+    return true;
+}
+
+/* Inserts [seq, seq+len) into the queue, keeping what is already queued
+ * (first copy wins) and reporting overlaps whose bytes differ. */
+static void queue_insert(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t seq,
+                         const uint8_t *buf, uint32_t len, const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    struct seg **pp = &fd->q;
+    uint32_t cur = seq, end = seq + len;
+    bool conflict = false, overlapped = false, queued = false;
+    while (seq_lt(cur, end)) {
+        while (*pp && seq_le((*pp)->seq + (*pp)->len, cur))
+            pp = &(*pp)->next;
+        struct seg *q = *pp;
+        if (!q || seq_ge(q->seq, end)) {
+            if (queue_piece(t, fd, pp, cur, buf + (cur - seq), end - cur, m, f))
+                queued = true;
+            else
+                t->st.segs_ooo_dropped++;
+            break;
+        }
+        if (seq_gt(q->seq, cur)) {
+            if (queue_piece(t, fd, pp, cur, buf + (cur - seq), q->seq - cur, m, f)) {
+                queued = true;
+                pp = &(*pp)->next;
+            } else {
+                t->st.segs_ooo_dropped++;
+            }
+            cur = q->seq;
+        }
+        uint32_t ov_end = seq_lt(end, q->seq + q->len) ? end : q->seq + q->len;
+        overlapped = true;
+        if (memcmp(buf + (cur - seq), q->data + (cur - q->seq), ov_end - cur) != 0)
+            conflict = true;
+        cur = ov_end;
+    }
+    if (queued)
+        t->st.segs_ooo_queued++;
+    else if (overlapped && !conflict)
+        t->st.segs_retransmitted++;
+    if (overlapped)
+        t->st.overlaps++;
+    if (conflict) {
+        t->st.overlap_conflicts++;
+        if (t->c.overlap_conflict)
+            t->c.overlap_conflict(f->cstate, dir, m);
+    }
+}
+
+/* Payload bytes [seq, seq+len) of direction dir. */
+static void reasm_data(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t seq,
+                       const uint8_t *buf, uint32_t len, const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    const struct flow_dir *od = &f->d[!dir];
+
+    /* a keep-alive: one byte (or none) just below the next expected one */
+    if (len <= 1 && seq == fd->next - 1)
+        return;
+    /* a zero-window probe: the peer's window is closed; the byte will be
+     * sent again when it opens */
+    if (len == 1 && seq == fd->next && (od->flags & FD_WIN0))
+        return;
+    for (;;) {
+        if (fd->flags & FD_STOP)
+            return;
+        if (seq_le(seq + len, fd->next)) {
+            t->st.segs_retransmitted++;
+            return;
+        }
+        if (seq_lt(seq, fd->next)) {
+            uint32_t skip = fd->next - seq;
+            t->st.overlaps++;
+            seq += skip;
+            buf += skip;
+            len -= skip;
+        }
+        if (seq - fd->next >= REASM_WINDOW_LIMIT) {
+            t->st.segs_ooo_dropped++;
+            return;
+        }
+        if (!fd->q && seq == fd->next) {
+            deliver(t, f, dir, buf, len, m);
+            fin_check(fd);
+            return;
+        }
+        bool fits = fd->q_n < t->cfg.max_queued_segs &&
+                    (uint64_t)fd->q_bytes + len <= t->cfg.max_queued_bytes;
+        if (fits) {
+            queue_insert(t, f, dir, seq, buf, len, m);
+            drain(t, f, dir);
+            return;
+        }
+        /* a bound is hit: the hole before the queue (or before this
+         * segment) will not be filled in time; declare it and move on */
+        if (fd->q)
+            force_head(t, f, dir);
+        else
+            emit_gap(t, f, dir, seq - fd->next, m);
+    }
+}
+
+/* The peer acknowledged bytes up to ack in direction dir: whatever we did not
+ * see below ack was lost to the capture, declare it. */
+static void reasm_ack(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t ack,
+                      const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    if ((fd->flags & (FD_KNOWN | FD_STOP)) != FD_KNOWN || !seq_gt(ack, fd->next))
+        return;
+    if (ack - fd->next >= REASM_WINDOW_LIMIT)
+        return;
+    uint32_t limit = ack;
+    if ((fd->flags & (FD_FIN | FD_FIN_DONE)) == FD_FIN && seq_gt(limit, fd->fin_seq))
+        limit = fd->fin_seq;
+    while (seq_lt(fd->next, limit) && !(fd->flags & FD_STOP)) {
+        if (fd->q && seq_le(fd->q->seq, fd->next)) {
+            drain(t, f, dir);
+        } else if (fd->q && seq_lt(fd->q->seq, limit)) {
+            emit_gap(t, f, dir, fd->q->seq - fd->next, &fd->q->m);
+        } else {
+            emit_gap(t, f, dir, limit - fd->next, m);
+        }
+    }
+    drain(t, f, dir);
+}
+
+void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, const struct pkt *p,
+                  const struct stream_meta *m)
+{
+    struct flow_dir *fd = &f->d[dir];
+    uint8_t fl = p->tcp_flags;
+    uint32_t seq = p->seq;
+
+    fd->flags |= FD_SEEN;
+    if (fl & PKT_TH_SYN) {
+        if (!(fd->flags & FD_SYN)) {
+            /* a first SYN sets the stream's origin (unless a midstream base
+             * was already taken from an earlier packet) */
+            if (!(fd->flags & FD_KNOWN))
+                fd->next = seq + 1;
+            fd->flags |= FD_SYN | FD_KNOWN;
+        }
+        /* a SYN-ACK tells where the other direction starts */
+        struct flow_dir *od = &f->d[!dir];
+        if ((fl & PKT_TH_ACK) && !(od->flags & FD_KNOWN)) {
+            od->next = p->ack;
+            od->flags |= FD_KNOWN;
+        }
+        seq++;
+    } else if (!(fd->flags & FD_KNOWN)) {
+        fd->next = seq; /* midstream pickup: the stream starts here */
+        fd->flags |= FD_KNOWN;
+    }
+    if (fl & PKT_TH_ACK) {
+        if (p->win == 0)
+            fd->flags |= FD_WIN0;
+        else
+            fd->flags &= (uint8_t)~FD_WIN0;
+        reasm_ack(t, f, (enum stream_dir)!dir, p->ack, m);
+    }
+    if (p->payload_len) {
+        if (fd->flags & FD_STOP)
+            t->st.segs_after_stop++;
+        else
+            reasm_data(t, f, dir, seq, p->payload, p->payload_len, m);
+    }
+    if ((fl & PKT_TH_FIN) && !(fd->flags & FD_FIN)) {
+        fd->flags |= FD_FIN;
+        fd->fin_seq = seq + p->payload_len;
+        if (fd->flags & FD_STOP) {
+            fd->flags |= FD_FIN_DONE;
+        } else if (fd->q) {
+            drain(t, f, dir);
+        } else {
+            fin_check(fd);
+        }
+    }
+}
+
+/* Delivers a direction's queue at close, holes becoming gaps. */
+static void flush_dir(struct flow_table *t, struct flow *f, enum stream_dir dir)
+{
+    struct flow_dir *fd = &f->d[dir];
+    while (fd->q && !(fd->flags & FD_STOP))
+        force_head(t, f, dir);
+    queue_free(t, fd);
+}
+
+void reasm_flush(struct flow_table *t, struct flow *f)
+{
+    flush_dir(t, f, DIR_C2S);
+    flush_dir(t, f, DIR_S2C);
+}
