@@ -1,14 +1,68 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* detector.c: the downgrade detector: sessions in, alerts out (stub). */
+/* detector.c: the downgrade detector: sessions in (in capture order), policy
+ * lookups parked with a deadline, verdicts judged by rules.c, alerts out in
+ * session order through a reorder queue, rate limited per (rule, server).
+ * Follows RFC 8461 (MTA-STS) for which policies apply; see alerts/RULES.md. */
 #include "alerts/detector.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alerts/alert.h"
+#include "alerts/posture.h"
+#include "alerts/ratelimit.h"
+#include "alerts/rules.h"
+#include "decode/pkt.h"
+
+#define RATELIMIT_KEYS 65536
+
+/* One session waiting for its policies (or for an earlier one to leave). */
+struct record {
+    uint64_t seq;
+    struct smtp_facts *f;
+    struct posture_view pv;
+    struct rule_policy pols[RULES_DOMAINS_MAX];
+    size_t n_pols;
+    size_t waiting;      /* lookups not answered yet */
+    int64_t deadline_ms; /* monotonic */
+};
+
+/* Outlives the detector while policy callbacks are still owed to it. */
+struct handle {
+    struct detector *d;
+    size_t refs;
+};
+
+struct lookup_ctx {
+    struct handle *h;
+    uint64_t seq;
+    size_t idx;
+};
 
 struct detector {
     struct detector_cfg cfg;
     struct detector_stats stats;
+    char observer[256];
+    struct posture *posture;
+    struct ratelimit *rl;
+    struct handle *h;
+    /* reorder queue: a ring of records with consecutive seq numbers */
+    struct record **ring;
+    size_t cap, head, count;
+    uint64_t head_seq, next_seq;
+    bool saved;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 void detector_cfg_defaults(struct detector_cfg *c)
 {
@@ -22,28 +76,273 @@ void detector_cfg_defaults(struct detector_cfg *c)
 
 struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     struct detector *d = calloc(1, sizeof(*d));
-    if (d)
-        d->cfg = *cfg;
+    if (!d) {
+        snprintf(err, errlen, "stripwatch: detector: out of memory");
+        return NULL;
+    }
+    d->cfg = *cfg;
+    if (d->cfg.max_pending == 0)
+        d->cfg.max_pending = 1;
+    if (d->cfg.policy_deadline_ms < 0)
+        d->cfg.policy_deadline_ms = 0;
+    if (cfg->observer_name && *cfg->observer_name)
+        snprintf(d->observer, sizeof d->observer, "%s", cfg->observer_name);
+    else if (gethostname(d->observer, sizeof d->observer - 1) != 0 || !d->observer[0])
+        snprintf(d->observer, sizeof d->observer, "stripwatch");
+    d->cap = d->cfg.max_pending;
+    d->ring = calloc(d->cap, sizeof *d->ring);
+    d->posture = posture_new(d->cfg.posture_max, d->cfg.posture_max_age);
+    d->rl = ratelimit_new(d->cfg.rate_per_rule_server, RATELIMIT_KEYS);
+    d->h = calloc(1, sizeof *d->h);
+    if (!d->ring || !d->posture || !d->rl || !d->h) {
+        snprintf(err, errlen, "stripwatch: detector: out of memory");
+        detector_free(d);
+        return NULL;
+    }
+    d->h->d = d;
+    d->h->refs = 1;
+    if (cfg->state_file && posture_load(d->posture, cfg->state_file, err, errlen) != SW_OK) {
+        detector_free(d);
+        return NULL;
+    }
+    if (cfg->redis_url && posture_attach_redis(d->posture, cfg->redis_url, err, errlen) != SW_OK) {
+        detector_free(d);
+        return NULL;
+    }
     return d;
+}
+
+static void handle_unref(struct handle *h)
+{
+    if (h && --h->refs == 0)
+        free(h);
+}
+
+static void record_free(struct record *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_pols; i++)
+        rule_policy_clear(&r->pols[i]);
+    facts_free(r->f);
+    free(r);
+}
+
+static void emit_line(struct detector *d, const char *s, size_t len)
+{
+    if (d->cfg.sink)
+        sink_emit(d->cfg.sink, s, len);
+    if (d->cfg.emit)
+        d->cfg.emit(d->cfg.emit_arg, s, len);
+}
+
+static void server_str(const struct smtp_facts *f, char *buf, size_t len)
+{
+    char ip[64];
+    sw_addr_str(&f->flow.server, ip, sizeof ip);
+    snprintf(buf, len, "%s|%u", ip, f->flow.sport);
+}
+
+/* Judges the record and emits its alerts; frees it. */
+static void record_emit(struct detector *d, struct record *r)
+{
+    for (size_t i = 0; i < r->n_pols; i++) {
+        if (r->pols[i].answered)
+            continue;
+        struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "policy lookup deadline passed"};
+        rule_policy_set(&r->pols[i], &a);
+        d->stats.policy_unknown++;
+    }
+    struct verdict v[RULES_VERDICTS_MAX];
+    size_t n = rules_judge(r->f, &r->pv, r->pols, r->n_pols, v);
+    char srv[128];
+    server_str(r->f, srv, sizeof srv);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t supp = 0;
+        if (!ratelimit_allow(d->rl, (int)v[i].rule, srv, r->f->flow.start, &supp)) {
+            d->stats.suppressed++;
+            continue;
+        }
+        struct alert_ctx ctx = {d->observer, supp};
+        size_t len = 0;
+        char *s = alert_build(r->f, &v[i], r->pols, r->n_pols, &ctx, &len);
+        if (!s)
+            continue;
+        emit_line(d, s, len);
+        free(s);
+        d->stats.alerts++;
+        d->stats.by_rule[v[i].rule]++;
+    }
+    rules_verdicts_clear(v, n);
+    record_free(r);
+}
+
+static void pop_emit(struct detector *d)
+{
+    struct record *r = d->ring[d->head];
+    d->ring[d->head] = NULL;
+    d->head = (d->head + 1) % d->cap;
+    d->count--;
+    d->head_seq++;
+    record_emit(d, r);
+}
+
+/* Emits every record at the head that is complete or past its deadline;
+ * with force, all of them. */
+static void drain(struct detector *d, bool force)
+{
+    int64_t now = -1;
+    while (d->count) {
+        struct record *r = d->ring[d->head];
+        if (r->waiting && !force) {
+            if (now < 0)
+                now = mono_ms();
+            if (now < r->deadline_ms)
+                break;
+        }
+        pop_emit(d);
+    }
+}
+
+static void on_policy(void *arg, const char *domain, const struct policy_answer *a)
+{
+    struct lookup_ctx *c = arg;
+    struct detector *d = c->h->d;
+    (void)domain;
+    if (d && c->seq >= d->head_seq && c->seq < d->head_seq + d->count) {
+        struct record *r = d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
+        if (r && c->idx < r->n_pols && !r->pols[c->idx].answered) {
+            rule_policy_set(&r->pols[c->idx], a);
+            r->waiting--;
+        }
+    }
+    handle_unref(c->h);
+    free(c);
 }
 
 void detector_session(struct detector *d, struct smtp_facts *f)
 {
+    if (!f)
+        return;
     d->stats.sessions++;
-    facts_free(f);
+    struct record *r = calloc(1, sizeof *r);
+    if (!r) {
+        d->stats.pending_dropped++;
+        facts_free(f);
+        return;
+    }
+    r->f = f;
+    posture_view_of(d->posture, f, &r->pv);
+    posture_learn(d->posture, f);
+
+    if (d->cfg.policy) {
+        char doms[RULES_DOMAINS_MAX][FACTS_HOST_MAX];
+        bool derived = false;
+        size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived);
+        for (size_t i = 0; i < n; i++) {
+            struct rule_policy *p = &r->pols[r->n_pols];
+            memcpy(p->domain, doms[i], sizeof p->domain);
+            p->derived = derived;
+            struct lookup_ctx *c = calloc(1, sizeof *c);
+            if (!c) {
+                struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
+                rule_policy_set(p, &a);
+                r->n_pols++;
+                continue;
+            }
+            c->h = d->h;
+            c->seq = d->next_seq;
+            c->idx = r->n_pols;
+            struct policy_answer a;
+            memset(&a, 0, sizeof a);
+            r->n_pols++;
+            int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
+            if (rc == SW_AGAIN) {
+                d->h->refs++;
+                r->waiting++;
+                continue;
+            }
+            free(c);
+            if (rc == SW_OK) {
+                rule_policy_set(p, &a);
+            } else {
+                struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
+                rule_policy_set(p, &u);
+            }
+        }
+    }
+    if (d->count == d->cap) {
+        /* the queue bound: the oldest verdict leaves now, its missing
+         * policies as "unknown" (counted, never dropped silently) */
+        d->stats.pending_dropped++;
+        pop_emit(d);
+    }
+    r->seq = d->next_seq++;
+    r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
+    d->ring[(d->head + d->count) % d->cap] = r;
+    d->count++;
+    if (r->waiting && d->count > d->stats.pending_peak)
+        d->stats.pending_peak = d->count;
+    drain(d, false);
 }
 
 void detector_run(struct detector *d, int timeout_ms)
 {
-    (void)d;
-    (void)timeout_ms;
+    if (d->cfg.policy) {
+        int t = timeout_ms;
+        if (d->count && d->ring[d->head]->waiting) {
+            int64_t left = d->ring[d->head]->deadline_ms - mono_ms();
+            if (left < t)
+                t = left < 0 ? 0 : (int)left;
+        }
+        policy_engine_run(d->cfg.policy, t < 0 ? 0 : t);
+    }
+    drain(d, false);
 }
 
-void detector_finish(struct detector *d) { (void)d; }
+void detector_finish(struct detector *d)
+{
+    while (d->count) {
+        struct record *r = d->ring[d->head];
+        if (r->waiting && d->cfg.policy) {
+            int64_t left = r->deadline_ms - mono_ms();
+            if (left > 0) {
+                policy_engine_run(d->cfg.policy, left > 100 ? 100 : (int)left);
+                drain(d, false);
+                continue;
+            }
+        }
+        drain(d, false);
+        if (d->count && (!d->cfg.policy || mono_ms() >= d->ring[d->head]->deadline_ms))
+            pop_emit(d);
+    }
+    if (d->cfg.state_file && !d->saved) {
+        char err[512];
+        if (posture_save(d->posture, d->cfg.state_file, err, sizeof err) != SW_OK)
+            fprintf(stderr, "%s\n", err);
+        d->saved = true;
+    }
+}
 
 const struct detector_stats *detector_stats(const struct detector *d) { return &d->stats; }
 
-void detector_free(struct detector *d) { free(d); }
+void detector_free(struct detector *d)
+{
+    if (!d)
+        return;
+    while (d->ring && d->count) {
+        record_free(d->ring[d->head]);
+        d->ring[d->head] = NULL;
+        d->head = (d->head + 1) % d->cap;
+        d->count--;
+    }
+    free(d->ring);
+    posture_free(d->posture);
+    ratelimit_free(d->rl);
+    if (d->h) {
+        d->h->d = NULL;
+        handle_unref(d->h);
+    }
+    free(d);
+}

@@ -10,6 +10,7 @@
 #define SW_DETECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "alerts/sink.h"
@@ -28,22 +29,34 @@ struct detector_cfg {
     size_t posture_max;           /* learned servers/clients kept (default 100,000) */
     int64_t posture_max_age;      /* seconds (default 90 days) */
     unsigned rate_per_rule_server; /* alerts per (rule, server) per minute before suppression (default 10) */
+    /* Also hands every alert line here (may be NULL; sink may be NULL when
+     * this is set). Tests and embedders use it; called on the owner thread. */
+    void (*emit)(void *arg, const char *json, size_t len);
+    void *emit_arg;
 };
 void detector_cfg_defaults(struct detector_cfg *c);
 
+/* pending_dropped: verdicts pushed out of a full queue before their policy
+ * answered (emitted with status "unknown", not lost). by_rule: indexed by
+ * enum rule_id (alerts/rules.h). */
 struct detector_stats {
     uint64_t sessions, alerts, suppressed, pending_peak, pending_dropped, policy_unknown;
     uint64_t by_rule[8];
 };
 
 struct detector;
+/* NULL with a message in err when the state file cannot be read or does not
+ * parse (the sensor refuses to start rather than forget what it learned), or
+ * the Redis URL is bad. A missing state file is an empty state. */
 struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t errlen);
 /* Takes ownership of f (a heap copy from facts_copy). */
 void detector_session(struct detector *d, struct smtp_facts *f);
 /* Drives policy lookups and deadlines for at most timeout_ms. */
 void detector_run(struct detector *d, int timeout_ms);
 /* End of input: waits (up to the deadline) for parked verdicts, emits them
- * all, saves the state file. */
+ * all, saves the state file (an error is printed to stderr). Deadlines are
+ * measured on the monotonic wall clock in live and offline runs alike (capture
+ * time runs far faster than a lookup offline). */
 void detector_finish(struct detector *d);
 const struct detector_stats *detector_stats(const struct detector *d);
 void detector_free(struct detector *d);

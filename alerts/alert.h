@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* alert.h: the alert JSON (alerts/alert.c): the session record
+ * (facts_to_json) plus the judgment: event.kind "alert", rule.*, severity,
+ * mta_sts.*, observer.*, stripwatch.confidence/evidence/suppressed. One
+ * compact JSON object, no trailing newline; the caller frees it. */
+#ifndef SW_ALERT_H
+#define SW_ALERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alerts/rules.h"
+#include "decode/facts.h"
+
+struct alert_ctx {
+    const char *observer_name;
+    uint64_t suppressed; /* alerts of this (rule, server) suppressed before this one */
+};
+
+/* NULL on allocation failure; *len gets the length. */
+char *alert_build(const struct smtp_facts *f, const struct verdict *v,
+                  const struct rule_policy *pols, size_t n_pols, const struct alert_ctx *ctx,
+                  size_t *len);
+
+#endif

@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* posture.c: learned posture: servers that offered STARTTLS, clients that
+ * used it (or failed to), bounded LRU, aged, saved to a JSON state file and
+ * shared through Redis. Follows RFC 3207 (STARTTLS), RFC 8259 (JSON). */
+#include "alerts/posture.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decode/pkt.h"
+#include "policy/redis_conn.h"
+
+enum pkind {
+    PK_SERVER = 0, /* "192.0.2.1:25": offered STARTTLS */
+    PK_NAME,       /* "mx.example.org:25": offered STARTTLS (banner host) */
+    PK_CLIENT,     /* "192.0.2.9>192.0.2.1:25": used STARTTLS / failed */
+    PK_COUNT,
+};
+static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
+
+#define PKEY_MAX 300
+
+struct pentry {
+    char key[PKEY_MAX];
+    uint8_t kind;
+    sw_usec seen;      /* last update, for ageing */
+    sw_usec ok_ts;     /* server: offered STARTTLS; client: used it */
+    char ok_uid[18];
+    sw_usec fail_ts;   /* client: last failed attempt */
+    char fail_uid[18];
+    char fail_detail[96];
+    struct pentry *hnext;
+    struct pentry *prev, *next; /* LRU: head most recent */
+};
+
+struct posture {
+    size_t max;
+    int64_t max_age_us;
+    struct pentry **buckets;
+    size_t nbuckets;
+    struct pentry *head, *tail;
+    size_t count;
+    struct posture_stats st;
+    struct redis_conn *redis;
+    int64_t redis_retry_at; /* wall seconds: skip Redis until then after a failure */
+};
+
+static uint64_t hash_str(const char *s, uint8_t kind)
+{
+    uint64_t h = 1469598103934665603ULL ^ kind;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+struct posture *posture_new(size_t max_entries, int64_t max_age_s)
+{
+    struct posture *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->max = max_entries ? max_entries : 1;
+    p->max_age_us = max_age_s * SW_USEC_PER_SEC;
+    p->nbuckets = 1024;
+    while (p->nbuckets < p->max && p->nbuckets < (1u << 22))
+        p->nbuckets <<= 1;
+    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
+    if (!p->buckets) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void posture_free(struct posture *p)
+{
+    if (!p)
+        return;
+    struct pentry *e = p->head;
+    while (e) {
+        struct pentry *n = e->next;
+        free(e);
+        e = n;
+    }
+    free(p->buckets);
+    redis_conn_free(p->redis);
+    free(p);
+}
+
+const struct posture_stats *posture_stats(const struct posture *p) { return &p->st; }
+
+static void lru_unlink(struct posture *p, struct pentry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        p->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        p->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_head(struct posture *p, struct pentry *e)
+{
+    e->prev = NULL;
+    e->next = p->head;
+    if (p->head)
+        p->head->prev = e;
+    p->head = e;
+    if (!p->tail)
+        p->tail = e;
+}
+
+static void remove_entry(struct posture *p, struct pentry *e)
+{
+    size_t b = hash_str(e->key, e->kind) & (p->nbuckets - 1);
+    for (struct pentry **pp = &p->buckets[b]; *pp; pp = &(*pp)->hnext)
+        if (*pp == e) {
+            *pp = e->hnext;
+            break;
+        }
+    lru_unlink(p, e);
+    free(e);
+    p->count--;
+    p->st.entries = p->count;
+}
+
+static struct pentry *find(struct posture *p, uint8_t kind, const char *key)
+{
+    size_t b = hash_str(key, kind) & (p->nbuckets - 1);
+    for (struct pentry *e = p->buckets[b]; e; e = e->hnext)
+        if (e->kind == kind && !strcmp(e->key, key))
+            return e;
+    return NULL;
+}
+
+/* Aged out at time now? Backwards time never ages anything. */
+static bool expired(const struct posture *p, const struct pentry *e, sw_usec now)
+{
+    return p->max_age_us > 0 && now > e->seen && now - e->seen > p->max_age_us;
+}
+
+static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *key)
+{
+    struct pentry *e = find(p, kind, key);
+    if (e) {
+        lru_unlink(p, e);
+        lru_push_head(p, e);
+        return e;
+    }
+    while (p->count >= p->max && p->tail) {
+        remove_entry(p, p->tail);
+        p->st.evicted++;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->kind = kind;
+    size_t b = hash_str(e->key, kind) & (p->nbuckets - 1);
+    e->hnext = p->buckets[b];
+    p->buckets[b] = e;
+    lru_push_head(p, e);
+    p->count++;
+    p->st.entries = p->count;
+    return e;
+}
+
+/* ---- keys ---- */
+
+static void addr_port(const struct sw_addr *a, uint16_t port, char *buf, size_t len)
+{
+    char ip[64];
+    sw_addr_str(a, ip, sizeof ip);
+    if (a->family == 6)
+        snprintf(buf, len, "[%s]:%u", ip, port);
+    else
+        snprintf(buf, len, "%s:%u", ip, port);
+}
+
+static void server_key(const struct smtp_facts *f, char *buf, size_t len)
+{
+    addr_port(&f->flow.server, f->flow.sport, buf, len);
+}
+
+/* The banner host (else the EHLO reply host), lowercased, with the port;
+ * false when the server named itself only by an IP literal or not at all. */
+static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
+{
+    const char *h = f->banner_host[0] ? f->banner_host : f->ehlo_host;
+    if (!h[0] || rules_host_is_ip_literal(h))
+        return false;
+    char low[FACTS_HOST_MAX];
+    size_t i = 0;
+    for (; h[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
+    low[i] = 0;
+    snprintf(buf, len, "%s:%u", low, f->flow.sport);
+    return true;
+}
+
+static void client_key(const struct smtp_facts *f, char *buf, size_t len)
+{
+    char ip[64], srv[128];
+    sw_addr_str(&f->flow.client, ip, sizeof ip);
+    server_key(f, srv, sizeof srv);
+    snprintf(buf, len, "%s>%s", ip, srv);
+}
+
+/* ---- Redis sharing ---- */
+
+static int64_t wall_now(void) { return (int64_t)time(NULL); }
+
+static bool redis_usable(struct posture *p)
+{
+    if (!p->redis || wall_now() < p->redis_retry_at)
+        return false;
+    if (redis_conn_is_connected(p->redis))
+        return true;
+    if (redis_conn_connect(p->redis) == SW_OK)
+        return true;
+    p->st.redis_errors++;
+    p->redis_retry_at = wall_now() + 10;
+    return false;
+}
+
+static void redis_failed(struct posture *p)
+{
+    p->st.redis_errors++;
+    p->redis_retry_at = wall_now() + 10;
+}
+
+static void redis_write(struct posture *p, const struct pentry *e)
+{
+    if (!redis_usable(p))
+        return;
+    char rkey[PKEY_MAX + 40];
+    snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
+    char seen[24], ok[24], fail[24];
+    snprintf(seen, sizeof seen, "%lld", (long long)e->seen);
+    snprintf(ok, sizeof ok, "%lld", (long long)e->ok_ts);
+    snprintf(fail, sizeof fail, "%lld", (long long)e->fail_ts);
+    const char *argv[] = {"HSET", rkey, "seen", seen, "ok_ts", ok, "ok_uid", e->ok_uid,
+                          "fail_ts", fail, "fail_uid", e->fail_uid, "fail_detail",
+                          e->fail_detail};
+    size_t lens[14];
+    for (int i = 0; i < 14; i++)
+        lens[i] = strlen(argv[i]);
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
+    if (redis_conn_append_argv(p->redis, 14, argv, lens) != SW_OK ||
+        redis_conn_append(p->redis, "EXPIRE %s %s", rkey, ttl) != SW_OK) {
+        redis_failed(p);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        redisReply *r = NULL;
+        if (redis_conn_get_reply(p->redis, 500, &r) != SW_OK) {
+            redis_failed(p);
+            return;
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            p->st.redis_errors++;
+        freeReplyObject(r);
+    }
+    p->st.redis_writes++;
+}
+
+static int64_t reply_ll(const redisReply *r, size_t i)
+{
+    return r->element[i]->type == REDIS_REPLY_STRING ? strtoll(r->element[i]->str, NULL, 10) : 0;
+}
+
+/* On a memory miss: the entry another sensor wrote, copied into memory. */
+static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *key)
+{
+    if (!redis_usable(p))
+        return NULL;
+    char rkey[PKEY_MAX + 40];
+    snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[kind], key);
+    redisReply *r = redis_conn_command(p->redis, 500, "HGETALL %s", rkey);
+    if (!r) {
+        redis_failed(p);
+        return NULL;
+    }
+    p->st.redis_reads++;
+    struct pentry tmp;
+    memset(&tmp, 0, sizeof tmp);
+    bool any = false;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            if (r->element[i]->type != REDIS_REPLY_STRING ||
+                r->element[i + 1]->type != REDIS_REPLY_STRING)
+                continue;
+            const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+            any = true;
+            if (!strcmp(k, "seen"))
+                tmp.seen = reply_ll(r, i + 1);
+            else if (!strcmp(k, "ok_ts"))
+                tmp.ok_ts = reply_ll(r, i + 1);
+            else if (!strcmp(k, "fail_ts"))
+                tmp.fail_ts = reply_ll(r, i + 1);
+            else if (!strcmp(k, "ok_uid"))
+                snprintf(tmp.ok_uid, sizeof tmp.ok_uid, "%s", v);
+            else if (!strcmp(k, "fail_uid"))
+                snprintf(tmp.fail_uid, sizeof tmp.fail_uid, "%s", v);
+            else if (!strcmp(k, "fail_detail"))
+                snprintf(tmp.fail_detail, sizeof tmp.fail_detail, "%s", v);
+        }
+    }
+    freeReplyObject(r);
+    if (!any)
+        return NULL;
+    struct pentry *e = get_or_add(p, kind, key);
+    if (!e)
+        return NULL;
+    e->seen = tmp.seen;
+    e->ok_ts = tmp.ok_ts;
+    e->fail_ts = tmp.fail_ts;
+    memcpy(e->ok_uid, tmp.ok_uid, sizeof e->ok_uid);
+    memcpy(e->fail_uid, tmp.fail_uid, sizeof e->fail_uid);
+    memcpy(e->fail_detail, tmp.fail_detail, sizeof e->fail_detail);
+    return e;
+}
+
+int posture_attach_redis(struct posture *p, const char *url, char *err, size_t errlen)
+{
+    struct redis_conn_opts o;
+    redis_conn_opts_defaults(&o);
+    o.connect_timeout_ms = 1000;
+    p->redis = redis_conn_new(url, &o, err, errlen);
+    return p->redis ? SW_OK : SW_EIO;
+}
+
+/* ---- view and learn ---- */
+
+static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, sw_usec now)
+{
+    struct pentry *e = find(p, kind, key);
+    if (!e)
+        e = redis_read(p, kind, key);
+    if (e && expired(p, e, now)) {
+        remove_entry(p, e);
+        p->st.expired++;
+        return NULL;
+    }
+    return e;
+}
+
+void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
+{
+    memset(out, 0, sizeof *out);
+    sw_usec now = f->flow.start;
+    char key[PKEY_MAX];
+    server_key(f, key, sizeof key);
+    struct pentry *e = lookup(p, PK_SERVER, key, now);
+    if (e && e->ok_ts) {
+        out->server_offered = true;
+        snprintf(out->server_key, sizeof out->server_key, "%s", key);
+        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
+        out->server_ts = e->ok_ts;
+    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) && e->ok_ts) {
+        out->server_offered = true;
+        out->server_by_name = true;
+        snprintf(out->server_key, sizeof out->server_key, "%s", key);
+        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
+        out->server_ts = e->ok_ts;
+    }
+    client_key(f, key, sizeof key);
+    e = lookup(p, PK_CLIENT, key, now);
+    if (e && e->ok_ts) {
+        out->client_used = true;
+        memcpy(out->client_uid, e->ok_uid, sizeof out->client_uid);
+        out->client_ts = e->ok_ts;
+    }
+    /* a failure explains this session when it is recent and not followed by
+     * a success */
+    if (e && e->fail_ts && e->fail_ts >= e->ok_ts && now >= e->fail_ts &&
+        now - e->fail_ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
+        out->client_failed = true;
+        memcpy(out->client_failed_uid, e->fail_uid, sizeof out->client_failed_uid);
+        out->client_failed_ts = e->fail_ts;
+        snprintf(out->client_failed_detail, sizeof out->client_failed_detail, "%s",
+                 e->fail_detail);
+    }
+}
+
+static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
+{
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        if (f->anomalies[i].kind == k)
+            return true;
+    return false;
+}
+
+static void learned(struct posture *p, struct pentry *e)
+{
+    p->st.learned++;
+    redis_write(p, e);
+}
+
+void posture_learn(struct posture *p, const struct smtp_facts *f)
+{
+    sw_usec now = f->flow.start;
+    char key[PKEY_MAX];
+    struct pentry *e;
+    if (f->starttls_offered) {
+        server_key(f, key, sizeof key);
+        if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
+            e->seen = now;
+            e->ok_ts = now;
+            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+            learned(p, e);
+        }
+        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL) {
+            e->seen = now;
+            e->ok_ts = now;
+            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+            learned(p, e);
+        }
+    }
+    /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
+     * failed (STARTTLS refused, or a handshake that did not complete) */
+    bool tried = f->starttls_requested || f->tls.implicit;
+    if (!tried || has_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS))
+        return;
+    client_key(f, key, sizeof key);
+    if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
+        return;
+    e->seen = now;
+    if (f->tls.established) {
+        e->ok_ts = now;
+        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+    } else {
+        e->fail_ts = now;
+        memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
+        if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
+            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d",
+                     f->starttls_code);
+        else if (f->tls.alert_level >= 0 && (f->tls.client_hello || f->tls.server_hello))
+            snprintf(e->fail_detail, sizeof e->fail_detail,
+                     "TLS handshake failed (alert level %d description %d)", f->tls.alert_level,
+                     f->tls.alert_desc);
+        else if (f->starttls_requested && !f->starttls_code)
+            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
+        else
+            snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+    }
+    learned(p, e);
+}
+
+/* ---- state file ---- */
+
+/* Format: {"stripwatch_posture": 1, "entries": [{"kind": "server", "key":
+ * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "fail_ts":
+ * usec, "fail_uid": "...", "fail_detail": "..."}, ...]}, least recently used
+ * first. Times are microseconds since the epoch (capture time). */
+int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
+{
+    json_t *arr = json_array();
+    for (struct pentry *e = p->tail; e; e = e->prev) {
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
+                           pkind_names[e->kind], "key", e->key, "seen", (json_int_t)e->seen,
+                           "ok_ts", (json_int_t)e->ok_ts, "ok_uid", e->ok_uid, "fail_ts",
+                           (json_int_t)e->fail_ts, "fail_uid", e->fail_uid, "fail_detail",
+                           e->fail_detail));
+    }
+    json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (!root || json_dump_file(root, tmp, JSON_INDENT(1)) != 0) {
+        json_decref(root);
+        unlink(tmp);
+        snprintf(err, errlen, "stripwatch: %s: cannot write state file", path);
+        return SW_EIO;
+    }
+    json_decref(root);
+    if (rename(tmp, path) != 0) {
+        snprintf(err, errlen, "stripwatch: %s: cannot write state file: %s", path,
+                 strerror(errno));
+        unlink(tmp);
+        return SW_EIO;
+    }
+    p->st.saved = p->count;
+    return SW_OK;
+}
+
+static int bad(char *err, size_t errlen, const char *path, size_t i, const char *what)
+{
+    snprintf(err, errlen, "stripwatch: %s: entries[%zu]: %s", path, i, what);
+    return SW_EPROTO;
+}
+
+static bool get_i64(json_t *o, const char *k, int64_t *v)
+{
+    json_t *x = json_object_get(o, k);
+    if (!json_is_integer(x))
+        return false;
+    *v = json_integer_value(x);
+    return true;
+}
+
+static bool get_str(json_t *o, const char *k, char *dst, size_t len)
+{
+    json_t *x = json_object_get(o, k);
+    if (!json_is_string(x) || strlen(json_string_value(x)) >= len)
+        return false;
+    memcpy(dst, json_string_value(x), strlen(json_string_value(x)) + 1);
+    return true;
+}
+
+int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        if (errno == ENOENT)
+            return SW_OK; /* first run: the file is written at the end */
+        snprintf(err, errlen, "stripwatch: %s: cannot read state file: %s", path,
+                 strerror(errno));
+        return SW_EIO;
+    }
+    json_error_t je;
+    json_t *root = json_loadf(fp, 0, &je);
+    fclose(fp);
+    if (!root) {
+        snprintf(err, errlen, "stripwatch: %s: line %d: %s", path, je.line, je.text);
+        return SW_EPROTO;
+    }
+    json_t *ver = json_object_get(root, "stripwatch_posture");
+    json_t *arr = json_object_get(root, "entries");
+    if (!json_is_integer(ver) || json_integer_value(ver) != 1 || !json_is_array(arr)) {
+        json_decref(root);
+        snprintf(err, errlen,
+                 "stripwatch: %s: not a stripwatch state file (want \"stripwatch_posture\": 1 "
+                 "and an \"entries\" array)",
+                 path);
+        return SW_EPROTO;
+    }
+    size_t i;
+    json_t *o;
+    int rc = SW_OK;
+    json_array_foreach(arr, i, o)
+    {
+        struct pentry t;
+        memset(&t, 0, sizeof t);
+        char kind[16];
+        int k;
+        if (!json_is_object(o)) {
+            rc = bad(err, errlen, path, i, "not an object");
+            break;
+        }
+        if (!get_str(o, "kind", kind, sizeof kind)) {
+            rc = bad(err, errlen, path, i, "kind: missing or not a string");
+            break;
+        }
+        for (k = 0; k < PK_COUNT && strcmp(kind, pkind_names[k]); k++)
+            ;
+        if (k == PK_COUNT) {
+            rc = bad(err, errlen, path, i, "kind: not server, name or client");
+            break;
+        }
+        if (!get_str(o, "key", t.key, sizeof t.key) || !t.key[0]) {
+            rc = bad(err, errlen, path, i, "key: missing, empty or too long");
+            break;
+        }
+        if (!get_i64(o, "seen", &t.seen) || !get_i64(o, "ok_ts", &t.ok_ts) ||
+            !get_i64(o, "fail_ts", &t.fail_ts)) {
+            rc = bad(err, errlen, path, i, "seen/ok_ts/fail_ts: missing or not integers");
+            break;
+        }
+        if (!get_str(o, "ok_uid", t.ok_uid, sizeof t.ok_uid) ||
+            !get_str(o, "fail_uid", t.fail_uid, sizeof t.fail_uid) ||
+            !get_str(o, "fail_detail", t.fail_detail, sizeof t.fail_detail)) {
+            rc = bad(err, errlen, path, i, "ok_uid/fail_uid/fail_detail: missing or too long");
+            break;
+        }
+        struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
+        if (!e) {
+            snprintf(err, errlen, "stripwatch: %s: out of memory", path);
+            rc = SW_ENOMEM;
+            break;
+        }
+        e->seen = t.seen;
+        e->ok_ts = t.ok_ts;
+        e->fail_ts = t.fail_ts;
+        memcpy(e->ok_uid, t.ok_uid, sizeof e->ok_uid);
+        memcpy(e->fail_uid, t.fail_uid, sizeof e->fail_uid);
+        memcpy(e->fail_detail, t.fail_detail, sizeof e->fail_detail);
+        p->st.loaded++;
+    }
+    json_decref(root);
+    return rc;
+}

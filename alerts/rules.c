@@ -1,0 +1,911 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rules.c: the detection rules: one session's facts, posture and MTA-STS
+ * answers judged into verdicts with severity, confidence and evidence.
+ * Follows RFC 3207 (STARTTLS), RFC 8461 (MTA-STS, §4.1 MX matching, §4.2
+ * certificate validation), RFC 4954 (AUTH), RFC 6125 (certificate names). */
+#include "alerts/rules.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const struct rule_desc rule_descs[RULE_COUNT] = {
+    [RULE_STARTTLS_STRIPPED] = {"starttls.stripped", "STARTTLS stripped",
+                                "The EHLO reply lacks STARTTLS although this server offered it "
+                                "before or a recipient domain's MTA-STS policy names it."},
+    [RULE_STARTTLS_TAMPERED] = {"starttls.tampered", "STARTTLS exchange tampered with",
+                                "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
+                                "refused as unknown by a server that offered it, plaintext after a "
+                                "220 to STARTTLS, or server packets whose TTL changed mid-session."},
+    [RULE_STARTTLS_UNUSED] = {"starttls.unused", "STARTTLS offered but not used",
+                              "The server offered STARTTLS and the client sent mail in the clear "
+                              "anyway."},
+    [RULE_STARTTLS_FALLBACK] = {"starttls.fallback", "Plaintext fallback after failed TLS",
+                                "A failed STARTTLS or TLS handshake was followed by a plaintext "
+                                "delivery from the same client to the same server."},
+    [RULE_DELIVERY_PLAINTEXT_POLICY] = {"delivery.plaintext_policy",
+                                        "Plaintext delivery to an MTA-STS domain",
+                                        "Message content crossed the wire in cleartext to a "
+                                        "recipient domain that publishes an MTA-STS policy."},
+    [RULE_POLICY_MX_MISMATCH] = {"policy.mx_mismatch", "MX not allowed by MTA-STS policy",
+                                 "The receiving server's names match none of the mx patterns of "
+                                 "the recipient domain's enforce policy."},
+    [RULE_POLICY_CERTIFICATE_INVALID] = {"policy.certificate_invalid",
+                                         "Certificate fails MTA-STS validation",
+                                         "The server certificate would fail MTA-STS validation for "
+                                         "this MX and the session went on."},
+    [RULE_AUTH_CLEARTEXT] = {"auth.cleartext", "Cleartext SMTP authentication",
+                             "AUTH PLAIN or LOGIN credentials were sent before TLS."},
+};
+
+const struct rule_desc *rule_desc(enum rule_id r)
+{
+    static const struct rule_desc none = {"unknown", "unknown", ""};
+    return (unsigned)r < RULE_COUNT ? &rule_descs[r] : &none;
+}
+
+const char *rule_id_str(enum rule_id r) { return rule_desc(r)->id; }
+
+const char *rule_severity_name(int sev)
+{
+    return sev >= SEV_HIGH ? "high" : sev == SEV_MEDIUM ? "medium" : "low";
+}
+
+const char *rule_confidence_str(enum rule_confidence c)
+{
+    return c == CONF_HIGH ? "high" : c == CONF_MEDIUM ? "medium" : "low";
+}
+
+void rules_fmt_ts(sw_usec t, char *buf, size_t len)
+{
+    time_t s = (time_t)(t / SW_USEC_PER_SEC);
+    long long us = (long long)(t % SW_USEC_PER_SEC);
+    if (us < 0) {
+        us += SW_USEC_PER_SEC;
+        s--;
+    }
+    struct tm tm;
+    if (!gmtime_r(&s, &tm)) {
+        snprintf(buf, len, "1970-01-01T00:00:00.000000Z");
+        return;
+    }
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+}
+
+/* IPv4/IPv6 literals and address literals in brackets never name an MX. */
+bool rules_host_is_ip_literal(const char *h)
+{
+    if (!h || !*h)
+        return false;
+    if (h[0] == '[' || strchr(h, ':'))
+        return true;
+    for (const char *p = h; *p; p++)
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            return false;
+    return true;
+}
+
+bool rules_is_submission(const struct smtp_facts *f)
+{
+    if (f->flow.sport == 587 || f->flow.sport == 465)
+        return true;
+    return f->auth_mechanism[0] && f->auth_code >= 200 && f->auth_code < 300;
+}
+
+/* ---- policy answers ---- */
+
+void rule_policy_set(struct rule_policy *p, const struct policy_answer *a)
+{
+    p->answered = true;
+    p->status = a ? a->status : POLICY_ST_UNKNOWN;
+    if (p->status == POLICY_ST_PENDING)
+        p->status = POLICY_ST_UNKNOWN;
+    if (p->status == POLICY_ST_VALID && a->entry) {
+        snprintf(p->id, sizeof p->id, "%s", a->entry->id);
+        if (mtasts_policy_copy(&p->pol, &a->entry->policy) != SW_OK)
+            p->status = POLICY_ST_UNKNOWN;
+        p->fetched_at = a->entry->fetched_at;
+        p->source = a->entry->source;
+    } else if (p->status == POLICY_ST_VALID) {
+        p->status = POLICY_ST_UNKNOWN;
+    }
+    if (p->json)
+        json_decref(p->json);
+    p->json = policy_answer_to_json(p->domain, a);
+    if (p->json && p->status == POLICY_ST_UNKNOWN)
+        json_object_set_new(p->json, "status", json_string("unknown"));
+    if (p->json && a && a->detail && p->status != POLICY_ST_VALID)
+        json_object_set_new(p->json, "detail", json_string(a->detail));
+}
+
+void rule_policy_clear(struct rule_policy *p)
+{
+    if (p->status == POLICY_ST_VALID)
+        mtasts_policy_clear(&p->pol);
+    if (p->json)
+        json_decref(p->json);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- server identity ---- */
+
+#define NAMES_MAX (FACTS_SAN_MAX + 4)
+
+struct names {
+    const char *v[NAMES_MAX];
+    bool strong[NAMES_MAX]; /* from TLS (SNI, certificate), not from SMTP text */
+    size_t n;
+    char cn[FACTS_HOST_MAX];
+};
+
+static void names_add(struct names *n, const char *h, bool strong)
+{
+    if (!h || !*h || rules_host_is_ip_literal(h) || n->n >= NAMES_MAX)
+        return;
+    for (size_t i = 0; i < n->n; i++)
+        if (!strcasecmp(n->v[i], h))
+            return;
+    n->v[n->n] = h;
+    n->strong[n->n++] = strong;
+}
+
+/* The CN of a subject like "CN=mx.example.org, O=..." or "/O=x/CN=mx". */
+static void subject_cn(const char *subj, char *out, size_t len)
+{
+    out[0] = 0;
+    const char *p = subj;
+    while ((p = strstr(p, "CN=")) != NULL) {
+        if (p == subj || p[-1] == ' ' || p[-1] == ',' || p[-1] == '/') {
+            p += 3;
+            size_t k = strcspn(p, ",/");
+            if (k >= len)
+                k = len - 1;
+            memcpy(out, p, k);
+            out[k] = 0;
+            return;
+        }
+        p += 3;
+    }
+}
+
+/* Server names, strongest first: SNI, certificate names (SAN, else CN),
+ * banner host, EHLO reply host. IP literals are left out. */
+static void server_names(const struct smtp_facts *f, struct names *n)
+{
+    memset(n, 0, sizeof *n);
+    names_add(n, f->tls.sni, true);
+    if (f->tls.cert.present) {
+        for (size_t i = 0; i < f->tls.cert.n_san; i++)
+            names_add(n, f->tls.cert.san_dns[i], true);
+        if (f->tls.cert.n_san == 0) {
+            subject_cn(f->tls.cert.subject, n->cn, sizeof n->cn);
+            names_add(n, n->cn, true);
+        }
+    }
+    names_add(n, f->banner_host, false);
+    names_add(n, f->ehlo_host, false);
+}
+
+/* RFC 6125: a certificate name matches host exactly or as "*.rest". */
+static bool cert_name_matches(const char *cert, const char *host)
+{
+    if (!strcasecmp(cert, host))
+        return true;
+    if (cert[0] == '*' && cert[1] == '.') {
+        const char *dot = strchr(host, '.');
+        return dot && dot != host && !strcasecmp(dot + 1, cert + 2);
+    }
+    return false;
+}
+
+/* Does the policy name any of these server names? */
+static bool policy_names_server(const struct mtasts_policy *pol, const struct names *n,
+                                bool strong_only)
+{
+    for (size_t i = 0; i < n->n; i++) {
+        if (strong_only && !n->strong[i])
+            continue;
+        if (mtasts_mx_match(pol, n->v[i]))
+            return true;
+        /* a wildcard certificate name equal to a wildcard pattern */
+        for (size_t k = 0; k < pol->n_mx && n->v[i][0] == '*'; k++)
+            if (!strcasecmp(pol->mx[k], n->v[i]))
+                return true;
+    }
+    return false;
+}
+
+static bool names_have_strong(const struct names *n)
+{
+    for (size_t i = 0; i < n->n; i++)
+        if (n->strong[i])
+            return true;
+    return false;
+}
+
+static json_t *names_json(const struct names *n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n->n; i++)
+        json_array_append_new(a, json_string(n->v[i]));
+    return a;
+}
+
+/* ---- which domains ---- */
+
+static void lower_copy(char *dst, const char *src, size_t len)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < len; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+    dst[i] = 0;
+    while (i > 0 && dst[i - 1] == '.')
+        dst[--i] = 0;
+}
+
+static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, const char *d)
+{
+    char tmp[FACTS_HOST_MAX];
+    lower_copy(tmp, d, sizeof tmp);
+    if (!tmp[0] || rules_host_is_ip_literal(tmp) || n >= max)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(out[i], tmp))
+            return n;
+    memcpy(out[n], tmp, sizeof tmp);
+    return n + 1;
+}
+
+static bool rcpt_accepted(const struct facts_rcpt *r) { return r->code >= 200 && r->code < 300; }
+
+static bool ehlo_ok(const struct smtp_facts *f) { return f->ehlo_code >= 200 && f->ehlo_code < 300; }
+
+size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
+                            bool *derived)
+{
+    size_t n = 0;
+    *derived = false;
+    if (rules_is_submission(f))
+        return 0;
+    for (size_t i = 0; i < f->n_tx; i++)
+        for (size_t j = 0; j < f->tx[i].n_rcpt; j++)
+            if (rcpt_accepted(&f->tx[i].rcpt[j]))
+                n = add_domain(out, n, max, f->tx[i].rcpt[j].domain);
+    if (n > 0)
+        return n;
+    /* No recipient visible: the checks that need a policy naming this MX
+     * (stripped EHLO reply, certificate) try the parents of its names. */
+    bool strip_candidate = ehlo_ok(f) && !f->starttls_offered && !f->tls.established;
+    if (!strip_candidate && !f->tls.cert.present)
+        return 0;
+    *derived = true;
+    struct names nm;
+    server_names(f, &nm);
+    for (size_t i = 0; i < nm.n; i++) {
+        const char *p = nm.v[i];
+        if (p[0] == '*')
+            p++;
+        for (int k = 0; k < 3; k++) {
+            const char *dot = strchr(p, '.');
+            if (!dot || !strchr(dot + 1, '.'))
+                break; /* keep at least two labels */
+            p = dot + 1;
+            n = add_domain(out, n, max, p);
+        }
+    }
+    return n;
+}
+
+/* ---- helpers for the rules ---- */
+
+static const struct facts_anomaly *find_anom(const struct smtp_facts *f, enum anomaly_kind k)
+{
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        if (f->anomalies[i].kind == k)
+            return &f->anomalies[i];
+    return NULL;
+}
+
+static json_t *ts_json(sw_usec t)
+{
+    char buf[40];
+    rules_fmt_ts(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *anom_json(const struct facts_anomaly *a)
+{
+    return json_pack("{s:s, s:s, s:o, s:I, s:s}", "kind", anomaly_kind_str(a->kind), "dir",
+                     a->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts_json(a->ts), "packet",
+                     (json_int_t)a->pkt_no, "detail", a->detail);
+}
+
+static json_t *caps_json(const struct smtp_facts *f)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < f->n_caps; i++)
+        json_array_append_new(a, json_string(f->caps[i]));
+    return a;
+}
+
+static json_t *starttls_json(const struct smtp_facts *f)
+{
+    json_t *o = json_pack("{s:b, s:b}", "offered", f->starttls_offered, "requested",
+                          f->starttls_requested);
+    json_object_set_new(o, "reply_code", f->starttls_code ? json_integer(f->starttls_code)
+                                                          : json_null());
+    if (f->starttls_requested && f->starttls_ts)
+        json_object_set_new(o, "ts", ts_json(f->starttls_ts));
+    json_object_set_new(o, "tls_established", json_boolean(f->tls.established));
+    return o;
+}
+
+static json_t *evidence_new(const struct smtp_facts *f, const char *reason)
+{
+    return json_pack("{s:s, s:s}", "session_uid", f->flow.uid, "reason", reason);
+}
+
+static void ev_anoms(json_t *ev, const struct smtp_facts *f, const enum anomaly_kind *kinds,
+                     size_t nk)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        for (size_t k = 0; k < nk; k++)
+            if (f->anomalies[i].kind == kinds[k]) {
+                json_array_append_new(a, anom_json(&f->anomalies[i]));
+                break;
+            }
+    if (json_array_size(a))
+        json_object_set_new(ev, "anomalies", a);
+    else
+        json_decref(a);
+}
+
+static void ev_server_posture(json_t *ev, const struct posture_view *pv)
+{
+    if (!pv->server_offered)
+        return;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s}", "showed", "server offered STARTTLS", "key",
+                          pv->server_key, "by", pv->server_by_name ? "banner_host" : "address",
+                          "ts", ts_json(pv->server_ts), "session_uid", pv->server_uid);
+    json_t *p = json_object_get(ev, "posture");
+    if (!p) {
+        p = json_object();
+        json_object_set_new(ev, "posture", p);
+    }
+    json_object_set_new(p, "server", o);
+}
+
+static void ev_client_posture(json_t *ev, const struct posture_view *pv, bool used, bool failed)
+{
+    json_t *p = json_object_get(ev, "posture");
+    if ((used && pv->client_used) || (failed && pv->client_failed)) {
+        if (!p) {
+            p = json_object();
+            json_object_set_new(ev, "posture", p);
+        }
+    }
+    if (used && pv->client_used)
+        json_object_set_new(p, "client",
+                            json_pack("{s:s, s:o, s:s}", "showed",
+                                      "client used STARTTLS to this server", "ts",
+                                      ts_json(pv->client_ts), "session_uid", pv->client_uid));
+    if (failed && pv->client_failed)
+        json_object_set_new(p, "client_failure",
+                            json_pack("{s:s, s:o, s:s, s:s}", "showed",
+                                      "client's TLS attempt to this server failed", "ts",
+                                      ts_json(pv->client_failed_ts), "session_uid",
+                                      pv->client_failed_uid, "detail", pv->client_failed_detail));
+}
+
+/* Policies consulted, as mta_sts objects, for the evidence. */
+static void ev_policies(json_t *ev, const struct rule_policy *pols, size_t n, bool valid_only)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!pols[i].json || (valid_only && pols[i].status != POLICY_ST_VALID))
+            continue;
+        json_t *c = json_deep_copy(pols[i].json);
+        if (pols[i].derived)
+            json_object_set_new(c, "derived_from_server_name", json_true());
+        json_array_append_new(a, c);
+    }
+    if (json_array_size(a))
+        json_object_set_new(ev, "policies", a);
+    else
+        json_decref(a);
+}
+
+struct clear_data {
+    bool any;
+    uint64_t bytes;
+    uint64_t pkt_no;
+    sw_usec ts;
+    size_t n_tx;
+};
+
+static void clear_data_of(const struct smtp_facts *f, struct clear_data *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < f->n_tx; i++) {
+        const struct facts_tx *t = &f->tx[i];
+        if (!(t->data_sent && t->cleartext))
+            continue;
+        if (!c->any) {
+            c->pkt_no = t->pkt_no;
+            c->ts = t->ts;
+        }
+        c->any = true;
+        c->bytes += t->data_bytes;
+        c->n_tx++;
+    }
+}
+
+static json_t *clear_data_json(const struct clear_data *c)
+{
+    return json_pack("{s:I, s:I, s:o, s:I}", "bytes", (json_int_t)c->bytes, "transactions",
+                     (json_int_t)c->n_tx, "mail_from_ts", ts_json(c->ts), "mail_from_packet",
+                     (json_int_t)c->pkt_no);
+}
+
+/* Index of the most relevant policy for mta_sts: enforce naming the server,
+ * enforce, testing naming the server, testing, unknown, none; -1 if none. */
+static int primary_policy(const struct rule_policy *pols, size_t n, const struct names *nm)
+{
+    int best = -1, best_score = -1;
+    for (size_t i = 0; i < n; i++) {
+        int s = 0;
+        const struct rule_policy *p = &pols[i];
+        if (p->status == POLICY_ST_VALID) {
+            bool names = policy_names_server(&p->pol, nm, false);
+            if (p->pol.mode == MTASTS_MODE_ENFORCE)
+                s = names ? 7 : 6;
+            else if (p->pol.mode == MTASTS_MODE_TESTING)
+                s = names ? 5 : 4;
+            else
+                s = 2;
+        } else if (p->status == POLICY_ST_UNKNOWN) {
+            s = 3;
+        } else {
+            s = 1;
+        }
+        if (p->derived && p->status != POLICY_ST_VALID)
+            continue; /* a guessed domain without policy says nothing */
+        if (s > best_score) {
+            best_score = s;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+/* The strongest valid policy naming this server: enforce > testing. */
+static int policy_naming_server(const struct rule_policy *pols, size_t n, const struct names *nm,
+                                enum mtasts_mode *mode)
+{
+    int idx = -1;
+    *mode = MTASTS_MODE_NONE;
+    for (size_t i = 0; i < n; i++) {
+        const struct rule_policy *p = &pols[i];
+        if (p->status != POLICY_ST_VALID || p->pol.mode == MTASTS_MODE_NONE)
+            continue;
+        if (!policy_names_server(&p->pol, nm, false))
+            continue;
+        if (p->pol.mode > *mode) {
+            *mode = p->pol.mode;
+            idx = (int)i;
+        }
+    }
+    return idx;
+}
+
+/* The strongest valid policy among the recipient domains (not derived). */
+static int recipient_policy(const struct rule_policy *pols, size_t n, enum mtasts_mode *mode)
+{
+    int idx = -1;
+    *mode = MTASTS_MODE_NONE;
+    for (size_t i = 0; i < n; i++) {
+        const struct rule_policy *p = &pols[i];
+        if (p->derived || p->status != POLICY_ST_VALID || p->pol.mode == MTASTS_MODE_NONE)
+            continue;
+        if (p->pol.mode > *mode) {
+            *mode = p->pol.mode;
+            idx = (int)i;
+        }
+    }
+    return idx;
+}
+
+static enum rule_confidence conf_max(enum rule_confidence a, enum rule_confidence b)
+{
+    return a > b ? a : b;
+}
+
+static void push(struct verdict *out, size_t *n, enum rule_id r, int sev, enum rule_confidence c,
+                 const char *action, int policy, json_t *ev)
+{
+    if (*n >= RULES_VERDICTS_MAX) {
+        json_decref(ev);
+        return;
+    }
+    out[*n] = (struct verdict){r, sev, c, action, policy, ev};
+    (*n)++;
+}
+
+/* ---- the rules ---- */
+
+struct judge {
+    const struct smtp_facts *f;
+    const struct posture_view *pv;
+    const struct rule_policy *pols;
+    size_t n_pols;
+    struct names nm;
+    struct clear_data cd;
+    int primary;
+    bool submission;
+};
+
+static bool ttl_shift(const struct smtp_facts *f) { return find_anom(f, ANOM_TTL_SHIFT) != NULL; }
+
+static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    if (f->tls.established || f->tls.implicit || find_anom(f, ANOM_CAP_MANGLED))
+        return;
+    bool no_starttls = ehlo_ok(f) && !f->starttls_offered;
+    /* EHLO refused (forcing HELO) by a server that offered STARTTLS before */
+    bool ehlo_refused = f->ehlo_code >= 400 && j->pv->server_offered;
+    if (!no_starttls && !ehlo_refused)
+        return;
+    enum mtasts_mode mode = MTASTS_MODE_NONE;
+    int pidx = j->submission ? -1 : policy_naming_server(j->pols, j->n_pols, &j->nm, &mode);
+    if (!j->pv->server_offered && pidx < 0)
+        return;
+    int sev = SEV_LOW;
+    enum rule_confidence conf = CONF_LOW;
+    if (j->pv->server_offered) {
+        sev = j->pv->server_by_name ? SEV_MEDIUM : SEV_HIGH;
+        conf = CONF_MEDIUM;
+    }
+    if (mode == MTASTS_MODE_ENFORCE) {
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+    } else if (mode == MTASTS_MODE_TESTING) {
+        sev = sev > SEV_MEDIUM ? sev : SEV_MEDIUM;
+        conf = conf_max(conf, CONF_MEDIUM);
+    }
+    if (ttl_shift(f) || (j->pv->server_offered && mode != MTASTS_MODE_NONE))
+        conf = CONF_HIGH;
+    json_t *ev = evidence_new(f, ehlo_refused && !no_starttls
+                                     ? "EHLO refused by a server that offered STARTTLS before"
+                                     : "EHLO reply without STARTTLS");
+    json_object_set_new(ev, "capabilities", caps_json(f));
+    json_object_set_new(ev, "ehlo_reply_code", f->ehlo_code ? json_integer(f->ehlo_code)
+                                                            : json_null());
+    json_object_set_new(ev, "server_names", names_json(&j->nm));
+    ev_server_posture(ev, j->pv);
+    static const enum anomaly_kind k[] = {ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
+                                          ANOM_STARTTLS_UNKNOWN_CMD};
+    ev_anoms(ev, f, k, 3);
+    if (j->cd.any)
+        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_STARTTLS_STRIPPED, sev, conf, "starttls-stripped",
+         pidx >= 0 ? pidx : j->primary, ev);
+}
+
+static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    int sev = 0;
+    enum rule_confidence conf = CONF_LOW;
+    const char *action = NULL, *reason = NULL;
+    const struct facts_anomaly *a;
+    if ((a = find_anom(f, ANOM_CAP_MANGLED)) != NULL) {
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+        action = "starttls-capability-mangled";
+        reason = "a capability token mangled where STARTTLS stood";
+    } else if (f->starttls_offered && (f->starttls_code == 500 || f->starttls_code == 502 ||
+                                       find_anom(f, ANOM_STARTTLS_UNKNOWN_CMD))) {
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+        action = "starttls-command-rejected";
+        reason = "STARTTLS answered as an unknown command by a server that offered it";
+    } else if (find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)) {
+        sev = SEV_LOW;
+        conf = CONF_LOW;
+        action = "starttls-plaintext-after-220";
+        reason = "220 to STARTTLS, then plaintext instead of a TLS handshake (a TLS-inspecting "
+                 "device, a capture written after decryption, or a proxy answering STARTTLS)";
+    } else if (ttl_shift(f) && !f->tls.established) {
+        sev = SEV_MEDIUM;
+        conf = CONF_LOW;
+        action = "server-ttl-shift";
+        reason = "server packets changed TTL mid-conversation (another host may answer)";
+    }
+    if (!action)
+        return;
+    if (sev == SEV_HIGH && ttl_shift(f))
+        conf = CONF_HIGH;
+    json_t *ev = evidence_new(f, reason);
+    json_object_set_new(ev, "capabilities", caps_json(f));
+    json_object_set_new(ev, "starttls", starttls_json(f));
+    static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,          ANOM_STARTTLS_UNKNOWN_CMD,
+                                          ANOM_NOT_TLS_AFTER_STARTTLS, ANOM_TTL_SHIFT,
+                                          ANOM_IPID_SHIFT,           ANOM_STARTTLS_REFUSED};
+    ev_anoms(ev, f, k, 6);
+    ev_server_posture(ev, j->pv);
+    if (j->cd.any)
+        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_STARTTLS_TAMPERED, sev, conf, action, j->primary, ev);
+}
+
+/* In-session refusal followed by cleartext content, or an earlier failed
+ * attempt from this client to this server. */
+static bool fallback_applies(const struct judge *j, bool *in_session)
+{
+    const struct smtp_facts *f = j->f;
+    *in_session = false;
+    if (!j->cd.any || (f->tls.established && !find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)))
+        return false;
+    if (f->starttls_requested && f->starttls_code >= 400) {
+        *in_session = true;
+        return true;
+    }
+    return j->pv->client_failed;
+}
+
+static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    bool in_session;
+    if (!f->starttls_offered || f->starttls_requested || !j->cd.any || f->tls.established ||
+        fallback_applies(j, &in_session))
+        return;
+    int sev = SEV_LOW;
+    enum rule_confidence conf = CONF_LOW;
+    enum mtasts_mode mode;
+    int pidx = recipient_policy(j->pols, j->n_pols, &mode);
+    if (mode != MTASTS_MODE_NONE) {
+        sev = SEV_MEDIUM;
+        conf = CONF_MEDIUM;
+    }
+    if (j->pv->client_used) {
+        sev = SEV_MEDIUM;
+        conf = CONF_HIGH;
+    }
+    json_t *ev = evidence_new(f, j->pv->client_used
+                                     ? "STARTTLS offered and not used by a client that used it "
+                                       "to this server before"
+                                     : "STARTTLS offered and not used; content sent in clear");
+    json_object_set_new(ev, "capabilities", caps_json(f));
+    json_object_set_new(ev, "starttls", starttls_json(f));
+    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    ev_client_posture(ev, j->pv, true, false);
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_STARTTLS_UNUSED, sev, conf, "starttls-not-used",
+         pidx >= 0 ? pidx : j->primary, ev);
+}
+
+static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    bool in_session;
+    if (!fallback_applies(j, &in_session))
+        return;
+    int sev = in_session ? SEV_MEDIUM : SEV_HIGH;
+    enum rule_confidence conf = CONF_MEDIUM;
+    enum mtasts_mode mode;
+    int pidx = recipient_policy(j->pols, j->n_pols, &mode);
+    if (mode == MTASTS_MODE_ENFORCE) {
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+    }
+    char reason[160];
+    if (in_session)
+        snprintf(reason, sizeof reason, "STARTTLS answered %d, then content sent in clear",
+                 f->starttls_code);
+    else
+        snprintf(reason, sizeof reason,
+                 "plaintext delivery after a failed TLS attempt by the same client");
+    json_t *ev = evidence_new(f, reason);
+    json_object_set_new(ev, "starttls", starttls_json(f));
+    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    static const enum anomaly_kind k[] = {ANOM_STARTTLS_REFUSED, ANOM_TLS_ALERT};
+    ev_anoms(ev, f, k, 2);
+    if (!in_session)
+        ev_client_posture(ev, j->pv, false, true);
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_STARTTLS_FALLBACK, sev, conf, "starttls-fallback-plaintext",
+         pidx >= 0 ? pidx : j->primary, ev);
+}
+
+static void rule_plaintext_policy(const struct judge *j, struct verdict *out, size_t *n)
+{
+    if (!j->cd.any || j->submission)
+        return;
+    enum mtasts_mode mode;
+    int pidx = recipient_policy(j->pols, j->n_pols, &mode);
+    if (pidx < 0)
+        return;
+    bool enforce = mode == MTASTS_MODE_ENFORCE;
+    json_t *ev = evidence_new(j->f, enforce
+                                  ? "content sent in clear to a domain whose MTA-STS policy is "
+                                    "enforce"
+                                  : "content sent in clear to a domain whose MTA-STS policy is "
+                                    "testing");
+    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    json_object_set_new(ev, "starttls", starttls_json(j->f));
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_DELIVERY_PLAINTEXT_POLICY, enforce ? SEV_HIGH : SEV_LOW, CONF_HIGH,
+         enforce ? "plaintext-delivery-enforce" : "plaintext-delivery-testing", pidx, ev);
+}
+
+static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t *n)
+{
+    if (j->submission || j->nm.n == 0)
+        return;
+    int pidx = -1;
+    for (size_t i = 0; i < j->n_pols; i++) {
+        const struct rule_policy *p = &j->pols[i];
+        if (p->derived || p->status != POLICY_ST_VALID || p->pol.mode != MTASTS_MODE_ENFORCE)
+            continue;
+        if (!policy_names_server(&p->pol, &j->nm, false)) {
+            pidx = (int)i;
+            break;
+        }
+    }
+    if (pidx < 0)
+        return;
+    bool strong = names_have_strong(&j->nm);
+    json_t *ev = evidence_new(j->f, "the server's names match none of the enforce policy's mx "
+                                    "patterns");
+    json_object_set_new(ev, "server_names", names_json(&j->nm));
+    json_object_set_new(ev, "names_from", json_string(strong ? "tls" : "smtp"));
+    if (j->cd.any)
+        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    ev_policies(ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_POLICY_MX_MISMATCH, strong ? SEV_HIGH : SEV_MEDIUM,
+         strong ? CONF_HIGH : CONF_MEDIUM, "mx-not-in-policy", pidx, ev);
+}
+
+/* "2026-01-02T03:04:05Z" (or with fractions / offset-free) to Unix seconds;
+ * false when it does not parse. */
+static bool parse_rfc3339(const char *s, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!e)
+        return false;
+    *out = (int64_t)timegm(&tm);
+    return true;
+}
+
+static void rule_certificate(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    const struct facts_x509 *c = &f->tls.cert;
+    if (j->submission || !c->present || !f->tls.established)
+        return;
+    if (f->tls.alert_level == 2)
+        return; /* a fatal alert: the session did not go on */
+    for (size_t i = 0; i < j->n_pols; i++) {
+        const struct rule_policy *p = &j->pols[i];
+        if (p->status != POLICY_ST_VALID || p->pol.mode != MTASTS_MODE_ENFORCE)
+            continue;
+        if (p->derived && !policy_names_server(&p->pol, &j->nm, false))
+            continue; /* a guessed domain must name this server to matter */
+        json_t *problems = json_array();
+        if (c->self_signed)
+            json_array_append_new(problems, json_string("self-signed"));
+        int64_t now = f->flow.start / SW_USEC_PER_SEC, t;
+        if (c->not_after[0] && parse_rfc3339(c->not_after, &t) && t < now)
+            json_array_append_new(problems, json_string("expired"));
+        if (c->not_before[0] && parse_rfc3339(c->not_before, &t) && t > now)
+            json_array_append_new(problems, json_string("not yet valid"));
+        /* names: the certificate must name the MX the client meant (SNI when
+         * the policy allows it), else some host the policy allows */
+        bool sni_ok = f->tls.sni[0] && mtasts_mx_match(&p->pol, f->tls.sni);
+        bool name_ok = false;
+        char cn[FACTS_HOST_MAX] = "";
+        const char *cnames[FACTS_SAN_MAX + 1];
+        size_t nc = 0;
+        for (size_t k = 0; k < c->n_san && nc < FACTS_SAN_MAX; k++)
+            cnames[nc++] = c->san_dns[k];
+        if (nc == 0) {
+            subject_cn(c->subject, cn, sizeof cn);
+            if (cn[0])
+                cnames[nc++] = cn;
+        }
+        for (size_t k = 0; k < nc && !name_ok; k++) {
+            if (sni_ok)
+                name_ok = cert_name_matches(cnames[k], f->tls.sni);
+            else if (mtasts_mx_match(&p->pol, cnames[k]))
+                name_ok = true;
+            else
+                for (size_t m = 0; m < p->pol.n_mx && !name_ok; m++)
+                    name_ok = !strcasecmp(p->pol.mx[m], cnames[k]);
+        }
+        if (!name_ok)
+            json_array_append_new(problems,
+                                  json_string(sni_ok ? "certificate does not name the SNI host"
+                                                     : "certificate names match no mx pattern"));
+        if (json_array_size(problems) == 0) {
+            json_decref(problems);
+            continue;
+        }
+        json_t *ev = evidence_new(f, "the certificate fails MTA-STS validation and the session "
+                                     "went on");
+        json_object_set_new(ev, "problems", problems);
+        json_t *names = json_array();
+        for (size_t k = 0; k < nc; k++)
+            json_array_append_new(names, json_string(cnames[k]));
+        json_object_set_new(
+            ev, "certificate",
+            json_pack("{s:s, s:s, s:o, s:s, s:s, s:b, s:s}", "subject", c->subject, "issuer",
+                      c->issuer, "names", names, "not_before", c->not_before, "not_after",
+                      c->not_after, "self_signed", c->self_signed, "sha256", c->sha256));
+        json_object_set_new(ev, "sni", f->tls.sni[0] ? json_string(f->tls.sni) : json_null());
+        ev_policies(ev, j->pols, j->n_pols, true);
+        push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
+             p->derived ? CONF_MEDIUM : CONF_HIGH, "certificate-fails-mta-sts", (int)i, ev);
+        return;
+    }
+}
+
+static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    if (!f->auth_cleartext)
+        return;
+    if (strcasecmp(f->auth_mechanism, "PLAIN") && strcasecmp(f->auth_mechanism, "LOGIN"))
+        return;
+    /* 500-504: the command itself was refused, before any credential */
+    if (f->auth_code >= 500 && f->auth_code <= 504)
+        return;
+    bool accepted = f->auth_code >= 200 && f->auth_code < 300;
+    json_t *ev = evidence_new(f, accepted ? "credentials sent in clear and accepted"
+                                          : "credentials sent in clear");
+    json_object_set_new(ev, "auth",
+                        json_pack("{s:s, s:o}", "mechanism", f->auth_mechanism, "reply_code",
+                                  f->auth_code ? json_integer(f->auth_code) : json_null()));
+    json_object_set_new(ev, "starttls", starttls_json(f));
+    push(out, n, RULE_AUTH_CLEARTEXT, accepted ? SEV_HIGH : SEV_MEDIUM, CONF_HIGH,
+         "cleartext-credentials", -1, ev);
+}
+
+size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
+                   const struct rule_policy *pols, size_t n_pols, struct verdict *out)
+{
+    struct judge j = {.f = f, .pv = pv, .pols = pols, .n_pols = n_pols};
+    server_names(f, &j.nm);
+    clear_data_of(f, &j.cd);
+    j.primary = primary_policy(pols, n_pols, &j.nm);
+    j.submission = rules_is_submission(f);
+    size_t n = 0;
+    rule_stripped(&j, out, &n);
+    rule_tampered(&j, out, &n);
+    rule_unused(&j, out, &n);
+    rule_fallback(&j, out, &n);
+    rule_plaintext_policy(&j, out, &n);
+    rule_mx_mismatch(&j, out, &n);
+    rule_certificate(&j, out, &n);
+    rule_auth(&j, out, &n);
+    return n;
+}
+
+void rules_verdicts_clear(struct verdict *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_decref(v[i].evidence);
+        v[i].evidence = NULL;
+    }
+}

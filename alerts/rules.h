@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rules.h: the detection rules (alerts/rules.c). Pure judgment: facts of one
+ * session + what posture showed before it + the MTA-STS answers for the
+ * domains it concerns -> zero or more verdicts. No I/O, no global state.
+ * Severity and confidence per rule and evidence are tabled in alerts/RULES.md.
+ * Verdicts own their evidence JSON (rules_verdicts_clear releases it). */
+#ifndef SW_RULES_H
+#define SW_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/facts.h"
+#include "policy/policy.h"
+
+/* Stable rule ids, in the order detector_stats.by_rule counts them. */
+enum rule_id {
+    RULE_STARTTLS_STRIPPED = 0,
+    RULE_STARTTLS_TAMPERED,
+    RULE_STARTTLS_UNUSED,
+    RULE_STARTTLS_FALLBACK,
+    RULE_DELIVERY_PLAINTEXT_POLICY,
+    RULE_POLICY_MX_MISMATCH,
+    RULE_POLICY_CERTIFICATE_INVALID,
+    RULE_AUTH_CLEARTEXT,
+    RULE_COUNT,
+};
+
+struct rule_desc {
+    const char *id;          /* "starttls.stripped" */
+    const char *name;        /* short human title */
+    const char *description; /* one sentence */
+};
+const struct rule_desc *rule_desc(enum rule_id r);
+const char *rule_id_str(enum rule_id r);
+
+/* Severity: numeric event.severity, with stripwatch.severity_name. */
+#define SEV_LOW 1
+#define SEV_MEDIUM 2
+#define SEV_HIGH 3
+const char *rule_severity_name(int sev); /* "low", "medium", "high" */
+
+enum rule_confidence { CONF_LOW = 0, CONF_MEDIUM, CONF_HIGH };
+const char *rule_confidence_str(enum rule_confidence c);
+
+#define RULES_DOMAINS_MAX 16 /* policy domains consulted per session */
+
+/* One domain whose policy was consulted, with its answer copied (the engine's
+ * answer pointers are borrowed only for the call). */
+struct rule_policy {
+    char domain[FACTS_HOST_MAX];
+    bool derived;              /* derived from the server's names, not a recipient */
+    bool answered;             /* false while the lookup is pending */
+    enum policy_status status; /* POLICY_ST_UNKNOWN after the deadline */
+    char id[33];
+    struct mtasts_policy pol;  /* valid only when status == VALID */
+    int64_t fetched_at;
+    enum policy_source source;
+    struct json_t *json;       /* policy_answer_to_json(); owned */
+};
+void rule_policy_set(struct rule_policy *p, const struct policy_answer *a);
+void rule_policy_clear(struct rule_policy *p);
+
+/* What learned posture showed before this session (a snapshot taken when the
+ * session arrived, so that verdicts do not depend on lookup timing). */
+struct posture_view {
+    bool server_offered;       /* this server offered STARTTLS before */
+    bool server_by_name;       /* ... known by its banner host, not its address */
+    char server_key[300];
+    char server_uid[18];
+    sw_usec server_ts;
+    bool client_used;          /* this client used STARTTLS to this server before */
+    char client_uid[18];
+    sw_usec client_ts;
+    bool client_failed;        /* its last STARTTLS/TLS attempt to this server failed */
+    char client_failed_uid[18];
+    sw_usec client_failed_ts;
+    char client_failed_detail[96];
+};
+
+/* Which domains' policies matter for this session: the recipient domains
+ * whose RCPT got a 2xx reply (deduplicated, lowercased), or, when none is
+ * visible (TLS hid them, or the client stopped after EHLO), parents of the
+ * server's names for the checks that need them. Returns the count (at most
+ * max); *derived tells which kind. Submission sessions (port 587/465, or
+ * authenticated) get none: MTA-STS governs MX delivery only. */
+size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
+                            bool *derived);
+
+struct verdict {
+    enum rule_id rule;
+    int severity;
+    enum rule_confidence confidence;
+    const char *action;      /* event.action, static string */
+    int policy;              /* index into the policies array for mta_sts, -1 none */
+    struct json_t *evidence; /* owned */
+};
+
+#define RULES_VERDICTS_MAX 8
+
+/* Judges one session; fills out (at most RULES_VERDICTS_MAX, in rule order)
+ * and returns the count. */
+size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
+                   const struct rule_policy *pols, size_t n_pols, struct verdict *out);
+void rules_verdicts_clear(struct verdict *v, size_t n);
+
+/* Helpers shared with alert.c and posture.c. */
+void rules_fmt_ts(sw_usec t, char *buf, size_t len); /* RFC 3339, microseconds, Z */
+bool rules_host_is_ip_literal(const char *h);
+bool rules_is_submission(const struct smtp_facts *f);
+
+#endif
