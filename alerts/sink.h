@@ -27,11 +27,23 @@ struct sink_cfg {
     const char *spool_path;     /* spool file (default "stripwatch.spool" in the working dir) */
     uint64_t spool_max_bytes;   /* default 256 MiB */
     const char *ca_file;        /* for rediss:// */
+    /* added by sink (defaults from sink_cfg_defaults) */
+    unsigned batch_max;         /* alerts per pipelined batch (default 256) */
+    int connect_timeout_ms;     /* default 2000 */
+    int io_timeout_ms;          /* reply wait per batch (default 5000) */
+    int backoff_min_ms;         /* first reconnect delay (default 100), doubled per failure */
+    int backoff_max_ms;         /* cap (default 30000) */
+    uint64_t dedup_ttl_s;       /* life of the Redis key holding the last delivered sequence
+                                   number (default 30 days) */
 };
 void sink_cfg_defaults(struct sink_cfg *c);
 
 struct sink_stats {
     uint64_t emitted, delivered, spooled, replayed, dropped_spool_full, reconnects, errors;
+    /* added by sink */
+    uint64_t duplicates_skipped; /* re-sent alerts Redis already had (not applied twice) */
+    uint64_t pending;            /* alerts in the spool not yet acknowledged */
+    uint64_t spool_bytes;        /* spool file size */
 };
 
 struct sink;

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* sink.c: alert delivery front end: JSON lines to a file or stdout, and/or
+ * the Redis sink (sink_redis.c) with its spool. Follows RFC 8259 (JSON text;
+ * one object per line as in the JSON Lines convention) and RFC 7464's
+ * rationale for newline-free records.
+ *
+ * File/stdout: each alert is written as one line with a single fwrite and
+ * flushed (fflush) at once, so a reader tailing the file or the pipe never
+ * sees half a line and never waits for a batch; files are fsynced at
+ * sink_flush()/sink_free(), not per line. */
+#include "alerts/sink.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alerts/sink_redis.h"
+#include "alerts/spool.h"
+#include "decode/sw.h"
+
+struct sink {
+    FILE *out;
+    bool own_out;
+    char *out_name;
+    struct sink_redis *redis;
+    int flush_timeout_ms;
+    struct sink_stats file_st; /* counters of the file half and of sink_emit itself */
+    struct sink_stats snap;    /* what sink_stats() returns */
+    char *scratch;
+    size_t scap;
+    bool big_reported;
+};
+
+void sink_cfg_defaults(struct sink_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->out_path = "-";
+    c->mode = SINK_REDIS_LIST;
+    c->key = "stripwatch:alerts";
+    c->stream_maxlen = 1000000;
+    c->spool_path = "stripwatch.spool";
+    c->spool_max_bytes = 256ull << 20;
+    c->batch_max = 256;
+    c->connect_timeout_ms = 2000;
+    c->io_timeout_ms = 5000;
+    c->backoff_min_ms = 100;
+    c->backoff_max_ms = 30000;
+    c->dedup_ttl_s = 30ull * 86400;
+}
+
+struct sink *sink_new(const struct sink_cfg *cfg, char *err, size_t errlen)
+{
+    struct sink *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "sink: out of memory");
+        return NULL;
+    }
+    s->flush_timeout_ms = cfg->io_timeout_ms > 0 ? cfg->io_timeout_ms : 5000;
+    if (cfg->out_path && *cfg->out_path) {
+        if (strcmp(cfg->out_path, "-") == 0) {
+            s->out = stdout;
+            s->out_name = strdup("stdout");
+        } else {
+            s->out = fopen(cfg->out_path, "ae");
+            if (!s->out) {
+                snprintf(err, errlen, "stripwatch: %s: %s", cfg->out_path, strerror(errno));
+                free(s);
+                return NULL;
+            }
+            s->own_out = true;
+            s->out_name = strdup(cfg->out_path);
+        }
+        if (!s->out_name) {
+            snprintf(err, errlen, "sink: out of memory");
+            sink_free(s);
+            return NULL;
+        }
+    }
+    if (cfg->redis_url) {
+        s->redis = sink_redis_new(cfg, err, errlen);
+        if (!s->redis) {
+            sink_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* A copy of json with CR/LF turned into spaces (JSON whitespace outside
+ * strings; raw inside a string they were invalid anyway), or json itself. */
+static const char *one_line(struct sink *s, const char *json, size_t len)
+{
+    if (!memchr(json, '\n', len) && !memchr(json, '\r', len))
+        return json;
+    if (s->scap < len) {
+        char *n = realloc(s->scratch, len);
+        if (!n)
+            return NULL;
+        s->scratch = n;
+        s->scap = len;
+    }
+    for (size_t i = 0; i < len; i++)
+        s->scratch[i] = json[i] == '\n' || json[i] == '\r' ? ' ' : json[i];
+    return s->scratch;
+}
+
+int sink_emit(struct sink *s, const char *json, size_t len)
+{
+    s->file_st.emitted++;
+    if (len > SPOOL_REC_MAX) {
+        s->file_st.errors++;
+        if (!s->big_reported) {
+            fprintf(stderr, "stripwatch: sink: alert of %zu bytes dropped (over the %u-byte limit)\n",
+                    len, SPOOL_REC_MAX);
+            s->big_reported = true;
+        }
+        return SW_ELIMIT;
+    }
+    const char *line = one_line(s, json, len);
+    if (!line) {
+        s->file_st.errors++;
+        return SW_ENOMEM;
+    }
+    int rc = SW_OK;
+    if (s->out) {
+        if (fwrite(line, 1, len, s->out) != len || fputc('\n', s->out) == EOF ||
+            fflush(s->out) != 0) {
+            s->file_st.errors++;
+            rc = SW_EIO;
+        } else if (!s->redis) {
+            s->file_st.delivered++;
+        }
+    }
+    if (s->redis) {
+        int r2 = sink_redis_emit(s->redis, line, len);
+        if (r2 != SW_OK)
+            rc = r2;
+    }
+    return rc;
+}
+
+int sink_flush(struct sink *s, int timeout_ms)
+{
+    int rc = SW_OK;
+    if (s->out) {
+        if (fflush(s->out) != 0)
+            rc = SW_EIO;
+        if (s->own_out && fsync(fileno(s->out)) != 0)
+            rc = SW_EIO;
+    }
+    if (s->redis) {
+        int r2 = sink_redis_flush(s->redis, timeout_ms);
+        if (rc == SW_OK)
+            rc = r2;
+    }
+    return rc;
+}
+
+const struct sink_stats *sink_stats(const struct sink *cs)
+{
+    struct sink *s = (struct sink *)cs; /* the snapshot is a cache */
+    s->snap = s->file_st;
+    if (s->redis)
+        sink_redis_stats(s->redis, &s->snap);
+    return &s->snap;
+}
+
+void sink_free(struct sink *s)
+{
+    if (!s)
+        return;
+    if (s->redis)
+        sink_redis_free(s->redis, s->flush_timeout_ms);
+    if (s->out) {
+        fflush(s->out);
+        if (s->own_out) {
+            fsync(fileno(s->out));
+            fclose(s->out);
+        }
+    }
+    free(s->out_name);
+    free(s->scratch);
+    free(s);
+}
