@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* capture.c: packet sources: a live interface through libpcap, or capture
+ * files (pcap, pcapng, "-" for stdin) merged in timestamp order (ties: the
+ * file given first wins). Files whose pcapng interfaces mix link types go
+ * through the own pcapng reader; BPF filters apply to every source. */
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sensor/capture.h"
+
+#define CAPTURE_MAX_LINKTYPES 16 /* compiled filters kept per link type */
+
+struct capture_src {
+    const char *name;
+    pcap_t *pc;                 /* libpcap source, or */
+    struct pcapng_reader *ng;   /* own pcapng reader */
+    bool have;                  /* pkt holds the next packet */
+    bool done;
+    struct capture_pkt pkt;
+};
+
+struct capture_filter {
+    int linktype;
+    bool ok;
+    struct bpf_program prog;
+};
+
+struct capture {
+    bool live;
+    struct capture_src *src;
+    size_t n_src;
+    const char *bpf;
+    int snaplen;
+    struct capture_filter filters[CAPTURE_MAX_LINKTYPES];
+    size_t n_filters;
+    uint64_t filtered;
+    uint64_t total_bytes;
+};
+
+static void set_err(char *err, size_t errlen, const char *a, const char *b)
+{
+    snprintf(err, errlen, "%s: %s", a, b);
+}
+
+struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err, size_t errlen)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    struct capture *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->live = true;
+    c->src = calloc(1, sizeof(*c->src));
+    if (!c->src) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->n_src = 1;
+    c->src[0].name = cfg->iface;
+    pcap_t *pc = pcap_create(cfg->iface, ebuf);
+    if (!pc) {
+        set_err(err, errlen, cfg->iface, ebuf);
+        capture_free(c);
+        return NULL;
+    }
+    c->src[0].pc = pc;
+    pcap_set_snaplen(pc, cfg->snaplen > 0 ? cfg->snaplen : 262144);
+    pcap_set_promisc(pc, 1);
+    pcap_set_timeout(pc, 100);
+    if (cfg->buffer_size > 0)
+        pcap_set_buffer_size(pc, cfg->buffer_size);
+    if (cfg->immediate)
+        pcap_set_immediate_mode(pc, 1);
+    int rc = pcap_activate(pc);
+    if (rc < 0) {
+        const char *why = pcap_geterr(pc);
+        if (rc != PCAP_ERROR || !why || !why[0])
+            why = pcap_statustostr(rc);
+        char msg[PCAP_ERRBUF_SIZE + 64];
+        if (rc == PCAP_ERROR_NO_SUCH_DEVICE || rc == PCAP_ERROR_PERM_DENIED ||
+            rc == PCAP_ERROR_PROMISC_PERM_DENIED)
+            snprintf(msg, sizeof(msg), "%s (%s)", pcap_statustostr(rc), why);
+        else
+            snprintf(msg, sizeof(msg), "%s", why);
+        if (strcmp(msg, "No such device exists (No such device exists)") == 0)
+            snprintf(msg, sizeof(msg), "%s", pcap_statustostr(rc));
+        set_err(err, errlen, cfg->iface, msg);
+        capture_free(c);
+        return NULL;
+    }
+    if (cfg->bpf && cfg->bpf[0]) {
+        struct bpf_program prog;
+        if (pcap_compile(pc, &prog, cfg->bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+            snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
+            capture_free(c);
+            return NULL;
+        }
+        if (pcap_setfilter(pc, &prog) < 0) {
+            snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
+            pcap_freecode(&prog);
+            capture_free(c);
+            return NULL;
+        }
+        pcap_freecode(&prog);
+    }
+    return c;
+}
+
+/* Compiles (once per link type) and checks the offline filter. */
+static struct capture_filter *filter_for(struct capture *c, int linktype, char *err,
+                                         size_t errlen)
+{
+    for (size_t i = 0; i < c->n_filters; i++)
+        if (c->filters[i].linktype == linktype)
+            return &c->filters[i];
+    if (c->n_filters == CAPTURE_MAX_LINKTYPES) {
+        snprintf(err, errlen, "--bpf \"%s\": more than %d link types", c->bpf,
+                 CAPTURE_MAX_LINKTYPES);
+        return NULL;
+    }
+    struct capture_filter *f = &c->filters[c->n_filters];
+    pcap_t *dead = pcap_open_dead(linktype, c->snaplen > 0 ? c->snaplen : 262144);
+    if (!dead) {
+        snprintf(err, errlen, "--bpf \"%s\": cannot compile for link type %d", c->bpf, linktype);
+        return NULL;
+    }
+    if (pcap_compile(dead, &f->prog, c->bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "--bpf \"%s\": %s", c->bpf, pcap_geterr(dead));
+        pcap_close(dead);
+        return NULL;
+    }
+    pcap_close(dead);
+    f->linktype = linktype;
+    f->ok = true;
+    c->n_filters++;
+    return f;
+}
+
+struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf,
+                                   int snaplen, char *err, size_t errlen)
+{
+    struct capture *c = calloc(1, sizeof(*c));
+    if (!c || !(c->src = calloc(n ? n : 1, sizeof(*c->src)))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->n_src = n;
+    c->bpf = bpf && bpf[0] ? bpf : NULL;
+    c->snaplen = snaplen;
+    for (size_t i = 0; i < n; i++) {
+        struct capture_src *s = &c->src[i];
+        char ebuf[PCAP_ERRBUF_SIZE] = "";
+        s->name = files[i];
+        if (strcmp(files[i], "-") != 0) {
+            struct stat st;
+            if (stat(files[i], &st) == 0)
+                c->total_bytes += (uint64_t)st.st_size;
+            if (pcapng_has_mixed_linktypes(files[i])) {
+                s->ng = pcapng_open(files[i], err, errlen);
+                if (!s->ng) {
+                    capture_free(c);
+                    return NULL;
+                }
+                continue;
+            }
+        }
+        s->pc = pcap_open_offline_with_tstamp_precision(files[i], PCAP_TSTAMP_PRECISION_MICRO,
+                                                        ebuf);
+        if (!s->pc) {
+            set_err(err, errlen, files[i], ebuf);
+            capture_free(c);
+            return NULL;
+        }
+    }
+    if (c->bpf) {
+        /* compile once now so that a bad expression is reported before any work */
+        for (size_t i = 0; i < n; i++) {
+            if (c->src[i].pc && !filter_for(c, pcap_datalink(c->src[i].pc), err, errlen)) {
+                capture_free(c);
+                return NULL;
+            }
+        }
+    }
+    return c;
+}
+
+/* Fills s->pkt with the source's next packet. 1, 0 (end), -1 error. */
+static int src_fill(struct capture_src *s, char *err, size_t errlen)
+{
+    if (s->ng) {
+        int rc = pcapng_next(s->ng, &s->pkt, err, errlen);
+        return rc;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc = pcap_next_ex(s->pc, &h, &data);
+    if (rc == 1) {
+        s->pkt.ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+        s->pkt.data = data;
+        s->pkt.caplen = h->caplen;
+        s->pkt.len = h->len < h->caplen ? h->caplen : h->len;
+        s->pkt.linktype = pcap_datalink(s->pc);
+        return 1;
+    }
+    if (rc == PCAP_ERROR_BREAK)
+        return 0;
+    snprintf(err, errlen, "%s: %s", s->name, pcap_geterr(s->pc));
+    return -1;
+}
+
+static bool passes(struct capture *c, const struct capture_pkt *p, char *err, size_t errlen,
+                   int *fail)
+{
+    if (!c->bpf)
+        return true;
+    struct capture_filter *f = filter_for(c, p->linktype, err, errlen);
+    if (!f) {
+        *fail = 1;
+        return false;
+    }
+    struct pcap_pkthdr h;
+    h.ts.tv_sec = (time_t)(p->ts / SW_USEC_PER_SEC);
+    h.ts.tv_usec = (suseconds_t)(p->ts % SW_USEC_PER_SEC);
+    h.caplen = p->caplen;
+    h.len = p->len;
+    return pcap_offline_filter(&f->prog, &h, p->data) != 0;
+}
+
+int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t errlen)
+{
+    if (c->live) {
+        struct capture_src *s = &c->src[0];
+        struct pcap_pkthdr *h;
+        const u_char *data;
+        int rc = pcap_next_ex(s->pc, &h, &data);
+        if (rc == 0)
+            return 0;
+        if (rc == PCAP_ERROR_BREAK)
+            return -1;
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: %s", s->name, pcap_geterr(s->pc));
+            return -2;
+        }
+        out->ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+        out->data = data;
+        out->caplen = h->caplen;
+        out->len = h->len < h->caplen ? h->caplen : h->len;
+        out->linktype = pcap_datalink(s->pc);
+        return 1;
+    }
+    for (;;) {
+        struct capture_src *best = NULL;
+        for (size_t i = 0; i < c->n_src; i++) {
+            struct capture_src *s = &c->src[i];
+            if (s->done)
+                continue;
+            if (!s->have) {
+                int rc = src_fill(s, err, errlen);
+                if (rc < 0) {
+                    s->done = true;
+                    return -2;
+                }
+                if (rc == 0) {
+                    s->done = true;
+                    continue;
+                }
+                s->have = true;
+            }
+            if (!best || s->pkt.ts < best->pkt.ts)
+                best = s;
+        }
+        if (!best)
+            return -1;
+        best->have = false;
+        int fail = 0;
+        if (!passes(c, &best->pkt, err, errlen, &fail)) {
+            if (fail)
+                return -2;
+            c->filtered++;
+            continue;
+        }
+        *out = best->pkt;
+        return 1;
+    }
+}
+
+bool capture_is_live(const struct capture *c)
+{
+    return c->live;
+}
+
+bool capture_kernel_drops(struct capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop)
+{
+    if (!c->live || !c->src[0].pc)
+        return false;
+    struct pcap_stat ps;
+    if (pcap_stats(c->src[0].pc, &ps) < 0)
+        return false;
+    *recv = ps.ps_recv;
+    *drop = ps.ps_drop;
+    *ifdrop = ps.ps_ifdrop;
+    return true;
+}
+
+void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total)
+{
+    *done = 0;
+    *total = c->total_bytes;
+    for (size_t i = 0; i < c->n_src; i++) {
+        const struct capture_src *s = &c->src[i];
+        if (s->ng)
+            *done += pcapng_offset(s->ng);
+        else if (s->pc && !c->live && strcmp(s->name, "-") != 0) {
+            FILE *f = pcap_file(s->pc);
+            if (f) {
+                long pos = ftell(f);
+                if (pos > 0)
+                    *done += (uint64_t)pos;
+            }
+        }
+    }
+}
+
+uint64_t capture_filtered(const struct capture *c)
+{
+    return c->filtered;
+}
+
+void capture_free(struct capture *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_src; i++) {
+        if (c->src[i].pc)
+            pcap_close(c->src[i].pc);
+        pcapng_close(c->src[i].ng);
+    }
+    for (size_t i = 0; i < c->n_filters; i++)
+        pcap_freecode(&c->filters[i].prog);
+    free(c->src);
+    free(c);
+}

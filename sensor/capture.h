@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* capture.h: packet sources for the sensor: one live interface, or several
+ * capture files (pcap, pcapng; "-" is stdin) merged in timestamp order.
+ * capture_next() hands out one frame at a time; the frame is borrowed until
+ * the next call. Errors carry one line naming the input and the reason. */
+#ifndef SW_CAPTURE_H
+#define SW_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/sw.h"
+
+struct capture_pkt {
+    sw_usec ts;
+    const uint8_t *data;
+    uint32_t caplen, len;
+    int linktype;
+};
+
+struct capture_live_cfg {
+    const char *iface;
+    const char *bpf;
+    int snaplen, buffer_size;
+    bool immediate;
+};
+
+struct capture;
+/* NULL on failure with the error line (without "stripwatch: ") in err. */
+struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err, size_t errlen);
+/* bpf may be NULL (no filter). */
+struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf,
+                                   int snaplen, char *err, size_t errlen);
+/* 1: a packet; 0: no packet right now (live timeout; try again); -1: end of
+ * input; -2: error (err filled, capture is over). */
+int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t errlen);
+bool capture_is_live(const struct capture *c);
+/* Kernel/interface drops (live) ; false when not available. */
+bool capture_kernel_drops(struct capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop);
+/* Bytes read so far / total size of the files (progress), 0 when unknown. */
+void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total);
+/* Packets removed by the BPF filter in offline runs. */
+uint64_t capture_filtered(const struct capture *c);
+void capture_free(struct capture *c);
+
+/* pcapng reader for files with several link types (sensor/pcapng.c). */
+struct pcapng_reader;
+/* Returns true when path is a pcapng file whose interfaces have more than
+ * one link type (libpcap 1.10 refuses those). */
+bool pcapng_has_mixed_linktypes(const char *path);
+struct pcapng_reader *pcapng_open(const char *path, char *err, size_t errlen);
+/* 1: packet, 0: end of file, -1: error (err filled). */
+int pcapng_next(struct pcapng_reader *r, struct capture_pkt *out, char *err, size_t errlen);
+uint64_t pcapng_offset(const struct pcapng_reader *r);
+void pcapng_close(struct pcapng_reader *r);
+
+#endif

@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* pipeline.c: flow sharding over worker threads through bounded SPSC rings,
+ * and the output stage that merges finished sessions in a deterministic
+ * order (see pipeline.h). No RFC: process plumbing. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sensor/pipeline.h"
+
+enum slot_kind { SLOT_PKT = 0, SLOT_TICK, SLOT_END };
+
+struct slot {
+    uint8_t kind;
+    struct pkt p;
+    uint8_t *buf; /* payload copy, grown on demand */
+    uint32_t cap;
+};
+
+struct out_item {
+    uint64_t no;
+    char uid[18];
+    unsigned worker;
+    uint64_t seq; /* order within the worker, last tie-breaker */
+    struct smtp_facts *f;
+};
+
+struct worker {
+    struct pipeline *pl;
+    unsigned idx;
+    struct flow_table *ft;
+    struct smtp_consumer *sc;
+    uint64_t cur_no;  /* key of the packet or tick being processed */
+    uint64_t seq;
+    pthread_t th;
+    bool started;
+
+    /* ring: capture thread produces, worker consumes */
+    struct slot *slots;
+    uint32_t mask;
+    _Atomic uint64_t head, tail;
+    _Atomic int cons_sleeping, prod_sleeping;
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    uint64_t ring_dropped, ring_waits;
+
+    /* finished sessions waiting for the output stage */
+    pthread_mutex_t out_mu;
+    struct out_item *out;
+    size_t n_out, cap_out;
+    _Atomic uint64_t watermark; /* every packet/tick <= this is processed */
+    uint64_t copy_failed;
+    struct flow_stats final; /* the table's counters just before it was freed */
+};
+
+struct pipeline {
+    struct pipeline_cfg cfg;
+    struct worker *w;
+    unsigned n;
+    /* output stage */
+    struct out_item *heap;
+    size_t n_heap, cap_heap;
+    uint64_t sessions_out;
+    pthread_t out_th;
+    bool out_started;
+    _Atomic int out_stop;
+    pthread_mutex_t out_wake_mu;
+    pthread_cond_t out_wake;
+};
+
+static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(c, m, &ts);
+}
+
+/* ---- output stage ---- */
+
+static bool key_less(const struct out_item *a, const struct out_item *b)
+{
+    if (a->no != b->no)
+        return a->no < b->no;
+    int c = strcmp(a->uid, b->uid);
+    if (c != 0)
+        return c < 0;
+    if (a->worker != b->worker)
+        return a->worker < b->worker;
+    return a->seq < b->seq;
+}
+
+static bool heap_push(struct pipeline *pl, const struct out_item *it)
+{
+    if (pl->n_heap == pl->cap_heap) {
+        size_t nc = pl->cap_heap ? pl->cap_heap * 2 : 256;
+        struct out_item *nh = realloc(pl->heap, nc * sizeof(*nh));
+        if (!nh)
+            return false;
+        pl->heap = nh;
+        pl->cap_heap = nc;
+    }
+    size_t i = pl->n_heap++;
+    pl->heap[i] = *it;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!key_less(&pl->heap[i], &pl->heap[parent]))
+            break;
+        struct out_item t = pl->heap[i];
+        pl->heap[i] = pl->heap[parent];
+        pl->heap[parent] = t;
+        i = parent;
+    }
+    return true;
+}
+
+static struct out_item heap_pop(struct pipeline *pl)
+{
+    struct out_item top = pl->heap[0];
+    pl->heap[0] = pl->heap[--pl->n_heap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < pl->n_heap && key_less(&pl->heap[l], &pl->heap[m]))
+            m = l;
+        if (r < pl->n_heap && key_less(&pl->heap[r], &pl->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        struct out_item t = pl->heap[i];
+        pl->heap[i] = pl->heap[m];
+        pl->heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static void emit_session(struct pipeline *pl, struct smtp_facts *f)
+{
+    if (pl->cfg.sessions_out) {
+        json_t *j = facts_to_json(f);
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (s) {
+            fputs(s, pl->cfg.sessions_out);
+            fputc('\n', pl->cfg.sessions_out);
+            if (pl->cfg.live)
+                fflush(pl->cfg.sessions_out);
+            pl->sessions_out++;
+        }
+        free(s);
+        json_decref(j);
+    }
+    if (pl->cfg.det)
+        detector_session(pl->cfg.det, f);
+    else
+        facts_free(f);
+}
+
+/* Moves finished sessions into the heap and releases those every worker is
+ * past. Returns the number released. Runs on the output thread (or inline). */
+static size_t pump(struct pipeline *pl)
+{
+    uint64_t min_wm = UINT64_MAX;
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        uint64_t wm = atomic_load_explicit(&w->watermark, memory_order_acquire);
+        if (wm < min_wm)
+            min_wm = wm;
+        pthread_mutex_lock(&w->out_mu);
+        for (size_t k = 0; k < w->n_out; k++) {
+            if (!heap_push(pl, &w->out[k])) {
+                facts_free(w->out[k].f);
+                w->copy_failed++;
+            }
+        }
+        w->n_out = 0;
+        pthread_mutex_unlock(&w->out_mu);
+    }
+    size_t released = 0;
+    while (pl->n_heap > 0 && pl->heap[0].no <= min_wm) {
+        struct out_item it = heap_pop(pl);
+        emit_session(pl, it.f);
+        released++;
+    }
+    if (released && pl->cfg.det)
+        detector_run(pl->cfg.det, 0);
+    return released;
+}
+
+static void *output_main(void *arg)
+{
+    struct pipeline *pl = arg;
+    for (;;) {
+        int stop = atomic_load(&pl->out_stop);
+        pump(pl);
+        if (stop && pl->n_heap == 0)
+            break;
+        if (pl->cfg.det)
+            detector_run(pl->cfg.det, 0);
+        pthread_mutex_lock(&pl->out_wake_mu);
+        wait_ms(&pl->out_wake, &pl->out_wake_mu, 5);
+        pthread_mutex_unlock(&pl->out_wake_mu);
+    }
+    return NULL;
+}
+
+/* ---- workers ---- */
+
+static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
+{
+    struct worker *w = ctx;
+    if (ev != SMTP_EV_END)
+        return;
+    struct smtp_facts *copy = facts_copy(f);
+    if (!copy) {
+        w->copy_failed++;
+        return;
+    }
+    struct out_item it;
+    memset(&it, 0, sizeof(it));
+    it.no = w->cur_no;
+    memcpy(it.uid, f->flow.uid, sizeof(it.uid));
+    it.uid[sizeof(it.uid) - 1] = '\0';
+    it.worker = w->idx;
+    it.seq = w->seq++;
+    it.f = copy;
+    pthread_mutex_lock(&w->out_mu);
+    if (w->n_out == w->cap_out) {
+        size_t nc = w->cap_out ? w->cap_out * 2 : 64;
+        struct out_item *no = realloc(w->out, nc * sizeof(*no));
+        if (!no) {
+            pthread_mutex_unlock(&w->out_mu);
+            facts_free(copy);
+            w->copy_failed++;
+            return;
+        }
+        w->out = no;
+        w->cap_out = nc;
+    }
+    w->out[w->n_out++] = it;
+    pthread_mutex_unlock(&w->out_mu);
+}
+
+static void worker_do(struct worker *w, const struct slot *s)
+{
+    switch (s->kind) {
+    case SLOT_PKT:
+        w->cur_no = s->p.no;
+        flow_table_packet(w->ft, &s->p);
+        atomic_store_explicit(&w->watermark, s->p.no, memory_order_release);
+        break;
+    case SLOT_TICK:
+        w->cur_no = s->p.no;
+        flow_table_expire(w->ft, s->p.ts);
+        atomic_store_explicit(&w->watermark, s->p.no, memory_order_release);
+        break;
+    case SLOT_END:
+        w->cur_no = UINT64_MAX;
+        w->final = *flow_table_stats(w->ft);
+        flow_table_free(w->ft);
+        w->ft = NULL;
+        atomic_store_explicit(&w->watermark, UINT64_MAX, memory_order_release);
+        break;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+        uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+        if (t == h) {
+            for (int spin = 0; spin < 64 && t == h; spin++) {
+                sched_yield();
+                h = atomic_load_explicit(&w->head, memory_order_acquire);
+            }
+            if (t == h) {
+                pthread_mutex_lock(&w->mu);
+                atomic_store(&w->cons_sleeping, 1);
+                if (atomic_load(&w->head) == t)
+                    wait_ms(&w->not_empty, &w->mu, 2);
+                atomic_store(&w->cons_sleeping, 0);
+                pthread_mutex_unlock(&w->mu);
+                continue;
+            }
+        }
+        struct slot *s = &w->slots[t & w->mask];
+        uint8_t kind = s->kind;
+        size_t before = w->n_out;
+        worker_do(w, s);
+        atomic_store(&w->tail, t + 1);
+        if (atomic_load(&w->prod_sleeping)) {
+            pthread_mutex_lock(&w->mu);
+            pthread_cond_signal(&w->not_full);
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (w->n_out != before || kind != SLOT_PKT) {
+            pthread_mutex_lock(&w->pl->out_wake_mu);
+            pthread_cond_signal(&w->pl->out_wake);
+            pthread_mutex_unlock(&w->pl->out_wake_mu);
+        }
+        if (kind == SLOT_END)
+            break;
+    }
+    return NULL;
+}
+
+/* Reserves the next slot of w's ring; NULL when full and live (dropped). */
+static struct slot *ring_reserve(struct worker *w, bool may_drop)
+{
+    uint64_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        if (h - t <= w->mask)
+            return &w->slots[h & w->mask];
+        if (may_drop) {
+            w->ring_dropped++;
+            return NULL;
+        }
+        w->ring_waits++;
+        for (int spin = 0; spin < 64; spin++) {
+            sched_yield();
+            t = atomic_load_explicit(&w->tail, memory_order_acquire);
+            if (h - t <= w->mask)
+                return &w->slots[h & w->mask];
+        }
+        pthread_mutex_lock(&w->mu);
+        atomic_store(&w->prod_sleeping, 1);
+        if (h - atomic_load(&w->tail) > w->mask)
+            wait_ms(&w->not_full, &w->mu, 2);
+        atomic_store(&w->prod_sleeping, 0);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static void ring_publish(struct worker *w)
+{
+    atomic_fetch_add(&w->head, 1);
+    if (atomic_load(&w->cons_sleeping)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->not_empty);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+static bool slot_copy(struct slot *s, const struct pkt *p)
+{
+    s->kind = SLOT_PKT;
+    s->p = *p;
+    s->p.frame = NULL;
+    if (p->payload_len > s->cap) {
+        uint32_t nc = p->payload_len < 2048 ? 2048 : p->payload_len;
+        uint8_t *nb = realloc(s->buf, nc);
+        if (!nb)
+            return false;
+        s->buf = nb;
+        s->cap = nc;
+    }
+    if (p->payload_len)
+        memcpy(s->buf, p->payload, p->payload_len);
+    s->p.payload = s->buf;
+    return true;
+}
+
+/* ---- public ---- */
+
+struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t errlen)
+{
+    struct pipeline *pl = calloc(1, sizeof(*pl));
+    if (!pl) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pl->cfg = *cfg;
+    pl->n = cfg->workers ? cfg->workers : 1;
+    uint32_t slots = cfg->ring_slots ? cfg->ring_slots : 2048;
+    while (slots & (slots - 1))
+        slots &= slots - 1;
+    pthread_mutex_init(&pl->out_wake_mu, NULL);
+    pthread_cond_init(&pl->out_wake, NULL);
+    pl->w = calloc(pl->n, sizeof(*pl->w));
+    if (!pl->w) {
+        snprintf(err, errlen, "out of memory");
+        free(pl);
+        return NULL;
+    }
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        w->pl = pl;
+        w->idx = i;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_mutex_init(&w->out_mu, NULL);
+        pthread_cond_init(&w->not_empty, NULL);
+        pthread_cond_init(&w->not_full, NULL);
+        struct smtp_cfg sc = cfg->smtp;
+        sc.on_event = on_event;
+        sc.event_ctx = w;
+        w->sc = smtp_consumer_new(&sc);
+        w->ft = w->sc ? flow_table_new(&cfg->flow, smtp_consumer_ops(w->sc)) : NULL;
+        if (pl->n > 1) {
+            w->slots = calloc(slots, sizeof(*w->slots));
+            w->mask = slots - 1;
+        }
+        if (!w->sc || !w->ft || (pl->n > 1 && !w->slots)) {
+            snprintf(err, errlen, "worker %u: cannot allocate its flow table", i);
+            pl->n = i + 1;
+            pipeline_free(pl);
+            return NULL;
+        }
+    }
+    if (pl->n > 1) {
+        /* signals stay with the capture thread */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        for (unsigned i = 0; i < pl->n; i++) {
+            if (pthread_create(&pl->w[i].th, NULL, worker_main, &pl->w[i]) == 0)
+                pl->w[i].started = true;
+        }
+        if (pthread_create(&pl->out_th, NULL, output_main, pl) == 0)
+            pl->out_started = true;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        for (unsigned i = 0; i < pl->n; i++) {
+            if (!pl->w[i].started || !pl->out_started) {
+                snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
+                pipeline_finish(pl);
+                pipeline_free(pl);
+                return NULL;
+            }
+        }
+    }
+    return pl;
+}
+
+void pipeline_packet(struct pipeline *pl, const struct pkt *p)
+{
+    if (pl->n == 1) {
+        struct worker *w = &pl->w[0];
+        w->cur_no = p->no;
+        flow_table_packet(w->ft, p);
+        atomic_store_explicit(&w->watermark, p->no, memory_order_relaxed);
+        if (w->n_out)
+            pump(pl);
+        return;
+    }
+    struct worker *w = &pl->w[flow_hash(p) % pl->n];
+    struct slot *s = ring_reserve(w, pl->cfg.live);
+    if (!s)
+        return;
+    if (!slot_copy(s, p)) {
+        w->ring_dropped++;
+        return;
+    }
+    ring_publish(w);
+}
+
+void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
+{
+    if (pl->n == 1) {
+        struct worker *w = &pl->w[0];
+        w->cur_no = pkt_no;
+        flow_table_expire(w->ft, now);
+        atomic_store_explicit(&w->watermark, pkt_no, memory_order_relaxed);
+        pump(pl);
+        if (pl->cfg.det)
+            detector_run(pl->cfg.det, 0);
+        return;
+    }
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        /* ticks are never dropped: they keep the workers' clocks in step */
+        struct slot *s = ring_reserve(w, false);
+        s->kind = SLOT_TICK;
+        memset(&s->p, 0, sizeof(s->p));
+        s->p.ts = now;
+        s->p.no = pkt_no;
+        ring_publish(w);
+    }
+}
+
+void pipeline_finish(struct pipeline *pl)
+{
+    if (pl->n == 1) {
+        struct worker *w = &pl->w[0];
+        if (w->ft) {
+            w->cur_no = UINT64_MAX;
+            w->final = *flow_table_stats(w->ft);
+            flow_table_free(w->ft);
+            w->ft = NULL;
+            atomic_store(&w->watermark, UINT64_MAX);
+        }
+        pump(pl);
+        return;
+    }
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        if (!w->started)
+            continue;
+        struct slot *s = ring_reserve(w, false);
+        s->kind = SLOT_END;
+        ring_publish(w);
+    }
+    for (unsigned i = 0; i < pl->n; i++) {
+        if (pl->w[i].started) {
+            pthread_join(pl->w[i].th, NULL);
+            pl->w[i].started = false;
+        }
+        atomic_store(&pl->w[i].watermark, UINT64_MAX);
+    }
+    if (pl->out_started) {
+        atomic_store(&pl->out_stop, 1);
+        pthread_mutex_lock(&pl->out_wake_mu);
+        pthread_cond_signal(&pl->out_wake);
+        pthread_mutex_unlock(&pl->out_wake_mu);
+        pthread_join(pl->out_th, NULL);
+        pl->out_started = false;
+    }
+    pump(pl);
+}
+
+void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        if (w->ft) {
+            const struct flow_stats *f = flow_table_stats(w->ft);
+            const uint64_t *src = (const uint64_t *)f;
+            uint64_t *dst = (uint64_t *)&st->flow;
+            for (size_t k = 0; k < sizeof(*f) / sizeof(uint64_t); k++)
+                dst[k] += src[k];
+        } else {
+            const uint64_t *src = (const uint64_t *)&w->final;
+            uint64_t *dst = (uint64_t *)&st->flow;
+            for (size_t k = 0; k < sizeof(w->final) / sizeof(uint64_t); k++)
+                dst[k] += src[k];
+        }
+        if (w->sc) {
+            const struct smtp_stats *s = smtp_consumer_stats(w->sc);
+            const uint64_t *src = (const uint64_t *)s;
+            uint64_t *dst = (uint64_t *)&st->smtp;
+            for (size_t k = 0; k < sizeof(*s) / sizeof(uint64_t); k++)
+                dst[k] += src[k];
+        }
+        st->ring_dropped += w->ring_dropped;
+        st->ring_waits += w->ring_waits;
+        st->copy_failed += w->copy_failed;
+    }
+    st->sessions_out = pl->sessions_out;
+}
+
+void pipeline_free(struct pipeline *pl)
+{
+    if (!pl)
+        return;
+    for (unsigned i = 0; i < pl->n; i++) {
+        struct worker *w = &pl->w[i];
+        if (w->started)
+            pthread_join(w->th, NULL);
+        flow_table_free(w->ft);
+        smtp_consumer_free(w->sc);
+        if (w->slots) {
+            for (uint32_t k = 0; k <= w->mask; k++)
+                free(w->slots[k].buf);
+            free(w->slots);
+        }
+        for (size_t k = 0; k < w->n_out; k++)
+            facts_free(w->out[k].f);
+        free(w->out);
+        pthread_mutex_destroy(&w->mu);
+        pthread_mutex_destroy(&w->out_mu);
+        pthread_cond_destroy(&w->not_empty);
+        pthread_cond_destroy(&w->not_full);
+    }
+    for (size_t k = 0; k < pl->n_heap; k++)
+        facts_free(pl->heap[k].f);
+    free(pl->heap);
+    free(pl->w);
+    pthread_mutex_destroy(&pl->out_wake_mu);
+    pthread_cond_destroy(&pl->out_wake);
+    free(pl);
+}

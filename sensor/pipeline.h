@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* pipeline.h: workers and the ordered output stage (sensor/pipeline.c).
+ *
+ * The capture thread decodes each frame and calls pipeline_packet() with the
+ * TCP segment; the pipeline routes it by flow_hash() to the worker that owns
+ * the flow (one worker: processed inline; several: a copy goes through that
+ * worker's bounded ring). Each worker owns a flow table and an SMTP
+ * consumer. A finished session becomes a facts copy keyed (pkt_no of the
+ * packet or tick that ended it, uid); the output stage releases sessions in
+ * key order once every worker has passed that packet number (watermarks), so
+ * the output is identical for every worker count. Sessions still open at the
+ * end are keyed (UINT64_MAX, uid). Released sessions are written as JSON
+ * lines and handed to the detector. */
+#ifndef SW_PIPELINE_H
+#define SW_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "alerts/detector.h"
+#include "decode/flow.h"
+#include "decode/smtp.h"
+
+struct pipeline_cfg {
+    unsigned workers;
+    bool live;                 /* full rings drop (counted) instead of waiting */
+    uint32_t ring_slots;       /* per worker, power of two (default 2048) */
+    struct flow_cfg flow;      /* per worker */
+    struct smtp_cfg smtp;      /* template; on_event is set by the pipeline */
+    FILE *sessions_out;        /* may be NULL */
+    struct detector *det;      /* may be NULL */
+};
+
+struct pipeline_stats {
+    struct flow_stats flow;    /* summed over workers (peaks summed too) */
+    struct smtp_stats smtp;
+    uint64_t ring_dropped;     /* live: packets dropped at a full worker ring */
+    uint64_t ring_waits;       /* offline: times the capture waited for a worker */
+    uint64_t sessions_out;     /* session records written */
+    uint64_t copy_failed;      /* facts_copy failures (out of memory) */
+};
+
+struct pipeline;
+struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t errlen);
+/* A decoded TCP segment (p->no set; p->payload may point into borrowed memory). */
+void pipeline_packet(struct pipeline *pl, const struct pkt *p);
+/* Capture time now has crossed a second boundary at packet pkt_no. */
+void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no);
+/* End of input: closes every flow, drains the output stage, joins threads. */
+void pipeline_finish(struct pipeline *pl);
+void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st);
+void pipeline_free(struct pipeline *pl);
+
+#endif

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* run.c: the sensor process: opens the capture, policy engine, sink and
+ * detector, runs the capture loop (decode, clock ticks, pipeline), handles
+ * signals, prints statistics, and flushes everything at the end. No RFC. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alerts/detector.h"
+#include "alerts/sink.h"
+#include "decode/pkt.h"
+#include "policy/policy.h"
+#include "sensor/capture.h"
+#include "sensor/clock.h"
+#include "sensor/pipeline.h"
+#include "sensor/sensor.h"
+
+static volatile sig_atomic_t g_stop, g_usr1;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_usr1 = 1;
+}
+
+struct run {
+    const struct sensor_opts *o;
+    struct capture *cap;
+    struct frag_table *frag;
+    struct pipeline *pl;
+    struct policy_engine *pol;
+    struct sink *sink;
+    struct detector *det;
+    FILE *sessions;
+    struct sw_clock clock;
+    uint64_t packets, bytes;
+    uint64_t status[PKT_STATUS_COUNT];
+};
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define U(x) ((unsigned long long)(x))
+
+static void print_stats(struct run *r)
+{
+    FILE *f = stderr;
+    uint64_t recv = 0, drop = 0, ifdrop = 0;
+    bool kd = r->cap && capture_kernel_drops(r->cap, &recv, &drop, &ifdrop);
+    fprintf(f, "stripwatch: stats packets=%llu bytes=%llu filtered=%llu", U(r->packets),
+            U(r->bytes), U(r->cap ? capture_filtered(r->cap) : 0));
+    if (kd)
+        fprintf(f, " kernel_received=%llu kernel_dropped=%llu interface_dropped=%llu", U(recv),
+                U(drop), U(ifdrop));
+    fputc('\n', f);
+    fprintf(f, "stripwatch: stats decode");
+    for (int i = 0; i < PKT_STATUS_COUNT; i++)
+        fprintf(f, " %s=%llu", pkt_status_str((enum pkt_status)i), U(r->status[i]));
+    fputc('\n', f);
+    if (r->frag) {
+        const struct frag_stats *s = frag_table_stats(r->frag);
+        fprintf(f,
+                "stripwatch: stats frag fragments=%llu datagrams=%llu reassembled=%llu "
+                "overlaps=%llu overlap_conflicts=%llu bound_dropped=%llu bad_dropped=%llu "
+                "timeout_dropped=%llu evicted=%llu held=%llu\n",
+                U(s->fragments), U(s->datagrams), U(s->reassembled), U(s->overlaps),
+                U(s->overlap_conflicts), U(s->bound_dropped), U(s->bad_dropped),
+                U(s->timeout_dropped), U(s->evicted), U(s->held));
+    }
+    fprintf(f,
+            "stripwatch: stats clock ticks=%llu backwards=%llu discontinuities=%llu "
+            "rebases=%llu\n",
+            U(r->clock.ticks), U(r->clock.backwards), U(r->clock.discontinuities),
+            U(r->clock.rebases));
+    if (r->pl) {
+        struct pipeline_stats ps;
+        pipeline_get_stats(r->pl, &ps);
+        const struct flow_stats *fl = &ps.flow;
+        fprintf(f,
+                "stripwatch: stats flows created=%llu closed=%llu timed_out=%llu evicted=%llu "
+                "refused=%llu active=%llu active_peak=%llu bytes_peak=%llu ooo_queued=%llu "
+                "ooo_dropped=%llu retransmitted=%llu after_stop=%llu overlaps=%llu "
+                "overlap_conflicts=%llu gaps=%llu gap_bytes=%llu delivered=%llu\n",
+                U(fl->flows_created), U(fl->flows_closed), U(fl->flows_timed_out),
+                U(fl->flows_evicted), U(fl->flows_refused), U(fl->flows_active),
+                U(fl->flows_active_peak), U(fl->bytes_peak), U(fl->segs_ooo_queued),
+                U(fl->segs_ooo_dropped), U(fl->segs_retransmitted), U(fl->segs_after_stop),
+                U(fl->overlaps), U(fl->overlap_conflicts), U(fl->gaps), U(fl->gap_bytes),
+                U(fl->bytes_delivered));
+        fprintf(f,
+                "stripwatch: stats workers n=%u ring_dropped=%llu ring_waits=%llu "
+                "sessions_written=%llu facts_copy_failed=%llu\n",
+                r->o->workers, U(ps.ring_dropped), U(ps.ring_waits), U(ps.sessions_out),
+                U(ps.copy_failed));
+        const struct smtp_stats *sm = &ps.smtp;
+        fprintf(f,
+                "stripwatch: stats smtp sessions=%llu ignored_flows=%llu lines_too_long=%llu "
+                "replies_unmatched=%llu pipeline_overflow=%llu tls_records=%llu "
+                "bytes_c2s=%llu bytes_s2c=%llu\n",
+                U(sm->sessions), U(sm->ignored_flows), U(sm->lines_too_long),
+                U(sm->replies_unmatched), U(sm->pipeline_overflow), U(sm->tls_records),
+                U(sm->bytes_c2s), U(sm->bytes_s2c));
+    }
+    if (r->det) {
+        const struct detector_stats *d = detector_stats(r->det);
+        fprintf(f,
+                "stripwatch: stats detector sessions=%llu alerts=%llu suppressed=%llu "
+                "pending_peak=%llu pending_dropped=%llu policy_unknown=%llu\n",
+                U(d->sessions), U(d->alerts), U(d->suppressed), U(d->pending_peak),
+                U(d->pending_dropped), U(d->policy_unknown));
+    }
+    if (r->sink) {
+        const struct sink_stats *s = sink_stats(r->sink);
+        fprintf(f,
+                "stripwatch: stats sink emitted=%llu delivered=%llu spooled=%llu replayed=%llu "
+                "dropped_spool_full=%llu reconnects=%llu errors=%llu\n",
+                U(s->emitted), U(s->delivered), U(s->spooled), U(s->replayed),
+                U(s->dropped_spool_full), U(s->reconnects), U(s->errors));
+    }
+    if (r->pol) {
+        const struct policy_stats *p = policy_engine_stats(r->pol);
+        fprintf(f,
+                "stripwatch: stats policy lookups=%llu hits_memory=%llu hits_redis=%llu "
+                "hits_file=%llu misses=%llu dns_queries=%llu dns_errors=%llu fetches=%llu "
+                "fetch_ok=%llu fetch_errors=%llu\n",
+                U(p->lookups), U(p->hits_memory), U(p->hits_redis), U(p->hits_file),
+                U(p->misses), U(p->dns_queries), U(p->dns_errors), U(p->fetches),
+                U(p->fetch_ok),
+                U(p->fetch_http_error + p->fetch_tls_error + p->fetch_timeout +
+                  p->fetch_redirect + p->fetch_bad_type + p->fetch_too_big +
+                  p->fetch_private_addr + p->fetch_parse_error));
+    }
+    fflush(f);
+}
+
+static void progress(struct run *r, double t0, bool final)
+{
+    uint64_t done, total;
+    capture_progress(r->cap, &done, &total);
+    double el = now_mono() - t0;
+    fprintf(stderr, "\rstripwatch: %llu packets, %.1f MB", U(r->packets), (double)r->bytes / 1e6);
+    if (total)
+        fprintf(stderr, " (%.0f%% of input)", 100.0 * (double)done / (double)total);
+    if (el > 0)
+        fprintf(stderr, ", %.0f packets/s   ", (double)r->packets / el);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Opens everything but the capture; 0 or an error line in err. */
+static int open_outputs(struct run *r, char *err, size_t errlen)
+{
+    const struct sensor_opts *o = r->o;
+    if (o->sessions_out) {
+        if (strcmp(o->sessions_out, "-") == 0) {
+            r->sessions = stdout;
+        } else {
+            r->sessions = fopen(o->sessions_out, "w");
+            if (!r->sessions) {
+                snprintf(err, errlen, "%s: %s", o->sessions_out, strerror(errno));
+                return -1;
+            }
+        }
+    }
+    struct policy_cfg pc;
+    policy_cfg_defaults(&pc);
+    pc.fetch = o->iface != NULL || o->fetch_policies;
+    pc.dns_server = o->dns_server;
+    pc.ca_file = o->ca_file;
+    pc.allow_private_hosts = o->allow_private_policy_hosts;
+    pc.redis_url = o->redis_url;
+    pc.policy_file = o->policy_file;
+    char e[512] = "";
+    r->pol = policy_engine_new(&pc, e, sizeof(e));
+    if (!r->pol) {
+        snprintf(err, errlen, "%s", e[0] ? e : "policy engine: cannot start");
+        return -1;
+    }
+    struct sink_cfg sc;
+    sink_cfg_defaults(&sc);
+    sc.out_path = o->alerts_out ? o->alerts_out : (o->redis_url ? NULL : "-");
+    sc.redis_url = o->redis_url;
+    sc.mode = o->redis_mode;
+    if (o->redis_key)
+        sc.key = o->redis_key;
+    if (o->redis_stream_maxlen)
+        sc.stream_maxlen = o->redis_stream_maxlen;
+    if (o->spool)
+        sc.spool_path = o->spool;
+    if (o->spool_max)
+        sc.spool_max_bytes = o->spool_max;
+    if (o->ca_file)
+        sc.ca_file = o->ca_file;
+    e[0] = '\0';
+    r->sink = sink_new(&sc, e, sizeof(e));
+    if (!r->sink) {
+        snprintf(err, errlen, "%s", e[0] ? e : "alert sink: cannot start");
+        return -1;
+    }
+    struct detector_cfg dc;
+    detector_cfg_defaults(&dc);
+    dc.policy = r->pol;
+    dc.sink = r->sink;
+    if (o->observer_name)
+        dc.observer_name = o->observer_name;
+    dc.state_file = o->state_file;
+    dc.redis_url = o->redis_url;
+    dc.offline = o->iface == NULL;
+    e[0] = '\0';
+    r->det = detector_new(&dc, e, sizeof(e));
+    if (!r->det) {
+        snprintf(err, errlen, "%s", e[0] ? e : "detector: cannot start");
+        return -1;
+    }
+    struct pipeline_cfg plc;
+    memset(&plc, 0, sizeof(plc));
+    plc.workers = o->workers;
+    plc.live = o->iface != NULL;
+    flow_cfg_defaults(&plc.flow);
+    if (o->memcap)
+        plc.flow.memcap = o->memcap / o->workers;
+    if (o->max_flows)
+        plc.flow.max_flows = (o->max_flows + o->workers - 1) / o->workers;
+    smtp_cfg_defaults(&plc.smtp);
+    plc.smtp.log_addresses = o->log_addresses;
+    plc.smtp.any_port = o->any_port;
+    plc.sessions_out = r->sessions;
+    plc.det = r->det;
+    r->pl = pipeline_new(&plc, err, errlen);
+    if (!r->pl)
+        return -1;
+    r->frag = frag_table_new(NULL);
+    if (!r->frag) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Flushes and frees everything; returns false when a step failed. */
+static bool close_all(struct run *r, bool print)
+{
+    bool ok = true;
+    if (r->pl)
+        pipeline_finish(r->pl);
+    if (r->det)
+        detector_finish(r->det);
+    if (r->pol && r->o->save_policies) {
+        char e[512] = "";
+        if (policy_engine_save(r->pol, r->o->save_policies, e, sizeof(e)) != SW_OK) {
+            fprintf(stderr, "stripwatch: %s\n", e[0] ? e : r->o->save_policies);
+            ok = false;
+        }
+    }
+    if (r->sink)
+        sink_flush(r->sink, 5000);
+    if (r->sessions && fflush(r->sessions) != 0) {
+        fprintf(stderr, "stripwatch: %s: %s\n", r->o->sessions_out, strerror(errno));
+        ok = false;
+    }
+    if (print)
+        print_stats(r);
+    detector_free(r->det);
+    sink_free(r->sink);
+    policy_engine_free(r->pol);
+    pipeline_free(r->pl);
+    frag_table_free(r->frag);
+    capture_free(r->cap);
+    if (r->sessions && r->sessions != stdout)
+        fclose(r->sessions);
+    fflush(stdout);
+    return ok;
+}
+
+int sensor_run(const struct sensor_opts *o)
+{
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    char err[1024] = "";
+    install_signals();
+
+    if (o->iface) {
+        struct capture_live_cfg lc = {
+            .iface = o->iface,
+            .bpf = o->bpf ? o->bpf : (o->any_port ? "tcp" : SENSOR_DEFAULT_BPF),
+            .snaplen = o->snaplen,
+            .buffer_size = o->buffer_size,
+            .immediate = o->immediate,
+        };
+        r.cap = capture_open_live(&lc, err, sizeof(err));
+    } else {
+        r.cap = capture_open_files(o->files, o->n_files, o->bpf, o->snaplen, err, sizeof(err));
+    }
+    if (!r.cap) {
+        fprintf(stderr, "stripwatch: %s\n", err);
+        return 1;
+    }
+    if (open_outputs(&r, err, sizeof(err)) < 0) {
+        fprintf(stderr, "stripwatch: %s\n", err);
+        close_all(&r, false);
+        return 1;
+    }
+
+    bool live = capture_is_live(r.cap);
+    bool show_progress = !live && !o->quiet && isatty(STDERR_FILENO);
+    double t0 = now_mono(), last_progress = t0;
+    int exit_code = 0;
+    uint64_t no = 0;
+    for (;;) {
+        if (g_stop)
+            break;
+        if (g_usr1) {
+            g_usr1 = 0;
+            print_stats(&r);
+        }
+        struct capture_pkt cp;
+        int rc = capture_next(r.cap, &cp, err, sizeof(err));
+        if (rc == -1)
+            break;
+        if (rc == -2) {
+            fprintf(stderr, "stripwatch: %s\n", err);
+            exit_code = 1;
+            break;
+        }
+        if (rc == 0) {
+            /* live and idle: wall time drives the clock */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            sw_usec now = (sw_usec)ts.tv_sec * SW_USEC_PER_SEC + ts.tv_nsec / 1000;
+            if (sw_clock_step(&r.clock, now)) {
+                frag_table_expire(r.frag, now);
+                pipeline_tick(r.pl, now, no);
+            }
+            continue;
+        }
+        no++;
+        r.packets++;
+        r.bytes += cp.len;
+        if (sw_clock_step(&r.clock, cp.ts)) {
+            frag_table_expire(r.frag, cp.ts);
+            pipeline_tick(r.pl, cp.ts, no);
+        }
+        struct pkt p;
+        memset(&p, 0, sizeof(p));
+        p.ts = cp.ts;
+        p.no = no;
+        p.frame = cp.data;
+        p.caplen = cp.caplen;
+        p.len = cp.len;
+        p.linktype = cp.linktype;
+        enum pkt_status st = pkt_decode(&p, r.frag);
+        r.status[st]++;
+        if (st == PKT_TCP)
+            pipeline_packet(r.pl, &p);
+        if (show_progress && (no & 0xFFFF) == 0) {
+            double t = now_mono();
+            if (t - last_progress >= 1.0) {
+                progress(&r, t0, false);
+                last_progress = t;
+            }
+        }
+    }
+    if (show_progress && last_progress != t0)
+        progress(&r, t0, true);
+    if (!close_all(&r, !o->quiet))
+        exit_code = 1;
+    return exit_code;
+}
