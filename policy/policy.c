@@ -1,14 +1,87 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* policy.c: the MTA-STS policy engine (stub: answers UNKNOWN until the engine lands).
- * RFC 8461. */
+/* policy.c: the MTA-STS policy engine: discovery, fetch, cache, refresh, sharing.
+ * RFC 8461 §3.1 (TXT discovery), §3.3 (fetch), §5.1 (caching and refresh),
+ * §7 (security: pinned, public policy hosts only). */
 #include "policy/policy.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "policy/dns.h"
+#include "policy/fetch.h"
+#include "policy/lru.h"
+#include "policy/rcache.h"
+#include "policy/snapshot.h"
+
+#define POLICY_MAX_WAITERS 1024 /* per domain */
+#define POLICY_EVICT_TRIES 16   /* busy LRU tails skipped before "cache full" */
+#define POLICY_POLL_MS 200      /* Redis poll while another sensor fetches */
+#define POLICY_TXT_PREFIX "_mta-sts."
+
+enum dom_phase {
+    PH_IDLE = 0,
+    PH_REDIS_GET, /* queued: read the shared cache before DNS */
+    PH_DNS_TXT,
+    PH_LOCK_WAIT, /* another sensor holds the fetch lock: poll Redis */
+    PH_QUEUED,    /* waiting for a fetch slot */
+    PH_DNS_ADDR,  /* resolving mta-sts.<domain> (holds a fetch slot) */
+    PH_FETCH,     /* HTTPS transfer (holds a fetch slot) */
+};
+
+struct waiter {
+    policy_cb cb;
+    void *arg;
+    struct waiter *next;
+};
+
+struct dom {
+    struct policy_engine *e;
+    char name[256];
+    struct policy_entry *entry; /* valid policy in force, or NULL */
+    int64_t refresh_at;         /* wall seconds: next TXT re-check */
+    /* negative answer ("no policy" or a failure) and until when it holds */
+    enum policy_status neg_status;
+    char neg_detail[640];
+    int64_t neg_until;
+    char failed_id[33];
+    int64_t failed_until;
+    /* the lookup in flight */
+    enum dom_phase phase;
+    int firing;   /* callbacks running: not evictable */
+    bool refresh; /* started by a hit on a cached policy */
+    bool have_lock;
+    char txt_id[33];
+    struct pdns_req *dns;
+    struct pfetch_req *fetch;
+    int64_t deadline_ms; /* DNS step deadline or end of the lock wait */
+    int64_t next_poll_ms;
+    struct waiter *waiters, **wtail;
+    size_t n_waiters;
+    struct dom *q_prev, *q_next; /* on redis_q, wait_q or fetch_q */
+    int *q_len;                  /* which queue's length to adjust */
+    struct dom **q_head, **q_tail;
+};
 
 struct policy_engine {
     struct policy_cfg cfg;
     struct policy_stats stats;
+    struct lru *doms;
+    struct pdns *dns;
+    struct pfetch *fetch;
+    struct rcache *rc;
+    struct dom *redis_h, *redis_t, *wait_h, *wait_t, *fetch_h, *fetch_t, *dns_h, *dns_t;
+    int redis_n, wait_n, fetch_n, dns_n;
+    unsigned fetch_slots; /* in PH_DNS_ADDR or PH_FETCH */
+    double tokens;        /* fetches-per-second bucket */
+    int64_t tokens_ms;
+    uint64_t fired;
+    char ca_file[4096];
+    char dns_server[128];
+    char redis_url[1024];
 };
 
 const char *policy_source_str(enum policy_source s)
@@ -55,46 +128,966 @@ void policy_cfg_defaults(struct policy_cfg *c)
     c->connect_timeout_ms = 5000;
     c->total_timeout_ms = 15000;
     c->https_port = 443;
+    c->refresh_interval = 3600;
+    c->dns_timeout_ms = 10000;
+    c->lock_wait_ms = 10000;
+    c->max_queued = 4096;
+}
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int64_t wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- entries ---- */
+
+static void entry_free(struct policy_entry *pe)
+{
+    if (!pe)
+        return;
+    mtasts_policy_clear(&pe->policy);
+    free(pe->text);
+    free(pe);
+}
+
+/* Parses text again (every source is judged by the same parser). */
+static struct policy_entry *entry_new(const char *domain, const char *id, const char *text,
+                                      size_t len, int64_t fetched_at, enum policy_source src,
+                                      struct mtasts_error *perr)
+{
+    struct policy_entry *pe = calloc(1, sizeof(*pe));
+    if (!pe)
+        return NULL;
+    snprintf(pe->domain, sizeof(pe->domain), "%s", domain);
+    snprintf(pe->id, sizeof(pe->id), "%s", id);
+    pe->text = malloc(len + 1);
+    if (!pe->text) {
+        free(pe);
+        return NULL;
+    }
+    memcpy(pe->text, text, len);
+    pe->text[len] = 0;
+    struct mtasts_error ebuf;
+    if (mtasts_policy_parse(text, len, &pe->policy, perr ? perr : &ebuf) != SW_OK) {
+        free(pe->text);
+        free(pe);
+        return NULL;
+    }
+    pe->fetched_at = fetched_at;
+    pe->expires_at = fetched_at + (int64_t)pe->policy.max_age;
+    pe->source = src;
+    return pe;
+}
+
+static bool entry_usable(const struct policy_engine *e, const struct policy_entry *pe,
+                         int64_t now)
+{
+    if (!pe)
+        return false;
+    if (pe->source == POLICY_SRC_FILE && !e->cfg.fetch)
+        return true; /* offline analysis: the snapshot is the truth */
+    return now < pe->expires_at;
+}
+
+/* ---- domain records and queues ---- */
+
+static void q_remove(struct dom *d)
+{
+    if (!d->q_len)
+        return;
+    if (d->q_prev)
+        d->q_prev->q_next = d->q_next;
+    else
+        *d->q_head = d->q_next;
+    if (d->q_next)
+        d->q_next->q_prev = d->q_prev;
+    else
+        *d->q_tail = d->q_prev;
+    (*d->q_len)--;
+    d->q_prev = d->q_next = NULL;
+    d->q_len = NULL;
+    d->q_head = d->q_tail = NULL;
+}
+
+static void q_push(struct dom *d, struct dom **head, struct dom **tail, int *len)
+{
+    q_remove(d);
+    d->q_prev = *tail;
+    d->q_next = NULL;
+    if (*tail)
+        (*tail)->q_next = d;
+    else
+        *head = d;
+    *tail = d;
+    (*len)++;
+    d->q_len = len;
+    d->q_head = head;
+    d->q_tail = tail;
+}
+
+static void dom_free(void *v)
+{
+    struct dom *d = v;
+    if (!d)
+        return;
+    struct policy_engine *e = d->e;
+    q_remove(d);
+    if (d->dns)
+        pdns_cancel(e->dns, d->dns);
+    if (d->fetch)
+        pfetch_cancel(e->fetch, d->fetch);
+    if (d->phase == PH_DNS_ADDR || d->phase == PH_FETCH)
+        e->fetch_slots--;
+    if (d->have_lock && e->rc)
+        rcache_unlock(e->rc, d->name);
+    while (d->waiters) {
+        struct waiter *w = d->waiters;
+        d->waiters = w->next;
+        free(w);
+    }
+    entry_free(d->entry);
+    free(d);
+}
+
+static struct dom *dom_new(struct policy_engine *e, const char *name)
+{
+    struct dom *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->e = e;
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    d->wtail = &d->waiters;
+    return d;
+}
+
+static bool dom_busy(const struct dom *d)
+{
+    return d->phase != PH_IDLE || d->firing;
+}
+
+/* Inserts a record for name, evicting an idle least-recently-used one when
+ * full (busy ones are moved to the front and skipped, a bounded number of
+ * times). NULL when none could be evicted or memory ran out. */
+static struct dom *dom_insert(struct policy_engine *e, const char *name)
+{
+    for (int i = 0; lru_count(e->doms) >= lru_capacity(e->doms); i++) {
+        const char *k = lru_oldest_key(e->doms);
+        struct dom *old = k ? lru_peek(e->doms, k) : NULL;
+        if (!old || i >= POLICY_EVICT_TRIES) {
+            e->stats.cache_full++;
+            return NULL;
+        }
+        if (dom_busy(old)) {
+            lru_get(e->doms, k); /* to the front */
+            continue;
+        }
+        lru_evict_oldest(e->doms);
+        e->stats.evicted++;
+    }
+    struct dom *d = dom_new(e, name);
+    if (!d)
+        return NULL;
+    if (lru_put(e->doms, name, d) != SW_OK) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Lowercases, strips one trailing dot, checks the RFC 5321 domain syntax. */
+static bool normalize(const char *in, char out[256])
+{
+    size_t n = strlen(in);
+    if (n && in[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    out[n] = 0;
+    return mtasts_domain_is_valid(out, n, NULL, 0);
+}
+
+/* ---- answers ---- */
+
+static void fill_answer(const struct policy_engine *e, const struct dom *d, int64_t now,
+                        struct policy_answer *a)
+{
+    if (d->entry && entry_usable(e, d->entry, now)) {
+        a->status = POLICY_ST_VALID;
+        a->entry = d->entry;
+        a->detail = "";
+    } else {
+        a->status = d->neg_status == POLICY_ST_NONE ? POLICY_ST_NONE : POLICY_ST_UNKNOWN;
+        a->entry = NULL;
+        a->detail = d->neg_detail[0] ? d->neg_detail : "no policy";
+    }
+}
+
+/* Ends the lookup in flight: every waiter gets the current answer. */
+static void dom_finish(struct policy_engine *e, struct dom *d)
+{
+    q_remove(d);
+    if (d->have_lock && e->rc)
+        rcache_unlock(e->rc, d->name);
+    d->have_lock = false;
+    d->phase = PH_IDLE;
+    d->refresh = false;
+    struct waiter *w = d->waiters;
+    d->waiters = NULL;
+    d->wtail = &d->waiters;
+    d->n_waiters = 0;
+    struct policy_answer a;
+    fill_answer(e, d, wall_s(), &a);
+    char detail[sizeof(d->neg_detail)];
+    snprintf(detail, sizeof(detail), "%s", a.detail);
+    a.detail = detail;
+    /* A callback may look domains up (even this one): d is marked busy so
+     * that no eviction frees it or its entry while the callbacks run. */
+    d->firing++;
+    while (w) {
+        struct waiter *next = w->next;
+        w->cb(w->arg, d->name, &a);
+        e->fired++;
+        free(w);
+        w = next;
+    }
+    d->firing--;
+}
+
+static void set_neg(struct dom *d, enum policy_status st, int64_t until, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_neg(struct dom *d, enum policy_status st, int64_t until, const char *fmt, ...)
+{
+    d->neg_status = st;
+    d->neg_until = until;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->neg_detail, sizeof(d->neg_detail), fmt, ap);
+    va_end(ap);
+}
+
+static void install(struct policy_engine *e, struct dom *d, struct policy_entry *pe)
+{
+    entry_free(d->entry);
+    d->entry = pe;
+    d->neg_until = 0;
+    d->neg_detail[0] = 0;
+    d->failed_id[0] = 0;
+    d->refresh_at = wall_s() + e->cfg.refresh_interval;
+}
+
+/* ---- steps ---- */
+
+static void step_txt(struct policy_engine *e, struct dom *d);
+static void step_after_txt(struct policy_engine *e, struct dom *d);
+
+/* The lookup failed: the cached policy (if any) stays in force. */
+static void fail(struct policy_engine *e, struct dom *d, enum policy_status st, int64_t ttl,
+                 const char *detail)
+{
+    int64_t now = wall_s();
+    set_neg(d, st, now + ttl, "%s", detail);
+    if (d->entry)
+        d->refresh_at = now + (ttl < e->cfg.refresh_interval ? ttl : e->cfg.refresh_interval);
+    dom_finish(e, d);
+}
+
+/* Reads the shared cache: SW_OK when an entry for id (any id when NULL) was
+ * installed. */
+static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id)
+{
+    char id[33], err[400];
+    char *text = NULL;
+    int64_t at = 0;
+    err[0] = 0;
+    int r = rcache_get(e->rc, d->name, id, &text, &at, err, sizeof(err));
+    if (r == SW_EIO) {
+        e->stats.redis_errors++;
+        return r;
+    }
+    if (r != SW_OK) {
+        if (r == SW_EPROTO)
+            fprintf(stderr, "stripwatch: %s\n", err);
+        return r;
+    }
+    int ret = SW_AGAIN;
+    if (!want_id || !strcmp(want_id, id)) {
+        struct mtasts_error pe;
+        struct policy_entry *ent =
+            entry_new(d->name, id, text, strlen(text), at, POLICY_SRC_REDIS, &pe);
+        if (ent && entry_usable(e, ent, wall_s())) {
+            install(e, d, ent);
+            ret = SW_OK;
+        } else {
+            if (!ent) {
+                char why[200];
+                fprintf(stderr, "stripwatch: redis key " RCACHE_KEY_PREFIX "%s: %s\n",
+                        d->name, mtasts_error_format(&pe, why, sizeof(why)));
+            }
+            entry_free(ent);
+        }
+    }
+    free(text);
+    return ret;
+}
+
+static void step_redis_get(struct policy_engine *e, struct dom *d)
+{
+    q_remove(d);
+    if (try_redis(e, d, NULL) == SW_OK) {
+        dom_finish(e, d);
+        return;
+    }
+    if (!e->cfg.fetch) {
+        fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, "offline: no policy in file or cache");
+        return;
+    }
+    step_txt(e, d);
+}
+
+static void on_txt(void *arg, const struct pdns_result *r)
+{
+    struct dom *d = arg;
+    struct policy_engine *e = d->e;
+    d->dns = NULL;
+    q_remove(d);
+    char detail[640];
+    if (r->err || (r->rcode != 0 && r->rcode != 3)) {
+        e->stats.dns_errors++;
+        if (r->err)
+            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: %s", d->name,
+                     r->errstr);
+        else
+            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: rcode %d",
+                     d->name, r->rcode);
+        fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, detail);
+        return;
+    }
+    size_t n_sts = 0, n_bad = 0;
+    char id[33] = "", bad[200] = "";
+    for (size_t i = 0; i < r->n_txt; i++) {
+        char tid[33];
+        struct mtasts_error te;
+        int pr = mtasts_txt_parse(r->txt[i], r->txt_len[i], tid, &te);
+        if (pr == SW_AGAIN)
+            continue;
+        n_sts++;
+        if (pr == SW_OK) {
+            memcpy(id, tid, sizeof(id));
+        } else {
+            n_bad++;
+            snprintf(bad, sizeof(bad), "%s", te.reason);
+        }
+    }
+    if (n_sts == 0) {
+        e->stats.dns_no_record++;
+        e->stats.negative_cached++;
+        snprintf(detail, sizeof(detail), "no MTA-STS TXT record at " POLICY_TXT_PREFIX "%s",
+                 d->name);
+        fail(e, d, POLICY_ST_NONE, e->cfg.negative_ttl, detail);
+        return;
+    }
+    if (n_sts > 1 || n_bad) {
+        e->stats.dns_invalid++;
+        e->stats.negative_cached++;
+        if (n_sts > 1)
+            snprintf(detail, sizeof(detail),
+                     "%zu STSv1 TXT records at " POLICY_TXT_PREFIX "%s (exactly one required)",
+                     n_sts, d->name);
+        else
+            snprintf(detail, sizeof(detail), "invalid TXT record at " POLICY_TXT_PREFIX "%s: %.160s",
+                     d->name, bad);
+        fail(e, d, POLICY_ST_NONE, e->cfg.negative_ttl, detail);
+        return;
+    }
+    memcpy(d->txt_id, id, sizeof(d->txt_id));
+    step_after_txt(e, d);
+}
+
+static void step_txt(struct policy_engine *e, struct dom *d)
+{
+    char qname[300], err[300];
+    snprintf(qname, sizeof(qname), POLICY_TXT_PREFIX "%s", d->name);
+    e->stats.dns_queries++;
+    d->phase = PH_DNS_TXT;
+    d->deadline_ms = mono_ms() + e->cfg.dns_timeout_ms;
+    d->dns = pdns_query_txt(e->dns, qname, on_txt, d, err, sizeof(err));
+    if (d->dns)
+        q_push(d, &e->dns_h, &e->dns_t, &e->dns_n);
+    if (!d->dns) {
+        e->stats.dns_errors++;
+        fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, err);
+    }
+}
+
+static void enqueue_fetch(struct policy_engine *e, struct dom *d)
+{
+    if ((size_t)e->fetch_n >= e->cfg.max_queued) {
+        e->stats.fetch_throttled++;
+        char detail[640];
+        snprintf(detail, sizeof(detail), "fetch queue full (%zu waiting)", e->cfg.max_queued);
+        fail(e, d, POLICY_ST_UNKNOWN, 1, detail);
+        return;
+    }
+    if (e->fetch_h || e->fetch_slots >= e->cfg.max_concurrent || e->tokens < 1.0)
+        e->stats.fetch_throttled++; /* waits for a slot or the rate */
+    d->phase = PH_QUEUED;
+    q_push(d, &e->fetch_h, &e->fetch_t, &e->fetch_n);
+}
+
+/* The TXT id is known: up to date, suppressed after a failure, shared by
+ * another sensor, or to be fetched. */
+static void step_after_txt(struct policy_engine *e, struct dom *d)
+{
+    int64_t now = wall_s();
+    if (d->entry && !strcmp(d->entry->id, d->txt_id)) {
+        uint32_t left_min = d->entry->policy.max_age / 4;
+        if (d->entry->expires_at - now > (int64_t)left_min ||
+            (d->entry->source == POLICY_SRC_FILE && !e->cfg.fetch)) {
+            d->refresh_at = now + e->cfg.refresh_interval;
+            dom_finish(e, d);
+            return;
+        }
+        /* same id but close to expiry: fetch again (proactive refresh) */
+    }
+    if (d->failed_id[0] && !strcmp(d->failed_id, d->txt_id) && now < d->failed_until) {
+        d->neg_until = d->failed_until;
+        if (d->entry)
+            d->refresh_at = d->failed_until;
+        dom_finish(e, d);
+        return;
+    }
+    if (e->rc) {
+        if (try_redis(e, d, d->txt_id) == SW_OK) {
+            dom_finish(e, d);
+            return;
+        }
+        int lr = rcache_lock(e->rc, d->name);
+        if (lr == SW_AGAIN) {
+            e->stats.lock_waits++;
+            d->phase = PH_LOCK_WAIT;
+            d->deadline_ms = mono_ms() + e->cfg.lock_wait_ms;
+            d->next_poll_ms = mono_ms() + POLICY_POLL_MS;
+            q_push(d, &e->wait_h, &e->wait_t, &e->wait_n);
+            return;
+        }
+        if (lr == SW_OK)
+            d->have_lock = true;
+        else
+            e->stats.redis_errors++;
+    }
+    enqueue_fetch(e, d);
+}
+
+static void step_lock_poll(struct policy_engine *e, struct dom *d, int64_t now_ms)
+{
+    if (now_ms < d->next_poll_ms)
+        return;
+    d->next_poll_ms = now_ms + POLICY_POLL_MS;
+    if (try_redis(e, d, d->txt_id) == SW_OK) {
+        dom_finish(e, d);
+        return;
+    }
+    int lr = rcache_lock(e->rc, d->name);
+    if (lr == SW_OK || lr == SW_EIO) { /* the holder is gone, or Redis is */
+        q_remove(d);
+        d->have_lock = lr == SW_OK;
+        enqueue_fetch(e, d);
+        return;
+    }
+    if (now_ms >= d->deadline_ms) {
+        char detail[640];
+        snprintf(detail, sizeof(detail),
+                 "another sensor holds the fetch lock for %s; no policy appeared in Redis "
+                 "within %ld ms",
+                 d->name, e->cfg.lock_wait_ms);
+        fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, detail);
+    }
+}
+
+static void fetch_failed(struct policy_engine *e, struct dom *d, enum policy_status st,
+                         const char *detail)
+{
+    int64_t now = wall_s();
+    snprintf(d->failed_id, sizeof(d->failed_id), "%s", d->txt_id);
+    d->failed_until = now + e->cfg.retry_after_failure;
+    fail(e, d, st, e->cfg.retry_after_failure, detail);
+}
+
+static void release_slot(struct policy_engine *e, struct dom *d)
+{
+    if (d->phase == PH_DNS_ADDR || d->phase == PH_FETCH)
+        e->fetch_slots--;
+}
+
+static void on_fetch(void *arg, const struct pfetch_result *r)
+{
+    struct dom *d = arg;
+    struct policy_engine *e = d->e;
+    d->fetch = NULL;
+    release_slot(e, d);
+    d->phase = PH_IDLE;
+    char detail[640];
+    switch (r->outcome) {
+    case PFETCH_OK: {
+        struct mtasts_error pe;
+        struct policy_entry *ent =
+            entry_new(d->name, d->txt_id, r->body, r->body_len, wall_s(), POLICY_SRC_HTTPS, &pe);
+        if (!ent) {
+            char why[200];
+            e->stats.fetch_parse_error++;
+            snprintf(detail, sizeof(detail), "policy at %s invalid: %s", r->url,
+                     mtasts_error_format(&pe, why, sizeof(why)));
+            fetch_failed(e, d, POLICY_ST_NONE, detail);
+            return;
+        }
+        e->stats.fetch_ok++;
+        if (e->rc && ent->policy.max_age > 0 &&
+            rcache_put(e->rc, d->name, ent->id, ent->text, ent->fetched_at,
+                       (int64_t)ent->policy.max_age) != SW_OK)
+            e->stats.redis_errors++;
+        install(e, d, ent);
+        dom_finish(e, d);
+        return;
+    }
+    case PFETCH_HTTP_ERROR:
+    case PFETCH_CONNECT:
+    case PFETCH_ERROR:
+        e->stats.fetch_http_error++;
+        break;
+    case PFETCH_REDIRECT:
+        e->stats.fetch_redirect++;
+        break;
+    case PFETCH_BAD_TYPE:
+        e->stats.fetch_bad_type++;
+        break;
+    case PFETCH_TOO_BIG:
+        e->stats.fetch_too_big++;
+        break;
+    case PFETCH_TLS_ERROR:
+        e->stats.fetch_tls_error++;
+        break;
+    case PFETCH_TIMEOUT:
+        e->stats.fetch_timeout++;
+        break;
+    }
+    snprintf(detail, sizeof(detail), "fetch %.280s: %.300s", r->url, r->detail);
+    fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
+}
+
+static void on_addr(void *arg, const struct pdns_result *r)
+{
+    struct dom *d = arg;
+    struct policy_engine *e = d->e;
+    d->dns = NULL;
+    q_remove(d);
+    char detail[640], err[300];
+    if (r->err || r->n_addr == 0) {
+        release_slot(e, d);
+        d->phase = PH_IDLE;
+        e->stats.dns_errors++;
+        if (r->err)
+            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: DNS: %s", d->name,
+                     r->errstr);
+        else
+            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: no A/AAAA record",
+                     d->name);
+        fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
+        return;
+    }
+    size_t pick = r->n_addr;
+    const char *why = NULL;
+    for (size_t i = 0; i < r->n_addr && pick == r->n_addr; i++) {
+        const char *w = NULL;
+        if (e->cfg.allow_private_hosts || !pfetch_addr_is_private(r->addr[i], &w))
+            pick = i;
+        else if (!why)
+            why = w;
+    }
+    if (pick == r->n_addr) {
+        release_slot(e, d);
+        d->phase = PH_IDLE;
+        e->stats.fetch_private_addr++;
+        snprintf(detail, sizeof(detail),
+                 "policy host mta-sts.%s resolves to %s, a %s address: refused", d->name,
+                 r->addr[0], why ? why : "non-public");
+        fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
+        return;
+    }
+    struct pfetch_opts o = {
+        .ca_file = e->cfg.ca_file,
+        .port = e->cfg.https_port,
+        .connect_timeout_ms = e->cfg.connect_timeout_ms,
+        .total_timeout_ms = e->cfg.total_timeout_ms,
+        .low_speed_bytes = 64,
+        .low_speed_secs = 10,
+    };
+    e->stats.fetches++;
+    d->phase = PH_FETCH;
+    d->fetch = pfetch_start(e->fetch, d->name, r->addr[pick], r->family[pick], &o, on_fetch, d,
+                            err, sizeof(err));
+    if (!d->fetch) {
+        release_slot(e, d);
+        d->phase = PH_IDLE;
+        e->stats.fetch_http_error++;
+        fetch_failed(e, d, POLICY_ST_UNKNOWN, err);
+    }
+}
+
+static void start_fetch(struct policy_engine *e, struct dom *d)
+{
+    char host[300], err[300];
+    q_remove(d);
+    snprintf(host, sizeof(host), "mta-sts.%s", d->name);
+    e->fetch_slots++;
+    d->phase = PH_DNS_ADDR;
+    d->deadline_ms = mono_ms() + e->cfg.dns_timeout_ms;
+    d->dns = pdns_query_addr(e->dns, host, on_addr, d, err, sizeof(err));
+    if (d->dns)
+        q_push(d, &e->dns_h, &e->dns_t, &e->dns_n);
+    if (!d->dns) {
+        release_slot(e, d);
+        d->phase = PH_IDLE;
+        e->stats.dns_errors++;
+        fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, err);
+    }
+}
+
+/* Starts a lookup for d (idle). */
+static void start(struct policy_engine *e, struct dom *d, bool refresh)
+{
+    d->refresh = refresh;
+    if (refresh)
+        e->stats.refreshes++;
+    if (e->rc && !refresh) {
+        d->phase = PH_REDIS_GET;
+        q_push(d, &e->redis_h, &e->redis_t, &e->redis_n);
+        return;
+    }
+    step_txt(e, d);
+}
+
+/* ---- public ---- */
+
+static int on_file_entry(void *arg, const struct snapshot_entry *se)
+{
+    struct policy_engine *e = arg;
+    struct dom *d = lru_peek(e->doms, se->domain);
+    if (!d && !(d = dom_insert(e, se->domain)))
+        return SW_ENOMEM;
+    struct policy_entry *pe = entry_new(se->domain, se->id, se->text, se->text_len,
+                                        se->fetched_at, POLICY_SRC_FILE, NULL);
+    if (!pe)
+        return SW_ENOMEM;
+    install(e, d, pe);
+    d->refresh_at = 0; /* online: check the TXT id on first use */
+    e->stats.file_loaded++;
+    return 0;
+}
+
+static void on_file_error(void *arg, const struct snapshot_error *se)
+{
+    struct policy_engine *e = arg;
+    char buf[512];
+    if (se->domain)
+        e->stats.file_rejected++;
+    fprintf(stderr, "stripwatch: %s\n", snapshot_error_format(se, buf, sizeof(buf)));
 }
 
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen)
 {
     struct policy_engine *e = calloc(1, sizeof(*e));
     if (!e) {
-        if (errlen)
-            strncpy(err, "policy: out of memory", errlen - 1), err[errlen - 1] = 0;
+        set_err(err, errlen, "policy: out of memory");
         return NULL;
     }
     e->cfg = *cfg;
+    if (!e->cfg.cache_max)
+        e->cfg.cache_max = 100000;
+    if (!e->cfg.max_concurrent)
+        e->cfg.max_concurrent = 32;
+    if (!e->cfg.max_per_second)
+        e->cfg.max_per_second = 20;
+    if (e->cfg.refresh_interval <= 0)
+        e->cfg.refresh_interval = 3600;
+    if (e->cfg.dns_timeout_ms <= 0)
+        e->cfg.dns_timeout_ms = 10000;
+    if (e->cfg.lock_wait_ms <= 0)
+        e->cfg.lock_wait_ms = 10000;
+    if (!e->cfg.max_queued)
+        e->cfg.max_queued = 4096;
+    if (e->cfg.connect_timeout_ms <= 0)
+        e->cfg.connect_timeout_ms = 5000;
+    if (e->cfg.total_timeout_ms <= 0)
+        e->cfg.total_timeout_ms = 15000;
+    if (!e->cfg.https_port)
+        e->cfg.https_port = 443;
+    /* keep our own copies of the strings */
+    if (cfg->ca_file) {
+        snprintf(e->ca_file, sizeof(e->ca_file), "%s", cfg->ca_file);
+        e->cfg.ca_file = e->ca_file;
+    }
+    if (cfg->dns_server) {
+        snprintf(e->dns_server, sizeof(e->dns_server), "%s", cfg->dns_server);
+        e->cfg.dns_server = e->dns_server;
+    }
+    if (cfg->redis_url) {
+        snprintf(e->redis_url, sizeof(e->redis_url), "%s", cfg->redis_url);
+        e->cfg.redis_url = e->redis_url;
+    }
+    e->cfg.policy_file = NULL;
+    e->tokens = e->cfg.max_per_second;
+    e->tokens_ms = mono_ms();
+    if (!(e->doms = lru_new(e->cfg.cache_max, dom_free))) {
+        set_err(err, errlen, "policy: out of memory");
+        goto fail;
+    }
+    if (e->cfg.fetch) {
+        if (!(e->dns = pdns_new(e->cfg.dns_server, err, errlen)))
+            goto fail;
+        if (!(e->fetch = pfetch_new(err, errlen)))
+            goto fail;
+    }
+    if (e->cfg.redis_url && !(e->rc = rcache_new(e->cfg.redis_url, err, errlen)))
+        goto fail;
+    if (cfg->policy_file) {
+        struct snapshot_stats st;
+        int r = snapshot_load(cfg->policy_file, on_file_entry, on_file_error, e, &st);
+        if (r == SW_EIO || r == SW_EPROTO) {
+            set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
+            goto fail;
+        }
+        if (r != SW_OK) {
+            set_err(err, errlen, "%s: %s", cfg->policy_file, sw_strerror(r));
+            goto fail;
+        }
+    }
     return e;
+fail:
+    policy_engine_free(e);
+    return NULL;
 }
 
 void policy_engine_free(struct policy_engine *e)
 {
+    if (!e)
+        return;
+    lru_free(e->doms); /* cancels what is in flight, no callbacks */
+    rcache_free(e->rc);
+    pfetch_free(e->fetch);
+    pdns_free(e->dns);
     free(e);
 }
 
 int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, void *arg,
                   struct policy_answer *a)
 {
-    (void)domain, (void)cb, (void)arg;
+    char name[256];
     e->stats.lookups++;
-    a->status = POLICY_ST_UNKNOWN;
     a->entry = NULL;
-    a->detail = "offline: no policy in file or cache";
-    return SW_OK;
+    if (!domain || !normalize(domain, name)) {
+        a->status = POLICY_ST_NONE;
+        a->detail = "invalid domain name";
+        return SW_OK;
+    }
+    int64_t now = wall_s();
+    struct dom *d = lru_get(e->doms, name);
+    if (d) {
+        if (d->entry && entry_usable(e, d->entry, now)) {
+            if (d->entry->source == POLICY_SRC_FILE)
+                e->stats.hits_file++;
+            else if (d->entry->source == POLICY_SRC_REDIS)
+                e->stats.hits_redis++;
+            else
+                e->stats.hits_memory++;
+            if (e->cfg.fetch && now >= d->refresh_at && !dom_busy(d))
+                start(e, d, true);
+            fill_answer(e, d, now, a);
+            return SW_OK;
+        }
+        if (!dom_busy(d) && now < d->neg_until) {
+            fill_answer(e, d, now, a);
+            return SW_OK;
+        }
+    } else if (!(d = dom_insert(e, name))) {
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "policy cache full of lookups in flight";
+        return SW_OK;
+    }
+    e->stats.misses++;
+    if (!dom_busy(d) && !e->cfg.fetch && !e->rc) {
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "offline: no policy in file or cache";
+        return SW_OK;
+    }
+    if (!cb) { /* a probe: start the lookup, nobody to tell */
+        if (!dom_busy(d))
+            start(e, d, false);
+        a->status = POLICY_ST_PENDING;
+        a->detail = "lookup in progress";
+        return SW_AGAIN;
+    }
+    if (d->n_waiters >= POLICY_MAX_WAITERS) {
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "too many lookups waiting for this domain";
+        return SW_OK;
+    }
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "out of memory";
+        return SW_OK;
+    }
+    w->cb = cb;
+    w->arg = arg;
+    *d->wtail = w;
+    d->wtail = &w->next;
+    d->n_waiters++;
+    if (!dom_busy(d))
+        start(e, d, false);
+    a->status = POLICY_ST_PENDING;
+    a->detail = "lookup in progress";
+    return SW_AGAIN;
+}
+
+static void pump(struct policy_engine *e)
+{
+    int64_t now_ms = mono_ms();
+    /* Redis reads queued by lookups */
+    while (e->redis_h)
+        step_redis_get(e, e->redis_h);
+    /* lock waits */
+    for (struct dom *d = e->wait_h, *next; d; d = next) {
+        next = d->q_next;
+        step_lock_poll(e, d, now_ms);
+    }
+    /* DNS deadlines (the queue is in start order, deadlines are equal) */
+    while (e->dns_h && now_ms >= e->dns_h->deadline_ms) {
+        struct dom *d = e->dns_h;
+        q_remove(d);
+        pdns_cancel(e->dns, d->dns);
+        d->dns = NULL;
+        e->stats.dns_timeouts++;
+        e->stats.dns_errors++;
+        char detail[640];
+        if (d->phase == PH_DNS_TXT) {
+            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: timed out",
+                     d->name);
+            fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, detail);
+        } else {
+            release_slot(e, d);
+            d->phase = PH_IDLE;
+            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: DNS: timed out", d->name);
+            fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
+        }
+    }
+    /* fetch slots and rate */
+    double elapsed = (double)(now_ms - e->tokens_ms) / 1000.0;
+    e->tokens_ms = now_ms;
+    e->tokens += elapsed * e->cfg.max_per_second;
+    if (e->tokens > e->cfg.max_per_second)
+        e->tokens = e->cfg.max_per_second;
+    while (e->fetch_h && e->fetch_slots < e->cfg.max_concurrent && e->tokens >= 1.0) {
+        e->tokens -= 1.0;
+        start_fetch(e, e->fetch_h);
+    }
 }
 
 int policy_engine_run(struct policy_engine *e, int timeout_ms)
 {
-    (void)e, (void)timeout_ms;
+    uint64_t before = e->fired;
+    int64_t end = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        if (e->dns)
+            pdns_process(e->dns);
+        if (e->fetch)
+            pfetch_perform(e->fetch);
+        pump(e);
+        if (e->fired > before)
+            break;
+        int64_t now = mono_ms();
+        if (now >= end)
+            break;
+        int64_t wait = end - now;
+        if (e->wait_h && wait > POLICY_POLL_MS)
+            wait = POLICY_POLL_MS;
+        if (e->fetch_h && wait > 50)
+            wait = 50;
+        if (wait > 100 && e->dns && pdns_in_flight(e->dns))
+            wait = 100; /* DNS deadlines */
+        if (e->fetch) {
+            int fd = e->dns ? pdns_fd(e->dns) : -1;
+            pfetch_wait(e->fetch, &fd, fd >= 0 ? 1 : 0, (int)wait);
+        } else {
+            struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return (int)(e->fired - before);
+}
+
+struct save_ctx {
+    struct snapshot_item *items;
+    size_t n, cap;
+};
+
+static int collect(void *arg, const char *key, void *value)
+{
+    (void)key;
+    struct save_ctx *sc = arg;
+    struct dom *d = value;
+    if (!d->entry)
+        return 0;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 64;
+        struct snapshot_item *it = realloc(sc->items, cap * sizeof(*it));
+        if (!it)
+            return SW_ENOMEM;
+        sc->items = it;
+        sc->cap = cap;
+    }
+    sc->items[sc->n++] = (struct snapshot_item){
+        .domain = d->name,
+        .id = d->entry->id,
+        .text = d->entry->text,
+        .text_len = strlen(d->entry->text),
+        .fetched_at = d->entry->fetched_at,
+    };
     return 0;
 }
 
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen)
 {
-    (void)e, (void)path, (void)err, (void)errlen;
-    return SW_OK;
+    struct save_ctx sc = {0};
+    if (lru_foreach(e->doms, collect, &sc)) {
+        free(sc.items);
+        set_err(err, errlen, "%s: out of memory", path);
+        return SW_ENOMEM;
+    }
+    int r = snapshot_save(path, sc.items, sc.n, err, errlen);
+    free(sc.items);
+    return r;
 }
 
 const struct policy_stats *policy_engine_stats(const struct policy_engine *e)

@@ -66,6 +66,11 @@ struct policy_cfg {
     int64_t retry_after_failure;   /* seconds before retrying a failed (domain, id) (default 300) */
     long connect_timeout_ms, total_timeout_ms;
     uint16_t https_port;           /* 443; tests use another */
+    /* added by the engine (policynet): */
+    int64_t refresh_interval;      /* seconds between TXT re-checks of a cached policy (3600) */
+    long dns_timeout_ms;           /* per DNS step (10000) */
+    long lock_wait_ms;             /* wait for another sensor's fetch via Redis (10000) */
+    size_t max_queued;             /* fetches waiting for a slot (4096); past it: throttled */
 };
 void policy_cfg_defaults(struct policy_cfg *c);
 
@@ -75,6 +80,10 @@ struct policy_stats {
     uint64_t fetches, fetch_ok, fetch_http_error, fetch_tls_error, fetch_timeout, fetch_redirect,
         fetch_bad_type, fetch_too_big, fetch_private_addr, fetch_parse_error, fetch_throttled;
     uint64_t refreshes, negative_cached, evicted;
+    /* added by the engine (policynet): */
+    uint64_t file_loaded, file_rejected;  /* --policy-file entries */
+    uint64_t redis_errors, lock_waits;    /* Redis unavailable; waited for another sensor */
+    uint64_t dns_timeouts, cache_full;    /* DNS step deadline; no evictable slot */
 };
 
 struct policy_engine;
