@@ -278,7 +278,7 @@ static struct flow *oldest(struct flow_table *t, const struct flow *keep)
         return best;
     for (int l = 0; l < FL_COUNT; l++) {
         struct flow *f = t->lru[l].head;
-        if (f == keep)
+        if (f && f == keep)
             f = f->next;
         if (f && (!best || f->last < best->last))
             best = f;

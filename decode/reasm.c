@@ -139,13 +139,13 @@ static bool queue_piece(struct flow_table *t, struct flow_dir *fd, struct seg **
 
 /* Inserts [seq, seq+len) into the queue, keeping what is already queued
  * (first copy wins) and reporting overlaps whose bytes differ. */
-static void queue_insert(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t seq,
+static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t seq,
                          const uint8_t *buf, uint32_t len, const struct stream_meta *m)
 {
     struct flow_dir *fd = &f->d[dir];
     struct seg **pp = &fd->q;
     uint32_t cur = seq, end = seq + len;
-    bool conflict = false, overlapped = false, queued = false;
+    bool conflict = false, overlapped = false, queued = false, refused = false;
     while (seq_lt(cur, end)) {
         while (*pp && seq_le((*pp)->seq + (*pp)->len, cur))
             pp = &(*pp)->next;
@@ -154,16 +154,16 @@ static void queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
             if (queue_piece(t, fd, pp, cur, buf + (cur - seq), end - cur, m, f))
                 queued = true;
             else
-                t->st.segs_ooo_dropped++;
+                refused = true;
             break;
         }
         if (seq_gt(q->seq, cur)) {
-            if (queue_piece(t, fd, pp, cur, buf + (cur - seq), q->seq - cur, m, f)) {
-                queued = true;
-                pp = &(*pp)->next;
-            } else {
-                t->st.segs_ooo_dropped++;
+            if (!queue_piece(t, fd, pp, cur, buf + (cur - seq), q->seq - cur, m, f)) {
+                refused = true;
+                break;
             }
+            queued = true;
+            pp = &(*pp)->next;
             cur = q->seq;
         }
         uint32_t ov_end = seq_lt(end, q->seq + q->len) ? end : q->seq + q->len;
@@ -172,7 +172,7 @@ static void queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
             conflict = true;
         cur = ov_end;
     }
-    if (queued)
+    if (queued && seq != fd->next)
         t->st.segs_ooo_queued++;
     else if (overlapped && !conflict)
         t->st.segs_retransmitted++;
@@ -183,6 +183,7 @@ static void queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
         if (t->c.overlap_conflict)
             t->c.overlap_conflict(f->cstate, dir, m);
     }
+    return !refused;
 }
 
 /* Payload bytes [seq, seq+len) of direction dir. */
@@ -224,13 +225,13 @@ static void reasm_data(struct flow_table *t, struct flow *f, enum stream_dir dir
         }
         bool fits = fd->q_n < t->cfg.max_queued_segs &&
                     (uint64_t)fd->q_bytes + len <= t->cfg.max_queued_bytes;
-        if (fits) {
-            queue_insert(t, f, dir, seq, buf, len, m);
+        if (fits && queue_insert(t, f, dir, seq, buf, len, m)) {
             drain(t, f, dir);
             return;
         }
-        /* a bound is hit: the hole before the queue (or before this
-         * segment) will not be filled in time; declare it and move on */
+        /* a bound (queue or memcap) is hit: the hole before the queue (or
+         * before this segment) will not be filled in time; declare it and
+         * move on */
         if (fd->q)
             force_head(t, f, dir);
         else
