@@ -254,13 +254,13 @@ static int parse_line(struct parse_state *st, int line, const char *s, size_t le
             return fail(st->err, line, "control character 0x%02x", u[k]);
         }
     }
+    if (!memchr(s, ':', len)) {
+        mtasts_quote(q, sizeof q, s, len, QUOTE_MAX);
+        return fail(st->err, line, "no ':' in %s", q);
+    }
     while (i < len && is_name_char(u[i]))
         i++;
     name_len = i;
-    if (i == len) {
-        mtasts_quote(q, sizeof q, s, len, QUOTE_MAX);
-        return fail(st->err, line, "no ':' after field name %s", q);
-    }
     if (u[i] != ':') {
         size_t j = i;
         while (j < len && is_wsp(u[j]))
@@ -294,12 +294,16 @@ static int parse_line(struct parse_state *st, int line, const char *s, size_t le
             continue;
         if (memcmp(s, field_names[k], kl) == 0) {
             f = (enum field_id)k;
-        } else if (strncasecmp(s, field_names[k], kl) == 0 && st->variant_line[k] == 0) {
-            st->variant_line[k] = line;
-            memcpy(st->variant_name[k], s, kl);
-            st->variant_name[k][kl] = '\0';
+            break;
         }
-        break;
+        if (strncasecmp(s, field_names[k], kl) == 0) {
+            if (st->variant_line[k] == 0) {
+                st->variant_line[k] = line;
+                memcpy(st->variant_name[k], s, kl);
+                st->variant_name[k][kl] = '\0';
+            }
+            break;
+        }
     }
     if (f != F_MX && f != F_EXT && st->have[f])
         f = F_EXT; /* "senders MUST ignore all but the first instance" (§3.2) */
