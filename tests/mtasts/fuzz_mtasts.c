@@ -3,6 +3,7 @@
  * §3.2) and TXT parser (§3.1). The first byte picks the parser; invariants
  * of accepted input are checked, so a wrong accept is a crash too. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
