@@ -12,8 +12,8 @@
 #include "decode/sw.h"
 
 struct lru_node {
-    struct lru_node *hnext;            /* bucket chain */
-    struct lru_node *prev, *next;      /* recency: head is most recent */
+    struct lru_node *hnext;       /* bucket chain */
+    struct lru_node *prev, *next; /* recency: head is most recent */
     uint64_t hash;
     void *value;
     char key[];
@@ -298,8 +298,7 @@ uint64_t lru_evictions(const struct lru *l)
     return l->evictions;
 }
 
-int lru_foreach(const struct lru *l, int (*cb)(void *arg, const char *key, void *value),
-                void *arg)
+int lru_foreach(const struct lru *l, int (*cb)(void *arg, const char *key, void *value), void *arg)
 {
     for (struct lru_node *n = l->head; n; n = n->next) {
         int rc = cb(arg, n->key, n->value);

@@ -46,7 +46,6 @@ uint64_t lru_evictions(const struct lru *l);
 
 /* Calls cb for each entry from most to least recently used; stops when cb
  * returns non-zero and returns that value. cb must not change the map. */
-int lru_foreach(const struct lru *l, int (*cb)(void *arg, const char *key, void *value),
-                void *arg);
+int lru_foreach(const struct lru *l, int (*cb)(void *arg, const char *key, void *value), void *arg);
 
 #endif

@@ -9,10 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MTASTS_MAX_BODY 65536 /* policy body cap (§3.3) */
-#define MTASTS_MX_MAX 64      /* mx patterns kept */
+#define MTASTS_MAX_BODY    65536 /* policy body cap (§3.3) */
+#define MTASTS_MX_MAX      64    /* mx patterns kept */
 #define MTASTS_MAX_AGE_MAX 31557600u
-#define MTASTS_ID_MAX 32      /* §3.1: id is 1*32(ALPHA / DIGIT) */
+#define MTASTS_ID_MAX      32 /* §3.1: id is 1*32(ALPHA / DIGIT) */
 
 enum mtasts_mode {
     MTASTS_MODE_NONE = 0,
@@ -29,8 +29,8 @@ struct mtasts_policy {
 };
 
 struct mtasts_error {
-    int line;          /* 1-based line of the policy text, 0 when not line-bound */
-    char reason[160];  /* without the "line N: " prefix; attacker bytes escaped */
+    int line;         /* 1-based line of the policy text, 0 when not line-bound */
+    char reason[160]; /* without the "line N: " prefix; attacker bytes escaped */
 };
 
 /* Parses a policy body (§3.2, to the letter of its ABNF):

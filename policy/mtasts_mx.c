@@ -17,8 +17,7 @@ static bool is_ldh(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-bool mtasts_domain_check(const char *d, size_t len, int first_label, char *reason,
-                         size_t reasonlen)
+bool mtasts_domain_check(const char *d, size_t len, int first_label, char *reason, size_t reasonlen)
 {
     char tmp[1];
     int label = first_label;

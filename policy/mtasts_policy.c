@@ -80,7 +80,7 @@ char *mtasts_error_format(const struct mtasts_error *e, char *buf, size_t len)
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(struct mtasts_error *err, int line,
-                                                       const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -364,9 +364,8 @@ static int parse_line(struct parse_state *st, int line, const char *s, size_t le
 static int fail_missing(struct parse_state *st, int k, const char *what)
 {
     if (st->variant_line[k] > 0)
-        return fail(st->err, 0,
-                    "%s (\"%s\" on line %d is another field: names are case-sensitive)", what,
-                    st->variant_name[k], st->variant_line[k]);
+        return fail(st->err, 0, "%s (\"%s\" on line %d is another field: names are case-sensitive)",
+                    what, st->variant_name[k], st->variant_line[k]);
     return fail(st->err, 0, "%s", what);
 }
 
@@ -390,9 +389,18 @@ int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *out,
     if (len == 0)
         return fail(err, 0, "policy is empty");
 
-    /* sts-policy-record = sts-policy-field *WSP
-     *                     *(sts-policy-term sts-policy-field *WSP) [sts-policy-term]
-     * sts-policy-term = LF / CRLF */
+    /* RFC 8461 §3.2:
+     *   sts-policy-record = sts-policy-field *WSP
+     *                       *(sts-policy-term sts-policy-field *WSP) [sts-policy-term]
+     *   sts-policy-term   = LF / CRLF     (the prose says "CRLF-separated";
+     *                                      erratum 6253: the ABNF allows both)
+     *   sts-policy-field-delim = ":" *WSP
+     *   sts-policy-max-age-value = 1*10DIGIT, and the prose caps it at
+     *                              31557600 (erratum 7282 notes the clash)
+     *   sts-policy-mx-value = ["*."] Domain
+     * The ABNF gives no order to the fields (only the TXT record of §3.1
+     * puts its version first), so "version" may come on any line. Two
+     * terminators in a row (an empty line) match no production. */
     while (pos < len) {
         const char *nl = memchr(text + pos, '\n', len - pos);
         size_t eol = nl ? (size_t)(nl - text) : len;
@@ -418,9 +426,10 @@ int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *out,
         else if (!st.have[F_MAX_AGE])
             rc = fail_missing(&st, F_MAX_AGE, "max_age field missing");
         else if (out->mode != MTASTS_MODE_NONE && out->n_mx == 0)
-            rc = fail_missing(&st, F_MX, out->mode == MTASTS_MODE_ENFORCE
-                                             ? "mx field missing (required when mode is enforce)"
-                                             : "mx field missing (required when mode is testing)");
+            rc = fail_missing(&st, F_MX,
+                              out->mode == MTASTS_MODE_ENFORCE
+                                  ? "mx field missing (required when mode is enforce)"
+                                  : "mx field missing (required when mode is testing)");
     }
     if (rc != SW_OK) {
         if (rc == SW_ENOMEM && err) {

@@ -13,7 +13,7 @@
 #define QUOTE_MAX 40
 
 __attribute__((format(printf, 2, 3))) static int fail(struct mtasts_error *err, const char *fmt,
-                                                       ...)
+                                                      ...)
 {
     if (err) {
         va_list ap;

@@ -20,7 +20,7 @@
 #include "policy/mtasts_impl.h"
 
 #define SNAPSHOT_MAX_BYTES (256L * 1024 * 1024) /* refuse larger files */
-#define TIME_MAX 253402300799LL                 /* 9999-12-31T23:59:59Z */
+#define TIME_MAX           253402300799LL       /* 9999-12-31T23:59:59Z */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -51,8 +51,8 @@ bool snapshot_time_parse(const char *s, size_t len, int64_t *out)
     unsigned y, mo, d, h, mi, se;
 
     /* YYYY-MM-DDTHH:MM:SSZ */
-    if (len != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-        s[16] != ':' || s[19] != 'Z')
+    if (len != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        s[19] != 'Z')
         return false;
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
         !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
@@ -134,9 +134,8 @@ struct load_ctx {
     struct snapshot_stats *st;
 };
 
-__attribute__((format(printf, 4, 5))) static void entry_error(struct load_ctx *c,
-                                                               const char *domain, int line,
-                                                               const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void
+entry_error(struct load_ctx *c, const char *domain, int line, const char *fmt, ...)
 {
     char reason[256];
     va_list ap;
@@ -206,8 +205,7 @@ static int load_entry(struct load_ctx *c, struct lru *seen, const char *key, jso
     }
     if (!snapshot_time_parse(json_string_value(jat), json_string_length(jat), &at)) {
         mtasts_quote(q, sizeof q, json_string_value(jat), json_string_length(jat), 40);
-        entry_error(c, key, 0, "fetched_at %s is not an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SSZ",
-                    q);
+        entry_error(c, key, 0, "fetched_at %s is not an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SSZ", q);
         return 0;
     }
     struct mtasts_policy pol;
@@ -251,8 +249,8 @@ int snapshot_load(const char *path, snapshot_entry_cb on_entry, snapshot_error_c
         return SW_EIO;
     }
     if (fstat(fileno(f), &sb) == 0 && sb.st_size > SNAPSHOT_MAX_BYTES) {
-        snprintf(reason, sizeof reason, "file is %lld bytes, more than %ld",
-                 (long long)sb.st_size, SNAPSHOT_MAX_BYTES);
+        snprintf(reason, sizeof reason, "file is %lld bytes, more than %ld", (long long)sb.st_size,
+                 SNAPSHOT_MAX_BYTES);
         fclose(f);
         file_error(path, on_error, arg, 0, 0, reason);
         return SW_EIO;
@@ -301,8 +299,8 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(((const struct save_row *)a)->domain, ((const struct save_row *)b)->domain);
 }
 
-__attribute__((format(printf, 3, 4))) static int save_err(char *err, size_t errlen,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int save_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     va_list ap;
     if (err && errlen) {
@@ -344,8 +342,8 @@ static json_t *build_json(const char *path, struct save_row *rows, size_t n, cha
                      rows[i].domain, (long long)it->fetched_at);
             goto fail;
         }
-        int prc = mtasts_policy_parse(it->text ? it->text : "", it->text ? it->text_len : 0,
-                                      &pol, &perr);
+        int prc =
+            mtasts_policy_parse(it->text ? it->text : "", it->text ? it->text_len : 0, &pol, &perr);
         if (prc != SW_OK) {
             char m[200];
             save_err(err, errlen, "%s: domain \"%s\": %s", path, rows[i].domain,

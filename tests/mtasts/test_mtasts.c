@@ -70,7 +70,10 @@ struct pcase {
 };
 
 #define HDR "version: STSv1\nmode: enforce\n"
-#define P(n, t, rc, l, r) {n, t, sizeof(t) - 1, rc, l, r}
+#define P(n, t, rc, l, r)                                                                          \
+    {                                                                                              \
+        n, t, sizeof(t) - 1, rc, l, r                                                              \
+    }
 
 static const struct pcase bad_policies[] = {
     P("empty", "", SW_EPROTO, 0, "policy is empty"),
@@ -89,8 +92,7 @@ static const struct pcase bad_policies[] = {
       "mode \"Enforce\" is not enforce, testing or none"),
     P("mode strict", "version: STSv1\nmode: strict\n", SW_EPROTO, 2,
       "mode \"strict\" is not enforce, testing or none"),
-    P("no mode", "version: STSv1\nmx: a.example\nmax_age: 1\n", SW_EPROTO, 0,
-      "mode field missing"),
+    P("no mode", "version: STSv1\nmx: a.example\nmax_age: 1\n", SW_EPROTO, 0, "mode field missing"),
     P("Mode field", "version: STSv1\nMode: enforce\nmx: a.example\nmax_age: 1\n", SW_EPROTO, 0,
       "mode field missing (\"Mode\" on line 2 is another field: names are case-sensitive)"),
     P("no max_age", HDR "mx: a.example\n", SW_EPROTO, 0, "max_age field missing"),
@@ -143,7 +145,8 @@ static const struct pcase bad_policies[] = {
       "mx \"mail.example.com backup.example.com\": label 3 has invalid character \" \""),
     P("mx bracketed IP", HDR "mx: [192.0.2.1]\n", SW_EPROTO, 3,
       "mx \"[192.0.2.1]\": label 1 has invalid character \"[\""),
-    P("mx label 64", HDR "mx: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n",
+    P("mx label 64",
+      HDR "mx: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\n",
       SW_EPROTO, 3,
       "mx \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\": label 1 is 64 octets, more than "
       "63"),
@@ -163,8 +166,7 @@ static const struct pcase bad_policies[] = {
     P("NUL byte", "version: STSv1\nmode: enf\0orce\n", SW_EPROTO, 2, "control character 0x00"),
     P("DEL byte", "version: STSv1\nx: a\x7f\n", SW_EPROTO, 2, "control character 0x7f"),
     P("tab inside value", "version: STSv1\next: a\tb\n", SW_EPROTO, 2, "tab inside a value"),
-    P("invalid UTF-8", "version: STSv1\next: caf\xc3\n", SW_EPROTO, 2,
-      "invalid UTF-8 at column 9"),
+    P("invalid UTF-8", "version: STSv1\next: caf\xc3\n", SW_EPROTO, 2, "invalid UTF-8 at column 9"),
     P("overlong UTF-8", "version: STSv1\next: \xc0\xaf\n", SW_EPROTO, 2,
       "invalid UTF-8 at column 6"),
     P("UTF-16 surrogate", "version: STSv1\next: \xed\xa0\x80\n", SW_EPROTO, 2,
@@ -280,10 +282,9 @@ static void test_valid_edges(void **state)
     mtasts_policy_clear(&p);
 
     /* max_age 0 is allowed by sts-policy-max-age-value = 1*10DIGIT. */
-    assert_int_equal(
-        mtasts_policy_parse(S("version: STSv1\nmode: testing\nmx: a.example\nmax_age: 0\n"), &p,
-                            &e),
-        SW_OK);
+    assert_int_equal(mtasts_policy_parse(
+                         S("version: STSv1\nmode: testing\nmx: a.example\nmax_age: 0\n"), &p, &e),
+                     SW_OK);
     assert_int_equal(p.mode, MTASTS_MODE_TESTING);
     assert_int_equal(p.max_age, 0);
     mtasts_policy_clear(&p);
@@ -342,7 +343,10 @@ struct tcase {
     const char *want; /* id on SW_OK, reason on SW_EPROTO */
 };
 
-#define T(t, rc, w) {t, sizeof(t) - 1, rc, w}
+#define T(t, rc, w)                                                                                \
+    {                                                                                              \
+        t, sizeof(t) - 1, rc, w                                                                    \
+    }
 
 static const struct tcase txt_cases[] = {
     /* valid */
@@ -465,8 +469,8 @@ static void test_mx_match(void **state)
     for (size_t i = 0; i < sizeof mx_cases / sizeof mx_cases[0]; i++) {
         const struct mcase *c = &mx_cases[i];
         if (mtasts_mx_pattern_match(c->pattern, c->host) != c->match) {
-            print_error("MX case %zu: pattern '%s' host '%s' expected %s\n", i, c->pattern,
-                        c->host, c->match ? "match" : "no match");
+            print_error("MX case %zu: pattern '%s' host '%s' expected %s\n", i, c->pattern, c->host,
+                        c->match ? "match" : "no match");
             fail();
         }
     }

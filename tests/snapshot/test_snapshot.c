@@ -123,7 +123,8 @@ static const char expected_file[] =
 
 static void test_round_trip(void **state)
 {
-    static const char t1[] = "version: STSv1\nmode: enforce\nmx: mx1.example.org\nmax_age: 604800\n";
+    static const char t1[] =
+        "version: STSv1\nmode: enforce\nmx: mx1.example.org\nmax_age: 604800\n";
     static const char t2[] = "version: STSv1\r\nmode: testing\r\nmx: *.z.example\r\n"
                              "max_age: 86400\r\ncomment: caf\xc3\xa9 \"q\"";
     static const char t3[] = "version: STSv1\nmode: none\nmax_age: 0\n";
@@ -142,11 +143,11 @@ static void test_round_trip(void **state)
     assert_string_equal(read_file("policies.json"), expected_file);
 
     assert_int_equal(snapshot_load("policies.json", on_entry, on_error, s, &st), SW_OK);
-    assert_string_equal(s->log,
-                        "ok a.example id=1 mode=none mx=0 max_age=0 at=0 len=37\n"
-                        "ok example.org id=20261101T000000 mode=enforce mx=1 max_age=604800 "
-                        "at=1795161600 len=65\n"
-                        "ok z.example id=abc mode=testing mx=1 max_age=86400 at=951868799 len=82\n");
+    assert_string_equal(
+        s->log, "ok a.example id=1 mode=none mx=0 max_age=0 at=0 len=37\n"
+                "ok example.org id=20261101T000000 mode=enforce mx=1 max_age=604800 "
+                "at=1795161600 len=65\n"
+                "ok z.example id=abc mode=testing mx=1 max_age=86400 at=951868799 len=82\n");
     assert_int_equal(st.loaded, 3);
     assert_int_equal(st.rejected, 0);
     assert_string_equal(s->store[2][2], t2); /* text kept exactly */
@@ -173,25 +174,26 @@ static void test_partial_load(void **state)
     struct snapshot_stats st;
 
     (void)state;
-    write_file("policies.json",
-               "{\"good.example\": {\"id\": \"1\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
-               "mx: mx.good.example\\nmax_age: 604800\\n\", \"fetched_at\": "
-               "\"2026-11-20T08:00:00Z\", \"source\": \"https\"},\n"
-               " \"a.org\": {\"id\": \"2\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
-               "max_age: 9x\\n\", \"fetched_at\": \"2026-11-20T08:00:00Z\"},\n"
-               " \"bad..example\": {\"id\": \"3\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
-               " \"id.example\": {\"id\": \"2026-11-01\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
-               " \"noid.example\": {\"policy\": \"\", \"fetched_at\": \"\"},\n"
-               " \"num.example\": {\"id\": 5, \"policy\": \"\", \"fetched_at\": \"\"},\n"
-               " \"arr.example\": [1],\n"
-               " \"time.example\": {\"id\": \"4\", \"policy\": \"version: STSv1\\nmode: none\\n"
-               "max_age: 1\\n\", \"fetched_at\": \"2026-02-29T08:00:00Z\"},\n"
-               " \"nopolicy.example\": {\"id\": \"5\", \"fetched_at\": \"2026-11-20T08:00:00Z\"},\n"
-               " \"GOOD.example.\": {\"id\": \"6\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
-               " \"Second.Example.\": {\"id\": \"7\", \"policy\": \"version: STSv1\\nmode: none\\n"
-               "max_age: 1\\n\", \"fetched_at\": \"2026-11-20T08:00:01Z\"},\n"
-               " \"nomx.example\": {\"id\": \"8\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
-               "max_age: 1\\n\", \"fetched_at\": \"2026-11-20T08:00:00Z\"}}\n");
+    write_file(
+        "policies.json",
+        "{\"good.example\": {\"id\": \"1\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
+        "mx: mx.good.example\\nmax_age: 604800\\n\", \"fetched_at\": "
+        "\"2026-11-20T08:00:00Z\", \"source\": \"https\"},\n"
+        " \"a.org\": {\"id\": \"2\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
+        "max_age: 9x\\n\", \"fetched_at\": \"2026-11-20T08:00:00Z\"},\n"
+        " \"bad..example\": {\"id\": \"3\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
+        " \"id.example\": {\"id\": \"2026-11-01\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
+        " \"noid.example\": {\"policy\": \"\", \"fetched_at\": \"\"},\n"
+        " \"num.example\": {\"id\": 5, \"policy\": \"\", \"fetched_at\": \"\"},\n"
+        " \"arr.example\": [1],\n"
+        " \"time.example\": {\"id\": \"4\", \"policy\": \"version: STSv1\\nmode: none\\n"
+        "max_age: 1\\n\", \"fetched_at\": \"2026-02-29T08:00:00Z\"},\n"
+        " \"nopolicy.example\": {\"id\": \"5\", \"fetched_at\": \"2026-11-20T08:00:00Z\"},\n"
+        " \"GOOD.example.\": {\"id\": \"6\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
+        " \"Second.Example.\": {\"id\": \"7\", \"policy\": \"version: STSv1\\nmode: none\\n"
+        "max_age: 1\\n\", \"fetched_at\": \"2026-11-20T08:00:01Z\"},\n"
+        " \"nomx.example\": {\"id\": \"8\", \"policy\": \"version: STSv1\\nmode: enforce\\n"
+        "max_age: 1\\n\", \"fetched_at\": \"2026-11-20T08:00:00Z\"}}\n");
     assert_int_equal(snapshot_load("policies.json", on_entry, on_error, s, &st), SW_OK);
     assert_string_equal(
         s->log,
