@@ -1,21 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* smtp.c: SMTP session lifecycle and stream-consumer glue (placeholder).
- * Follows RFC 5321, RFC 3207. */
-#include "decode/smtp.h"
-
+/* smtp.c: SMTP session lifecycle, per-direction byte dispatch (lines, message
+ * content, TLS records), anomalies, server packet fingerprints, and the
+ * stream-consumer glue. Follows RFC 5321 (SMTP), RFC 3207 (STARTTLS),
+ * RFC 8314 (implicit TLS on 465), RFC 791 / RFC 6864 (IPv4 ID). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode/ndpi_smtp.h"
+#include "decode/smtp_int.h"
+
 static const uint16_t default_ports[] = {25, 587, 2525};
 static const uint16_t default_tls_ports[] = {465};
+
+#define SMTP_LINE_MIN 256     /* first allocation of a line buffer */
+#define SMTP_FP_REPORTS_MAX 4 /* TTL / IP-ID anomalies kept per session */
+#define SMTP_IPID_LEARN 3     /* consistent IDs needed before a shift counts */
+#define SMTP_IPID_STEP_MAX 256
+#define SMTP_IPID_JUMP 8192
 
 void smtp_cfg_defaults(struct smtp_cfg *c)
 {
     memset(c, 0, sizeof *c);
     c->ports = default_ports;
-    c->n_ports = 3;
+    c->n_ports = sizeof default_ports / sizeof default_ports[0];
     c->tls_ports = default_tls_ports;
-    c->n_tls_ports = 1;
+    c->n_tls_ports = sizeof default_tls_ports / sizeof default_tls_ports[0];
     c->max_line = 4096;
     c->max_pipeline = 64;
 }
@@ -37,57 +48,527 @@ const char *smtp_event_str(enum smtp_event e)
     return "unknown";
 }
 
-struct smtp_session {
-    struct smtp_cfg cfg;
-    struct smtp_facts f;
-};
+const char *smtp_state_str(enum smtp_state st)
+{
+    static const char *const names[SMTP_ST_COUNT] = {
+        [SMTP_ST_COMMAND] = "command",         [SMTP_ST_DATA_WAIT] = "data_wait",
+        [SMTP_ST_DATA] = "data",               [SMTP_ST_BDAT] = "bdat",
+        [SMTP_ST_AUTH] = "auth",               [SMTP_ST_STARTTLS_WAIT] = "starttls_wait",
+        [SMTP_ST_TLS_EXPECT] = "tls_expect",   [SMTP_ST_TLS] = "tls",
+        [SMTP_ST_CLASSIFY] = "classify",       [SMTP_ST_IGNORED] = "ignored",
+    };
+    if ((unsigned)st >= SMTP_ST_COUNT)
+        return "unknown";
+    return names[st];
+}
 
-struct smtp_consumer {
-    struct smtp_cfg cfg;
-    struct smtp_stats stats;
-    struct stream_consumer ops;
-};
+bool smtp_strlcpy_n(char *dst, size_t dstlen, const char *src, size_t n)
+{
+    bool fits = n < dstlen;
+    if (!fits)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return fits;
+}
 
-struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct flow_info *fi)
+void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir dir,
+                  const struct stream_meta *m, const char *fmt, ...)
+{
+    struct smtp_facts *f = &s->f;
+    if (f->n_anomalies >= FACTS_ANOM_MAX) {
+        f->anomalies_dropped++;
+        return;
+    }
+    struct facts_anomaly *a = &f->anomalies[f->n_anomalies++];
+    a->kind = k;
+    a->dir = dir;
+    a->ts = m ? m->ts : f->last_ts;
+    a->pkt_no = m ? m->pkt_no : f->last_pkt;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->detail, sizeof a->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* Every change of the client phase goes through here (one place to trace). */
+void smtp_enter_state(struct smtp_session *s, enum smtp_state to)
+{
+#ifdef SW_SMTP_TRACE
+    fprintf(stderr, "smtp uid=%s state=%s->%s\n", s->f.flow.uid, smtp_state_str(s->st),
+            smtp_state_str(to));
+#endif
+    s->st = to;
+}
+
+void smtp_emit(struct smtp_session *s, enum smtp_event ev)
+{
+    if (s->cfg.on_event)
+        s->cfg.on_event(s->cfg.event_ctx, ev, &s->f);
+}
+
+/* SMTP_EV_TLS once per session: handshake established, or failed. */
+void smtp_tls_event(struct smtp_session *s)
+{
+    if (s->tls_event_sent)
+        return;
+    s->tls_event_sent = true;
+    smtp_emit(s, SMTP_EV_TLS);
+}
+
+bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last)
+{
+    if (s->ring_len >= s->cfg.max_pipeline) {
+        s->stats->pipeline_overflow++;
+        return false;
+    }
+    struct smtp_pending *p = &s->ring[(s->ring_head + s->ring_len) % s->cfg.max_pipeline];
+    p->cmd = (uint8_t)cmd;
+    p->last = last;
+    p->tx = (int16_t)tx;
+    p->rcpt = (int16_t)rcpt;
+    s->ring_len++;
+    return true;
+}
+
+static bool port_in(uint16_t port, const uint16_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] == port)
+            return true;
+    return false;
+}
+
+static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct flow_info *fi,
+                                        struct smtp_stats *stats)
 {
     struct smtp_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    if (!s->cfg.max_line)
+        s->cfg.max_line = 4096;
+    if (!s->cfg.max_pipeline)
+        s->cfg.max_pipeline = 64;
+    if (s->cfg.max_pipeline > INT16_MAX)
+        s->cfg.max_pipeline = INT16_MAX;
+    s->ring = calloc(s->cfg.max_pipeline, sizeof *s->ring);
+    if (!s->ring) {
+        free(s);
+        return NULL;
+    }
+    s->stats = stats ? stats : &s->own_stats;
+    s->stats->sessions++;
     s->f.flow = *fi;
+    s->f.last_ts = fi->start;
+    s->f.last_pkt = fi->first_pkt;
     s->f.tls.alert_level = s->f.tls.alert_desc = -1;
+    s->cur_tx = -1;
+    s->eod = SMTP_EOD_BOL;
+    if (!fi->midstream)
+        smtp_pending_push(s, SMTP_CMD_BANNER, -1, -1, false);
+    if (port_in(fi->sport, s->cfg.tls_ports, s->cfg.n_tls_ports)) {
+        s->implicit_tls = true;
+        s->f.tls.implicit = true;
+        s->st = SMTP_ST_TLS_EXPECT;
+        s->srv = SMTP_SRV_TLS_EXPECT;
+    }
     return s;
+}
+
+struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct flow_info *fi)
+{
+    return session_new(cfg, fi, NULL);
+}
+
+/* Appends bytes up to the next LF to the direction's line; on LF hands the
+ * line (without CRLF) to the command or reply parser. Returns bytes used. */
+static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
+                        size_t len, const struct stream_meta *m)
+{
+    struct smtp_line *l = &s->line[dir];
+    const uint8_t *nl = memchr(buf, '\n', len);
+    size_t take = nl ? (size_t)(nl - buf) + 1 : len;
+    size_t n = nl ? take - 1 : take;
+    size_t max = s->cfg.max_line;
+
+    if (!l->overflow && !l->resync && n) {
+        size_t want = l->len + n;
+        if (want > max) {
+            l->overflow = true;
+            want = max;
+            n = max - l->len;
+        }
+        if (want + 1 > l->cap) {
+            /* grow by doubling, at most max + 1 */
+            size_t cap = l->cap ? l->cap : SMTP_LINE_MIN;
+            while (cap < want + 1)
+                cap *= 2;
+            if (cap > max + 1)
+                cap = max + 1;
+            char *nb = realloc(l->buf, cap);
+            if (!nb) {
+                l->overflow = true;
+                n = 0;
+            } else {
+                l->buf = nb;
+                l->cap = cap;
+            }
+        }
+        if (n) {
+            memcpy(l->buf + l->len, buf, n);
+            l->len += n;
+        }
+    }
+    if (l->resync) {
+        if (nl)
+            l->resync = false;
+        return take;
+    }
+    if (!nl)
+        return take;
+
+    bool overflow = l->overflow;
+    size_t ll = l->len;
+    if (!overflow && ll && l->buf[ll - 1] == '\r')
+        ll--;
+    char empty[1] = "";
+    char *line = l->buf ? l->buf : empty;
+    line[ll] = '\0';
+    l->len = 0;
+    l->overflow = false;
+    if (overflow) {
+        s->f.lines_too_long++;
+        s->stats->lines_too_long++;
+        smtp_anomaly(s, ANOM_LINE_TOO_LONG, dir, m, "%s line over %zu bytes",
+                     dir == DIR_C2S ? "command" : "reply", max);
+    }
+    if (dir == DIR_C2S)
+        smtp_client_line(s, line, ll, overflow, m);
+    else
+        smtp_server_line(s, line, ll, overflow, m);
+    return take;
+}
+
+static unsigned dir_stop(enum stream_dir dir)
+{
+    return dir == DIR_C2S ? STREAM_STOP_C2S : STREAM_STOP_S2C;
+}
+
+/* The first byte after a 220 to STARTTLS (or on an implicit-TLS port) is not
+ * a TLS record: record it once and go on reading SMTP in both directions. */
+static void not_tls(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
+                    uint8_t b)
+{
+    if (!s->not_tls_reported) {
+        s->not_tls_reported = true;
+        if (s->implicit_tls && !s->f.starttls_requested)
+            smtp_anomaly(s, ANOM_PLAINTEXT_ON_TLS_PORT, dir, m, "first byte 0x%02x, port %u", b,
+                         s->f.flow.sport);
+        else
+            smtp_anomaly(s, ANOM_NOT_TLS_AFTER_STARTTLS, dir, m, "first byte 0x%02x", b);
+    }
+    if (dir == DIR_C2S) {
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+        if (s->srv == SMTP_SRV_TLS_EXPECT)
+            s->srv = SMTP_SRV_REPLY;
+    } else {
+        s->srv = SMTP_SRV_REPLY;
+        if (s->st == SMTP_ST_TLS_EXPECT)
+            smtp_enter_state(s, SMTP_ST_COMMAND);
+    }
+    if (!s->f.tls.client_hello && !s->f.tls.server_hello)
+        smtp_tls_event(s);
+}
+
+static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
+                     const struct stream_meta *m)
+{
+    unsigned r = tls_feed(&s->tls, &s->f.tls, (int)dir, buf, len);
+    s->stats->tls_records = s->tls.d[0].records + s->tls.d[1].records;
+    if (r & TLS_R_ALERT) {
+        const struct facts_tls *t = &s->f.tls;
+        smtp_anomaly(s, ANOM_TLS_ALERT, dir, m, "level %d %s (%d)", t->alert_level,
+                     tls_alert_str(t->alert_desc), t->alert_desc);
+        if (!t->established)
+            smtp_tls_event(s);
+    }
+    if (r & TLS_R_ESTABLISHED)
+        smtp_tls_event(s);
+    for (int d = 0; d < 2; d++) {
+        const struct tls_dir *td = &s->tls.d[d];
+        if (td->dead || (td->encrypted && s->f.tls.server_hello))
+            s->stop |= dir_stop((enum stream_dir)d);
+    }
+}
+
+static void feed_client(struct smtp_session *s, const uint8_t *buf, size_t len,
+                        const struct stream_meta *m)
+{
+    size_t off = 0;
+    while (off < len) {
+        switch (s->st) {
+        case SMTP_ST_STARTTLS_WAIT:
+            /* a ClientHello before the 220 was captured: trust the bytes */
+            if (s->line[DIR_C2S].len == 0 && !s->line[DIR_C2S].overflow &&
+                tls_is_record_start(buf[off])) {
+                smtp_enter_state(s, SMTP_ST_TLS);
+                continue;
+            }
+            off += feed_line(s, DIR_C2S, buf + off, len - off, m);
+            break;
+        case SMTP_ST_COMMAND:
+        case SMTP_ST_AUTH:
+            off += feed_line(s, DIR_C2S, buf + off, len - off, m);
+            break;
+        case SMTP_ST_DATA_WAIT:
+        case SMTP_ST_DATA:
+        case SMTP_ST_BDAT:
+            off += smtp_client_content(s, buf + off, len - off);
+            break;
+        case SMTP_ST_TLS_EXPECT:
+            if (tls_is_record_start(buf[off])) {
+                smtp_enter_state(s, SMTP_ST_TLS);
+                if (s->srv == SMTP_SRV_TLS_EXPECT && !s->implicit_tls)
+                    s->srv = SMTP_SRV_TLS;
+            } else {
+                not_tls(s, DIR_C2S, m, buf[off]);
+            }
+            break;
+        case SMTP_ST_TLS:
+            feed_tls(s, DIR_C2S, buf + off, len - off, m);
+            off = len;
+            break;
+        case SMTP_ST_CLASSIFY:
+        case SMTP_ST_IGNORED:
+        case SMTP_ST_COUNT:
+            off = len;
+            break;
+        }
+    }
+}
+
+static void feed_server(struct smtp_session *s, const uint8_t *buf, size_t len,
+                        const struct stream_meta *m)
+{
+    size_t off = 0;
+    while (off < len) {
+        switch (s->srv) {
+        case SMTP_SRV_REPLY:
+            off += feed_line(s, DIR_S2C, buf + off, len - off, m);
+            break;
+        case SMTP_SRV_TLS_EXPECT:
+            if (tls_is_record_start(buf[off]))
+                s->srv = SMTP_SRV_TLS;
+            else
+                not_tls(s, DIR_S2C, m, buf[off]);
+            break;
+        case SMTP_SRV_TLS:
+            feed_tls(s, DIR_S2C, buf + off, len - off, m);
+            off = len;
+            break;
+        }
+    }
+}
+
+static void note_meta(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m)
+{
+    if (!m)
+        return;
+    s->f.last_ts = m->ts;
+    s->f.last_pkt = m->pkt_no;
+    if (dir == DIR_S2C && !s->ttl_base_set) {
+        /* the banner's packet: the reference for the server's TTL / IP ID */
+        s->ttl_base_set = true;
+        s->ttl_base = m->ttl;
+        if (m->ip_version == 4) {
+            s->ipid_have = true;
+            s->ipid_last = m->ip_id;
+        }
+    }
 }
 
 unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
                            size_t len, const struct stream_meta *m)
 {
-    (void)buf;
-    (void)m;
-    if (dir == DIR_C2S)
+    if (!len)
+        return s->stop;
+    if (s->st == SMTP_ST_IGNORED)
+        return STREAM_STOP_C2S | STREAM_STOP_S2C;
+    note_meta(s, dir, m);
+    if (s->st == SMTP_ST_CLASSIFY) {
+        int v = ndpi_smtp_classify(s, dir, buf, len, m);
+        if (v < 0) {
+            s->ignored = true;
+            smtp_enter_state(s, SMTP_ST_IGNORED);
+            s->stats->ignored_flows++;
+            s->stats->sessions--;
+            return STREAM_STOP_C2S | STREAM_STOP_S2C;
+        }
+        return 0; /* classified flows are replayed from inside the classifier */
+    }
+    if (dir == DIR_C2S) {
         s->f.bytes_c2s += len;
-    else
+        s->f.saw_c2s = true;
+        s->stats->bytes_c2s += len;
+        feed_client(s, buf, len, m);
+    } else {
         s->f.bytes_s2c += len;
-    return 0;
+        s->f.saw_s2c = true;
+        s->stats->bytes_s2c += len;
+        feed_server(s, buf, len, m);
+    }
+    return s->stop;
+}
+
+/* Replays bytes that were held back while the flow was being classified. */
+void smtp_session_replay(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
+                         size_t len, const struct stream_meta *m)
+{
+    smtp_session_feed(s, dir, buf, len, m);
 }
 
 void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
                       const struct stream_meta *m)
 {
-    (void)s, (void)dir, (void)len, (void)m;
+    if (s->st == SMTP_ST_IGNORED || s->st == SMTP_ST_CLASSIFY)
+        return;
+    smtp_anomaly(s, ANOM_GAP, dir, m, "%u bytes missing", len);
+    if (dir == DIR_C2S) {
+        switch (s->st) {
+        case SMTP_ST_DATA_WAIT:
+        case SMTP_ST_DATA:
+            s->eod = SMTP_EOD_TEXT; /* resync at the next line */
+            return;
+        case SMTP_ST_BDAT:
+            s->bdat_left = s->bdat_left > len ? s->bdat_left - len : 0;
+            if (!s->bdat_left)
+                smtp_enter_state(s, SMTP_ST_COMMAND);
+            return;
+        case SMTP_ST_TLS:
+            tls_gap(&s->tls, 0);
+            s->stop |= STREAM_STOP_C2S;
+            return;
+        default:
+            break;
+        }
+    } else if (s->srv == SMTP_SRV_TLS) {
+        tls_gap(&s->tls, 1);
+        s->stop |= STREAM_STOP_S2C;
+        return;
+    }
+    /* line mode: the partial line is lost, drop up to the next LF */
+    struct smtp_line *l = &s->line[dir];
+    l->len = 0;
+    l->overflow = false;
+    l->resync = true;
+}
+
+/* TTL / hop limit and IPv4 ID of the server's packets, from the banner on.
+ * Linux uses a per-socket incrementing ID (0 with DF on control packets such
+ * as RSTs and TIME_WAIT ACKs), others 0 or random: only a break in a pattern
+ * seen SMTP_IPID_LEARN times counts, and nothing after the server's FIN. */
+static void packet_fp(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
+                      uint8_t flags)
+{
+    if (dir != DIR_S2C || !m || !s->ttl_base_set || s->quit_answered)
+        return;
+    if (s->server_fin)
+        return;
+    if (flags & PKT_TH_FIN)
+        s->server_fin = true;
+    if (m->ttl != s->ttl_base) {
+        if (s->ttl_reports < SMTP_FP_REPORTS_MAX) {
+            s->ttl_reports++;
+            smtp_anomaly(s, ANOM_TTL_SHIFT, DIR_S2C, m, "ttl %u->%u", s->ttl_base, m->ttl);
+        }
+        s->ttl_base = m->ttl;
+    }
+    if (m->ip_version != 4 || (flags & PKT_TH_RST))
+        return;
+    uint16_t id = m->ip_id;
+    if (!s->ipid_have) {
+        s->ipid_have = true;
+        s->ipid_last = id;
+        return;
+    }
+    uint16_t step = (uint16_t)(id - s->ipid_last);
+    bool shift = false;
+    if (s->ipid_zero >= SMTP_IPID_LEARN && id != 0)
+        shift = true;
+    else if (s->ipid_seq >= SMTP_IPID_LEARN &&
+             (id == 0 || (step > SMTP_IPID_JUMP && step < 65536 - SMTP_IPID_STEP_MAX)))
+        shift = true;
+    if (shift) {
+        if (s->ipid_reports < SMTP_FP_REPORTS_MAX) {
+            s->ipid_reports++;
+            smtp_anomaly(s, ANOM_IPID_SHIFT, DIR_S2C, m, "ipid %u->%u", s->ipid_last, id);
+        }
+        s->ipid_seq = s->ipid_zero = 0;
+    } else if (id == 0 && s->ipid_last == 0) {
+        s->ipid_zero++;
+        s->ipid_seq = 0;
+    } else if (step >= 1 && step <= SMTP_IPID_STEP_MAX) {
+        s->ipid_seq++;
+        s->ipid_zero = 0;
+    } else if (step == 0 || step >= 65536 - SMTP_IPID_STEP_MAX) {
+        /* retransmission or reordering: no information */
+    } else {
+        s->ipid_seq = s->ipid_zero = 0;
+    }
+    s->ipid_last = id;
 }
 
 void smtp_session_packet(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m)
 {
-    (void)s, (void)dir, (void)m;
+    packet_fp(s, dir, m, PKT_TH_ACK);
+}
+
+void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
+                             const struct stream_meta *m, uint8_t tcp_flags)
+{
+    packet_fp(s, dir, m, tcp_flags);
+}
+
+void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m)
+{
+    smtp_anomaly(s, ANOM_OVERLAP_CONFLICT, dir, m, "retransmission differs from first copy");
 }
 
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
 {
-    (void)why;
-    s->f.last_ts = ts;
-    if (s->cfg.on_event)
-        s->cfg.on_event(s->cfg.event_ctx, SMTP_EV_END, &s->f);
+    if (s->ignored || s->st == SMTP_ST_CLASSIFY || s->f.end != SMTP_END_NONE)
+        return;
+    if (ts > s->f.last_ts)
+        s->f.last_ts = ts;
+    if (s->quit_answered)
+        s->f.end = SMTP_END_QUIT;
+    else if (s->st == SMTP_ST_TLS || s->srv == SMTP_SRV_TLS)
+        s->f.end = SMTP_END_TLS;
+    else {
+        switch (why) {
+        case FLOW_END_FIN:
+            s->f.end = SMTP_END_FIN;
+            break;
+        case FLOW_END_RST:
+            s->f.end = SMTP_END_RST;
+            break;
+        case FLOW_END_TIMEOUT:
+            s->f.end = SMTP_END_TIMEOUT;
+            break;
+        case FLOW_END_EVICTED:
+            s->f.end = SMTP_END_EVICTED;
+            break;
+        case FLOW_END_SHUTDOWN:
+            s->f.end = SMTP_END_CAPTURE_END;
+            break;
+        }
+    }
+    if (s->f.tls.client_hello || s->f.tls.server_hello || s->st == SMTP_ST_TLS_EXPECT ||
+        s->srv == SMTP_SRV_TLS_EXPECT)
+        if (s->f.starttls_code == 220 || s->implicit_tls)
+            smtp_tls_event(s);
+    smtp_emit(s, SMTP_EV_END);
 }
 
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s)
@@ -100,13 +581,54 @@ void smtp_session_free(struct smtp_session *s)
     if (!s)
         return;
     facts_clear(&s->f);
+    tls_state_clear(&s->tls);
+    ndpi_smtp_flow_free(s->ndpi);
+    free(s->line[0].buf);
+    free(s->line[1].buf);
+    free(s->ring);
     free(s);
 }
+
+/* ---- the stream consumer ---- */
+
+struct smtp_consumer {
+    struct smtp_cfg cfg;
+    struct smtp_stats stats;
+    struct stream_consumer ops;
+    struct ndpi_smtp *ndpi; /* created on first use, only with any_port */
+};
 
 static void *c_open(void *ctx, const struct flow_info *fi)
 {
     struct smtp_consumer *sc = ctx;
-    return smtp_session_new(&sc->cfg, fi);
+    const struct smtp_cfg *c = &sc->cfg;
+    bool std = port_in(fi->sport, c->ports, c->n_ports) ||
+               port_in(fi->sport, c->tls_ports, c->n_tls_ports);
+    if (!std && !c->any_port) {
+        sc->stats.ignored_flows++;
+        return NULL;
+    }
+    if (!std && !sc->ndpi) {
+        sc->ndpi = ndpi_smtp_new();
+        if (!sc->ndpi) {
+            sc->stats.ignored_flows++;
+            return NULL;
+        }
+    }
+    struct smtp_session *s = session_new(c, fi, &sc->stats);
+    if (!s)
+        return NULL;
+    if (!std) {
+        s->ndpi = ndpi_smtp_flow_new(sc->ndpi, fi);
+        if (!s->ndpi) {
+            sc->stats.ignored_flows++;
+            sc->stats.sessions--;
+            smtp_session_free(s);
+            return NULL;
+        }
+        smtp_enter_state(s, SMTP_ST_CLASSIFY);
+    }
+    return s;
 }
 
 static unsigned c_data(void *st, enum stream_dir dir, const uint8_t *buf, size_t len,
@@ -118,7 +640,17 @@ static unsigned c_data(void *st, enum stream_dir dir, const uint8_t *buf, size_t
 static unsigned c_gap(void *st, enum stream_dir dir, uint32_t len, const struct stream_meta *m)
 {
     smtp_session_gap(st, dir, len, m);
-    return 0;
+    return ((struct smtp_session *)st)->stop;
+}
+
+static void c_packet(void *st, enum stream_dir dir, const struct stream_meta *m, uint8_t flags)
+{
+    smtp_session_tcp_packet(st, dir, m, flags);
+}
+
+static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m)
+{
+    smtp_session_overlap(st, dir, m);
 }
 
 static void c_close(void *st, enum flow_end why, sw_usec ts)
@@ -137,6 +669,8 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     sc->ops.open = c_open;
     sc->ops.data = c_data;
     sc->ops.gap = c_gap;
+    sc->ops.packet = c_packet;
+    sc->ops.overlap_conflict = c_overlap;
     sc->ops.close = c_close;
     return sc;
 }
@@ -153,5 +687,8 @@ const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc)
 
 void smtp_consumer_free(struct smtp_consumer *sc)
 {
+    if (!sc)
+        return;
+    ndpi_smtp_free(sc->ndpi);
     free(sc);
 }

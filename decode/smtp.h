@@ -36,6 +36,12 @@ struct smtp_cfg {
     size_t max_pipeline;      /* pending commands ring (default 64) */
     smtp_event_fn on_event;
     void *event_ctx;
+    /* Optional: every command verb (code 0) and every complete reply (verb
+     * NULL, its code) as parsed, in stream order. SASL lines and message
+     * content are never traced. For tests and debugging. */
+    void (*on_trace)(void *ctx, const struct smtp_facts *f, enum stream_dir dir, const char *verb,
+                     int code);
+    void *trace_ctx;
 };
 void smtp_cfg_defaults(struct smtp_cfg *c);
 
@@ -62,6 +68,12 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
 void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
                       const struct stream_meta *m);
 void smtp_session_packet(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
+/* Like smtp_session_packet, with the TCP flags (PKT_TH_*): the consumer's
+ * packet() callback. */
+void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
+                             const struct stream_meta *m, uint8_t tcp_flags);
+/* Two copies of the same stream bytes differed (ANOM_OVERLAP_CONFLICT). */
+void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
 /* Ends the session (emits SMTP_EV_END). */
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts);
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s);

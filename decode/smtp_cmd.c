@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* smtp_cmd.c: the SMTP command table, client command lines, and message
+ * content (DATA streamed to CRLF.CRLF, BDAT chunks by size).
+ * Follows RFC 5321 (commands, paths, end of data), RFC 1870 (SIZE),
+ * RFC 6152 (BODY), RFC 3030 (BDAT/CHUNKING), RFC 4954 (AUTH), RFC 3207
+ * (STARTTLS), RFC 2920 (pipelining). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "decode/smtp_int.h"
+
+static void cmd_helo(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_ehlo(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_data(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_bdat(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_rset(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+static void cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
+                         const struct stream_meta *m);
+static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m);
+
+/* Indexed by enum smtp_cmd. on_cmd NULL: the command only awaits a reply. */
+static const struct smtp_cmd_def cmd_table[SMTP_CMD_COUNT] = {
+    [SMTP_CMD_NONE] = {SMTP_CMD_NONE, "", NULL, NULL, NULL},
+    [SMTP_CMD_BANNER] = {SMTP_CMD_BANNER, "", NULL, NULL, smtp_reply_banner},
+    [SMTP_CMD_HELO] = {SMTP_CMD_HELO, "HELO", NULL, cmd_helo, NULL},
+    [SMTP_CMD_EHLO] = {SMTP_CMD_EHLO, "EHLO", NULL, cmd_ehlo, smtp_reply_ehlo},
+    [SMTP_CMD_MAIL_FROM] = {SMTP_CMD_MAIL_FROM, "MAIL", "FROM:", cmd_mail, smtp_reply_mail},
+    [SMTP_CMD_RCPT_TO] = {SMTP_CMD_RCPT_TO, "RCPT", "TO:", cmd_rcpt, smtp_reply_rcpt},
+    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, "DATA", NULL, cmd_data, smtp_reply_data},
+    [SMTP_CMD_DATA_END] = {SMTP_CMD_DATA_END, "", NULL, NULL, smtp_reply_data_end},
+    [SMTP_CMD_BDAT] = {SMTP_CMD_BDAT, "BDAT", NULL, cmd_bdat, smtp_reply_bdat},
+    [SMTP_CMD_RSET] = {SMTP_CMD_RSET, "RSET", NULL, cmd_rset, NULL},
+    [SMTP_CMD_NOOP] = {SMTP_CMD_NOOP, "NOOP", NULL, NULL, NULL},
+    [SMTP_CMD_VRFY] = {SMTP_CMD_VRFY, "VRFY", NULL, NULL, NULL},
+    [SMTP_CMD_EXPN] = {SMTP_CMD_EXPN, "EXPN", NULL, NULL, NULL},
+    [SMTP_CMD_HELP] = {SMTP_CMD_HELP, "HELP", NULL, NULL, NULL},
+    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, "QUIT", NULL, NULL, smtp_reply_quit},
+    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, "STARTTLS", NULL, cmd_starttls, smtp_reply_starttls},
+    [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, "AUTH", NULL, cmd_auth, smtp_reply_auth},
+    [SMTP_CMD_AUTH_DATA] = {SMTP_CMD_AUTH_DATA, "", NULL, NULL, smtp_reply_auth},
+    [SMTP_CMD_UNKNOWN] = {SMTP_CMD_UNKNOWN, "", NULL, NULL, NULL},
+};
+
+const struct smtp_cmd_def *smtp_cmd_def(enum smtp_cmd c)
+{
+    if ((unsigned)c >= SMTP_CMD_COUNT)
+        c = SMTP_CMD_NONE;
+    return &cmd_table[c];
+}
+
+const char *smtp_cmd_str(enum smtp_cmd c)
+{
+    static const char *const names[SMTP_CMD_COUNT] = {
+        [SMTP_CMD_NONE] = "none",        [SMTP_CMD_BANNER] = "banner",
+        [SMTP_CMD_HELO] = "HELO",        [SMTP_CMD_EHLO] = "EHLO",
+        [SMTP_CMD_MAIL_FROM] = "MAIL",   [SMTP_CMD_RCPT_TO] = "RCPT",
+        [SMTP_CMD_DATA] = "DATA",        [SMTP_CMD_DATA_END] = "data_end",
+        [SMTP_CMD_BDAT] = "BDAT",        [SMTP_CMD_RSET] = "RSET",
+        [SMTP_CMD_NOOP] = "NOOP",        [SMTP_CMD_VRFY] = "VRFY",
+        [SMTP_CMD_EXPN] = "EXPN",        [SMTP_CMD_HELP] = "HELP",
+        [SMTP_CMD_QUIT] = "QUIT",        [SMTP_CMD_STARTTLS] = "STARTTLS",
+        [SMTP_CMD_AUTH] = "AUTH",        [SMTP_CMD_AUTH_DATA] = "auth_data",
+        [SMTP_CMD_UNKNOWN] = "unknown",
+    };
+    if ((unsigned)c >= SMTP_CMD_COUNT)
+        return "none";
+    return names[c];
+}
+
+struct facts_tx *smtp_tx(struct smtp_session *s, int idx)
+{
+    if (idx < 0 || (size_t)idx >= s->f.n_tx)
+        return NULL;
+    return &s->f.tx[idx];
+}
+
+static size_t skip_sp(const char *a, size_t len, size_t i)
+{
+    while (i < len && (a[i] == ' ' || a[i] == '\t'))
+        i++;
+    return i;
+}
+
+static size_t word_end(const char *a, size_t len, size_t i)
+{
+    while (i < len && a[i] != ' ' && a[i] != '\t')
+        i++;
+    return i;
+}
+
+static void lower(char *p)
+{
+    for (; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg,
+                            size_t len)
+{
+    if (s->helo_seen)
+        return;
+    s->helo_seen = true;
+    memcpy(s->f.helo_verb, verb, 5);
+    size_t b = skip_sp(arg, len, 0);
+    size_t e = word_end(arg, len, b);
+    smtp_strlcpy_n(s->f.helo_host, sizeof s->f.helo_host, arg + b, e - b);
+}
+
+static void cmd_helo(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    cmd_helo_common(s, "HELO", arg, len);
+    smtp_pending_push(s, SMTP_CMD_HELO, -1, -1, false);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    cmd_helo_common(s, "EHLO", arg, len);
+    smtp_pending_push(s, SMTP_CMD_EHLO, -1, -1, false);
+}
+
+/* Reads a reverse- or forward-path ("<a@b>" or a bare address, RFC 5321
+ * 4.1.2; a source route "@x,@y:" is skipped) starting at arg[i]. Fills the
+ * domain (lower case) and, when addr is given, the full address. Returns
+ * the index after the path. */
+static size_t parse_path(const char *arg, size_t len, size_t i, char *dom, size_t domlen,
+                         char **addr, bool keep_addr)
+{
+    i = skip_sp(arg, len, i);
+    size_t b, e;
+    if (i < len && arg[i] == '<') {
+        b = i + 1;
+        e = b;
+        while (e < len && arg[e] != '>')
+            e++;
+        i = e < len ? e + 1 : e;
+    } else {
+        b = i;
+        e = word_end(arg, len, i);
+        i = e;
+    }
+    /* source route: keep what follows the last ':' */
+    for (size_t k = e; k > b; k--)
+        if (arg[k - 1] == ':') {
+            b = k;
+            break;
+        }
+    size_t at = e;
+    for (size_t k = e; k > b; k--)
+        if (arg[k - 1] == '@') {
+            at = k - 1;
+            break;
+        }
+    if (at < e)
+        smtp_strlcpy_n(dom, domlen, arg + at + 1, e - at - 1);
+    else
+        dom[0] = '\0';
+    lower(dom);
+    *addr = NULL;
+    if (keep_addr) {
+        size_t n = e - b < FACTS_ADDR_MAX ? e - b : FACTS_ADDR_MAX - 1;
+        *addr = malloc(n + 1);
+        if (*addr)
+            smtp_strlcpy_n(*addr, n + 1, arg + b, n);
+    }
+    return i;
+}
+
+static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    struct smtp_facts *f = &s->f;
+    s->cur_tx = -1;
+    if (f->n_tx >= FACTS_TX_MAX) {
+        f->tx_dropped++;
+        smtp_pending_push(s, SMTP_CMD_MAIL_FROM, -1, -1, false);
+        return;
+    }
+    struct facts_tx *ntx = realloc(f->tx, (f->n_tx + 1) * sizeof *ntx);
+    if (!ntx) {
+        f->tx_dropped++;
+        smtp_pending_push(s, SMTP_CMD_MAIL_FROM, -1, -1, false);
+        return;
+    }
+    f->tx = ntx;
+    struct facts_tx *t = &f->tx[f->n_tx];
+    memset(t, 0, sizeof *t);
+    t->accepted = -1;
+    t->ts = m ? m->ts : f->last_ts;
+    t->pkt_no = m ? m->pkt_no : f->last_pkt;
+    size_t i = parse_path(arg, len, 0, t->mail_from_domain, sizeof t->mail_from_domain,
+                          &t->mail_from, s->cfg.log_addresses);
+    /* ESMTP parameters: SIZE=n (RFC 1870), BODY=x (RFC 6152) */
+    while ((i = skip_sp(arg, len, i)) < len) {
+        size_t e = word_end(arg, len, i);
+        if (e - i > 5 && strncasecmp(arg + i, "SIZE=", 5) == 0) {
+            uint64_t v = 0;
+            size_t k = i + 5;
+            for (; k < e && k - i - 5 < 19 && isdigit((unsigned char)arg[k]); k++)
+                v = v * 10 + (uint64_t)(arg[k] - '0');
+            t->size_param = v;
+        } else if (e - i > 5 && strncasecmp(arg + i, "BODY=", 5) == 0) {
+            smtp_strlcpy_n(t->body_param, sizeof t->body_param, arg + i + 5, e - i - 5);
+            for (char *p = t->body_param; *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+        }
+        i = e;
+    }
+    s->cur_tx = (int)f->n_tx++;
+    smtp_pending_push(s, SMTP_CMD_MAIL_FROM, s->cur_tx, -1, false);
+}
+
+static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    if (!t) {
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, -1, -1, false);
+        return;
+    }
+    if (t->n_rcpt >= FACTS_RCPT_MAX) {
+        t->rcpt_dropped++;
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, -1, false);
+        return;
+    }
+    /* grow by doubling: 1, 2, 4 ... FACTS_RCPT_MAX */
+    size_t n = t->n_rcpt;
+    if ((n & (n - 1)) == 0) {
+        size_t cap = n ? n * 2 : 1;
+        struct facts_rcpt *nr = realloc(t->rcpt, cap * sizeof *nr);
+        if (!nr) {
+            t->rcpt_dropped++;
+            smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, -1, false);
+            return;
+        }
+        t->rcpt = nr;
+    }
+    struct facts_rcpt *r = &t->rcpt[n];
+    memset(r, 0, sizeof *r);
+    parse_path(arg, len, 0, r->domain, sizeof r->domain, &r->address, s->cfg.log_addresses);
+    t->n_rcpt++;
+    smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, (int)n, false);
+}
+
+static void cmd_data(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)arg, (void)len, (void)m;
+    smtp_pending_push(s, SMTP_CMD_DATA, s->cur_tx, -1, false);
+    s->data_tx = s->cur_tx;
+    s->body_bytes = 0;
+    s->eod = SMTP_EOD_BOL;
+    smtp_enter_state(s, SMTP_ST_DATA_WAIT);
+}
+
+static void cmd_bdat(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    size_t i = skip_sp(arg, len, 0);
+    size_t e = word_end(arg, len, i);
+    uint64_t size = 0;
+    if (e == i || e - i > 18) {
+        smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
+        return;
+    }
+    for (size_t k = i; k < e; k++) {
+        if (!isdigit((unsigned char)arg[k])) {
+            smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
+            return;
+        }
+        size = size * 10 + (uint64_t)(arg[k] - '0');
+    }
+    i = skip_sp(arg, len, e);
+    e = word_end(arg, len, i);
+    bool last = e - i == 4 && strncasecmp(arg + i, "LAST", 4) == 0;
+    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    if (t) {
+        t->bdat = true;
+        t->data_sent = true;
+        t->cleartext = true;
+    }
+    s->data_tx = s->cur_tx;
+    smtp_pending_push(s, SMTP_CMD_BDAT, s->cur_tx, -1, last);
+    s->bdat_left = size;
+    if (size)
+        smtp_enter_state(s, SMTP_ST_BDAT);
+}
+
+static void cmd_rset(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)arg, (void)len, (void)m;
+    s->cur_tx = -1;
+    smtp_pending_push(s, SMTP_CMD_RSET, -1, -1, false);
+}
+
+static void cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
+                         const struct stream_meta *m)
+{
+    (void)arg, (void)len;
+    struct smtp_facts *f = &s->f;
+    if (!f->starttls_requested) {
+        f->starttls_requested = true;
+        f->starttls_ts = m ? m->ts : f->last_ts;
+    }
+    if (!f->starttls_offered && !f->flow.midstream)
+        smtp_anomaly(s, ANOM_STARTTLS_NOT_OFFERED, DIR_C2S, m, "%s",
+                     s->caps_done ? "EHLO reply did not list STARTTLS" : "no EHLO reply seen");
+    smtp_pending_push(s, SMTP_CMD_STARTTLS, -1, -1, false);
+    smtp_enter_state(s, SMTP_ST_STARTTLS_WAIT);
+}
+
+static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    size_t b = skip_sp(arg, len, 0);
+    size_t e = word_end(arg, len, b);
+    /* the mechanism only: an initial response (credentials) is never kept */
+    smtp_strlcpy_n(s->f.auth_mechanism, sizeof s->f.auth_mechanism, arg + b, e - b);
+    for (char *p = s->f.auth_mechanism; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    s->f.auth_cleartext = true;
+    smtp_pending_push(s, SMTP_CMD_AUTH, -1, -1, false);
+    smtp_enter_state(s, SMTP_ST_AUTH);
+}
+
+static void trace(struct smtp_session *s, const char *verb)
+{
+    if (s->cfg.on_trace)
+        s->cfg.on_trace(s->cfg.trace_ctx, &s->f, DIR_C2S, verb, 0);
+}
+
+void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
+                      const struct stream_meta *m)
+{
+    if (s->st == SMTP_ST_AUTH) {
+        /* a SASL response: credentials, never parsed, kept or traced */
+        smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
+        return;
+    }
+    s->any_command = true;
+    if (overflow || len == 0) {
+        smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
+        trace(s, "");
+        return;
+    }
+    size_t ve = word_end(line, len, 0);
+    char verb[16];
+    smtp_strlcpy_n(verb, sizeof verb, line, ve);
+    for (char *p = verb; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    const struct smtp_cmd_def *def = NULL;
+    for (int c = SMTP_CMD_HELO; c < SMTP_CMD_COUNT; c++) {
+        const struct smtp_cmd_def *d = &cmd_table[c];
+        if (d->verb[0] && ve == strlen(d->verb) && strcasecmp(verb, d->verb) == 0) {
+            def = d;
+            break;
+        }
+    }
+    trace(s, verb);
+    size_t a = skip_sp(line, len, ve);
+    if (def && def->arg_prefix) {
+        size_t pl = strlen(def->arg_prefix);
+        if (len - a >= pl && strncasecmp(line + a, def->arg_prefix, pl) == 0)
+            a += pl;
+        else
+            def = NULL; /* "MAIL" without "FROM:": the server will say 501 */
+    }
+    if (!def) {
+        smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
+        return;
+    }
+    if (def->on_cmd)
+        def->on_cmd(s, line + a, len - a, m);
+    else
+        smtp_pending_push(s, def->id, -1, -1, false);
+}
+
+/* The content is complete: wait for its final reply. */
+static void content_end(struct smtp_session *s, size_t dot_len)
+{
+    struct facts_tx *t = smtp_tx(s, s->data_tx);
+    if (t) {
+        t->data_sent = true;
+        t->cleartext = true;
+        t->data_bytes = s->body_bytes - dot_len;
+    }
+    smtp_pending_push(s, SMTP_CMD_DATA_END, s->data_tx, -1, false);
+    s->eod = SMTP_EOD_BOL;
+    smtp_enter_state(s, SMTP_ST_COMMAND);
+}
+
+size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t len)
+{
+    if (s->st == SMTP_ST_BDAT) {
+        size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
+        s->bdat_left -= n;
+        struct facts_tx *t = smtp_tx(s, s->data_tx);
+        if (t)
+            t->data_bytes += n;
+        if (!s->bdat_left)
+            smtp_enter_state(s, SMTP_ST_COMMAND);
+        return n;
+    }
+    /* DATA: stream up to CRLF "." CRLF (a bare LF is accepted as well) */
+    size_t i = 0;
+    while (i < len) {
+        switch (s->eod) {
+        case SMTP_EOD_TEXT: {
+            const uint8_t *nl = memchr(buf + i, '\n', len - i);
+            if (!nl) {
+                i = len;
+                break;
+            }
+            i = (size_t)(nl - buf) + 1;
+            s->eod = SMTP_EOD_BOL;
+            break;
+        }
+        case SMTP_EOD_BOL:
+            if (buf[i] == '.') {
+                s->eod = SMTP_EOD_DOT;
+                i++;
+            } else {
+                s->eod = SMTP_EOD_TEXT;
+            }
+            break;
+        case SMTP_EOD_DOT:
+            if (buf[i] == '\r') {
+                s->eod = SMTP_EOD_DOT_CR;
+                i++;
+            } else if (buf[i] == '\n') {
+                s->body_bytes += i + 1;
+                content_end(s, 2);
+                return i + 1;
+            } else {
+                s->eod = SMTP_EOD_TEXT;
+            }
+            break;
+        case SMTP_EOD_DOT_CR:
+            if (buf[i] == '\n') {
+                s->body_bytes += i + 1;
+                content_end(s, 3);
+                return i + 1;
+            }
+            s->eod = SMTP_EOD_TEXT;
+            break;
+        }
+    }
+    s->body_bytes += len;
+    struct facts_tx *t = smtp_tx(s, s->data_tx);
+    if (t && s->body_bytes) {
+        t->data_sent = true;
+        t->cleartext = true;
+        t->data_bytes = s->body_bytes;
+    }
+    return len;
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* smtp_int.h: the SMTP decoder's internals, shared by smtp.c (session,
+ * directions, anomalies), smtp_cmd.c (client commands, message content) and
+ * smtp_reply.c (server replies, capabilities). Not a contract: only decode/
+ * smtp*.c include it. */
+#ifndef SW_SMTP_INT_H
+#define SW_SMTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/smtp.h"
+#include "decode/tls.h"
+
+/* Commands, as the client sends them and as replies are matched to them. */
+enum smtp_cmd {
+    SMTP_CMD_NONE = 0, /* a reply with no pending command */
+    SMTP_CMD_BANNER,   /* the greeting, pending from the start */
+    SMTP_CMD_HELO,
+    SMTP_CMD_EHLO,
+    SMTP_CMD_MAIL_FROM,
+    SMTP_CMD_RCPT_TO,
+    SMTP_CMD_DATA,
+    SMTP_CMD_DATA_END, /* the final reply to the content after "." */
+    SMTP_CMD_BDAT,
+    SMTP_CMD_RSET,
+    SMTP_CMD_NOOP,
+    SMTP_CMD_VRFY,
+    SMTP_CMD_EXPN,
+    SMTP_CMD_HELP,
+    SMTP_CMD_QUIT,
+    SMTP_CMD_STARTTLS,
+    SMTP_CMD_AUTH,
+    SMTP_CMD_AUTH_DATA, /* one SASL response line (content never kept) */
+    SMTP_CMD_UNKNOWN,
+    SMTP_CMD_COUNT,
+};
+const char *smtp_cmd_str(enum smtp_cmd c);
+
+/* What the client's bytes are, at the current point of its stream. */
+enum smtp_state {
+    SMTP_ST_COMMAND = 0,   /* command lines */
+    SMTP_ST_DATA_WAIT,     /* DATA sent, 354 not yet seen: bytes are content */
+    SMTP_ST_DATA,          /* message content up to CRLF.CRLF (streamed) */
+    SMTP_ST_BDAT,          /* a BDAT chunk of known size */
+    SMTP_ST_AUTH,          /* SASL exchange lines */
+    SMTP_ST_STARTTLS_WAIT, /* STARTTLS sent, reply not yet seen */
+    SMTP_ST_TLS_EXPECT,    /* the next byte must start a TLS record */
+    SMTP_ST_TLS,           /* TLS records */
+    SMTP_ST_CLASSIFY,      /* non-SMTP port: waiting for nDPI's verdict */
+    SMTP_ST_IGNORED,       /* not SMTP: nothing more is parsed */
+    SMTP_ST_COUNT,
+};
+const char *smtp_state_str(enum smtp_state st);
+
+/* The server's bytes. */
+enum smtp_srv_state {
+    SMTP_SRV_REPLY = 0,
+    SMTP_SRV_TLS_EXPECT,
+    SMTP_SRV_TLS,
+};
+
+/* A command waiting for its reply (RFC 2920 pipelining ring). */
+struct smtp_pending {
+    uint8_t cmd;   /* enum smtp_cmd */
+    uint8_t last;  /* BDAT ... LAST */
+    int16_t tx;    /* index into facts.tx, -1 when not kept */
+    int16_t rcpt;  /* index into tx.rcpt, -1 when not kept */
+};
+
+/* One direction's line assembly: a fixed buffer, discard to LF past it. */
+struct smtp_line {
+    char *buf;
+    size_t len, cap;
+    bool overflow; /* the line outgrew buf; the rest is discarded up to LF */
+    bool resync;   /* bytes were lost: drop everything up to the next LF */
+};
+
+/* End-of-data scanner state (CRLF.CRLF found across any split). */
+enum smtp_eod {
+    SMTP_EOD_TEXT = 0, /* inside a line */
+    SMTP_EOD_BOL,      /* at the beginning of a line */
+    SMTP_EOD_DOT,      /* "." at the beginning of a line */
+    SMTP_EOD_DOT_CR,   /* ".\r" at the beginning of a line */
+};
+
+struct smtp_tunnel; /* SOCKS / HTTP CONNECT prefix skipper (ndpi_smtp.c) */
+struct ndpi_smtp_flow;
+
+struct smtp_session {
+    struct smtp_cfg cfg;
+    struct smtp_stats *stats; /* the consumer's, or the session's own */
+    struct smtp_stats own_stats;
+    struct smtp_facts f;
+
+    enum smtp_state st;
+    enum smtp_srv_state srv;
+    struct smtp_line line[2];
+
+    struct smtp_pending *ring;
+    size_t ring_head, ring_len;
+
+    /* reply being assembled (multi-line) */
+    bool in_reply;
+    int reply_code;
+    size_t reply_lines;
+    struct smtp_pending reply_cmd;
+
+    /* client-side progress */
+    int cur_tx;             /* transaction receiving RCPT/DATA, -1 none */
+    int data_tx;            /* transaction of the content being sent */
+    enum smtp_eod eod;
+    uint64_t body_bytes;    /* content bytes of the current DATA */
+    uint64_t bdat_left;     /* bytes left in the current BDAT chunk */
+    bool helo_seen, caps_done, ehlo_replied, quit_answered, tls_event_sent;
+    bool any_command;       /* a client command was seen (midstream pickup) */
+    bool implicit_tls;
+    bool not_tls_reported;
+
+    /* server packet fingerprints (TTL, IPv4 ID) */
+    bool server_fin;
+    bool ttl_base_set;
+    uint8_t ttl_base;
+    unsigned ttl_reports;
+    bool ipid_have;
+    uint16_t ipid_last;
+    unsigned ipid_seq, ipid_zero; /* consecutive sequential / zero IDs */
+    unsigned ipid_reports;
+
+    struct tls_state tls;
+    unsigned stop; /* STREAM_STOP_* already asked for */
+
+    /* classification of non-SMTP ports (cfg.any_port) */
+    struct smtp_consumer *consumer;
+    struct ndpi_smtp_flow *ndpi;
+    bool ignored;
+};
+
+/* smtp.c */
+void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir dir,
+                  const struct stream_meta *m, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void smtp_enter_state(struct smtp_session *s, enum smtp_state to);
+void smtp_emit(struct smtp_session *s, enum smtp_event ev);
+void smtp_tls_event(struct smtp_session *s);
+bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last);
+/* Copies at most dstlen-1 bytes of src[0..n) into dst, NUL-terminated;
+ * returns false when it had to truncate. */
+bool smtp_strlcpy_n(char *dst, size_t dstlen, const char *src, size_t n);
+
+/* Replays bytes held back while the flow was classified (ndpi_smtp.c). */
+void smtp_session_replay(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
+                         size_t len, const struct stream_meta *m);
+
+/* One row of the command table (smtp_cmd.c): the verb as sent, what the
+ * client side does with the command, what the reply to it does. */
+struct smtp_cmd_def {
+    enum smtp_cmd id;
+    const char *verb;
+    const char *arg_prefix; /* "FROM:" / "TO:" or NULL */
+    void (*on_cmd)(struct smtp_session *s, const char *arg, size_t len,
+                   const struct stream_meta *m);
+    void (*on_reply)(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+};
+const struct smtp_cmd_def *smtp_cmd_def(enum smtp_cmd c);
+struct facts_tx *smtp_tx(struct smtp_session *s, int idx);
+
+/* reply handlers (smtp_reply.c), referenced by the command table */
+void smtp_reply_banner(struct smtp_session *s, const struct smtp_pending *p, int code,
+                       const struct stream_meta *m);
+void smtp_reply_ehlo(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_mail(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_rcpt(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_data(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_data_end(struct smtp_session *s, const struct smtp_pending *p, int code,
+                         const struct stream_meta *m);
+void smtp_reply_bdat(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_starttls(struct smtp_session *s, const struct smtp_pending *p, int code,
+                         const struct stream_meta *m);
+void smtp_reply_auth(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+void smtp_reply_quit(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m);
+
+/* smtp_cmd.c */
+void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
+                      const struct stream_meta *m);
+/* Consumes message content (DATA or BDAT); returns the bytes used. */
+size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t len);
+
+/* smtp_reply.c */
+void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
+                      const struct stream_meta *m);
+/* True when the capability keyword looks mangled (XXXXXXXA, all-X, an
+ * unknown token of STARTTLS's length). */
+bool smtp_cap_is_mangled(const char *kw, size_t len);
+
+#endif

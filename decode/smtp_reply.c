@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* smtp_reply.c: SMTP server replies (single and multi-line, matched to the
+ * pipelined commands in order), the EHLO capability list and its mangled
+ * tokens, and what each reply means for the session.
+ * Follows RFC 5321 4.2 (reply lines), RFC 2920 (pipelining), RFC 3207
+ * (STARTTLS reply codes), RFC 4954 (334 continuation), RFC 3030 (BDAT). */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "decode/smtp_int.h"
+
+/* Capability keywords of STARTTLS's length that mean something. */
+static const char *const known_len8[] = {
+    "STARTTLS", "8BITMIME", "CHUNKING", "SMTPUTF8", "UTF8SMTP", "XFORWARD",
+};
+
+bool smtp_cap_is_mangled(const char *kw, size_t len)
+{
+    if (len < 4)
+        return false;
+    size_t x = 0;
+    for (size_t i = 0; i < len; i++)
+        if (kw[i] == 'X' || kw[i] == 'x')
+            x++;
+    if (x == len)
+        return true; /* all X: a PIX-style fixup */
+    if (len >= 6 && x >= len - 1)
+        return true; /* XXXXXXXA */
+    if (len == 8) {
+        for (size_t i = 0; i < sizeof known_len8 / sizeof known_len8[0]; i++)
+            if (strncasecmp(kw, known_len8[i], 8) == 0)
+                return false;
+        return true;
+    }
+    return false;
+}
+
+static bool is_2xx(int code)
+{
+    return code >= 200 && code < 300;
+}
+
+static void add_capability(struct smtp_session *s, const char *text, size_t len,
+                           const struct stream_meta *m)
+{
+    struct smtp_facts *f = &s->f;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    size_t kl = 0;
+    while (kl < len && text[kl] != ' ' && text[kl] != '=')
+        kl++;
+    if (kl == 8 && strncasecmp(text, "STARTTLS", 8) == 0)
+        f->starttls_offered = true;
+    else if (kl == 10 && strncasecmp(text, "PIPELINING", 10) == 0)
+        f->pipelining_offered = true;
+    else if (kl == 8 && strncasecmp(text, "CHUNKING", 8) == 0)
+        f->chunking_offered = true;
+    if (smtp_cap_is_mangled(text, kl)) {
+        char tok[64];
+        smtp_strlcpy_n(tok, sizeof tok, text, kl);
+        smtp_anomaly(s, ANOM_CAP_MANGLED, DIR_S2C, m, "token=%s", tok);
+    }
+    if (f->n_caps >= FACTS_CAPS_MAX) {
+        f->caps_dropped++;
+        return;
+    }
+    char *c = malloc(len + 1);
+    if (!c) {
+        f->caps_dropped++;
+        return;
+    }
+    memcpy(c, text, len);
+    c[len] = '\0';
+    f->caps[f->n_caps++] = c;
+}
+
+/* One line of a reply, before its last line is known. */
+static void reply_line(struct smtp_session *s, const char *text, size_t len, bool overflow,
+                       const struct stream_meta *m)
+{
+    struct smtp_facts *f = &s->f;
+    size_t first_word = 0;
+    while (first_word < len && text[first_word] != ' ')
+        first_word++;
+    switch (s->reply_cmd.cmd) {
+    case SMTP_CMD_BANNER:
+        if (s->reply_lines == 0 && !f->banner_code)
+            smtp_strlcpy_n(f->banner_host, sizeof f->banner_host, text, first_word);
+        break;
+    case SMTP_CMD_EHLO:
+        if (s->caps_done || !is_2xx(s->reply_code))
+            break;
+        if (s->reply_lines == 0)
+            smtp_strlcpy_n(f->ehlo_host, sizeof f->ehlo_host, text, first_word);
+        else if (!overflow)
+            add_capability(s, text, len, m);
+        else
+            f->caps_dropped++;
+        break;
+    default:
+        break;
+    }
+}
+
+void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
+                      const struct stream_meta *m)
+{
+    if (len < 3 || line[0] < '1' || line[0] > '5' || !isdigit((unsigned char)line[1]) ||
+        !isdigit((unsigned char)line[2]))
+        return; /* not a reply line: nothing to learn from it */
+    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    bool more = len > 3 && line[3] == '-';
+    const char *text = len > 4 ? line + 4 : "";
+    size_t tlen = len > 4 ? len - 4 : 0;
+
+    if (!s->in_reply) {
+        s->in_reply = true;
+        s->reply_code = code;
+        s->reply_lines = 0;
+        if (s->ring_len) {
+            s->reply_cmd = s->ring[s->ring_head];
+            s->ring_head = (s->ring_head + 1) % s->cfg.max_pipeline;
+            s->ring_len--;
+        } else {
+            memset(&s->reply_cmd, 0, sizeof s->reply_cmd);
+            s->reply_cmd.tx = s->reply_cmd.rcpt = -1;
+            /* 421 may come unasked (RFC 5321 3.8); a midstream pickup
+             * starts with replies to commands it never saw */
+            if (code != 421 && !(s->f.flow.midstream && !s->any_command)) {
+                s->stats->replies_unmatched++;
+                smtp_anomaly(s, ANOM_REPLY_WITHOUT_COMMAND, DIR_S2C, m, "reply %d", code);
+            }
+        }
+    }
+    reply_line(s, text, tlen, overflow, m);
+    s->reply_lines++;
+    if (more)
+        return;
+    s->in_reply = false;
+    struct smtp_pending p = s->reply_cmd;
+    if (s->cfg.on_trace)
+        s->cfg.on_trace(s->cfg.trace_ctx, &s->f, DIR_S2C, NULL, s->reply_code);
+    const struct smtp_cmd_def *def = smtp_cmd_def((enum smtp_cmd)p.cmd);
+    if (def->on_reply)
+        def->on_reply(s, &p, s->reply_code, m);
+}
+
+void smtp_reply_banner(struct smtp_session *s, const struct smtp_pending *p, int code,
+                       const struct stream_meta *m)
+{
+    (void)p, (void)m;
+    if (!s->f.banner_code)
+        s->f.banner_code = code;
+}
+
+void smtp_reply_ehlo(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)p, (void)m;
+    if (!s->ehlo_replied) {
+        s->ehlo_replied = true;
+        s->f.ehlo_code = code;
+    }
+    if (is_2xx(code) && !s->caps_done) {
+        s->caps_done = true;
+        smtp_emit(s, SMTP_EV_EHLO_REPLY);
+    }
+}
+
+void smtp_reply_mail(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, p->tx);
+    if (t)
+        t->mail_code = code;
+}
+
+void smtp_reply_rcpt(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, p->tx);
+    if (t && p->rcpt >= 0 && (size_t)p->rcpt < t->n_rcpt)
+        t->rcpt[p->rcpt].code = code;
+}
+
+void smtp_reply_data(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, p->tx);
+    if (code == 354) {
+        if (t) {
+            t->data_sent = true;
+            t->cleartext = true;
+        }
+        if (s->st == SMTP_ST_DATA_WAIT)
+            smtp_enter_state(s, SMTP_ST_DATA);
+        return;
+    }
+    if (t)
+        t->data_code = code;
+    /* refused before any content: the client's next line is a command */
+    if (s->st == SMTP_ST_DATA_WAIT && s->body_bytes == 0)
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+}
+
+static void content_reply(struct smtp_session *s, struct facts_tx *t, int code)
+{
+    t->data_code = code;
+    if (t->accepted != 0)
+        t->accepted = is_2xx(code) ? 1 : 0;
+    if (t->cleartext)
+        smtp_emit(s, SMTP_EV_DATA_CLEAR);
+}
+
+void smtp_reply_data_end(struct smtp_session *s, const struct smtp_pending *p, int code,
+                         const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, p->tx);
+    if (t)
+        content_reply(s, t, code);
+}
+
+void smtp_reply_bdat(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)m;
+    struct facts_tx *t = smtp_tx(s, p->tx);
+    if (!t)
+        return;
+    if (p->last) {
+        content_reply(s, t, code);
+    } else if (!is_2xx(code)) {
+        t->data_code = code;
+        t->accepted = 0; /* a refused chunk: the message is not accepted */
+    }
+}
+
+void smtp_reply_starttls(struct smtp_session *s, const struct smtp_pending *p, int code,
+                         const struct stream_meta *m)
+{
+    (void)p;
+    s->f.starttls_code = code;
+    if (code == 220) {
+        if (s->st != SMTP_ST_TLS)
+            smtp_enter_state(s, SMTP_ST_TLS_EXPECT);
+        if (s->srv == SMTP_SRV_REPLY)
+            s->srv = SMTP_SRV_TLS_EXPECT;
+    } else if (code >= 400) {
+        if (code == 500 || code == 502)
+            smtp_anomaly(s, ANOM_STARTTLS_UNKNOWN_CMD, DIR_S2C, m, "STARTTLS answered %d", code);
+        else
+            smtp_anomaly(s, ANOM_STARTTLS_REFUSED, DIR_S2C, m, "STARTTLS answered %d", code);
+        if (s->st == SMTP_ST_STARTTLS_WAIT)
+            smtp_enter_state(s, SMTP_ST_COMMAND);
+    }
+    smtp_emit(s, SMTP_EV_STARTTLS_REPLY);
+}
+
+void smtp_reply_auth(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)p, (void)m;
+    if (code == 334)
+        return; /* the client sends one SASL line next */
+    s->f.auth_code = code;
+    if (s->st == SMTP_ST_AUTH)
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+}
+
+void smtp_reply_quit(struct smtp_session *s, const struct smtp_pending *p, int code,
+                     const struct stream_meta *m)
+{
+    (void)p, (void)m;
+    if (is_2xx(code))
+        s->quit_answered = true;
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* tls.h: TLS handshake observer (decode/tls.c, x509.c), internal to the SMTP
+ * decoder. It reads both directions' TLS records (bounded reassembly of
+ * records and handshake messages), fills struct facts_tls (hello versions,
+ * SNI, cipher, JA3/JA3S, the leaf certificate when visible) and tells the
+ * caller when a direction has gone encrypted. */
+#ifndef SW_TLS_H
+#define SW_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode/facts.h"
+
+#define TLS_HS_MAX (64 * 1024) /* largest handshake message kept */
+
+struct tls_dir {
+    uint8_t hdr[5];
+    uint8_t hdr_len;
+    uint8_t rec_type;
+    uint32_t rec_left;   /* body bytes left in the current record */
+    uint8_t *hs;         /* handshake bytes awaiting a complete message */
+    uint32_t hs_len, hs_cap;
+    uint32_t hs_skip;    /* bytes of an oversized message still to skip */
+    uint8_t alert[2];
+    uint8_t alert_len;
+    bool encrypted;      /* ChangeCipherSpec or application data seen */
+    bool dead;           /* bytes that are not TLS records: parsing stopped */
+    uint64_t records;
+};
+
+struct tls_state {
+    struct tls_dir d[2];
+    uint64_t hs_dropped; /* handshake messages over TLS_HS_MAX */
+};
+
+/* tls_feed results (bit set) */
+#define TLS_R_ESTABLISHED 0x1u /* established became true during this call */
+#define TLS_R_ALERT 0x2u       /* a cleartext alert was read */
+#define TLS_R_DEAD 0x4u        /* the direction stopped being TLS */
+#define TLS_R_HELLO 0x8u       /* a ClientHello / ServerHello was read */
+
+/* Parses len bytes of direction dir (0 c2s, 1 s2c). Never fails: malformed
+ * input marks the direction dead. */
+unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *buf,
+                  size_t len);
+/* len bytes lost in direction dir: the direction's record framing is gone. */
+void tls_gap(struct tls_state *t, int dir);
+void tls_state_clear(struct tls_state *t);
+/* True when the byte can start a TLS record (handshake, alert, CCS, data). */
+bool tls_is_record_start(uint8_t b);
+/* IANA name of a cipher suite, NULL when unknown. */
+const char *tls_cipher_name(uint16_t suite);
+const char *tls_alert_str(int desc);
+
+/* x509.c: parses a DER leaf certificate into c (OpenSSL d2i_X509). Returns
+ * false when it is not a certificate. */
+bool x509_parse_leaf(struct facts_x509 *c, const uint8_t *der, size_t len);
+
+#endif
