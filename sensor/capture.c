@@ -157,8 +157,9 @@ struct capture *capture_open_files(const char *const *files, size_t n, const cha
     for (size_t i = 0; i < n; i++) {
         struct capture_src *s = &c->src[i];
         char ebuf[PCAP_ERRBUF_SIZE] = "";
-        s->name = files[i];
-        if (strcmp(files[i], "-") != 0) {
+        bool is_stdin = strcmp(files[i], "-") == 0;
+        s->name = is_stdin ? "stdin" : files[i];
+        if (!is_stdin) {
             struct stat st;
             if (stat(files[i], &st) == 0)
                 c->total_bytes += (uint64_t)st.st_size;
@@ -174,7 +175,12 @@ struct capture *capture_open_files(const char *const *files, size_t n, const cha
         s->pc = pcap_open_offline_with_tstamp_precision(files[i], PCAP_TSTAMP_PRECISION_MICRO,
                                                         ebuf);
         if (!s->pc) {
-            set_err(err, errlen, files[i], ebuf);
+            /* libpcap names the file itself for some errors: not twice */
+            size_t fl = strlen(files[i]);
+            if (strncmp(ebuf, files[i], fl) == 0 && ebuf[fl] == ':')
+                snprintf(err, errlen, "%s", ebuf);
+            else
+                set_err(err, errlen, s->name, ebuf);
             capture_free(c);
             return NULL;
         }
@@ -317,7 +323,7 @@ void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total)
         const struct capture_src *s = &c->src[i];
         if (s->ng)
             *done += pcapng_offset(s->ng);
-        else if (s->pc && !c->live && strcmp(s->name, "-") != 0) {
+        else if (s->pc && !c->live && strcmp(s->name, "stdin") != 0) {
             FILE *f = pcap_file(s->pc);
             if (f) {
                 long pos = ftell(f);
