@@ -39,12 +39,14 @@ struct seg {
 #define FD_STOP 0x10     /* the consumer asked to stop buffering */
 #define FD_WIN0 0x20     /* this direction last advertised a zero window */
 #define FD_SEEN 0x40     /* a packet was seen in this direction */
+#define FD_ACKED 0x80    /* the peer ACKed beyond next (acked is valid) */
 
 /* Reassembly state of one direction; the queue is allocated lazily. */
 struct flow_dir {
+    struct seg *q;    /* out-of-order pieces, sorted by seq */
     uint32_t next;    /* next expected sequence number */
     uint32_t fin_seq; /* sequence number of the FIN (FD_FIN) */
-    struct seg *q;    /* out-of-order pieces, sorted by seq */
+    uint32_t acked;   /* highest peer ACK beyond next (FD_ACKED) */
     uint32_t q_bytes;
     uint16_t q_n;
     uint8_t flags;

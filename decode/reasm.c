@@ -9,9 +9,15 @@
  *   dropped (a segment entirely before it counts as a retransmission).
  * - Overlapping copies of the same stream offset: the first copy seen wins;
  *   a later copy with different bytes is reported (overlap_conflict).
- * - A hole becomes a gap event (never glued) when: the other side ACKs
- *   beyond it, the per-direction queue bound or the memcap is hit, or the
- *   flow closes (FIN both ways, RST, timeout, eviction, shutdown). */
+ * - A hole becomes a gap event (never glued) when: the other side ACKed
+ *   beyond it and then either sends data itself (it answers what we never
+ *   saw) or the sender goes on past the ACKed point, or both FINs are seen;
+ *   when the per-direction queue bound or the memcap is hit; or when the
+ *   flow closes (RST, timeout, eviction, shutdown). A bare ACK beyond the
+ *   hole only records the point: captures often hold the ACK before the data
+ *   it acknowledges, and tshark delivers those bytes too.
+ * - A gap declared at close, with no packet at its origin, carries a meta
+ *   with the table clock as ts and pkt_no 0. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +251,7 @@ static void reasm_ack(struct flow_table *t, struct flow *f, enum stream_dir dir,
                       const struct stream_meta *m)
 {
     struct flow_dir *fd = &f->d[dir];
+    fd->flags &= (uint8_t)~FD_ACKED;
     if ((fd->flags & (FD_KNOWN | FD_STOP)) != FD_KNOWN || !seq_gt(ack, fd->next))
         return;
     if (ack - fd->next >= REASM_WINDOW_LIMIT)
@@ -296,8 +303,21 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
             fd->flags |= FD_WIN0;
         else
             fd->flags &= (uint8_t)~FD_WIN0;
-        reasm_ack(t, f, (enum stream_dir)!dir, p->ack, m);
+        struct flow_dir *od = &f->d[!dir];
+        if ((od->flags & FD_KNOWN) && seq_gt(p->ack, od->next) &&
+            p->ack - od->next < REASM_WINDOW_LIMIT &&
+            (!(od->flags & FD_ACKED) || seq_gt(p->ack, od->acked))) {
+            od->acked = p->ack;
+            od->flags |= FD_ACKED;
+        }
+        /* the peer speaks after ACKing bytes we never saw: declare them */
+        if (p->payload_len && (od->flags & FD_ACKED))
+            reasm_ack(t, f, (enum stream_dir)!dir, od->acked, m);
     }
+    /* the sender went past the point its peer ACKed: the hole below that
+     * point will not be filled */
+    if (p->payload_len && (fd->flags & FD_ACKED) && seq_ge(seq, fd->acked))
+        reasm_ack(t, f, dir, fd->acked, m);
     if (p->payload_len) {
         if (fd->flags & FD_STOP)
             t->st.segs_after_stop++;
@@ -315,12 +335,21 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
             fin_check(fd);
         }
     }
+    /* both sides closed: what was ACKed and not seen is lost */
+    if ((f->d[0].flags & FD_FIN) && (f->d[1].flags & FD_FIN))
+        for (int d = 0; d < 2; d++)
+            if ((f->d[d].flags & (FD_ACKED | FD_FIN_DONE)) == FD_ACKED)
+                reasm_ack(t, f, (enum stream_dir)d, f->d[d].acked, m);
 }
 
 /* Delivers a direction's queue at close, holes becoming gaps. */
 static void flush_dir(struct flow_table *t, struct flow *f, enum stream_dir dir)
 {
     struct flow_dir *fd = &f->d[dir];
+    if (fd->flags & FD_ACKED) {
+        struct stream_meta m = {.ts = t->clock};
+        reasm_ack(t, f, dir, fd->acked, &m);
+    }
     while (fd->q && !(fd->flags & FD_STOP))
         force_head(t, f, dir);
     queue_free(t, fd);

@@ -347,19 +347,42 @@ static void test_gap_by_ack(void **state)
     seg(&f, C, ACK, 1001, 5001, "AAAA");     /* #4 */
     seg(&f, C, ACK, 1009, 5001, "CCCC");     /* #5 queued: 1005..1008 missing */
     seg(&f, S, ACK, 5001, 1013, NULL);       /* #6 the server got it all */
-    seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* #7 */
+    seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* #7 and answers: the hole is lost */
     seg(&f, S, ACK, 5009, 1017, NULL);       /* #8 ACK beyond an empty queue */
-    seg(&f, C, ACK, 1017, 5009, "EEEE");     /* #9 */
+    seg(&f, C, ACK, 1017, 5009, "EEEE");     /* #9 the client goes on past it */
     assert_string_equal(f.r.log, OPEN_STD
                         "c2s data 'AAAA' #4\n"
                         "c2s gap 4 #5\n"
                         "c2s data 'CCCC' #5\n"
                         "s2c data '250 ok\r\n' #7\n"
-                        "c2s gap 4 #8\n"
+                        "c2s gap 4 #9\n"
                         "c2s data 'EEEE' #9\n");
     assert_int_equal(flow_table_stats(f.t)->gaps, 2);
     assert_int_equal(flow_table_stats(f.t)->gap_bytes, 8);
     fx_end(&f);
+
+    /* the capture holds the ACKs before the data they acknowledge (seen in
+     * real captures): no gap, the late data fills the stream */
+    fx_init(&f);
+    fx_start(&f);
+    handshake(&f);
+    seg(&f, C, ACK, 1001, 5001, "AAAA");     /* #4 */
+    seg(&f, S, ACK, 5001, 1009, NULL);       /* #5 */
+    seg(&f, S, ACK, 5001, 1013, NULL);       /* #6 */
+    seg(&f, C, ACK, 1005, 5001, "BBBB");     /* #7 */
+    seg(&f, C, ACK, 1009, 5001, "CCCC");     /* #8 */
+    seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* #9 */
+    /* an ACK beyond a hole at close: declared at the flush */
+    seg(&f, S, ACK, 5009, 1020, NULL);       /* #10 */
+    f.ts += 5 * SW_USEC_PER_SEC;
+    fx_end(&f);
+    assert_string_equal(f.r.log, OPEN_STD
+                        "c2s data 'AAAA' #4\n"
+                        "c2s data 'BBBB' #7\n"
+                        "c2s data 'CCCC' #8\n"
+                        "s2c data '250 ok\r\n' #9\n"
+                        "c2s gap 7 #0\n"
+                        "close shutdown t=1000\n");
 }
 
 static void test_gap_by_queue_bound(void **state)
