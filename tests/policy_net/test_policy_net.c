@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_policy_net.c: the MTA-STS engine against real servers on loopback:
+ * unbound (TXT/A records), nginx with a test CA (the policy hosts), redis.
+ * RFC 8461 §3.1, §3.3, §5.1, §7. Servers are started by netlab.sh in a
+ * temporary directory and stopped at the end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "policy/rcache.h"
+
+static char g_dir[512];
+static char g_lab[1024];
+static int g_dns, g_https, g_redis;
+static char g_ca[600], g_dns_server[64], g_redis_url[64];
+
+static int pick_port(int type)
+{
+    int fd = socket(AF_INET, type, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        getsockname(fd, (struct sockaddr *)&sa, &len)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static int lab_up(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof(g_dir), "%s/sw-policynet-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_lab, sizeof(g_lab), "%s/tests/policy_net/netlab.sh", SW_SOURCE_DIR);
+    g_dns = pick_port(SOCK_DGRAM);
+    g_https = pick_port(SOCK_STREAM);
+    g_redis = pick_port(SOCK_STREAM);
+    if (g_dns < 0 || g_https < 0 || g_redis < 0 || g_https == g_redis)
+        return -1;
+    if (sh("bash '%s' start '%s' %d %d %d", g_lab, g_dir, g_dns, g_https, g_redis))
+        return -1;
+    snprintf(g_ca, sizeof(g_ca), "%s/ca.crt", g_dir);
+    snprintf(g_dns_server, sizeof(g_dns_server), "127.0.0.1@%d", g_dns);
+    snprintf(g_redis_url, sizeof(g_redis_url), "redis://127.0.0.1:%d", g_redis);
+    return 0;
+}
+
+static int lab_down(void **state)
+{
+    (void)state;
+    if (!g_dir[0])
+        return 0;
+    sh("bash '%s' stop '%s'", g_lab, g_dir);
+    if (!getenv("SW_KEEP_LAB"))
+        sh("rm -rf '%s'", g_dir);
+    return 0;
+}
+
+static void base_cfg(struct policy_cfg *c)
+{
+    policy_cfg_defaults(c);
+    c->dns_server = g_dns_server;
+    c->ca_file = g_ca;
+    c->https_port = (uint16_t)g_https;
+    c->allow_private_hosts = true; /* the lab is on loopback */
+    c->connect_timeout_ms = 2000;
+    c->total_timeout_ms = 4000;
+    c->dns_timeout_ms = 4000;
+}
+
+struct got {
+    int calls;
+    enum policy_status status;
+    char detail[800];
+    char id[33];
+    enum policy_source source;
+    enum mtasts_mode mode;
+    size_t n_mx;
+    char mx[4][256];
+    uint32_t max_age;
+    int64_t fetched_at;
+};
+
+static void copy_answer(struct got *g, const struct policy_answer *a)
+{
+    g->status = a->status;
+    snprintf(g->detail, sizeof(g->detail), "%s", a->detail ? a->detail : "");
+    g->id[0] = 0;
+    g->n_mx = 0;
+    if (a->entry) {
+        snprintf(g->id, sizeof(g->id), "%s", a->entry->id);
+        g->source = a->entry->source;
+        g->mode = a->entry->policy.mode;
+        g->n_mx = a->entry->policy.n_mx;
+        for (size_t i = 0; i < g->n_mx && i < 4; i++)
+            snprintf(g->mx[i], sizeof(g->mx[i]), "%s", a->entry->policy.mx[i]);
+        g->max_age = a->entry->policy.max_age;
+        g->fetched_at = a->entry->fetched_at;
+    }
+}
+
+static void on_answer(void *arg, const char *domain, const struct policy_answer *a)
+{
+    (void)domain;
+    struct got *g = arg;
+    g->calls++;
+    copy_answer(g, a);
+}
+
+/* Looks domain up; waits (bounded) for the callback. Returns SW_OK when the
+ * answer came at once, SW_AGAIN when through the callback. */
+static int lookup(struct policy_engine *e, const char *domain, struct got *g)
+{
+    memset(g, 0, sizeof(*g));
+    struct policy_answer a;
+    int r = policy_lookup(e, domain, on_answer, g, &a);
+    if (r == SW_OK) {
+        copy_answer(g, &a);
+        return r;
+    }
+    assert_int_equal(r, SW_AGAIN);
+    for (int i = 0; i < 300 && !g->calls; i++)
+        policy_engine_run(e, 100);
+    assert_int_equal(g->calls, 1);
+    return r;
+}
+
+static struct policy_engine *engine(const struct policy_cfg *c)
+{
+    char err[512] = "";
+    struct policy_engine *e = policy_engine_new(c, err, sizeof(err));
+    if (!e)
+        fail_msg("policy_engine_new: %s", err);
+    return e;
+}
+
+static void url(char *buf, size_t len, const char *d)
+{
+    snprintf(buf, len, "https://mta-sts.%s:%d/.well-known/mta-sts.txt", d, g_https);
+}
+
+/* ---- cases ---- */
+
+static void test_valid(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    int64_t t0 = time(NULL);
+    assert_int_equal(lookup(e, "Valid.Example.", &g), SW_AGAIN);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "valid1");
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    assert_int_equal(g.mode, MTASTS_MODE_ENFORCE);
+    assert_int_equal(g.n_mx, 2);
+    assert_string_equal(g.mx[0], "mail.valid.example");
+    assert_string_equal(g.mx[1], "*.mx.valid.example");
+    assert_int_equal(g.max_age, 604800);
+    assert_true(g.fetched_at >= t0 && g.fetched_at <= time(NULL));
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->dns_queries, 1);
+    assert_int_equal(st->fetches, 1);
+    assert_int_equal(st->fetch_ok, 1);
+    /* second lookup: from memory, at once */
+    assert_int_equal(lookup(e, "valid.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "valid1");
+    assert_int_equal(st->hits_memory, 1);
+    assert_int_equal(st->fetches, 1);
+
+    /* the alert's mta_sts object */
+    struct policy_answer a;
+    assert_int_equal(policy_lookup(e, "valid.example", NULL, NULL, &a), SW_OK);
+    json_t *o = policy_answer_to_json("valid.example", &a);
+    char at[32];
+    rcache_time_fmt(a.entry->fetched_at, at);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "{\"domain\": \"valid.example\", \"id\": \"valid1\", \"mode\": \"enforce\", \"mx\": "
+             "[\"mail.valid.example\", \"*.mx.valid.example\"], \"max_age\": 604800, \"fetched_at\": "
+             "\"%s\", \"source\": \"https\", \"status\": \"valid\"}",
+             at);
+    char *s = json_dumps(o, JSON_PRESERVE_ORDER);
+    assert_string_equal(s, want);
+    free(s);
+    json_decref(o);
+    policy_engine_free(e);
+}
+
+static void test_cname_and_multistring(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "cname.example", &g); /* _mta-sts.cname.example CNAME _mta-sts.valid.example */
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "valid1");
+    assert_int_equal(g.mode, MTASTS_MODE_TESTING);
+    assert_string_equal(g.mx[0], "mx.cname.example");
+    lookup(e, "multi.example", &g); /* "v=STSv1; " "id=multi" "2;" */
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "multi2");
+    assert_string_equal(g.mx[0], "mx.multi.example");
+    policy_engine_free(e);
+}
+
+static void test_no_txt_and_two_txt(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    assert_int_equal(lookup(e, "nosuch.example", &g), SW_AGAIN);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    assert_string_equal(g.detail, "no MTA-STS TXT record at _mta-sts.nosuch.example");
+    /* negative cache: at once, no new query */
+    assert_int_equal(lookup(e, "nosuch.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    assert_string_equal(g.detail, "no MTA-STS TXT record at _mta-sts.nosuch.example");
+    /* a TXT record that is not STSv1 is discarded */
+    lookup(e, "other.example", &g);
+    assert_string_equal(g.detail, "no MTA-STS TXT record at _mta-sts.other.example");
+    lookup(e, "twotxt.example", &g);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    assert_string_equal(g.detail,
+                        "2 STSv1 TXT records at _mta-sts.twotxt.example (exactly one required)");
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->dns_queries, 3);
+    assert_int_equal(st->dns_no_record, 2);
+    assert_int_equal(st->dns_invalid, 1);
+    assert_int_equal(st->fetches, 0);
+    policy_engine_free(e);
+}
+
+/* One failing fetch: exact detail and counter, then no retry of (domain, id). */
+static void check_failure(const char *domain, const char *why, size_t off, long total_ms)
+{
+    struct policy_cfg c;
+    base_cfg(&c);
+    if (total_ms)
+        c.total_timeout_ms = total_ms;
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    char want[800], u[300];
+    url(u, sizeof(u), domain);
+    snprintf(want, sizeof(want), "fetch %s: %s", u, why);
+    lookup(e, domain, &g);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_string_equal(g.detail, want);
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->fetches, 1);
+    assert_int_equal(st->fetch_ok, 0);
+    assert_int_equal(*(const uint64_t *)((const char *)st + off), 1);
+    /* not retried for retry_after_failure */
+    assert_int_equal(lookup(e, domain, &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_string_equal(g.detail, want);
+    assert_int_equal(st->fetches, 1);
+    policy_engine_free(e);
+}
+
+static void test_404(void **state)
+{
+    (void)state;
+    check_failure("notfound.example", "HTTP 404", offsetof(struct policy_stats, fetch_http_error), 0);
+}
+
+static void test_redirect_refused(void **state)
+{
+    (void)state;
+    check_failure("redirect.example", "redirect refused (HTTP 301)",
+                  offsetof(struct policy_stats, fetch_redirect), 0);
+}
+
+static void test_wrong_content_type(void **state)
+{
+    (void)state;
+    check_failure("badtype.example", "content type \"text/html\" is not text/plain",
+                  offsetof(struct policy_stats, fetch_bad_type), 0);
+}
+
+static void test_body_too_big(void **state)
+{
+    (void)state;
+    check_failure("big.example", "policy body exceeds 65536 bytes",
+                  offsetof(struct policy_stats, fetch_too_big), 0);
+}
+
+static void test_expired_cert(void **state)
+{
+    (void)state;
+    check_failure("expired.example", "TLS: SSL certificate problem: certificate has expired",
+                  offsetof(struct policy_stats, fetch_tls_error), 0);
+}
+
+static void test_wrong_name_cert(void **state)
+{
+    (void)state;
+    check_failure("wrongname.example",
+                  "TLS: SSL: no alternative certificate subject name matches target host name "
+                  "'mta-sts.wrongname.example'",
+                  offsetof(struct policy_stats, fetch_tls_error), 0);
+}
+
+static void test_trickle_timeout(void **state)
+{
+    (void)state;
+    check_failure("trickle.example", "timed out", offsetof(struct policy_stats, fetch_timeout), 2000);
+}
+
+static void test_invalid_policy(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    char u[300], want[600];
+    url(u, sizeof(u), "invalid.example");
+    snprintf(want, sizeof(want), "policy at %s invalid: mx field missing (required when mode is enforce)", u);
+    lookup(e, "invalid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    assert_string_equal(g.detail, want);
+    assert_int_equal(policy_engine_stats(e)->fetch_parse_error, 1);
+    policy_engine_free(e);
+}
+
+static void test_private_address_refused(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.allow_private_hosts = false;
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "private.example", &g);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_string_equal(g.detail, "policy host mta-sts.private.example resolves to 10.0.0.1, a "
+                                  "private (RFC 1918) address: refused");
+    lookup(e, "valid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_string_equal(g.detail,
+                        "policy host mta-sts.valid.example resolves to 127.0.0.1, a loopback "
+                        "address: refused");
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->fetch_private_addr, 2);
+    assert_int_equal(st->fetches, 0);
+    policy_engine_free(e);
+    /* allowed with the flag (base_cfg sets it): the same loopback host */
+    base_cfg(&c);
+    e = engine(&c);
+    lookup(e, "valid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(policy_engine_stats(e)->fetch_private_addr, 0);
+    policy_engine_free(e);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void run_until(struct policy_engine *e, const uint64_t *counter, uint64_t want)
+{
+    for (int i = 0; i < 300 && *counter < want; i++)
+        policy_engine_run(e, 100);
+    assert_int_equal(*counter, want);
+}
+
+static void test_id_change_refetch(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.refresh_interval = 1;
+    struct policy_engine *e = engine(&c);
+    const struct policy_stats *st = policy_engine_stats(e);
+    struct got g;
+    lookup(e, "change.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "change1");
+    assert_string_equal(g.mx[0], "old.change.example");
+
+    /* same id at the next check: no fetch */
+    sleep(2);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    assert_string_equal(g.id, "change1");
+    run_until(e, &st->dns_queries, 2);
+    for (int i = 0; i < 10; i++)
+        policy_engine_run(e, 50);
+    assert_int_equal(st->fetches, 1);
+    assert_int_equal(st->refreshes, 1);
+
+    /* the domain publishes a new policy and a new id */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/www/change/.well-known/mta-sts.txt", g_dir);
+    write_file(path, "version: STSv1\nmode: enforce\nmx: new.change.example\nmax_age: 86400\n");
+    assert_int_equal(sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change2;\"'",
+                        g_lab, g_dir),
+                     0);
+    sleep(2);
+    /* the cached policy answers while the refresh runs */
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    assert_string_equal(g.id, "change1");
+    run_until(e, &st->fetch_ok, 2);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "change2");
+    assert_int_equal(g.mode, MTASTS_MODE_ENFORCE);
+    assert_string_equal(g.mx[0], "new.change.example");
+    assert_int_equal(st->refreshes, 2);
+
+    /* the TXT record disappears: the cached policy stays in force */
+    assert_int_equal(sh("unbound-control -c '%s/unbound.conf' local_data_remove "
+                        "_mta-sts.change.example. >/dev/null",
+                        g_dir),
+                     0);
+    sleep(2);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    run_until(e, &st->dns_no_record, 1);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "change2");
+    policy_engine_free(e);
+}
+
+/* A second process sees, through Redis, what the first fetched. */
+static void test_redis_shared(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.redis_url = g_redis_url;
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "shared.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    int64_t fetched = g.fetched_at;
+    policy_engine_free(e);
+
+    char err[256];
+    struct rcache *rc = rcache_new(g_redis_url, err, sizeof(err));
+    assert_non_null(rc);
+    char id[33], *text = NULL;
+    int64_t at;
+    assert_int_equal(rcache_get(rc, "shared.example", id, &text, &at, err, sizeof(err)), SW_OK);
+    assert_string_equal(id, "shared1");
+    assert_string_equal(text, "version: STSv1\nmode: enforce\nmx: mx.shared.example\nmax_age: 3600\n");
+    assert_int_equal(at, fetched);
+    free(text);
+    assert_int_equal(sh("redis-cli -p %d TTL stripwatch:mta-sts:shared.example | "
+                        "awk '{exit !($1 > 3590 && $1 <= 3600)}'",
+                        g_redis),
+                     0);
+
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the second sensor: offline, Redis only */
+        close(pfd[0]);
+        struct policy_cfg c2;
+        base_cfg(&c2);
+        c2.fetch = false;
+        c2.redis_url = g_redis_url;
+        char e2[256];
+        struct policy_engine *x = policy_engine_new(&c2, e2, sizeof(e2));
+        struct got g2;
+        memset(&g2, 0, sizeof(g2));
+        struct policy_answer a;
+        int r = x ? policy_lookup(x, "shared.example", on_answer, &g2, &a) : -1;
+        for (int i = 0; r == SW_AGAIN && i < 100 && !g2.calls; i++)
+            policy_engine_run(x, 100);
+        char out[256];
+        int n = snprintf(out, sizeof(out), "%d %s %s %s %lld %llu", r,
+                         policy_status_str(g2.status), policy_source_str(g2.source), g2.id,
+                         (long long)g2.fetched_at,
+                         x ? (unsigned long long)policy_engine_stats(x)->fetches : 99ULL);
+        if (write(pfd[1], out, (size_t)n) != n)
+            _exit(2);
+        policy_engine_free(x);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[256] = "";
+    ssize_t n = 0, k;
+    while ((k = read(pfd[0], buf + n, sizeof(buf) - 1 - (size_t)n)) > 0)
+        n += k;
+    close(pfd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    char want[256];
+    snprintf(want, sizeof(want), "1 valid redis shared1 %lld 0", (long long)fetched);
+    assert_string_equal(buf, want);
+
+    /* the fetch lock: another sensor holds it, this one waits for Redis */
+    assert_int_equal(rcache_lock(rc, "multi.example"), SW_OK);
+    base_cfg(&c);
+    c.redis_url = g_redis_url;
+    e = engine(&c);
+    struct policy_answer a;
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(policy_lookup(e, "multi.example", on_answer, &g, &a), SW_AGAIN);
+    const struct policy_stats *st = policy_engine_stats(e);
+    run_until(e, &st->lock_waits, 1);
+    policy_engine_run(e, 300);
+    assert_int_equal(g.calls, 0);
+    const char *mtext = "version: STSv1\nmode: testing\nmx: from.redis.example\nmax_age: 600\n";
+    assert_int_equal(rcache_put(rc, "multi.example", "multi2", mtext, time(NULL), 600), SW_OK);
+    for (int i = 0; i < 50 && !g.calls; i++)
+        policy_engine_run(e, 100);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_REDIS);
+    assert_string_equal(g.mx[0], "from.redis.example");
+    assert_int_equal(st->fetches, 0);
+    rcache_unlock(rc, "multi.example");
+    policy_engine_free(e);
+    rcache_free(rc);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strdup(buf);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g1, g2;
+    lookup(e, "valid.example", &g1);
+    lookup(e, "cname.example", &g2);
+    lookup(e, "notfound.example", &g2); /* failures are not saved */
+    char p1[700], p2[700], err[512];
+    snprintf(p1, sizeof(p1), "%s/snap1.json", g_dir);
+    snprintf(p2, sizeof(p2), "%s/snap2.json", g_dir);
+    assert_int_equal(policy_engine_save(e, p1, err, sizeof(err)), SW_OK);
+    policy_engine_free(e);
+
+    policy_cfg_defaults(&c); /* offline, no network */
+    c.fetch = false;
+    c.policy_file = p1;
+    e = engine(&c);
+    struct got g;
+    assert_int_equal(lookup(e, "valid.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_FILE);
+    assert_string_equal(g.id, "valid1");
+    assert_int_equal(g.fetched_at, g1.fetched_at);
+    assert_string_equal(g.mx[1], "*.mx.valid.example");
+    assert_int_equal(lookup(e, "cname.example", &g), SW_OK);
+    assert_int_equal(g.mode, MTASTS_MODE_TESTING);
+    assert_int_equal(lookup(e, "notfound.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_string_equal(g.detail, "offline: no policy in file or cache");
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->file_loaded, 2);
+    assert_int_equal(st->hits_file, 2);
+    assert_int_equal(policy_engine_save(e, p2, err, sizeof(err)), SW_OK);
+    policy_engine_free(e);
+    char *a = slurp(p1), *b = slurp(p2);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "\"valid.example\""));
+    free(a);
+    free(b);
+}
+
+/* `stripwatch policy DOMAIN`: exit code and key lines. */
+static int run_cli(const char *domain, bool allow_private, char *out, size_t outlen)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "'%s/stripwatch' policy %s --dns-server %s --ca-file '%s' --https-port %d %s 2>&1",
+             SW_BINARY_DIR, domain, g_dns_server, g_ca, g_https,
+             allow_private ? "--allow-private-policy-hosts" : "");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state)
+{
+    (void)state;
+    char bin[600];
+    snprintf(bin, sizeof(bin), "%s/stripwatch", SW_BINARY_DIR);
+    struct stat sb;
+    if (stat(bin, &sb)) {
+        print_message("stripwatch binary not built: %s\n", bin);
+        skip();
+    }
+    static char out[65536];
+    char line[400];
+    assert_int_equal(run_cli("valid.example", true, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "TXT _mta-sts.valid.example: \"v=STSv1; id=valid1;\"\n"));
+    snprintf(line, sizeof(line), "  url: https://mta-sts.valid.example:%d/.well-known/mta-sts.txt\n",
+             g_https);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "  pinned address: 127.0.0.1:%d\n", g_https);
+    assert_non_null(strstr(out, line));
+    assert_non_null(strstr(out, "  status: 200\n"));
+    assert_non_null(strstr(out, "  content-type: text/plain\n"));
+    assert_non_null(strstr(out, "  bytes: 85\n"));
+    assert_non_null(strstr(out, "  mode: enforce\n"));
+    assert_non_null(strstr(out, "  mx: *.mx.valid.example\n"));
+    assert_non_null(strstr(out, "PASS §3.1 exactly one STSv1 TXT record\n"));
+    assert_non_null(strstr(out, "PASS §3.2 policy syntax\n"));
+    assert_null(strstr(out, "FAIL"));
+    assert_non_null(strstr(out, "result: valid policy published (mode enforce, id valid1)\n"));
+
+    assert_int_equal(run_cli("redirect.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "  status: 301\n"));
+    assert_non_null(strstr(out, "FAIL §3.3 HTTP status 200 without redirect: redirect refused "
+                                "(HTTP 301)\n"));
+    assert_int_equal(run_cli("valid.example", false, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §7 policy host address is public: 127.0.0.1 is a loopback "
+                                "address (use --allow-private-policy-hosts)\n"));
+    assert_int_equal(run_cli("nosuch.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.1 exactly one STSv1 TXT record: none found\n"));
+    assert_int_equal(run_cli("expired.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.3 HTTPS with a certificate valid for "
+                                "mta-sts.expired.example: SSL certificate problem: certificate has "
+                                "expired\n"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_cname_and_multistring),
+        cmocka_unit_test(test_no_txt_and_two_txt),
+        cmocka_unit_test(test_404),
+        cmocka_unit_test(test_redirect_refused),
+        cmocka_unit_test(test_wrong_content_type),
+        cmocka_unit_test(test_body_too_big),
+        cmocka_unit_test(test_expired_cert),
+        cmocka_unit_test(test_wrong_name_cert),
+        cmocka_unit_test(test_trickle_timeout),
+        cmocka_unit_test(test_invalid_policy),
+        cmocka_unit_test(test_private_address_refused),
+        cmocka_unit_test(test_id_change_refetch),
+        cmocka_unit_test(test_redis_shared),
+        cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_cli),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, lab_up, lab_down);
+}
