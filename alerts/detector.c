@@ -6,6 +6,7 @@
 #include "alerts/detector.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +32,27 @@ struct record {
     int64_t deadline_ms; /* monotonic */
 };
 
-/* Outlives the detector while policy callbacks are still owed to it. */
+/* Outlives the detector while policy callbacks are still owed to it. The
+ * engine may be freed without calling them back (it cancels what is in
+ * flight), so a freed detector's handle and its contexts stay reachable from
+ * the orphan list, never dangling and never reported as leaks. */
+struct lookup_ctx;
 struct handle {
     struct detector *d;
-    size_t refs;
+    size_t refs;                /* 1 for the detector + one per context */
+    struct lookup_ctx *ctxs;    /* contexts the engine still holds */
+    struct handle *onext, *oprev; /* orphan list, once the detector is gone */
 };
 
 struct lookup_ctx {
     struct handle *h;
     uint64_t seq;
     size_t idx;
+    struct lookup_ctx *next, *prev;
 };
+
+static pthread_mutex_t orphan_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct handle *orphans;
 
 struct detector {
     struct detector_cfg cfg;
@@ -115,8 +126,33 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
 
 static void handle_unref(struct handle *h)
 {
-    if (h && --h->refs == 0)
+    if (!h)
+        return;
+    pthread_mutex_lock(&orphan_mu);
+    bool gone = --h->refs == 0;
+    if (gone && !h->d && (h->oprev || orphans == h)) {
+        if (h->oprev)
+            h->oprev->onext = h->onext;
+        else
+            orphans = h->onext;
+        if (h->onext)
+            h->onext->oprev = h->oprev;
+    }
+    pthread_mutex_unlock(&orphan_mu);
+    if (gone)
         free(h);
+}
+
+static void ctx_unlink(struct lookup_ctx *c)
+{
+    pthread_mutex_lock(&orphan_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->h->ctxs = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&orphan_mu);
 }
 
 static void record_free(struct record *r)
@@ -210,6 +246,8 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
     struct lookup_ctx *c = arg;
     struct detector *d = c->h->d;
     (void)domain;
+    if (d)
+        d->stats.lookups_in_flight--;
     if (d && c->seq >= d->head_seq && c->seq < d->head_seq + d->count) {
         struct record *r = d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
         if (r && c->idx < r->n_pols && !r->pols[c->idx].answered) {
@@ -217,8 +255,10 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
             r->waiting--;
         }
     }
-    handle_unref(c->h);
+    struct handle *h = c->h;
+    ctx_unlink(c);
     free(c);
+    handle_unref(h);
 }
 
 void detector_session(struct detector *d, struct smtp_facts *f)
@@ -259,7 +299,14 @@ void detector_session(struct detector *d, struct smtp_facts *f)
             r->n_pols++;
             int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
             if (rc == SW_AGAIN) {
+                pthread_mutex_lock(&orphan_mu);
                 d->h->refs++;
+                c->next = d->h->ctxs;
+                if (c->next)
+                    c->next->prev = c;
+                d->h->ctxs = c;
+                pthread_mutex_unlock(&orphan_mu);
+                d->stats.lookups_in_flight++;
                 r->waiting++;
                 continue;
             }
@@ -341,7 +388,15 @@ void detector_free(struct detector *d)
     posture_free(d->posture);
     ratelimit_free(d->rl);
     if (d->h) {
+        pthread_mutex_lock(&orphan_mu);
         d->h->d = NULL;
+        if (d->h->refs > 1) { /* callbacks still owed: keep it reachable */
+            d->h->onext = orphans;
+            if (orphans)
+                orphans->oprev = d->h;
+            orphans = d->h;
+        }
+        pthread_mutex_unlock(&orphan_mu);
         handle_unref(d->h);
     }
     free(d);

@@ -42,6 +42,7 @@ void detector_cfg_defaults(struct detector_cfg *c);
 struct detector_stats {
     uint64_t sessions, alerts, suppressed, pending_peak, pending_dropped, policy_unknown;
     uint64_t by_rule[8];
+    uint64_t lookups_in_flight; /* policy callbacks still owed to the detector */
 };
 
 struct detector;
