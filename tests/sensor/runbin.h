@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* runbin.h: run a program with a time bound and collect its output (test code). */
+#ifndef SW_TEST_RUNBIN_H
+#define SW_TEST_RUNBIN_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STRIPWATCH SW_BINARY_DIR "/stripwatch"
+
+struct run_out {
+    int status;  /* exit code, or 128+signal, or -1 when killed at the timeout */
+    char *out;   /* stdout, NUL-terminated */
+    size_t out_len;
+    char *err;
+    size_t err_len;
+};
+
+static inline char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *len = 0;
+        return strdup("");
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    size_t r;
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            cap *= 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) {
+                free(b);
+                b = NULL;
+            }
+            b = nb;
+        }
+    }
+    fclose(f);
+    if (!b)
+        return NULL;
+    b[n] = '\0';
+    *len = n;
+    return b;
+}
+
+static inline bool spit(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return false;
+    bool ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok;
+}
+
+/* Starts argv with stdin from in_path (NULL: /dev/null), stdout/stderr to
+ * files in dir; returns the pid. */
+static inline pid_t run_start(const char *dir, char *const argv[], const char *in_path)
+{
+    char o[4096], e[4096];
+    snprintf(o, sizeof(o), "%s/.stdout", dir);
+    snprintf(e, sizeof(e), "%s/.stderr", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+        int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || fo < 0 || fe < 0)
+            _exit(126);
+        dup2(in, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to timeout_s; kills (SIGKILL) past it. */
+static inline int run_wait(pid_t pid, int timeout_s)
+{
+    struct timespec d = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < timeout_s * 100; i++) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        nanosleep(&d, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static inline void run_collect(const char *dir, struct run_out *r)
+{
+    char o[4096], e[4096];
+    snprintf(o, sizeof(o), "%s/.stdout", dir);
+    snprintf(e, sizeof(e), "%s/.stderr", dir);
+    r->out = slurp(o, &r->out_len);
+    r->err = slurp(e, &r->err_len);
+    unlink(o);
+    unlink(e);
+}
+
+static inline void run(const char *dir, char *const argv[], const char *in_path, int timeout_s,
+                       struct run_out *r)
+{
+    pid_t pid = run_start(dir, argv, in_path);
+    r->status = pid > 0 ? run_wait(pid, timeout_s) : -1;
+    run_collect(dir, r);
+}
+
+static inline void run_free(struct run_out *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* A fresh directory under $TMPDIR (or /tmp); removed by rm_rf. */
+static inline char *temp_dir(void)
+{
+    const char *t = getenv("TMPDIR");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/stripwatch-test-XXXXXX", t && *t ? t : "/tmp");
+    char *d = mkdtemp(buf);
+    return d ? strdup(d) : NULL;
+}
+
+static inline void rm_rf(char *dir)
+{
+    if (!dir)
+        return;
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+    free(dir);
+}
+
+#endif

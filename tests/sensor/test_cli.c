@@ -1,0 +1,529 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_cli.c: the stripwatch binary on real captures: bad input (missing,
+ * corrupt, truncated file; bad BPF; unknown interface; bad flags), -r merge
+ * order, -r - (stdin), a pcapng mixing link types, and identical output for
+ * every --workers N on every capture in pcaps-third-party/ and pcaps/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ftw.h>
+
+#include "runbin.h"
+
+static char *tmp;
+
+#define PC(x) SW_SHARED_PCAPS "/" x
+#define ORIGINATING PC("arkime/smtp-originating.pcap")
+#define DECRYPTED PC("arkime/smtp-decrypted.pcap")
+#define OLD_SMTP PC("ndpi/pcap/smtp.pcap")
+
+/* ---- classic pcap files, read and written by hand ---- */
+
+struct rec {
+    uint32_t sec, usec, incl, orig;
+    const uint8_t *data;
+};
+
+struct pcapf {
+    char *buf;
+    size_t len;
+    uint8_t hdr[24];
+    uint32_t linktype;
+    struct rec *r;
+    size_t n;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void pcap_load(const char *path, struct pcapf *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->buf = slurp(path, &f->len);
+    assert_non_null(f->buf);
+    assert_true(f->len >= 24);
+    const uint8_t *b = (const uint8_t *)f->buf;
+    assert_int_equal(le32(b), 0xa1b2c3d4u); /* little-endian microsecond pcap */
+    memcpy(f->hdr, b, 24);
+    f->linktype = le32(b + 20);
+    size_t off = 24;
+    f->r = calloc(f->len / 16 + 1, sizeof(*f->r));
+    while (off + 16 <= f->len) {
+        struct rec *r = &f->r[f->n++];
+        r->sec = le32(b + off);
+        r->usec = le32(b + off + 4);
+        r->incl = le32(b + off + 8);
+        r->orig = le32(b + off + 12);
+        r->data = b + off + 16;
+        off += 16 + r->incl;
+        assert_true(off <= f->len);
+    }
+}
+
+static void pcap_unload(struct pcapf *f)
+{
+    free(f->buf);
+    free(f->r);
+}
+
+static void put_le32(FILE *f, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    fwrite(b, 1, 4, f);
+}
+
+static void put_le16(FILE *f, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    fwrite(b, 1, 2, f);
+}
+
+static void write_rec(FILE *o, const struct rec *r, uint32_t incl_written)
+{
+    put_le32(o, r->sec);
+    put_le32(o, r->usec);
+    put_le32(o, r->incl);
+    put_le32(o, r->orig);
+    fwrite(r->data, 1, incl_written, o);
+}
+
+static char *tpath(const char *name)
+{
+    static char buf[8][4096];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", tmp, name);
+    return buf[i];
+}
+
+/* Runs stripwatch on args (NULL-terminated, after the binary); sessions and
+ * alerts go to files whose contents are returned. */
+struct sw_result {
+    int status;
+    char *sessions, *alerts, *err;
+    size_t sessions_len;
+};
+
+static void sw_run(struct sw_result *res, const char *stdin_path, ...)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = STRIPWATCH;
+    va_list ap;
+    va_start(ap, stdin_path);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 56)
+        argv[n++] = (char *)a;
+    va_end(ap);
+    char *s = strdup(tpath("sessions.json")), *al = strdup(tpath("alerts.json"));
+    argv[n++] = "--sessions-out";
+    argv[n++] = s;
+    argv[n++] = "--alerts-out";
+    argv[n++] = al;
+    argv[n] = NULL;
+    unlink(s);
+    unlink(al);
+    struct run_out r;
+    run(tmp, argv, stdin_path, 120, &r);
+    res->status = r.status;
+    res->err = r.err;
+    free(r.out);
+    size_t l;
+    res->sessions = slurp(s, &res->sessions_len);
+    res->alerts = slurp(al, &l);
+    free(s);
+    free(al);
+}
+
+static void sw_free(struct sw_result *r)
+{
+    free(r->sessions);
+    free(r->alerts);
+    free(r->err);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---- bad input ---- */
+
+static void test_missing_file(void **st)
+{
+    (void)st;
+    struct sw_result r;
+    char *p = tpath("missing.pcap");
+    sw_run(&r, NULL, "-q", "-r", p, NULL);
+    char want[4200];
+    snprintf(want, sizeof(want), "stripwatch: %s: No such file or directory\n", p);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, want);
+    assert_string_equal(r.sessions, "");
+    sw_free(&r);
+}
+
+static void test_corrupt_file(void **st)
+{
+    (void)st;
+    char *p = tpath("corrupt.pcap");
+    assert_true(spit(p, "this is not a capture file, only text\n", 38));
+    struct sw_result r;
+    sw_run(&r, NULL, "-q", "-r", p, NULL);
+    char want[4200];
+    snprintf(want, sizeof(want), "stripwatch: %s: unknown file format\n", p);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, want);
+    sw_free(&r);
+}
+
+/* A capture cut in the middle of record K: one error line, exit 1, and the
+ * same session records as the valid file holding records 1..K-1. */
+static void test_truncated_file(void **st)
+{
+    (void)st;
+    struct pcapf f;
+    pcap_load(DECRYPTED, &f);
+    size_t k = 60;
+    assert_true(f.n > k && f.r[k].incl > 100);
+    char *good = strdup(tpath("prefix.pcap")), *cut = strdup(tpath("cut.pcap"));
+    FILE *g = fopen(good, "wb"), *c = fopen(cut, "wb");
+    fwrite(f.hdr, 1, 24, g);
+    fwrite(f.hdr, 1, 24, c);
+    for (size_t i = 0; i < k; i++) {
+        write_rec(g, &f.r[i], f.r[i].incl);
+        write_rec(c, &f.r[i], f.r[i].incl);
+    }
+    uint32_t half = f.r[k].incl / 2;
+    write_rec(c, &f.r[k], half);
+    fclose(g);
+    fclose(c);
+
+    struct sw_result a, b;
+    sw_run(&a, NULL, "-q", "-r", good, NULL);
+    assert_int_equal(a.status, 0);
+    assert_string_equal(a.err, "");
+    assert_true(count_lines(a.sessions) >= 1);
+    sw_run(&b, NULL, "-r", cut, NULL);
+    assert_int_equal(b.status, 1);
+    char want[4200];
+    snprintf(want, sizeof(want),
+             "stripwatch: %s: truncated dump file; tried to read %u captured bytes, only got %u\n"
+             "stripwatch: stats packets=%zu ",
+             cut, f.r[k].incl, half, k);
+    /* the error line first, then the statistics of what was decoded */
+    assert_memory_equal(b.err, want, strlen(want));
+    assert_string_equal(b.sessions, a.sessions);
+    assert_string_equal(b.alerts, a.alerts);
+    sw_free(&a);
+    sw_free(&b);
+    free(good);
+    free(cut);
+    pcap_unload(&f);
+}
+
+static void test_bad_bpf(void **st)
+{
+    (void)st;
+    struct sw_result r;
+    sw_run(&r, NULL, "-q", "-r", ORIGINATING, "--bpf", "tcp port", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err,
+                        "stripwatch: --bpf \"tcp port\": can't parse filter expression: "
+                        "syntax error\n");
+    sw_free(&r);
+    /* a good filter that removes everything */
+    sw_run(&r, NULL, "-r", ORIGINATING, "--bpf", "udp", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.sessions, "");
+    assert_non_null(strstr(r.err, "stripwatch: stats packets=0 bytes=0 filtered=24\n"));
+    sw_free(&r);
+}
+
+static void test_unknown_interface(void **st)
+{
+    (void)st;
+    struct sw_result r;
+    sw_run(&r, NULL, "-q", "-i", "nosuchif0", NULL);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, "stripwatch: nosuchif0: No such device exists\n");
+    sw_free(&r);
+}
+
+static void test_bad_flags(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *a, *b, *err;
+    } cases[] = {
+        {"--workers", "0", "stripwatch: --workers: \"0\": not a number in 1-64\n"},
+        {"--workers", "x", "stripwatch: --workers: \"x\": not a number in 1-64\n"},
+        {"--memcap", "12Q",
+         "stripwatch: --memcap: \"12Q\": not a size (digits with optional K, M or G) in "
+         "1048576-18446744073709551615\n"},
+        {"--redis-mode", "queue",
+         "stripwatch: --redis-mode: \"queue\": not one of list, lpush, channel, stream\n"},
+        {"--no-such-flag", NULL, "stripwatch: --no-such-flag: unknown option (see stripwatch -h)\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sw_result r;
+        if (cases[i].b)
+            sw_run(&r, NULL, "-r", ORIGINATING, cases[i].a, cases[i].b, NULL);
+        else
+            sw_run(&r, NULL, "-r", ORIGINATING, cases[i].a, NULL);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, cases[i].err);
+        sw_free(&r);
+    }
+    struct run_out o;
+    char *argv[] = {STRIPWATCH, "--version", NULL};
+    run(tmp, argv, NULL, 10, &o);
+    assert_int_equal(o.status, 0);
+    assert_string_equal(o.out, "stripwatch " SW_VERSION "\n");
+    run_free(&o);
+    char *argv2[] = {STRIPWATCH, NULL};
+    run(tmp, argv2, NULL, 10, &o);
+    assert_int_equal(o.status, 2);
+    assert_string_equal(o.err, "stripwatch: give -i IFACE or -r FILE (see stripwatch -h)\n");
+    run_free(&o);
+}
+
+/* ---- merge, stdin, pcapng ---- */
+
+/* -r a -r b gives what one file holding both, merged by time, gives. */
+static void test_merge(void **st)
+{
+    (void)st;
+    struct pcapf a, b;
+    pcap_load(DECRYPTED, &a);
+    pcap_load(ORIGINATING, &b);
+    /* shift b into a's time span so that the two interleave */
+    uint32_t shift = a.r[0].sec - b.r[0].sec;
+    char *m = tpath("merged.pcap");
+    FILE *o = fopen(m, "wb");
+    fwrite(a.hdr, 1, 24, o);
+    char *bs = strdup(tpath("shifted.pcap"));
+    FILE *so = fopen(bs, "wb");
+    fwrite(b.hdr, 1, 24, so);
+    for (size_t j = 0; j < b.n; j++) {
+        b.r[j].sec += shift;
+        write_rec(so, &b.r[j], b.r[j].incl);
+    }
+    fclose(so);
+    size_t i = 0, j = 0;
+    while (i < a.n || j < b.n) {
+        bool take_a = j == b.n || (i < a.n && (a.r[i].sec < b.r[j].sec ||
+                                               (a.r[i].sec == b.r[j].sec &&
+                                                a.r[i].usec <= b.r[j].usec)));
+        if (take_a) {
+            write_rec(o, &a.r[i], a.r[i].incl);
+            i++;
+        } else {
+            write_rec(o, &b.r[j], b.r[j].incl);
+            j++;
+        }
+    }
+    fclose(o);
+    struct sw_result one, two;
+    sw_run(&one, NULL, "-q", "-r", m, NULL);
+    sw_run(&two, NULL, "-q", "-r", DECRYPTED, "-r", bs, NULL);
+    assert_int_equal(one.status, 0);
+    assert_int_equal(two.status, 0);
+    assert_int_equal(count_lines(one.sessions), 5);
+    assert_string_equal(two.sessions, one.sessions);
+    assert_string_equal(two.alerts, one.alerts);
+    sw_free(&two);
+    /* the order on the command line does not matter */
+    sw_run(&two, NULL, "-q", "-r", bs, "-r", DECRYPTED, NULL);
+    assert_string_equal(two.sessions, one.sessions);
+    sw_free(&one);
+    sw_free(&two);
+    free(bs);
+    pcap_unload(&a);
+    pcap_unload(&b);
+}
+
+static void test_stdin(void **st)
+{
+    (void)st;
+    struct sw_result f, s;
+    sw_run(&f, NULL, "-q", "-r", DECRYPTED, NULL);
+    sw_run(&s, DECRYPTED, "-q", "-r", "-", NULL);
+    assert_int_equal(s.status, 0);
+    assert_int_equal(count_lines(f.sessions), 4);
+    assert_string_equal(s.sessions, f.sessions);
+    assert_string_equal(s.alerts, f.alerts);
+    sw_free(&s);
+    /* garbage on stdin is named as such */
+    char *g = tpath("garbage");
+    assert_true(spit(g, "garbage garbage garbage garbage\n", 32));
+    sw_run(&s, g, "-q", "-r", "-", NULL);
+    assert_int_equal(s.status, 1);
+    assert_string_equal(s.err, "stripwatch: stdin: unknown file format\n");
+    sw_free(&s);
+    sw_free(&f);
+}
+
+/* pcapng block helpers (little endian) */
+static void ng_block(FILE *o, uint32_t type, const void *body, uint32_t blen)
+{
+    uint32_t pad = (4 - blen % 4) % 4, total = 12 + blen + pad;
+    put_le32(o, type);
+    put_le32(o, total);
+    fwrite(body, 1, blen, o);
+    fwrite("\0\0\0", 1, pad, o);
+    put_le32(o, total);
+}
+
+/* One file, two interfaces: Ethernet (microseconds) and raw IP (nanoseconds);
+ * libpcap 1.10 refuses it, the own reader must give the Ethernet file's output. */
+static void test_pcapng_mixed(void **st)
+{
+    (void)st;
+    struct pcapf f;
+    pcap_load(ORIGINATING, &f);
+    char *p = tpath("mixed.pcapng");
+    FILE *o = fopen(p, "wb");
+    uint8_t shb[16] = {0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+                       0xff, 0xff, 0xff, 0xff};
+    ng_block(o, 0x0A0D0D0A, shb, 16);
+    uint8_t idb0[8] = {1, 0, 0, 0, 0, 0, 4, 0};       /* EN10MB, snaplen 262144 */
+    ng_block(o, 1, idb0, 8);
+    uint8_t idb1[20] = {101, 0, 0, 0, 0, 0, 4, 0,     /* LINKTYPE_RAW */
+                        9, 0, 1, 0, 9, 0, 0, 0,        /* if_tsresol = 9 (ns) */
+                        0, 0, 0, 0};                   /* opt_endofopt */
+    ng_block(o, 1, idb1, 20);
+    ng_block(o, 0x0BAD, "skip me!", 8);               /* unknown block: skipped */
+    for (size_t i = 0; i < f.n; i++) {
+        struct rec *r = &f.r[i];
+        bool raw = i % 2 == 1;
+        uint32_t caplen = raw ? r->incl - 14 : r->incl, orig = raw ? r->orig - 14 : r->orig;
+        uint64_t t = raw ? (uint64_t)r->sec * 1000000000ull + (uint64_t)r->usec * 1000
+                         : (uint64_t)r->sec * 1000000ull + r->usec;
+        uint8_t *body = malloc(20 + caplen);
+        uint8_t *q = body;
+        uint32_t v[5] = {raw ? 1u : 0u, (uint32_t)(t >> 32), (uint32_t)t, caplen, orig};
+        for (int k = 0; k < 5; k++, q += 4) {
+            q[0] = (uint8_t)v[k];
+            q[1] = (uint8_t)(v[k] >> 8);
+            q[2] = (uint8_t)(v[k] >> 16);
+            q[3] = (uint8_t)(v[k] >> 24);
+        }
+        memcpy(q, r->data + (raw ? 14 : 0), caplen);
+        ng_block(o, 6, body, 20 + caplen);
+        free(body);
+    }
+    fclose(o);
+    struct sw_result a, b;
+    sw_run(&a, NULL, "-q", "-r", ORIGINATING, NULL);
+    sw_run(&b, NULL, "-r", p, NULL);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(count_lines(a.sessions), 1);
+    assert_string_equal(b.sessions, a.sessions);
+    char want[128];
+    snprintf(want, sizeof(want), "stripwatch: stats packets=%zu ", f.n);
+    assert_memory_equal(b.err, want, strlen(want));
+    assert_non_null(strstr(b.err, " tcp=24 not_tcp=0 "));
+    sw_free(&a);
+    sw_free(&b);
+
+    /* the same file cut inside a block */
+    size_t len;
+    char *whole = slurp(p, &len);
+    char *cut = tpath("mixed-cut.pcapng");
+    assert_true(spit(cut, whole, len - 30));
+    free(whole);
+    sw_run(&b, NULL, "-q", "-r", cut, NULL);
+    assert_int_equal(b.status, 1);
+    assert_non_null(strstr(b.err, ": truncated pcapng block at offset "));
+    assert_int_equal(count_lines(b.err), 1);
+    sw_free(&b);
+    pcap_unload(&f);
+}
+
+/* ---- determinism over --workers ---- */
+
+static char *captures[256];
+static size_t n_captures;
+
+static int collect(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    size_t l = strlen(path);
+    if (type == FTW_F && n_captures < 256 &&
+        ((l > 5 && strcmp(path + l - 5, ".pcap") == 0) ||
+         (l > 7 && strcmp(path + l - 7, ".pcapng") == 0)))
+        captures[n_captures++] = strdup(path);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_workers_identical(void **st)
+{
+    (void)st;
+    n_captures = 0;
+    nftw(SW_SHARED_PCAPS, collect, 16, FTW_PHYS);
+    size_t shared = n_captures;
+    nftw(SW_SOURCE_DIR "/pcaps", collect, 16, FTW_PHYS);
+    qsort(captures, n_captures, sizeof(captures[0]), cmp_str);
+    assert_true(shared >= 10);
+    size_t total_sessions = 0;
+    for (size_t i = 0; i < n_captures; i++) {
+        struct sw_result one;
+        sw_run(&one, NULL, "-q", "-r", captures[i], "--workers", "1", NULL);
+        assert_int_equal(one.status, 0);
+        total_sessions += count_lines(one.sessions);
+        static const char *ns[] = {"2", "3", "8"};
+        for (size_t k = 0; k < 3; k++) {
+            struct sw_result m;
+            sw_run(&m, NULL, "-q", "-r", captures[i], "--workers", ns[k], NULL);
+            if (m.status != 0 || strcmp(m.sessions, one.sessions) != 0 ||
+                strcmp(m.alerts, one.alerts) != 0)
+                fail_msg("%s: --workers %s differs from --workers 1", captures[i], ns[k]);
+            sw_free(&m);
+        }
+        sw_free(&one);
+        free(captures[i]);
+    }
+    assert_true(total_sessions >= 14);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    tmp = temp_dir();
+    return tmp ? 0 : -1;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    rm_rf(tmp);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_corrupt_file),
+        cmocka_unit_test(test_truncated_file), cmocka_unit_test(test_bad_bpf),
+        cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_merge),          cmocka_unit_test(test_stdin),
+        cmocka_unit_test(test_pcapng_mixed),   cmocka_unit_test(test_workers_identical),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
