@@ -543,7 +543,7 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
         s->f.last_ts = ts;
     if (s->quit_answered)
         s->f.end = SMTP_END_QUIT;
-    else if (s->st == SMTP_ST_TLS || s->srv == SMTP_SRV_TLS)
+    else if (s->f.tls.established || s->srv == SMTP_SRV_TLS)
         s->f.end = SMTP_END_TLS;
     else {
         switch (why) {

@@ -442,6 +442,9 @@ static unsigned hs_bytes(struct tls_state *t, struct facts_tls *f, int dir, cons
                 d->hs_len = 0;
                 continue;
             }
+            if (body)
+                continue; /* now the body's length is known */
+            need = 4;
         }
         if (d->hs_len >= 4 && d->hs_len == need) {
             res |= hs_message(f, dir, d->hs, need);
