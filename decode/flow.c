@@ -308,6 +308,14 @@ bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep
     return true;
 }
 
+bool flow_mem_try(struct flow_table *t, size_t size)
+{
+    if (t->st.bytes_in_use + size > t->cfg.memcap)
+        return false;
+    mem_charge(t, size);
+    return true;
+}
+
 /* ---- clock ---- */
 
 static void clock_observe(struct flow_table *t, sw_usec ts)

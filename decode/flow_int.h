@@ -31,6 +31,16 @@ struct seg {
     uint8_t data[];
 };
 
+/* Delivered bytes the peer has not ACKed yet, [seq, seq+len): kept so that
+ * a later copy of them with different bytes is seen (an injection race).
+ * Grown to at most REASM_RETAIN_MAX, freed once ACKed; never evicts a flow
+ * (allocated only when the memcap has room). */
+struct retain {
+    uint32_t seq, len, cap;
+    uint8_t data[];
+};
+#define REASM_RETAIN_MAX 4096u
+
 /* flow_dir.flags */
 #define FD_KNOWN 0x01    /* next is valid (SYN seen, or midstream base set) */
 #define FD_SYN 0x02      /* a SYN was seen in this direction */
@@ -44,6 +54,7 @@ struct seg {
 /* Reassembly state of one direction; the queue is allocated lazily. */
 struct flow_dir {
     struct seg *q;    /* out-of-order pieces, sorted by seq */
+    struct retain *r; /* delivered, not yet ACKed (lazily allocated) */
     uint32_t next;    /* next expected sequence number */
     uint32_t fin_seq; /* sequence number of the FIN (FD_FIN) */
     uint32_t acked;   /* highest peer ACK beyond next (FD_ACKED) */
@@ -107,6 +118,8 @@ struct flow_table {
 /* flow.c: memory accounting. Reserves size bytes under the memcap, evicting
  * the oldest idle flows other than keep; false when nothing can be freed. */
 bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep);
+/* Charges size bytes only if the memcap has room now (no eviction). */
+bool flow_mem_try(struct flow_table *t, size_t size);
 void flow_mem_release(struct flow_table *t, size_t size);
 
 /* reasm.c */

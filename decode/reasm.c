@@ -40,10 +40,103 @@ static void queue_free(struct flow_table *t, struct flow_dir *fd)
     }
 }
 
+static void retain_free(struct flow_table *t, struct flow_dir *fd)
+{
+    if (fd->r) {
+        flow_mem_release(t, sizeof(*fd->r) + fd->r->cap);
+        free(fd->r);
+        fd->r = NULL;
+    }
+}
+
 void reasm_free(struct flow_table *t, struct flow *f)
 {
-    queue_free(t, &f->d[DIR_C2S]);
-    queue_free(t, &f->d[DIR_S2C]);
+    for (int d = 0; d < 2; d++) {
+        queue_free(t, &f->d[d]);
+        retain_free(t, &f->d[d]);
+    }
+}
+
+/* Keeps the delivered bytes [seq, seq+len) until the peer ACKs them. */
+static void retain_add(struct flow_table *t, struct flow_dir *fd, uint32_t seq, const uint8_t *buf,
+                       uint32_t len)
+{
+    struct retain *r = fd->r;
+    if (r && r->seq + r->len != seq)
+        r->len = 0; /* not contiguous (a gap): start again */
+    if (r && r->len == 0)
+        r->seq = seq;
+    uint32_t want = (r ? r->len : 0) + len;
+    if (want > REASM_RETAIN_MAX)
+        want = REASM_RETAIN_MAX;
+    if (!r || r->cap < want) {
+        uint32_t cap = r ? r->cap : 0;
+        uint32_t ncap = cap ? cap : 256;
+        while (ncap < want)
+            ncap *= 2;
+        if (ncap > REASM_RETAIN_MAX)
+            ncap = REASM_RETAIN_MAX;
+        size_t charge = (r ? 0 : sizeof(*r)) + (ncap - cap);
+        if (!flow_mem_try(t, charge)) {
+            retain_free(t, fd); /* no room: no conflict check here */
+            return;
+        }
+        struct retain *nr = realloc(r, sizeof(*nr) + ncap);
+        if (!nr) {
+            flow_mem_release(t, charge);
+            retain_free(t, fd);
+            return;
+        }
+        if (!r) {
+            nr->seq = seq;
+            nr->len = 0;
+        }
+        nr->cap = ncap;
+        fd->r = r = nr;
+    }
+    if (len >= r->cap) {
+        memcpy(r->data, buf + (len - r->cap), r->cap);
+        r->seq = seq + (len - r->cap);
+        r->len = r->cap;
+        return;
+    }
+    if (r->len + len > r->cap) {
+        uint32_t drop = r->len + len - r->cap;
+        memmove(r->data, r->data + drop, r->len - drop);
+        r->len -= drop;
+        r->seq += drop;
+    }
+    memcpy(r->data + r->len, buf, len);
+    r->len += len;
+}
+
+/* The peer ACKed up to ack: forget what it acknowledged. */
+static void retain_ack(struct flow_table *t, struct flow_dir *fd, uint32_t ack)
+{
+    struct retain *r = fd->r;
+    if (!r || !seq_gt(ack, r->seq))
+        return;
+    uint32_t n = ack - r->seq;
+    if (n >= r->len) {
+        retain_free(t, fd);
+        return;
+    }
+    memmove(r->data, r->data + n, r->len - n);
+    r->seq += n;
+    r->len -= n;
+}
+
+/* A copy of already delivered bytes: does it say the same thing? */
+static bool retain_differs(const struct flow_dir *fd, uint32_t seq, const uint8_t *buf, uint32_t len)
+{
+    const struct retain *r = fd->r;
+    if (!r || !r->len)
+        return false;
+    uint32_t lo = seq_gt(seq, r->seq) ? seq : r->seq;
+    uint32_t hi = seq_lt(seq + len, r->seq + r->len) ? seq + len : r->seq + r->len;
+    if (!seq_lt(lo, hi))
+        return false;
+    return memcmp(buf + (lo - seq), r->data + (lo - r->seq), hi - lo) != 0;
 }
 
 /* Applies the consumer's stop bits (from data() or gap()). */
@@ -56,6 +149,7 @@ static void apply_stop(struct flow_table *t, struct flow *f, unsigned bits)
             continue;
         f->d[d].flags |= FD_STOP;
         queue_free(t, &f->d[d]);
+        retain_free(t, &f->d[d]);
     }
 }
 
@@ -63,6 +157,7 @@ static void deliver(struct flow_table *t, struct flow *f, enum stream_dir dir, c
                     uint32_t len, const struct stream_meta *m)
 {
     struct flow_dir *fd = &f->d[dir];
+    retain_add(t, fd, fd->next, buf, len);
     fd->next += len;
     t->st.bytes_delivered += len;
     unsigned bits = t->c.data ? t->c.data(f->cstate, dir, buf, len, m) : 0;
@@ -206,6 +301,13 @@ static void reasm_data(struct flow_table *t, struct flow *f, enum stream_dir dir
      * sent again when it opens */
     if (len == 1 && seq == fd->next && (od->flags & FD_WIN0))
         return;
+    if (seq_lt(seq, fd->next) && retain_differs(fd, seq, buf, len)) {
+        /* the first copy was delivered; this one says something else */
+        t->st.overlaps++;
+        t->st.overlap_conflicts++;
+        if (t->c.overlap_conflict)
+            t->c.overlap_conflict(f->cstate, dir, m);
+    }
     for (;;) {
         if (fd->flags & FD_STOP)
             return;
@@ -304,6 +406,7 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
         else
             fd->flags &= (uint8_t)~FD_WIN0;
         struct flow_dir *od = &f->d[!dir];
+        retain_ack(t, od, p->ack);
         if ((od->flags & FD_KNOWN) && seq_gt(p->ack, od->next) &&
             p->ack - od->next < REASM_WINDOW_LIMIT &&
             (!(od->flags & FD_ACKED) || seq_gt(p->ack, od->acked))) {

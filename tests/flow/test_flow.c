@@ -278,6 +278,10 @@ static void test_out_of_order(void **state)
                         "c2s data 'RCPT\r\n' #4\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->segs_ooo_queued, 2);
+    /* delivered bytes are kept until ACKed, then nothing is left but the flow */
+    assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow) +
+                                           sizeof(struct retain) + 256);
+    seg(&f, S, ACK, 5001, 1015, NULL);
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow));
     fx_end(&f);
 }
@@ -334,6 +338,32 @@ static void test_overlap_conflict(void **state)
                         "c2s data 'DDDD' #4\n"
                         "c2s data 'ZZ' #5\n");
     assert_int_equal(flow_table_stats(f.t)->overlap_conflicts, 1);
+    fx_end(&f);
+}
+
+/* An on-path injector races the real server: two copies of the reply at the
+ * same sequence number. The first delivered copy stands; the second is
+ * reported while the bytes are not yet ACKed. */
+static void test_conflict_after_delivery(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    fx_start(&f);
+    handshake(&f);
+    seg(&f, C, ACK, 1001, 5001, "STARTTLS\r\n");      /* #4 */
+    seg(&f, S, ACK, 5001, 1011, "454 TLS not available\r\n"); /* #5 injected */
+    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n"); /* #6 the real one */
+    seg(&f, S, ACK, 5001, 1011, "454 TLS");             /* #7 same bytes: fine */
+    seg(&f, C, ACK, 1011, 5024, NULL);                  /* #8 the client ACKs */
+    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n"); /* #9 after the ACK: moot */
+    assert_string_equal(f.r.log, OPEN_STD
+                        "c2s data 'STARTTLS\r\n' #4\n"
+                        "s2c data '454 TLS not available\r\n' #5\n"
+                        "s2c conflict #6\n");
+    const struct flow_stats *st = flow_table_stats(f.t);
+    assert_int_equal(st->overlap_conflicts, 1);
+    assert_int_equal(st->segs_retransmitted, 3);
     fx_end(&f);
 }
 
@@ -915,7 +945,7 @@ static void test_tombstone(void **state)
     assert_int_equal(st->flows_created, 1);
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + FLOW_TOMB_SIZE);
     assert_true(FLOW_TOMB_SIZE <= 96);
-    assert_true(sizeof(struct flow) <= 160);
+    assert_true(sizeof(struct flow) <= 176);
     /* closed after both FINs: gone after the closed timeout */
     flow_table_expire(f.t, f.ts + 10 * SW_USEC_PER_SEC);
     assert_int_equal(flow_table_stats(f.t)->flows_active, 0);
@@ -1009,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_retransmission),
         cmocka_unit_test(test_overlap_identical),
         cmocka_unit_test(test_overlap_conflict),
+        cmocka_unit_test(test_conflict_after_delivery),
         cmocka_unit_test(test_gap_by_ack),
         cmocka_unit_test(test_gap_by_queue_bound),
         cmocka_unit_test(test_gap_at_fin),
