@@ -1,13 +1,462 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* policy_cli.c: `stripwatch policy DOMAIN`, the operator's MTA-STS check (stub).
- * RFC 8461. */
+/* policy_cli.c: `stripwatch policy DOMAIN`, the operator's MTA-STS check.
+ * RFC 8461 §3.1 (TXT), §3.2 (policy), §3.3 (fetch), §7 (policy host address);
+ * stricter than common validators: no redirects, first duplicate key wins,
+ * wildcards one label deep (the same parser as the sensor). */
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "policy/dns.h"
+#include "policy/fetch.h"
 #include "policy/policy.h"
+
+#define CLI_DNS_TIMEOUT_MS 10000
+
+struct cli {
+    const char *domain_arg;
+    char domain[256];
+    const char *dns_server, *ca_file;
+    unsigned port;
+    bool allow_private;
+    struct pdns *dns;
+    struct pfetch *fetch;
+    int fails;
+    /* results, copied out of the callbacks */
+    bool dns_done, fetch_done;
+    struct pdns_result dres;
+    char **txt;
+    size_t *txt_len, n_txt;
+    struct pfetch_result fres;
+    char *body;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: stripwatch policy DOMAIN [--dns-server ADDR[@PORT]] [--ca-file FILE]\n"
+               "                         [--https-port N] [--allow-private-policy-hosts]\n"
+               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461): exit 0 when a valid\n"
+               "policy is published, 1 when not, 2 on a usage error.\n");
+}
+
+__attribute__((format(printf, 4, 5))) static void check(struct cli *c, bool ok, const char *sec,
+                                                        const char *fmt, ...)
+{
+    char what[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    printf("%s %s %s\n", ok ? "PASS" : "FAIL", sec, what);
+    if (!ok)
+        c->fails++;
+}
+
+/* Prints bytes from the network: printable ASCII as is, the rest escaped. */
+static void print_escaped(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch >= 0x20 && ch < 0x7f)
+            putchar(ch);
+        else
+            printf("\\x%02x", ch);
+    }
+}
+
+static void on_txt(void *arg, const struct pdns_result *r)
+{
+    struct cli *c = arg;
+    c->dns_done = true;
+    c->dres = *r;
+    c->dres.txt = NULL;
+    c->dres.txt_len = NULL;
+    c->dres.errstr = NULL;
+    c->dres.canonname = NULL;
+    static char errbuf[128];
+    if (r->errstr) {
+        snprintf(errbuf, sizeof(errbuf), "%s", r->errstr);
+        c->dres.errstr = errbuf;
+    }
+    c->n_txt = 0;
+    c->txt = calloc(r->n_txt ? r->n_txt : 1, sizeof(*c->txt));
+    c->txt_len = calloc(r->n_txt ? r->n_txt : 1, sizeof(*c->txt_len));
+    for (size_t i = 0; c->txt && c->txt_len && i < r->n_txt; i++) {
+        c->txt[i] = malloc(r->txt_len[i] + 1);
+        if (!c->txt[i])
+            break;
+        memcpy(c->txt[i], r->txt[i], r->txt_len[i] + 1);
+        c->txt_len[i] = r->txt_len[i];
+        c->n_txt++;
+    }
+}
+
+static void on_addr(void *arg, const struct pdns_result *r)
+{
+    struct cli *c = arg;
+    c->dns_done = true;
+    c->dres = *r;
+    c->dres.txt = NULL;
+    c->dres.txt_len = NULL;
+    c->dres.canonname = NULL;
+    static char errbuf[128];
+    if (r->errstr) {
+        snprintf(errbuf, sizeof(errbuf), "%s", r->errstr);
+        c->dres.errstr = errbuf;
+    }
+}
+
+static void on_fetch(void *arg, const struct pfetch_result *r)
+{
+    struct cli *c = arg;
+    c->fetch_done = true;
+    c->fres = *r;
+    c->fres.body = NULL;
+    if (r->body) {
+        c->body = malloc(r->body_len + 1);
+        if (c->body) {
+            memcpy(c->body, r->body, r->body_len);
+            c->body[r->body_len] = 0;
+            c->fres.body = c->body;
+        }
+    }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Drives DNS and HTTPS until *flag is set or timeout_ms passed. */
+static bool wait_for(struct cli *c, const bool *flag, long timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    int fd = pdns_fd(c->dns);
+    while (!*flag) {
+        int64_t left = end - mono_ms();
+        if (left <= 0)
+            return false;
+        pfetch_wait(c->fetch, &fd, 1, left > 200 ? 200 : (int)left);
+        pdns_process(c->dns);
+        pfetch_perform(c->fetch);
+    }
+    return true;
+}
+
+static int parse_args(struct cli *c, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        const char *eq = strchr(a, '=');
+        char name[64];
+        if (!strncmp(a, "--", 2) && eq && (size_t)(eq - a) < sizeof(name)) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            v = eq + 1;
+            a = name;
+        }
+        bool takes = !strcmp(a, "--dns-server") || !strcmp(a, "--ca-file") ||
+                     !strcmp(a, "--https-port");
+        if (takes && !v) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "stripwatch policy: %s: missing value\n", a);
+                return 2;
+            }
+            v = argv[++i];
+        }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(a, "--dns-server")) {
+            char why[128];
+            if (!pdns_server_valid(v, why, sizeof(why))) {
+                fprintf(stderr, "stripwatch policy: --dns-server \"%s\": %s\n", v, why);
+                return 2;
+            }
+            c->dns_server = v;
+        } else if (!strcmp(a, "--ca-file")) {
+            c->ca_file = v;
+        } else if (!strcmp(a, "--https-port")) {
+            char *end;
+            unsigned long p = strtoul(v, &end, 10);
+            if (!*v || *end || p == 0 || p > 65535) {
+                fprintf(stderr, "stripwatch policy: --https-port \"%s\": not 1-65535\n", v);
+                return 2;
+            }
+            c->port = (unsigned)p;
+        } else if (!strcmp(a, "--allow-private-policy-hosts") && !v) {
+            c->allow_private = true;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "stripwatch policy: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (c->domain_arg) {
+            fprintf(stderr, "stripwatch policy: one DOMAIN only (got \"%s\" and \"%s\")\n",
+                    c->domain_arg, a);
+            return 2;
+        } else {
+            c->domain_arg = a;
+        }
+    }
+    if (!c->domain_arg) {
+        usage(stderr);
+        return 2;
+    }
+    size_t n = strlen(c->domain_arg);
+    if (n && c->domain_arg[n - 1] == '.')
+        n--;
+    char why[160] = "empty";
+    if (n == 0 || n > 253) {
+        fprintf(stderr, "stripwatch policy: domain \"%s\": not 1-253 characters\n",
+                c->domain_arg);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = c->domain_arg[i];
+        c->domain[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    c->domain[n] = 0;
+    if (!mtasts_domain_is_valid(c->domain, n, why, sizeof(why))) {
+        fprintf(stderr, "stripwatch policy: domain \"%s\": %s\n", c->domain_arg, why);
+        return 2;
+    }
+    return 0;
+}
+
+static int finish(struct cli *c, int code)
+{
+    for (size_t i = 0; i < c->n_txt; i++)
+        free(c->txt[i]);
+    free(c->txt);
+    free(c->txt_len);
+    free(c->body);
+    pfetch_free(c->fetch);
+    pdns_free(c->dns);
+    return code;
+}
+
+static int fail_result(struct cli *c, const char *why)
+{
+    printf("result: no valid policy published (%s)\n", why);
+    return finish(c, 1);
+}
 
 int policy_cli_main(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "stripwatch policy: not implemented yet\n");
-    return 1;
+    struct cli c;
+    memset(&c, 0, sizeof(c));
+    c.port = 443;
+    int r = parse_args(&c, argc, argv);
+    if (r)
+        return r < 0 ? 0 : r;
+    char err[512];
+    if (!(c.dns = pdns_new(c.dns_server, err, sizeof(err)))) {
+        fprintf(stderr, "stripwatch policy: %s\n", err);
+        return finish(&c, 2);
+    }
+    if (!(c.fetch = pfetch_new(err, sizeof(err)))) {
+        fprintf(stderr, "stripwatch policy: %s\n", err);
+        return finish(&c, 2);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("domain: %s\n", c.domain);
+    printf("resolver: %s\n", c.dns_server ? c.dns_server : "/etc/resolv.conf");
+
+    /* §3.1: TXT discovery */
+    char qname[300];
+    snprintf(qname, sizeof(qname), "_mta-sts.%s", c.domain);
+    if (!pdns_query_txt(c.dns, qname, on_txt, &c, err, sizeof(err))) {
+        check(&c, false, "§3.1", "TXT lookup %s: %s", qname, err);
+        return fail_result(&c, "DNS failure");
+    }
+    if (!wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(&c, false, "§3.1", "TXT lookup %s: timed out", qname);
+        return fail_result(&c, "DNS failure");
+    }
+    if (c.dres.err || (c.dres.rcode != 0 && c.dres.rcode != 3)) {
+        if (c.dres.err)
+            check(&c, false, "§3.1", "TXT lookup %s: %s", qname, c.dres.errstr);
+        else
+            check(&c, false, "§3.1", "TXT lookup %s: rcode %d", qname, c.dres.rcode);
+        return fail_result(&c, "DNS failure");
+    }
+    if (c.n_txt == 0)
+        printf("TXT %s: none%s\n", qname, c.dres.nxdomain ? " (NXDOMAIN)" : "");
+    size_t n_sts = 0, n_ok = 0;
+    char id[33] = "", bad[200] = "";
+    for (size_t i = 0; i < c.n_txt; i++) {
+        printf("TXT %s: \"", qname);
+        print_escaped(c.txt[i], c.txt_len[i]);
+        char tid[33];
+        struct mtasts_error te;
+        int pr = mtasts_txt_parse(c.txt[i], c.txt_len[i], tid, &te);
+        printf("\"%s\n", pr == SW_AGAIN ? " (not STSv1: discarded)" : "");
+        if (pr == SW_AGAIN)
+            continue;
+        n_sts++;
+        if (pr == SW_OK) {
+            n_ok++;
+            memcpy(id, tid, sizeof(id));
+        } else {
+            snprintf(bad, sizeof(bad), "%s", te.reason);
+        }
+    }
+    if (n_sts != 1) {
+        if (n_sts == 0)
+            check(&c, false, "§3.1", "exactly one STSv1 TXT record: none found");
+        else
+            check(&c, false, "§3.1", "exactly one STSv1 TXT record: %zu found", n_sts);
+        return fail_result(&c, "no usable TXT record");
+    }
+    check(&c, true, "§3.1", "exactly one STSv1 TXT record");
+    if (!n_ok) {
+        check(&c, false, "§3.1", "TXT record syntax: %s", bad);
+        return fail_result(&c, "invalid TXT record");
+    }
+    check(&c, true, "§3.1", "TXT record syntax (id %s)", id);
+
+    /* §7: the policy host, resolved and checked by us, then pinned */
+    char host[300];
+    snprintf(host, sizeof(host), "mta-sts.%s", c.domain);
+    c.dns_done = false;
+    memset(&c.dres, 0, sizeof(c.dres));
+    if (!pdns_query_addr(c.dns, host, on_addr, &c, err, sizeof(err)) ||
+        !wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(&c, false, "§3.3", "policy host %s resolves: %s", host,
+              err[0] ? err : "timed out");
+        return fail_result(&c, "policy host does not resolve");
+    }
+    if (c.dres.err || c.dres.n_addr == 0) {
+        check(&c, false, "§3.3", "policy host %s resolves: %s", host,
+              c.dres.err ? c.dres.errstr : "no A/AAAA record");
+        return fail_result(&c, "policy host does not resolve");
+    }
+    for (size_t i = 0; i < c.dres.n_addr; i++)
+        printf("address: %s -> %s\n", host, c.dres.addr[i]);
+    size_t pick = c.dres.n_addr;
+    const char *why = NULL, *first_why = NULL;
+    for (size_t i = 0; i < c.dres.n_addr; i++) {
+        if (!pfetch_addr_is_private(c.dres.addr[i], &why)) {
+            pick = i;
+            break;
+        }
+        if (!first_why)
+            first_why = why;
+    }
+    if (pick < c.dres.n_addr) {
+        check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[pick]);
+    } else if (c.allow_private) {
+        pick = 0;
+        printf("SKIP §7 policy host address is public: %s is a %s address (allowed by "
+               "--allow-private-policy-hosts)\n",
+               c.dres.addr[0], first_why);
+    } else {
+        check(&c, false, "§7",
+              "policy host address is public: %s is a %s address (use "
+              "--allow-private-policy-hosts)",
+              c.dres.addr[0], first_why);
+        return fail_result(&c, "policy host address refused");
+    }
+
+    /* §3.3: the fetch */
+    struct pfetch_opts o = {
+        .ca_file = c.ca_file,
+        .port = (uint16_t)c.port,
+        .connect_timeout_ms = 5000,
+        .total_timeout_ms = 15000,
+        .low_speed_bytes = 64,
+        .low_speed_secs = 10,
+    };
+    if (!pfetch_start(c.fetch, c.domain, c.dres.addr[pick], c.dres.family[pick], &o, on_fetch,
+                      &c, err, sizeof(err))) {
+        check(&c, false, "§3.3", "HTTPS fetch: %s", err);
+        return fail_result(&c, "fetch failed");
+    }
+    wait_for(&c, &c.fetch_done, 20000);
+    if (!c.fetch_done) {
+        check(&c, false, "§3.3", "HTTPS fetch: timed out");
+        return fail_result(&c, "fetch failed");
+    }
+    const struct pfetch_result *f = &c.fres;
+    printf("https:\n");
+    printf("  url: %s\n", f->url);
+    printf("  pinned address: %s\n", f->pinned);
+    printf("  tls: %s\n", f->tls_version[0] ? f->tls_version : "(no handshake)");
+    if (f->http_code)
+        printf("  status: %ld\n", f->http_code);
+    else
+        printf("  status: (no response)\n");
+    printf("  content-type: %s\n", f->content_type[0] ? f->content_type : "(none)");
+    printf("  bytes: %zu\n", f->bytes);
+    if (f->curl_error[0])
+        printf("  error: %s\n", f->curl_error);
+
+    if (f->outcome == PFETCH_TLS_ERROR) {
+        check(&c, false, "§3.3", "HTTPS with a certificate valid for %s: %s", host,
+              f->curl_error);
+        return fail_result(&c, "TLS failure");
+    }
+    if (f->outcome == PFETCH_CONNECT || f->outcome == PFETCH_TIMEOUT ||
+        f->outcome == PFETCH_ERROR) {
+        check(&c, false, "§3.3", "HTTPS transfer: %s", f->detail);
+        return fail_result(&c, "fetch failed");
+    }
+    check(&c, true, "§3.3", "HTTPS (TLS >= 1.2) with a certificate valid for %s", host);
+    if (f->outcome == PFETCH_TOO_BIG) {
+        check(&c, false, "§3.3", "body at most %d bytes: %s", MTASTS_MAX_BODY, f->detail);
+        return fail_result(&c, "policy too big");
+    }
+    if (f->outcome == PFETCH_REDIRECT || f->outcome == PFETCH_HTTP_ERROR) {
+        check(&c, false, "§3.3", "HTTP status 200 without redirect: %s", f->detail);
+        return fail_result(&c, "no policy served");
+    }
+    check(&c, true, "§3.3", "HTTP status 200 without redirect");
+    if (f->outcome == PFETCH_BAD_TYPE) {
+        check(&c, false, "§3.3", "media type text/plain: %s", f->detail);
+        return fail_result(&c, "wrong media type");
+    }
+    check(&c, true, "§3.3", "media type text/plain");
+    check(&c, true, "§3.3", "body at most %d bytes", MTASTS_MAX_BODY);
+
+    /* §3.2: the policy */
+    struct mtasts_policy p;
+    struct mtasts_error pe;
+    const char *body = f->body ? f->body : "";
+    if (mtasts_policy_parse(body, f->body_len, &p, &pe) != SW_OK) {
+        char buf[256];
+        printf("body:\n");
+        const char *s = body;
+        for (int line = 0; line < 50 && s < body + f->body_len; line++) {
+            const char *nl = memchr(s, '\n', (size_t)(body + f->body_len - s));
+            size_t len = nl ? (size_t)(nl - s) : (size_t)(body + f->body_len - s);
+            printf("  %3d| ", line + 1);
+            print_escaped(s, len);
+            putchar('\n');
+            s += len + (nl ? 1 : 0);
+        }
+        check(&c, false, "§3.2", "policy syntax: %s", mtasts_error_format(&pe, buf, sizeof(buf)));
+        return fail_result(&c, "invalid policy");
+    }
+    printf("policy:\n");
+    printf("  version: STSv1\n");
+    printf("  mode: %s\n", mtasts_mode_str(p.mode));
+    for (size_t i = 0; i < p.n_mx; i++)
+        printf("  mx: %s\n", p.mx[i]);
+    printf("  max_age: %u\n", p.max_age);
+    check(&c, true, "§3.2", "policy syntax");
+    if (p.max_age < 86400)
+        printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n",
+               p.max_age);
+    printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+    mtasts_policy_clear(&p);
+    return finish(&c, c.fails ? 1 : 0);
 }
