@@ -620,23 +620,100 @@ static void test_snapshot_round_trip(void **state)
     free(b);
 }
 
-/* `stripwatch policy DOMAIN`: exit code and key lines. */
-static int run_cli(const char *domain, bool allow_private, char *out, size_t outlen)
+/* `stripwatch policy DOMAIN`: exit code and key lines. Runs
+ * policy_cli_main() in a forked child (stdout and stderr to a pipe), or the
+ * built binary when binary is true. */
+static int run_cli(bool binary, const char *domain, bool allow_private, char *out, size_t outlen)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd),
-             "'%s/stripwatch' policy %s --dns-server %s --ca-file '%s' --https-port %d %s 2>&1",
-             SW_BINARY_DIR, domain, g_dns_server, g_ca, g_https,
-             allow_private ? "--allow-private-policy-hosts" : "");
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, outlen - 1, p);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", g_https);
+    char bin[600];
+    snprintf(bin, sizeof(bin), "%s/stripwatch", SW_BINARY_DIR);
+    char *argv[] = {bin,           "policy", (char *)domain, "--dns-server", g_dns_server,
+                    "--ca-file",   g_ca,     "--https-port", port,
+                    allow_private ? "--allow-private-policy-hosts" : NULL, NULL};
+    int argc = allow_private ? 10 : 9;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[1]);
+        if (binary) {
+            execv(bin, argv);
+            _exit(127);
+        }
+        int code = policy_cli_main(argc - 1, argv + 1);
+        fflush(stdout);
+        _exit(code);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t k;
+    while ((k = read(pfd[0], out + n, outlen - 1 - n)) > 0)
+        n += (size_t)k;
     out[n] = 0;
-    int st = pclose(p);
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void test_cli(void **state)
+{
+    (void)state;
+    static char out[65536];
+    char line[400];
+    assert_int_equal(run_cli(false, "valid.example", true, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "TXT _mta-sts.valid.example: \"v=STSv1; id=valid1;\"\n"));
+    snprintf(line, sizeof(line),
+             "  url: https://mta-sts.valid.example:%d/.well-known/mta-sts.txt\n", g_https);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "  pinned address: 127.0.0.1:%d\n", g_https);
+    assert_non_null(strstr(out, line));
+    assert_non_null(strstr(out, "  tls: TLSv1.3\n"));
+    assert_non_null(strstr(out, "  status: 200\n"));
+    assert_non_null(strstr(out, "  content-type: text/plain\n"));
+    assert_non_null(strstr(out, "  bytes: 91\n"));
+    assert_non_null(strstr(out, "  mode: enforce\n"));
+    assert_non_null(strstr(out, "  mx: *.mx.valid.example\n"));
+    assert_non_null(strstr(out, "PASS §3.1 exactly one STSv1 TXT record\n"));
+    assert_non_null(strstr(out, "PASS §3.2 policy syntax\n"));
+    assert_null(strstr(out, "FAIL"));
+    assert_non_null(strstr(out, "result: valid policy published (mode enforce, id valid1)\n"));
+
+    assert_int_equal(run_cli(false, "redirect.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "  status: 301\n"));
+    assert_non_null(strstr(out, "FAIL §3.3 HTTP status 200 without redirect: redirect refused "
+                                "(HTTP 301)\n"));
+    assert_int_equal(run_cli(false, "valid.example", false, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §7 policy host address is public: 127.0.0.1 is a loopback "
+                                "address (use --allow-private-policy-hosts)\n"));
+    assert_int_equal(run_cli(false, "nosuch.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.1 exactly one STSv1 TXT record: none found\n"));
+    assert_int_equal(run_cli(false, "twotxt.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.1 exactly one STSv1 TXT record: 2 found\n"));
+    assert_int_equal(run_cli(false, "expired.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.3 HTTPS with a certificate valid for "
+                                "mta-sts.expired.example: SSL certificate problem: certificate "
+                                "has expired\n"));
+    assert_int_equal(run_cli(false, "badtype.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.3 media type text/plain: content type \"text/html\" is "
+                                "not text/plain\n"));
+    assert_int_equal(run_cli(false, "invalid.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.2 policy syntax: mx field missing (required when mode "
+                                "is enforce)\n"));
+    assert_int_equal(run_cli(false, "Bad_Domain..example", true, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "stripwatch policy: domain \"Bad_Domain..example\": "));
+}
+
+/* The same through the sensor binary, when it is built. */
+static void test_cli_binary(void **state)
 {
     (void)state;
     char bin[600];
@@ -647,37 +724,10 @@ static void test_cli(void **state)
         skip();
     }
     static char out[65536];
-    char line[400];
-    assert_int_equal(run_cli("valid.example", true, out, sizeof(out)), 0);
-    assert_non_null(strstr(out, "TXT _mta-sts.valid.example: \"v=STSv1; id=valid1;\"\n"));
-    snprintf(line, sizeof(line), "  url: https://mta-sts.valid.example:%d/.well-known/mta-sts.txt\n",
-             g_https);
-    assert_non_null(strstr(out, line));
-    snprintf(line, sizeof(line), "  pinned address: 127.0.0.1:%d\n", g_https);
-    assert_non_null(strstr(out, line));
-    assert_non_null(strstr(out, "  status: 200\n"));
-    assert_non_null(strstr(out, "  content-type: text/plain\n"));
-    assert_non_null(strstr(out, "  bytes: 85\n"));
-    assert_non_null(strstr(out, "  mode: enforce\n"));
-    assert_non_null(strstr(out, "  mx: *.mx.valid.example\n"));
-    assert_non_null(strstr(out, "PASS §3.1 exactly one STSv1 TXT record\n"));
-    assert_non_null(strstr(out, "PASS §3.2 policy syntax\n"));
-    assert_null(strstr(out, "FAIL"));
+    assert_int_equal(run_cli(true, "valid.example", true, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "result: valid policy published (mode enforce, id valid1)\n"));
-
-    assert_int_equal(run_cli("redirect.example", true, out, sizeof(out)), 1);
-    assert_non_null(strstr(out, "  status: 301\n"));
-    assert_non_null(strstr(out, "FAIL §3.3 HTTP status 200 without redirect: redirect refused "
-                                "(HTTP 301)\n"));
-    assert_int_equal(run_cli("valid.example", false, out, sizeof(out)), 1);
-    assert_non_null(strstr(out, "FAIL §7 policy host address is public: 127.0.0.1 is a loopback "
-                                "address (use --allow-private-policy-hosts)\n"));
-    assert_int_equal(run_cli("nosuch.example", true, out, sizeof(out)), 1);
-    assert_non_null(strstr(out, "FAIL §3.1 exactly one STSv1 TXT record: none found\n"));
-    assert_int_equal(run_cli("expired.example", true, out, sizeof(out)), 1);
-    assert_non_null(strstr(out, "FAIL §3.3 HTTPS with a certificate valid for "
-                                "mta-sts.expired.example: SSL certificate problem: certificate has "
-                                "expired\n"));
+    assert_int_equal(run_cli(true, "notfound.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "FAIL §3.3 HTTP status 200 without redirect: HTTP 404\n"));
 }
 
 int main(void)
@@ -699,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli_binary),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, lab_up, lab_down);
