@@ -494,6 +494,14 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         t->c.packet(f->cstate, dir, &m, fl);
 
     if (fl & PKT_TH_RST) {
+        const struct flow_dir *fd = &f->d[dir];
+        /* RFC 5961 3.2: a reset far from the next expected sequence number
+         * is ignored by the endpoint, so it must not blind us either */
+        if ((fd->flags & FD_KNOWN) && (uint32_t)(p->seq - fd->next + 1) >= REASM_WINDOW_LIMIT) {
+            t->st.rst_ignored++;
+            lru_touch(t, f, (enum flow_list)f->list);
+            return;
+        }
         f->d[dir].flags |= FD_SEEN;
         t->st.flows_closed++;
         flow_finish(t, f, FLOW_END_RST);

@@ -99,6 +99,8 @@ struct flow_stats {
     uint64_t segs_ooo_queued, segs_ooo_dropped, segs_retransmitted, segs_after_stop;
     uint64_t overlaps, overlap_conflicts, gaps, gap_bytes;
     uint64_t bytes_delivered;
+    uint64_t rst_ignored; /* RSTs whose sequence number is outside the window
+                             (RFC 5961: a blind reset the endpoint ignores) */
 };
 
 struct flow_table;

@@ -422,9 +422,13 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
     if (p->payload_len && (fd->flags & FD_ACKED) && seq_ge(seq, fd->acked))
         reasm_ack(t, f, dir, fd->acked, m);
     if (p->payload_len) {
-        if (fd->flags & FD_STOP)
+        if (fd->flags & FD_STOP) {
+            /* not delivered, but followed: sequence checks stay valid */
             t->st.segs_after_stop++;
-        else
+            if (seq_gt(seq + p->payload_len, fd->next) &&
+                seq + p->payload_len - fd->next < REASM_WINDOW_LIMIT)
+                fd->next = seq + p->payload_len;
+        } else
             reasm_data(t, f, dir, seq, p->payload, p->payload_len, m);
     }
     if ((fl & PKT_TH_FIN) && !(fd->flags & FD_FIN)) {

@@ -545,6 +545,26 @@ static void test_rst_midstream(void **state)
     fx_end(&f);
 }
 
+static void test_rst_out_of_window(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    fx_start(&f);
+    handshake(&f);
+    seg(&f, S, ACK, 5001, 1001, "220 hi\r\n");        /* #4 */
+    seg(&f, C, RST, 0x80000000u, 0, NULL);            /* #5 blind reset: ignored */
+    seg(&f, C, RST | ACK, 1001 - 100, 5009, NULL);    /* #6 behind: ignored */
+    seg(&f, C, ACK, 1001, 5009, "EHLO a\r\n");        /* #7 */
+    seg(&f, C, RST | ACK, 1009 + 3000, 5009, NULL);   /* #8 ahead, in window */
+    assert_string_equal(f.r.log, OPEN_STD
+                        "s2c data '220 hi\r\n' #4\n"
+                        "c2s data 'EHLO a\r\n' #7\n"
+                        "close rst t=1000\n");
+    assert_int_equal(flow_table_stats(f.t)->rst_ignored, 2);
+    fx_end(&f);
+}
+
 static void test_fin_both_sides_and_port_reuse(void **state)
 {
     (void)state;
@@ -1045,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_gap_at_fin),
         cmocka_unit_test(test_seq_wrap),
         cmocka_unit_test(test_rst_midstream),
+        cmocka_unit_test(test_rst_out_of_window),
         cmocka_unit_test(test_fin_both_sides_and_port_reuse),
         cmocka_unit_test(test_midstream),
         cmocka_unit_test(test_ipv6),
