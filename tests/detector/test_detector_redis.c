@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_detector_redis.c: learned posture shared through a real redis-server
+ * started on a loopback port picked by the test: what one sensor learned
+ * raises another sensor's verdict; an unreachable Redis is not fatal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alerts/detector.h"
+#include "policy/redis_conn.h"
+
+#define T0 1795000000LL
+
+static pid_t redis_pid;
+static char redis_url[64];
+static char workdir[256];
+
+static uint16_t free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (s < 0 || bind(s, (struct sockaddr *)&sin, sizeof sin) != 0)
+        return 0;
+    socklen_t sl = sizeof sin;
+    getsockname(s, (struct sockaddr *)&sin, &sl);
+    close(s);
+    return ntohs(sin.sin_port);
+}
+
+static int start_redis(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(workdir, sizeof workdir, "%s/swdetredis.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(workdir))
+        return -1;
+    uint16_t port = free_port();
+    char p[8];
+    snprintf(p, sizeof p, "%u", port);
+    redis_pid = fork();
+    if (redis_pid == 0) {
+        int null = open("/dev/null", 1);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", workdir, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(redis_url, sizeof redis_url, "redis://127.0.0.1:%u/0", port);
+    /* wait (bounded) until it answers PING */
+    char err[256];
+    struct redis_conn *c = redis_conn_new(redis_url, NULL, err, sizeof err);
+    for (int i = 0; i < 100; i++) {
+        if (redis_conn_connect(c) == SW_OK) {
+            redisReply *r = redis_conn_command(c, 500, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+            if (ok) {
+                redis_conn_free(c);
+                return 0;
+            }
+        }
+        usleep(50000);
+    }
+    redis_conn_free(c);
+    return -1;
+}
+
+static int stop_redis(void **state)
+{
+    (void)state;
+    if (redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+struct lines {
+    char *v[16];
+    size_t n;
+};
+
+static void on_emit(void *arg, const char *json, size_t len)
+{
+    struct lines *l = arg;
+    if (l->n < 16)
+        l->v[l->n++] = strndup(json, len);
+}
+
+static struct detector *det(const char *url, struct lines *out)
+{
+    struct detector_cfg c;
+    detector_cfg_defaults(&c);
+    c.observer_name = "test-sensor";
+    c.offline = true;
+    c.redis_url = url;
+    c.emit = on_emit;
+    c.emit_arg = out;
+    char err[512] = "";
+    struct detector *d = detector_new(&c, err, sizeof err);
+    if (!d)
+        fail_msg("detector_new: %s", err);
+    return d;
+}
+
+static struct smtp_facts *session(const char *uid, const char *cip, bool offered, int64_t t)
+{
+    struct smtp_facts *f = calloc(1, sizeof *f);
+    snprintf(f->flow.uid, sizeof f->flow.uid, "%s", uid);
+    f->flow.client.family = 4;
+    inet_pton(AF_INET, cip, f->flow.client.b);
+    f->flow.server.family = 4;
+    inet_pton(AF_INET, "198.51.100.25", f->flow.server.b);
+    f->flow.cport = 40000;
+    f->flow.sport = 25;
+    f->flow.start = t * 1000000LL;
+    f->banner_code = 220;
+    f->ehlo_code = 250;
+    snprintf(f->helo_verb, sizeof f->helo_verb, "EHLO");
+    f->tls.alert_level = -1;
+    f->caps[f->n_caps++] = strdup("PIPELINING");
+    if (offered) {
+        f->caps[f->n_caps++] = strdup("STARTTLS");
+        f->starttls_offered = true;
+        f->starttls_requested = true;
+        f->starttls_code = 220;
+        f->tls.established = true;
+    }
+    return f;
+}
+
+static void test_posture_shared_through_redis(void **state)
+{
+    (void)state;
+    struct lines a = {0}, b = {0};
+    struct detector *d1 = det(redis_url, &a);
+    detector_session(d1, session("S00000000000000a1", "192.0.2.10", true, T0));
+    detector_finish(d1);
+    detector_free(d1);
+    assert_int_equal(a.n, 0);
+
+    /* what the first sensor wrote */
+    char err[256];
+    struct redis_conn *c = redis_conn_new(redis_url, NULL, err, sizeof err);
+    assert_int_equal(redis_conn_connect(c), SW_OK);
+    redisReply *r = redis_conn_command(c, 1000, "HGET %s %s",
+                                       "stripwatch:posture:server:198.51.100.25:25", "ok_uid");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "S00000000000000a1");
+    freeReplyObject(r);
+    r = redis_conn_command(c, 1000, "TTL %s", "stripwatch:posture:server:198.51.100.25:25");
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_true(r->integer > 0 && r->integer <= 90LL * 24 * 3600);
+    freeReplyObject(r);
+    redis_conn_free(c);
+
+    /* a second sensor with empty memory sees the same server stripped */
+    struct detector *d2 = det(redis_url, &b);
+    detector_session(d2, session("S00000000000000b2", "192.0.2.11", false, T0 + 60));
+    detector_finish(d2);
+    detector_free(d2);
+    assert_int_equal(b.n, 1);
+    json_t *o = json_loads(b.v[0], 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "rule"), "id")),
+                        "starttls.stripped");
+    json_t *srv = json_object_get(
+        json_object_get(json_object_get(json_object_get(o, "stripwatch"), "evidence"), "posture"),
+        "server");
+    assert_string_equal(json_string_value(json_object_get(srv, "session_uid")),
+                        "S00000000000000a1");
+    json_decref(o);
+    free(b.v[0]);
+}
+
+static void test_redis_unreachable_is_not_fatal(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", free_port());
+    struct lines a = {0};
+    struct detector *d = det(url, &a);
+    detector_session(d, session("S00000000000000c1", "192.0.2.10", true, T0));
+    detector_session(d, session("S00000000000000c2", "192.0.2.10", false, T0 + 5));
+    detector_finish(d);
+    detector_free(d);
+    /* memory posture still works */
+    assert_int_equal(a.n, 1);
+    free(a.v[0]);
+
+    /* a URL that does not parse is refused at start, naming the problem */
+    struct detector_cfg c;
+    detector_cfg_defaults(&c);
+    c.redis_url = "redis://127.0.0.1:0";
+    char err[512] = "";
+    assert_null(detector_new(&c, err, sizeof err));
+    assert_true(strstr(err, "redis://127.0.0.1:0") != NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_posture_shared_through_redis),
+        cmocka_unit_test(test_redis_unreachable_is_not_fatal),
+    };
+    return cmocka_run_group_tests(tests, start_redis, stop_redis);
+}
