@@ -310,7 +310,7 @@ bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep
 
 bool flow_mem_try(struct flow_table *t, size_t size)
 {
-    if (t->st.bytes_in_use + size > t->cfg.memcap)
+    if (t->st.bytes_in_use + size > t->cfg.memcap / 2)
         return false;
     mem_charge(t, size);
     return true;

@@ -34,7 +34,7 @@ struct seg {
 /* Delivered bytes the peer has not ACKed yet, [seq, seq+len): kept so that
  * a later copy of them with different bytes is seen (an injection race).
  * Grown to at most REASM_RETAIN_MAX, freed once ACKed; never evicts a flow
- * (allocated only when the memcap has room). */
+ * (allocated only while less than half the memcap is used). */
 struct retain {
     uint32_t seq, len, cap;
     uint8_t data[];
@@ -118,7 +118,8 @@ struct flow_table {
 /* flow.c: memory accounting. Reserves size bytes under the memcap, evicting
  * the oldest idle flows other than keep; false when nothing can be freed. */
 bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep);
-/* Charges size bytes only if the memcap has room now (no eviction). */
+/* Charges size bytes only if less than half the memcap would be in use
+ * (nice-to-have memory: never evicts, leaves room for flows and queues). */
 bool flow_mem_try(struct flow_table *t, size_t size);
 void flow_mem_release(struct flow_table *t, size_t size);
 

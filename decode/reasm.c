@@ -71,7 +71,7 @@ static void retain_add(struct flow_table *t, struct flow_dir *fd, uint32_t seq, 
         want = REASM_RETAIN_MAX;
     if (!r || r->cap < want) {
         uint32_t cap = r ? r->cap : 0;
-        uint32_t ncap = cap ? cap : 256;
+        uint32_t ncap = cap ? cap : 64;
         while (ncap < want)
             ncap *= 2;
         if (ncap > REASM_RETAIN_MAX)

@@ -280,7 +280,7 @@ static void test_out_of_order(void **state)
     assert_int_equal(st->segs_ooo_queued, 2);
     /* delivered bytes are kept until ACKed, then nothing is left but the flow */
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow) +
-                                           sizeof(struct retain) + 256);
+                                           sizeof(struct retain) + 64);
     seg(&f, S, ACK, 5001, 1015, NULL);
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow));
     fx_end(&f);
