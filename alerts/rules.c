@@ -617,6 +617,13 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
         conf = CONF_HIGH;
         action = "starttls-command-rejected";
         reason = "STARTTLS answered as an unknown command by a server that offered it";
+    } else if (!f->starttls_offered && ehlo_ok(f) && f->caps_dropped == 0 &&
+               f->starttls_requested && f->starttls_code == 220) {
+        sev = SEV_MEDIUM;
+        conf = CONF_MEDIUM;
+        action = "starttls-hidden-in-ehlo";
+        reason = "the EHLO reply lacked STARTTLS, yet the server accepted STARTTLS with 220 "
+                 "(the capability was removed on the way)";
     } else if (find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)) {
         sev = SEV_LOW;
         conf = CONF_LOW;

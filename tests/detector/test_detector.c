@@ -529,9 +529,18 @@ static void test_tampered_starttls_unknown_and_plaintext_after_220(void **state)
     starttls(h, 502, false);
     anomaly(h, ANOM_STARTTLS_NOT_OFFERED, "", 9);
     feed(x, h);
+    /* STARTTLS missing from the EHLO reply, yet accepted with 220 */
+    struct smtp_facts *k = session("192.0.2.10", "198.51.100.28", 25, T0 + 30);
+    caps(k, "PIPELINING", "8BITMIME", NULL);
+    starttls(k, 220, true);
+    anomaly(k, ANOM_STARTTLS_NOT_OFFERED, "", 9);
+    feed(x, k);
     finish(x);
-    assert_int_equal(x->out.n, 2);
-    json_t *o = expect(x, 0, "starttls.tampered", 3, "high");
+    assert_int_equal(x->out.n, 3);
+    json_t *o = expect(x, 2, "starttls.tampered", 2, "medium");
+    assert_string_equal(jstr(o, "event.action"), "starttls-hidden-in-ehlo");
+    json_decref(o);
+    o = expect(x, 0, "starttls.tampered", 3, "high");
     assert_string_equal(jstr(o, "event.action"), "starttls-command-rejected");
     assert_int_equal(jint(o, "stripwatch.evidence.starttls.reply_code"), 502);
     json_decref(o);
