@@ -24,7 +24,7 @@
 
 enum dom_phase {
     PH_IDLE = 0,
-    PH_REDIS_GET, /* queued: read the shared cache before DNS */
+    PH_START,     /* queued: started at the next policy_engine_run() */
     PH_DNS_TXT,
     PH_LOCK_WAIT, /* another sensor holds the fetch lock: poll Redis */
     PH_QUEUED,    /* waiting for a fetch slot */
@@ -61,7 +61,7 @@ struct dom {
     int64_t next_poll_ms;
     struct waiter *waiters, **wtail;
     size_t n_waiters;
-    struct dom *q_prev, *q_next; /* on redis_q, wait_q or fetch_q */
+    struct dom *q_prev, *q_next; /* on one of the engine's queues */
     int *q_len;                  /* which queue's length to adjust */
     struct dom **q_head, **q_tail;
 };
@@ -82,6 +82,7 @@ struct policy_engine {
     char ca_file[4096];
     char dns_server[128];
     char redis_url[1024];
+    char load_err[512]; /* the policy file's own error, when it cannot load */
 };
 
 const char *policy_source_str(enum policy_source s)
@@ -394,7 +395,11 @@ static void install(struct policy_engine *e, struct dom *d, struct policy_entry 
     d->neg_until = 0;
     d->neg_detail[0] = 0;
     d->failed_id[0] = 0;
+    /* next TXT check: the interval, or when a quarter of max_age is left */
+    int64_t due = pe->expires_at - (int64_t)(pe->policy.max_age / 4);
     d->refresh_at = wall_s() + e->cfg.refresh_interval;
+    if (due < d->refresh_at)
+        d->refresh_at = due;
 }
 
 /* ---- steps ---- */
@@ -413,9 +418,10 @@ static void fail(struct policy_engine *e, struct dom *d, enum policy_status st, 
     dom_finish(e, d);
 }
 
-/* Reads the shared cache: SW_OK when an entry for id (any id when NULL) was
- * installed. */
-static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id)
+/* Reads the shared cache: SW_OK when an entry for id (any id when NULL),
+ * fetched after min_fetched_at, was installed. */
+static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id,
+                     int64_t min_fetched_at)
 {
     char id[33], err[400];
     char *text = NULL;
@@ -432,7 +438,7 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
         return r;
     }
     int ret = SW_AGAIN;
-    if (!want_id || !strcmp(want_id, id)) {
+    if ((!want_id || !strcmp(want_id, id)) && at > min_fetched_at) {
         struct mtasts_error pe;
         struct policy_entry *ent =
             entry_new(d->name, id, text, strlen(text), at, POLICY_SRC_REDIS, &pe);
@@ -452,10 +458,16 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
     return ret;
 }
 
-static void step_redis_get(struct policy_engine *e, struct dom *d)
+/* First step, from policy_engine_run() (so that callbacks never fire inside
+ * policy_lookup()): the shared cache unless refreshing, then DNS. */
+static void step_start(struct policy_engine *e, struct dom *d)
 {
     q_remove(d);
-    if (try_redis(e, d, NULL) == SW_OK) {
+    if (!e->rc || d->refresh) {
+        step_txt(e, d);
+        return;
+    }
+    if (try_redis(e, d, NULL, 0) == SW_OK) {
         dom_finish(e, d);
         return;
     }
@@ -579,7 +591,8 @@ static void step_after_txt(struct policy_engine *e, struct dom *d)
         return;
     }
     if (e->rc) {
-        if (try_redis(e, d, d->txt_id) == SW_OK) {
+        /* another sensor may have fetched it (newer than ours, if any) */
+        if (try_redis(e, d, d->txt_id, d->entry ? d->entry->fetched_at : 0) == SW_OK) {
             dom_finish(e, d);
             return;
         }
@@ -605,7 +618,7 @@ static void step_lock_poll(struct policy_engine *e, struct dom *d, int64_t now_m
     if (now_ms < d->next_poll_ms)
         return;
     d->next_poll_ms = now_ms + POLICY_POLL_MS;
-    if (try_redis(e, d, d->txt_id) == SW_OK) {
+    if (try_redis(e, d, d->txt_id, d->entry ? d->entry->fetched_at : 0) == SW_OK) {
         dom_finish(e, d);
         return;
     }
@@ -780,12 +793,8 @@ static void start(struct policy_engine *e, struct dom *d, bool refresh)
     d->refresh = refresh;
     if (refresh)
         e->stats.refreshes++;
-    if (e->rc && !refresh) {
-        d->phase = PH_REDIS_GET;
-        q_push(d, &e->redis_h, &e->redis_t, &e->redis_n);
-        return;
-    }
-    step_txt(e, d);
+    d->phase = PH_START;
+    q_push(d, &e->redis_h, &e->redis_t, &e->redis_n);
 }
 
 /* ---- public ---- */
@@ -810,9 +819,13 @@ static void on_file_error(void *arg, const struct snapshot_error *se)
 {
     struct policy_engine *e = arg;
     char buf[512];
-    if (se->domain)
+    snapshot_error_format(se, buf, sizeof(buf));
+    if (se->domain) {
         e->stats.file_rejected++;
-    fprintf(stderr, "stripwatch: %s\n", snapshot_error_format(se, buf, sizeof(buf)));
+        fprintf(stderr, "stripwatch: %s\n", buf);
+    } else {
+        snprintf(e->load_err, sizeof(e->load_err), "%s", buf);
+    }
 }
 
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen)
@@ -875,7 +888,10 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
         struct snapshot_stats st;
         int r = snapshot_load(cfg->policy_file, on_file_entry, on_file_error, e, &st);
         if (r == SW_EIO || r == SW_EPROTO) {
-            set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
+            if (e->load_err[0])
+                set_err(err, errlen, "%s", e->load_err);
+            else
+                set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
             goto fail;
         }
         if (r != SW_OK) {
@@ -976,7 +992,7 @@ static void pump(struct policy_engine *e)
     int64_t now_ms = mono_ms();
     /* Redis reads queued by lookups */
     while (e->redis_h)
-        step_redis_get(e, e->redis_h);
+        step_start(e, e->redis_h);
     /* lock waits */
     for (struct dom *d = e->wait_h, *next; d; d = next) {
         next = d->q_next;

@@ -2,17 +2,14 @@
 /* policy_json.c: the mta_sts object of an alert (policy_answer_to_json).
  * RFC 8461 fields; times in RFC 3339. */
 #include <jansson.h>
-#include <time.h>
 
 #include "policy/policy.h"
+#include "policy/snapshot.h"
 
 static json_t *rfc3339(int64_t t)
 {
     char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
-        return json_null();
+    snapshot_time_format(t, buf);
     return json_string(buf);
 }
 

@@ -13,6 +13,7 @@
 
 #include "decode/sw.h"
 #include "policy/redis_conn.h"
+#include "policy/snapshot.h"
 
 #define RCACHE_IO_MS 500
 #define RCACHE_BACKOFF_S 5
@@ -29,25 +30,6 @@ static time_t mono_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
-}
-
-void rcache_time_fmt(int64_t t, char buf[32])
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(buf, 32, "1970-01-01T00:00:00Z");
-}
-
-int rcache_time_parse(const char *s, int64_t *t)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (!end || *end)
-        return SW_EPROTO;
-    *t = (int64_t)timegm(&tm);
-    return SW_OK;
 }
 
 struct rcache *rcache_new(const char *url, char *err, size_t errlen)
@@ -152,7 +134,7 @@ int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text,
             snprintf(err, errlen, "redis key %s: id: missing or not 1-32 characters", key);
         else if (!jpol)
             snprintf(err, errlen, "redis key %s: policy: missing or not a string", key);
-        else if (!jat || rcache_time_parse(jat, fetched_at) != SW_OK)
+        else if (!jat || !snapshot_time_parse(jat, strlen(jat), fetched_at))
             snprintf(err, errlen, "redis key %s: fetched_at: missing or not RFC 3339", key);
         else {
             snprintf(id, 33, "%s", jid);
@@ -179,7 +161,7 @@ int rcache_put(struct rcache *rc, const char *domain, const char *id, const char
 {
     char key[300], at[32], ttl[24];
     snprintf(key, sizeof(key), RCACHE_KEY_PREFIX "%s", domain);
-    rcache_time_fmt(fetched_at, at);
+    snapshot_time_format(fetched_at, at);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(ttl_s < 1 ? 1 : ttl_s));
     json_t *o = json_pack("{s:s, s:s, s:s}", "id", id, "policy", text, "fetched_at", at);
     char *val = o ? json_dumps(o, JSON_COMPACT) : NULL;

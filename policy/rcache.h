@@ -37,8 +37,4 @@ void rcache_unlock(struct rcache *rc, const char *domain);
 /* Last failure, "" when none (password masked). */
 const char *rcache_error(const struct rcache *rc);
 
-/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds. */
-void rcache_time_fmt(int64_t t, char buf[32]);
-int rcache_time_parse(const char *s, int64_t *t);
-
 #endif

@@ -25,6 +25,7 @@
 
 #include "policy/policy.h"
 #include "policy/rcache.h"
+#include "policy/snapshot.h"
 
 static char g_dir[512];
 static char g_lab[1024];
@@ -209,7 +210,7 @@ static void test_valid(void **state)
     assert_int_equal(policy_lookup(e, "valid.example", NULL, NULL, &a), SW_OK);
     json_t *o = policy_answer_to_json("valid.example", &a);
     char at[32];
-    rcache_time_fmt(a.entry->fetched_at, at);
+    snapshot_time_format(a.entry->fetched_at, at);
     char want[512];
     snprintf(want, sizeof(want),
              "{\"domain\": \"valid.example\", \"id\": \"valid1\", \"mode\": \"enforce\", \"mx\": "
@@ -620,6 +621,64 @@ static void test_snapshot_round_trip(void **state)
     free(b);
 }
 
+/* Redis away: the engine fetches on its own and counts the failures. */
+static void test_redis_down(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    char u[64];
+    int dead = pick_port(SOCK_STREAM);
+    snprintf(u, sizeof(u), "redis://127.0.0.1:%d", dead);
+    c.redis_url = u;
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "valid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->fetch_ok, 1);
+    assert_true(st->redis_errors >= 1);
+    policy_engine_free(e);
+}
+
+/* A bad entry in the policy file is reported and skipped; a file that does
+ * not load stops the engine with the file's own message. */
+static void test_policy_file_errors(void **state)
+{
+    (void)state;
+    char p[700], err[512];
+    snprintf(p, sizeof(p), "%s/mixed.json", g_dir);
+    write_file(p, "{\"good.example\": {\"id\": \"g1\", \"policy\": \"version: STSv1\\nmode: "
+                  "enforce\\nmx: mx.good.example\\nmax_age: 86400\\n\", \"fetched_at\": "
+                  "\"2026-11-20T08:00:00Z\"},\n \"bad.example\": {\"id\": \"b1\", \"policy\": "
+                  "\"version: STSv1\\nmode: enforce\\nmax_age: 86400\\n\", \"fetched_at\": "
+                  "\"2026-11-20T08:00:00Z\"}}\n");
+    struct policy_cfg c;
+    policy_cfg_defaults(&c);
+    c.fetch = false;
+    c.policy_file = p;
+    struct policy_engine *e = engine(&c);
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->file_loaded, 1);
+    assert_int_equal(st->file_rejected, 1);
+    struct got g;
+    assert_int_equal(lookup(e, "good.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_FILE);
+    assert_int_equal(g.fetched_at, 1795161600); /* 2026-11-20T08:00:00Z, expired: offline keeps it */
+    assert_int_equal(lookup(e, "bad.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    policy_engine_free(e);
+
+    snprintf(p, sizeof(p), "%s/missing.json", g_dir);
+    c.policy_file = p;
+    err[0] = 0;
+    assert_null(policy_engine_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "missing.json"));
+    assert_non_null(strstr(err, "No such file or directory"));
+}
+
 /* `stripwatch policy DOMAIN`: exit code and key lines. Runs
  * policy_cli_main() in a forked child (stdout and stderr to a pipe), or the
  * built binary when binary is true. */
@@ -748,6 +807,8 @@ int main(void)
         cmocka_unit_test(test_id_change_refetch),
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_policy_file_errors),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_binary),
     };
