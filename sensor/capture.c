@@ -5,6 +5,7 @@
  * through the own pcapng reader; BPF filters apply to every source. */
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,13 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
         if (strcmp(msg, "No such device exists (No such device exists)") == 0)
             snprintf(msg, sizeof(msg), "%s", pcap_statustostr(rc));
         set_err(err, errlen, cfg->iface, msg);
+        capture_free(c);
+        return NULL;
+    }
+    /* non-blocking reads plus our own poll: idle periods still return to the
+     * caller (clock ticks, signals), which a blocking TPACKET_V3 read does not */
+    if (pcap_setnonblock(pc, 1, ebuf) < 0 || pcap_get_selectable_fd(pc) < 0) {
+        set_err(err, errlen, cfg->iface, ebuf[0] ? ebuf : "cannot poll the capture");
         capture_free(c);
         return NULL;
     }
@@ -246,8 +254,11 @@ int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t e
         struct pcap_pkthdr *h;
         const u_char *data;
         int rc = pcap_next_ex(s->pc, &h, &data);
-        if (rc == 0)
+        if (rc == 0) {
+            struct pollfd pfd = {.fd = pcap_get_selectable_fd(s->pc), .events = POLLIN};
+            poll(&pfd, 1, 100); /* EINTR (a signal) simply returns early */
             return 0;
+        }
         if (rc == PCAP_ERROR_BREAK)
             return -1;
         if (rc < 0) {

@@ -78,12 +78,6 @@ static void put_le32(FILE *f, uint32_t v)
     fwrite(b, 1, 4, f);
 }
 
-static void put_le16(FILE *f, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-    fwrite(b, 1, 2, f);
-}
-
 static void write_rec(FILE *o, const struct rec *r, uint32_t incl_written)
 {
     put_le32(o, r->sec);
@@ -194,7 +188,9 @@ static void test_truncated_file(void **st)
     struct pcapf f;
     pcap_load(DECRYPTED, &f);
     size_t k = 60;
-    assert_true(f.n > k && f.r[k].incl > 100);
+    while (k < f.n && f.r[k].incl < 200)
+        k++; /* cut inside a record with data */
+    assert_true(k < f.n - 10);
     char *good = strdup(tpath("prefix.pcap")), *cut = strdup(tpath("cut.pcap"));
     FILE *g = fopen(good, "wb"), *c = fopen(cut, "wb");
     fwrite(f.hdr, 1, 24, g);
@@ -499,7 +495,7 @@ static void test_workers_identical(void **st)
         sw_free(&one);
         free(captures[i]);
     }
-    assert_true(total_sessions >= 14);
+    assert_true(total_sessions >= 13); /* the SMTP streams of SOURCES.md but SOCKS5 */
 }
 
 static int setup(void **st)
