@@ -197,7 +197,9 @@ static void server_key(const struct smtp_facts *f, char *buf, size_t len)
 static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
 {
     const char *h = f->banner_host[0] ? f->banner_host : f->ehlo_host;
-    if (!h[0] || rules_host_is_ip_literal(h))
+    /* only names that can tell servers apart: a dot, not localhost */
+    if (!h[0] || rules_host_is_ip_literal(h) || !strchr(h, '.') ||
+        !strncasecmp(h, "localhost", 9))
         return false;
     char low[FACTS_HOST_MAX];
     size_t i = 0;

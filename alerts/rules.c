@@ -284,6 +284,8 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
     if (!strip_candidate && !f->tls.cert.present)
         return 0;
     *derived = true;
+    if (max > RULES_DERIVED_MAX)
+        max = RULES_DERIVED_MAX;
     struct names nm;
     server_names(f, &nm);
     for (size_t i = 0; i < nm.n; i++) {

@@ -45,6 +45,7 @@ enum rule_confidence { CONF_LOW = 0, CONF_MEDIUM, CONF_HIGH };
 const char *rule_confidence_str(enum rule_confidence c);
 
 #define RULES_DOMAINS_MAX 16 /* policy domains consulted per session */
+#define RULES_DERIVED_MAX 4  /* ... of them derived from the server's names */
 
 /* One domain whose policy was consulted, with its answer copied (the engine's
  * answer pointers are borrowed only for the call). */
