@@ -195,10 +195,29 @@ static json_t *addr_json(const struct sw_addr *a, uint16_t port)
     return json_pack("{s:s, s:i}", "ip", buf, "port", (json_int_t)port);
 }
 
+/* A JSON string of bytes from the wire: kept as is when valid UTF-8, else
+ * every byte outside printable ASCII becomes '?'. Never NULL for non-NULL s. */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *c = malloc(n + 1);
+    if (!c)
+        return json_string("?");
+    for (size_t i = 0; i < n; i++)
+        c[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) ? '?' : s[i];
+    c[n] = '\0';
+    j = json_string(c);
+    free(c);
+    return j;
+}
+
 /* A string, or JSON null for "". */
 static json_t *str_or_null(const char *s)
 {
-    return (s && *s) ? json_string(s) : json_null();
+    return (s && *s) ? jstr(s) : json_null();
 }
 
 static json_t *code_or_null(int code)
@@ -230,10 +249,10 @@ static json_t *anomalies_json(const struct smtp_facts *f)
         const struct facts_anomaly *an = &f->anomalies[i];
         char ts[40];
         fmt_ts(an->ts, ts, sizeof ts);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "kind",
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o}", "kind",
                                            anomaly_kind_str(an->kind), "dir",
                                            an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts,
-                                           "detail", an->detail));
+                                           "detail", jstr(an->detail)));
     }
     return a;
 }
@@ -242,20 +261,20 @@ static json_t *tx_json(const struct facts_tx *t)
 {
     json_t *rcpts = json_array();
     for (size_t j = 0; j < t->n_rcpt; j++) {
-        json_t *r = json_pack("{s:s, s:o}", "domain", t->rcpt[j].domain, "code",
+        json_t *r = json_pack("{s:o, s:o}", "domain", jstr(t->rcpt[j].domain), "code",
                               code_or_null(t->rcpt[j].code));
         if (t->rcpt[j].address)
-            json_object_set_new(r, "address", json_string(t->rcpt[j].address));
+            json_object_set_new(r, "address", jstr(t->rcpt[j].address));
         json_array_append_new(rcpts, r);
     }
     json_t *accepted = t->accepted < 0 ? json_null() : json_boolean(t->accepted == 1);
     json_t *data = json_pack("{s:b, s:I, s:o, s:o, s:b}", "cleartext", t->data_sent && t->cleartext,
                              "bytes", (json_int_t)t->data_bytes, "accepted", accepted, "code",
                              code_or_null(t->data_code), "bdat", t->bdat);
-    json_t *o = json_pack("{s:s, s:o, s:o, s:o}", "mail_from_domain", t->mail_from_domain,
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", jstr(t->mail_from_domain),
                           "mail_code", code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
     if (t->mail_from)
-        json_object_set_new(o, "mail_from", json_string(t->mail_from));
+        json_object_set_new(o, "mail_from", jstr(t->mail_from));
     if (t->rcpt_dropped)
         json_object_set_new(o, "rcpt_dropped", json_integer(t->rcpt_dropped));
     return o;
@@ -267,9 +286,9 @@ static json_t *x509_json(const struct facts_x509 *c)
         return json_null();
     json_t *san = json_array();
     for (size_t i = 0; i < c->n_san; i++)
-        json_array_append_new(san, json_string(c->san_dns[i]));
-    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", c->subject,
-                     "issuer", c->issuer, "alternative_names", san, "not_before", c->not_before,
+        json_array_append_new(san, jstr(c->san_dns[i]));
+    return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", jstr(c->subject),
+                     "issuer", jstr(c->issuer), "alternative_names", san, "not_before", c->not_before,
                      "not_after", c->not_after, "fingerprint", "sha256", c->sha256, "self_signed",
                      c->self_signed, "chain_length", (json_int_t)c->chain_len);
 }
@@ -314,7 +333,7 @@ json_t *facts_to_json(const struct smtp_facts *f)
 
     json_t *caps = json_array();
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(caps, json_string(f->caps[i]));
+        json_array_append_new(caps, jstr(f->caps[i]));
     json_t *txs = json_array();
     for (size_t i = 0; i < f->n_tx; i++)
         json_array_append_new(txs, tx_json(&f->tx[i]));

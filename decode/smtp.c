@@ -496,7 +496,7 @@ static void packet_fp(struct smtp_session *s, enum stream_dir dir, const struct 
     bool shift = false;
     if (s->ipid_zero >= SMTP_IPID_LEARN && id != 0)
         shift = true;
-    else if (s->ipid_seq >= SMTP_IPID_LEARN &&
+    else if (s->ipid_seq >= SMTP_IPID_LEARN && (step == 0 || step > SMTP_IPID_STEP_MAX) &&
              (id == 0 || (step > SMTP_IPID_JUMP && step < 65536 - SMTP_IPID_STEP_MAX)))
         shift = true;
     if (shift) {
