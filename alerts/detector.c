@@ -89,7 +89,7 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
 {
     struct detector *d = calloc(1, sizeof(*d));
     if (!d) {
-        snprintf(err, errlen, "stripwatch: detector: out of memory");
+        snprintf(err, errlen, "detector: out of memory");
         return NULL;
     }
     d->cfg = *cfg;
@@ -107,7 +107,7 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
     d->rl = ratelimit_new(d->cfg.rate_per_rule_server, RATELIMIT_KEYS);
     d->h = calloc(1, sizeof *d->h);
     if (!d->ring || !d->posture || !d->rl || !d->h) {
-        snprintf(err, errlen, "stripwatch: detector: out of memory");
+        snprintf(err, errlen, "detector: out of memory");
         detector_free(d);
         return NULL;
     }
@@ -367,7 +367,7 @@ void detector_finish(struct detector *d)
     if (d->cfg.state_file && !d->saved) {
         char err[512];
         if (posture_save(d->posture, d->cfg.state_file, err, sizeof err) != SW_OK)
-            fprintf(stderr, "%s\n", err);
+            fprintf(stderr, "stripwatch: %s\n", err);
         d->saved = true;
     }
 }

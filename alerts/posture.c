@@ -483,12 +483,12 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
     if (!root || json_dump_file(root, tmp, JSON_INDENT(1)) != 0) {
         json_decref(root);
         unlink(tmp);
-        snprintf(err, errlen, "stripwatch: %s: cannot write state file", path);
+        snprintf(err, errlen, "%s: cannot write state file", path);
         return SW_EIO;
     }
     json_decref(root);
     if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "stripwatch: %s: cannot write state file: %s", path,
+        snprintf(err, errlen, "%s: cannot write state file: %s", path,
                  strerror(errno));
         unlink(tmp);
         return SW_EIO;
@@ -499,7 +499,7 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 
 static int bad(char *err, size_t errlen, const char *path, size_t i, const char *what)
 {
-    snprintf(err, errlen, "stripwatch: %s: entries[%zu]: %s", path, i, what);
+    snprintf(err, errlen, "%s: entries[%zu]: %s", path, i, what);
     return SW_EPROTO;
 }
 
@@ -527,7 +527,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
     if (!fp) {
         if (errno == ENOENT)
             return SW_OK; /* first run: the file is written at the end */
-        snprintf(err, errlen, "stripwatch: %s: cannot read state file: %s", path,
+        snprintf(err, errlen, "%s: cannot read state file: %s", path,
                  strerror(errno));
         return SW_EIO;
     }
@@ -535,7 +535,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
     json_t *root = json_loadf(fp, 0, &je);
     fclose(fp);
     if (!root) {
-        snprintf(err, errlen, "stripwatch: %s: line %d: %s", path, je.line, je.text);
+        snprintf(err, errlen, "%s: line %d: %s", path, je.line, je.text);
         return SW_EPROTO;
     }
     json_t *ver = json_object_get(root, "stripwatch_posture");
@@ -543,7 +543,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
     if (!json_is_integer(ver) || json_integer_value(ver) != 1 || !json_is_array(arr)) {
         json_decref(root);
         snprintf(err, errlen,
-                 "stripwatch: %s: not a stripwatch state file (want \"stripwatch_posture\": 1 "
+                 "%s: not a stripwatch state file (want \"stripwatch_posture\": 1 "
                  "and an \"entries\" array)",
                  path);
         return SW_EPROTO;
@@ -588,7 +588,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
         }
         struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
         if (!e) {
-            snprintf(err, errlen, "stripwatch: %s: out of memory", path);
+            snprintf(err, errlen, "%s: out of memory", path);
             rc = SW_ENOMEM;
             break;
         }

@@ -738,19 +738,19 @@ static void test_state_file_errors(void **state)
     write_file(path, "{\"stripwatch_posture\": 1,\n \"entries\": [\n");
     err[0] = 0;
     assert_null(detector_new(&c, err, sizeof err));
-    snprintf(want, sizeof want, "stripwatch: %s: line 3: ", path);
+    snprintf(want, sizeof want, "%s: line 3: ", path);
     assert_memory_equal(err, want, strlen(want));
 
     write_file(path, "{\"stripwatch_posture\": 1, \"entries\": [{\"kind\": \"bogus\"}]}");
     assert_null(detector_new(&c, err, sizeof err));
-    snprintf(want, sizeof want, "stripwatch: %s: entries[0]: kind: not server, name or client",
+    snprintf(want, sizeof want, "%s: entries[0]: kind: not server, name or client",
              path);
     assert_string_equal(err, want);
 
     write_file(path, "[]");
     assert_null(detector_new(&c, err, sizeof err));
     snprintf(want, sizeof want,
-             "stripwatch: %s: not a stripwatch state file (want \"stripwatch_posture\": 1 and "
+             "%s: not a stripwatch state file (want \"stripwatch_posture\": 1 and "
              "an \"entries\" array)",
              path);
     assert_string_equal(err, want);
