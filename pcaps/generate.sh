@@ -1,0 +1,634 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# generate.sh: regenerate pcaps/*.pcap from real MTAs (Postfix, OpenSMTPD, Exim)
+# talking in network namespaces, with and without a STARTTLS-stripping proxy.
+# RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 2920 (PIPELINING), RFC 3030
+# (CHUNKING), RFC 4954 (AUTH), RFC 6409 (submission), RFC 5737/2606 (names).
+#
+# Usage (root): pcaps/generate.sh [CAPTURE_NAME ...]   (default: all)
+# Writes the .pcap files next to this script (or into $SW_PCAP_OUT). Installs
+# postfix, swaks, nftables and tcpdump with apt-get if missing; exim4 and
+# opensmtpd are only downloaded (apt-get download) and unpacked into a temp
+# dir. Every daemon runs in its own network namespace and a private mount
+# namespace (bind mounts of passwd/hosts/config over /etc, never visible to
+# the host); everything is removed on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=${SW_PCAP_OUT:-$HERE}
+[ "$(id -u)" = 0 ] || { echo "generate.sh: must run as root" >&2; exit 1; }
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/swpcaps.XXXXXX")
+chmod 755 "$W"
+P=swp$$ # namespace prefix
+NS_SND=$P-snd NS_MITM=$P-mitm NS_RCV=$P-rcv
+declare -A HOLDER=()   # host name -> pid of the process holding its mount ns
+PIDS=()                # background processes to kill on exit
+
+log() { printf '[generate] %s\n' "$*" >&2; }
+die() {
+    printf 'generate.sh: %s\n' "$*" >&2
+    if [ -n "${SW_PCAP_KEEP:-}" ]; then
+        printf 'generate.sh: SW_PCAP_KEEP: keeping %s for %ss\n' "$W" "$SW_PCAP_KEEP" >&2
+        sleep "$SW_PCAP_KEEP"
+    fi
+    exit 1
+}
+
+cleanup() {
+    set +e
+    local h
+    for h in "${!HOLDER[@]}"; do
+        [ -f "$W/h/$h/stop" ] && hx "$h" sh "$W/h/$h/stop" >/dev/null 2>&1
+    done
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for h in "${!HOLDER[@]}"; do kill "${HOLDER[$h]}" 2>/dev/null; done
+    sleep 0.5
+    # whatever is still running inside our namespaces
+    for ns in $NS_SND $NS_MITM $NS_RCV; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- packages
+need_pkgs() {
+    local miss=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || miss+=("$p")
+    done
+    [ ${#miss[@]} -eq 0 ] && return 0
+    log "installing ${miss[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
+}
+need_pkgs postfix swaks libnet-ssleay-perl nftables tcpdump openssl python3 iproute2 util-linux
+
+fetch_unpacked() {
+    log "downloading exim4-daemon-light, exim4-base, opensmtpd, libidn12"
+    mkdir -p "$W/debs" "$W/root"
+    local pkgs=(exim4-daemon-light exim4-base opensmtpd libidn12)
+    if [ -n "${SW_PCAP_DEBS:-}" ]; then  # a directory holding these .debs already
+        cp "$SW_PCAP_DEBS"/*.deb "$W/debs/"
+    else
+        (cd "$W/debs" && apt-get download -q "${pkgs[@]}" >/dev/null 2>&1) ||
+            { apt-get update -qq; (cd "$W/debs" && apt-get download -q "${pkgs[@]}" >/dev/null); }
+    fi
+    local d
+    for d in "$W"/debs/*.deb; do dpkg-deb -x "$d" "$W/root"; done
+    EXIM="$W/root/usr/sbin/exim4"
+    SMTPD="$W/root/usr/sbin/smtpd"
+    LIBS="$W/root/usr/lib/x86_64-linux-gnu:$W/root/lib/x86_64-linux-gnu"
+    [ -x "$EXIM" ] && [ -x "$SMTPD" ] || die "exim4/opensmtpd not unpacked"
+}
+fetch_unpacked
+POSTFIX_VER=$(dpkg-query -W -f='${Version}' postfix)
+EXIM_VER=$(dpkg-deb -f "$W"/debs/exim4-daemon-light_*.deb Version)
+SMTPD_VER=$(dpkg-deb -f "$W"/debs/opensmtpd_*.deb Version)
+
+# users the unpacked daemons expect; only visible inside their mount ns
+mkdir -p "$W/etc"
+cp /etc/passwd "$W/etc/passwd"; cp /etc/group "$W/etc/group"
+cat >>"$W/etc/passwd" <<'EOF'
+Debian-exim:x:64101:64101::/nonexistent:/usr/sbin/nologin
+opensmtpd:x:64102:64102::/var/lib/opensmtpd/empty:/usr/sbin/nologin
+opensmtpq:x:64103:64103::/var/lib/opensmtpd/empty:/usr/sbin/nologin
+EOF
+cat >>"$W/etc/group" <<'EOF'
+Debian-exim:x:64101:
+opensmtpd:x:64102:
+opensmtpq:x:64103:
+EOF
+
+# ---------------------------------------------------------------- names
+cat >"$W/etc/hosts" <<'EOF'
+127.0.0.1	localhost
+192.0.2.10	mail.example.net
+192.0.2.50	laptop.example.net
+198.51.100.25	mx.example.org
+198.51.100.26	mx.example.com
+198.51.100.27	mx.opensmtpd.example
+198.51.100.28	mx.exim.example
+198.51.100.29	mx.tls12.example
+EOF
+echo "nameserver 127.0.0.1" >"$W/etc/resolv.conf"
+
+# ---------------------------------------------------------------- certificates
+# A test CA and one leaf per MX, CN and SAN = the MX name, fixed validity.
+mkcerts() {
+    local c="$W/certs" n
+    mkdir -p "$c"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/O=stripwatch test CA/CN=stripwatch test CA" \
+        -keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null
+    for n in mx.example.org mx.example.com mx.opensmtpd.example mx.exim.example mx.tls12.example; do
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$c/$n.key" -out "$c/$n.csr" 2>/dev/null
+        printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$n" >"$c/$n.ext"
+        openssl x509 -req -in "$c/$n.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial \
+            -days 825 -extfile "$c/$n.ext" -out "$c/$n.crt" 2>/dev/null
+        cat "$c/$n.key" "$c/$n.crt" >"$c/$n.pem"
+    done
+    chmod 644 "$c"/*
+}
+mkcerts
+
+# ---------------------------------------------------------------- network
+#  snd 192.0.2.10/.50 --s0|m0-- mitm (router, proxy) --m1|r0-- rcv 198.51.100.25-29
+mknet() {
+    ip netns add $NS_SND; ip netns add $NS_MITM; ip netns add $NS_RCV
+    ip link add s0 netns $NS_SND type veth peer name m0 netns $NS_MITM
+    ip link add r0 netns $NS_RCV type veth peer name m1 netns $NS_MITM
+    ip -n $NS_SND link set s0 address 02:00:00:00:02:10
+    ip -n $NS_MITM link set m0 address 02:00:00:00:02:01
+    ip -n $NS_MITM link set m1 address 02:00:00:00:64:01
+    ip -n $NS_RCV link set r0 address 02:00:00:00:64:19
+    local ns
+    for ns in $NS_SND $NS_MITM $NS_RCV; do
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+        # no segmentation offload: what tcpdump sees is what goes on the wire
+    done
+    ip -n $NS_SND addr add 192.0.2.10/24 dev s0
+    ip -n $NS_SND addr add 192.0.2.50/24 dev s0
+    ip -n $NS_SND link set s0 up
+    ip -n $NS_SND route add default via 192.0.2.1
+    ip -n $NS_MITM addr add 192.0.2.1/24 dev m0
+    ip -n $NS_MITM addr add 198.51.100.1/24 dev m1
+    ip -n $NS_MITM link set m0 up; ip -n $NS_MITM link set m1 up
+    ip netns exec $NS_MITM sysctl -qw net.ipv4.ip_forward=1
+    local a
+    for a in 25 26 27 28 29; do ip -n $NS_RCV addr add 198.51.100.$a/24 dev r0; done
+    ip -n $NS_RCV link set r0 up
+    ip -n $NS_RCV route add default via 198.51.100.1
+    for ns in $NS_SND:s0 $NS_MITM:m0 $NS_MITM:m1 $NS_RCV:r0; do
+        ip netns exec "${ns%%:*}" ethtool -K "${ns#*:}" tso off gso off gro off >/dev/null 2>&1 || true
+    done
+    # TPROXY plumbing for the proxy: packets of its transparent sockets are local
+    ip -n $NS_MITM rule add fwmark 1 lookup 100
+    ip -n $NS_MITM route add local 0.0.0.0/0 dev lo table 100
+}
+mknet
+
+# ---------------------------------------------------------------- hosts
+# host_new NAME NETNS HOSTNAME: a private mount and UTS namespace inside NETNS,
+# held by a sleep process; /etc/passwd, /etc/group, /etc/hosts,
+# /etc/resolv.conf (no DNS: 127.0.0.1) and /run are replaced in it.
+host_new() {
+    local h=$1 ns=$2 d="$W/h/$1"
+    mkdir -p "$d"
+    cat >"$d/mounts.sh" <<EOF
+set -e
+mount --make-rprivate /
+mount --bind "$W/etc/passwd" /etc/passwd
+mount --bind "$W/etc/group" /etc/group
+mount --bind "$W/etc/hosts" /etc/hosts
+mount --bind "$W/etc/resolv.conf" /etc/resolv.conf
+hostname "$3"
+mount -t tmpfs tmpfs /run
+[ -f "$d/extra-mounts.sh" ] && . "$d/extra-mounts.sh"
+touch "$d/ready"
+exec sleep infinity
+EOF
+    ip netns exec "$ns" unshare -m -u --propagation private sh "$d/mounts.sh" >"$d/holder.log" 2>&1 &
+    HOLDER[$h]=$!
+    local i
+    for i in $(seq 50); do [ -f "$d/ready" ] && return 0; sleep 0.1; done
+    cat "$d/holder.log" >&2
+    die "host $h did not start"
+}
+# hx NAME CMD...: run CMD inside host NAME (its netns and mount ns)
+hx() { local h=$1; shift; nsenter -t "${HOLDER[$h]}" -m -u -n -- "$@"; }
+
+# ---------------------------------------------------------------- postfix
+postfix_master_cf() {
+    cat <<'EOF'
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# postfix_new NAME NETNS MAIN_CF_EXTRA [LISTEN]: a Postfix instance whose
+# /etc/postfix is $W/h/NAME/postfix (bind-mounted), queue in $W/h/NAME/spool.
+postfix_new() {
+    local h=$1 ns=$2 extra=$3 listen=${4:-} d="$W/h/$1"
+    mkdir -p "$d/postfix" "$d/spool/pid" "$d/data"
+    local q
+    for q in active bounce corrupt defer deferred flush hold incoming private saved trace; do
+        install -d -o postfix -g root -m 700 "$d/spool/$q"
+    done
+    install -d -o postfix -g postdrop -m 710 "$d/spool/public"
+    install -d -o postfix -g postdrop -m 1730 "$d/spool/maildrop"
+    chown postfix "$d/data"
+    cp -a /etc/postfix/. "$d/postfix/"
+    rm -f "$d/postfix/main.cf" "$d/postfix/master.cf"
+    {
+        echo "compatibility_level = 3.6"
+        echo "queue_directory = $d/spool"
+        echo "data_directory = $d/data"
+        echo "maillog_file = $d/maillog"
+        echo "maillog_file_prefixes = $W"
+        echo "inet_protocols = ipv4"
+        echo "mydestination ="
+        echo "alias_maps ="
+        echo "alias_database ="
+        echo "biff = no"
+        echo "notify_classes ="
+        echo "smtpd_banner = \$myhostname ESMTP"
+        printf '%s\n' "$extra"
+    } >"$d/postfix/main.cf"
+    {
+        postfix_master_cf
+        [ -n "$listen" ] && echo "$listen:25 inet n - n - - smtpd"
+    } >"$d/postfix/master.cf"
+    echo "mount --bind \"$d/postfix\" /etc/postfix" >"$d/extra-mounts.sh"
+    echo "postfix stop" >"$d/stop"
+    host_new "$h" "$ns" "$(sed -n "s/^myhostname = //p" <<<"$extra")"
+    hx "$h" postfix start >"$d/start.log" 2>&1 || { cat "$d/start.log" >&2; cat "$d/maillog" >&2 || true; die "postfix $h did not start"; }
+}
+
+# postfix_wait NAME: until the queue is empty and no SMTP connection is open
+postfix_wait() {
+    local h=$1 i
+    for i in $(seq 600); do
+        if [ -z "$(hx "$h" postqueue -j 2>/dev/null)" ] &&
+           [ -z "$(hx "$h" ss -Htn state established '( dport = :25 or dport = :587 or dport = :465 )' 2>/dev/null)" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    hx "$h" postqueue -p >&2 || true
+    die "postfix $h: mail still queued after 60s"
+}
+
+# Message text: fixed headers, a short body.
+message() { # FROM TO SUBJECT
+    cat <<EOF
+From: <$1>
+To: <$2>
+Subject: $3
+Date: Sun, 22 Nov 2026 10:00:00 +0000
+Message-ID: <$(echo "$3" | tr -c 'a-zA-Z0-9' '-')@mail.example.net>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+This is a stripwatch test message: $3.
+It is short on purpose.
+EOF
+}
+
+# send NAME FROM SUBJECT RCPT...: inject into the Postfix instance NAME
+send() {
+    local h=$1 from=$2 subj=$3; shift 3
+    message "$from" "$1" "$subj" | hx "$h" sendmail -f "$from" -- "$@"
+}
+
+# ---------------------------------------------------------------- capture
+CAPS=()
+# cap_start NAME NETNS IFACE: tcpdump the SMTP ports into $W/cap/NAME.pcap
+cap_start() {
+    local name=$1 ns=$2 ifc=$3
+    mkdir -p "$W/cap"
+    ip netns exec "$ns" tcpdump -i "$ifc" -s 0 -U -n -w "$W/cap/$name.pcap" \
+        'tcp port 25 or tcp port 587 or tcp port 465' >"$W/cap/$name.log" 2>&1 &
+    CAPS+=("$!:$name")
+    local i
+    for i in $(seq 50); do grep -q 'listening on' "$W/cap/$name.log" && return 0; sleep 0.1; done
+    die "tcpdump for $name did not start"
+}
+# cap_stop: stop every running tcpdump and copy its file to $OUT
+cap_stop() {
+    sleep 0.5
+    local c pid name
+    for c in "${CAPS[@]}"; do
+        pid=${c%%:*} name=${c#*:}
+        kill -INT "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        cp "$W/cap/$name.pcap" "$OUT/$name.pcap"
+        log "$name.pcap: $(tcpdump -nr "$OUT/$name.pcap" 2>/dev/null | wc -l) packets, $(stat -c %s "$OUT/$name.pcap") bytes"
+    done
+    CAPS=()
+}
+
+# ---------------------------------------------------------------- the proxy
+PROXY_PID=
+proxy_start() { # MODE
+    ip netns exec $NS_MITM nft -f - <<'EOF'
+table ip swmitm {
+    chain pre {
+        type filter hook prerouting priority mangle; policy accept;
+        meta l4proto tcp socket transparent 1 meta mark set 1 accept
+        iifname "m0" tcp dport 25 tproxy to :10025 meta mark set 1 accept
+    }
+}
+EOF
+    ip netns exec $NS_MITM /usr/bin/python3 "$HERE/mitm.py" "$1" 10025 "$W/mitm.log" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    local i
+    for i in $(seq 50); do grep -q "listening on 10025 mode $1" "$W/mitm.log" 2>/dev/null && return 0; sleep 0.1; done
+    die "proxy did not start"
+}
+proxy_stop() {
+    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null || true; }
+    PROXY_PID=
+    ip netns exec $NS_MITM nft delete table ip swmitm 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- the MTAs
+TRANSPORTS="example.org=smtp:[mx.example.org]:25, example.com=smtp:[mx.example.com]:25, plain.example=smtp:[mx.example.com]:25, opensmtpd.example=smtp:[mx.opensmtpd.example]:25, exim.example=smtp:[mx.exim.example]:25, tls12.example=smtp:[mx.tls12.example]:25"
+start_postfix_hosts() {
+    postfix_new snd $NS_SND "myhostname = mail.example.net
+mydomain = example.net
+myorigin = example.net
+inet_interfaces = all
+smtp_host_lookup = native
+smtp_dns_support_level = disabled
+transport_maps = inline:{$TRANSPORTS}
+smtp_tls_security_level = may
+smtp_tls_servername = hostname
+smtp_tls_CAfile = $W/certs/ca.crt
+smtp_tls_loglevel = 1
+smtp_destination_concurrency_limit = 1
+initial_destination_concurrency = 1
+smtp_connection_cache_destinations = plain.example"
+    local rcpts="bob@example.org=ok, carol@example.org=ok, bob@example.com=ok, bob@plain.example=ok, carol@plain.example=ok, bob@tls12.example=ok"
+    local common="relay_transport = discard:
+relay_recipient_maps = inline:{$rcpts}
+smtpd_tls_loglevel = 1"
+    postfix_new mx-org $NS_RCV "myhostname = mx.example.org
+relay_domains = example.org
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $W/certs/mx.example.org.pem
+$common" 198.51.100.25
+    postfix_new mx-com $NS_RCV "myhostname = mx.example.com
+relay_domains = example.com, plain.example
+smtpd_tls_security_level = none
+$common" 198.51.100.26
+    postfix_new mx-tls12 $NS_RCV "myhostname = mx.tls12.example
+relay_domains = tls12.example, example.org
+smtpd_tls_security_level = may
+smtpd_tls_chain_files = $W/certs/mx.tls12.example.pem
+smtpd_tls_protocols = >=TLSv1.2, <=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2, <=TLSv1.2
+$common" 198.51.100.29
+}
+
+start_opensmtpd() {
+    local h=osmtpd d="$W/h/osmtpd"
+    mkdir -p "$d/var/lib/opensmtpd/empty" "$d/var/spool" "$d/var/mail" "$d/var/tmp"
+    ln -s /run "$d/var/run"
+    install -m 600 "$W/certs/mx.opensmtpd.example.key" "$d/key.pem"
+    cat >"$d/smtpd.conf" <<EOF
+pki mx.opensmtpd.example cert "$W/certs/mx.opensmtpd.example.crt"
+pki mx.opensmtpd.example key "$d/key.pem"
+table vusers { "@" = "opensmtpd" }
+listen on 198.51.100.27 port 25 tls pki mx.opensmtpd.example hostname mx.opensmtpd.example
+action "drop" mda "/bin/cat >/dev/null" virtual <vusers>
+match from any for domain "opensmtpd.example" action "drop"
+EOF
+    echo "mount --bind \"$d/var\" /var" >"$d/extra-mounts.sh"
+    echo "kill \$(cat /run/smtpd.pid 2>/dev/null) 2>/dev/null; pkill_smtpd=1" >"$d/stop"
+    host_new $h $NS_RCV mx.opensmtpd.example
+    hx $h "$SMTPD" -n -f "$d/smtpd.conf" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "smtpd.conf invalid"; }
+    hx $h "$SMTPD" -d -f "$d/smtpd.conf" >"$d/smtpd.log" 2>&1 &
+    PIDS+=("$!")
+    local i
+    for i in $(seq 50); do
+        [[ $(hx $h ss -Htln) == *"198.51.100.27:25 "* ]] && return 0; sleep 0.1
+    done
+    cat "$d/smtpd.log" >&2; die "opensmtpd did not start"
+}
+
+exim_conf_common() { # DIR HOSTNAME
+    cat <<EOF
+primary_hostname = $2
+qualify_domain = ${2#*.}
+spool_directory = $1/spool
+log_file_path = $1/log/%slog
+pid_file_path = $1/exim.pid
+never_users =
+host_lookup =
+rfc1413_hosts =
+EOF
+}
+start_exim_mx() {
+    local h=exim d="$W/h/exim"
+    mkdir -p "$d/spool" "$d/log"
+    chown -R 64101:64101 "$d/spool" "$d/log"
+    { exim_conf_common "$d" mx.exim.example; cat <<EOF
+local_interfaces = <; 198.51.100.28.25 ; 198.51.100.28.587
+domainlist local_domains = exim.example
+acl_smtp_rcpt = acl_check_rcpt
+tls_certificate = $W/certs/mx.exim.example.crt
+tls_privatekey = $W/certs/mx.exim.example.key
+tls_advertise_hosts = *
+auth_advertise_hosts = *
+
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+  accept authenticated = *
+  deny message = relay not permitted
+
+begin routers
+discard:
+  driver = redirect
+  data = :blackhole:
+
+begin transports
+
+begin authenticators
+PLAIN:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = \${if and {{eq{\$auth2}{alice}}{eq{\$auth3}{stripwatch-test}}}}
+  server_set_id = \$auth2
+EOF
+    } >"$d/exim.conf"
+    echo "kill \$(cat $d/exim.pid) 2>/dev/null" >"$d/stop"
+    host_new $h $NS_RCV mx.exim.example
+    hx $h env LD_LIBRARY_PATH="$LIBS" "$EXIM" -C "$d/exim.conf" -bd >"$d/start.log" 2>&1 ||
+        { cat "$d/start.log" "$d"/log/* >&2; die "exim did not start"; }
+    local i
+    for i in $(seq 50); do
+        [[ $(hx $h ss -Htln) == *"198.51.100.28:587 "* ]] && return 0; sleep 0.1
+    done
+    cat "$d/start.log" "$d"/log/* >&2; die "exim did not listen"
+}
+# An Exim that only sends (for CHUNKING): delivers in the foreground, no TLS.
+start_exim_client() {
+    local h=exim-snd d="$W/h/exim-snd"
+    mkdir -p "$d/spool" "$d/log"
+    chown -R 64101:64101 "$d/spool" "$d/log"
+    { exim_conf_common "$d" mail.example.net; cat <<EOF
+
+begin routers
+out:
+  driver = manualroute
+  route_list = * mx.example.com byname
+  transport = remote
+  self = send
+
+begin transports
+remote:
+  driver = smtp
+  hosts_avoid_tls = *
+  hosts_try_chunking = *
+EOF
+    } >"$d/exim.conf"
+    host_new $h $NS_SND mail.example.net
+}
+exim_send() { # FROM SUBJECT RCPT...
+    local from=$1 subj=$2 d="$W/h/exim-snd"; shift 2
+    message "$from" "$1" "$subj" | hx exim-snd env LD_LIBRARY_PATH="$LIBS" "$EXIM" -C "$d/exim.conf" \
+        -odi -f "$from" -- "$@"
+}
+
+# ---------------------------------------------------------------- captures
+# Capture points: "router" = the routing namespace's sender-facing interface
+# (m0) with no proxy active; "sender-side" = m0 with the proxy active (between
+# sender and man-in-the-middle); "receiver-side" = m1 (between the
+# man-in-the-middle and the receiving MX).
+cap_postfix_postfix_starttls_tls13() {
+    cap_start postfix-postfix-starttls-tls13 $NS_MITM m0
+    send snd alice@example.net "postfix to postfix with STARTTLS" bob@example.org
+    postfix_wait snd; cap_stop
+}
+cap_postfix_opensmtpd_starttls() {
+    cap_start postfix-opensmtpd-starttls $NS_MITM m0
+    send snd alice@example.net "postfix to opensmtpd" bob@opensmtpd.example
+    postfix_wait snd; cap_stop
+}
+cap_postfix_exim_starttls() {
+    cap_start postfix-exim-starttls $NS_MITM m0
+    send snd alice@example.net "postfix to exim" bob@exim.example
+    postfix_wait snd; cap_stop
+}
+cap_postfix_plaintext_no_starttls() {
+    cap_start postfix-plaintext-no-starttls $NS_MITM m0
+    send snd alice@example.net "plaintext delivery, no STARTTLS offered" bob@example.com
+    postfix_wait snd; cap_stop
+}
+cap_postfix_tls12_certificate() {
+    cap_start postfix-tls12-certificate $NS_MITM m0
+    send snd alice@example.net "TLS 1.2 only receiver" bob@tls12.example
+    postfix_wait snd; cap_stop
+}
+cap_exim_postfix_pipelining_chunking() {
+    cap_start exim-postfix-pipelining-chunking $NS_MITM m0
+    exim_send alice@example.net "exim to postfix with PIPELINING and CHUNKING" bob@plain.example carol@plain.example
+    sleep 1; cap_stop
+}
+cap_postfix_rcpt_rejected() {
+    cap_start postfix-rcpt-rejected $NS_MITM m0
+    send snd alice@example.net "one recipient rejected" bob@plain.example nobody@plain.example
+    postfix_wait snd; cap_stop
+}
+cap_postfix_several_messages() {
+    hx snd postconf -e "defer_transports = smtp" && hx snd postfix reload >/dev/null 2>&1
+    local i
+    for i in 1 2 3; do send snd alice@example.net "message $i of 3 in one session" bob@plain.example; done
+    sleep 2
+    hx snd postconf -e "defer_transports =" && hx snd postfix reload >/dev/null 2>&1
+    sleep 1
+    cap_start postfix-several-messages $NS_MITM m0
+    hx snd postqueue -f
+    postfix_wait snd; cap_stop
+}
+swaks_submit() { # extra swaks args...
+    message alice@example.net carol@example.org "submission" >"$W/swaks.msg"
+    hx snd swaks --server 198.51.100.28 --port 587 --local-interface 192.0.2.50 \
+        --helo laptop.example.net --from alice@example.net --to carol@example.org \
+        --auth PLAIN --auth-user alice --auth-password stripwatch-test \
+        --data "$W/swaks.msg" --timeout 20 "$@" >"$W/swaks.log" 2>&1 || { cat "$W/swaks.log" >&2; die "swaks failed"; }
+}
+cap_submission_auth_starttls() {
+    cap_start submission-auth-starttls $NS_MITM m0
+    swaks_submit --tls
+    sleep 0.5; cap_stop
+}
+cap_submission_auth_plain_cleartext() {
+    cap_start submission-auth-plain-cleartext $NS_MITM m0
+    swaks_submit
+    sleep 0.5; cap_stop
+}
+mitm_capture() { # NAME MODE SUBJECT
+    proxy_start "$2"
+    cap_start "$1-sender-side" $NS_MITM m0
+    cap_start "$1-receiver-side" $NS_MITM m1
+    send snd alice@example.net "$3" bob@example.org
+    postfix_wait snd; cap_stop; proxy_stop
+}
+cap_mitm_strip() { mitm_capture mitm-strip strip "STARTTLS line deleted by a man in the middle"; }
+cap_mitm_xxxxxxxa() { mitm_capture mitm-xxxxxxxa xxxx "STARTTLS rewritten to XXXXXXXA"; }
+cap_mitm_starttls_command_rewritten() { mitm_capture mitm-starttls-command-rewritten cmd "client STARTTLS rewritten to XXXXXXXX"; }
+cap_mitm_tls_broken_fallback() { mitm_capture mitm-tls-broken-fallback break "TLS handshake broken, retried in clear"; }
+cap_learned_posture_then_strip() {
+    cap_start learned-posture-then-strip-sender-side $NS_MITM m0
+    cap_start learned-posture-then-strip-receiver-side $NS_MITM m1
+    send snd alice@example.net "first message, clean STARTTLS" bob@example.org
+    postfix_wait snd
+    sleep 1
+    proxy_start strip
+    send snd alice@example.net "second message, STARTTLS stripped" carol@example.org
+    postfix_wait snd; cap_stop; proxy_stop
+}
+cap_policy_mx_mismatch() {
+    hx snd postconf -e "transport_maps = inline:{${TRANSPORTS/example.org=smtp:\[mx.example.org\]/example.org=smtp:[mx.tls12.example]}}"
+    hx snd postfix reload >/dev/null 2>&1; sleep 1
+    cap_start policy-mx-mismatch $NS_MITM m0
+    send snd alice@example.net "example.org mail sent to a host its policy does not name" bob@example.org
+    postfix_wait snd; cap_stop
+    hx snd postconf -e "transport_maps = inline:{$TRANSPORTS}"
+    hx snd postfix reload >/dev/null 2>&1; sleep 1
+}
+
+ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_starttls postfix_exim_starttls
+     postfix_plaintext_no_starttls postfix_tls12_certificate exim_postfix_pipelining_chunking
+     postfix_rcpt_rejected postfix_several_messages submission_auth_starttls
+     submission_auth_plain_cleartext mitm_strip mitm_xxxxxxxa mitm_starttls_command_rewritten
+     mitm_tls_broken_fallback learned_posture_then_strip policy_mx_mismatch)
+
+main() {
+    local want=("$@") c
+    [ ${#want[@]} -eq 0 ] && want=("${ALL[@]}")
+    for c in "${want[@]}"; do
+        c=${c//-/_}
+        declare -F "cap_$c" >/dev/null || die "unknown capture: $c (known: ${ALL[*]})"
+    done
+    start_postfix_hosts
+    start_opensmtpd
+    start_exim_mx
+    start_exim_client
+    log "postfix $POSTFIX_VER, exim $EXIM_VER, opensmtpd $SMTPD_VER"
+    for c in "${want[@]}"; do
+        c=${c//-/_}
+        log "capture $c"
+        "cap_$c"
+    done
+}
+main "$@"
