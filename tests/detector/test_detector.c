@@ -883,6 +883,50 @@ static const char *fresh_policy_file(struct fx *x)
     return path;
 }
 
+/* Posture is bounded (LRU) and aged (capture time; backwards time ages
+ * nothing). */
+static void offer(struct detector *d, const char *sip, int64_t t)
+{
+    struct smtp_facts *f = session("192.0.2.10", sip, 25, t);
+    caps(f, "STARTTLS", NULL);
+    starttls(f, 220, true);
+    detector_session(d, f);
+}
+
+static void strip(struct detector *d, const char *sip, int64_t t)
+{
+    struct smtp_facts *f = session("192.0.2.10", sip, 25, t);
+    caps(f, "PIPELINING", NULL);
+    detector_session(d, f);
+}
+
+static void test_posture_bound_and_age(void **state)
+{
+    struct fx *x = *state;
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    c.posture_max = 4; /* each offer learns a server and a client entry */
+    c.posture_max_age = 3600;
+    struct detector *d = fx_detector(x, &c);
+    offer(d, "198.51.100.1", T0);
+    offer(d, "198.51.100.2", T0 + 1);
+    offer(d, "198.51.100.3", T0 + 2); /* pushes .1 out */
+    strip(d, "198.51.100.1", T0 + 10);  /* forgotten: no alert */
+    strip(d, "198.51.100.3", T0 + 20);  /* alert 0 */
+    strip(d, "198.51.100.3", T0 - 500); /* earlier in time: still known, alert 1 */
+    strip(d, "198.51.100.3", T0 + 7200); /* aged out: no alert */
+    strip(d, "198.51.100.3", T0 + 30);  /* and forgotten since */
+    detector_finish(d);
+    detector_free(d);
+    assert_int_equal(x->out.n, 2);
+    json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "destination.ip"), "198.51.100.3");
+    json_decref(o);
+    o = expect(x, 1, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T10:58:20.000000Z");
+    json_decref(o);
+}
+
 static void run_scenario(struct fx *x, struct lines *out)
 {
     struct detector_cfg c;
@@ -975,6 +1019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_auth_cleartext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_posture_bound_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_suppression, setup, teardown),
         cmocka_unit_test(test_ratelimit_unit),
         cmocka_unit_test_setup_teardown(test_pending_deadline_and_order, setup, teardown),
