@@ -946,6 +946,11 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
             fill_answer(e, d, now, a);
             return SW_OK;
         }
+    } else if (!e->cfg.fetch && !e->rc) {
+        e->stats.misses++; /* nothing to ask: keep no record */
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "offline: no policy in file or cache";
+        return SW_OK;
     } else if (!(d = dom_insert(e, name))) {
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "policy cache full of lookups in flight";

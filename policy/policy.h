@@ -93,7 +93,13 @@ void policy_engine_free(struct policy_engine *e);
 
 /* Answers now (returns SW_OK and fills *a) or starts/joins a lookup and
  * returns SW_AGAIN; cb(arg, ...) is then called exactly once from
- * policy_engine_run(). domain is lowercased and trailing-dot-stripped. */
+ * policy_engine_run(). domain is lowercased and trailing-dot-stripped.
+ * A valid cached policy is answered at once even while its refresh runs
+ * (TXT re-check every refresh_interval, refetch on a new id or when a
+ * quarter of max_age is left); a failed refresh keeps it in force until it
+ * expires. "No policy" and failures are answered at once for negative_ttl /
+ * retry_after_failure. With cb NULL a lookup is started and nobody is told
+ * (a prefetch). */
 int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, void *arg,
                   struct policy_answer *a);
 /* Drives DNS, HTTPS and Redis I/O for at most timeout_ms; returns the number

@@ -621,6 +621,33 @@ static void test_snapshot_round_trip(void **state)
     free(b);
 }
 
+/* One fetch at a time: the others wait in the queue (counted) and all end. */
+static void test_bounded_concurrency(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.max_concurrent = 1;
+    struct policy_engine *e = engine(&c);
+    const char *doms[] = {"valid.example", "cname.example", "multi.example"};
+    struct got g[3];
+    struct policy_answer a;
+    memset(g, 0, sizeof(g));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(policy_lookup(e, doms[i], on_answer, &g[i], &a), SW_AGAIN);
+    for (int i = 0; i < 300 && !(g[0].calls && g[1].calls && g[2].calls); i++)
+        policy_engine_run(e, 100);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(g[i].calls, 1);
+        assert_int_equal(g[i].status, POLICY_ST_VALID);
+    }
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->fetches, 3);
+    assert_int_equal(st->fetch_ok, 3);
+    assert_int_equal(st->fetch_throttled, 2);
+    policy_engine_free(e);
+}
+
 /* Redis away: the engine fetches on its own and counts the failures. */
 static void test_redis_down(void **state)
 {
@@ -808,6 +835,7 @@ int main(void)
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_bounded_concurrency),
         cmocka_unit_test(test_policy_file_errors),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_binary),
