@@ -10,6 +10,7 @@
  * within the hold bounds -> the flow is ignored. */
 #include <arpa/inet.h>
 #include <ndpi/ndpi_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,17 +266,25 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
 {
     struct ndpi_smtp_flow *fl = s->ndpi;
     int d = dir == DIR_C2S ? 0 : 1;
-    if (!fl || fl->n_chunks >= HOLD_CHUNKS || len > HOLD_BYTES - fl->len[d])
+    if (!fl || len > HOLD_BYTES - fl->len[d])
         return -1;
     memcpy(fl->buf[d] + fl->len[d], buf, len);
     fl->len[d] += len;
-    struct hold_chunk *c = &fl->chunks[fl->n_chunks++];
-    c->dir = (uint8_t)d;
-    c->len = (uint32_t)len;
-    if (m)
-        c->m = *m;
-    else
-        memset(&c->m, 0, sizeof c->m);
+    /* consecutive bytes of one direction make one held chunk: the order of
+     * the two directions is what the replay must keep */
+    if (fl->n_chunks && fl->chunks[fl->n_chunks - 1].dir == d) {
+        fl->chunks[fl->n_chunks - 1].len += (uint32_t)len;
+    } else {
+        if (fl->n_chunks >= HOLD_CHUNKS)
+            return -1;
+        struct hold_chunk *c = &fl->chunks[fl->n_chunks++];
+        c->dir = (uint8_t)d;
+        c->len = (uint32_t)len;
+        if (m)
+            c->m = *m;
+        else
+            memset(&c->m, 0, sizeof c->m);
+    }
 
     if (fl->prefix[d] < 0)
         fl->prefix[d] = ndpi_smtp_proxy_prefix(dir, fl->buf[d], fl->len[d]);
@@ -283,7 +292,11 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
         return 0;
     if (fl->fed[d] < (size_t)fl->prefix[d])
         fl->fed[d] = (size_t)fl->prefix[d];
-    if (fl->fed[d] >= fl->len[d])
+    /* nDPI's SMTP dissector reads whole lines: give it complete lines only */
+    size_t end = fl->len[d];
+    while (end > fl->fed[d] && fl->buf[d][end - 1] != '\n')
+        end--;
+    if (end <= fl->fed[d])
         return 0;
 
     sw_usec ts = m ? m->ts : 0;
@@ -293,9 +306,12 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
         ndpi_packet(fl, 1, 0x12, NULL, 0, ts);
         ndpi_packet(fl, 0, 0x10, NULL, 0, ts);
     }
-    ndpi_protocol p = ndpi_packet(fl, d, 0x18, fl->buf[d] + fl->fed[d], fl->len[d] - fl->fed[d], ts);
-    fl->fed[d] = fl->len[d];
+    ndpi_protocol p = ndpi_packet(fl, d, 0x18, fl->buf[d] + fl->fed[d], end - fl->fed[d], ts);
+    fl->fed[d] = end;
     fl->pkts++;
+    if (getenv("SW_NDPI_DEBUG"))
+        fprintf(stderr, "ndpi dir=%d prefix=%ld fed=%zu proto=%u/%u\n", d, fl->prefix[d], end,
+                p.master_protocol, p.app_protocol);
     if (is_smtp(p)) {
         smtp_enter_state(s, SMTP_ST_COMMAND);
         s->ndpi = NULL;
