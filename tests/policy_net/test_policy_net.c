@@ -453,6 +453,19 @@ static void test_id_change_refetch(void **state)
     assert_string_equal(g.mx[0], "new.change.example");
     assert_int_equal(st->refreshes, 2);
 
+    /* a new id whose fetch fails: the cached policy stays in force */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change3;\"'",
+                        g_lab, g_dir),
+                     0);
+    sleep(2);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    run_until(e, &st->fetch_http_error, 1);
+    assert_int_equal(lookup(e, "change.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.id, "change2");
+    assert_int_equal(st->fetches, 3);
+
     /* the TXT record disappears: the cached policy stays in force */
     assert_int_equal(sh("unbound-control -c '%s/unbound.conf' local_data_remove "
                         "_mta-sts.change.example. >/dev/null",
@@ -464,6 +477,31 @@ static void test_id_change_refetch(void **state)
     assert_int_equal(lookup(e, "change.example", &g), SW_OK);
     assert_int_equal(g.status, POLICY_ST_VALID);
     assert_string_equal(g.id, "change2");
+    policy_engine_free(e);
+}
+
+/* Proactive refresh: the same id is fetched again when a quarter of max_age
+ * is left (max_age 8: at 6 s), while the policy still answers. */
+static void test_refresh_before_expiry(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    const struct policy_stats *st = policy_engine_stats(e);
+    struct got g;
+    lookup(e, "short.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    int64_t first = g.fetched_at;
+    struct timespec ts = {6, 300000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(lookup(e, "short.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.fetched_at, first);
+    run_until(e, &st->fetch_ok, 2);
+    assert_int_equal(st->refreshes, 1);
+    assert_int_equal(lookup(e, "short.example", &g), SW_OK);
+    assert_true(g.fetched_at >= first + 6);
     policy_engine_free(e);
 }
 
@@ -832,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_invalid_policy),
         cmocka_unit_test(test_private_address_refused),
         cmocka_unit_test(test_id_change_refetch),
+        cmocka_unit_test(test_refresh_before_expiry),
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_redis_down),
