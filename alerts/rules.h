@@ -110,5 +110,6 @@ void rules_verdicts_clear(struct verdict *v, size_t n);
 void rules_fmt_ts(sw_usec t, char *buf, size_t len); /* RFC 3339, microseconds, Z */
 bool rules_host_is_ip_literal(const char *h);
 bool rules_is_submission(const struct smtp_facts *f);
+struct json_t *rules_wire_str(const char *s); /* bytes from the wire as a JSON string */
 
 #endif

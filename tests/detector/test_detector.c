@@ -509,6 +509,23 @@ static void test_tampered_mangled_token(void **state)
     json_decref(o);
 }
 
+/* Bytes from the wire that are not UTF-8 never break the alert JSON. */
+static void test_non_utf8_wire_bytes(void **state)
+{
+    struct fx *x = *state;
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, T0);
+    banner(f, "mx.\xff.example");
+    caps(f, "PIPELINING", "X-\xc3(", "XXXXXXXA", NULL);
+    anomaly(f, ANOM_CAP_MANGLED, "token=\xffXXXXXXA", 7);
+    feed(x, f);
+    finish(x);
+    assert_int_equal(x->out.n, 1);
+    json_t *o = expect(x, 0, "starttls.tampered", 3, "high");
+    assert_string_equal(jstr(o, "stripwatch.evidence.capabilities.1"), "X-?(");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"), "token=?XXXXXXA");
+    json_decref(o);
+}
+
 static void test_tampered_starttls_unknown_and_plaintext_after_220(void **state)
 {
     struct fx *x = *state;
@@ -1013,6 +1030,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tampered_mangled_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_starttls_unknown_and_plaintext_after_220,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_utf8_wire_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plaintext_testing_and_mx_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_invalid, setup, teardown),
