@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* bench_gen.c: the `bench` target: generates captures (a >= 1 GB mix of SMTP
+ * sessions, some with STARTTLS and TLS-looking records, among other TCP
+ * traffic; an SMTP-only capture with messages of 2 KB..10 MB, half of them
+ * STARTTLS; 1,000,000 idle TCP handshakes), runs stripwatch on them and a bare
+ * libpcap read loop over the same files, prints the figures, deletes the
+ * files. Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP RFC 5321; the TLS
+ * records are shaped as RFC 8446 (contents are filler). */
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#define MSS 1460
+#define TLS_REC 16384
+
+/* ---- output ---- */
+
+struct pw {
+    FILE *f;
+    uint64_t bytes, frames;
+    int64_t ts; /* microseconds */
+};
+
+static void le32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+    b[2] = (uint8_t)(v >> 16);
+    b[3] = (uint8_t)(v >> 24);
+}
+
+static void be16(uint8_t *b, uint16_t v)
+{
+    b[0] = (uint8_t)(v >> 8);
+    b[1] = (uint8_t)v;
+}
+
+static void be32(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+}
+
+static bool pw_open(struct pw *w, const char *path)
+{
+    memset(w, 0, sizeof(*w));
+    w->f = fopen(path, "wb");
+    if (!w->f)
+        return false;
+    setvbuf(w->f, NULL, _IOFBF, 1 << 22);
+    uint8_t h[24];
+    le32(h, 0xa1b2c3d4u);
+    h[4] = 2; h[5] = 0; h[6] = 4; h[7] = 0;
+    le32(h + 8, 0);
+    le32(h + 12, 0);
+    le32(h + 16, 262144);
+    le32(h + 20, 1);
+    fwrite(h, 1, 24, w->f);
+    w->ts = 1763800000LL * 1000000LL;
+    return true;
+}
+
+static bool pw_close(struct pw *w)
+{
+    return fclose(w->f) == 0;
+}
+
+/* One Ethernet/IPv4/TCP frame. */
+static void pw_frame(struct pw *w, uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp,
+                     uint32_t seq, uint32_t ack, uint8_t flags, uint16_t ipid, uint8_t ttl,
+                     const uint8_t *pl, uint32_t plen)
+{
+    uint8_t h[16 + 54];
+    uint32_t len = 54 + plen;
+    w->ts += 20;
+    le32(h, (uint32_t)(w->ts / 1000000));
+    le32(h + 4, (uint32_t)(w->ts % 1000000));
+    le32(h + 8, len);
+    le32(h + 12, len);
+    uint8_t *e = h + 16;
+    memcpy(e, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00", 14);
+    uint8_t *ip = e + 14;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    be16(ip + 2, (uint16_t)(20 + 20 + plen));
+    be16(ip + 4, ipid);
+    be16(ip + 6, 0x4000);
+    ip[8] = ttl;
+    ip[9] = 6;
+    be16(ip + 10, 0);
+    be32(ip + 12, src);
+    be32(ip + 16, dst);
+    uint8_t *t = ip + 20;
+    be16(t, sp);
+    be16(t + 2, dp);
+    be32(t + 4, seq);
+    be32(t + 8, ack);
+    t[12] = 0x50;
+    t[13] = flags;
+    be16(t + 14, 65535);
+    be16(t + 16, 0);
+    be16(t + 18, 0);
+    fwrite(h, 1, sizeof(h), w->f);
+    if (plen)
+        fwrite(pl, 1, plen, w->f);
+    w->bytes += 16 + len;
+    w->frames++;
+}
+
+/* ---- content ---- */
+
+static uint8_t rnd_block[65536];
+static uint8_t text_block[78 * 840]; /* lines of 78 bytes with CRLF, no '.' */
+static uint8_t client_hello[256], server_hello[256];
+static size_t ch_len, sh_len;
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint64_t xrand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void content_init(void)
+{
+    for (size_t i = 0; i < sizeof(rnd_block); i++)
+        rnd_block[i] = (uint8_t)xrand();
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789";
+    for (size_t l = 0; l < sizeof(text_block) / 78; l++) {
+        for (size_t i = 0; i < 76; i++)
+            text_block[l * 78 + i] = (uint8_t)alpha[(l * 7 + i * 3) % (sizeof(alpha) - 1)];
+        text_block[l * 78 + 76] = '\r';
+        text_block[l * 78 + 77] = '\n';
+    }
+    /* ClientHello: TLS 1.3 shaped, SNI mx.example.org, supported_versions */
+    uint8_t *p = client_hello + 9;
+    *p++ = 3; *p++ = 3;
+    memcpy(p, rnd_block, 32); p += 32;
+    *p++ = 0;                       /* session id */
+    *p++ = 0; *p++ = 6;             /* cipher suites */
+    *p++ = 0x13; *p++ = 0x01; *p++ = 0x13; *p++ = 0x02; *p++ = 0xc0; *p++ = 0x2f;
+    *p++ = 1; *p++ = 0;             /* compression */
+    uint8_t *ext_len = p; p += 2;
+    uint8_t *ext = p;
+    const char *sni = "mx.example.org";
+    size_t sl = strlen(sni);
+    *p++ = 0; *p++ = 0;             /* server_name */
+    be16(p, (uint16_t)(sl + 5)); p += 2;
+    be16(p, (uint16_t)(sl + 3)); p += 2;
+    *p++ = 0;
+    be16(p, (uint16_t)sl); p += 2;
+    memcpy(p, sni, sl); p += sl;
+    *p++ = 0; *p++ = 0x2b; *p++ = 0; *p++ = 5; *p++ = 4; /* supported_versions */
+    *p++ = 3; *p++ = 4; *p++ = 3; *p++ = 3;
+    be16(ext_len, (uint16_t)(p - ext));
+    size_t hs = (size_t)(p - (client_hello + 9));
+    client_hello[0] = 0x16; client_hello[1] = 3; client_hello[2] = 1;
+    be16(client_hello + 3, (uint16_t)(hs + 4));
+    client_hello[5] = 1;
+    client_hello[6] = 0;
+    be16(client_hello + 7, (uint16_t)hs);
+    ch_len = (size_t)(p - client_hello);
+    /* ServerHello (TLS 1.3 via supported_versions) + ChangeCipherSpec */
+    p = server_hello + 9;
+    *p++ = 3; *p++ = 3;
+    memcpy(p, rnd_block + 32, 32); p += 32;
+    *p++ = 0;
+    *p++ = 0x13; *p++ = 0x01;
+    *p++ = 0;
+    *p++ = 0; *p++ = 6;
+    *p++ = 0; *p++ = 0x2b; *p++ = 0; *p++ = 2; *p++ = 3; *p++ = 4;
+    hs = (size_t)(p - (server_hello + 9));
+    server_hello[0] = 0x16; server_hello[1] = 3; server_hello[2] = 3;
+    be16(server_hello + 3, (uint16_t)(hs + 4));
+    server_hello[5] = 2;
+    server_hello[6] = 0;
+    be16(server_hello + 7, (uint16_t)hs);
+    memcpy(p, "\x14\x03\x03\x00\x01\x01", 6);
+    p += 6;
+    sh_len = (size_t)(p - server_hello);
+}
+
+/* ---- connections as scripts ---- */
+
+enum kind { K_TEXT, K_BODY, K_TLS, K_RAW };
+struct step {
+    uint8_t dir; /* 0 client->server, 1 server->client */
+    uint8_t kind;
+    const uint8_t *text;
+    uint64_t len;
+};
+
+#define MAX_STEPS 20
+struct conn {
+    uint32_t ip[2];
+    uint16_t port[2];
+    uint32_t seq[2];
+    uint16_t ipid[2];
+    struct step steps[MAX_STEPS];
+    int n_steps, step;
+    uint64_t off;
+    int phase; /* 0 SYN, 1 SYN-ACK, 2 ACK, 3 data, 4 FIN c, 5 FIN s, 6 ACK, 7 done */
+    bool smtp;
+};
+
+static void add(struct conn *c, uint8_t dir, uint8_t kind, const void *text, uint64_t len)
+{
+    struct step *s = &c->steps[c->n_steps++];
+    s->dir = dir;
+    s->kind = kind;
+    s->text = text;
+    s->len = kind == K_TEXT && len == 0 ? strlen(text) : len;
+}
+
+static void fill(const struct step *s, uint64_t off, uint8_t *dst, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t o = off + i;
+        switch (s->kind) {
+        case K_TEXT:
+            dst[i] = s->text[o];
+            break;
+        case K_BODY:
+            dst[i] = o + 5 < s->len ? text_block[o % sizeof(text_block)]
+                                    : (uint8_t)"\r\n.\r\n"[o - (s->len - 5)];
+            break;
+        case K_TLS: {
+            uint64_t p = o % (TLS_REC + 5);
+            static const uint8_t hdr[5] = {0x17, 3, 3, TLS_REC >> 8, TLS_REC & 0xFF};
+            dst[i] = p < 5 ? hdr[p] : rnd_block[o % sizeof(rnd_block)];
+            break;
+        }
+        default:
+            dst[i] = rnd_block[(o * 7) % sizeof(rnd_block)];
+        }
+    }
+}
+
+static uint64_t tls_len(uint64_t n)
+{
+    uint64_t recs = (n + TLS_REC - 1) / TLS_REC;
+    return recs * (TLS_REC + 5);
+}
+
+static uint32_t next_client = 0x0a000001;
+
+static void conn_init(struct conn *c, uint16_t server_port)
+{
+    memset(c, 0, sizeof(*c));
+    c->ip[0] = next_client++;
+    c->ip[1] = 0xc0000219; /* 192.0.2.25 */
+    c->port[0] = (uint16_t)(20000 + xrand() % 40000);
+    c->port[1] = server_port;
+    c->seq[0] = (uint32_t)xrand();
+    c->seq[1] = (uint32_t)xrand();
+    c->ipid[0] = (uint16_t)xrand();
+    c->ipid[1] = (uint16_t)xrand();
+}
+
+static const char EHLO_REPLY[] = "250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n"
+                                 "250-STARTTLS\r\n250-8BITMIME\r\n250 CHUNKING\r\n";
+
+static void smtp_conn(struct conn *c, uint64_t size, bool starttls)
+{
+    conn_init(c, 25);
+    c->smtp = true;
+    add(c, 1, K_TEXT, "220 mx.example.org ESMTP Postfix\r\n", 0);
+    add(c, 0, K_TEXT, "EHLO out.example.net\r\n", 0);
+    add(c, 1, K_TEXT, EHLO_REPLY, 0);
+    if (starttls) {
+        add(c, 0, K_TEXT, "STARTTLS\r\n", 0);
+        add(c, 1, K_TEXT, "220 2.0.0 Ready to start TLS\r\n", 0);
+        add(c, 0, K_TEXT, client_hello, ch_len);
+        add(c, 1, K_TEXT, server_hello, sh_len);
+        add(c, 1, K_TLS, NULL, tls_len(4000));
+        add(c, 0, K_TLS, NULL, tls_len(size + 200));
+        add(c, 1, K_TLS, NULL, tls_len(300));
+        return;
+    }
+    add(c, 0, K_TEXT, "MAIL FROM:<alice@example.net> SIZE=1000\r\n", 0);
+    add(c, 1, K_TEXT, "250 2.1.0 Ok\r\n", 0);
+    add(c, 0, K_TEXT, "RCPT TO:<bob@example.org>\r\n", 0);
+    add(c, 1, K_TEXT, "250 2.1.5 Ok\r\n", 0);
+    add(c, 0, K_TEXT, "DATA\r\n", 0);
+    add(c, 1, K_TEXT, "354 End data with <CR><LF>.<CR><LF>\r\n", 0);
+    add(c, 0, K_BODY, NULL, size < 16 ? 16 : size);
+    add(c, 1, K_TEXT, "250 2.0.0 Ok: queued as 4Abc\r\n", 0);
+    add(c, 0, K_TEXT, "QUIT\r\n", 0);
+    add(c, 1, K_TEXT, "221 2.0.0 Bye\r\n", 0);
+}
+
+static void other_conn(struct conn *c, uint64_t size)
+{
+    bool tls = xrand() % 2;
+    conn_init(c, tls ? 443 : 80);
+    if (tls) {
+        add(c, 0, K_TEXT, client_hello, ch_len);
+        add(c, 1, K_TEXT, server_hello, sh_len);
+        add(c, 1, K_TLS, NULL, tls_len(size));
+    } else {
+        add(c, 0, K_TEXT, "GET /download/file.bin HTTP/1.1\r\nHost: www.example.com\r\n\r\n", 0);
+        add(c, 1, K_RAW, NULL, size);
+    }
+}
+
+/* Emits the connection's next packet; false when it is over. */
+static bool conn_next(struct conn *c, struct pw *w)
+{
+    static uint8_t buf[MSS];
+    uint8_t ttl[2] = {64, 56};
+#define PKT(d, fl, pl, n)                                                                        \
+    pw_frame(w, c->ip[d], c->ip[!(d)], c->port[d], c->port[!(d)], c->seq[d], c->seq[!(d)], fl, \
+             c->ipid[d]++, ttl[d], pl, n)
+    switch (c->phase) {
+    case 0:
+        PKT(0, 0x02, NULL, 0);
+        c->seq[0]++;
+        c->phase = 1;
+        return true;
+    case 1:
+        PKT(1, 0x12, NULL, 0);
+        c->seq[1]++;
+        c->phase = 2;
+        return true;
+    case 2:
+        PKT(0, 0x10, NULL, 0);
+        c->phase = c->n_steps ? 3 : 7;
+        return c->phase != 7;
+    case 3: {
+        const struct step *s = &c->steps[c->step];
+        uint64_t left = s->len - c->off;
+        uint32_t n = left < MSS ? (uint32_t)left : MSS;
+        fill(s, c->off, buf, n);
+        PKT(s->dir, 0x18, buf, n);
+        c->seq[s->dir] += n;
+        c->off += n;
+        if (c->off == s->len) {
+            c->off = 0;
+            if (++c->step == c->n_steps)
+                c->phase = 4;
+        }
+        return true;
+    }
+    case 4:
+        PKT(0, 0x11, NULL, 0);
+        c->seq[0]++;
+        c->phase = 5;
+        return true;
+    case 5:
+        PKT(1, 0x11, NULL, 0);
+        c->seq[1]++;
+        c->phase = 6;
+        return true;
+    case 6:
+        PKT(0, 0x10, NULL, 0);
+        c->phase = 7;
+        return false;
+    }
+    return false;
+#undef PKT
+}
+
+/* 2 KB .. 10 MB, log-uniform */
+static uint64_t msg_size(void)
+{
+    double u = (double)(xrand() % 1000000) / 1e6;
+    double lo = 2048, hi = 10 * 1024 * 1024;
+    return (uint64_t)(lo * __builtin_exp(u * __builtin_log(hi / lo)));
+}
+
+struct gen_result {
+    uint64_t frames, bytes, smtp_sessions, other;
+};
+
+/* Interleaves up to K connections until target bytes are written. */
+static bool generate(const char *path, uint64_t target, int K, bool smtp_only,
+                     struct gen_result *res)
+{
+    struct pw w;
+    if (!pw_open(&w, path))
+        return false;
+    struct conn *cs = calloc((size_t)K, sizeof(*cs));
+    bool *live = calloc((size_t)K, sizeof(*live));
+    memset(res, 0, sizeof(*res));
+    int active = 0;
+    for (;;) {
+        for (int i = 0; i < K; i++) {
+            if (!live[i] && w.bytes < target) {
+                uint64_t r = xrand() % 10;
+                if (smtp_only) {
+                    smtp_conn(&cs[i], msg_size(), res->smtp_sessions % 2 == 1);
+                } else if (r < 6) {
+                    /* small and medium messages, a third with STARTTLS */
+                    smtp_conn(&cs[i], 2048 + xrand() % 200000, r < 2);
+                } else {
+                    other_conn(&cs[i], 100000 + xrand() % 4000000);
+                }
+                if (cs[i].smtp)
+                    res->smtp_sessions++;
+                else
+                    res->other++;
+                live[i] = true;
+                active++;
+            }
+            if (live[i] && !conn_next(&cs[i], &w)) {
+                live[i] = false;
+                active--;
+            }
+        }
+        if (active == 0 && w.bytes >= target)
+            break;
+    }
+    res->frames = w.frames;
+    res->bytes = w.bytes;
+    free(cs);
+    free(live);
+    return pw_close(&w);
+}
+
+/* N idle handshakes on port 25 (or another port), all concurrent. */
+static bool handshakes(const char *path, uint32_t n, uint16_t port)
+{
+    struct pw w;
+    if (!pw_open(&w, path))
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t cip = 0x0a000000u + (i / 50000) * 256 + 1, sip = 0xc0000219;
+        uint16_t cp = (uint16_t)(10000 + i % 50000);
+        w.ts -= 19; /* 1 us per packet: 1M flows in 3 s */
+        pw_frame(&w, cip, sip, cp, port, 1000, 0, 0x02, 1, 64, NULL, 0);
+        w.ts -= 19;
+        pw_frame(&w, sip, cip, port, cp, 5000, 1001, 0x12, 1, 64, NULL, 0);
+        w.ts -= 19;
+        pw_frame(&w, cip, sip, cp, port, 1001, 5001, 0x10, 2, 64, NULL, 0);
+    }
+    return pw_close(&w);
+}
+
+/* ---- measuring ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct bare {
+    uint64_t packets, bytes;
+    double secs;
+};
+
+static bool bare_read(const char *path, struct bare *b)
+{
+    char e[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline(path, e);
+    if (!p) {
+        fprintf(stderr, "bench: %s\n", e);
+        return false;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    memset(b, 0, sizeof(*b));
+    double t0 = now_s();
+    while (pcap_next_ex(p, &h, &d) == 1) {
+        b->packets++;
+        b->bytes += h->len;
+    }
+    b->secs = now_s() - t0;
+    pcap_close(p);
+    return true;
+}
+
+struct child {
+    int status;
+    double secs;
+    long maxrss_kb;
+};
+
+static bool run_sensor(const char *sw, const char *file, const char *workers, const char *extra1,
+                       const char *extra2, struct child *r)
+{
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 1);
+        dup2(dn, 2);
+        const char *argv[16] = {sw, "-q", "-r", file, "--workers", workers, "--sessions-out",
+                                "/dev/null", "--alerts-out", "/dev/null"};
+        int n = 10;
+        if (extra1)
+            argv[n++] = extra1;
+        if (extra2)
+            argv[n++] = extra2;
+        argv[n] = NULL;
+        execv(sw, (char *const *)argv);
+        _exit(127);
+    }
+    struct rusage ru;
+    int st;
+    if (pid < 0 || wait4(pid, &st, 0, &ru) != pid)
+        return false;
+    r->secs = now_s() - t0;
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r->maxrss_kb = ru.ru_maxrss;
+    if (r->status != 0)
+        fprintf(stderr, "bench: stripwatch exited %d on %s\n", r->status, file);
+    return r->status == 0;
+}
+
+static bool run_sensor_argv(const char *sw, char *const *extra, struct child *r)
+{
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 1);
+        dup2(dn, 2);
+        const char *argv[32] = {sw};
+        int n = 1;
+        for (; extra[n - 1] && n < 31; n++)
+            argv[n] = extra[n - 1];
+        argv[n] = NULL;
+        execv(sw, (char *const *)argv);
+        _exit(127);
+    }
+    struct rusage ru;
+    int st;
+    if (pid < 0 || wait4(pid, &st, 0, &ru) != pid)
+        return false;
+    r->secs = now_s() - t0;
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r->maxrss_kb = ru.ru_maxrss;
+    return r->status == 0;
+}
+
+static void line(const char *what, uint64_t packets, uint64_t bytes, double secs, long rss_kb)
+{
+    printf("  %-34s %10.0f packets/s %7.2f Gbit/s %8.2f s", what, (double)packets / secs,
+           (double)bytes * 8 / secs / 1e9, secs);
+    if (rss_kb)
+        printf("  peak RSS %ld MiB", rss_kb / 1024);
+    printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *sw = NULL;
+    uint64_t mixed_mb = 1100, smtp_mb = 600;
+    uint32_t flows = 1000000;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--stripwatch") == 0 && i + 1 < argc)
+            sw = argv[++i];
+        else if (strcmp(argv[i], "--mixed-mb") == 0 && i + 1 < argc)
+            mixed_mb = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--smtp-mb") == 0 && i + 1 < argc)
+            smtp_mb = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--flows") == 0 && i + 1 < argc)
+            flows = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
+                            "[--flows N]\n");
+            return 2;
+        }
+    }
+    if (!sw) {
+        fprintf(stderr, "bench: --stripwatch PATH is required\n");
+        return 2;
+    }
+    const char *t = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/stripwatch-bench-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "bench: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char mixed[4200], smtp[4200], hs[4200], hs0[4200];
+    snprintf(mixed, sizeof(mixed), "%s/mixed.pcap", dir);
+    snprintf(smtp, sizeof(smtp), "%s/smtp.pcap", dir);
+    snprintf(hs, sizeof(hs), "%s/handshakes.pcap", dir);
+    snprintf(hs0, sizeof(hs0), "%s/handshakes-base.pcap", dir);
+    content_init();
+    int rc = 0;
+    struct gen_result gm, gs;
+    printf("stripwatch benchmark (captures in %s, deleted at the end)\n", dir);
+    fflush(stdout);
+    if (!generate(mixed, mixed_mb << 20, 64, false, &gm) ||
+        !generate(smtp, smtp_mb << 20, 16, true, &gs)) {
+        fprintf(stderr, "bench: cannot write the captures in %s\n", dir);
+        rc = 1;
+        goto out;
+    }
+    printf("mixed capture: %.2f GB, %llu frames, %llu SMTP sessions (a third STARTTLS), "
+           "%llu other TCP connections\n",
+           (double)gm.bytes / 1e9, (unsigned long long)gm.frames,
+           (unsigned long long)gm.smtp_sessions, (unsigned long long)gm.other);
+    struct bare b;
+    struct child c1, c2;
+    bare_read(mixed, &b); /* warm the page cache */
+    if (!bare_read(mixed, &b) || !run_sensor(sw, mixed, "1", NULL, NULL, &c1) ||
+        !run_sensor(sw, mixed, "2", NULL, NULL, &c2)) {
+        rc = 1;
+        goto out;
+    }
+    line("bare libpcap pcap_next_ex loop", b.packets, b.bytes, b.secs, 0);
+    line("stripwatch --workers 1", b.packets, b.bytes, c1.secs, c1.maxrss_kb);
+    line("stripwatch --workers 2", b.packets, b.bytes, c2.secs, c2.maxrss_kb);
+    printf("  ratio sensor/bare: %.2f with 1 worker (target >= 0.60), %.2f with 2\n",
+           b.secs / c1.secs, b.secs / c2.secs);
+
+    printf("SMTP-only capture: %.2f GB, %llu frames, %llu sessions (messages 2 KB..10 MB, "
+           "half STARTTLS)\n",
+           (double)gs.bytes / 1e9, (unsigned long long)gs.frames,
+           (unsigned long long)gs.smtp_sessions);
+    bare_read(smtp, &b);
+    if (!bare_read(smtp, &b) || !run_sensor(sw, smtp, "1", NULL, NULL, &c1) ||
+        !run_sensor(sw, smtp, "2", NULL, NULL, &c2)) {
+        rc = 1;
+        goto out;
+    }
+    line("bare libpcap pcap_next_ex loop", b.packets, b.bytes, b.secs, 0);
+    line("stripwatch --workers 1", b.packets, b.bytes, c1.secs, c1.maxrss_kb);
+    line("stripwatch --workers 2", b.packets, b.bytes, c2.secs, c2.maxrss_kb);
+    printf("  sessions/s: %.0f with 1 worker, %.0f with 2; ratio sensor/bare %.2f with 1 worker "
+           "(target >= 0.50)\n",
+           (double)gs.smtp_sessions / c1.secs, (double)gs.smtp_sessions / c2.secs,
+           b.secs / c1.secs);
+
+    /* memory per idle flow: 1M concurrent handshakes minus a 1000-flow baseline,
+     * on a non-SMTP port (flow table only: the SMTP decoder ignores the flow)
+     * and on port 25 (flow table plus the SMTP decoder's per-session state) */
+    static const struct { uint16_t port; const char *what; } kinds[] = {
+        {80, "port 80 (flow table only)"},
+        {25, "port 25 (flow table + SMTP session)"},
+    };
+    for (size_t k = 0; k < 2; k++) {
+        if (!handshakes(hs, flows, kinds[k].port) || !handshakes(hs0, 1000, kinds[k].port)) {
+            fprintf(stderr, "bench: cannot write the handshake captures in %s\n", dir);
+            rc = 1;
+            goto out;
+        }
+        struct child big, base;
+        char *a_big[] = {"-q", "-r", hs, "--max-flows", "4000000", "--memcap",
+                         "16G", "--sessions-out", "/dev/null", "--alerts-out", "/dev/null", NULL};
+        char *a_base[] = {"-q", "-r", hs0, "--max-flows", "4000000", "--memcap",
+                          "16G", "--sessions-out", "/dev/null", "--alerts-out", "/dev/null", NULL};
+        if (!run_sensor_argv(sw, a_big, &big) || !run_sensor_argv(sw, a_base, &base)) {
+            fprintf(stderr, "bench: stripwatch failed on the handshake captures\n");
+            rc = 1;
+            goto out;
+        }
+        double per = (double)(big.maxrss_kb - base.maxrss_kb) * 1024.0 / (double)(flows - 1000);
+        printf("idle flows, %s: %u concurrent handshakes: peak RSS %ld MiB, baseline (1000 "
+               "flows) %ld MiB: %.0f bytes per idle tracked flow (target <= 512)\n",
+               kinds[k].what, flows, big.maxrss_kb / 1024, base.maxrss_kb / 1024, per);
+        fflush(stdout);
+    }
+out:
+    unlink(mixed);
+    unlink(smtp);
+    unlink(hs);
+    unlink(hs0);
+    if (rmdir(dir) != 0)
+        fprintf(stderr, "bench: cannot remove %s: %s\n", dir, strerror(errno));
+    return rc;
+}
