@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Golden session-record tests: runs the real `stripwatch` on every capture
+listed in TESTLIST and compares its session records, field by field, with the
+reviewed expected JSON lines in expected/.
+
+TESTLIST: one case per line, `name  pcap  expected-file  [flags...]`; `#`
+starts a comment. A pcap is `shared:PATH` (under the third-party capture set,
+SW_SHARED_PCAPS) or `pcaps:PATH` (the project's own captures in pcaps/).
+
+usage: run_golden.py STRIPWATCH SOURCE_DIR SHARED_PCAPS [--update] [NAME...]
+  --update  rewrite the expected files from the current output (review them
+            by hand against tshark before committing)
+Exit status 0 when every case matches, 1 otherwise.
+"""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_testlist():
+    cases = []
+    with open(os.path.join(HERE, "TESTLIST"), encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) < 3:
+                sys.exit(f"TESTLIST: line {no}: want `name pcap expected [flags]`, got {line!r}")
+            cases.append((parts[0], parts[1], parts[2], parts[3:]))
+    return cases
+
+
+def resolve(pcap, source_dir, shared):
+    kind, _, rel = pcap.partition(":")
+    if kind == "shared":
+        return os.path.join(shared, rel)
+    if kind == "pcaps":
+        return os.path.join(source_dir, "pcaps", rel)
+    sys.exit(f"TESTLIST: pcap {pcap!r}: want shared:PATH or pcaps:PATH")
+
+
+def run(stripwatch, pcap, flags):
+    cmd = [stripwatch, "-q", "-r", pcap, "--sessions-out", "-", "--alerts-out", os.devnull] + flags
+    p = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
+    recs = []
+    for no, line in enumerate(p.stdout.decode().splitlines(), 1):
+        if line.strip():
+            try:
+                recs.append(json.loads(line))
+            except ValueError as e:
+                raise RuntimeError(f"{pcap}: output line {no}: not JSON: {e}") from e
+    return recs
+
+
+def flatten(v, path, out):
+    if isinstance(v, dict):
+        if not v:
+            out[path] = {}
+        for k, x in v.items():
+            flatten(x, f"{path}.{k}" if path else k, out)
+    elif isinstance(v, list):
+        out[path + ".length"] = len(v)
+        for i, x in enumerate(v):
+            flatten(x, f"{path}[{i}]", out)
+    else:
+        out[path] = v
+    return out
+
+
+def compare(name, got, want):
+    """Field-by-field differences, keyed by session uid."""
+    errs = []
+    g = {r["stripwatch"]["uid"]: r for r in got}
+    w = {r["stripwatch"]["uid"]: r for r in want}
+    for uid in sorted(set(g) | set(w)):
+        if uid not in g:
+            errs.append(f"{name}: session {uid}: expected, not produced")
+            continue
+        if uid not in w:
+            errs.append(f"{name}: session {uid}: produced, not expected")
+            continue
+        fg, fw = flatten(g[uid], "", {}), flatten(w[uid], "", {})
+        for k in sorted(set(fg) | set(fw)):
+            if fg.get(k, "<absent>") != fw.get(k, "<absent>"):
+                errs.append(f"{name}: session {uid}: {k}: got {json.dumps(fg.get(k, '<absent>'))}, "
+                            f"want {json.dumps(fw.get(k, '<absent>'))}")
+    return errs
+
+
+def main():
+    args = [a for a in sys.argv[1:] if a != "--update"]
+    update = "--update" in sys.argv
+    if len(args) < 3:
+        sys.exit(__doc__)
+    stripwatch, source_dir, shared = args[:3]
+    only = set(args[3:])
+    failed = 0
+    for name, pcap, expected, flags in load_testlist():
+        if only and name not in only:
+            continue
+        path = resolve(pcap, source_dir, shared)
+        exp_path = os.path.join(HERE, "expected", expected)
+        try:
+            got = run(stripwatch, path, flags)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            print(f"FAIL {name}: {e}")
+            failed += 1
+            continue
+        if update:
+            with open(exp_path, "w", encoding="utf-8") as f:
+                for r in got:
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
+            print(f"updated {name}: {len(got)} sessions")
+            continue
+        try:
+            with open(exp_path, encoding="utf-8") as f:
+                want = [json.loads(l) for l in f if l.strip()]
+        except OSError as e:
+            print(f"FAIL {name}: {exp_path}: {e.strerror}")
+            failed += 1
+            continue
+        errs = compare(name, got, want)
+        if errs:
+            failed += 1
+            print(f"FAIL {name}")
+            for e in errs[:50]:
+                print("  " + e)
+        else:
+            print(f"ok   {name}: {len(got)} sessions")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
