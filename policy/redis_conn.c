@@ -559,11 +559,25 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
         if (!c->ssl_ctx)
             return set_err(c, REDIS_CONN_ETLS, "TLS: SSL_CTX_new: %s", ssl_errstr());
         SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-        int ok = c->opts.ca_file ? SSL_CTX_load_verify_locations(c->ssl_ctx, c->opts.ca_file, NULL)
-                                 : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+        int ok;
+        if (c->opts.ca_file) {
+            FILE *f = fopen(c->opts.ca_file, "r");
+            if (!f) {
+                set_err(c, REDIS_CONN_ETLS, "TLS: CA file %.60s: %s", c->opts.ca_file,
+                        strerror(errno));
+                SSL_CTX_free(c->ssl_ctx);
+                c->ssl_ctx = NULL;
+                return SW_EIO;
+            }
+            fclose(f);
+            ok = SSL_CTX_load_verify_locations(c->ssl_ctx, c->opts.ca_file, NULL);
+        } else {
+            ok = SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+        }
         if (ok != 1) {
-            set_err(c, REDIS_CONN_ETLS, "TLS: cannot load CA %s: %s",
-                    c->opts.ca_file ? c->opts.ca_file : "system store", ssl_errstr());
+            ERR_clear_error();
+            set_err(c, REDIS_CONN_ETLS, "TLS: CA file %.60s: no usable certificate",
+                    c->opts.ca_file ? c->opts.ca_file : "(system store)");
             SSL_CTX_free(c->ssl_ctx);
             c->ssl_ctx = NULL;
             return SW_EIO;

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_redis_server.h: starts and stops a private redis-server for tests:
+ * loopback port picked by the test, its own temp dir (unix socket, AOF, TLS
+ * files), stopped and removed at the end. Shared by tests/redis_conn and
+ * tests/sink. */
+#ifndef SW_TEST_REDIS_SERVER_H
+#define SW_TEST_REDIS_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct test_redis {
+    pid_t pid;
+    int port;          /* TCP port (TLS port when tls) */
+    char dir[256];     /* temp dir, removed by test_redis_cleanup */
+    char sock[300];    /* unix socket path */
+    char url[400];     /* redis://127.0.0.1:PORT or rediss://localhost:PORT */
+    char ca[300];      /* TLS: CA certificate file */
+    bool tls, aof;
+    char extra[512];   /* extra command line, e.g. "--requirepass x" */
+};
+
+/* Creates the temp dir and picks a free port; does not start. */
+bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra);
+/* Starts redis-server and waits until it answers PING (at most 10 s). */
+bool test_redis_start(struct test_redis *r);
+/* SIGKILL (hard) or SIGTERM, then waits for the process. */
+void test_redis_stop(struct test_redis *r, bool hard);
+/* Stops if running and removes the temp dir. */
+void test_redis_cleanup(struct test_redis *r);
+/* A free loopback TCP port nobody listens on (for "Redis is down"). */
+int test_free_port(void);
+/* Runs a shell command (for openssl); true on exit status 0. */
+bool test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
