@@ -273,6 +273,9 @@ static json_t *tx_json(const struct facts_tx *t)
                              code_or_null(t->data_code), "bdat", t->bdat);
     json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", jstr(t->mail_from_domain),
                           "mail_code", code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
+    json_object_set_new(o, "size", t->size_param ? json_integer((json_int_t)t->size_param)
+                                                   : json_null());
+    json_object_set_new(o, "body", str_or_null(t->body_param));
     if (t->mail_from)
         json_object_set_new(o, "mail_from", jstr(t->mail_from));
     if (t->rcpt_dropped)

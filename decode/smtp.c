@@ -284,8 +284,9 @@ static void not_tls(struct smtp_session *s, enum stream_dir dir, const struct st
 static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
                      const struct stream_meta *m)
 {
+    uint64_t before = s->tls.d[dir].records;
     unsigned r = tls_feed(&s->tls, &s->f.tls, (int)dir, buf, len);
-    s->stats->tls_records = s->tls.d[0].records + s->tls.d[1].records;
+    s->stats->tls_records += s->tls.d[dir].records - before;
     if (r & TLS_R_ALERT) {
         const struct facts_tls *t = &s->f.tls;
         smtp_anomaly(s, ANOM_TLS_ALERT, dir, m, "level %d %s (%d)", t->alert_level,
@@ -405,7 +406,7 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
             s->stats->sessions--;
             return STREAM_STOP_C2S | STREAM_STOP_S2C;
         }
-        return 0; /* classified flows are replayed from inside the classifier */
+        return s->stop; /* a classified flow was replayed from inside the classifier */
     }
     if (dir == DIR_C2S) {
         s->f.bytes_c2s += len;
