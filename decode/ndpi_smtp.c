@@ -39,8 +39,8 @@ struct ndpi_smtp_flow {
     uint32_t seq[2];
     bool handshake_sent;
     unsigned pkts;
-    uint8_t buf[2][HOLD_BYTES];
-    size_t len[2];
+    uint8_t *buf[2]; /* grown by doubling up to HOLD_BYTES */
+    size_t len[2], cap[2];
     long prefix[2]; /* -1 not known yet */
     size_t fed[2];  /* bytes of each direction given to nDPI */
     struct hold_chunk chunks[HOLD_CHUNKS];
@@ -98,6 +98,8 @@ void ndpi_smtp_flow_free(struct ndpi_smtp_flow *fl)
     if (!fl)
         return;
     ndpi_free_flow(fl->flow);
+    free(fl->buf[0]);
+    free(fl->buf[1]);
     free(fl);
 }
 
@@ -268,6 +270,18 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
     int d = dir == DIR_C2S ? 0 : 1;
     if (!fl || len > HOLD_BYTES - fl->len[d])
         return -1;
+    if (fl->len[d] + len > fl->cap[d]) {
+        size_t cap = fl->cap[d] ? fl->cap[d] : 512;
+        while (cap < fl->len[d] + len)
+            cap *= 2;
+        if (cap > HOLD_BYTES)
+            cap = HOLD_BYTES;
+        uint8_t *nb = realloc(fl->buf[d], cap);
+        if (!nb)
+            return -1;
+        fl->buf[d] = nb;
+        fl->cap[d] = cap;
+    }
     memcpy(fl->buf[d] + fl->len[d], buf, len);
     fl->len[d] += len;
     /* consecutive bytes of one direction make one held chunk: the order of

@@ -400,6 +400,9 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
     if (s->st == SMTP_ST_CLASSIFY) {
         int v = ndpi_smtp_classify(s, dir, buf, len, m);
         if (v < 0) {
+            /* not SMTP: keep nothing but the tombstone flag */
+            ndpi_smtp_flow_free(s->ndpi);
+            s->ndpi = NULL;
             s->ignored = true;
             smtp_enter_state(s, SMTP_ST_IGNORED);
             s->stats->ignored_flows++;
