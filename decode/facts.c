@@ -249,10 +249,9 @@ static json_t *anomalies_json(const struct smtp_facts *f)
         const struct facts_anomaly *an = &f->anomalies[i];
         char ts[40];
         fmt_ts(an->ts, ts, sizeof ts);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o}", "kind",
-                                           anomaly_kind_str(an->kind), "dir",
-                                           an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts,
-                                           "detail", jstr(an->detail)));
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:o}", "kind", anomaly_kind_str(an->kind), "dir",
+                         an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts, "detail", jstr(an->detail)));
     }
     return a;
 }
@@ -273,8 +272,8 @@ static json_t *tx_json(const struct facts_tx *t)
                              code_or_null(t->data_code), "bdat", t->bdat);
     json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", jstr(t->mail_from_domain),
                           "mail_code", code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
-    json_object_set_new(o, "size", t->size_param ? json_integer((json_int_t)t->size_param)
-                                                   : json_null());
+    json_object_set_new(o, "size",
+                        t->size_param ? json_integer((json_int_t)t->size_param) : json_null());
     json_object_set_new(o, "body", str_or_null(t->body_param));
     if (t->mail_from)
         json_object_set_new(o, "mail_from", jstr(t->mail_from));
@@ -291,18 +290,18 @@ static json_t *x509_json(const struct facts_x509 *c)
     for (size_t i = 0; i < c->n_san; i++)
         json_array_append_new(san, jstr(c->san_dns[i]));
     return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", jstr(c->subject),
-                     "issuer", jstr(c->issuer), "alternative_names", san, "not_before", c->not_before,
-                     "not_after", c->not_after, "fingerprint", "sha256", c->sha256, "self_signed",
-                     c->self_signed, "chain_length", (json_int_t)c->chain_len);
+                     "issuer", jstr(c->issuer), "alternative_names", san, "not_before",
+                     c->not_before, "not_after", c->not_after, "fingerprint", "sha256", c->sha256,
+                     "self_signed", c->self_signed, "chain_length", (json_int_t)c->chain_len);
 }
 
 static json_t *tls_json(const struct facts_tls *t)
 {
     const char *v = tls_version_name(t->version);
-    json_t *client = json_pack("{s:o, s:o}", "server_name", str_or_null(t->sni), "ja3",
-                               str_or_null(t->ja3));
-    json_t *server = json_pack("{s:o, s:o}", "ja3s", str_or_null(t->ja3s), "x509",
-                               x509_json(&t->cert));
+    json_t *client =
+        json_pack("{s:o, s:o}", "server_name", str_or_null(t->sni), "ja3", str_or_null(t->ja3));
+    json_t *server =
+        json_pack("{s:o, s:o}", "ja3s", str_or_null(t->ja3s), "x509", x509_json(&t->cert));
     json_t *cipher = t->cipher_name[0] ? json_string(t->cipher_name) : json_null();
     if (!t->cipher_name[0] && t->server_hello) {
         char hex[16];
@@ -314,9 +313,9 @@ static json_t *tls_json(const struct facts_tls *t)
                           "implicit", t->implicit, "version", v ? json_string(v) : json_null(),
                           "cipher", cipher, "client", client, "server", server);
     if (t->alert_level >= 0 && (t->client_hello || t->server_hello))
-        json_object_set_new(o, "alert",
-                            json_pack("{s:i, s:i}", "level", t->alert_level, "description",
-                                      t->alert_desc));
+        json_object_set_new(
+            o, "alert",
+            json_pack("{s:i, s:i}", "level", t->alert_level, "description", t->alert_desc));
     return o;
 }
 
@@ -342,8 +341,8 @@ json_t *facts_to_json(const struct smtp_facts *f)
         json_array_append_new(txs, tx_json(&f->tx[i]));
 
     json_t *smtp = json_pack(
-        "{s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:{s:b, s:b, s:o}, s:{s:o, s:b}, s:o}", "banner",
-        "code", code_or_null(f->banner_code), "host", str_or_null(f->banner_host), "helo", "verb",
+        "{s:{s:o, s:o}, s:{s:o, s:o}, s:o, s:{s:b, s:b, s:o}, s:{s:o, s:b}, s:o}", "banner", "code",
+        code_or_null(f->banner_code), "host", str_or_null(f->banner_host), "helo", "verb",
         str_or_null(f->helo_verb), "host", str_or_null(f->helo_host), "capabilities", caps,
         "starttls", "offered", f->starttls_offered, "requested", f->starttls_requested,
         "reply_code", code_or_null(f->starttls_code), "auth", "mechanism",
@@ -353,9 +352,9 @@ json_t *facts_to_json(const struct smtp_facts *f)
     if (f->tx_dropped)
         json_object_set_new(smtp, "transactions_dropped", json_integer(f->tx_dropped));
 
-    return json_pack("{s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:o, s:o, s:o}", "@timestamp", ts,
-                     "event", "kind", "event", "dataset", "stripwatch.session", "stripwatch", sw,
-                     "source", addr_json(&f->flow.client, f->flow.cport), "destination",
-                     addr_json(&f->flow.server, f->flow.sport), "network", net, "smtp", smtp,
-                     "tls", tls_json(&f->tls));
+    return json_pack("{s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:o, s:o, s:o}", "@timestamp", ts, "event",
+                     "kind", "event", "dataset", "stripwatch.session", "stripwatch", sw, "source",
+                     addr_json(&f->flow.client, f->flow.cport), "destination",
+                     addr_json(&f->flow.server, f->flow.sport), "network", net, "smtp", smtp, "tls",
+                     tls_json(&f->tls));
 }

@@ -17,10 +17,10 @@
 #include "decode/ndpi_smtp.h"
 #include "decode/smtp_int.h"
 
-#define HOLD_BYTES 8192 /* per direction */
-#define HOLD_CHUNKS 64
+#define HOLD_BYTES       8192 /* per direction */
+#define HOLD_CHUNKS      64
 #define NDPI_PAYLOAD_MAX 1400
-#define NDPI_PKTS_MAX 16 /* payload packets given to nDPI before giving up */
+#define NDPI_PKTS_MAX    16 /* payload packets given to nDPI before giving up */
 
 struct ndpi_smtp {
     struct ndpi_detection_module_struct *mod;
@@ -207,7 +207,7 @@ static ndpi_protocol ndpi_packet(struct ndpi_smtp_flow *fl, int dir, uint8_t fla
     pkt[3] = (uint8_t)tot;
     pkt[6] = 0x40; /* DF */
     pkt[8] = 64;
-    pkt[9] = 6; /* TCP */
+    pkt[9] = 6;                                           /* TCP */
     uint8_t a[4] = {192, 0, 2, 1}, b[4] = {192, 0, 2, 2}; /* RFC 5737 */
     memcpy(pkt + 12, dir == 0 ? a : b, 4);
     memcpy(pkt + 16, dir == 0 ? b : a, 4);
@@ -263,8 +263,8 @@ static void replay(struct smtp_session *s, struct ndpi_smtp_flow *fl)
     }
 }
 
-int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
-                       size_t len, const struct stream_meta *m)
+int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
+                       const struct stream_meta *m)
 {
     struct ndpi_smtp_flow *fl = s->ndpi;
     int d = dir == DIR_C2S ? 0 : 1;

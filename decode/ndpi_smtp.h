@@ -22,8 +22,8 @@ void ndpi_smtp_flow_free(struct ndpi_smtp_flow *fl);
 /* Holds the bytes back and asks nDPI. Returns 0 while undecided, 1 when the
  * flow was found to be SMTP (the held bytes, minus any proxy handshake, have
  * been replayed into the session), -1 when it is not SMTP. */
-int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
-                       size_t len, const struct stream_meta *m);
+int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
+                       const struct stream_meta *m);
 
 /* Length of a proxy handshake (SOCKS4/4a/5, HTTP CONNECT) at the start of
  * one direction's bytes: 0 when none, -1 when more bytes are needed. */

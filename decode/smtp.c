@@ -14,11 +14,11 @@
 static const uint16_t default_ports[] = {25, 587, 2525};
 static const uint16_t default_tls_ports[] = {465};
 
-#define SMTP_LINE_MIN 256     /* first allocation of a line buffer */
-#define SMTP_FP_REPORTS_MAX 4 /* TTL / IP-ID anomalies kept per session */
-#define SMTP_IPID_LEARN 3     /* consistent IDs needed before a shift counts */
-#define SMTP_IPID_STEP_MAX 256
-#define SMTP_IPID_JUMP 8192
+#define SMTP_LINE_MIN       256 /* first allocation of a line buffer */
+#define SMTP_FP_REPORTS_MAX 4   /* TTL / IP-ID anomalies kept per session */
+#define SMTP_IPID_LEARN     3   /* consistent IDs needed before a shift counts */
+#define SMTP_IPID_STEP_MAX  256
+#define SMTP_IPID_JUMP      8192
 
 void smtp_cfg_defaults(struct smtp_cfg *c)
 {
@@ -51,11 +51,16 @@ const char *smtp_event_str(enum smtp_event e)
 const char *smtp_state_str(enum smtp_state st)
 {
     static const char *const names[SMTP_ST_COUNT] = {
-        [SMTP_ST_COMMAND] = "command",         [SMTP_ST_DATA_WAIT] = "data_wait",
-        [SMTP_ST_DATA] = "data",               [SMTP_ST_BDAT] = "bdat",
-        [SMTP_ST_AUTH] = "auth",               [SMTP_ST_STARTTLS_WAIT] = "starttls_wait",
-        [SMTP_ST_TLS_EXPECT] = "tls_expect",   [SMTP_ST_TLS] = "tls",
-        [SMTP_ST_CLASSIFY] = "classify",       [SMTP_ST_IGNORED] = "ignored",
+        [SMTP_ST_COMMAND] = "command",
+        [SMTP_ST_DATA_WAIT] = "data_wait",
+        [SMTP_ST_DATA] = "data",
+        [SMTP_ST_BDAT] = "bdat",
+        [SMTP_ST_AUTH] = "auth",
+        [SMTP_ST_STARTTLS_WAIT] = "starttls_wait",
+        [SMTP_ST_TLS_EXPECT] = "tls_expect",
+        [SMTP_ST_TLS] = "tls",
+        [SMTP_ST_CLASSIFY] = "classify",
+        [SMTP_ST_IGNORED] = "ignored",
     };
     if ((unsigned)st >= SMTP_ST_COUNT)
         return "unknown";
@@ -183,8 +188,8 @@ struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct f
 
 /* Appends bytes up to the next LF to the direction's line; on LF hands the
  * line (without CRLF) to the command or reply parser. Returns bytes used. */
-static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,
-                        size_t len, const struct stream_meta *m)
+static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
+                        const struct stream_meta *m)
 {
     struct smtp_line *l = &s->line[dir];
     const uint8_t *nl = memchr(buf, '\n', len);

@@ -63,15 +63,15 @@ const struct smtp_cmd_def *smtp_cmd_def(enum smtp_cmd c)
 const char *smtp_cmd_str(enum smtp_cmd c)
 {
     static const char *const names[SMTP_CMD_COUNT] = {
-        [SMTP_CMD_NONE] = "none",        [SMTP_CMD_BANNER] = "banner",
-        [SMTP_CMD_HELO] = "HELO",        [SMTP_CMD_EHLO] = "EHLO",
-        [SMTP_CMD_MAIL_FROM] = "MAIL",   [SMTP_CMD_RCPT_TO] = "RCPT",
-        [SMTP_CMD_DATA] = "DATA",        [SMTP_CMD_DATA_END] = "data_end",
-        [SMTP_CMD_BDAT] = "BDAT",        [SMTP_CMD_RSET] = "RSET",
-        [SMTP_CMD_NOOP] = "NOOP",        [SMTP_CMD_VRFY] = "VRFY",
-        [SMTP_CMD_EXPN] = "EXPN",        [SMTP_CMD_HELP] = "HELP",
-        [SMTP_CMD_QUIT] = "QUIT",        [SMTP_CMD_STARTTLS] = "STARTTLS",
-        [SMTP_CMD_AUTH] = "AUTH",        [SMTP_CMD_AUTH_DATA] = "auth_data",
+        [SMTP_CMD_NONE] = "none",       [SMTP_CMD_BANNER] = "banner",
+        [SMTP_CMD_HELO] = "HELO",       [SMTP_CMD_EHLO] = "EHLO",
+        [SMTP_CMD_MAIL_FROM] = "MAIL",  [SMTP_CMD_RCPT_TO] = "RCPT",
+        [SMTP_CMD_DATA] = "DATA",       [SMTP_CMD_DATA_END] = "data_end",
+        [SMTP_CMD_BDAT] = "BDAT",       [SMTP_CMD_RSET] = "RSET",
+        [SMTP_CMD_NOOP] = "NOOP",       [SMTP_CMD_VRFY] = "VRFY",
+        [SMTP_CMD_EXPN] = "EXPN",       [SMTP_CMD_HELP] = "HELP",
+        [SMTP_CMD_QUIT] = "QUIT",       [SMTP_CMD_STARTTLS] = "STARTTLS",
+        [SMTP_CMD_AUTH] = "AUTH",       [SMTP_CMD_AUTH_DATA] = "auth_data",
         [SMTP_CMD_UNKNOWN] = "unknown",
     };
     if ((unsigned)c >= SMTP_CMD_COUNT)
@@ -106,8 +106,7 @@ static void lower(char *p)
         *p = (char)tolower((unsigned char)*p);
 }
 
-static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg,
-                            size_t len)
+static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg, size_t len)
 {
     if (s->helo_seen)
         return;

@@ -63,10 +63,10 @@ enum smtp_srv_state {
 
 /* A command waiting for its reply (RFC 2920 pipelining ring). */
 struct smtp_pending {
-    uint8_t cmd;   /* enum smtp_cmd */
-    uint8_t last;  /* BDAT ... LAST */
-    int16_t tx;    /* index into facts.tx, -1 when not kept */
-    int16_t rcpt;  /* index into tx.rcpt, -1 when not kept */
+    uint8_t cmd;  /* enum smtp_cmd */
+    uint8_t last; /* BDAT ... LAST */
+    int16_t tx;   /* index into facts.tx, -1 when not kept */
+    int16_t rcpt; /* index into tx.rcpt, -1 when not kept */
 };
 
 /* One direction's line assembly: a fixed buffer, discard to LF past it. */
@@ -108,13 +108,13 @@ struct smtp_session {
     struct smtp_pending reply_cmd;
 
     /* client-side progress */
-    int cur_tx;             /* transaction receiving RCPT/DATA, -1 none */
-    int data_tx;            /* transaction of the content being sent */
+    int cur_tx;  /* transaction receiving RCPT/DATA, -1 none */
+    int data_tx; /* transaction of the content being sent */
     enum smtp_eod eod;
-    uint64_t body_bytes;    /* content bytes of the current DATA */
-    uint64_t bdat_left;     /* bytes left in the current BDAT chunk */
+    uint64_t body_bytes; /* content bytes of the current DATA */
+    uint64_t bdat_left;  /* bytes left in the current BDAT chunk */
     bool helo_seen, caps_done, ehlo_replied, quit_answered, tls_event_sent;
-    bool any_command;       /* a client command was seen (midstream pickup) */
+    bool any_command; /* a client command was seen (midstream pickup) */
     bool implicit_tls;
     bool not_tls_reported;
 

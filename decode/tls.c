@@ -12,20 +12,20 @@
 
 #include "decode/tls.h"
 
-#define TLS_CT_CCS 20
-#define TLS_CT_ALERT 21
+#define TLS_CT_CCS       20
+#define TLS_CT_ALERT     21
 #define TLS_CT_HANDSHAKE 22
-#define TLS_CT_APPDATA 23
+#define TLS_CT_APPDATA   23
 #define TLS_CT_HEARTBEAT 24
-#define TLS_REC_MAX (16384 + 2048) /* RFC 5246 6.2.3 ciphertext bound */
+#define TLS_REC_MAX      (16384 + 2048) /* RFC 5246 6.2.3 ciphertext bound */
 
 #define TLS_HS_CLIENT_HELLO 1
 #define TLS_HS_SERVER_HELLO 2
-#define TLS_HS_CERTIFICATE 11
+#define TLS_HS_CERTIFICATE  11
 
-#define TLS_EXT_SNI 0
-#define TLS_EXT_GROUPS 10
-#define TLS_EXT_POINT_FORMATS 11
+#define TLS_EXT_SNI                0
+#define TLS_EXT_GROUPS             10
+#define TLS_EXT_POINT_FORMATS      11
 #define TLS_EXT_SUPPORTED_VERSIONS 43
 
 bool tls_is_record_start(uint8_t b)
@@ -94,33 +94,60 @@ const char *tls_cipher_name(uint16_t suite)
 const char *tls_alert_str(int desc)
 {
     switch (desc) {
-    case 0: return "close_notify";
-    case 10: return "unexpected_message";
-    case 20: return "bad_record_mac";
-    case 21: return "decryption_failed";
-    case 22: return "record_overflow";
-    case 40: return "handshake_failure";
-    case 42: return "bad_certificate";
-    case 43: return "unsupported_certificate";
-    case 44: return "certificate_revoked";
-    case 45: return "certificate_expired";
-    case 46: return "certificate_unknown";
-    case 47: return "illegal_parameter";
-    case 48: return "unknown_ca";
-    case 49: return "access_denied";
-    case 50: return "decode_error";
-    case 51: return "decrypt_error";
-    case 70: return "protocol_version";
-    case 71: return "insufficient_security";
-    case 80: return "internal_error";
-    case 86: return "inappropriate_fallback";
-    case 90: return "user_canceled";
-    case 100: return "no_renegotiation";
-    case 109: return "missing_extension";
-    case 110: return "unsupported_extension";
-    case 112: return "unrecognized_name";
-    case 116: return "certificate_required";
-    case 120: return "no_application_protocol";
+    case 0:
+        return "close_notify";
+    case 10:
+        return "unexpected_message";
+    case 20:
+        return "bad_record_mac";
+    case 21:
+        return "decryption_failed";
+    case 22:
+        return "record_overflow";
+    case 40:
+        return "handshake_failure";
+    case 42:
+        return "bad_certificate";
+    case 43:
+        return "unsupported_certificate";
+    case 44:
+        return "certificate_revoked";
+    case 45:
+        return "certificate_expired";
+    case 46:
+        return "certificate_unknown";
+    case 47:
+        return "illegal_parameter";
+    case 48:
+        return "unknown_ca";
+    case 49:
+        return "access_denied";
+    case 50:
+        return "decode_error";
+    case 51:
+        return "decrypt_error";
+    case 70:
+        return "protocol_version";
+    case 71:
+        return "insufficient_security";
+    case 80:
+        return "internal_error";
+    case 86:
+        return "inappropriate_fallback";
+    case 90:
+        return "user_canceled";
+    case 100:
+        return "no_renegotiation";
+    case 109:
+        return "missing_extension";
+    case 110:
+        return "unsupported_extension";
+    case 112:
+        return "unrecognized_name";
+    case 116:
+        return "certificate_required";
+    case 120:
+        return "no_application_protocol";
     }
     return "unknown";
 }
@@ -454,8 +481,7 @@ static unsigned hs_bytes(struct tls_state *t, struct facts_tls *f, int dir, cons
     return res;
 }
 
-unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *buf,
-                  size_t len)
+unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *buf, size_t len)
 {
     struct tls_dir *d = &t->d[dir];
     unsigned res = 0;

@@ -19,14 +19,14 @@ struct tls_dir {
     uint8_t hdr[5];
     uint8_t hdr_len;
     uint8_t rec_type;
-    uint32_t rec_left;   /* body bytes left in the current record */
-    uint8_t *hs;         /* handshake bytes awaiting a complete message */
+    uint32_t rec_left; /* body bytes left in the current record */
+    uint8_t *hs;       /* handshake bytes awaiting a complete message */
     uint32_t hs_len, hs_cap;
-    uint32_t hs_skip;    /* bytes of an oversized message still to skip */
+    uint32_t hs_skip; /* bytes of an oversized message still to skip */
     uint8_t alert[2];
     uint8_t alert_len;
-    bool encrypted;      /* ChangeCipherSpec or application data seen */
-    bool dead;           /* bytes that are not TLS records: parsing stopped */
+    bool encrypted; /* ChangeCipherSpec or application data seen */
+    bool dead;      /* bytes that are not TLS records: parsing stopped */
     uint64_t records;
 };
 
@@ -37,9 +37,9 @@ struct tls_state {
 
 /* tls_feed results (bit set) */
 #define TLS_R_ESTABLISHED 0x1u /* established became true during this call */
-#define TLS_R_ALERT 0x2u       /* a cleartext alert was read */
-#define TLS_R_DEAD 0x4u        /* the direction stopped being TLS */
-#define TLS_R_HELLO 0x8u       /* a ClientHello / ServerHello was read */
+#define TLS_R_ALERT       0x2u /* a cleartext alert was read */
+#define TLS_R_DEAD        0x4u /* the direction stopped being TLS */
+#define TLS_R_HELLO       0x8u /* a ClientHello / ServerHello was read */
 
 /* Parses len bytes of direction dir (0 c2s, 1 s2c). Never fails: malformed
  * input marks the direction dead. */

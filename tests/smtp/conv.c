@@ -97,9 +97,10 @@ void conv_run(const struct smtp_cfg *cfg, const struct flow_info *fi, const stru
 static void same(const struct conv_result *a, const struct conv_result *b, const char *how,
                  size_t i, size_t k)
 {
-    if (strcmp(a->json, b->json) != 0 || strcmp(a->events, b->events) != 0 ||
-        a->stop != b->stop) {
-        fprintf(stderr, "replay %s (step %zu, offset %zu) differs:\n whole: %s\n        %s\n split: %s\n        %s\n",
+    if (strcmp(a->json, b->json) != 0 || strcmp(a->events, b->events) != 0 || a->stop != b->stop) {
+        fprintf(stderr,
+                "replay %s (step %zu, offset %zu) differs:\n whole: %s\n        %s\n split: %s\n   "
+                "     %s\n",
                 how, i, k, a->json, a->events, b->json, b->events);
         fail();
     }

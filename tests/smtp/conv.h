@@ -16,8 +16,14 @@ struct step {
     const char *data;
     size_t len;
 };
-#define C(s) {DIR_C2S, s, sizeof(s) - 1}
-#define S(s) {DIR_S2C, s, sizeof(s) - 1}
+#define C(s)                                                                                       \
+    {                                                                                              \
+        DIR_C2S, s, sizeof(s) - 1                                                                  \
+    }
+#define S(s)                                                                                       \
+    {                                                                                              \
+        DIR_S2C, s, sizeof(s) - 1                                                                  \
+    }
 #define CONV_N(a) (sizeof(a) / sizeof((a)[0]))
 
 #define CONV_START 1795341600000000LL /* 2026-11-22T10:00:00Z */

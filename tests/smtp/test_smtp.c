@@ -55,12 +55,15 @@ static const char basic_json[] =
     "\"network\":{\"protocol\":\"smtp\",\"transport\":\"tcp\"},"
     "\"smtp\":{\"auth\":{\"cleartext\":false,\"mechanism\":null},"
     "\"banner\":{\"code\":220,\"host\":\"mx.example.org\"},"
-    "\"capabilities\":[\"PIPELINING\",\"SIZE 10240000\",\"STARTTLS\",\"AUTH PLAIN LOGIN\",\"8BITMIME\"],"
+    "\"capabilities\":[\"PIPELINING\",\"SIZE 10240000\",\"STARTTLS\",\"AUTH PLAIN "
+    "LOGIN\",\"8BITMIME\"],"
     "\"helo\":{\"host\":\"out.example.net\",\"verb\":\"EHLO\"},"
     "\"starttls\":{\"offered\":true,\"reply_code\":null,\"requested\":false},"
-    "\"transactions\":[{\"body\":\"8BITMIME\",\"data\":{\"accepted\":true,\"bdat\":false,\"bytes\":55,\"cleartext\":true,\"code\":250},"
+    "\"transactions\":[{\"body\":\"8BITMIME\",\"data\":{\"accepted\":true,\"bdat\":false,\"bytes\":"
+    "55,\"cleartext\":true,\"code\":250},"
     "\"mail_code\":250,\"mail_from_domain\":\"example.net\","
-    "\"rcpt\":[{\"code\":250,\"domain\":\"example.org\"},{\"code\":550,\"domain\":\"other.example\"}],"
+    "\"rcpt\":[{\"code\":250,\"domain\":\"example.org\"},{\"code\":550,\"domain\":\"other."
+    "example\"}],"
     "\"size\":1234}]},"
     "\"source\":{\"ip\":\"192.0.2.10\",\"port\":40000},"
     "\"stripwatch\":{\"anomalies\":[],\"end\":\"quit\",\"uid\":\"S00000000000000a1\"},"
@@ -390,8 +393,9 @@ static void test_starttls_unknown_and_not_offered(void **state)
     assert_string_equal(f->anomalies[1].detail, "EHLO reply did not list STARTTLS");
     assert_int_equal(f->anomalies[2].kind, ANOM_STARTTLS_UNKNOWN_CMD);
     assert_string_equal(f->anomalies[2].detail, "STARTTLS answered 500");
-    assert_non_null(strstr(r.json, "{\"detail\":\"token=XXXXXXXA\",\"dir\":\"s2c\",\"kind\":\"cap_mangled\","
-                                   "\"ts\":\"2026-11-22T10:00:00.003000Z\"}"));
+    assert_non_null(
+        strstr(r.json, "{\"detail\":\"token=XXXXXXXA\",\"dir\":\"s2c\",\"kind\":\"cap_mangled\","
+                       "\"ts\":\"2026-11-22T10:00:00.003000Z\"}"));
     assert_string_equal(r.events, "ehlo_reply,starttls_reply,end");
     conv_result_free(&r);
 }
@@ -471,7 +475,8 @@ static void test_line_too_long(void **state)
     static const struct step conv[] = {
         S("220 mx\r\n"),
         C("EHLO c\r\n"),
-        S("250-mx\r\n250-X-LONG 0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+        S("250-mx\r\n250-X-LONG "
+          "0123456789012345678901234567890123456789012345678901234567890123456789\r\n"
           "250 STARTTLS\r\n"),
         C("NOOP 0123456789012345678901234567890123456789012345678901234567890123456789\r\n"),
         S("500 5.5.2 line too long\r\n"),
@@ -517,10 +522,7 @@ static void test_midstream(void **state)
     struct flow_info m = fi;
     m.midstream = true;
     static const struct step conv[] = {
-        S("250 ok\r\n"),
-        C("MAIL FROM:<a@x.org>\r\n"),
-        S("250 ok\r\n"),
-        C("RCPT TO:<b@y.org>\r\n"),
+        S("250 ok\r\n"), C("MAIL FROM:<a@x.org>\r\n"), S("250 ok\r\n"), C("RCPT TO:<b@y.org>\r\n"),
         S("250 ok\r\n"),
     };
     struct conv_result r;
@@ -535,12 +537,9 @@ static void test_log_addresses(void **state)
 {
     (void)state;
     static const struct step conv[] = {
-        S("220 mx\r\n"),
-        C("HELO c\r\n"),
-        S("250 mx\r\n"),
-        C("MAIL FROM:<alice@Example.NET>\r\n"),
-        S("250 ok\r\n"),
-        C("RCPT TO:<bob@example.org>\r\n"),
+        S("220 mx\r\n"), C("HELO c\r\n"),
+        S("250 mx\r\n"), C("MAIL FROM:<alice@Example.NET>\r\n"),
+        S("250 ok\r\n"), C("RCPT TO:<bob@example.org>\r\n"),
         S("250 ok\r\n"),
     };
     struct conv_result r;
@@ -556,7 +555,8 @@ static void test_log_addresses(void **state)
     assert_string_equal(r.facts->tx[0].mail_from_domain, "example.net");
     assert_string_equal(r.facts->tx[0].rcpt[0].address, "bob@example.org");
     assert_non_null(strstr(r.json, "\"mail_from\":\"alice@Example.NET\""));
-    assert_non_null(strstr(r.json, "{\"address\":\"bob@example.org\",\"code\":250,\"domain\":\"example.org\"}"));
+    assert_non_null(strstr(
+        r.json, "{\"address\":\"bob@example.org\",\"code\":250,\"domain\":\"example.org\"}"));
     conv_result_free(&r);
 }
 
@@ -635,11 +635,8 @@ static void test_bounds_tx_rcpt_anomalies(void **state)
     struct smtp_cfg c = cfg;
     c.max_pipeline = 1024;
     struct step conv[] = {
-        S("220 mx\r\n"),
-        C("EHLO c\r\n"),
-        S("250-mx\r\n250 PIPELINING\r\n"),
-        {DIR_C2S, c1, lc},
-        {DIR_S2C, s1, ls},
+        S("220 mx\r\n"),   C("EHLO c\r\n"),   S("250-mx\r\n250 PIPELINING\r\n"),
+        {DIR_C2S, c1, lc}, {DIR_S2C, s1, ls},
     };
     struct conv_result r;
     conv_check(&c, &fi, conv, CONV_N(conv), false, &r);
@@ -674,7 +671,8 @@ static void test_pipeline_overflow(void **state)
     struct stream_meta m = {CONV_START, 2, 64, 1, 4};
     static const char b[] = "220 mx\r\n";
     static const char cmds[] = "NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n";
-    static const char reps[] = "250 1\r\n250 2\r\n250 3\r\n250 4\r\n250 5\r\n250 6\r\n250 7\r\n250 8\r\n";
+    static const char reps[] =
+        "250 1\r\n250 2\r\n250 3\r\n250 4\r\n250 5\r\n250 6\r\n250 7\r\n250 8\r\n";
     ops->data(st, DIR_S2C, (const uint8_t *)b, sizeof b - 1, &m);
     ops->data(st, DIR_C2S, (const uint8_t *)cmds, sizeof cmds - 1, &m);
     ops->data(st, DIR_S2C, (const uint8_t *)reps, sizeof reps - 1, &m);
@@ -906,10 +904,18 @@ static void test_names(void **state)
 {
     (void)state;
     static const char *const kinds[ANOM_KIND_COUNT] = {
-        "cap_mangled",         "starttls_unknown_cmd", "starttls_refused",
-        "ttl_shift",           "ipid_shift",           "line_too_long",
-        "reply_without_command", "gap",                "not_tls_after_starttls",
-        "plaintext_on_tls_port", "overlap_conflict",   "tls_alert",
+        "cap_mangled",
+        "starttls_unknown_cmd",
+        "starttls_refused",
+        "ttl_shift",
+        "ipid_shift",
+        "line_too_long",
+        "reply_without_command",
+        "gap",
+        "not_tls_after_starttls",
+        "plaintext_on_tls_port",
+        "overlap_conflict",
+        "tls_alert",
         "starttls_not_offered",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
@@ -944,7 +950,8 @@ static void test_facts_copy_and_vlan(void **state)
     v.vlan = 125;
     struct conv_result r;
     conv_run(&c, &v, basic, CONV_N(basic), &r);
-    assert_non_null(strstr(r.json, "\"network\":{\"protocol\":\"smtp\",\"transport\":\"tcp\",\"vlan\":{\"id\":125}}"));
+    assert_non_null(strstr(
+        r.json, "\"network\":{\"protocol\":\"smtp\",\"transport\":\"tcp\",\"vlan\":{\"id\":125}}"));
     struct smtp_facts *cp = facts_copy(r.facts);
     assert_non_null(cp);
     assert_ptr_not_equal(cp->caps[0], r.facts->caps[0]);

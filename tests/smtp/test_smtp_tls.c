@@ -220,8 +220,8 @@ static void make_cert(struct wbuf *der)
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
-                                              "DNS:mx.example.org,IP:192.0.2.1,DNS:mail.example.org");
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(
+        NULL, &ctx, NID_subject_alt_name, "DNS:mx.example.org,IP:192.0.2.1,DNS:mail.example.org");
     assert_non_null(ext);
     X509_add_ext(x, ext, -1);
     X509_EXTENSION_free(ext);
@@ -266,8 +266,8 @@ static void test_starttls_tls12_certificate(void **state)
     w_bytes(&body, clist.b, clist.n);
     w_handshake(&msgs, 11, &body);
     w_free(&body);
-    w_handshake(&msgs, 14, &body); /* ServerHelloDone, empty */
-    w_records(&sh, 22, &msgs, 700);  /* messages spread over several records */
+    w_handshake(&msgs, 14, &body);  /* ServerHelloDone, empty */
+    w_records(&sh, 22, &msgs, 700); /* messages spread over several records */
     w8(&ccs, 1);
     for (int i = 0; i < 40; i++)
         w8(&fin, 0xa5);
@@ -335,7 +335,8 @@ static void test_starttls_tls12_certificate(void **state)
     assert_non_null(strstr(r.json, "\"tls\":{\"cipher\":\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\","
                                    "\"client\":{\"ja3\":\"8719c2a74c6622115026b7aac36d9e19\","
                                    "\"server_name\":\"mx.example.org\"},\"established\":true,"));
-    assert_non_null(strstr(r.json, "\"alternative_names\":[\"mx.example.org\",\"mail.example.org\"]"));
+    assert_non_null(
+        strstr(r.json, "\"alternative_names\":[\"mx.example.org\",\"mail.example.org\"]"));
     assert_non_null(strstr(r.json, "\"version\":\"1.2\"}"));
     conv_result_free(&r);
     struct wbuf *all[] = {&ch, &sh, &msgs, &cert, &clist, &body, &cfin, &sfin, &ccs, &fin, &cke};
@@ -382,7 +383,9 @@ static void test_implicit_tls13(void **state)
     assert_int_equal(r.facts->n_anomalies, 0);
     assert_int_equal(r.stop, STREAM_STOP_C2S | STREAM_STOP_S2C);
     assert_string_equal(r.events, "tls,end");
-    assert_non_null(strstr(r.json, "\"implicit\":true,\"server\":{\"ja3s\":\"15af977ce25de452b96affa2addb1036\",\"x509\":null},\"version\":\"1.3\"}"));
+    assert_non_null(
+        strstr(r.json, "\"implicit\":true,\"server\":{\"ja3s\":"
+                       "\"15af977ce25de452b96affa2addb1036\",\"x509\":null},\"version\":\"1.3\"}"));
     conv_result_free(&r);
     struct wbuf *all[] = {&ch, &msgs, &sh, &ccs, &enc, &cfin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -399,7 +402,8 @@ static void test_plaintext_on_tls_port(void **state)
     t.sport = 465;
     struct step conv[] = {
         {DIR_C2S, (const char *)ch.b, ch.n},
-        S("220-gator.example.com ESMTP Exim\r\n220-We do not authorize UBE\r\n220 and/or bulk e-mail.\r\n"),
+        S("220-gator.example.com ESMTP Exim\r\n220-We do not authorize UBE\r\n220 and/or bulk "
+          "e-mail.\r\n"),
     };
     struct conv_result r;
     conv_check(&cfg, &t, conv, CONV_N(conv), true, &r);
@@ -508,12 +512,16 @@ static void test_tls_oversized_and_broken(void **state)
 static void test_proxy_prefix(void **state)
 {
     (void)state;
-    static const uint8_t s5c[] = "\x05\x01\x00\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x19" "EHLO";
-    static const uint8_t s5s[] = "\x05\x00\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x19" "220 ";
+    static const uint8_t s5c[] = "\x05\x01\x00\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x19"
+                                 "EHLO";
+    static const uint8_t s5s[] = "\x05\x00\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x19"
+                                 "220 ";
     static const uint8_t s5dom[] = "\x05\x01\x00\x05\x01\x00\x03\x0amx.example\x00\x19";
-    static const uint8_t s4c[] = "\x04\x01\x00\x19\x0a\x00\x00\x01user\x00" "EHLO";
+    static const uint8_t s4c[] = "\x04\x01\x00\x19\x0a\x00\x00\x01user\x00"
+                                 "EHLO";
     static const uint8_t s4a[] = "\x04\x01\x00\x19\x00\x00\x00\x01\x00mx.example\x00";
-    static const uint8_t s4s[] = "\x00\x5a\x00\x19\x0a\x00\x00\x01" "220 ";
+    static const uint8_t s4s[] = "\x00\x5a\x00\x19\x0a\x00\x00\x01"
+                                 "220 ";
     static const char hc[] = "CONNECT mx.example:25 HTTP/1.1\r\nHost: mx.example:25\r\n\r\nEHLO";
     static const char hs[] = "HTTP/1.1 200 Connection established\r\n\r\n220 ";
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s5c, sizeof s5c - 1), 13);
@@ -551,9 +559,9 @@ static void log_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
 
 /* Feeds steps through the consumer (open, data, close) as the flow table
  * would, chunk by chunk of at most chunk bytes. */
-static void consumer_run(const struct smtp_cfg *c, const struct flow_info *f,
-                         const struct step *st, size_t n, size_t chunk, struct ev_log *log,
-                         struct smtp_stats *stats, bool *opened, unsigned *last_stop)
+static void consumer_run(const struct smtp_cfg *c, const struct flow_info *f, const struct step *st,
+                         size_t n, size_t chunk, struct ev_log *log, struct smtp_stats *stats,
+                         bool *opened, unsigned *last_stop)
 {
     struct smtp_cfg cc = *c;
     cc.on_event = log_event;
@@ -589,7 +597,8 @@ static void test_any_port_socks5_smtp(void **state)
         S("\x05\x00\x00\x01\x0a\x00\x00\x01\x04\x38"),
         S("220 mx.example.org ESMTP Exim 4.80\r\n"),
         C("EHLO User\r\n"),
-        S("250-mx.example.org Hello\r\n250-SIZE 52428800\r\n250-PIPELINING\r\n250-AUTH PLAIN LOGIN\r\n"
+        S("250-mx.example.org Hello\r\n250-SIZE 52428800\r\n250-PIPELINING\r\n250-AUTH PLAIN "
+          "LOGIN\r\n"
           "250-STARTTLS\r\n250 HELP\r\n"),
         C("AUTH LOGIN\r\n"),
         S("503 AUTH command used when not advertised\r\n"),
@@ -639,7 +648,8 @@ static void test_any_port_not_smtp(void **state)
 {
     (void)state;
     static const struct step conv[] = {
-        C("GET / HTTP/1.1\r\nHost: www.example.org\r\nUser-Agent: curl/7.88\r\nAccept: */*\r\n\r\n"),
+        C("GET / HTTP/1.1\r\nHost: www.example.org\r\nUser-Agent: curl/7.88\r\nAccept: "
+          "*/*\r\n\r\n"),
         S("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello"),
         C("GET /2 HTTP/1.1\r\nHost: www.example.org\r\n\r\n"),
     };
