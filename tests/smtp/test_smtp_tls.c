@@ -644,6 +644,39 @@ static void test_any_port_socks5_smtp(void **state)
     assert_string_equal(log.events, "");
 }
 
+static void test_any_port_http_connect_smtp(void **state)
+{
+    (void)state;
+    static const struct step conv[] = {
+        C("CONNECT mx.example.org:25 HTTP/1.1\r\nHost: mx.example.org:25\r\n\r\n"),
+        S("HTTP/1.1 200 Connection established\r\n\r\n"
+          "220 mx.example.org ESMTP\r\n"),
+        C("EHLO c.example\r\n"),
+        S("250-mx.example.org\r\n250 STARTTLS\r\n"),
+        C("MAIL FROM:<a@c.example>\r\n"),
+        S("250 ok\r\n"),
+    };
+    struct smtp_cfg c = cfg;
+    c.any_port = true;
+    struct flow_info f = fi;
+    f.sport = 3128;
+    struct ev_log log = {0};
+    struct smtp_stats st;
+    bool opened;
+    unsigned stop;
+    consumer_run(&c, &f, conv, CONV_N(conv), 5, &log, &st, &opened, &stop);
+    assert_true(opened);
+    assert_non_null(log.end);
+    assert_string_equal(log.events, "ehlo_reply,end");
+    assert_int_equal(log.end->banner_code, 220);
+    assert_string_equal(log.end->banner_host, "mx.example.org");
+    assert_true(log.end->starttls_offered);
+    assert_int_equal(log.end->n_tx, 1);
+    assert_int_equal(log.end->tx[0].mail_code, 250);
+    assert_int_equal(log.end->n_anomalies, 0);
+    facts_free(log.end);
+}
+
 static void test_any_port_not_smtp(void **state)
 {
     (void)state;
@@ -692,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup(test_tls_oversized_and_broken, setup),
         cmocka_unit_test_setup(test_proxy_prefix, setup),
         cmocka_unit_test_setup(test_any_port_socks5_smtp, setup),
+        cmocka_unit_test_setup(test_any_port_http_connect_smtp, setup),
         cmocka_unit_test_setup(test_any_port_not_smtp, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
