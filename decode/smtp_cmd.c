@@ -51,6 +51,7 @@ static const struct smtp_cmd_def cmd_table[SMTP_CMD_COUNT] = {
     [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, "AUTH", NULL, cmd_auth, smtp_reply_auth},
     [SMTP_CMD_AUTH_DATA] = {SMTP_CMD_AUTH_DATA, "", NULL, NULL, smtp_reply_auth},
     [SMTP_CMD_UNKNOWN] = {SMTP_CMD_UNKNOWN, "", NULL, NULL, NULL},
+    [SMTP_CMD_MANGLED] = {SMTP_CMD_MANGLED, "", NULL, NULL, smtp_reply_mangled},
 };
 
 const struct smtp_cmd_def *smtp_cmd_def(enum smtp_cmd c)
@@ -72,7 +73,7 @@ const char *smtp_cmd_str(enum smtp_cmd c)
         [SMTP_CMD_EXPN] = "EXPN",       [SMTP_CMD_HELP] = "HELP",
         [SMTP_CMD_QUIT] = "QUIT",       [SMTP_CMD_STARTTLS] = "STARTTLS",
         [SMTP_CMD_AUTH] = "AUTH",       [SMTP_CMD_AUTH_DATA] = "auth_data",
-        [SMTP_CMD_UNKNOWN] = "unknown",
+        [SMTP_CMD_UNKNOWN] = "unknown", [SMTP_CMD_MANGLED] = "mangled",
     };
     if ((unsigned)c >= SMTP_CMD_COUNT)
         return "none";
@@ -384,6 +385,15 @@ void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool
             def = NULL; /* "MAIL" without "FROM:": the server will say 501 */
     }
     if (!def) {
+        /* XXXXXXXX / XXXXXXXA: a STARTTLS rewritten on its way (PIX-style) */
+        size_t x = 0;
+        for (size_t i = 0; i < ve && i < sizeof verb - 1; i++)
+            x += verb[i] == 'X';
+        if (ve == 8 && x >= 7) {
+            smtp_anomaly(s, ANOM_CAP_MANGLED, DIR_C2S, m, "command=%s", verb);
+            smtp_pending_push(s, SMTP_CMD_MANGLED, -1, -1, false);
+            return;
+        }
         smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
         return;
     }

@@ -34,6 +34,7 @@ enum smtp_cmd {
     SMTP_CMD_AUTH,
     SMTP_CMD_AUTH_DATA, /* one SASL response line (content never kept) */
     SMTP_CMD_UNKNOWN,
+    SMTP_CMD_MANGLED, /* a verb like XXXXXXXX: STARTTLS rewritten in transit */
     SMTP_CMD_COUNT,
 };
 const char *smtp_cmd_str(enum smtp_cmd c);
@@ -188,6 +189,8 @@ void smtp_reply_auth(struct smtp_session *s, const struct smtp_pending *p, int c
                      const struct stream_meta *m);
 void smtp_reply_quit(struct smtp_session *s, const struct smtp_pending *p, int code,
                      const struct stream_meta *m);
+void smtp_reply_mangled(struct smtp_session *s, const struct smtp_pending *p, int code,
+                        const struct stream_meta *m);
 
 /* smtp_cmd.c */
 void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,

@@ -280,3 +280,11 @@ void smtp_reply_quit(struct smtp_session *s, const struct smtp_pending *p, int c
     if (is_2xx(code))
         s->quit_answered = true;
 }
+
+void smtp_reply_mangled(struct smtp_session *s, const struct smtp_pending *p, int code,
+                        const struct stream_meta *m)
+{
+    (void)p;
+    if (code == 500 || code == 502)
+        smtp_anomaly(s, ANOM_STARTTLS_UNKNOWN_CMD, DIR_S2C, m, "mangled command answered %d", code);
+}

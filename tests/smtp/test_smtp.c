@@ -400,6 +400,34 @@ static void test_starttls_unknown_and_not_offered(void **state)
     conv_result_free(&r);
 }
 
+static void test_starttls_command_mangled(void **state)
+{
+    (void)state;
+    /* seen between a rewriting middlebox and the server: STARTTLS arrives
+     * as XXXXXXXX and is refused as unknown */
+    static const struct step conv[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        S("250-mx\r\n250 STARTTLS\r\n"),
+        C("XXXXXXXX\r\n"),
+        S("502 5.5.2 Error: command not recognized\r\n"),
+        C("XFORWARD NAME=spike.example\r\nXYZZYXYZ\r\nQUIT\r\n"),
+        S("250 ok\r\n500 unknown\r\n221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+    const struct smtp_facts *f = r.facts;
+    assert_false(f->starttls_requested);
+    assert_int_equal(f->n_anomalies, 2);
+    assert_int_equal(f->anomalies[0].kind, ANOM_CAP_MANGLED);
+    assert_int_equal(f->anomalies[0].dir, DIR_C2S);
+    assert_string_equal(f->anomalies[0].detail, "command=XXXXXXXX");
+    assert_int_equal(f->anomalies[1].kind, ANOM_STARTTLS_UNKNOWN_CMD);
+    assert_string_equal(f->anomalies[1].detail, "mangled command answered 502");
+    assert_int_equal(f->end, SMTP_END_QUIT);
+    conv_result_free(&r);
+}
+
 static void test_cap_mangled_tokens(void **state)
 {
     (void)state;
@@ -979,6 +1007,7 @@ int main(void)
         cmocka_unit_test_setup(test_auth_never_keeps_credentials, setup),
         cmocka_unit_test_setup(test_starttls_refused, setup),
         cmocka_unit_test_setup(test_starttls_unknown_and_not_offered, setup),
+        cmocka_unit_test_setup(test_starttls_command_mangled, setup),
         cmocka_unit_test_setup(test_cap_mangled_tokens, setup),
         cmocka_unit_test_setup(test_not_tls_after_starttls, setup),
         cmocka_unit_test_setup(test_line_too_long, setup),
