@@ -21,6 +21,7 @@
 #define POLICY_EVICT_TRIES 16   /* busy LRU tails skipped before "cache full" */
 #define POLICY_POLL_MS 200      /* Redis poll while another sensor fetches */
 #define POLICY_TXT_PREFIX "_mta-sts."
+#define POLICY_DETAIL_MAX 640
 
 enum dom_phase {
     PH_IDLE = 0,
@@ -30,6 +31,14 @@ enum dom_phase {
     PH_QUEUED,    /* waiting for a fetch slot */
     PH_DNS_ADDR,  /* resolving mta-sts.<domain> (holds a fetch slot) */
     PH_FETCH,     /* HTTPS transfer (holds a fetch slot) */
+};
+
+/* The checked addresses of a policy host, tried in order while connecting
+ * fails (allocated for the fetch only). */
+struct addr_list {
+    size_t n, next;
+    char addr[PDNS_MAX_ADDR][46];
+    int family[PDNS_MAX_ADDR];
 };
 
 struct waiter {
@@ -45,7 +54,7 @@ struct dom {
     int64_t refresh_at;         /* wall seconds: next TXT re-check */
     /* negative answer ("no policy" or a failure) and until when it holds */
     enum policy_status neg_status;
-    char neg_detail[640];
+    char *neg_detail;           /* NULL, or why (allocated only when negative) */
     int64_t neg_until;
     char failed_id[33];
     int64_t failed_until;
@@ -57,6 +66,7 @@ struct dom {
     char txt_id[33];
     struct pdns_req *dns;
     struct pfetch_req *fetch;
+    struct addr_list *addrs;
     int64_t deadline_ms; /* DNS step deadline or end of the lock wait */
     int64_t next_poll_ms;
     struct waiter *waiters, **wtail;
@@ -265,6 +275,8 @@ static void dom_free(void *v)
         free(w);
     }
     entry_free(d->entry);
+    free(d->neg_detail);
+    free(d->addrs);
     free(d);
 }
 
@@ -341,7 +353,7 @@ static void fill_answer(const struct policy_engine *e, const struct dom *d, int6
     } else {
         a->status = d->neg_status == POLICY_ST_NONE ? POLICY_ST_NONE : POLICY_ST_UNKNOWN;
         a->entry = NULL;
-        a->detail = d->neg_detail[0] ? d->neg_detail : "no policy";
+        a->detail = d->neg_detail ? d->neg_detail : "no policy";
     }
 }
 
@@ -360,7 +372,7 @@ static void dom_finish(struct policy_engine *e, struct dom *d)
     d->n_waiters = 0;
     struct policy_answer a;
     fill_answer(e, d, wall_s(), &a);
-    char detail[sizeof(d->neg_detail)];
+    char detail[POLICY_DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s", a.detail);
     a.detail = detail;
     /* A callback may look domains up (even this one): d is marked busy so
@@ -382,10 +394,16 @@ static void set_neg(struct dom *d, enum policy_status st, int64_t until, const c
 {
     d->neg_status = st;
     d->neg_until = until;
+    char buf[POLICY_DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(d->neg_detail, sizeof(d->neg_detail), fmt, ap);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
+    char *dup = strdup(buf);
+    if (dup) { /* on failure the previous detail stays */
+        free(d->neg_detail);
+        d->neg_detail = dup;
+    }
 }
 
 static void install(struct policy_engine *e, struct dom *d, struct policy_entry *pe)
@@ -393,7 +411,8 @@ static void install(struct policy_engine *e, struct dom *d, struct policy_entry 
     entry_free(d->entry);
     d->entry = pe;
     d->neg_until = 0;
-    d->neg_detail[0] = 0;
+    free(d->neg_detail);
+    d->neg_detail = NULL;
     d->failed_id[0] = 0;
     /* next TXT check: the interval, or when a quarter of max_age is left */
     int64_t due = pe->expires_at - (int64_t)(pe->policy.max_age / 4);
@@ -654,11 +673,18 @@ static void release_slot(struct policy_engine *e, struct dom *d)
         e->fetch_slots--;
 }
 
+static bool fetch_next_addr(struct policy_engine *e, struct dom *d, char *err, size_t errlen);
+
 static void on_fetch(void *arg, const struct pfetch_result *r)
 {
     struct dom *d = arg;
     struct policy_engine *e = d->e;
     d->fetch = NULL;
+    char err[300];
+    if (r->outcome == PFETCH_CONNECT && fetch_next_addr(e, d, err, sizeof(err)))
+        return; /* the next address of the policy host */
+    free(d->addrs);
+    d->addrs = NULL;
     release_slot(e, d);
     d->phase = PH_IDLE;
     char detail[640];
@@ -729,18 +755,25 @@ static void on_addr(void *arg, const struct pdns_result *r)
         fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
         return;
     }
-    size_t pick = r->n_addr;
+    struct addr_list *al = calloc(1, sizeof(*al));
     const char *why = NULL;
-    for (size_t i = 0; i < r->n_addr && pick == r->n_addr; i++) {
+    for (size_t i = 0; al && i < r->n_addr; i++) {
         const char *w = NULL;
-        if (e->cfg.allow_private_hosts || !pfetch_addr_is_private(r->addr[i], &w))
-            pick = i;
-        else if (!why)
+        if (e->cfg.allow_private_hosts || !pfetch_addr_is_private(r->addr[i], &w)) {
+            memcpy(al->addr[al->n], r->addr[i], sizeof(al->addr[0]));
+            al->family[al->n++] = r->family[i];
+        } else if (!why) {
             why = w;
+        }
     }
-    if (pick == r->n_addr) {
+    if (!al || al->n == 0) {
+        free(al);
         release_slot(e, d);
         d->phase = PH_IDLE;
+        if (!al) {
+            fetch_failed(e, d, POLICY_ST_UNKNOWN, "out of memory");
+            return;
+        }
         e->stats.fetch_private_addr++;
         snprintf(detail, sizeof(detail),
                  "policy host mta-sts.%s resolves to %s, a %s address: refused", d->name,
@@ -748,6 +781,24 @@ static void on_addr(void *arg, const struct pdns_result *r)
         fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
         return;
     }
+    free(d->addrs);
+    d->addrs = al;
+    e->stats.fetches++;
+    if (!fetch_next_addr(e, d, err, sizeof(err))) {
+        free(d->addrs);
+        d->addrs = NULL;
+        release_slot(e, d);
+        d->phase = PH_IDLE;
+        e->stats.fetch_http_error++;
+        fetch_failed(e, d, POLICY_ST_UNKNOWN, err);
+    }
+}
+
+/* Starts the transfer on the next checked address; false when none is left
+ * or it cannot start (err filled). */
+static bool fetch_next_addr(struct policy_engine *e, struct dom *d, char *err, size_t errlen)
+{
+    struct addr_list *al = d->addrs;
     struct pfetch_opts o = {
         .ca_file = e->cfg.ca_file,
         .port = e->cfg.https_port,
@@ -756,16 +807,16 @@ static void on_addr(void *arg, const struct pdns_result *r)
         .low_speed_bytes = 64,
         .low_speed_secs = 10,
     };
-    e->stats.fetches++;
-    d->phase = PH_FETCH;
-    d->fetch = pfetch_start(e->fetch, d->name, r->addr[pick], r->family[pick], &o, on_fetch, d,
-                            err, sizeof(err));
-    if (!d->fetch) {
-        release_slot(e, d);
-        d->phase = PH_IDLE;
-        e->stats.fetch_http_error++;
-        fetch_failed(e, d, POLICY_ST_UNKNOWN, err);
+    snprintf(err, errlen, "no address left");
+    while (al && al->next < al->n) {
+        size_t i = al->next++;
+        d->phase = PH_FETCH;
+        d->fetch = pfetch_start(e->fetch, d->name, al->addr[i], al->family[i], &o, on_fetch, d,
+                                err, errlen);
+        if (d->fetch)
+            return true;
     }
+    return false;
 }
 
 static void start_fetch(struct policy_engine *e, struct dom *d)

@@ -56,7 +56,10 @@ static int sh(const char *fmt, ...)
     vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
     int r = system(cmd);
-    return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+    r = WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+    if (r)
+        print_message("command failed (%d): %s\n", r, cmd);
+    return r;
 }
 
 static int lab_up(void **state)
@@ -156,6 +159,8 @@ static int lookup(struct policy_engine *e, const char *domain, struct got *g)
     assert_int_equal(r, SW_AGAIN);
     for (int i = 0; i < 300 && !g->calls; i++)
         policy_engine_run(e, 100);
+    if (g->calls != 1)
+        print_message("lookup %s: %d callbacks\n", domain, g->calls);
     assert_int_equal(g->calls, 1);
     return r;
 }
@@ -407,6 +412,16 @@ static void run_until(struct policy_engine *e, const uint64_t *counter, uint64_t
 {
     for (int i = 0; i < 300 && *counter < want; i++)
         policy_engine_run(e, 100);
+    if (*counter != want) {
+        const struct policy_stats *st = policy_engine_stats(e);
+        print_message("counter %llu, want %llu; dns_queries %llu no_record %llu errors %llu "
+                      "fetches %llu ok %llu http_error %llu refreshes %llu\n",
+                      (unsigned long long)*counter, (unsigned long long)want,
+                      (unsigned long long)st->dns_queries, (unsigned long long)st->dns_no_record,
+                      (unsigned long long)st->dns_errors, (unsigned long long)st->fetches,
+                      (unsigned long long)st->fetch_ok, (unsigned long long)st->fetch_http_error,
+                      (unsigned long long)st->refreshes);
+    }
     assert_int_equal(*counter, want);
 }
 
