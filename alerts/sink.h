@@ -52,9 +52,17 @@ struct sink *sink_new(const struct sink_cfg *cfg, char *err, size_t errlen);
  * SW_ELIMIT when the spool is full (counted and reported). */
 int sink_emit(struct sink *s, const char *json, size_t len);
 /* Ships what is queued, waiting at most timeout_ms for acknowledgements;
- * returns SW_OK when nothing is left outside the spool file. */
+ * returns SW_OK when nothing is left outside the spool file.
+ * (sink: every alert is written ahead to the spool, and the spool is
+ * fdatasync'ed here. With Redis: SW_OK when Redis acknowledged every alert,
+ * SW_AGAIN when some stay in the spool for the next run; one connection
+ * attempt is made at once and its failure ends the wait early, so a
+ * SIGTERM while Redis is down does not hang. SW_EIO: a file write/sync failed.) */
 int sink_flush(struct sink *s, int timeout_ms);
 const struct sink_stats *sink_stats(const struct sink *s);
-void sink_free(struct sink *s); /* flushes (bounded) then frees */
+/* Flushes (bounded by io_timeout_ms; skipped when sink_flush() ran after the
+ * last sink_emit) then frees. What Redis has not acknowledged stays in the
+ * spool and is delivered first by the next sink_new() on the same spool. */
+void sink_free(struct sink *s);
 
 #endif

@@ -55,6 +55,8 @@ struct sink_redis {
     pthread_cond_t wake, done;
     /* under mu */
     bool stop, up, full_reported, try_now;
+    uint64_t fail_gen; /* failures so far: a flush stops waiting at the next one */
+    bool flushed;      /* a flush ended with nothing emitted since */
     struct sink_stats st;
     bool dirty;
     int64_t last_sync_ms;
@@ -114,6 +116,7 @@ static void went_down(struct sink_redis *r, const char *why)
     redis_conn_close(r->conn);
     r->up = false;
     r->st.errors++;
+    r->fail_gen++;
     if (!r->down_reported) {
         fprintf(stderr,
                 "stripwatch: redis %s: %s; alerts wait in spool %s (retrying with backoff up to %d ms)\n",
@@ -123,6 +126,7 @@ static void went_down(struct sink_redis *r, const char *why)
     r->next_try_ms = now_ms() + r->backoff_ms;
     r->backoff_ms = r->backoff_ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : r->backoff_ms * 2;
     r->replay_upto = spool_last_seq(r->sp);
+    pthread_cond_broadcast(&r->done);
 }
 
 /* Connects and loads the script; called without mu. */
@@ -350,6 +354,7 @@ int sink_redis_emit(struct sink_redis *r, const char *json, size_t len)
     uint64_t seq;
     pthread_mutex_lock(&r->mu);
     int rc = spool_append(r->sp, json, len, &seq);
+    r->flushed = false;
     if (rc == SW_OK) {
         if (!r->up)
             r->st.spooled++;
@@ -376,7 +381,8 @@ int sink_redis_flush(struct sink_redis *r, int timeout_ms)
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     r->try_now = true;
     pthread_cond_signal(&r->wake);
-    while (spool_pending(r->sp) > 0 && r->th_started) {
+    uint64_t gen = r->fail_gen;
+    while (spool_pending(r->sp) > 0 && r->th_started && r->fail_gen == gen) {
         int64_t left = deadline - now_ms();
         if (left <= 0)
             break;
@@ -388,6 +394,7 @@ int sink_redis_flush(struct sink_redis *r, int timeout_ms)
     r->dirty = false;
     if (rc == SW_OK && spool_pending(r->sp) > 0)
         rc = SW_AGAIN;
+    r->flushed = true;
     pthread_mutex_unlock(&r->mu);
     return rc;
 }
@@ -412,7 +419,10 @@ void sink_redis_free(struct sink_redis *r, int flush_timeout_ms)
     if (!r)
         return;
     if (r->th_started) {
-        if (flush_timeout_ms > 0)
+        pthread_mutex_lock(&r->mu);
+        bool flushed = r->flushed;
+        pthread_mutex_unlock(&r->mu);
+        if (flush_timeout_ms > 0 && !flushed)
             sink_redis_flush(r, flush_timeout_ms);
         pthread_mutex_lock(&r->mu);
         r->stop = true;
