@@ -630,7 +630,12 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
     enum rule_confidence conf = CONF_LOW;
     const char *action = NULL, *reason = NULL;
     const struct facts_anomaly *a;
-    if ((a = find_anom(f, ANOM_CAP_MANGLED)) != NULL) {
+    if ((a = find_anom(f, ANOM_CAP_MANGLED)) != NULL && a->dir == DIR_C2S) {
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+        action = "starttls-command-mangled";
+        reason = "the client's STARTTLS command arrived mangled (rewritten in transit)";
+    } else if (a != NULL) {
         sev = SEV_HIGH;
         conf = CONF_HIGH;
         action = "starttls-capability-mangled";
@@ -693,12 +698,20 @@ static bool fallback_applies(const struct judge *j, bool *in_session)
     return j->pv->client_failed;
 }
 
+/* Direct tampering evidence explains why STARTTLS was not used. */
+static bool tampered_directly(const struct smtp_facts *f)
+{
+    return find_anom(f, ANOM_CAP_MANGLED) ||
+           (f->starttls_offered && (f->starttls_code == 500 || f->starttls_code == 502 ||
+                                    find_anom(f, ANOM_STARTTLS_UNKNOWN_CMD)));
+}
+
 static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
     bool in_session;
     if (!f->starttls_offered || f->starttls_requested || !j->cd.any || f->tls.established ||
-        fallback_applies(j, &in_session))
+        fallback_applies(j, &in_session) || tampered_directly(f))
         return;
     int sev = SEV_LOW;
     enum rule_confidence conf = CONF_LOW;

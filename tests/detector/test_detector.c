@@ -546,6 +546,16 @@ static void test_tampered_starttls_unknown_and_plaintext_after_220(void **state)
     starttls(h, 502, false);
     anomaly(h, ANOM_STARTTLS_NOT_OFFERED, "", 9);
     feed(x, h);
+    /* seen between the man in the middle and the server: the client's
+     * STARTTLS arrives as XXXXXXXX, the mail follows in clear; tampering
+     * explains the unused STARTTLS (no starttls.unused) */
+    struct smtp_facts *m = session("192.0.2.10", "198.51.100.29", 25, T0 + 25);
+    caps(m, "PIPELINING", "STARTTLS", NULL);
+    anomaly(m, ANOM_CAP_MANGLED, "command=XXXXXXXX", 10);
+    m->anomalies[0].dir = DIR_C2S;
+    anomaly(m, ANOM_STARTTLS_UNKNOWN_CMD, "502 5.5.2 Error: command not recognized", 11);
+    tx(m, true, 100, "other.example:250", NULL);
+    feed(x, m);
     /* STARTTLS missing from the EHLO reply, yet accepted with 220 */
     struct smtp_facts *k = session("192.0.2.10", "198.51.100.28", 25, T0 + 30);
     caps(k, "PIPELINING", "8BITMIME", NULL);
@@ -553,8 +563,13 @@ static void test_tampered_starttls_unknown_and_plaintext_after_220(void **state)
     anomaly(k, ANOM_STARTTLS_NOT_OFFERED, "", 9);
     feed(x, k);
     finish(x);
-    assert_int_equal(x->out.n, 3);
-    json_t *o = expect(x, 2, "starttls.tampered", 2, "medium");
+    assert_int_equal(x->out.n, 4);
+    json_t *o = expect(x, 2, "starttls.tampered", 3, "high");
+    assert_string_equal(jstr(o, "event.action"), "starttls-command-mangled");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.dir"), "c2s");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.1.kind"), "starttls_unknown_cmd");
+    json_decref(o);
+    o = expect(x, 3, "starttls.tampered", 2, "medium");
     assert_string_equal(jstr(o, "event.action"), "starttls-hidden-in-ehlo");
     json_decref(o);
     o = expect(x, 0, "starttls.tampered", 3, "high");
