@@ -128,6 +128,31 @@ static void on_fetch(void *arg, const struct pfetch_result *r)
     }
 }
 
+/* Validators differ on repeated fields; say which value counts (§3.2: the
+ * first, as the sensor's parser does). */
+static void note_repeats(const char *body, size_t len)
+{
+    static const char *const keys[] = {"version", "mode", "max_age"};
+    int first[3] = {0, 0, 0};
+    const char *s = body, *end = body + len;
+    for (int line = 1; s < end; line++) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+        for (int k = 0; k < 3; k++) {
+            size_t kl = strlen(keys[k]);
+            if (n > kl && !memcmp(s, keys[k], kl) && s[kl] == ':') {
+                if (first[k])
+                    printf("NOTE §3.2 line %d: repeated %s ignored (the first, on line %d, "
+                           "wins)\n",
+                           line, keys[k], first[k]);
+                else
+                    first[k] = line;
+            }
+        }
+        s += n + (nl ? 1 : 0);
+    }
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -446,6 +471,7 @@ int policy_cli_main(int argc, char **argv)
         check(&c, false, "§3.2", "policy syntax: %s", mtasts_error_format(&pe, buf, sizeof(buf)));
         return fail_result(&c, "invalid policy");
     }
+    note_repeats(body, f->body_len);
     printf("policy:\n");
     printf("  version: STSv1\n");
     printf("  mode: %s\n", mtasts_mode_str(p.mode));

@@ -43,7 +43,7 @@ fi
 dns_port=$3 https_port=$4 redis_port=$5
 
 # Domains served by nginx with the good certificate.
-good=(valid cname multi change notfound redirect badtype big trickle shared invalid private short)
+good=(valid cname multi change notfound redirect badtype big trickle shared invalid private short dup)
 
 # ---- certificates ----
 pki=$dir/pki
@@ -110,6 +110,7 @@ pol private 'version: STSv1\nmode: enforce\nmx: mx.private.example\nmax_age: 864
 pol shared 'version: STSv1\nmode: enforce\nmx: mx.shared.example\nmax_age: 3600\n'
 pol invalid 'version: STSv1\nmode: enforce\nmax_age: 86400\n'
 pol short 'version: STSv1\nmode: enforce\nmx: mx.short.example\nmax_age: 8\n'
+pol dup 'version: STSv1\nmode: testing\nmode: enforce\nmx: mx.dup.example\nmax_age: 86400\n'
 mkdir -p "$www/notfound"
 # 65 KiB: a valid head padded with comment-like extension lines.
 mkdir -p "$www/big/.well-known"
@@ -183,7 +184,7 @@ CONF
     echo "  local-data: \"mta-sts.$d.example. 1 IN A 127.0.0.1\""
   done
   echo '  local-data: "mta-sts.private.example. 1 IN A 10.0.0.1"'
-  for d in valid change notfound redirect badtype big trickle shared invalid private short expired wrongname; do
+  for d in valid change notfound redirect badtype big trickle shared invalid private short dup expired wrongname; do
     echo "  local-data: '_mta-sts.$d.example. 1 IN TXT \"v=STSv1; id=${d}1;\"'"
   done
   echo "  local-data: '_mta-sts.cname.example. 1 IN CNAME _mta-sts.valid.example.'"

@@ -241,6 +241,9 @@ static void test_cname_and_multistring(void **state)
     assert_string_equal(g.id, "valid1");
     assert_int_equal(g.mode, MTASTS_MODE_TESTING);
     assert_string_equal(g.mx[0], "mx.cname.example");
+    lookup(e, "dup.example", &g); /* mode: testing, then mode: enforce */
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.mode, MTASTS_MODE_TESTING);
     lookup(e, "multi.example", &g); /* "v=STSv1; " "id=multi" "2;" */
     assert_int_equal(g.status, POLICY_ST_VALID);
     assert_string_equal(g.id, "multi2");
@@ -847,6 +850,11 @@ static void test_cli(void **state)
     assert_int_equal(run_cli(false, "invalid.example", true, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "FAIL §3.2 policy syntax: mx field missing (required when mode "
                                 "is enforce)\n"));
+    /* a repeated field: the first value wins, and the report says so */
+    assert_int_equal(run_cli(false, "dup.example", true, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "NOTE §3.2 line 3: repeated mode ignored (the first, on line 2, "
+                                "wins)\n"));
+    assert_non_null(strstr(out, "  mode: testing\n"));
     assert_int_equal(run_cli(false, "Bad_Domain..example", true, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "stripwatch policy: domain \"Bad_Domain..example\": "));
 }
