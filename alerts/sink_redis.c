@@ -12,7 +12,12 @@
  * between Redis' reply and the spool's head update is never applied twice.
  * The only windows for a duplicate: the dedup key expired or was deleted
  * while alerts waited in the spool, or the spool's head file was lost (the
- * spool then takes a new id and replays everything). */
+ * spool then takes a new id and replays everything).
+ *
+ * A Redis user not allowed to run scripts (ACL NOPERM) gets plain RPUSH/
+ * LPUSH/PUBLISH/XADD instead, said once on stderr: still nothing lost and in
+ * order, but at-least-once (a batch re-sent after a lost reply may repeat).
+ * Redis Cluster is not supported (the two keys are not in one hash slot). */
 #include "alerts/sink_redis.h"
 
 #include <errno.h>
@@ -64,13 +69,14 @@ struct sink_redis {
     /* thread only */
     uint64_t send_off;
     bool down_reported, ever_up;
+    bool plain, plain_reported; /* EVALSHA refused: plain commands, at-least-once */
     int backoff_ms;
     int64_t next_try_ms;
     char sha[41];
     struct inflight *fl;
     /* configuration */
     char *key, *seq_key;
-    const char *mode;
+    const char *mode, *plain_cmd;
     char maxlen[24], ttl[24];
     unsigned batch_max;
     int io_timeout_ms, backoff_min_ms, backoff_max_ms;
@@ -92,6 +98,21 @@ static void abs_deadline(struct timespec *ts, int64_t ms_from_now)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000;
     }
+}
+
+static const char *plain_cmd(enum sink_redis_mode m)
+{
+    switch (m) {
+    case SINK_REDIS_LIST:
+        return "RPUSH";
+    case SINK_REDIS_LPUSH:
+        return "LPUSH";
+    case SINK_REDIS_CHANNEL:
+        return "PUBLISH";
+    case SINK_REDIS_STREAM:
+        return "XADD";
+    }
+    return NULL;
 }
 
 static const char *mode_arg(enum sink_redis_mode m)
@@ -142,11 +163,24 @@ static bool do_connect(struct sink_redis *r, char *why, size_t whylen)
         return false;
     }
     bool ok = rep->type == REDIS_REPLY_STRING && rep->len == 40;
-    if (ok)
+    r->plain = false;
+    if (ok) {
         memcpy(r->sha, rep->str, 41);
-    else
-        snprintf(why, whylen, "SCRIPT LOAD refused (the sink needs EVALSHA): %.80s",
+    } else if (rep->type == REDIS_REPLY_ERROR &&
+               (strncmp(rep->str, "NOPERM", 6) == 0 || strncmp(rep->str, "ERR unknown command", 19) == 0)) {
+        /* scripting not allowed for this user: plain commands, no dedup */
+        ok = true;
+        r->plain = true;
+        if (!r->plain_reported) {
+            fprintf(stderr,
+                    "stripwatch: redis %s: SCRIPT LOAD refused (%.80s); sending plain %s without duplicate protection: an alert re-sent after a lost reply may arrive twice\n",
+                    redis_conn_url(r->conn), rep->str, r->plain_cmd);
+            r->plain_reported = true;
+        }
+    } else {
+        snprintf(why, whylen, "SCRIPT LOAD failed: %.80s",
                  rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    }
     freeReplyObject(rep);
     if (!ok)
         redis_conn_close(r->conn);
@@ -168,12 +202,29 @@ static void send_batch(struct sink_redis *r)
             continue; /* malformed line: acknowledged without sending */
         char seq[24];
         snprintf(seq, sizeof seq, "%" PRIu64, recs[i].seq);
-        const char *argv[] = {"EVALSHA", r->sha, "2", r->key, r->seq_key, seq, r->mode,
-                              recs[i].json, r->maxlen, r->ttl};
+        const char *argv[10];
         size_t argvlen[10];
-        for (int a = 0; a < 10; a++)
-            argvlen[a] = a == 7 ? recs[i].len : strlen(argv[a]);
-        if (redis_conn_append_argv(r->conn, 10, argv, argvlen) != SW_OK) {
+        int argc, jpos;
+        if (!r->plain) {
+            const char *v[] = {"EVALSHA", r->sha, "2", r->key, r->seq_key, seq, r->mode,
+                               recs[i].json, r->maxlen, r->ttl};
+            argc = 10;
+            jpos = 7;
+            memcpy(argv, v, sizeof v);
+        } else if (strcmp(r->plain_cmd, "XADD") == 0) {
+            const char *v[] = {"XADD", r->key, "MAXLEN", "~", r->maxlen, "*", "alert", recs[i].json};
+            argc = 8;
+            jpos = 7;
+            memcpy(argv, v, sizeof v);
+        } else {
+            const char *v[] = {r->plain_cmd, r->key, recs[i].json};
+            argc = 3;
+            jpos = 2;
+            memcpy(argv, v, sizeof v);
+        }
+        for (int a = 0; a < argc; a++)
+            argvlen[a] = a == jpos ? recs[i].len : strlen(argv[a]);
+        if (redis_conn_append_argv(r->conn, argc, argv, argvlen) != SW_OK) {
             n = i; /* ship what was appended; the rest goes next time */
             break;
         }
@@ -197,7 +248,7 @@ static void send_batch(struct sink_redis *r)
                 freeReplyObject(rep);
                 break;
             }
-            applied = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? 1 : 2;
+            applied = r->plain || (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) ? 1 : 2;
             freeReplyObject(rep);
         }
         pthread_mutex_lock(&r->mu);
@@ -286,6 +337,7 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
         return NULL;
     }
     r->mode = mode;
+    r->plain_cmd = plain_cmd(cfg->mode);
     r->batch_max = cfg->batch_max ? cfg->batch_max : 256;
     if (r->batch_max > SINK_BATCH_HARD_MAX)
         r->batch_max = SINK_BATCH_HARD_MAX;

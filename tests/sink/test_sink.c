@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "alerts/sink.h"
+#include "alerts/spool.h"
 #include "decode/sw.h"
 #include "test_redis_server.h"
 
@@ -558,6 +559,113 @@ static void test_torn_spool_tail(void **state)
     assert_string_equal(err, want2);
 }
 
+
+/* The spool itself: bound, head, compaction keeps logical offsets, the last
+ * seq survives truncation and reopening. */
+static void test_spool_unit(void **state)
+{
+    (void)state;
+    char path[300], err[512], rec[128];
+    snprintf(path, sizeof path, "%s/unit.spool", tdir);
+    struct spool *sp = spool_open(path, 1024, err, sizeof err);
+    assert_non_null(sp);
+    memset(rec, 'y', 100);
+    memcpy(rec, "{\"n\":\"", 6);
+    memcpy(rec + 98, "\"}", 2);
+    uint64_t seq = 0;
+    for (int i = 1; i <= 9; i++) {
+        assert_int_equal(spool_append(sp, rec, 100, &seq), SW_OK);
+        assert_int_equal(seq, (uint64_t)i);
+    }
+    assert_int_equal(spool_bytes(sp), 36 + 9 * 103);
+    assert_int_equal(spool_append(sp, rec, 100, &seq), SW_ELIMIT);
+    struct spool_rec recs[16];
+    assert_int_equal(spool_read(sp, 0, recs, 16), 9);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(recs[i].seq, (uint64_t)i + 1);
+        assert_int_equal(recs[i].len, 100);
+        assert_memory_equal(recs[i].json, rec, 100);
+    }
+    uint64_t end5 = recs[4].end, end9 = recs[8].end;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(spool_ack(sp, recs[i].seq, recs[i].end), SW_OK);
+    assert_int_equal(spool_pending(sp), 4);
+    assert_int_equal(spool_head(sp), end5);
+    /* full, but 5 records are acknowledged: compaction makes room */
+    assert_int_equal(spool_append(sp, rec, 100, &seq), SW_OK);
+    assert_int_equal(seq, 10);
+    assert_int_equal(spool_bytes(sp), 36 + 4 * 103 + 104);
+    assert_int_equal(spool_head(sp), end5); /* logical offsets did not move */
+    assert_int_equal(spool_read(sp, end5, recs, 16), 5);
+    assert_int_equal(recs[0].seq, 6);
+    assert_int_equal(recs[3].end, end9);
+    assert_int_equal(recs[4].seq, 10);
+    assert_int_equal(spool_read(sp, recs[4].end, recs, 16), 0);
+    assert_int_equal(spool_save_head(sp), SW_OK);
+    spool_close(sp);
+
+    /* reopened: 6..10 pending */
+    sp = spool_open(path, 1024, err, sizeof err);
+    assert_non_null(sp);
+    assert_int_equal(spool_pending(sp), 5);
+    assert_int_equal(spool_last_seq(sp), 10);
+    size_t n = spool_read(sp, 0, recs, 16);
+    assert_int_equal(n, 5);
+    assert_int_equal(recs[0].seq, 6);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(spool_ack(sp, recs[i].seq, recs[i].end), SW_OK);
+    /* everything acknowledged: truncated back to the header */
+    assert_int_equal(spool_pending(sp), 0);
+    assert_int_equal(spool_bytes(sp), 36);
+    spool_close(sp);
+    sp = spool_open(path, 1024, err, sizeof err);
+    assert_non_null(sp);
+    assert_int_equal(spool_pending(sp), 0);
+    assert_int_equal(spool_append(sp, rec, 100, &seq), SW_OK);
+    assert_int_equal(seq, 11); /* never reused */
+    /* an ack that does not match the head is refused */
+    assert_int_equal(spool_ack(sp, 11, 5), SW_EPROTO);
+    spool_close(sp);
+    spool_close(NULL);
+    /* a bound too small for anything */
+    assert_null(spool_open(path, 10, err, sizeof err));
+    char want[600];
+    snprintf(want, sizeof want, "spool %s: bound 10 bytes is too small", path);
+    assert_string_equal(err, want);
+}
+
+/* A Redis user without scripting: plain RPUSH, said once, still in order. */
+static void test_plain_fallback(void **state)
+{
+    (void)state;
+    start_srv(false, false);
+    redisContext *rc = consumer();
+    redisReply *r = redisCommand(rc, "ACL SETUSER feeder on >pw ~* &* +@all -@scripting");
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+    char url[300], spool[300], errpath[300], want[600];
+    snprintf(url, sizeof url, "redis://feeder:pw@127.0.0.1:%d", srv.port);
+    struct sink_cfg c;
+    cfg_for(&c, url, SINK_REDIS_LIST, spool, sizeof spool);
+    snprintf(errpath, sizeof errpath, "%s/stderr", tdir);
+    capture_stderr(errpath);
+    struct sink *s = sink_ok(&c);
+    emit_range(s, 0, 20);
+    assert_int_equal(sink_flush(s, 10000), SW_OK);
+    assert_int_equal(sink_stats(s)->delivered, 20);
+    sink_free(s);
+    restore_stderr();
+    redisFree(rc);
+    assert_list("stripwatch:alerts", 0, 20, false);
+    char *text = slurp(errpath);
+    snprintf(want, sizeof want,
+             "stripwatch: redis redis://feeder:***@127.0.0.1:%d: SCRIPT LOAD refused (NOPERM this user has no permissions to run the 'script|load' command); sending plain RPUSH without duplicate protection: an alert re-sent after a lost reply may arrive twice",
+             srv.port);
+    if (count_lines_with(text, want) != 1)
+        fail_msg("stderr was:\n%s", text);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -573,6 +681,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_duplicate_after_crash_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_then_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_spool_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_fallback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
