@@ -14,13 +14,13 @@
 
 #include "decode/sw.h"
 
-#define RR_A 1
-#define RR_TXT 16
+#define RR_A    1
+#define RR_TXT  16
 #define RR_AAAA 28
 
 struct pdns_sub {
     struct pdns_req *req;
-    int id;        /* libunbound async id */
+    int id; /* libunbound async id */
     bool done;
     int rrtype;
 };
@@ -44,8 +44,8 @@ struct pdns {
     size_t n_reqs;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -257,8 +257,8 @@ static void on_result(void *mydata, int err, struct ub_result *ub)
     req_free(q);
 }
 
-static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pdns_cb cb,
-                              void *arg, char *err, size_t errlen)
+static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pdns_cb cb, void *arg,
+                              char *err, size_t errlen)
 {
     struct pdns_req *q = calloc(1, sizeof(*q));
     if (!q) {
@@ -291,14 +291,14 @@ static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pd
     return q;
 }
 
-struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg,
-                                char *err, size_t errlen)
+struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                                size_t errlen)
 {
     return start(d, name, false, cb, arg, err, errlen);
 }
 
-struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg,
-                                 char *err, size_t errlen)
+struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                                 size_t errlen)
 {
     return start(d, name, true, cb, arg, err, errlen);
 }

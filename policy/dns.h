@@ -13,9 +13,9 @@
 #define PDNS_MAX_ADDR 16
 
 struct pdns_result {
-    int err;              /* 0, or a resolver failure described by errstr */
-    const char *errstr;   /* NULL when err is 0 */
-    int rcode;            /* DNS rcode (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN) */
+    int err;            /* 0, or a resolver failure described by errstr */
+    const char *errstr; /* NULL when err is 0 */
+    int rcode;          /* DNS rcode (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN) */
     bool nxdomain;
     const char *canonname; /* after CNAMEs, or NULL */
     /* TXT queries: one entry per record, its strings concatenated. */
@@ -40,10 +40,10 @@ void pdns_free(struct pdns *d); /* cancels what is in flight, no callbacks */
 
 /* Start a query; NULL on failure (err filled). The request handle stays valid
  * until its callback has returned or pdns_cancel() was called. */
-struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg,
-                                char *err, size_t errlen);
-struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg,
-                                 char *err, size_t errlen);
+struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                                size_t errlen);
+struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                                 size_t errlen);
 void pdns_cancel(struct pdns *d, struct pdns_req *r);
 
 int pdns_fd(const struct pdns *d);

@@ -37,8 +37,8 @@ struct pfetch {
     size_t n_reqs;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -297,9 +297,9 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char *addr,
-                                int family, const struct pfetch_opts *o, pfetch_cb cb,
-                                void *arg, char *err, size_t errlen)
+struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char *addr, int family,
+                                const struct pfetch_opts *o, pfetch_cb cb, void *arg, char *err,
+                                size_t errlen)
 {
     struct pfetch_req *q = calloc(1, sizeof(*q));
     if (!q || !(q->easy = curl_easy_init())) {
@@ -315,12 +315,12 @@ struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char
         snprintf(q->res.url, sizeof(q->res.url), "https://mta-sts.%s/.well-known/mta-sts.txt",
                  domain);
     else
-        snprintf(q->res.url, sizeof(q->res.url),
-                 "https://mta-sts.%s:%u/.well-known/mta-sts.txt", domain, port);
+        snprintf(q->res.url, sizeof(q->res.url), "https://mta-sts.%s:%u/.well-known/mta-sts.txt",
+                 domain, port);
     char pin[400];
     bool v6 = family == AF_INET6;
-    snprintf(q->res.pinned, sizeof(q->res.pinned), "%s%s%s:%u", v6 ? "[" : "", addr,
-             v6 ? "]" : "", port);
+    snprintf(q->res.pinned, sizeof(q->res.pinned), "%s%s%s:%u", v6 ? "[" : "", addr, v6 ? "]" : "",
+             port);
     snprintf(pin, sizeof(pin), "mta-sts.%s:%u:%s", domain, port, q->res.pinned);
     /* pin holds "host:port:ADDR:port": cut the trailing ":port" of the address */
     char *last = strrchr(pin, ':');
@@ -354,8 +354,7 @@ struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char
         bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bytes) != CURLE_OK;
         bad |= curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, o->low_speed_secs) != CURLE_OK;
     }
-    bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MTASTS_MAX_BODY) !=
-           CURLE_OK;
+    bad |= curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MTASTS_MAX_BODY) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_WRITEDATA, q) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;

@@ -27,27 +27,27 @@ const char *pfetch_outcome_str(enum pfetch_outcome o);
 
 struct pfetch_result {
     enum pfetch_outcome outcome;
-    char detail[320];      /* e.g. "HTTP 404", "redirect refused (HTTP 301)" */
-    char curl_error[256];  /* libcurl's own message, "" when none */
+    char detail[320];     /* e.g. "HTTP 404", "redirect refused (HTTP 301)" */
+    char curl_error[256]; /* libcurl's own message, "" when none */
     char url[320];
-    char pinned[64];       /* "ADDR:PORT" ("[v6]:PORT") the transfer was pinned to */
-    char tls_version[16];  /* "TLSv1.3", "" when the handshake did not finish */
-    long http_code;        /* 0 when no response */
+    char pinned[64];      /* "ADDR:PORT" ("[v6]:PORT") the transfer was pinned to */
+    char tls_version[16]; /* "TLSv1.3", "" when the handshake did not finish */
+    long http_code;       /* 0 when no response */
     char content_type[128];
-    size_t bytes;          /* body bytes received (up to the cap + 1 chunk) */
-    const char *body;      /* valid during the callback; NUL-terminated */
+    size_t bytes;     /* body bytes received (up to the cap + 1 chunk) */
+    const char *body; /* valid during the callback; NUL-terminated */
     size_t body_len;
 };
 
 typedef void (*pfetch_cb)(void *arg, const struct pfetch_result *r);
 
 struct pfetch_opts {
-    const char *ca_file;      /* NULL: system store */
-    uint16_t port;            /* 443 */
+    const char *ca_file; /* NULL: system store */
+    uint16_t port;       /* 443 */
     long connect_timeout_ms;
     long total_timeout_ms;
-    long low_speed_bytes;     /* abort below this many bytes/s ... */
-    long low_speed_secs;      /* ... for this long (0: off) */
+    long low_speed_bytes; /* abort below this many bytes/s ... */
+    long low_speed_secs;  /* ... for this long (0: off) */
 };
 
 struct pfetch;
@@ -57,9 +57,9 @@ struct pfetch *pfetch_new(char *err, size_t errlen);
 void pfetch_free(struct pfetch *f); /* aborts transfers, no callbacks */
 
 /* Fetch the policy of domain from addr (numeric, AF_INET or AF_INET6). */
-struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char *addr,
-                                int family, const struct pfetch_opts *o, pfetch_cb cb,
-                                void *arg, char *err, size_t errlen);
+struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char *addr, int family,
+                                const struct pfetch_opts *o, pfetch_cb cb, void *arg, char *err,
+                                size_t errlen);
 void pfetch_cancel(struct pfetch *f, struct pfetch_req *r);
 
 /* Waits up to timeout_ms for transfer activity or for one of extra_fds

@@ -19,13 +19,13 @@
 
 #define POLICY_MAX_WAITERS 1024 /* per domain */
 #define POLICY_EVICT_TRIES 16   /* busy LRU tails skipped before "cache full" */
-#define POLICY_POLL_MS 200      /* Redis poll while another sensor fetches */
-#define POLICY_TXT_PREFIX "_mta-sts."
-#define POLICY_DETAIL_MAX 640
+#define POLICY_POLL_MS     200  /* Redis poll while another sensor fetches */
+#define POLICY_TXT_PREFIX  "_mta-sts."
+#define POLICY_DETAIL_MAX  640
 
 enum dom_phase {
     PH_IDLE = 0,
-    PH_START,     /* queued: started at the next policy_engine_run() */
+    PH_START, /* queued: started at the next policy_engine_run() */
     PH_DNS_TXT,
     PH_LOCK_WAIT, /* another sensor holds the fetch lock: poll Redis */
     PH_QUEUED,    /* waiting for a fetch slot */
@@ -54,7 +54,7 @@ struct dom {
     int64_t refresh_at;         /* wall seconds: next TXT re-check */
     /* negative answer ("no policy" or a failure) and until when it holds */
     enum policy_status neg_status;
-    char *neg_detail;           /* NULL, or why (allocated only when negative) */
+    char *neg_detail; /* NULL, or why (allocated only when negative) */
     int64_t neg_until;
     char failed_id[33];
     int64_t failed_until;
@@ -145,8 +145,8 @@ void policy_cfg_defaults(struct policy_cfg *c)
     c->max_queued = 4096;
 }
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (!err || !errlen)
         return;
@@ -208,8 +208,7 @@ static struct policy_entry *entry_new(const char *domain, const char *id, const 
     return pe;
 }
 
-static bool entry_usable(const struct policy_engine *e, const struct policy_entry *pe,
-                         int64_t now)
+static bool entry_usable(const struct policy_engine *e, const struct policy_entry *pe, int64_t now)
 {
     if (!pe)
         return false;
@@ -467,8 +466,8 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
         } else {
             if (!ent) {
                 char why[200];
-                fprintf(stderr, "stripwatch: redis key " RCACHE_KEY_PREFIX "%s: %s\n",
-                        d->name, mtasts_error_format(&pe, why, sizeof(why)));
+                fprintf(stderr, "stripwatch: redis key " RCACHE_KEY_PREFIX "%s: %s\n", d->name,
+                        mtasts_error_format(&pe, why, sizeof(why)));
             }
             entry_free(ent);
         }
@@ -510,8 +509,8 @@ static void on_txt(void *arg, const struct pdns_result *r)
             snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: %s", d->name,
                      r->errstr);
         else
-            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: rcode %d",
-                     d->name, r->rcode);
+            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: rcode %d", d->name,
+                     r->rcode);
         fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, detail);
         return;
     }
@@ -547,8 +546,8 @@ static void on_txt(void *arg, const struct pdns_result *r)
                      "%zu STSv1 TXT records at " POLICY_TXT_PREFIX "%s (exactly one required)",
                      n_sts, d->name);
         else
-            snprintf(detail, sizeof(detail), "invalid TXT record at " POLICY_TXT_PREFIX "%s: %.160s",
-                     d->name, bad);
+            snprintf(detail, sizeof(detail),
+                     "invalid TXT record at " POLICY_TXT_PREFIX "%s: %.160s", d->name, bad);
         fail(e, d, POLICY_ST_NONE, e->cfg.negative_ttl, detail);
         return;
     }
@@ -747,11 +746,9 @@ static void on_addr(void *arg, const struct pdns_result *r)
         d->phase = PH_IDLE;
         e->stats.dns_errors++;
         if (r->err)
-            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: DNS: %s", d->name,
-                     r->errstr);
+            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: DNS: %s", d->name, r->errstr);
         else
-            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: no A/AAAA record",
-                     d->name);
+            snprintf(detail, sizeof(detail), "policy host mta-sts.%s: no A/AAAA record", d->name);
         fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
         return;
     }
@@ -811,8 +808,8 @@ static bool fetch_next_addr(struct policy_engine *e, struct dom *d, char *err, s
     while (al && al->next < al->n) {
         size_t i = al->next++;
         d->phase = PH_FETCH;
-        d->fetch = pfetch_start(e->fetch, d->name, al->addr[i], al->family[i], &o, on_fetch, d,
-                                err, errlen);
+        d->fetch = pfetch_start(e->fetch, d->name, al->addr[i], al->family[i], &o, on_fetch, d, err,
+                                errlen);
         if (d->fetch)
             return true;
     }
@@ -856,8 +853,8 @@ static int on_file_entry(void *arg, const struct snapshot_entry *se)
     struct dom *d = lru_peek(e->doms, se->domain);
     if (!d && !(d = dom_insert(e, se->domain)))
         return SW_ENOMEM;
-    struct policy_entry *pe = entry_new(se->domain, se->id, se->text, se->text_len,
-                                        se->fetched_at, POLICY_SRC_FILE, NULL);
+    struct policy_entry *pe = entry_new(se->domain, se->id, se->text, se->text_len, se->fetched_at,
+                                        POLICY_SRC_FILE, NULL);
     if (!pe)
         return SW_ENOMEM;
     install(e, d, pe);
@@ -1064,8 +1061,7 @@ static void pump(struct policy_engine *e)
         e->stats.dns_errors++;
         char detail[640];
         if (d->phase == PH_DNS_TXT) {
-            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: timed out",
-                     d->name);
+            snprintf(detail, sizeof(detail), "DNS TXT " POLICY_TXT_PREFIX "%s: timed out", d->name);
             fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, detail);
         } else {
             release_slot(e, d);

@@ -189,8 +189,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
             v = eq + 1;
             a = name;
         }
-        bool takes = !strcmp(a, "--dns-server") || !strcmp(a, "--ca-file") ||
-                     !strcmp(a, "--https-port");
+        bool takes =
+            !strcmp(a, "--dns-server") || !strcmp(a, "--ca-file") || !strcmp(a, "--https-port");
         if (takes && !v) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "stripwatch policy: %s: missing value\n", a);
@@ -241,8 +241,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
         n--;
     char why[160] = "empty";
     if (n == 0 || n > 253) {
-        fprintf(stderr, "stripwatch policy: domain \"%s\": not 1-253 characters\n",
-                c->domain_arg);
+        fprintf(stderr, "stripwatch policy: domain \"%s\": not 1-253 characters\n", c->domain_arg);
         return 2;
     }
     for (size_t i = 0; i < n; i++) {
@@ -356,8 +355,7 @@ int policy_cli_main(int argc, char **argv)
     memset(&c.dres, 0, sizeof(c.dres));
     if (!pdns_query_addr(c.dns, host, on_addr, &c, err, sizeof(err)) ||
         !wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
-        check(&c, false, "§3.3", "policy host %s resolves: %s", host,
-              err[0] ? err : "timed out");
+        check(&c, false, "§3.3", "policy host %s resolves: %s", host, err[0] ? err : "timed out");
         return fail_result(&c, "policy host does not resolve");
     }
     if (c.dres.err || c.dres.n_addr == 0) {
@@ -401,8 +399,8 @@ int policy_cli_main(int argc, char **argv)
         .low_speed_bytes = 64,
         .low_speed_secs = 10,
     };
-    if (!pfetch_start(c.fetch, c.domain, c.dres.addr[pick], c.dres.family[pick], &o, on_fetch,
-                      &c, err, sizeof(err))) {
+    if (!pfetch_start(c.fetch, c.domain, c.dres.addr[pick], c.dres.family[pick], &o, on_fetch, &c,
+                      err, sizeof(err))) {
         check(&c, false, "§3.3", "HTTPS fetch: %s", err);
         return fail_result(&c, "fetch failed");
     }
@@ -426,8 +424,7 @@ int policy_cli_main(int argc, char **argv)
         printf("  error: %s\n", f->curl_error);
 
     if (f->outcome == PFETCH_TLS_ERROR) {
-        check(&c, false, "§3.3", "HTTPS with a certificate valid for %s: %s", host,
-              f->curl_error);
+        check(&c, false, "§3.3", "HTTPS with a certificate valid for %s: %s", host, f->curl_error);
         return fail_result(&c, "TLS failure");
     }
     if (f->outcome == PFETCH_CONNECT || f->outcome == PFETCH_TIMEOUT ||
@@ -480,8 +477,7 @@ int policy_cli_main(int argc, char **argv)
     printf("  max_age: %u\n", p.max_age);
     check(&c, true, "§3.2", "policy syntax");
     if (p.max_age < 86400)
-        printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n",
-               p.max_age);
+        printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n", p.max_age);
     printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
     mtasts_policy_clear(&p);
     return finish(&c, c.fails ? 1 : 0);

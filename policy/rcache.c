@@ -15,7 +15,7 @@
 #include "policy/redis_conn.h"
 #include "policy/snapshot.h"
 
-#define RCACHE_IO_MS 500
+#define RCACHE_IO_MS     500
 #define RCACHE_BACKOFF_S 5
 
 struct rcache {
@@ -111,8 +111,8 @@ static redisReply *cmd(struct rcache *rc, int argc, const char **argv)
     return r;
 }
 
-int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text,
-               int64_t *fetched_at, char *err, size_t errlen)
+int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, int64_t *fetched_at,
+               char *err, size_t errlen)
 {
     char key[300];
     snprintf(key, sizeof(key), RCACHE_KEY_PREFIX "%s", domain);

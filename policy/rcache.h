@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RCACHE_KEY_PREFIX "stripwatch:mta-sts:"
+#define RCACHE_KEY_PREFIX  "stripwatch:mta-sts:"
 #define RCACHE_LOCK_PREFIX "stripwatch:mta-sts-lock:"
-#define RCACHE_LOCK_MS 30000
+#define RCACHE_LOCK_MS     30000
 
 struct rcache;
 
@@ -25,8 +25,8 @@ void rcache_free(struct rcache *rc);
 /* SW_OK with id, *text (caller frees) and *fetched_at; SW_AGAIN when absent;
  * SW_EPROTO when the value is not ours (message in err); SW_EIO when Redis
  * is unavailable. */
-int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text,
-               int64_t *fetched_at, char *err, size_t errlen);
+int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, int64_t *fetched_at,
+               char *err, size_t errlen);
 /* Stores with TTL ttl_s seconds (>= 1). SW_OK or SW_EIO. */
 int rcache_put(struct rcache *rc, const char *domain, const char *id, const char *text,
                int64_t fetched_at, int64_t ttl_s);

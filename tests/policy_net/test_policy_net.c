@@ -217,11 +217,12 @@ static void test_valid(void **state)
     char at[32];
     snapshot_time_format(a.entry->fetched_at, at);
     char want[512];
-    snprintf(want, sizeof(want),
-             "{\"domain\": \"valid.example\", \"id\": \"valid1\", \"mode\": \"enforce\", \"mx\": "
-             "[\"mail.valid.example\", \"*.mx.valid.example\"], \"max_age\": 604800, \"fetched_at\": "
-             "\"%s\", \"source\": \"https\", \"status\": \"valid\"}",
-             at);
+    snprintf(
+        want, sizeof(want),
+        "{\"domain\": \"valid.example\", \"id\": \"valid1\", \"mode\": \"enforce\", \"mx\": "
+        "[\"mail.valid.example\", \"*.mx.valid.example\"], \"max_age\": 604800, \"fetched_at\": "
+        "\"%s\", \"source\": \"https\", \"status\": \"valid\"}",
+        at);
     char *s = json_dumps(o, JSON_PRESERVE_ORDER);
     assert_string_equal(s, want);
     free(s);
@@ -310,7 +311,8 @@ static void check_failure(const char *domain, const char *why, size_t off, long 
 static void test_404(void **state)
 {
     (void)state;
-    check_failure("notfound.example", "HTTP 404", offsetof(struct policy_stats, fetch_http_error), 0);
+    check_failure("notfound.example", "HTTP 404", offsetof(struct policy_stats, fetch_http_error),
+                  0);
 }
 
 static void test_redirect_refused(void **state)
@@ -353,7 +355,8 @@ static void test_wrong_name_cert(void **state)
 static void test_trickle_timeout(void **state)
 {
     (void)state;
-    check_failure("trickle.example", "timed out", offsetof(struct policy_stats, fetch_timeout), 2000);
+    check_failure("trickle.example", "timed out", offsetof(struct policy_stats, fetch_timeout),
+                  2000);
 }
 
 static void test_invalid_policy(void **state)
@@ -365,7 +368,8 @@ static void test_invalid_policy(void **state)
     struct got g;
     char u[300], want[600];
     url(u, sizeof(u), "invalid.example");
-    snprintf(want, sizeof(want), "policy at %s invalid: mx field missing (required when mode is enforce)", u);
+    snprintf(want, sizeof(want),
+             "policy at %s invalid: mx field missing (required when mode is enforce)", u);
     lookup(e, "invalid.example", &g);
     assert_int_equal(g.status, POLICY_ST_NONE);
     assert_string_equal(g.detail, want);
@@ -456,9 +460,9 @@ static void test_id_change_refetch(void **state)
     char path[700];
     snprintf(path, sizeof(path), "%s/www/change/.well-known/mta-sts.txt", g_dir);
     write_file(path, "version: STSv1\nmode: enforce\nmx: new.change.example\nmax_age: 86400\n");
-    assert_int_equal(sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change2;\"'",
-                        g_lab, g_dir),
-                     0);
+    assert_int_equal(
+        sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change2;\"'", g_lab, g_dir),
+        0);
     sleep(2);
     /* the cached policy answers while the refresh runs */
     assert_int_equal(lookup(e, "change.example", &g), SW_OK);
@@ -473,9 +477,9 @@ static void test_id_change_refetch(void **state)
 
     /* a new id whose fetch fails: the cached policy stays in force */
     assert_int_equal(unlink(path), 0);
-    assert_int_equal(sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change3;\"'",
-                        g_lab, g_dir),
-                     0);
+    assert_int_equal(
+        sh("bash '%s' txt '%s' _mta-sts.change.example. '\"v=STSv1; id=change3;\"'", g_lab, g_dir),
+        0);
     sleep(2);
     assert_int_equal(lookup(e, "change.example", &g), SW_OK);
     run_until(e, &st->fetch_http_error, 1);
@@ -545,7 +549,8 @@ static void test_redis_shared(void **state)
     int64_t at;
     assert_int_equal(rcache_get(rc, "shared.example", id, &text, &at, err, sizeof(err)), SW_OK);
     assert_string_equal(id, "shared1");
-    assert_string_equal(text, "version: STSv1\nmode: enforce\nmx: mx.shared.example\nmax_age: 3600\n");
+    assert_string_equal(text,
+                        "version: STSv1\nmode: enforce\nmx: mx.shared.example\nmax_age: 3600\n");
     assert_int_equal(at, fetched);
     free(text);
     assert_int_equal(sh("redis-cli -p %d TTL stripwatch:mta-sts:shared.example | "
@@ -572,9 +577,8 @@ static void test_redis_shared(void **state)
         for (int i = 0; r == SW_AGAIN && i < 100 && !g2.calls; i++)
             policy_engine_run(x, 100);
         char out[256];
-        int n = snprintf(out, sizeof(out), "%d %s %s %s %lld %llu", r,
-                         policy_status_str(g2.status), policy_source_str(g2.source), g2.id,
-                         (long long)g2.fetched_at,
+        int n = snprintf(out, sizeof(out), "%d %s %s %s %lld %llu", r, policy_status_str(g2.status),
+                         policy_source_str(g2.source), g2.id, (long long)g2.fetched_at,
                          x ? (unsigned long long)policy_engine_stats(x)->fetches : 99ULL);
         if (write(pfd[1], out, (size_t)n) != n)
             _exit(2);
@@ -749,7 +753,8 @@ static void test_policy_file_errors(void **state)
     assert_int_equal(lookup(e, "good.example", &g), SW_OK);
     assert_int_equal(g.status, POLICY_ST_VALID);
     assert_int_equal(g.source, POLICY_SRC_FILE);
-    assert_int_equal(g.fetched_at, 1795161600); /* 2026-11-20T08:00:00Z, expired: offline keeps it */
+    assert_int_equal(g.fetched_at,
+                     1795161600); /* 2026-11-20T08:00:00Z, expired: offline keeps it */
     assert_int_equal(lookup(e, "bad.example", &g), SW_OK);
     assert_int_equal(g.status, POLICY_ST_UNKNOWN);
     policy_engine_free(e);
@@ -771,9 +776,17 @@ static int run_cli(bool binary, const char *domain, bool allow_private, char *ou
     snprintf(port, sizeof(port), "%d", g_https);
     char bin[600];
     snprintf(bin, sizeof(bin), "%s/stripwatch", SW_BINARY_DIR);
-    char *argv[] = {bin,           "policy", (char *)domain, "--dns-server", g_dns_server,
-                    "--ca-file",   g_ca,     "--https-port", port,
-                    allow_private ? "--allow-private-policy-hosts" : NULL, NULL};
+    char *argv[] = {bin,
+                    "policy",
+                    (char *)domain,
+                    "--dns-server",
+                    g_dns_server,
+                    "--ca-file",
+                    g_ca,
+                    "--https-port",
+                    port,
+                    allow_private ? "--allow-private-policy-hosts" : NULL,
+                    NULL};
     int argc = allow_private ? 10 : 9;
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
