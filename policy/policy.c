@@ -290,6 +290,13 @@ static struct dom *dom_new(struct policy_engine *e, const char *name)
     return d;
 }
 
+/* A lookup is under way for d. */
+static bool dom_in_flight(const struct dom *d)
+{
+    return d->phase != PH_IDLE;
+}
+
+/* Not evictable: in flight, or its callbacks are running. */
 static bool dom_busy(const struct dom *d)
 {
     return d->phase != PH_IDLE || d->firing;
@@ -985,12 +992,12 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
                 e->stats.hits_redis++;
             else
                 e->stats.hits_memory++;
-            if (e->cfg.fetch && now >= d->refresh_at && !dom_busy(d))
+            if (e->cfg.fetch && now >= d->refresh_at && !dom_in_flight(d))
                 start(e, d, true);
             fill_answer(e, d, now, a);
             return SW_OK;
         }
-        if (!dom_busy(d) && now < d->neg_until) {
+        if (!dom_in_flight(d) && now < d->neg_until) {
             fill_answer(e, d, now, a);
             return SW_OK;
         }
@@ -1005,13 +1012,13 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         return SW_OK;
     }
     e->stats.misses++;
-    if (!dom_busy(d) && !e->cfg.fetch && !e->rc) {
+    if (!dom_in_flight(d) && !e->cfg.fetch && !e->rc) {
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "offline: no policy in file or cache";
         return SW_OK;
     }
     if (!cb) { /* a probe: start the lookup, nobody to tell */
-        if (!dom_busy(d))
+        if (!dom_in_flight(d))
             start(e, d, false);
         a->status = POLICY_ST_PENDING;
         a->detail = "lookup in progress";
@@ -1033,7 +1040,7 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
     *d->wtail = w;
     d->wtail = &w->next;
     d->n_waiters++;
-    if (!dom_busy(d))
+    if (!dom_in_flight(d))
         start(e, d, false);
     a->status = POLICY_ST_PENDING;
     a->detail = "lookup in progress";

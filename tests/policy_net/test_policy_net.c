@@ -708,6 +708,55 @@ static void test_bounded_concurrency(void **state)
     policy_engine_free(e);
 }
 
+/* Callbacks may look domains up again; a record whose callbacks run is never
+ * evicted (here the cache holds one domain). */
+struct nested {
+    struct policy_engine *e;
+    int calls, same_rc, other_rc;
+    enum policy_status same_st, other_st;
+    char other_detail[200];
+};
+
+static void on_nested(void *arg, const char *domain, const struct policy_answer *a)
+{
+    struct nested *n = arg;
+    n->calls++;
+    (void)a;
+    struct policy_answer b;
+    n->same_rc = policy_lookup(n->e, domain, on_nested, n, &b);
+    n->same_st = b.status;
+    n->other_rc = policy_lookup(n->e, "valid.example", on_nested, n, &b);
+    n->other_st = b.status;
+    snprintf(n->other_detail, sizeof(n->other_detail), "%s", b.detail);
+}
+
+static void test_reentrant_callback(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.cache_max = 1;
+    struct policy_engine *e = engine(&c);
+    struct nested n = {.e = e};
+    struct policy_answer a;
+    assert_int_equal(policy_lookup(e, "nosuch.example", on_nested, &n, &a), SW_AGAIN);
+    for (int i = 0; i < 300 && !n.calls; i++)
+        policy_engine_run(e, 100);
+    assert_int_equal(n.calls, 1);
+    assert_int_equal(n.same_rc, SW_OK); /* the negative answer, at once */
+    assert_int_equal(n.same_st, POLICY_ST_NONE);
+    assert_int_equal(n.other_rc, SW_OK);
+    assert_int_equal(n.other_st, POLICY_ST_UNKNOWN);
+    assert_string_equal(n.other_detail, "policy cache full of lookups in flight");
+    assert_int_equal(policy_engine_stats(e)->cache_full, 1);
+    /* outside callbacks the idle record is evicted for the new domain */
+    struct got g;
+    lookup(e, "valid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(policy_engine_stats(e)->evicted, 1);
+    policy_engine_free(e);
+}
+
 /* Redis away: the engine fetches on its own and counts the failures. */
 static void test_redis_down(void **state)
 {
@@ -910,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_reentrant_callback),
         cmocka_unit_test(test_bounded_concurrency),
         cmocka_unit_test(test_policy_file_errors),
         cmocka_unit_test(test_cli),
