@@ -4,7 +4,31 @@
  * pipelining, reconnect with backoff, and a bounded on-disk spool: an alert
  * leaves the spool only after Redis acknowledged it. sink_emit() copies the
  * line and never blocks on the network (shipping runs on the sink's own
- * thread). Safe to call from one producer thread. */
+ * thread). Safe to call from one producer thread.
+ *
+ * Delivery semantics (details in spool.h and sink_redis.c):
+ * - File/stdout: one fwrite + fflush per alert (a tailing reader never sees
+ *   half a line nor waits for a batch); fsync at sink_flush()/sink_free().
+ *   CR/LF inside an alert become spaces: one alert, one line.
+ * - Redis: sink_emit() writes the alert ahead into the spool file (a write()
+ *   under a mutex: page cache, no fsync, no network); the sink thread reads
+ *   batches (batch_max) from the spool, pipelines them, and acknowledges each
+ *   in order when Redis' reply is not an error. While Redis is away alerts
+ *   simply accumulate in the spool (bounded by spool_max_bytes; past it new
+ *   alerts are dropped, counted in dropped_spool_full and reported once per
+ *   episode on stderr: "stripwatch: spool FILE: full (bound N bytes);
+ *   dropping new alerts until Redis takes the spooled ones (counted in
+ *   dropped_spool_full)"). Reconnects back off from backoff_min_ms doubling
+ *   to backoff_max_ms. A refused command (e.g. WRONGTYPE) is not an
+ *   acknowledgement: the alert stays and is retried, in order, after backoff.
+ * - Exactly once: each alert carries a sequence number and is applied by a
+ *   Lua script (EVALSHA) that skips numbers already applied (key
+ *   "<key>:seq:<spool id>", TTL dedup_ttl_s). So a re-send after a lost
+ *   reply, a Redis restart or a crash between Redis' ack and the spool's
+ *   head update is not applied twice. Windows left: the dedup key expired or
+ *   was deleted while alerts waited, or the spool's head file was lost.
+ *   A Redis user that may not run scripts gets plain commands (at least once).
+ * - Restart: sink_new() on the same spool delivers what it holds first. */
 #ifndef SW_SINK_H
 #define SW_SINK_H
 
@@ -19,7 +43,8 @@ enum sink_redis_mode {
 };
 
 struct sink_cfg {
-    const char *out_path;       /* JSON lines file; "-" for stdout; NULL when redis_url is set */
+    const char *out_path;       /* JSON lines file (appended); "-" for stdout; NULL for none.
+                                   With redis_url too, alerts go to both. */
     const char *redis_url;      /* redis://[user:pass@]host:port/db, rediss://..., unix:///path?db=N */
     enum sink_redis_mode mode;
     const char *key;            /* list/channel/stream name (default "stripwatch:alerts") */
