@@ -301,11 +301,11 @@ static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t 
     }
     if (r & TLS_R_ESTABLISHED)
         smtp_tls_event(s);
-    for (int d = 0; d < 2; d++) {
-        const struct tls_dir *td = &s->tls.d[d];
-        if (td->dead || (td->encrypted && s->f.tls.server_hello))
+    /* nothing more to learn once both sides encrypt, or from a direction
+     * that stopped being TLS: the reassembler may stop buffering it */
+    for (int d = 0; d < 2; d++)
+        if (s->tls.d[d].dead || s->f.tls.established)
             s->stop |= dir_stop((enum stream_dir)d);
-    }
 }
 
 static void feed_client(struct smtp_session *s, const uint8_t *buf, size_t len,

@@ -510,6 +510,8 @@ unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8
             d->records++;
             if (type == TLS_CT_CCS || type == TLS_CT_APPDATA)
                 d->encrypted = true;
+            if (type == TLS_CT_APPDATA)
+                d->appdata++;
             if (!rlen)
                 d->hdr_len = 0;
             continue;
@@ -532,7 +534,13 @@ unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8
         if (!d->rec_left)
             d->hdr_len = 0;
     }
-    if (!f->established && f->server_hello && t->d[0].encrypted && t->d[1].encrypted) {
+    /* TLS 1.3 hides the end of the handshake: a client that rejects the
+     * server's certificate sends CCS and one encrypted alert. Established
+     * needs a second encrypted client record (Finished, then data). */
+    bool both = f->server_hello && t->d[0].encrypted && t->d[1].encrypted;
+    if (both && f->version >= 0x0304 && t->d[0].appdata < 2)
+        both = false;
+    if (!f->established && both) {
         f->established = true;
         res |= TLS_R_ESTABLISHED;
     }

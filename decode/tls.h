@@ -28,6 +28,7 @@ struct tls_dir {
     bool encrypted; /* ChangeCipherSpec or application data seen */
     bool dead;      /* bytes that are not TLS records: parsing stopped */
     uint64_t records;
+    uint64_t appdata; /* application_data records */
 };
 
 struct tls_state {

@@ -359,7 +359,8 @@ static void test_implicit_tls13(void **state)
         w8(&enc, i);
     w_records(&sh, 23, &enc, 16384);
     w_records(&cfin, 20, &ccs, 16384);
-    w_records(&cfin, 23, &enc, 16384);
+    w_records(&cfin, 23, &enc, 16384); /* Finished */
+    w_records(&cfin, 23, &enc, 16384); /* EHLO */
     struct flow_info t = fi;
     t.sport = 465;
     struct step conv[] = {
@@ -387,6 +388,24 @@ static void test_implicit_tls13(void **state)
         strstr(r.json, "\"implicit\":true,\"server\":{\"ja3s\":"
                        "\"15af977ce25de452b96affa2addb1036\",\"x509\":null},\"version\":\"1.3\"}"));
     conv_result_free(&r);
+
+    /* the client rejects the certificate: CCS and one encrypted alert */
+    struct wbuf alert = {0}, cfail = {0};
+    for (int i = 0; i < 19; i++)
+        w8(&alert, 0x77);
+    w_records(&cfail, 20, &ccs, 16384);
+    w_records(&cfail, 23, &alert, 16384);
+    conv[2].data = (const char *)cfail.b;
+    conv[2].len = cfail.n;
+    conv_check(&cfg, &t, conv, CONV_N(conv), true, &r);
+    assert_true(r.facts->tls.server_hello);
+    assert_false(r.facts->tls.established);
+    assert_int_equal(r.stop, 0);
+    assert_int_equal(r.facts->end, SMTP_END_TLS);
+    assert_string_equal(r.events, "tls,end");
+    conv_result_free(&r);
+    w_free(&alert);
+    w_free(&cfail);
     struct wbuf *all[] = {&ch, &msgs, &sh, &ccs, &enc, &cfin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         w_free(all[i]);
