@@ -757,6 +757,26 @@ static void test_reentrant_callback(void **state)
     policy_engine_free(e);
 }
 
+/* A resolver that does not answer: the lookup ends within dns_timeout_ms as
+ * a DNS failure (UNKNOWN), counted. */
+static void test_dns_unreachable(void **state)
+{
+    (void)state;
+    struct policy_cfg c;
+    base_cfg(&c);
+    char srv[64];
+    snprintf(srv, sizeof(srv), "127.0.0.1@%d", pick_port(SOCK_DGRAM));
+    c.dns_server = srv;
+    c.dns_timeout_ms = 1500;
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "valid.example", &g);
+    assert_int_equal(g.status, POLICY_ST_UNKNOWN);
+    assert_true(!strncmp(g.detail, "DNS TXT _mta-sts.valid.example: ", 32));
+    assert_int_equal(policy_engine_stats(e)->dns_errors, 1);
+    policy_engine_free(e);
+}
+
 /* Redis away: the engine fetches on its own and counts the failures. */
 static void test_redis_down(void **state)
 {
@@ -959,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_redis_shared),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_redis_down),
+        cmocka_unit_test(test_dns_unreachable),
         cmocka_unit_test(test_reentrant_callback),
         cmocka_unit_test(test_bounded_concurrency),
         cmocka_unit_test(test_policy_file_errors),
