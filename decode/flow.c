@@ -172,9 +172,11 @@ static void lru_touch(struct flow_table *t, struct flow *f, enum flow_list which
 
 /* ---- table ---- */
 
+/* f->hash is the key hashed with the table's random seed (not flow_hash(),
+ * whose fixed seed would let crafted tuples share one chain). */
 static uint32_t bucket_of(const struct flow_table *t, uint32_t hash)
 {
-    return (uint32_t)mix64(t->seed ^ hash) & (t->n_buckets - 1);
+    return hash & (t->n_buckets - 1);
 }
 
 static void table_grow(struct flow_table *t)
@@ -457,7 +459,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     struct flow_key k;
     bool from_a;
     key_build(p, &k, &from_a);
-    uint32_t hash = (uint32_t)hash_bytes(FLOW_HASH_SEED, &k, sizeof(k));
+    uint32_t hash = (uint32_t)hash_bytes(t->seed, &k, sizeof(k));
     uint8_t fl = p->tcp_flags;
     clock_observe(t, p->ts);
 

@@ -66,7 +66,10 @@ struct stream_consumer {
     void *(*open)(void *ctx, const struct flow_info *fi);
     unsigned (*data)(void *state, enum stream_dir dir, const uint8_t *buf, size_t len,
                      const struct stream_meta *m);
-    /* len bytes are missing at this point of the stream (never glued). */
+    /* len bytes are missing at this point of the stream (never glued).
+     * m is the packet that revealed the hole (the ACK or segment beyond
+     * it); a gap found only at close has pkt_no 0 and the close time.
+     * When and why gaps are declared: see the header of decode/reasm.c. */
     unsigned (*gap)(void *state, enum stream_dir dir, uint32_t len, const struct stream_meta *m);
     /* every packet of the flow, with or without payload, before its data is
      * delivered (lets the consumer follow TTL / IP-ID per direction) */
