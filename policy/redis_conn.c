@@ -799,6 +799,7 @@ int redis_conn_get_reply(struct redis_conn *c, int timeout_ms, redisReply **repl
             return SW_EIO;
         c->olen = 0;
     }
+    size_t fed = 0; /* bytes read while waiting for this reply */
     for (;;) {
         void *r = NULL;
         if (redisReaderGetReply(c->reader, &r) != REDIS_OK)
@@ -812,6 +813,9 @@ int redis_conn_get_reply(struct redis_conn *c, int timeout_ms, redisReply **repl
         ssize_t n = io_read_some(c, buf, sizeof buf, deadline);
         if (n < 0)
             return SW_EIO;
+        fed += (size_t)n;
+        if (fed > REDIS_CONN_REPLY_MAX)
+            return set_err(c, REDIS_CONN_EPROTO, "reply longer than %u bytes", REDIS_CONN_REPLY_MAX);
         if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK)
             return set_err(c, REDIS_CONN_EPROTO, "protocol error: %s", c->reader->errstr);
     }

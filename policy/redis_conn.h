@@ -95,7 +95,9 @@ int redis_conn_append_argv(struct redis_conn *c, int argc, const char **argv,
 int redis_conn_append(struct redis_conn *c, const char *fmt, ...);
 /* Number of appended commands whose reply was not read yet. */
 size_t redis_conn_pending(const struct redis_conn *c);
-/* SW_OK and *reply, or SW_EIO (err set, connection closed, pending reset). */
+/* SW_OK and *reply, or SW_EIO (err set, connection closed, pending reset).
+ * A reply longer than REDIS_CONN_REPLY_MAX is refused (REDIS_CONN_EPROTO). */
+#define REDIS_CONN_REPLY_MAX (64u << 20)
 int redis_conn_get_reply(struct redis_conn *c, int timeout_ms, redisReply **reply);
 
 int redis_conn_err(const struct redis_conn *c);
