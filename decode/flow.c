@@ -18,7 +18,7 @@
 
 #include "decode/flow_int.h"
 
-#define FLOW_CLOCK_JUMP (86400 * SW_USEC_PER_SEC)
+#define FLOW_CLOCK_JUMP  (86400 * SW_USEC_PER_SEC)
 #define FLOW_MIN_BUCKETS 1024u
 
 const char *flow_end_str(enum flow_end e)

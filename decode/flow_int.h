@@ -13,10 +13,22 @@
 
 /* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 9293
  * section 3.4): a is before b when the signed distance is negative. */
-static inline bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
-static inline bool seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
-static inline bool seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
-static inline bool seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+static inline bool seq_lt(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) < 0;
+}
+static inline bool seq_le(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) <= 0;
+}
+static inline bool seq_gt(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) > 0;
+}
+static inline bool seq_ge(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b) >= 0;
+}
 
 /* Bytes further than this beyond the next expected sequence number are out
  * of any possible TCP window (RFC 7323: at most 2^30) and are dropped. */
@@ -42,14 +54,14 @@ struct retain {
 #define REASM_RETAIN_MAX 4096u
 
 /* flow_dir.flags */
-#define FD_KNOWN 0x01    /* next is valid (SYN seen, or midstream base set) */
-#define FD_SYN 0x02      /* a SYN was seen in this direction */
-#define FD_FIN 0x04      /* a FIN was seen; fin_seq is valid */
+#define FD_KNOWN    0x01 /* next is valid (SYN seen, or midstream base set) */
+#define FD_SYN      0x02 /* a SYN was seen in this direction */
+#define FD_FIN      0x04 /* a FIN was seen; fin_seq is valid */
 #define FD_FIN_DONE 0x08 /* the stream was delivered up to its FIN */
-#define FD_STOP 0x10     /* the consumer asked to stop buffering */
-#define FD_WIN0 0x20     /* this direction last advertised a zero window */
-#define FD_SEEN 0x40     /* a packet was seen in this direction */
-#define FD_ACKED 0x80    /* the peer ACKed beyond next (acked is valid) */
+#define FD_STOP     0x10 /* the consumer asked to stop buffering */
+#define FD_WIN0     0x20 /* this direction last advertised a zero window */
+#define FD_SEEN     0x40 /* a packet was seen in this direction */
+#define FD_ACKED    0x80 /* the peer ACKed beyond next (acked is valid) */
 
 /* Reassembly state of one direction; the queue is allocated lazily. */
 struct flow_dir {
@@ -76,11 +88,11 @@ struct flow_key {
 enum flow_list { FL_SYN = 0, FL_EST, FL_CLOSED, FL_COUNT };
 
 /* flow.flags */
-#define F_TOMB 0x01        /* consumer ignored the flow: header only */
+#define F_TOMB        0x01 /* consumer ignored the flow: header only */
 #define F_CLIENT_IS_A 0x02 /* key endpoint a is the client */
-#define F_DONE 0x04        /* consumer close() already called */
-#define F_FIN_A 0x08       /* tombstones: FIN seen from a */
-#define F_FIN_B 0x10       /* tombstones: FIN seen from b */
+#define F_DONE        0x04 /* consumer close() already called */
+#define F_FIN_A       0x08 /* tombstones: FIN seen from a */
+#define F_FIN_B       0x10 /* tombstones: FIN seen from b */
 
 /* A tracked flow. A tombstone is only the part before `cstate`. */
 struct flow {

@@ -127,7 +127,8 @@ static void retain_ack(struct flow_table *t, struct flow_dir *fd, uint32_t ack)
 }
 
 /* A copy of already delivered bytes: does it say the same thing? */
-static bool retain_differs(const struct flow_dir *fd, uint32_t seq, const uint8_t *buf, uint32_t len)
+static bool retain_differs(const struct flow_dir *fd, uint32_t seq, const uint8_t *buf,
+                           uint32_t len)
 {
     const struct retain *r = fd->r;
     if (!r || !r->len)
@@ -415,7 +416,7 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
         }
         /* the peer speaks after ACKing bytes we never saw: declare them */
         if (p->payload_len && (od->flags & FD_ACKED))
-            reasm_ack(t, f, (enum stream_dir)!dir, od->acked, m);
+            reasm_ack(t, f, (enum stream_dir) !dir, od->acked, m);
     }
     /* the sender went past the point its peer ACKed: the hole below that
      * point will not be filled */

@@ -28,7 +28,8 @@ static void *fz_open(void *ctx, const struct flow_info *fi)
     return z;
 }
 
-static unsigned fz_data(void *st, enum stream_dir d, const uint8_t *b, size_t n, const struct stream_meta *m)
+static unsigned fz_data(void *st, enum stream_dir d, const uint8_t *b, size_t n,
+                        const struct stream_meta *m)
 {
     (void)d;
     (void)m;
@@ -61,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fz z = {0, 0};
-    struct stream_consumer sc = {.ctx = &z, .open = fz_open, .data = fz_data, .gap = fz_gap,
-                                 .close = fz_close};
+    struct stream_consumer sc = {
+        .ctx = &z, .open = fz_open, .data = fz_data, .gap = fz_gap, .close = fz_close};
     struct flow_cfg cfg;
     flow_cfg_defaults(&cfg);
     cfg.max_queued_segs = 8;

@@ -21,8 +21,8 @@ struct rec {
     char log[16384];
     size_t len;
     bool log_packets;
-    bool log_meta;     /* add ttl/ip_id to data lines */
-    bool ignore;       /* open() returns NULL */
+    bool log_meta;       /* add ttl/ip_id to data lines */
+    bool ignore;         /* open() returns NULL */
     const char *stop_on; /* data containing this returns stop_bits */
     unsigned stop_bits;
     int opens, closes;
@@ -55,8 +55,8 @@ static void *rec_open(void *ctx, const struct flow_info *fi)
     sw_addr_str(&fi->server, s, sizeof(s));
     r->opens++;
     memcpy(r->uid, fi->uid, sizeof(r->uid));
-    rec_add(r, "open %s:%u > %s:%u vlan=%u mid=%d pkt=%llu\n", c, fi->cport, s, fi->sport,
-            fi->vlan, fi->midstream, (unsigned long long)fi->first_pkt);
+    rec_add(r, "open %s:%u > %s:%u vlan=%u mid=%d pkt=%llu\n", c, fi->cport, s, fi->sport, fi->vlan,
+            fi->midstream, (unsigned long long)fi->first_pkt);
     return r->ignore ? NULL : r;
 }
 
@@ -202,7 +202,8 @@ static void seg_ex(struct fx *f, bool from_client, uint8_t flags, uint32_t seq, 
     flow_table_packet(f->t, &p);
 }
 
-static void seg(struct fx *f, bool from_client, uint8_t flags, uint32_t seq, uint32_t ack, const char *data)
+static void seg(struct fx *f, bool from_client, uint8_t flags, uint32_t seq, uint32_t ack,
+                const char *data)
 {
     seg_ex(f, from_client, flags, seq, ack, data, data ? strlen(data) : 0);
 }
@@ -241,17 +242,16 @@ static void test_in_order(void **state)
     seg(&f, C, FIN | ACK, 1009, 5015, NULL);
     seg(&f, S, FIN | ACK, 5015, 1010, NULL);
     seg(&f, C, ACK, 1010, 5016, NULL);
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s pkt #1 flags=02\n"
-                        "s2c pkt #2 flags=12\n"
-                        "c2s pkt #3 flags=10\n"
-                        "s2c pkt #4 flags=18\n"
-                        "s2c data '220 mx ESMTP\r\n' #4\n"
-                        "c2s pkt #5 flags=18\n"
-                        "c2s data 'EHLO a\r\n' #5\n"
-                        "c2s pkt #6 flags=11\n"
-                        "s2c pkt #7 flags=11\n"
-                        "close fin t=1000\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s pkt #1 flags=02\n"
+                                          "s2c pkt #2 flags=12\n"
+                                          "c2s pkt #3 flags=10\n"
+                                          "s2c pkt #4 flags=18\n"
+                                          "s2c data '220 mx ESMTP\r\n' #4\n"
+                                          "c2s pkt #5 flags=18\n"
+                                          "c2s data 'EHLO a\r\n' #5\n"
+                                          "c2s pkt #6 flags=11\n"
+                                          "s2c pkt #7 flags=11\n"
+                                          "close fin t=1000\n");
     /* the last ACK hit the closed entry: no new flow */
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->flows_created, 1);
@@ -269,18 +269,17 @@ static void test_out_of_order(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1009, 5001, "RCPT\r\n");  /* #4 */
-    seg(&f, C, ACK, 1005, 5001, "FROM");      /* #5 */
-    seg(&f, C, ACK, 1001, 5001, "MAIL");      /* #6 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'MAIL' #6\n"
-                        "c2s data 'FROM' #5\n"
-                        "c2s data 'RCPT\r\n' #4\n");
+    seg(&f, C, ACK, 1009, 5001, "RCPT\r\n"); /* #4 */
+    seg(&f, C, ACK, 1005, 5001, "FROM");     /* #5 */
+    seg(&f, C, ACK, 1001, 5001, "MAIL");     /* #6 */
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'MAIL' #6\n"
+                                          "c2s data 'FROM' #5\n"
+                                          "c2s data 'RCPT\r\n' #4\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->segs_ooo_queued, 2);
     /* delivered bytes are kept until ACKed, then nothing is left but the flow */
-    assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow) +
-                                           sizeof(struct retain) + 64);
+    assert_int_equal(st->bytes_in_use,
+                     1024 * sizeof(void *) + sizeof(struct flow) + sizeof(struct retain) + 64);
     seg(&f, S, ACK, 5001, 1015, NULL);
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow));
     fx_end(&f);
@@ -296,9 +295,8 @@ static void test_retransmission(void **state)
     seg(&f, C, ACK, 1001, 5001, "HELO a\r\n");
     seg(&f, C, ACK, 1001, 5001, "HELO a\r\n");
     seg(&f, C, ACK, 1001, 5001, "HELO a\r\nQUIT\r\n"); /* partial retransmission */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'HELO a\r\n' #4\n"
-                        "c2s data 'QUIT\r\n' #6\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'HELO a\r\n' #4\n"
+                                          "c2s data 'QUIT\r\n' #6\n");
     assert_int_equal(flow_table_stats(f.t)->segs_retransmitted, 1);
     assert_int_equal(flow_table_stats(f.t)->overlaps, 1);
     fx_end(&f);
@@ -313,9 +311,8 @@ static void test_overlap_identical(void **state)
     handshake(&f);
     seg(&f, C, ACK, 1005, 5001, "DDDD");     /* #4 queued */
     seg(&f, C, ACK, 1001, 5001, "XXXXDDDD"); /* #5 overlaps #4 with equal bytes */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'XXXX' #5\n"
-                        "c2s data 'DDDD' #4\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'XXXX' #5\n"
+                                          "c2s data 'DDDD' #4\n");
     assert_int_equal(flow_table_stats(f.t)->overlaps, 1);
     assert_int_equal(flow_table_stats(f.t)->overlap_conflicts, 0);
     fx_end(&f);
@@ -328,15 +325,14 @@ static void test_overlap_conflict(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1005, 5001, "DDDD");       /* #4 queued first: wins */
-    seg(&f, C, ACK, 1003, 5001, "YYEEEEZZ");   /* #5 conflicts on 1005..1008 */
-    seg(&f, C, ACK, 1001, 5001, "XX");         /* #6 fills the hole */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s conflict #5\n"
-                        "c2s data 'XX' #6\n"
-                        "c2s data 'YY' #5\n"
-                        "c2s data 'DDDD' #4\n"
-                        "c2s data 'ZZ' #5\n");
+    seg(&f, C, ACK, 1005, 5001, "DDDD");     /* #4 queued first: wins */
+    seg(&f, C, ACK, 1003, 5001, "YYEEEEZZ"); /* #5 conflicts on 1005..1008 */
+    seg(&f, C, ACK, 1001, 5001, "XX");       /* #6 fills the hole */
+    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5\n"
+                                          "c2s data 'XX' #6\n"
+                                          "c2s data 'YY' #5\n"
+                                          "c2s data 'DDDD' #4\n"
+                                          "c2s data 'ZZ' #5\n");
     assert_int_equal(flow_table_stats(f.t)->overlap_conflicts, 1);
     fx_end(&f);
 }
@@ -351,16 +347,15 @@ static void test_conflict_after_delivery(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "STARTTLS\r\n");      /* #4 */
+    seg(&f, C, ACK, 1001, 5001, "STARTTLS\r\n");              /* #4 */
     seg(&f, S, ACK, 5001, 1011, "454 TLS not available\r\n"); /* #5 injected */
-    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n"); /* #6 the real one */
-    seg(&f, S, ACK, 5001, 1011, "454 TLS");             /* #7 same bytes: fine */
-    seg(&f, C, ACK, 1011, 5024, NULL);                  /* #8 the client ACKs */
-    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n"); /* #9 after the ACK: moot */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'STARTTLS\r\n' #4\n"
-                        "s2c data '454 TLS not available\r\n' #5\n"
-                        "s2c conflict #6\n");
+    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n");       /* #6 the real one */
+    seg(&f, S, ACK, 5001, 1011, "454 TLS");                   /* #7 same bytes: fine */
+    seg(&f, C, ACK, 1011, 5024, NULL);                        /* #8 the client ACKs */
+    seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n");       /* #9 after the ACK: moot */
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'STARTTLS\r\n' #4\n"
+                                          "s2c data '454 TLS not available\r\n' #5\n"
+                                          "s2c conflict #6\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->overlap_conflicts, 1);
     assert_int_equal(st->segs_retransmitted, 3);
@@ -374,19 +369,18 @@ static void test_gap_by_ack(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "AAAA");     /* #4 */
-    seg(&f, C, ACK, 1009, 5001, "CCCC");     /* #5 queued: 1005..1008 missing */
-    seg(&f, S, ACK, 5001, 1013, NULL);       /* #6 the server got it all */
+    seg(&f, C, ACK, 1001, 5001, "AAAA");       /* #4 */
+    seg(&f, C, ACK, 1009, 5001, "CCCC");       /* #5 queued: 1005..1008 missing */
+    seg(&f, S, ACK, 5001, 1013, NULL);         /* #6 the server got it all */
     seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* #7 and answers: the hole is lost */
-    seg(&f, S, ACK, 5009, 1017, NULL);       /* #8 ACK beyond an empty queue */
-    seg(&f, C, ACK, 1017, 5009, "EEEE");     /* #9 the client goes on past it */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'AAAA' #4\n"
-                        "c2s gap 4 #5\n"
-                        "c2s data 'CCCC' #5\n"
-                        "s2c data '250 ok\r\n' #7\n"
-                        "c2s gap 4 #9\n"
-                        "c2s data 'EEEE' #9\n");
+    seg(&f, S, ACK, 5009, 1017, NULL);         /* #8 ACK beyond an empty queue */
+    seg(&f, C, ACK, 1017, 5009, "EEEE");       /* #9 the client goes on past it */
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'AAAA' #4\n"
+                                          "c2s gap 4 #5\n"
+                                          "c2s data 'CCCC' #5\n"
+                                          "s2c data '250 ok\r\n' #7\n"
+                                          "c2s gap 4 #9\n"
+                                          "c2s data 'EEEE' #9\n");
     assert_int_equal(flow_table_stats(f.t)->gaps, 2);
     assert_int_equal(flow_table_stats(f.t)->gap_bytes, 8);
     fx_end(&f);
@@ -396,23 +390,22 @@ static void test_gap_by_ack(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "AAAA");     /* #4 */
-    seg(&f, S, ACK, 5001, 1009, NULL);       /* #5 */
-    seg(&f, S, ACK, 5001, 1013, NULL);       /* #6 */
-    seg(&f, C, ACK, 1005, 5001, "BBBB");     /* #7 */
-    seg(&f, C, ACK, 1009, 5001, "CCCC");     /* #8 */
+    seg(&f, C, ACK, 1001, 5001, "AAAA");       /* #4 */
+    seg(&f, S, ACK, 5001, 1009, NULL);         /* #5 */
+    seg(&f, S, ACK, 5001, 1013, NULL);         /* #6 */
+    seg(&f, C, ACK, 1005, 5001, "BBBB");       /* #7 */
+    seg(&f, C, ACK, 1009, 5001, "CCCC");       /* #8 */
     seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* #9 */
     /* an ACK beyond a hole at close: declared at the flush */
-    seg(&f, S, ACK, 5009, 1020, NULL);       /* #10 */
+    seg(&f, S, ACK, 5009, 1020, NULL); /* #10 */
     f.ts += 5 * SW_USEC_PER_SEC;
     fx_end(&f);
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'AAAA' #4\n"
-                        "c2s data 'BBBB' #7\n"
-                        "c2s data 'CCCC' #8\n"
-                        "s2c data '250 ok\r\n' #9\n"
-                        "c2s gap 7 #0\n"
-                        "close shutdown t=1000\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'AAAA' #4\n"
+                                          "c2s data 'BBBB' #7\n"
+                                          "c2s data 'CCCC' #8\n"
+                                          "s2c data '250 ok\r\n' #9\n"
+                                          "c2s gap 7 #0\n"
+                                          "close shutdown t=1000\n");
 }
 
 static void test_gap_by_queue_bound(void **state)
@@ -427,11 +420,10 @@ static void test_gap_by_queue_bound(void **state)
     seg(&f, C, ACK, 1009, 5001, "CCCC"); /* #5 */
     seg(&f, C, ACK, 1013, 5001, "DDDD"); /* #6: third segment, bound of 2 */
     seg(&f, C, ACK, 1001, 5001, "AAAA"); /* #7 too late: a retransmission */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s gap 4 #4\n"
-                        "c2s data 'BBBB' #4\n"
-                        "c2s data 'CCCC' #5\n"
-                        "c2s data 'DDDD' #6\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s gap 4 #4\n"
+                                          "c2s data 'BBBB' #4\n"
+                                          "c2s data 'CCCC' #5\n"
+                                          "c2s data 'DDDD' #6\n");
     assert_int_equal(flow_table_stats(f.t)->segs_retransmitted, 1);
     fx_end(&f);
 
@@ -442,13 +434,12 @@ static void test_gap_by_queue_bound(void **state)
     handshake(&f);
     seg(&f, C, ACK, 1005, 5001, "BBBB"); /* #4 */
     seg(&f, C, ACK, 1011, 5001, "DDDD"); /* #5: 8 bytes > 6, room once BBBB goes */
-    fx_end(&f); /* the shutdown flushes the queue */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s gap 4 #4\n"
-                        "c2s data 'BBBB' #4\n"
-                        "c2s gap 2 #5\n"
-                        "c2s data 'DDDD' #5\n"
-                        "close shutdown t=1000\n");
+    fx_end(&f);                          /* the shutdown flushes the queue */
+    assert_string_equal(f.r.log, OPEN_STD "c2s gap 4 #4\n"
+                                          "c2s data 'BBBB' #4\n"
+                                          "c2s gap 2 #5\n"
+                                          "c2s data 'DDDD' #5\n"
+                                          "close shutdown t=1000\n");
 }
 
 static void test_gap_at_fin(void **state)
@@ -458,36 +449,34 @@ static void test_gap_at_fin(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "AAAA");        /* #4 */
-    seg(&f, C, ACK, 1009, 5001, "CCCC");        /* #5 queued */
-    seg(&f, C, FIN | ACK, 1013, 5001, NULL);    /* #6 */
-    seg(&f, S, FIN | ACK, 5001, 1005, NULL);    /* #7 acks only what it has */
+    seg(&f, C, ACK, 1001, 5001, "AAAA");     /* #4 */
+    seg(&f, C, ACK, 1009, 5001, "CCCC");     /* #5 queued */
+    seg(&f, C, FIN | ACK, 1013, 5001, NULL); /* #6 */
+    seg(&f, S, FIN | ACK, 5001, 1005, NULL); /* #7 acks only what it has */
     /* waits for the hole in the closed state, then flushes */
     f.ts += 9 * SW_USEC_PER_SEC;
     flow_table_expire(f.t, f.ts);
     assert_int_equal(f.r.closes, 0);
     f.ts += 1 * SW_USEC_PER_SEC;
     flow_table_expire(f.t, f.ts);
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'AAAA' #4\n"
-                        "c2s gap 4 #5\n"
-                        "c2s data 'CCCC' #5\n"
-                        "close fin t=1010\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'AAAA' #4\n"
+                                          "c2s gap 4 #5\n"
+                                          "c2s data 'CCCC' #5\n"
+                                          "close fin t=1010\n");
     fx_end(&f);
 
     /* FIN both ways with the last ACK covering the hole: gap then close */
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "AAAA");        /* #4 */
-    seg(&f, C, FIN | ACK, 1009, 5001, "CCCC");  /* #5 data + FIN after a hole */
-    seg(&f, S, FIN | ACK, 5001, 1014, NULL);    /* #6 */
-    seg(&f, C, ACK, 1014, 5002, NULL);          /* #7 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'AAAA' #4\n"
-                        "c2s gap 4 #5\n"
-                        "c2s data 'CCCC' #5\n"
-                        "close fin t=1000\n");
+    seg(&f, C, ACK, 1001, 5001, "AAAA");       /* #4 */
+    seg(&f, C, FIN | ACK, 1009, 5001, "CCCC"); /* #5 data + FIN after a hole */
+    seg(&f, S, FIN | ACK, 5001, 1014, NULL);   /* #6 */
+    seg(&f, C, ACK, 1014, 5002, NULL);         /* #7 */
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'AAAA' #4\n"
+                                          "c2s gap 4 #5\n"
+                                          "c2s data 'CCCC' #5\n"
+                                          "close fin t=1000\n");
     fx_end(&f);
 }
 
@@ -500,16 +489,15 @@ static void test_seq_wrap(void **state)
     seg(&f, C, SYN, 0xfffffff8u, 0, NULL);
     seg(&f, S, SYN | ACK, 0xfffffffeu, 0xfffffff9u, NULL);
     seg(&f, C, ACK, 0xfffffff9u, 0xffffffffu, NULL);
-    seg(&f, C, ACK, 0x00000001u, 0xffffffffu, "3456");   /* #4 after the wrap: queued */
+    seg(&f, C, ACK, 0x00000001u, 0xffffffffu, "3456");        /* #4 after the wrap: queued */
     seg(&f, C, ACK, 0xfffffff9u, 0xffffffffu, "abcdefgh012"); /* #5 crosses 2^32 */
     seg(&f, S, ACK, 0xffffffffu, 0x00000005u, "220 x\r\n");   /* #6 server seq wraps inside */
     seg(&f, S, ACK, 0x00000006u, 0x00000005u, "ok");          /* #7 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s conflict #5\n"
-                        "c2s data 'abcdefgh' #5\n"
-                        "c2s data '3456' #4\n"
-                        "s2c data '220 x\r\n' #6\n"
-                        "s2c data 'ok' #7\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5\n"
+                                          "c2s data 'abcdefgh' #5\n"
+                                          "c2s data '3456' #4\n"
+                                          "s2c data '220 x\r\n' #6\n"
+                                          "s2c data 'ok' #7\n");
     assert_int_equal(flow_table_stats(f.t)->overlap_conflicts, 1);
     fx_end(&f);
 }
@@ -521,16 +509,15 @@ static void test_rst_midstream(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "EHLO");      /* #4 */
-    seg(&f, C, ACK, 1009, 5001, "QUIT");      /* #5 queued behind a hole */
+    seg(&f, C, ACK, 1001, 5001, "EHLO"); /* #4 */
+    seg(&f, C, ACK, 1009, 5001, "QUIT"); /* #5 queued behind a hole */
     f.ts += 2 * SW_USEC_PER_SEC;
-    seg(&f, S, RST | ACK, 5001, 1005, NULL);  /* #6 */
-    seg(&f, C, ACK, 1013, 5001, "more");      /* #7 late: absorbed */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'EHLO' #4\n"
-                        "c2s gap 4 #5\n"
-                        "c2s data 'QUIT' #5\n"
-                        "close rst t=1002\n");
+    seg(&f, S, RST | ACK, 5001, 1005, NULL); /* #6 */
+    seg(&f, C, ACK, 1013, 5001, "more");     /* #7 late: absorbed */
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'EHLO' #4\n"
+                                          "c2s gap 4 #5\n"
+                                          "c2s data 'QUIT' #5\n"
+                                          "close rst t=1002\n");
     assert_int_equal(f.r.opens, 1);
     /* a RST never opens a flow */
     f.cli.port = 40001;
@@ -552,15 +539,14 @@ static void test_rst_out_of_window(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, S, ACK, 5001, 1001, "220 hi\r\n");        /* #4 */
-    seg(&f, C, RST, 0x80000000u, 0, NULL);            /* #5 blind reset: ignored */
-    seg(&f, C, RST | ACK, 1001 - 100, 5009, NULL);    /* #6 behind: ignored */
-    seg(&f, C, ACK, 1001, 5009, "EHLO a\r\n");        /* #7 */
-    seg(&f, C, RST | ACK, 1009 + 3000, 5009, NULL);   /* #8 ahead, in window */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "s2c data '220 hi\r\n' #4\n"
-                        "c2s data 'EHLO a\r\n' #7\n"
-                        "close rst t=1000\n");
+    seg(&f, S, ACK, 5001, 1001, "220 hi\r\n");      /* #4 */
+    seg(&f, C, RST, 0x80000000u, 0, NULL);          /* #5 blind reset: ignored */
+    seg(&f, C, RST | ACK, 1001 - 100, 5009, NULL);  /* #6 behind: ignored */
+    seg(&f, C, ACK, 1001, 5009, "EHLO a\r\n");      /* #7 */
+    seg(&f, C, RST | ACK, 1009 + 3000, 5009, NULL); /* #8 ahead, in window */
+    assert_string_equal(f.r.log, OPEN_STD "s2c data '220 hi\r\n' #4\n"
+                                          "c2s data 'EHLO a\r\n' #7\n"
+                                          "close rst t=1000\n");
     assert_int_equal(flow_table_stats(f.t)->rst_ignored, 2);
     fx_end(&f);
 }
@@ -572,22 +558,22 @@ static void test_fin_both_sides_and_port_reuse(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, S, ACK, 5001, 1001, "220 hi\r\n");      /* #4 */
-    seg(&f, S, FIN | ACK, 5009, 1001, NULL);        /* #5 server closes first */
-    seg(&f, C, ACK, 1001, 5010, NULL);              /* #6 */
-    seg(&f, C, ACK, 1001, 5010, "QUIT\r\n");        /* #7 half-closed: still data */
-    seg(&f, C, FIN | ACK, 1007, 5010, NULL);        /* #8 */
-    seg(&f, S, ACK, 5010, 1008, NULL);              /* #9 */
+    seg(&f, S, ACK, 5001, 1001, "220 hi\r\n"); /* #4 */
+    seg(&f, S, FIN | ACK, 5009, 1001, NULL);   /* #5 server closes first */
+    seg(&f, C, ACK, 1001, 5010, NULL);         /* #6 */
+    seg(&f, C, ACK, 1001, 5010, "QUIT\r\n");   /* #7 half-closed: still data */
+    seg(&f, C, FIN | ACK, 1007, 5010, NULL);   /* #8 */
+    seg(&f, S, ACK, 5010, 1008, NULL);         /* #9 */
     /* the same ports again: a new connection */
     f.ts += SW_USEC_PER_SEC;
-    seg(&f, C, SYN, 9000, 0, NULL);                 /* #10 */
-    seg(&f, C, ACK, 9001, 0, "NEW");                /* #11 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "s2c data '220 hi\r\n' #4\n"
-                        "c2s data 'QUIT\r\n' #7\n"
-                        "close fin t=1000\n"
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=10\n"
-                        "c2s data 'NEW' #11\n");
+    seg(&f, C, SYN, 9000, 0, NULL);  /* #10 */
+    seg(&f, C, ACK, 9001, 0, "NEW"); /* #11 */
+    assert_string_equal(f.r.log,
+                        OPEN_STD "s2c data '220 hi\r\n' #4\n"
+                                 "c2s data 'QUIT\r\n' #7\n"
+                                 "close fin t=1000\n"
+                                 "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=10\n"
+                                 "c2s data 'NEW' #11\n");
     fx_end(&f);
     assert_int_equal(f.r.closes, 2);
 }
@@ -601,10 +587,9 @@ static void test_midstream(void **state)
     fx_start(&f);
     seg(&f, S, ACK, 7000, 3000, "250 ok\r\n");
     seg(&f, C, ACK, 3000, 7008, "DATA\r\n");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
-                        "s2c data '250 ok\r\n' #1\n"
-                        "c2s data 'DATA\r\n' #2\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
+                                 "s2c data '250 ok\r\n' #1\n"
+                                 "c2s data 'DATA\r\n' #2\n");
     fx_end(&f);
 
     /* client speaks first */
@@ -612,10 +597,9 @@ static void test_midstream(void **state)
     fx_start(&f);
     seg(&f, C, ACK, 3000, 7000, "RSET\r\n");
     seg(&f, S, ACK, 7000, 3006, "250 ok\r\n");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
-                        "c2s data 'RSET\r\n' #1\n"
-                        "s2c data '250 ok\r\n' #2\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
+                                 "c2s data 'RSET\r\n' #1\n"
+                                 "s2c data '250 ok\r\n' #2\n");
     fx_end(&f);
 
     /* no well-known port: the lower port is the server; ports configurable */
@@ -631,12 +615,11 @@ static void test_midstream(void **state)
     f.cfg.n_server_ports = 1;
     fx_start(&f);
     seg(&f, S, ACK, 7000, 3000, "y");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:50000 > 198.51.100.25:8025 vlan=0 mid=1 pkt=1\n"
-                        "s2c data 'x' #1\n"
-                        "close shutdown t=1000\n"
-                        "open 192.0.2.10:1025 > 198.51.100.25:8025 vlan=0 mid=1 pkt=2\n"
-                        "s2c data 'y' #2\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:50000 > 198.51.100.25:8025 vlan=0 mid=1 pkt=1\n"
+                                 "s2c data 'x' #1\n"
+                                 "close shutdown t=1000\n"
+                                 "open 192.0.2.10:1025 > 198.51.100.25:8025 vlan=0 mid=1 pkt=2\n"
+                                 "s2c data 'y' #2\n");
     fx_end(&f);
 
     /* SYN-ACK first: roles known, not midstream; client stream from the ack */
@@ -644,9 +627,8 @@ static void test_midstream(void **state)
     fx_start(&f);
     seg(&f, S, SYN | ACK, 5000, 1001, NULL);
     seg(&f, C, ACK, 1001, 5001, "EHLO");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
-                        "c2s data 'EHLO' #2\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
+                                 "c2s data 'EHLO' #2\n");
     fx_end(&f);
 }
 
@@ -670,9 +652,8 @@ static void test_ipv6(void **state)
     fx_start(&f);
     handshake(&f);
     seg(&f, S, ACK, 5001, 1001, "220 v6\r\n");
-    assert_string_equal(f.r.log,
-                        "open 2001:db8::10:40000 > 2001:db8::25:25 vlan=0 mid=0 pkt=1\n"
-                        "s2c data '220 v6\r\n' #4 ttl=57 id=0 v6\n");
+    assert_string_equal(f.r.log, "open 2001:db8::10:40000 > 2001:db8::25:25 vlan=0 mid=0 pkt=1\n"
+                                 "s2c data '220 v6\r\n' #4 ttl=57 id=0 v6\n");
     fx_end(&f);
 }
 
@@ -690,11 +671,10 @@ static void test_vlan_separates(void **state)
     seg(&f, C, ACK, 1001, 5001, "ten");
     f.vlan = 20;
     seg(&f, C, ACK, 1001, 5001, "twenty");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=10 mid=0 pkt=1\n"
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=20 mid=0 pkt=2\n"
-                        "c2s data 'ten' #3\n"
-                        "c2s data 'twenty' #4\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=10 mid=0 pkt=1\n"
+                                 "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=20 mid=0 pkt=2\n"
+                                 "c2s data 'ten' #3\n"
+                                 "c2s data 'twenty' #4\n");
     assert_int_equal(flow_table_stats(f.t)->flows_active, 2);
     fx_end(&f);
 }
@@ -717,18 +697,17 @@ static void test_memcap_eviction(void **state)
     seg(&f, C, ACK, 1001, 1, "y");
     f.cli.port = 40003;
     seg(&f, C, ACK, 1000, 1, "z");
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
-                        "c2s data 'x' #1\n"
-                        "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
-                        "c2s data 'x' #2\n"
-                        "close evicted t=1002\n"
-                        "open 192.0.2.10:40002 > 198.51.100.25:25 vlan=0 mid=1 pkt=3\n"
-                        "c2s data 'x' #3\n"
-                        "c2s data 'y' #4\n"
-                        "close evicted t=1003\n"
-                        "open 192.0.2.10:40003 > 198.51.100.25:25 vlan=0 mid=1 pkt=5\n"
-                        "c2s data 'z' #5\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
+                                 "c2s data 'x' #1\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
+                                 "c2s data 'x' #2\n"
+                                 "close evicted t=1002\n"
+                                 "open 192.0.2.10:40002 > 198.51.100.25:25 vlan=0 mid=1 pkt=3\n"
+                                 "c2s data 'x' #3\n"
+                                 "c2s data 'y' #4\n"
+                                 "close evicted t=1003\n"
+                                 "open 192.0.2.10:40003 > 198.51.100.25:25 vlan=0 mid=1 pkt=5\n"
+                                 "c2s data 'z' #5\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->flows_evicted, 2);
     assert_int_equal(st->flows_active, 2);
@@ -749,19 +728,18 @@ static void test_memcap_eviction(void **state)
     seg(&f, C, ACK, 1010, 1, "RRRR"); /* #4 evicts 40000 */
     seg(&f, C, ACK, 1015, 1, "SSSS"); /* #5 nothing left to evict */
     fx_end(&f);
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
-                        "c2s data 'a' #1\n"
-                        "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
-                        "c2s data 'b' #2\n"
-                        "close evicted t=1001\n"
-                        "c2s gap 4 #3\n"
-                        "c2s data 'QQQQ' #3\n"
-                        "c2s gap 1 #4\n"
-                        "c2s data 'RRRR' #4\n"
-                        "c2s gap 1 #5\n"
-                        "c2s data 'SSSS' #5\n"
-                        "close shutdown t=1001\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
+                                 "c2s data 'a' #1\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
+                                 "c2s data 'b' #2\n"
+                                 "close evicted t=1001\n"
+                                 "c2s gap 4 #3\n"
+                                 "c2s data 'QQQQ' #3\n"
+                                 "c2s gap 1 #4\n"
+                                 "c2s data 'RRRR' #4\n"
+                                 "c2s gap 1 #5\n"
+                                 "c2s data 'SSSS' #5\n"
+                                 "close shutdown t=1001\n");
 }
 
 static void test_max_flows_and_refusal(void **state)
@@ -776,11 +754,10 @@ static void test_max_flows_and_refusal(void **state)
         seg(&f, C, SYN, 1000, 0, NULL);
         f.ts += SW_USEC_PER_SEC;
     }
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
-                        "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=0 pkt=2\n"
-                        "close evicted t=1002\n"
-                        "open 192.0.2.10:40002 > 198.51.100.25:25 vlan=0 mid=0 pkt=3\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=0 pkt=2\n"
+                                 "close evicted t=1002\n"
+                                 "open 192.0.2.10:40002 > 198.51.100.25:25 vlan=0 mid=0 pkt=3\n");
     assert_int_equal(flow_table_stats(f.t)->flows_evicted, 1);
     assert_int_equal(flow_table_stats(f.t)->flows_active_peak, 2);
     fx_end(&f);
@@ -824,13 +801,12 @@ static void test_timeouts(void **state)
     flow_table_expire(f.t, t0 + 2 * 86400 * SW_USEC_PER_SEC);
     assert_int_equal(f.r.closes, 1);
     flow_table_expire(f.t, t0 + 2 * 86400 * SW_USEC_PER_SEC + 1);
-    assert_string_equal(f.r.log,
-                        "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
-                        "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
-                        "c2s data 'established' #2\n"
-                        "close timeout t=1030\n"
-                        "c2s data '!' #3\n"
-                        "close timeout t=173800\n");
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=1\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=2\n"
+                                 "c2s data 'established' #2\n"
+                                 "close timeout t=1030\n"
+                                 "c2s data '!' #3\n"
+                                 "close timeout t=173800\n");
     assert_int_equal(flow_table_stats(f.t)->flows_timed_out, 2);
     assert_int_equal(flow_table_stats(f.t)->flows_active, 0);
     fx_end(&f);
@@ -855,17 +831,16 @@ static void test_stop_buffering(void **state)
     f.r.stop_bits = STREAM_STOP_C2S | STREAM_STOP_S2C;
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "STARTTLS\r\n");            /* #4 */
-    seg(&f, C, ACK, 1020, 5001, "queued");                  /* #5 ooo, freed at stop */
-    seg(&f, S, ACK, 5001, 1011, "220 go\r\n");              /* #6 */
-    seg(&f, C, ACK, 1011, 5009, "\x16\x03\x01 hello");      /* #7 */
-    seg(&f, S, ACK, 5009, 1020, "\x16\x03\x03 server");     /* #8 */
+    seg(&f, C, ACK, 1001, 5001, "STARTTLS\r\n");        /* #4 */
+    seg(&f, C, ACK, 1020, 5001, "queued");              /* #5 ooo, freed at stop */
+    seg(&f, S, ACK, 5001, 1011, "220 go\r\n");          /* #6 */
+    seg(&f, C, ACK, 1011, 5009, "\x16\x03\x01 hello");  /* #7 */
+    seg(&f, S, ACK, 5009, 1020, "\x16\x03\x03 server"); /* #8 */
     seg(&f, S, FIN | ACK, 5020, 1020, NULL);
     seg(&f, C, FIN | ACK, 1020, 5021, NULL);
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'STARTTLS\r\n' #4\n"
-                        "s2c data '220 go\r\n' #6\n"
-                        "close fin t=1000\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'STARTTLS\r\n' #4\n"
+                                          "s2c data '220 go\r\n' #6\n"
+                                          "close fin t=1000\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->segs_after_stop, 2);
     assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow));
@@ -882,17 +857,16 @@ static void test_meta_through_queue(void **state)
     handshake(&f);
     f.ttl = 50;
     f.ip_id = 111;
-    seg(&f, S, ACK, 5005, 1001, "late");  /* #4 */
+    seg(&f, S, ACK, 5005, 1001, "late"); /* #4 */
     f.ttl = 51;
     f.ip_id = 222;
     seg(&f, S, ACK, 5009, 1001, "r\r\n"); /* #5 */
     f.ttl = 52;
     f.ip_id = 333;
-    seg(&f, S, ACK, 5001, 1001, "250 ");  /* #6 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "s2c data '250 ' #6 ttl=52 id=333 v4\n"
-                        "s2c data 'late' #4 ttl=50 id=111 v4\n"
-                        "s2c data 'r\r\n' #5 ttl=51 id=222 v4\n");
+    seg(&f, S, ACK, 5001, 1001, "250 "); /* #6 */
+    assert_string_equal(f.r.log, OPEN_STD "s2c data '250 ' #6 ttl=52 id=333 v4\n"
+                                          "s2c data 'late' #4 ttl=50 id=111 v4\n"
+                                          "s2c data 'r\r\n' #5 ttl=51 id=222 v4\n");
     fx_end(&f);
 }
 
@@ -980,9 +954,9 @@ static void test_keepalive_and_zero_window(void **state)
     fx_init(&f);
     fx_start(&f);
     handshake(&f);
-    seg(&f, C, ACK, 1001, 5001, "MAIL");  /* #4 */
-    seg(&f, C, ACK, 1004, 5001, "L");     /* #5 keep-alive: 1 byte below next */
-    seg(&f, C, ACK, 1004, 5001, NULL);    /* #6 keep-alive without a byte */
+    seg(&f, C, ACK, 1001, 5001, "MAIL"); /* #4 */
+    seg(&f, C, ACK, 1004, 5001, "L");    /* #5 keep-alive: 1 byte below next */
+    seg(&f, C, ACK, 1004, 5001, NULL);   /* #6 keep-alive without a byte */
     /* the server closes its window; the client probes with one byte */
     struct pkt p;
     memset(&p, 0, sizeof(p));
@@ -1000,9 +974,8 @@ static void test_keepalive_and_zero_window(void **state)
     seg(&f, C, ACK, 1005, 5001, " ");     /* #8 probe: not data */
     seg(&f, S, ACK, 5001, 1005, NULL);    /* #9 window opens */
     seg(&f, C, ACK, 1005, 5001, " FROM"); /* #10 */
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'MAIL' #4\n"
-                        "c2s data ' FROM' #10\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'MAIL' #4\n"
+                                          "c2s data ' FROM' #10\n");
     assert_int_equal(flow_table_stats(f.t)->segs_retransmitted, 0);
     fx_end(&f);
 }
@@ -1013,12 +986,11 @@ static void test_data_on_syn(void **state)
     struct fx f;
     fx_init(&f);
     fx_start(&f);
-    seg(&f, C, SYN, 1000, 0, "early");       /* TCP Fast Open style */
+    seg(&f, C, SYN, 1000, 0, "early"); /* TCP Fast Open style */
     seg(&f, S, SYN | ACK, 5000, 1006, NULL);
     seg(&f, C, ACK, 1006, 5001, "later");
-    assert_string_equal(f.r.log, OPEN_STD
-                        "c2s data 'early' #1\n"
-                        "c2s data 'later' #3\n");
+    assert_string_equal(f.r.log, OPEN_STD "c2s data 'early' #1\n"
+                                          "c2s data 'later' #3\n");
     fx_end(&f);
 }
 
@@ -1113,8 +1085,11 @@ static void test_random_segmentation(void **state)
     for (int round = 0; round < 300; round++) {
         struct cat c;
         memset(&c, 0, sizeof(c));
-        struct stream_consumer sc = {.ctx = &c, .open = cat_open, .data = cat_data,
-                                     .gap = cat_gap, .overlap_conflict = cat_conflict};
+        struct stream_consumer sc = {.ctx = &c,
+                                     .open = cat_open,
+                                     .data = cat_data,
+                                     .gap = cat_gap,
+                                     .overlap_conflict = cat_conflict};
         struct flow_cfg cfg;
         flow_cfg_defaults(&cfg);
         struct flow_table *t = flow_table_new(&cfg, &sc);

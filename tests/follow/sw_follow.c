@@ -20,7 +20,7 @@
 #include "decode/pkt.h"
 
 #define FOLLOW_MAX_STREAM (64u << 20)
-#define FOLLOW_MAX_GAPS 4096
+#define FOLLOW_MAX_GAPS   4096
 
 struct buf {
     uint8_t *p;
@@ -75,7 +75,8 @@ static void *f_open(void *ctx, const struct flow_info *fi)
     return s;
 }
 
-static unsigned f_data(void *st, enum stream_dir d, const uint8_t *b, size_t n, const struct stream_meta *m)
+static unsigned f_data(void *st, enum stream_dir d, const uint8_t *b, size_t n,
+                       const struct stream_meta *m)
 {
     (void)m;
     struct fstate *s = st;
@@ -118,8 +119,9 @@ static void f_close(void *st, enum flow_end why, sw_usec ts)
     sw_addr_str(&s->fi.server, v, sizeof(v));
     printf("{\"uid\":\"%s\",\"client\":\"%s\",\"cport\":%u,\"server\":\"%s\",\"sport\":%u,"
            "\"vlan\":%u,\"midstream\":%s,\"first_pkt\":%llu,\"end\":\"%s\",\"c2s\":\"",
-           s->fi.uid, c, s->fi.cport, v, s->fi.sport, s->fi.vlan, s->fi.midstream ? "true" : "false",
-           (unsigned long long)s->fi.first_pkt, flow_end_str(why));
+           s->fi.uid, c, s->fi.cport, v, s->fi.sport, s->fi.vlan,
+           s->fi.midstream ? "true" : "false", (unsigned long long)s->fi.first_pkt,
+           flow_end_str(why));
     put_hex(&s->s[DIR_C2S]);
     printf("\",\"s2c\":\"");
     put_hex(&s->s[DIR_S2C]);
@@ -155,7 +157,8 @@ int main(int argc, char **argv)
         .close = f_close,
     };
     struct flow_table *t = flow_table_new(&cfg, &sc);
-    struct frag_cfg fc = {.max_datagrams = 1024, .max_bytes = 4u << 20, .timeout = 30 * SW_USEC_PER_SEC};
+    struct frag_cfg fc = {
+        .max_datagrams = 1024, .max_bytes = 4u << 20, .timeout = 30 * SW_USEC_PER_SEC};
     struct frag_table *ft = frag_table_new(&fc);
     if (!t || !ft)
         die("out of memory");
