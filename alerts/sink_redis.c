@@ -281,9 +281,15 @@ static void *sink_thread(void *arg)
     while (!r->stop) {
         int64_t now = now_ms();
         if (r->dirty && spool_pending(r->sp) && now - r->last_sync_ms >= 1000) {
-            spool_sync(r->sp);
+            /* fdatasync without the lock: sink_emit() never waits for a disk */
+            int fds[2];
+            spool_sync_begin(r->sp, fds);
             r->dirty = false;
             r->last_sync_ms = now;
+            pthread_mutex_unlock(&r->mu);
+            spool_sync_end(fds);
+            pthread_mutex_lock(&r->mu);
+            continue;
         }
         bool work = spool_pending(r->sp) > 0 && r->send_off < spool_tail(r->sp);
         if (r->try_now) {

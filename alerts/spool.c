@@ -467,6 +467,29 @@ int spool_sync(struct spool *sp)
     return rc;
 }
 
+int spool_sync_begin(struct spool *sp, int fds[2])
+{
+    fds[0] = fds[1] = -1;
+    if (save_head(sp) != 0)
+        return SW_EIO;
+    fds[0] = fcntl(sp->fd, F_DUPFD_CLOEXEC, 0);
+    fds[1] = fcntl(sp->head_fd, F_DUPFD_CLOEXEC, 0);
+    return fds[0] >= 0 && fds[1] >= 0 ? SW_OK : SW_EIO;
+}
+
+int spool_sync_end(int fds[2])
+{
+    int rc = SW_OK;
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 0 || fdatasync(fds[i]) != 0)
+            rc = SW_EIO;
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+    return rc;
+}
+
 uint64_t spool_head(const struct spool *sp) { return sp->head + sp->shift; }
 uint64_t spool_tail(const struct spool *sp) { return sp->size + sp->shift; }
 uint64_t spool_pending(const struct spool *sp) { return sp->pending; }

@@ -57,6 +57,11 @@ int spool_ack(struct spool *sp, uint64_t seq, uint64_t end);
 /* Writes the last acknowledged seq to PATH.head (once per batch). */
 int spool_save_head(struct spool *sp);
 int spool_sync(struct spool *sp);
+/* The same in two steps, so that the slow part runs without the caller's
+ * lock: _begin (under the lock) saves the head and dups both descriptors
+ * into fds; _end (lock not needed) fdatasyncs and closes them. */
+int spool_sync_begin(struct spool *sp, int fds[2]);
+int spool_sync_end(int fds[2]);
 
 uint64_t spool_head(const struct spool *sp);    /* logical offset of the first unacked record */
 uint64_t spool_tail(const struct spool *sp);    /* logical end of file */
