@@ -416,6 +416,15 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
         }
         return s->stop; /* a classified flow was replayed from inside the classifier */
     }
+    /* picked up midstream inside TLS: record type bytes (0x14-0x17) never
+     * start an SMTP line */
+    if (s->f.flow.midstream && !(dir == DIR_C2S ? s->f.saw_c2s : s->f.saw_s2c) &&
+        tls_is_record_start(buf[0])) {
+        if (dir == DIR_C2S && s->st == SMTP_ST_COMMAND)
+            smtp_enter_state(s, SMTP_ST_TLS);
+        else if (dir == DIR_S2C && s->srv == SMTP_SRV_REPLY)
+            s->srv = SMTP_SRV_TLS;
+    }
     if (dir == DIR_C2S) {
         s->f.bytes_c2s += len;
         s->f.saw_c2s = true;

@@ -559,6 +559,17 @@ static void test_midstream(void **state)
     assert_int_equal(r.facts->banner_code, 0);
     assert_int_equal(r.facts->tx[0].rcpt[0].code, 250);
     conv_result_free(&r);
+
+    /* picked up inside TLS application data: no SMTP lines, no anomalies */
+    static const struct step tls[] = {
+        {DIR_C2S, "\x17\x03\x03\x00\x05\n\n\n\n\n", 10},
+        {DIR_S2C, "\x17\x03\x03\x00\x03\n\n\n\x17\x03\x03\x00\x01\n", 14},
+    };
+    conv_check(&cfg, &m, tls, CONV_N(tls), true, &r);
+    assert_int_equal(r.facts->n_anomalies, 0);
+    assert_int_equal(r.facts->end, SMTP_END_TLS);
+    assert_string_equal(r.events, "end");
+    conv_result_free(&r);
 }
 
 static void test_log_addresses(void **state)
