@@ -707,8 +707,7 @@ size_t redis_conn_pending(const struct redis_conn *c)
 static int obuf_add(struct redis_conn *c, const char *cmd, size_t len)
 {
     if (c->olen + len > REDIS_CONN_OBUF_MAX) {
-        c->err = REDIS_CONN_EOOM;
-        snprintf(c->errstr, sizeof c->errstr, "pipeline buffer over %u bytes", REDIS_CONN_OBUF_MAX);
+        set_err(c, REDIS_CONN_EOOM, "pipeline buffer over %u bytes", REDIS_CONN_OBUF_MAX);
         return SW_ELIMIT;
     }
     if (c->olen + len > c->ocap) {
@@ -717,8 +716,7 @@ static int obuf_add(struct redis_conn *c, const char *cmd, size_t len)
             ncap *= 2;
         char *n = realloc(c->obuf, ncap);
         if (!n) {
-            c->err = REDIS_CONN_EOOM;
-            snprintf(c->errstr, sizeof c->errstr, "out of memory");
+            set_err(c, REDIS_CONN_EOOM, "out of memory");
             return SW_ENOMEM;
         }
         c->obuf = n;
@@ -741,8 +739,7 @@ int redis_conn_append_argv(struct redis_conn *c, int argc, const char **argv,
     char *cmd = NULL;
     int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
     if (len < 0 || !cmd) {
-        c->err = REDIS_CONN_EOOM;
-        snprintf(c->errstr, sizeof c->errstr, "out of memory formatting a command");
+        set_err(c, REDIS_CONN_EOOM, "out of memory formatting a command");
         return SW_ENOMEM;
     }
     int rc = obuf_add(c, cmd, (size_t)len);
@@ -760,8 +757,7 @@ static int append_v(struct redis_conn *c, const char *fmt, va_list ap)
     char *cmd = NULL;
     int len = redisvFormatCommand(&cmd, fmt, ap);
     if (len < 0 || !cmd) {
-        c->err = REDIS_CONN_EOOM;
-        snprintf(c->errstr, sizeof c->errstr, "bad command format or out of memory");
+        set_err(c, REDIS_CONN_EOOM, "bad command format or out of memory");
         return SW_ENOMEM;
     }
     int rc = obuf_add(c, cmd, (size_t)len);

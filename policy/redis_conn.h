@@ -89,7 +89,9 @@ redisReply *redis_conn_command_argv(struct redis_conn *c, int timeout_ms, int ar
                                     const char **argv, const size_t *argvlen);
 
 /* Pipelining: append N commands (buffered, no I/O), then read N replies in
- * order with redis_conn_get_reply() (the first call writes the buffer). */
+ * order with redis_conn_get_reply() (the first call writes the buffer).
+ * A failed append (not connected, over 256 MiB buffered, out of memory)
+ * closes the connection like any other failure: nothing half-queued stays. */
 int redis_conn_append_argv(struct redis_conn *c, int argc, const char **argv,
                            const size_t *argvlen);
 int redis_conn_append(struct redis_conn *c, const char *fmt, ...);
