@@ -181,8 +181,10 @@ static void fmt_ts(sw_usec ts, char *buf, size_t len)
         snprintf(buf, len, "1970-01-01T00:00:00.000000Z");
         return;
     }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+    int n = snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+    if (n < 0 || (size_t)n >= len) /* years past 9999 do not fit: say so, never cut */
+        snprintf(buf, len, "9999-12-31T23:59:59.999999Z");
 }
 
 static json_t *addr_json(const struct sw_addr *a, uint16_t port)
