@@ -80,7 +80,9 @@ struct policy_stats {
     uint64_t fetches, fetch_ok, fetch_http_error, fetch_tls_error, fetch_timeout, fetch_redirect,
         fetch_bad_type, fetch_too_big, fetch_private_addr, fetch_parse_error, fetch_throttled;
     uint64_t refreshes, negative_cached, evicted;
-    /* added by the engine (policynet): */
+    /* added by the engine (policynet). hits_*: lookups answered at once, by
+     * where the policy in force came from (an HTTPS fetch of this process
+     * counts as memory); answers through a callback count as misses. */
     uint64_t file_loaded, file_rejected;  /* --policy-file entries */
     uint64_t redis_errors, lock_waits;    /* Redis unavailable; waited for another sensor */
     uint64_t dns_timeouts, cache_full;    /* DNS step deadline; no evictable slot */
@@ -103,7 +105,9 @@ void policy_engine_free(struct policy_engine *e);
 int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, void *arg,
                   struct policy_answer *a);
 /* Drives DNS, HTTPS and Redis I/O for at most timeout_ms; returns the number
- * of callbacks fired. */
+ * of callbacks fired (it returns early once some fired). DNS and HTTPS are
+ * asynchronous; Redis commands are synchronous, each bounded by 500 ms (1 s
+ * to connect), with a 5 s back-off after a failure. */
 int policy_engine_run(struct policy_engine *e, int timeout_ms);
 /* Writes the snapshot file (same format as --policy-file). */
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen);
