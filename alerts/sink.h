@@ -38,7 +38,8 @@
 enum sink_redis_mode {
     SINK_REDIS_LIST = 0, /* RPUSH key (Logstash/Filebeat redis input) */
     SINK_REDIS_LPUSH,
-    SINK_REDIS_CHANNEL,  /* PUBLISH key */
+    SINK_REDIS_CHANNEL,  /* PUBLISH key: Redis acknowledges a publish nobody heard;
+                            only subscribers connected at that moment get it */
     SINK_REDIS_STREAM,   /* XADD key MAXLEN ~ N * alert <json> */
 };
 

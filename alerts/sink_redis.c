@@ -194,7 +194,6 @@ static void send_batch(struct sink_redis *r)
     size_t n = spool_read(r->sp, r->send_off, recs, r->batch_max);
     if (n == 0)
         return;
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         r->fl[i].seq = recs[i].seq;
         r->fl[i].end = recs[i].end;
@@ -225,10 +224,9 @@ static void send_batch(struct sink_redis *r)
         for (int a = 0; a < argc; a++)
             argvlen[a] = a == jpos ? recs[i].len : strlen(argv[a]);
         if (redis_conn_append_argv(r->conn, argc, argv, argvlen) != SW_OK) {
-            n = i; /* ship what was appended; the rest goes next time */
+            n = i; /* the connection is closed: nothing of this batch is read */
             break;
         }
-        k++;
     }
     pthread_mutex_unlock(&r->mu);
 
@@ -264,13 +262,15 @@ static void send_batch(struct sink_redis *r)
         r->send_off = r->fl[i].end;
         done++;
     }
-    (void)k;
     pthread_mutex_lock(&r->mu);
     spool_save_head(r->sp);
     if (spool_pending(r->sp) == 0)
         r->full_reported = false;
-    if (done < n)
+    if (done < n || !redis_conn_is_connected(r->conn)) {
+        if (!why[0])
+            snprintf(why, sizeof why, "%s", redis_conn_errstr(r->conn));
         went_down(r, why);
+    }
     pthread_cond_broadcast(&r->done);
 }
 
