@@ -6,6 +6,8 @@
 # `tshark -q -z follow,tcp,raw,N` reports for the same flow (RFC 9293).
 #
 # Usage: compare_follow.py SW_FOLLOW CAPTURE_OR_DIR...
+# (ctest passes the directory holding reasm-cases.pcap, written by
+# make_reasm_pcap.py, the third-party captures and pcaps/.)
 #
 # How flows are matched: by their two endpoints (address, port), in order of
 # appearance when a pair of endpoints is reused (tshark starts a new stream
@@ -46,8 +48,25 @@ EXPECTED_GAPS = {
         "server answers (frame 62)"),
 }
 
-# Differences in the bytes themselves (beyond glued gaps): none expected.
-EXPECTED_BYTE_DIFFS = {}
+EXPECTED_GAPS.update({
+    ("reasm-cases.pcap", "192.0.2.10:40006", "c2s"): (
+        [[13, 12]], "generated case 6: 'example.org>' left out of the capture, ACKed"),
+})
+
+# Where the bytes differ on purpose: (capture, client, direction) ->
+#   (sw stream, tshark stream, reason). Checked exactly.
+EXPECTED_BYTE_DIFFS = {
+    ("reasm-cases.pcap", "192.0.2.10:40010", "s2c"): (
+        b"250-STARTTLS\r\n", b"250-XXXXXXXA\r\n",
+        "generated case 10: two copies of bytes 5-14 differ. stripwatch keeps the first "
+        "copy seen (the queued 'STARTTLS', and reports the conflict); tshark's follow "
+        "delivers the in-order segment and drops the queued one"),
+}
+
+# Flows with overlap conflicts: (capture, client) -> (count, reason).
+EXPECTED_CONFLICTS = {
+    ("reasm-cases.pcap", "192.0.2.10:40010"): (1, "generated case 10, see above"),
+}
 
 
 def norm_ep(ip, port):
@@ -95,6 +114,7 @@ def tshark_streams(path):
                 node = 1 if line.startswith("\t") else 0
                 data[node] += bytes.fromhex(line.strip())
         streams.append((first[sid], ep.get(0), ep.get(1), bytes(data[0]), bytes(data[1])))
+    streams.sort(key=lambda t: t[0])  # tshark prints the taps in no useful order
     return streams
 
 
@@ -173,17 +193,25 @@ def compare(sw_follow, root, rel):
                 if want != gaps:
                     errors.append("%s: %s %s: gaps %s, expected %s" % (rel, c, d, gaps, want))
                 seen_expected.add(key)
+            if key in EXPECTED_BYTE_DIFFS:
+                seen_expected.add(key)
+                want_sw, want_ts, _ = EXPECTED_BYTE_DIFFS[key]
+                if (mine, theirs) != (want_sw, want_ts):
+                    errors.append("%s: %s %s: sw %r tshark %r, expected sw %r tshark %r"
+                                  % (rel, c, d, mine, theirs, want_sw, want_ts))
+                continue
             if mine != theirs:
-                if key in EXPECTED_BYTE_DIFFS:
-                    seen_expected.add(key)
-                    continue
                 n = next((i for i in range(min(len(mine), len(theirs)))
                           if mine[i] != theirs[i]), min(len(mine), len(theirs)))
                 errors.append("%s: %s > %s %s: %d bytes vs tshark %d, first difference at %d: "
                               "sw %r tshark %r" % (rel, c, s, d, len(mine), len(theirs), n,
                                                    mine[n:n + 16], theirs[n:n + 16]))
-        if o["conflicts"]:
-            errors.append("%s: %s: %d overlap conflicts" % (rel, c, o["conflicts"]))
+        want = EXPECTED_CONFLICTS.get((rel, c), (0, None))[0]
+        if o["conflicts"] != want:
+            errors.append("%s: %s: %d overlap conflicts, expected %d"
+                          % (rel, c, o["conflicts"], want))
+        if want:
+            seen_expected.add((rel, c))
     for key, left in pending.items():
         for t in left:
             if t[3] or t[4]:
@@ -204,7 +232,8 @@ def main():
         if os.path.isdir(arg):
             root = arg
             rels = []
-            for d, _, files in os.walk(arg):
+            for d, subdirs, files in os.walk(arg):
+                subdirs[:] = [x for x in subdirs if not x.startswith(".")]  # scratch dirs
                 for f in files:
                     if f.endswith((".pcap", ".pcapng")):
                         rels.append(os.path.relpath(os.path.join(d, f), arg))
@@ -217,9 +246,11 @@ def main():
             total += n
             n_files += 1
             print("%s: %d flows, %d differences" % (rel, n, len(e)))
-    for key in EXPECTED_GAPS:
-        if key not in seen and any(os.path.exists(os.path.join(a, key[0])) for a in sys.argv[2:]):
-            errors.append("expected gaps did not occur: %s %s %s" % key)
+    for table in (EXPECTED_GAPS, EXPECTED_BYTE_DIFFS, EXPECTED_CONFLICTS):
+        for key in table:
+            if key not in seen and any(os.path.exists(os.path.join(a, key[0]))
+                                       for a in sys.argv[2:]):
+                errors.append("expected difference did not occur: %s" % (key,))
     for e in errors:
         print("DIFF " + e)
     print("%d captures, %d flows, %d unexplained differences" % (n_files, total, len(errors)))
