@@ -365,23 +365,26 @@ int policy_cli_main(int argc, char **argv)
     }
     for (size_t i = 0; i < c.dres.n_addr; i++)
         printf("address: %s -> %s\n", host, c.dres.addr[i]);
-    size_t pick = c.dres.n_addr;
+    /* candidates, in order: the public addresses, or with the flag all */
+    size_t cand[PDNS_MAX_ADDR], n_cand = 0;
     const char *why = NULL, *first_why = NULL;
     for (size_t i = 0; i < c.dres.n_addr; i++) {
-        if (!pfetch_addr_is_private(c.dres.addr[i], &why)) {
-            pick = i;
-            break;
-        }
-        if (!first_why)
+        if (!pfetch_addr_is_private(c.dres.addr[i], &why) || c.allow_private)
+            cand[n_cand++] = i;
+        if (why && !first_why)
             first_why = why;
+        why = NULL;
     }
-    if (pick < c.dres.n_addr) {
-        check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[pick]);
+    if (!first_why) {
+        check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[cand[0]]);
     } else if (c.allow_private) {
-        pick = 0;
         printf("SKIP §7 policy host address is public: %s is a %s address (allowed by "
                "--allow-private-policy-hosts)\n",
                c.dres.addr[0], first_why);
+    } else if (n_cand) {
+        printf("NOTE §7 non-public addresses of %s skipped (%s is a %s address)\n", host,
+               c.dres.addr[0], first_why);
+        check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[cand[0]]);
     } else {
         check(&c, false, "§7",
               "policy host address is public: %s is a %s address (use "
@@ -390,7 +393,7 @@ int policy_cli_main(int argc, char **argv)
         return fail_result(&c, "policy host address refused");
     }
 
-    /* §3.3: the fetch */
+    /* §3.3: the fetch, pinned to each candidate in turn while connecting fails */
     struct pfetch_opts o = {
         .ca_file = c.ca_file,
         .port = (uint16_t)c.port,
@@ -399,15 +402,22 @@ int policy_cli_main(int argc, char **argv)
         .low_speed_bytes = 64,
         .low_speed_secs = 10,
     };
-    if (!pfetch_start(c.fetch, c.domain, c.dres.addr[pick], c.dres.family[pick], &o, on_fetch, &c,
-                      err, sizeof(err))) {
-        check(&c, false, "§3.3", "HTTPS fetch: %s", err);
-        return fail_result(&c, "fetch failed");
-    }
-    wait_for(&c, &c.fetch_done, 20000);
-    if (!c.fetch_done) {
-        check(&c, false, "§3.3", "HTTPS fetch: timed out");
-        return fail_result(&c, "fetch failed");
+    for (size_t k = 0; k < n_cand; k++) {
+        size_t i = cand[k];
+        c.fetch_done = false;
+        if (!pfetch_start(c.fetch, c.domain, c.dres.addr[i], c.dres.family[i], &o, on_fetch, &c,
+                          err, sizeof(err))) {
+            check(&c, false, "§3.3", "HTTPS fetch: %s", err);
+            return fail_result(&c, "fetch failed");
+        }
+        wait_for(&c, &c.fetch_done, 20000);
+        if (!c.fetch_done) {
+            check(&c, false, "§3.3", "HTTPS fetch: timed out");
+            return fail_result(&c, "fetch failed");
+        }
+        if (c.fres.outcome != PFETCH_CONNECT || k + 1 == n_cand)
+            break;
+        printf("connect: %s: %s; trying the next address\n", c.fres.pinned, c.fres.curl_error);
     }
     const struct pfetch_result *f = &c.fres;
     printf("https:\n");

@@ -43,7 +43,10 @@ fi
 dns_port=$3 https_port=$4 redis_port=$5
 
 # Domains served by nginx with the good certificate.
-good=(valid cname multi change notfound redirect badtype big trickle shared invalid private short dup)
+good=(valid cname multi change notfound redirect badtype big trickle shared invalid private short dup v6 fallback)
+# IPv6 loopback, when the host has it (v6 and fallback are then served on [::1] too).
+v6=0
+if ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then v6=1; fi
 
 # ---- certificates ----
 pki=$dir/pki
@@ -107,6 +110,8 @@ pol trickle "$valid"
 pol expired "$valid"
 pol wrongname "$valid"
 pol private 'version: STSv1\nmode: enforce\nmx: mx.private.example\nmax_age: 86400\n'
+pol v6 'version: STSv1\nmode: enforce\nmx: mx.v6.example\nmax_age: 86400\n'
+pol fallback 'version: STSv1\nmode: enforce\nmx: mx.fallback.example\nmax_age: 86400\n'
 pol shared 'version: STSv1\nmode: enforce\nmx: mx.shared.example\nmax_age: 3600\n'
 pol invalid 'version: STSv1\nmode: enforce\nmax_age: 86400\n'
 pol short 'version: STSv1\nmode: enforce\nmx: mx.short.example\nmax_age: 8\n'
@@ -146,6 +151,9 @@ CONF
   for d in "${good[@]}" expired wrongname; do
     echo "  server {"
     echo "    listen 127.0.0.1:$https_port ssl;"
+    if [ $v6 = 1 ] && { [ "$d" = v6 ] || [ "$d" = fallback ]; }; then
+      echo "    listen [::1]:$https_port ssl;"
+    fi
     echo "    server_name mta-sts.$d.example;"
     echo "    root $www/$d;"
     case $d in
@@ -180,11 +188,15 @@ server:
   local-zone: "example." static
 CONF
   for d in "${good[@]}" expired wrongname; do
-    [ "$d" = private ] && continue
+    case $d in private | v6 | fallback) continue ;; esac
     echo "  local-data: \"mta-sts.$d.example. 1 IN A 127.0.0.1\""
   done
   echo '  local-data: "mta-sts.private.example. 1 IN A 10.0.0.1"'
-  for d in valid change notfound redirect badtype big trickle shared invalid private short dup expired wrongname; do
+  echo '  local-data: "mta-sts.v6.example. 1 IN AAAA ::1"'
+  # nothing listens on 127.0.0.2: connecting fails, the next address is tried
+  echo '  local-data: "mta-sts.fallback.example. 1 IN A 127.0.0.2"'
+  echo '  local-data: "mta-sts.fallback.example. 1 IN AAAA ::1"'
+  for d in valid change notfound redirect badtype big trickle shared invalid private short dup v6 fallback expired wrongname; do
     echo "  local-data: '_mta-sts.$d.example. 1 IN TXT \"v=STSv1; id=${d}1;\"'"
   done
   echo "  local-data: '_mta-sts.cname.example. 1 IN CNAME _mta-sts.valid.example.'"
@@ -199,6 +211,7 @@ CONF
 } >"$dir/unbound.conf"
 
 : >"$dir/pids"
+echo $v6 >"$dir/ipv6"
 nginx -p "$dir" -e "$dir/nginx-error.log" -c "$dir/nginx.conf" >"$dir/nginx.out" 2>&1 &
 echo $! >>"$dir/pids"
 unbound -d -c "$dir/unbound.conf" >"$dir/unbound.out" 2>&1 &
@@ -209,6 +222,7 @@ echo $! >>"$dir/pids"
 
 ready() {
   (exec 3<>"/dev/tcp/127.0.0.1/$https_port") 2>/dev/null &&
+    { [ $v6 = 0 ] || (exec 3<>"/dev/tcp/::1/$https_port") 2>/dev/null; } &&
     (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null &&
     unbound-control -c "$dir/unbound.conf" status >/dev/null 2>&1
 }

@@ -941,6 +941,51 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "stripwatch policy: domain \"Bad_Domain..example\": "));
 }
 
+/* IPv6 policy hosts (bracketed pin), and the next address when connecting
+ * to the first fails (127.0.0.2 refuses, ::1 serves). */
+static void test_ipv6_and_fallback(void **state)
+{
+    (void)state;
+    char p[700];
+    snprintf(p, sizeof(p), "%s/ipv6", g_dir);
+    FILE *f = fopen(p, "r");
+    int v6 = 0;
+    if (f) {
+        if (fscanf(f, "%d", &v6) != 1)
+            v6 = 0;
+        fclose(f);
+    }
+    if (!v6) {
+        print_message("no IPv6 loopback on this host\n");
+        skip();
+    }
+    struct policy_cfg c;
+    base_cfg(&c);
+    struct policy_engine *e = engine(&c);
+    struct got g;
+    lookup(e, "v6.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.mx[0], "mx.v6.example");
+    lookup(e, "fallback.example", &g);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_string_equal(g.mx[0], "mx.fallback.example");
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->fetches, 2);
+    assert_int_equal(st->fetch_ok, 2);
+    policy_engine_free(e);
+
+    static char out[65536];
+    char line[200];
+    assert_int_equal(run_cli(false, "v6.example", true, out, sizeof(out)), 0);
+    snprintf(line, sizeof(line), "  pinned address: [::1]:%d\n", g_https);
+    assert_non_null(strstr(out, line));
+    assert_int_equal(run_cli(false, "fallback.example", true, out, sizeof(out)), 0);
+    snprintf(line, sizeof(line), "connect: 127.0.0.2:%d: ", g_https);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "  pinned address: [::1]:%d\n", g_https);
+    assert_non_null(strstr(out, line));
+}
+
 /* The same through the sensor binary, when it is built. */
 static void test_cli_binary(void **state)
 {
@@ -985,6 +1030,7 @@ int main(void)
         cmocka_unit_test(test_policy_file_errors),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_binary),
+        cmocka_unit_test(test_ipv6_and_fallback),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, lab_up, lab_down);
