@@ -61,6 +61,8 @@ struct sink_cfg {
     int backoff_max_ms;         /* cap (default 30000) */
     uint64_t dedup_ttl_s;       /* life of the Redis key holding the last delivered sequence
                                    number (default 30 days) */
+    const char *tls_cert_file;  /* rediss:// client certificate (tls-auth-clients); NULL none */
+    const char *tls_key_file;   /* its key; NULL: in tls_cert_file */
 };
 void sink_cfg_defaults(struct sink_cfg *c);
 

@@ -372,6 +372,8 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
     struct redis_conn_opts o;
     redis_conn_opts_defaults(&o);
     o.ca_file = cfg->ca_file;
+    o.cert_file = cfg->tls_cert_file;
+    o.key_file = cfg->tls_key_file;
     if (cfg->connect_timeout_ms > 0)
         o.connect_timeout_ms = cfg->connect_timeout_ms;
     o.io_timeout_ms = r->io_timeout_ms;

@@ -435,6 +435,7 @@ static int io_write_all(struct redis_conn *c, const char *buf, size_t len, int64
     while (off < len) {
         if (c->ssl) {
             ERR_clear_error();
+            errno = 0;
             int n = SSL_write(c->ssl, buf + off, (int)((len - off) > INT_MAX ? INT_MAX : (len - off)));
             if (n > 0) {
                 off += (size_t)n;
@@ -446,6 +447,9 @@ static int io_write_all(struct redis_conn *c, const char *buf, size_t len, int64
                     return SW_EIO;
                 continue;
             }
+            if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                return set_err(c, REDIS_CONN_EIO, "write: TLS: %s",
+                               errno ? strerror(errno) : "connection closed by the server");
             return set_err(c, REDIS_CONN_EIO, "write: TLS: %s", ssl_errstr());
         }
         ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
@@ -584,6 +588,19 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
         }
         SSL_CTX_set_verify(c->ssl_ctx, c->opts.tls_no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                            NULL);
+        if (c->opts.cert_file) {
+            const char *kf = c->opts.key_file ? c->opts.key_file : c->opts.cert_file;
+            if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, c->opts.cert_file) != 1 ||
+                SSL_CTX_use_PrivateKey_file(c->ssl_ctx, kf, SSL_FILETYPE_PEM) != 1 ||
+                SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
+                ERR_clear_error();
+                set_err(c, REDIS_CONN_ETLS, "TLS: client certificate %.40s / key %.40s: unreadable or not a pair",
+                        c->opts.cert_file, kf);
+                SSL_CTX_free(c->ssl_ctx);
+                c->ssl_ctx = NULL;
+                return SW_EIO;
+            }
+        }
     }
     c->ssl = SSL_new(c->ssl_ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)

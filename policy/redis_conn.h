@@ -62,6 +62,9 @@ enum redis_conn_err {
 
 struct redis_conn_opts {
     const char *ca_file;    /* rediss: CA bundle; NULL: system store */
+    const char *cert_file;  /* rediss: client certificate (PEM) for servers that
+                               require one (Redis' tls-auth-clients yes); NULL: none */
+    const char *key_file;   /* its private key (PEM); NULL: in cert_file */
     int connect_timeout_ms; /* default 2000 (TCP connect + TLS + AUTH + SELECT) */
     int io_timeout_ms;      /* default for redis_conn_command(): 2000 */
     bool tls_no_verify;     /* tests only; never set by the sensor */

@@ -341,6 +341,15 @@ static void test_tls(void **state)
     assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
     assert_string_equal(redis_conn_errstr(c), "TLS: certificate verification failed: IP address mismatch");
     redis_conn_free(c);
+    /* a client certificate file that does not exist */
+    o.cert_file = "no-such-cert.pem";
+    c = redis_conn_new(srv.url, &o, err, sizeof err);
+    assert_int_equal(redis_conn_connect(c), SW_EIO);
+    assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
+    assert_string_equal(redis_conn_errstr(c),
+                        "TLS: client certificate no-such-cert.pem / key no-such-cert.pem: unreadable or not a pair");
+    redis_conn_free(c);
+    o.cert_file = NULL;
     /* a CA file that does not exist */
     o.ca_file = "no-such-ca.pem";
     c = redis_conn_new(srv.url, &o, err, sizeof err);
@@ -349,6 +358,37 @@ static void test_tls(void **state)
     assert_string_equal(redis_conn_errstr(c), "TLS: CA file no-such-ca.pem: No such file or directory");
     redis_conn_free(c);
     test_redis_cleanup(&srv);
+}
+
+/* A server that requires client certificates (Redis' tls-auth-clients yes). */
+static void test_tls_client_cert(void **state)
+{
+    (void)state;
+    assert_true(test_redis_init(&srv, true, false, NULL));
+    srv.tls_auth_clients = true;
+    assert_true(test_redis_start(&srv));
+    struct redis_conn_opts o;
+    redis_conn_opts_defaults(&o);
+    o.ca_file = srv.ca;
+    o.cert_file = srv.client_cert;
+    o.key_file = srv.client_key;
+    struct redis_conn *c = connect_ok(srv.url, &o);
+    assert_reply_str(redis_conn_command(c, -1, "PING"), REDIS_REPLY_STATUS, "PONG");
+    redis_conn_free(c);
+    /* without one the server ends the connection (TLS 1.3: after the
+     * handshake, so the first command fails) */
+    o.cert_file = o.key_file = NULL;
+    char err[256];
+    c = redis_conn_new(srv.url, &o, err, sizeof err);
+    redisReply *r = NULL;
+    if (redis_conn_connect(c) == SW_OK)
+        r = redis_conn_command(c, 2000, "PING");
+    assert_null(r);
+    assert_false(redis_conn_is_connected(c));
+    print_message("without a client certificate: %s\n", redis_conn_errstr(c));
+    assert_true(redis_conn_err(c) == REDIS_CONN_ETLS || redis_conn_err(c) == REDIS_CONN_EIO ||
+                redis_conn_err(c) == REDIS_CONN_EOF);
+    redis_conn_free(c);
 }
 
 /* A peer that accepts TCP but never answers: the command times out. */
@@ -396,6 +436,7 @@ int main(void)
         cmocka_unit_test_teardown(test_tcp_commands_and_pipeline, srv_teardown),
         cmocka_unit_test_teardown(test_auth, srv_teardown),
         cmocka_unit_test_teardown(test_tls, srv_teardown),
+        cmocka_unit_test_teardown(test_tls_client_cert, srv_teardown),
         cmocka_unit_test(test_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,9 +71,15 @@ bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra
                      "-out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
                      "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
                      "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt "
-                     "-days 2 -extfile ext.cnf >/dev/null 2>&1",
+                     "-days 2 -extfile ext.cnf >/dev/null 2>&1 && "
+                     "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout cli.key "
+                     "-out cli.csr -subj /CN=stripwatch-test-client >/dev/null 2>&1 && "
+                     "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt "
+                     "-days 2 >/dev/null 2>&1",
                      d))
             return false;
+        snprintf(r->client_cert, sizeof r->client_cert, "%s/cli.crt", r->dir);
+        snprintf(r->client_key, sizeof r->client_key, "%s/cli.key", r->dir);
         snprintf(r->url, sizeof r->url, "rediss://localhost:%d", r->port);
     } else {
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
@@ -86,8 +92,8 @@ static bool answers_ping(struct test_redis *r)
     char cmd[1024];
     if (r->tls)
         snprintf(cmd, sizeof cmd,
-                 "redis-cli --tls --cacert '%s' -h localhost -p %d PING 2>/dev/null | grep -q PONG",
-                 r->ca, r->port);
+                 "redis-cli --tls --cacert '%s' --cert '%s' --key '%s' -h localhost -p %d PING 2>/dev/null | grep -q PONG",
+                 r->ca, r->client_cert, r->client_key, r->port);
     else
         snprintf(cmd, sizeof cmd, "redis-cli -s '%s' PING 2>/dev/null | grep -q -e PONG -e NOAUTH",
                  r->sock);
@@ -109,8 +115,8 @@ bool test_redis_start(struct test_redis *r)
     if (r->tls)
         n += snprintf(args + n, sizeof args - (size_t)n,
                       "--port 0 --tls-port %d --tls-cert-file '%s/srv.crt' --tls-key-file '%s/srv.key' "
-                      "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients no ",
-                      r->port, r->dir, r->dir, r->dir);
+                      "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients %s ",
+                      r->port, r->dir, r->dir, r->dir, r->tls_auth_clients ? "yes" : "no");
     else
         n += snprintf(args + n, sizeof args - (size_t)n, "--port %d ", r->port);
     snprintf(args + n, sizeof args - (size_t)n, "%s", r->extra);
