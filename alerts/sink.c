@@ -113,8 +113,9 @@ int sink_emit(struct sink *s, const char *json, size_t len)
     if (len > SPOOL_REC_MAX) {
         s->file_st.errors++;
         if (!s->big_reported) {
-            fprintf(stderr, "stripwatch: sink: alert of %zu bytes dropped (over the %u-byte limit)\n",
-                    len, SPOOL_REC_MAX);
+            fprintf(stderr,
+                    "stripwatch: sink: alert of %zu bytes dropped (over the %u-byte limit)\n", len,
+                    SPOOL_REC_MAX);
             s->big_reported = true;
         }
         return SW_ELIMIT;

@@ -38,31 +38,31 @@
 enum sink_redis_mode {
     SINK_REDIS_LIST = 0, /* RPUSH key (Logstash/Filebeat redis input) */
     SINK_REDIS_LPUSH,
-    SINK_REDIS_CHANNEL,  /* PUBLISH key: Redis acknowledges a publish nobody heard;
-                            only subscribers connected at that moment get it */
-    SINK_REDIS_STREAM,   /* XADD key MAXLEN ~ N * alert <json> */
+    SINK_REDIS_CHANNEL, /* PUBLISH key: Redis acknowledges a publish nobody heard;
+                           only subscribers connected at that moment get it */
+    SINK_REDIS_STREAM,  /* XADD key MAXLEN ~ N * alert <json> */
 };
 
 struct sink_cfg {
-    const char *out_path;       /* JSON lines file (appended); "-" for stdout; NULL for none.
-                                   With redis_url too, alerts go to both. */
-    const char *redis_url;      /* redis://[user:pass@]host:port/db, rediss://..., unix:///path?db=N */
+    const char *out_path;  /* JSON lines file (appended); "-" for stdout; NULL for none.
+                              With redis_url too, alerts go to both. */
+    const char *redis_url; /* redis://[user:pass@]host:port/db, rediss://..., unix:///path?db=N */
     enum sink_redis_mode mode;
-    const char *key;            /* list/channel/stream name (default "stripwatch:alerts") */
-    uint64_t stream_maxlen;     /* default 1,000,000 */
-    const char *spool_path;     /* spool file (default "stripwatch.spool" in the working dir) */
-    uint64_t spool_max_bytes;   /* default 256 MiB */
-    const char *ca_file;        /* for rediss:// */
+    const char *key;          /* list/channel/stream name (default "stripwatch:alerts") */
+    uint64_t stream_maxlen;   /* default 1,000,000 */
+    const char *spool_path;   /* spool file (default "stripwatch.spool" in the working dir) */
+    uint64_t spool_max_bytes; /* default 256 MiB */
+    const char *ca_file;      /* for rediss:// */
     /* added by sink (defaults from sink_cfg_defaults) */
-    unsigned batch_max;         /* alerts per pipelined batch (default 256) */
-    int connect_timeout_ms;     /* default 2000 */
-    int io_timeout_ms;          /* reply wait per batch (default 5000) */
-    int backoff_min_ms;         /* first reconnect delay (default 100), doubled per failure */
-    int backoff_max_ms;         /* cap (default 30000) */
-    uint64_t dedup_ttl_s;       /* life of the Redis key holding the last delivered sequence
-                                   number (default 30 days) */
-    const char *tls_cert_file;  /* rediss:// client certificate (tls-auth-clients); NULL none */
-    const char *tls_key_file;   /* its key; NULL: in tls_cert_file */
+    unsigned batch_max;        /* alerts per pipelined batch (default 256) */
+    int connect_timeout_ms;    /* default 2000 */
+    int io_timeout_ms;         /* reply wait per batch (default 5000) */
+    int backoff_min_ms;        /* first reconnect delay (default 100), doubled per failure */
+    int backoff_max_ms;        /* cap (default 30000) */
+    uint64_t dedup_ttl_s;      /* life of the Redis key holding the last delivered sequence
+                                  number (default 30 days) */
+    const char *tls_cert_file; /* rediss:// client certificate (tls-auth-clients); NULL none */
+    const char *tls_key_file;  /* its key; NULL: in tls_cert_file */
 };
 void sink_cfg_defaults(struct sink_cfg *c);
 

@@ -140,7 +140,8 @@ static void went_down(struct sink_redis *r, const char *why)
     r->fail_gen++;
     if (!r->down_reported) {
         fprintf(stderr,
-                "stripwatch: redis %s: %s; alerts wait in spool %s (retrying with backoff up to %d ms)\n",
+                "stripwatch: redis %s: %s; alerts wait in spool %s (retrying with backoff up to %d "
+                "ms)\n",
                 redis_conn_url(r->conn), why, spool_path(r->sp), r->backoff_max_ms);
         r->down_reported = true;
     }
@@ -167,13 +168,15 @@ static bool do_connect(struct sink_redis *r, char *why, size_t whylen)
     if (ok) {
         memcpy(r->sha, rep->str, 41);
     } else if (rep->type == REDIS_REPLY_ERROR &&
-               (strncmp(rep->str, "NOPERM", 6) == 0 || strncmp(rep->str, "ERR unknown command", 19) == 0)) {
+               (strncmp(rep->str, "NOPERM", 6) == 0 ||
+                strncmp(rep->str, "ERR unknown command", 19) == 0)) {
         /* scripting not allowed for this user: plain commands, no dedup */
         ok = true;
         r->plain = true;
         if (!r->plain_reported) {
             fprintf(stderr,
-                    "stripwatch: redis %s: SCRIPT LOAD refused (%.80s); sending plain %s without duplicate protection: an alert re-sent after a lost reply may arrive twice\n",
+                    "stripwatch: redis %s: SCRIPT LOAD refused (%.80s); sending plain %s without "
+                    "duplicate protection: an alert re-sent after a lost reply may arrive twice\n",
                     redis_conn_url(r->conn), rep->str, r->plain_cmd);
             r->plain_reported = true;
         }
@@ -205,13 +208,14 @@ static void send_batch(struct sink_redis *r)
         size_t argvlen[10];
         int argc, jpos;
         if (!r->plain) {
-            const char *v[] = {"EVALSHA", r->sha, "2", r->key, r->seq_key, seq, r->mode,
-                               recs[i].json, r->maxlen, r->ttl};
+            const char *v[] = {"EVALSHA", r->sha,  "2",          r->key,    r->seq_key,
+                               seq,       r->mode, recs[i].json, r->maxlen, r->ttl};
             argc = 10;
             jpos = 7;
             memcpy(argv, v, sizeof v);
         } else if (strcmp(r->plain_cmd, "XADD") == 0) {
-            const char *v[] = {"XADD", r->key, "MAXLEN", "~", r->maxlen, "*", "alert", recs[i].json};
+            const char *v[] = {"XADD",    r->key, "MAXLEN", "~",
+                               r->maxlen, "*",    "alert",  recs[i].json};
             argc = 8;
             jpos = 7;
             memcpy(argv, v, sizeof v);
@@ -315,7 +319,8 @@ static void *sink_thread(void *arg)
             if (r->ever_up)
                 r->st.reconnects++;
             if (r->down_reported)
-                fprintf(stderr, "stripwatch: redis %s: connected; replaying %" PRIu64 " spooled alert(s)\n",
+                fprintf(stderr,
+                        "stripwatch: redis %s: connected; replaying %" PRIu64 " spooled alert(s)\n",
                         redis_conn_url(r->conn), spool_pending(r->sp));
             r->ever_up = true;
             r->down_reported = false;
@@ -353,7 +358,8 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
     if (r->backoff_max_ms < r->backoff_min_ms)
         r->backoff_max_ms = r->backoff_min_ms;
     r->backoff_ms = r->backoff_min_ms;
-    snprintf(r->maxlen, sizeof r->maxlen, "%" PRIu64, cfg->stream_maxlen ? cfg->stream_maxlen : 1000000);
+    snprintf(r->maxlen, sizeof r->maxlen, "%" PRIu64,
+             cfg->stream_maxlen ? cfg->stream_maxlen : 1000000);
     snprintf(r->ttl, sizeof r->ttl, "%" PRIu64, cfg->dedup_ttl_s ? cfg->dedup_ttl_s : 30u * 86400);
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_t ca;
@@ -381,7 +387,8 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
     if (!r->conn)
         goto bad;
     const char *spath = cfg->spool_path && *cfg->spool_path ? cfg->spool_path : "stripwatch.spool";
-    r->sp = spool_open(spath, cfg->spool_max_bytes ? cfg->spool_max_bytes : 256ull << 20, err, errlen);
+    r->sp =
+        spool_open(spath, cfg->spool_max_bytes ? cfg->spool_max_bytes : 256ull << 20, err, errlen);
     if (!r->sp)
         goto bad;
     size_t kl = strlen(key) + 5 + 17;
@@ -394,7 +401,9 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
     r->send_off = spool_head(r->sp);
     if (spool_pending(r->sp)) {
         r->replay_upto = spool_last_seq(r->sp);
-        fprintf(stderr, "stripwatch: spool %s: %" PRIu64 " alert(s) from an earlier run are delivered first\n",
+        fprintf(stderr,
+                "stripwatch: spool %s: %" PRIu64
+                " alert(s) from an earlier run are delivered first\n",
                 spool_path(r->sp), spool_pending(r->sp));
     }
     r->last_sync_ms = now_ms();
@@ -424,7 +433,9 @@ int sink_redis_emit(struct sink_redis *r, const char *json, size_t len)
         r->st.dropped_spool_full++;
         if (!r->full_reported) {
             fprintf(stderr,
-                    "stripwatch: spool %s: full (bound %" PRIu64 " bytes); dropping new alerts until Redis takes the spooled ones (counted in dropped_spool_full)\n",
+                    "stripwatch: spool %s: full (bound %" PRIu64
+                    " bytes); dropping new alerts until Redis takes the spooled ones (counted in "
+                    "dropped_spool_full)\n",
                     spool_path(r->sp), spool_max_bytes(r->sp));
             r->full_reported = true;
         }

@@ -21,9 +21,9 @@
 
 #include "decode/sw.h"
 
-#define SPOOL_MAGIC "stripwatch-spool 1 "
-#define SPOOL_HDR_LEN (sizeof(SPOOL_MAGIC) - 1 + 16 + 1)
-#define SPOOL_RBUF (2u * SPOOL_REC_MAX + 64)
+#define SPOOL_MAGIC    "stripwatch-spool 1 "
+#define SPOOL_HDR_LEN  (sizeof(SPOOL_MAGIC) - 1 + 16 + 1)
+#define SPOOL_RBUF     (2u * SPOOL_REC_MAX + 64)
 #define SPOOL_HEAD_LEN 21
 
 struct spool {
@@ -38,7 +38,8 @@ struct spool {
     char *rbuf;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
@@ -147,7 +148,8 @@ static int scan(struct spool *sp, char *err, size_t errlen)
         size_t want = sp->size - off > SPOOL_RBUF ? SPOOL_RBUF : (size_t)(sp->size - off);
         ssize_t n = read_at(sp->fd, sp->rbuf, want, off);
         if (n <= 0)
-            return fail(err, errlen, "spool %s: read: %s", sp->path, n < 0 ? strerror(errno) : "short file");
+            return fail(err, errlen, "spool %s: read: %s", sp->path,
+                        n < 0 ? strerror(errno) : "short file");
         size_t pos = 0;
         bool progress = false;
         for (;;) {
@@ -173,10 +175,14 @@ static int scan(struct spool *sp, char *err, size_t errlen)
         }
         if (!progress) {
             if (off + (uint64_t)n < sp->size)
-                return fail(err, errlen, "spool %s: line at offset %" PRIu64 " longer than %u bytes: not a stripwatch spool",
+                return fail(err, errlen,
+                            "spool %s: line at offset %" PRIu64
+                            " longer than %u bytes: not a stripwatch spool",
                             sp->path, off, SPOOL_RBUF);
             /* torn tail: a record without its newline */
-            fprintf(stderr, "stripwatch: spool %s: cut a torn record at offset %" PRIu64 " (%" PRIu64 " bytes; a crash during a write)\n",
+            fprintf(stderr,
+                    "stripwatch: spool %s: cut a torn record at offset %" PRIu64 " (%" PRIu64
+                    " bytes; a crash during a write)\n",
                     sp->path, off, sp->size - off);
             if (ftruncate(sp->fd, (off_t)off) != 0)
                 return fail(err, errlen, "spool %s: truncate: %s", sp->path, strerror(errno));
@@ -188,7 +194,8 @@ static int scan(struct spool *sp, char *err, size_t errlen)
         off += pos;
     }
     if (bad)
-        fprintf(stderr, "stripwatch: spool %s: %" PRIu64 " malformed line(s) skipped\n", sp->path, bad);
+        fprintf(stderr, "stripwatch: spool %s: %" PRIu64 " malformed line(s) skipped\n", sp->path,
+                bad);
     sp->last_seq = prev_seq > sp->acked_seq ? prev_seq : sp->acked_seq;
     return SW_OK;
 }
@@ -280,8 +287,10 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, char *err, size_t
         /* Without the head we cannot know what Redis has: replay everything
          * under a new id (new dedup key): duplicates are possible, loss is not. */
         if (head_existed)
-            fprintf(stderr, "stripwatch: spool %s: %s unreadable; replaying the whole spool under a new id\n",
-                    path, sp->head_path);
+            fprintf(
+                stderr,
+                "stripwatch: spool %s: %s unreadable; replaying the whole spool under a new id\n",
+                path, sp->head_path);
         sp->acked_seq = 0;
         new_id(sp->id);
         if (write_header(sp) != 0) {
@@ -490,11 +499,35 @@ int spool_sync_end(int fds[2])
     return rc;
 }
 
-uint64_t spool_head(const struct spool *sp) { return sp->head + sp->shift; }
-uint64_t spool_tail(const struct spool *sp) { return sp->size + sp->shift; }
-uint64_t spool_pending(const struct spool *sp) { return sp->pending; }
-uint64_t spool_bytes(const struct spool *sp) { return sp->size; }
-uint64_t spool_last_seq(const struct spool *sp) { return sp->last_seq; }
-uint64_t spool_max_bytes(const struct spool *sp) { return sp->max_bytes; }
-const char *spool_id(const struct spool *sp) { return sp->id; }
-const char *spool_path(const struct spool *sp) { return sp->path; }
+uint64_t spool_head(const struct spool *sp)
+{
+    return sp->head + sp->shift;
+}
+uint64_t spool_tail(const struct spool *sp)
+{
+    return sp->size + sp->shift;
+}
+uint64_t spool_pending(const struct spool *sp)
+{
+    return sp->pending;
+}
+uint64_t spool_bytes(const struct spool *sp)
+{
+    return sp->size;
+}
+uint64_t spool_last_seq(const struct spool *sp)
+{
+    return sp->last_seq;
+}
+uint64_t spool_max_bytes(const struct spool *sp)
+{
+    return sp->max_bytes;
+}
+const char *spool_id(const struct spool *sp)
+{
+    return sp->id;
+}
+const char *spool_path(const struct spool *sp)
+{
+    return sp->path;
+}

@@ -34,7 +34,7 @@ struct spool_rec {
     uint64_t seq;     /* 0 for a malformed line (to be skipped, not sent) */
     const char *json; /* into the spool's read buffer; valid until the next spool_read */
     size_t len;
-    uint64_t end;     /* logical offset just after the record */
+    uint64_t end; /* logical offset just after the record */
 };
 
 struct spool;
@@ -63,10 +63,10 @@ int spool_sync(struct spool *sp);
 int spool_sync_begin(struct spool *sp, int fds[2]);
 int spool_sync_end(int fds[2]);
 
-uint64_t spool_head(const struct spool *sp);    /* logical offset of the first unacked record */
-uint64_t spool_tail(const struct spool *sp);    /* logical end of file */
-uint64_t spool_pending(const struct spool *sp); /* records not acknowledged */
-uint64_t spool_bytes(const struct spool *sp);   /* file size */
+uint64_t spool_head(const struct spool *sp);     /* logical offset of the first unacked record */
+uint64_t spool_tail(const struct spool *sp);     /* logical end of file */
+uint64_t spool_pending(const struct spool *sp);  /* records not acknowledged */
+uint64_t spool_bytes(const struct spool *sp);    /* file size */
 uint64_t spool_last_seq(const struct spool *sp); /* last seq appended (0: none ever) */
 uint64_t spool_max_bytes(const struct spool *sp);
 const char *spool_id(const struct spool *sp);

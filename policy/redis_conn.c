@@ -30,7 +30,7 @@
 #include "decode/sw.h"
 
 #define REDIS_CONN_OBUF_MAX (256u << 20) /* pipelined bytes not yet written */
-#define REDIS_CONN_URL_MAX 1024
+#define REDIS_CONN_URL_MAX  1024
 
 struct redis_conn {
     struct redis_url url;
@@ -181,7 +181,8 @@ static int parse_userinfo(const char *url, const char *s, size_t n, struct redis
                         "userinfo without \":\" (write :password@ or user:password@)");
     size_t ulen = (size_t)(colon - s), plen = n - ulen - 1;
     if (!pct_decode(s, ulen, u->user, sizeof u->user, &ovf))
-        return url_fail(err, errlen, url, ovf ? "user: longer than %d bytes" : "user: bad percent escape",
+        return url_fail(err, errlen, url,
+                        ovf ? "user: longer than %d bytes" : "user: bad percent escape",
                         REDIS_URL_CRED_MAX - 1);
     if (plen == 0)
         return url_fail(err, errlen, url, "empty password");
@@ -216,8 +217,7 @@ static int parse_unix(const char *url, const char *rest, struct redis_url *u, ch
     if (rest[0] != '/')
         return url_fail(err, errlen, url, "socket path must be absolute (unix:///path)");
     if (plen >= sizeof u->path)
-        return url_fail(err, errlen, url, "socket path longer than %zu bytes",
-                        sizeof u->path - 1);
+        return url_fail(err, errlen, url, "socket path longer than %zu bytes", sizeof u->path - 1);
     memcpy(u->path, rest, plen);
     u->path[plen] = '\0';
     if (!q)
@@ -241,7 +241,8 @@ static int parse_unix(const char *url, const char *rest, struct redis_url *u, ch
                 return url_fail(err, errlen, url, "empty password");
             if (!pct_decode(v, vlen, u->password, sizeof u->password, &ovf))
                 return url_fail(err, errlen, url,
-                                ovf ? "password: longer than %d bytes" : "password: bad percent escape",
+                                ovf ? "password: longer than %d bytes"
+                                    : "password: bad percent escape",
                                 REDIS_URL_CRED_MAX - 1);
             u->has_password = true;
         } else if (klen == 4 && memcmp(p, "user", 4) == 0) {
@@ -250,7 +251,8 @@ static int parse_unix(const char *url, const char *rest, struct redis_url *u, ch
                                 ovf ? "user: longer than %d bytes" : "user: bad percent escape",
                                 REDIS_URL_CRED_MAX - 1);
         } else {
-            return url_fail(err, errlen, url, "unknown parameter \"%.*s\" (expected db, user, password)",
+            return url_fail(err, errlen, url,
+                            "unknown parameter \"%.*s\" (expected db, user, password)",
                             (int)(klen > 40 ? 40 : klen), p);
         }
         if (rc != SW_OK)
@@ -344,8 +346,8 @@ int redis_url_parse(const char *url, struct redis_url *u, char *err, size_t errl
         size_t pl = (size_t)(rest + alen - portp);
         long long v;
         if (!parse_num(portp, pl, 1, 65535, &v))
-            return url_fail(err, errlen, url, "port \"%.*s\": not 1-65535", (int)(pl > 40 ? 40 : pl),
-                            portp);
+            return url_fail(err, errlen, url, "port \"%.*s\": not 1-65535",
+                            (int)(pl > 40 ? 40 : pl), portp);
         u->port = (uint16_t)v;
     }
     if (slash)
@@ -436,14 +438,16 @@ static int io_write_all(struct redis_conn *c, const char *buf, size_t len, int64
         if (c->ssl) {
             ERR_clear_error();
             errno = 0;
-            int n = SSL_write(c->ssl, buf + off, (int)((len - off) > INT_MAX ? INT_MAX : (len - off)));
+            int n =
+                SSL_write(c->ssl, buf + off, (int)((len - off) > INT_MAX ? INT_MAX : (len - off)));
             if (n > 0) {
                 off += (size_t)n;
                 continue;
             }
             int e = SSL_get_error(c->ssl, n);
             if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "write") != SW_OK)
+                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "write") !=
+                    SW_OK)
                     return SW_EIO;
                 continue;
             }
@@ -480,7 +484,8 @@ static ssize_t io_read_some(struct redis_conn *c, char *buf, size_t cap, int64_t
                 return n;
             int e = SSL_get_error(c->ssl, n);
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read") != SW_OK)
+                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "read") !=
+                    SW_OK)
                     return SW_EIO;
                 continue;
             }
@@ -594,7 +599,8 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
                 SSL_CTX_use_PrivateKey_file(c->ssl_ctx, kf, SSL_FILETYPE_PEM) != 1 ||
                 SSL_CTX_check_private_key(c->ssl_ctx) != 1) {
                 ERR_clear_error();
-                set_err(c, REDIS_CONN_ETLS, "TLS: client certificate %.40s / key %.40s: unreadable or not a pair",
+                set_err(c, REDIS_CONN_ETLS,
+                        "TLS: client certificate %.40s / key %.40s: unreadable or not a pair",
                         c->opts.cert_file, kf);
                 SSL_CTX_free(c->ssl_ctx);
                 c->ssl_ctx = NULL;
@@ -606,8 +612,8 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
         return set_err(c, REDIS_CONN_ETLS, "TLS: SSL_new: %s", ssl_errstr());
     unsigned char ipbuf[16];
-    bool is_ip = inet_pton(AF_INET, c->url.host, ipbuf) == 1 ||
-                 inet_pton(AF_INET6, c->url.host, ipbuf) == 1;
+    bool is_ip =
+        inet_pton(AF_INET, c->url.host, ipbuf) == 1 || inet_pton(AF_INET6, c->url.host, ipbuf) == 1;
     if (is_ip) {
         X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
         if (X509_VERIFY_PARAM_set1_ip_asc(vp, c->url.host) != 1)
@@ -624,8 +630,8 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
             return SW_OK;
         int e = SSL_get_error(c->ssl, n);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-            if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "TLS handshake") !=
-                SW_OK)
+            if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline,
+                        "TLS handshake") != SW_OK)
                 return SW_EIO;
             continue;
         }
@@ -745,8 +751,7 @@ static int obuf_add(struct redis_conn *c, const char *cmd, size_t len)
     return SW_OK;
 }
 
-int redis_conn_append_argv(struct redis_conn *c, int argc, const char **argv,
-                           const size_t *argvlen)
+int redis_conn_append_argv(struct redis_conn *c, int argc, const char **argv, const size_t *argvlen)
 {
     if (c->fd < 0) {
         c->err = REDIS_CONN_ESTATE;
@@ -828,7 +833,8 @@ int redis_conn_get_reply(struct redis_conn *c, int timeout_ms, redisReply **repl
             return SW_EIO;
         fed += (size_t)n;
         if (fed > REDIS_CONN_REPLY_MAX)
-            return set_err(c, REDIS_CONN_EPROTO, "reply longer than %u bytes", REDIS_CONN_REPLY_MAX);
+            return set_err(c, REDIS_CONN_EPROTO, "reply longer than %u bytes",
+                           REDIS_CONN_REPLY_MAX);
         if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK)
             return set_err(c, REDIS_CONN_EPROTO, "protocol error: %s", c->reader->errstr);
     }
@@ -896,7 +902,8 @@ static int connect_socket(struct redis_conn *c, int64_t deadline)
     }
     freeaddrinfo(res);
     if (c->fd < 0)
-        return set_err(c, strcmp(why, "connect timeout") == 0 ? REDIS_CONN_ETIMEOUT : REDIS_CONN_EIO,
+        return set_err(c,
+                       strcmp(why, "connect timeout") == 0 ? REDIS_CONN_ETIMEOUT : REDIS_CONN_EIO,
                        "connect %s:%u: %s", c->url.host, c->url.port, why);
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -921,9 +928,9 @@ int redis_conn_connect(struct redis_conn *c)
     if (left < 1)
         left = 1;
     if (c->url.has_password) {
-        redisReply *r = c->url.user[0]
-                            ? redis_conn_command(c, left, "AUTH %s %s", c->url.user, c->url.password)
-                            : redis_conn_command(c, left, "AUTH %s", c->url.password);
+        redisReply *r =
+            c->url.user[0] ? redis_conn_command(c, left, "AUTH %s %s", c->url.user, c->url.password)
+                           : redis_conn_command(c, left, "AUTH %s", c->url.password);
         if (!r)
             return SW_EIO;
         if (r->type == REDIS_REPLY_ERROR) {

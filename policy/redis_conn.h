@@ -57,7 +57,7 @@ enum redis_conn_err {
     REDIS_CONN_ETLS,     /* handshake or certificate verification failed */
     REDIS_CONN_EAUTH,    /* AUTH or SELECT refused */
     REDIS_CONN_EOOM,
-    REDIS_CONN_ESTATE,   /* not connected, or pipeline misuse */
+    REDIS_CONN_ESTATE, /* not connected, or pipeline misuse */
 };
 
 struct redis_conn_opts {

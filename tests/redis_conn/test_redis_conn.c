@@ -67,8 +67,10 @@ static void test_url_good(void **state)
 
 static const char *const bad[][2] = {
     {"", "redis URL \"\": empty"},
-    {"http://h", "redis URL \"http://h\": unknown scheme \"http\" (expected redis://, rediss:// or unix://)"},
-    {"localhost:6379", "redis URL \"localhost:6379\": no scheme (expected redis://, rediss:// or unix://)"},
+    {"http://h",
+     "redis URL \"http://h\": unknown scheme \"http\" (expected redis://, rediss:// or unix://)"},
+    {"localhost:6379",
+     "redis URL \"localhost:6379\": no scheme (expected redis://, rediss:// or unix://)"},
     {"redis://", "redis URL \"redis://\": missing host"},
     {"redis://:6379", "redis URL \"redis://:6379\": missing host"},
     {"redis://h:0", "redis URL \"redis://h:0\": port \"0\": not 1-65535"},
@@ -77,8 +79,10 @@ static const char *const bad[][2] = {
     {"redis://h:", "redis URL \"redis://h:\": port \"\": not 1-65535"},
     {"redis://h/x", "redis URL \"redis://h/x\": db \"x\": not 0-2147483647"},
     {"redis://h/1/2", "redis URL \"redis://h/1/2\": db \"1/2\": not 0-2147483647"},
-    {"redis://h/2147483648", "redis URL \"redis://h/2147483648\": db \"2147483648\": not 0-2147483647"},
-    {"redis://pw@h", "redis URL \"redis://***@h\": userinfo without \":\" (write :password@ or user:password@)"},
+    {"redis://h/2147483648",
+     "redis URL \"redis://h/2147483648\": db \"2147483648\": not 0-2147483647"},
+    {"redis://pw@h",
+     "redis URL \"redis://***@h\": userinfo without \":\" (write :password@ or user:password@)"},
     {"redis://u:@h", "redis URL \"redis://u:***@h\": empty password"},
     {"redis://:p%zz@h", "redis URL \"redis://:***@h\": password: bad percent escape"},
     {"redis://:p%4@h", "redis URL \"redis://:***@h\": password: bad percent escape"},
@@ -88,10 +92,13 @@ static const char *const bad[][2] = {
     {"redis://h?db=1", "redis URL \"redis://h?db=1\": unexpected query or fragment"},
     {"redis://h x", "redis URL \"redis://h x\": contains a space or control character"},
     {"unix://", "redis URL \"unix://\": missing socket path"},
-    {"unix://run/x.sock", "redis URL \"unix://run/x.sock\": socket path must be absolute (unix:///path)"},
-    {"unix:///x.sock?foo=1", "redis URL \"unix:///x.sock?foo=1\": unknown parameter \"foo\" (expected db, user, password)"},
+    {"unix://run/x.sock",
+     "redis URL \"unix://run/x.sock\": socket path must be absolute (unix:///path)"},
+    {"unix:///x.sock?foo=1",
+     "redis URL \"unix:///x.sock?foo=1\": unknown parameter \"foo\" (expected db, user, password)"},
     {"unix:///x.sock?db=abc", "redis URL \"unix:///x.sock?db=abc\": db \"abc\": not 0-2147483647"},
-    {"unix:///x.sock?password=sec&db=z", "redis URL \"unix:///x.sock?password=***&db=z\": db \"z\": not 0-2147483647"},
+    {"unix:///x.sock?password=sec&db=z",
+     "redis URL \"unix:///x.sock?password=***&db=z\": db \"z\": not 0-2147483647"},
     {"unix:///x.sock?user=u", "redis URL \"unix:///x.sock?user=u\": user without password"},
 };
 
@@ -178,8 +185,8 @@ static void test_tcp_commands_and_pipeline(void **state)
     assert_true(test_redis_start(&srv));
     struct redis_conn *c = connect_ok(srv.url, NULL);
     assert_reply_str(redis_conn_command(c, -1, "PING"), REDIS_REPLY_STATUS, "PONG");
-    assert_reply_str(redis_conn_command(c, -1, "SET %s %b", "k", "v\0x", (size_t)3), REDIS_REPLY_STATUS,
-                     "OK");
+    assert_reply_str(redis_conn_command(c, -1, "SET %s %b", "k", "v\0x", (size_t)3),
+                     REDIS_REPLY_STATUS, "OK");
     redisReply *r = redis_conn_command(c, -1, "GET k");
     assert_non_null(r);
     assert_int_equal(r->len, 3);
@@ -244,7 +251,8 @@ static void test_tcp_commands_and_pipeline(void **state)
     redis_conn_free(c3);
 
     /* a reply over the bound is refused, not buffered */
-    assert_reply_str(redis_conn_command(c, -1, "SET big %b", "", (size_t)0), REDIS_REPLY_STATUS, "OK");
+    assert_reply_str(redis_conn_command(c, -1, "SET big %b", "", (size_t)0), REDIS_REPLY_STATUS,
+                     "OK");
     r = redis_conn_command(c, 10000, "SETRANGE big %d x", (int)REDIS_CONN_REPLY_MAX + 1);
     assert_non_null(r);
     freeReplyObject(r);
@@ -331,23 +339,25 @@ static void test_tls(void **state)
     c = redis_conn_new(srv.url, NULL, err, sizeof err);
     assert_int_equal(redis_conn_connect(c), SW_EIO);
     assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
-    assert_string_equal(redis_conn_errstr(c),
-                        "TLS: certificate verification failed: self-signed certificate in certificate chain");
+    assert_string_equal(
+        redis_conn_errstr(c),
+        "TLS: certificate verification failed: self-signed certificate in certificate chain");
     redis_conn_free(c);
     /* the certificate names localhost, not 127.0.0.1 */
     snprintf(url, sizeof url, "rediss://127.0.0.1:%d", srv.port);
     c = redis_conn_new(url, &o, err, sizeof err);
     assert_int_equal(redis_conn_connect(c), SW_EIO);
     assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
-    assert_string_equal(redis_conn_errstr(c), "TLS: certificate verification failed: IP address mismatch");
+    assert_string_equal(redis_conn_errstr(c),
+                        "TLS: certificate verification failed: IP address mismatch");
     redis_conn_free(c);
     /* a client certificate file that does not exist */
     o.cert_file = "no-such-cert.pem";
     c = redis_conn_new(srv.url, &o, err, sizeof err);
     assert_int_equal(redis_conn_connect(c), SW_EIO);
     assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
-    assert_string_equal(redis_conn_errstr(c),
-                        "TLS: client certificate no-such-cert.pem / key no-such-cert.pem: unreadable or not a pair");
+    assert_string_equal(redis_conn_errstr(c), "TLS: client certificate no-such-cert.pem / key "
+                                              "no-such-cert.pem: unreadable or not a pair");
     redis_conn_free(c);
     o.cert_file = NULL;
     /* a CA file that does not exist */
@@ -355,7 +365,8 @@ static void test_tls(void **state)
     c = redis_conn_new(srv.url, &o, err, sizeof err);
     assert_int_equal(redis_conn_connect(c), SW_EIO);
     assert_int_equal(redis_conn_err(c), REDIS_CONN_ETLS);
-    assert_string_equal(redis_conn_errstr(c), "TLS: CA file no-such-ca.pem: No such file or directory");
+    assert_string_equal(redis_conn_errstr(c),
+                        "TLS: CA file no-such-ca.pem: No such file or directory");
     redis_conn_free(c);
     test_redis_cleanup(&srv);
 }

@@ -65,16 +65,22 @@ bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra
     if (tls) {
         snprintf(r->ca, sizeof r->ca, "%s/ca.crt", r->dir);
         const char *d = r->dir;
-        if (!test_sh("cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                     "-keyout ca.key -out ca.crt -days 2 -subj /CN=stripwatch-test-ca >/dev/null 2>&1 && "
-                     "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
+        if (!test_sh("cd '%s' && openssl req -x509 -newkey ec -pkeyopt "
+                     "ec_paramgen_curve:prime256v1 -nodes "
+                     "-keyout ca.key -out ca.crt -days 2 -subj /CN=stripwatch-test-ca >/dev/null "
+                     "2>&1 && "
+                     "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "
+                     "srv.key "
                      "-out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
                      "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
-                     "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt "
+                     "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out "
+                     "srv.crt "
                      "-days 2 -extfile ext.cnf >/dev/null 2>&1 && "
-                     "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout cli.key "
+                     "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "
+                     "cli.key "
                      "-out cli.csr -subj /CN=stripwatch-test-client >/dev/null 2>&1 && "
-                     "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out cli.crt "
+                     "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out "
+                     "cli.crt "
                      "-days 2 >/dev/null 2>&1",
                      d))
             return false;
@@ -92,7 +98,8 @@ static bool answers_ping(struct test_redis *r)
     char cmd[1024];
     if (r->tls)
         snprintf(cmd, sizeof cmd,
-                 "redis-cli --tls --cacert '%s' --cert '%s' --key '%s' -h localhost -p %d PING 2>/dev/null | grep -q PONG",
+                 "redis-cli --tls --cacert '%s' --cert '%s' --key '%s' -h localhost -p %d PING "
+                 "2>/dev/null | grep -q PONG",
                  r->ca, r->client_cert, r->client_key, r->port);
     else
         snprintf(cmd, sizeof cmd, "redis-cli -s '%s' PING 2>/dev/null | grep -q -e PONG -e NOAUTH",
@@ -113,10 +120,11 @@ bool test_redis_start(struct test_redis *r)
     else
         n += snprintf(args + n, sizeof args - (size_t)n, "--appendonly no ");
     if (r->tls)
-        n += snprintf(args + n, sizeof args - (size_t)n,
-                      "--port 0 --tls-port %d --tls-cert-file '%s/srv.crt' --tls-key-file '%s/srv.key' "
-                      "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients %s ",
-                      r->port, r->dir, r->dir, r->dir, r->tls_auth_clients ? "yes" : "no");
+        n += snprintf(
+            args + n, sizeof args - (size_t)n,
+            "--port 0 --tls-port %d --tls-cert-file '%s/srv.crt' --tls-key-file '%s/srv.key' "
+            "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients %s ",
+            r->port, r->dir, r->dir, r->dir, r->tls_auth_clients ? "yes" : "no");
     else
         n += snprintf(args + n, sizeof args - (size_t)n, "--port %d ", r->port);
     snprintf(args + n, sizeof args - (size_t)n, "%s", r->extra);

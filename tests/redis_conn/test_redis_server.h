@@ -11,15 +11,15 @@
 
 struct test_redis {
     pid_t pid;
-    int port;          /* TCP port (TLS port when tls) */
-    char dir[256];     /* temp dir, removed by test_redis_cleanup */
-    char sock[300];    /* unix socket path */
-    char url[400];     /* redis://127.0.0.1:PORT or rediss://localhost:PORT */
-    char ca[300];      /* TLS: CA certificate file */
+    int port;                               /* TCP port (TLS port when tls) */
+    char dir[256];                          /* temp dir, removed by test_redis_cleanup */
+    char sock[300];                         /* unix socket path */
+    char url[400];                          /* redis://127.0.0.1:PORT or rediss://localhost:PORT */
+    char ca[300];                           /* TLS: CA certificate file */
     char client_cert[300], client_key[300]; /* TLS: a client certificate from that CA */
     bool tls_auth_clients; /* set before test_redis_start: require client certificates */
     bool tls, aof;
-    char extra[512];   /* extra command line, e.g. "--requirepass x" */
+    char extra[512]; /* extra command line, e.g. "--requirepass x" */
 };
 
 /* Creates the temp dir and picks a free port; does not start. */

@@ -50,7 +50,8 @@ static int teardown(void **state)
 static void alert(char *buf, size_t len, int i)
 {
     snprintf(buf, len,
-             "{\"event\":{\"kind\":\"alert\"},\"rule\":{\"id\":\"starttls.stripped\"},\"stripwatch\":{\"n\":%d}}",
+             "{\"event\":{\"kind\":\"alert\"},\"rule\":{\"id\":\"starttls.stripped\"},"
+             "\"stripwatch\":{\"n\":%d}}",
              i);
 }
 
@@ -328,9 +329,10 @@ static void test_unix_and_tls(void **state)
     assert_int_equal(sink_stats(s)->delivered, 30);
     sink_free(s);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "test \"$(redis-cli --tls --cacert '%s' -h localhost -p %d LLEN stripwatch:alerts)\" = 30",
-             srv.ca, srv.port);
+    snprintf(
+        cmd, sizeof cmd,
+        "test \"$(redis-cli --tls --cacert '%s' -h localhost -p %d LLEN stripwatch:alerts)\" = 30",
+        srv.ca, srv.port);
     assert_true(test_sh("%s", cmd));
 }
 
@@ -409,7 +411,8 @@ static void test_spool_full(void **state)
     restore_stderr();
     char *text = slurp(errpath);
     snprintf(want, sizeof want,
-             "stripwatch: spool %s: full (bound 1024 bytes); dropping new alerts until Redis takes the spooled ones (counted in dropped_spool_full)",
+             "stripwatch: spool %s: full (bound 1024 bytes); dropping new alerts until Redis takes "
+             "the spooled ones (counted in dropped_spool_full)",
              spool);
     if (count_lines_with(text, want) != 1)
         fail_msg("stderr was:\n%s", text);
@@ -458,7 +461,8 @@ static void test_no_duplicate_after_crash_window(void **state)
     struct sink *s = sink_ok(&c);
     emit_range(s, 0, 5);
     sink_free(s);
-    assert_true(test_sh("cp '%s' '%s.saved' && cp '%s.head' '%s.head.saved'", spool, spool, spool, spool));
+    assert_true(
+        test_sh("cp '%s' '%s.saved' && cp '%s.head' '%s.head.saved'", spool, spool, spool, spool));
     assert_true(test_redis_start(&srv));
     c.io_timeout_ms = 2000;
     s = sink_ok(&c);
@@ -466,7 +470,8 @@ static void test_no_duplicate_after_crash_window(void **state)
     assert_int_equal(sink_stats(s)->delivered, 5);
     sink_free(s);
     /* back to the state before the head update */
-    assert_true(test_sh("cp '%s.saved' '%s' && cp '%s.head.saved' '%s.head'", spool, spool, spool, spool));
+    assert_true(
+        test_sh("cp '%s.saved' '%s' && cp '%s.head.saved' '%s.head'", spool, spool, spool, spool));
     s = sink_ok(&c);
     emit_range(s, 5, 7);
     assert_int_equal(sink_flush(s, 10000), SW_OK);
@@ -536,9 +541,10 @@ static void test_torn_spool_tail(void **state)
     restore_stderr();
     assert_list("stripwatch:alerts", 0, 2, false);
     char *text = slurp(errpath);
-    snprintf(want, sizeof want,
-             "stripwatch: spool %s: cut a torn record at offset %lld (8 bytes; a crash during a write)",
-             spool, (long long)sb.st_size);
+    snprintf(
+        want, sizeof want,
+        "stripwatch: spool %s: cut a torn record at offset %lld (8 bytes; a crash during a write)",
+        spool, (long long)sb.st_size);
     if (count_lines_with(text, want) != 1)
         fail_msg("stderr was:\n%s", text);
     free(text);
@@ -546,7 +552,8 @@ static void test_torn_spool_tail(void **state)
     s = sink_ok(&c);
     char err[512], want2[700];
     assert_null(sink_new(&c, err, sizeof err));
-    snprintf(want2, sizeof want2, "spool %s: in use by another process (%s.head is locked)", spool, spool);
+    snprintf(want2, sizeof want2, "spool %s: in use by another process (%s.head is locked)", spool,
+             spool);
     assert_string_equal(err, want2);
     sink_free(s);
     /* a file that is not a spool is left alone */
@@ -558,7 +565,6 @@ static void test_torn_spool_tail(void **state)
     snprintf(want2, sizeof want2, "spool %s: not a stripwatch spool (bad header)", other);
     assert_string_equal(err, want2);
 }
-
 
 /* The spool itself: bound, head, compaction keeps logical offsets, the last
  * seq survives truncation and reopening. */
@@ -659,7 +665,9 @@ static void test_plain_fallback(void **state)
     assert_list("stripwatch:alerts", 0, 20, false);
     char *text = slurp(errpath);
     snprintf(want, sizeof want,
-             "stripwatch: redis redis://feeder:***@127.0.0.1:%d: SCRIPT LOAD refused (NOPERM this user has no permissions to run the 'script|load' command); sending plain RPUSH without duplicate protection: an alert re-sent after a lost reply may arrive twice",
+             "stripwatch: redis redis://feeder:***@127.0.0.1:%d: SCRIPT LOAD refused (NOPERM this "
+             "user has no permissions to run the 'script|load' command); sending plain RPUSH "
+             "without duplicate protection: an alert re-sent after a lost reply may arrive twice",
              srv.port);
     if (count_lines_with(text, want) != 1)
         fail_msg("stderr was:\n%s", text);
