@@ -1023,6 +1023,133 @@ static void test_every_split(void **state)
     }
 }
 
+static void test_names_and_defaults(void **state)
+{
+    (void)state;
+    assert_string_equal(flow_end_str(FLOW_END_FIN), "fin");
+    assert_string_equal(flow_end_str(FLOW_END_RST), "rst");
+    assert_string_equal(flow_end_str(FLOW_END_TIMEOUT), "timeout");
+    assert_string_equal(flow_end_str(FLOW_END_EVICTED), "evicted");
+    assert_string_equal(flow_end_str(FLOW_END_SHUTDOWN), "shutdown");
+    assert_string_equal(flow_end_str((enum flow_end)99), "unknown");
+    struct flow_cfg c;
+    flow_cfg_defaults(&c);
+    assert_int_equal(c.memcap, 256ull << 20);
+    assert_int_equal(c.max_flows, 1000000);
+    assert_int_equal(c.max_queued_segs, 256);
+    assert_int_equal(c.max_queued_bytes, 1u << 20);
+    assert_int_equal(c.timeout_syn, 30 * SW_USEC_PER_SEC);
+    assert_int_equal(c.timeout_est, 300 * SW_USEC_PER_SEC);
+    assert_int_equal(c.timeout_closed, 10 * SW_USEC_PER_SEC);
+    assert_int_equal(c.n_server_ports, 4);
+    assert_int_equal(c.server_ports[0], 25);
+    assert_int_equal(c.server_ports[1], 587);
+    assert_int_equal(c.server_ports[2], 465);
+    assert_int_equal(c.server_ports[3], 2525);
+}
+
+/* Closed entries (only absorbing late packets) go before live flows, and
+ * their going is no eviction. */
+static void test_evict_closed_first(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    f.cfg.max_flows = 2;
+    fx_start(&f);
+    f.cli.port = 40000;
+    seg(&f, C, ACK, 1000, 1, "idle"); /* oldest, live */
+    f.ts += SW_USEC_PER_SEC;
+    f.cli.port = 40001;
+    handshake(&f);
+    seg(&f, C, RST, 1001, 0, NULL); /* closed entry, newer */
+    f.ts += SW_USEC_PER_SEC;
+    f.cli.port = 40002;
+    seg(&f, C, SYN, 1000, 0, NULL);
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=1 pkt=1\n"
+                                 "c2s data 'idle' #1\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=0 pkt=2\n"
+                                 "close rst t=1001\n"
+                                 "open 192.0.2.10:40002 > 198.51.100.25:25 vlan=0 mid=0 pkt=6\n");
+    assert_int_equal(flow_table_stats(f.t)->flows_evicted, 0);
+    assert_int_equal(flow_table_stats(f.t)->flows_active, 2);
+    fx_end(&f);
+}
+
+/* QinQ: both tags are part of the key; the flow reports the inner one. */
+static void test_qinq(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    fx_start(&f);
+    for (uint16_t outer = 100; outer <= 200; outer += 100) {
+        struct pkt p;
+        memset(&p, 0, sizeof(p));
+        p.ts = f.ts;
+        p.no = ++f.no;
+        p.src = f.cli.addr;
+        p.dst = f.srv.addr;
+        p.sport = f.cli.port;
+        p.dport = f.srv.port;
+        p.vlan[0] = outer;
+        p.vlan[1] = 5;
+        p.n_vlan = 2;
+        p.seq = 1000;
+        p.tcp_flags = SYN;
+        flow_table_packet(f.t, &p);
+    }
+    assert_string_equal(f.r.log, "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=5 mid=0 pkt=1\n"
+                                 "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=5 mid=0 pkt=2\n");
+    fx_end(&f);
+}
+
+/* A tombstone that ends (RST) gives way to a new connection on the same
+ * ports, which the consumer may want this time. */
+static void test_tombstone_port_reuse(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    f.r.ignore = true;
+    fx_start(&f);
+    handshake(&f);
+    seg(&f, S, RST | ACK, 5001, 1001, NULL);
+    f.r.ignore = false;
+    seg(&f, C, SYN, 7000, 0, NULL); /* #5 */
+    seg(&f, C, ACK, 7001, 5001, "hello");
+    assert_string_equal(f.r.log,
+                        OPEN_STD "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=5\n"
+                                 "c2s data 'hello' #6\n");
+    fx_end(&f);
+}
+
+/* The consumer may stop a direction from gap() too. */
+static unsigned stop_on_gap(void *st, enum stream_dir d, uint32_t len, const struct stream_meta *m)
+{
+    rec_gap(st, d, len, m);
+    return STREAM_STOP_C2S;
+}
+
+static void test_stop_from_gap(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    struct stream_consumer c = rec_consumer(&f.r);
+    c.gap = stop_on_gap;
+    f.t = flow_table_new(&f.cfg, &c);
+    handshake(&f);
+    seg(&f, C, ACK, 1005, 5001, "BBBB");
+    seg(&f, C, ACK, 1009, 5001, "CCCC");
+    seg(&f, S, ACK, 5001, 1013, "250 ok\r\n"); /* gap, then the client stops */
+    seg(&f, C, ACK, 1013, 5009, "DDDD");
+    assert_string_equal(f.r.log, OPEN_STD "c2s gap 4 #4\n"
+                                          "s2c data '250 ok\r\n' #6\n");
+    assert_int_equal(flow_table_stats(f.t)->segs_after_stop, 1);
+    fx_end(&f);
+}
+
 /* A consumer that only concatenates the client stream. */
 struct cat {
     char buf[4096];
@@ -1174,6 +1301,11 @@ int main(void)
         cmocka_unit_test(test_data_on_syn),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_random_segmentation),
+        cmocka_unit_test(test_names_and_defaults),
+        cmocka_unit_test(test_evict_closed_first),
+        cmocka_unit_test(test_qinq),
+        cmocka_unit_test(test_tombstone_port_reuse),
+        cmocka_unit_test(test_stop_from_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
