@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +416,59 @@ static const char *ssl_errstr(void)
 
 /* ---- socket I/O with deadlines ------------------------------------------- */
 
+/* OpenSSL writes with write(2), which raises SIGPIPE on a closed peer; a
+ * library must not kill a process that did not ignore it. Plain sockets use
+ * MSG_NOSIGNAL; TLS calls run with SIGPIPE blocked in this thread and a
+ * SIGPIPE they raised is consumed. */
+struct sigpipe_guard {
+    sigset_t old;
+    bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigemptyset(&pend);
+    sigpending(&pend);
+    g->was_pending = sigismember(&pend, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_unblock(struct sigpipe_guard *g)
+{
+    if (!g->was_pending) {
+        sigset_t set, pend;
+        sigemptyset(&pend);
+        sigpending(&pend);
+        if (sigismember(&pend, SIGPIPE) == 1) {
+            struct timespec zero = {0, 0};
+            sigemptyset(&set);
+            sigaddset(&set, SIGPIPE);
+            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+enum tls_op { TLS_OP_READ, TLS_OP_WRITE, TLS_OP_CONNECT };
+
+/* One SSL_read/SSL_write/SSL_connect with SIGPIPE guarded; errno kept. */
+static int tls_io(SSL *ssl, enum tls_op op, char *buf, int len)
+{
+    struct sigpipe_guard g;
+    sigpipe_block(&g);
+    int n = op == TLS_OP_READ    ? SSL_read(ssl, buf, len)
+            : op == TLS_OP_WRITE ? SSL_write(ssl, buf, len)
+                                 : SSL_connect(ssl);
+    int saved = errno;
+    sigpipe_unblock(&g);
+    errno = saved;
+    return n;
+}
+
 static int wait_fd(struct redis_conn *c, short events, int64_t deadline, const char *what)
 {
     for (;;) {
@@ -438,8 +493,8 @@ static int io_write_all(struct redis_conn *c, const char *buf, size_t len, int64
         if (c->ssl) {
             ERR_clear_error();
             errno = 0;
-            int n =
-                SSL_write(c->ssl, buf + off, (int)((len - off) > INT_MAX ? INT_MAX : (len - off)));
+            int n = tls_io(c->ssl, TLS_OP_WRITE, (char *)buf + off,
+                           (int)((len - off) > INT_MAX ? INT_MAX : (len - off)));
             if (n > 0) {
                 off += (size_t)n;
                 continue;
@@ -479,7 +534,7 @@ static ssize_t io_read_some(struct redis_conn *c, char *buf, size_t cap, int64_t
     for (;;) {
         if (c->ssl) {
             ERR_clear_error();
-            int n = SSL_read(c->ssl, buf, (int)(cap > INT_MAX ? INT_MAX : cap));
+            int n = tls_io(c->ssl, TLS_OP_READ, buf, (int)(cap > INT_MAX ? INT_MAX : cap));
             if (n > 0)
                 return n;
             int e = SSL_get_error(c->ssl, n);
@@ -625,7 +680,7 @@ static int tls_handshake(struct redis_conn *c, int64_t deadline)
     }
     for (;;) {
         ERR_clear_error();
-        int n = SSL_connect(c->ssl);
+        int n = tls_io(c->ssl, TLS_OP_CONNECT, NULL, 0);
         if (n == 1)
             return SW_OK;
         int e = SSL_get_error(c->ssl, n);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -399,6 +400,18 @@ static void test_tls_client_cert(void **state)
     print_message("without a client certificate: %s\n", redis_conn_errstr(c));
     assert_true(redis_conn_err(c) == REDIS_CONN_ETLS || redis_conn_err(c) == REDIS_CONN_EIO ||
                 redis_conn_err(c) == REDIS_CONN_EOF);
+    /* a 1 MiB command to a server that closed the connection: a clean
+     * failure (reset or broken pipe), the connection marked closed */
+    static char blob[1 << 20];
+    memset(blob, 'z', sizeof blob);
+    for (int i = 0; i < 3; i++) {
+        if (redis_conn_connect(c) != SW_OK)
+            continue;
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+        assert_null(redis_conn_command(c, 2000, "SET k %b", blob, sizeof blob));
+        assert_false(redis_conn_is_connected(c));
+    }
     redis_conn_free(c);
 }
 
