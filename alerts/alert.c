@@ -57,8 +57,8 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
     json_object_set_new(o, "observer",
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
                                   ctx && ctx->observer_name ? ctx->observer_name : "stripwatch",
-                                  "type", "sensor", "vendor", "stripwatch", "product",
-                                  "stripwatch", "version", SW_VERSION));
+                                  "type", "sensor", "vendor", "stripwatch", "product", "stripwatch",
+                                  "version", SW_VERSION));
     if (v->policy >= 0 && (size_t)v->policy < n_pols && pols[v->policy].json) {
         json_t *m = json_deep_copy(pols[v->policy].json);
         if (pols[v->policy].derived)

@@ -39,8 +39,8 @@ struct record {
 struct lookup_ctx;
 struct handle {
     struct detector *d;
-    size_t refs;                /* 1 for the detector + one per context */
-    struct lookup_ctx *ctxs;    /* contexts the engine still holds */
+    size_t refs;                  /* 1 for the detector + one per context */
+    struct lookup_ctx *ctxs;      /* contexts the engine still holds */
     struct handle *onext, *oprev; /* orphan list, once the detector is gone */
 };
 
@@ -372,7 +372,10 @@ void detector_finish(struct detector *d)
     }
 }
 
-const struct detector_stats *detector_stats(const struct detector *d) { return &d->stats; }
+const struct detector_stats *detector_stats(const struct detector *d)
+{
+    return &d->stats;
+}
 
 void detector_free(struct detector *d)
 {

@@ -18,17 +18,18 @@
 #include "policy/policy.h"
 
 struct detector_cfg {
-    struct policy_engine *policy; /* borrowed; may be NULL (no policy rules) */
-    struct sink *sink;            /* borrowed */
-    const char *observer_name;    /* observer.name; default: host name */
-    const char *state_file;       /* --state-file: posture loaded at start, saved at end */
-    const char *redis_url;        /* posture shared through Redis; NULL for none */
-    bool offline;                 /* capture time drives deadlines and ageing */
-    int policy_deadline_ms;       /* how long a verdict waits for its policy (default 5000) */
-    size_t max_pending;           /* parked verdicts (default 10,000) */
-    size_t posture_max;           /* learned servers/clients kept (default 100,000) */
-    int64_t posture_max_age;      /* seconds (default 90 days) */
-    unsigned rate_per_rule_server; /* alerts per (rule, server) per minute before suppression (default 10) */
+    struct policy_engine *policy;  /* borrowed; may be NULL (no policy rules) */
+    struct sink *sink;             /* borrowed */
+    const char *observer_name;     /* observer.name; default: host name */
+    const char *state_file;        /* --state-file: posture loaded at start, saved at end */
+    const char *redis_url;         /* posture shared through Redis; NULL for none */
+    bool offline;                  /* capture time drives deadlines and ageing */
+    int policy_deadline_ms;        /* how long a verdict waits for its policy (default 5000) */
+    size_t max_pending;            /* parked verdicts (default 10,000) */
+    size_t posture_max;            /* learned servers/clients kept (default 100,000) */
+    int64_t posture_max_age;       /* seconds (default 90 days) */
+    unsigned rate_per_rule_server; /* alerts per (rule, server) per minute before suppression
+                                      (default 10) */
     /* Also hands every alert line here (may be NULL; sink may be NULL when
      * this is set). Tests and embedders use it; called on the owner thread. */
     void (*emit)(void *arg, const char *json, size_t len);

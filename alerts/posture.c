@@ -29,10 +29,10 @@ static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
 struct pentry {
     char key[PKEY_MAX];
     uint8_t kind;
-    sw_usec seen;      /* last update, for ageing */
-    sw_usec ok_ts;     /* server: offered STARTTLS; client: used it */
+    sw_usec seen;  /* last update, for ageing */
+    sw_usec ok_ts; /* server: offered STARTTLS; client: used it */
     char ok_uid[18];
-    sw_usec fail_ts;   /* client: last failed attempt */
+    sw_usec fail_ts; /* client: last failed attempt */
     char fail_uid[18];
     char fail_detail[96];
     struct pentry *hnext;
@@ -94,7 +94,10 @@ void posture_free(struct posture *p)
     free(p);
 }
 
-const struct posture_stats *posture_stats(const struct posture *p) { return &p->st; }
+const struct posture_stats *posture_stats(const struct posture *p)
+{
+    return &p->st;
+}
 
 static void lru_unlink(struct posture *p, struct pentry *e)
 {
@@ -198,8 +201,7 @@ static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
 {
     const char *h = f->banner_host[0] ? f->banner_host : f->ehlo_host;
     /* only names that can tell servers apart: a dot, not localhost */
-    if (!h[0] || rules_host_is_ip_literal(h) || !strchr(h, '.') ||
-        !strncasecmp(h, "localhost", 9))
+    if (!h[0] || rules_host_is_ip_literal(h) || !strchr(h, '.') || !strncasecmp(h, "localhost", 9))
         return false;
     char low[FACTS_HOST_MAX];
     size_t i = 0;
@@ -220,7 +222,10 @@ static void client_key(const struct smtp_facts *f, char *buf, size_t len)
 
 /* ---- Redis sharing ---- */
 
-static int64_t wall_now(void) { return (int64_t)time(NULL); }
+static int64_t wall_now(void)
+{
+    return (int64_t)time(NULL);
+}
 
 static bool redis_usable(struct posture *p)
 {
@@ -251,9 +256,9 @@ static void redis_write(struct posture *p, const struct pentry *e)
     snprintf(seen, sizeof seen, "%lld", (long long)e->seen);
     snprintf(ok, sizeof ok, "%lld", (long long)e->ok_ts);
     snprintf(fail, sizeof fail, "%lld", (long long)e->fail_ts);
-    const char *argv[] = {"HSET", rkey, "seen", seen, "ok_ts", ok, "ok_uid", e->ok_uid,
-                          "fail_ts", fail, "fail_uid", e->fail_uid, "fail_detail",
-                          e->fail_detail};
+    const char *argv[] = {"HSET",     rkey,        "seen",        seen,          "ok_ts",
+                          ok,         "ok_uid",    e->ok_uid,     "fail_ts",     fail,
+                          "fail_uid", e->fail_uid, "fail_detail", e->fail_detail};
     size_t lens[14];
     for (int i = 0; i < 14; i++)
         lens[i] = strlen(argv[i]);
@@ -391,8 +396,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail_uid, sizeof out->client_failed_uid);
         out->client_failed_ts = e->fail_ts;
-        snprintf(out->client_failed_detail, sizeof out->client_failed_detail, "%s",
-                 e->fail_detail);
+        snprintf(out->client_failed_detail, sizeof out->client_failed_detail, "%s", e->fail_detail);
     }
 }
 
@@ -470,12 +474,12 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
     json_t *arr = json_array();
     for (struct pentry *e = p->tail; e; e = e->prev) {
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
-                           pkind_names[e->kind], "key", e->key, "seen", (json_int_t)e->seen,
-                           "ok_ts", (json_int_t)e->ok_ts, "ok_uid", e->ok_uid, "fail_ts",
-                           (json_int_t)e->fail_ts, "fail_uid", e->fail_uid, "fail_detail",
-                           e->fail_detail));
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
+                                        pkind_names[e->kind], "key", e->key, "seen",
+                                        (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
+                                        "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts,
+                                        "fail_uid", e->fail_uid, "fail_detail", e->fail_detail));
     }
     json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
     char tmp[4096];
@@ -488,8 +492,7 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
     }
     json_decref(root);
     if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot write state file: %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "%s: cannot write state file: %s", path, strerror(errno));
         unlink(tmp);
         return SW_EIO;
     }
@@ -527,8 +530,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
     if (!fp) {
         if (errno == ENOENT)
             return SW_OK; /* first run: the file is written at the end */
-        snprintf(err, errlen, "%s: cannot read state file: %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "%s: cannot read state file: %s", path, strerror(errno));
         return SW_EIO;
     }
     json_error_t je;

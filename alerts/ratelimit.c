@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define RL_KEY_MAX 160
-#define RL_PROBE 8
+#define RL_PROBE   8
 
 struct bucket {
     bool used;
@@ -51,7 +51,10 @@ void ratelimit_free(struct ratelimit *r)
     free(r);
 }
 
-uint64_t ratelimit_lost_suppressed(const struct ratelimit *r) { return r->lost; }
+uint64_t ratelimit_lost_suppressed(const struct ratelimit *r)
+{
+    return r->lost;
+}
 
 static uint64_t hash_key(int rule, const char *s)
 {

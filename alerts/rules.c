@@ -17,10 +17,11 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_STARTTLS_STRIPPED] = {"starttls.stripped", "STARTTLS stripped",
                                 "The EHLO reply lacks STARTTLS although this server offered it "
                                 "before or a recipient domain's MTA-STS policy names it."},
-    [RULE_STARTTLS_TAMPERED] = {"starttls.tampered", "STARTTLS exchange tampered with",
-                                "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
-                                "refused as unknown by a server that offered it, plaintext after a "
-                                "220 to STARTTLS, or server packets whose TTL changed mid-session."},
+    [RULE_STARTTLS_TAMPERED] =
+        {"starttls.tampered", "STARTTLS exchange tampered with",
+         "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
+         "refused as unknown by a server that offered it, plaintext after a "
+         "220 to STARTTLS, or server packets whose TTL changed mid-session."},
     [RULE_STARTTLS_UNUSED] = {"starttls.unused", "STARTTLS offered but not used",
                               "The server offered STARTTLS and the client sent mail in the clear "
                               "anyway."},
@@ -48,7 +49,10 @@ const struct rule_desc *rule_desc(enum rule_id r)
     return (unsigned)r < RULE_COUNT ? &rule_descs[r] : &none;
 }
 
-const char *rule_id_str(enum rule_id r) { return rule_desc(r)->id; }
+const char *rule_id_str(enum rule_id r)
+{
+    return rule_desc(r)->id;
+}
 
 const char *rule_severity_name(int sev)
 {
@@ -283,9 +287,15 @@ static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, cons
     return n + 1;
 }
 
-static bool rcpt_accepted(const struct facts_rcpt *r) { return r->code >= 200 && r->code < 300; }
+static bool rcpt_accepted(const struct facts_rcpt *r)
+{
+    return r->code >= 200 && r->code < 300;
+}
 
-static bool ehlo_ok(const struct smtp_facts *f) { return f->ehlo_code >= 200 && f->ehlo_code < 300; }
+static bool ehlo_ok(const struct smtp_facts *f)
+{
+    return f->ehlo_code >= 200 && f->ehlo_code < 300;
+}
 
 size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
                             bool *derived)
@@ -359,10 +369,10 @@ static json_t *caps_json(const struct smtp_facts *f)
 
 static json_t *starttls_json(const struct smtp_facts *f)
 {
-    json_t *o = json_pack("{s:b, s:b}", "offered", f->starttls_offered, "requested",
-                          f->starttls_requested);
-    json_object_set_new(o, "reply_code", f->starttls_code ? json_integer(f->starttls_code)
-                                                          : json_null());
+    json_t *o =
+        json_pack("{s:b, s:b}", "offered", f->starttls_offered, "requested", f->starttls_requested);
+    json_object_set_new(o, "reply_code",
+                        f->starttls_code ? json_integer(f->starttls_code) : json_null());
     if (f->starttls_requested && f->starttls_ts)
         json_object_set_new(o, "ts", ts_json(f->starttls_ts));
     json_object_set_new(o, "tls_established", json_boolean(f->tls.established));
@@ -395,8 +405,9 @@ static void ev_server_posture(json_t *ev, const struct posture_view *pv)
     if (!pv->server_offered)
         return;
     json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:s}", "showed", "server offered STARTTLS", "key",
-                          rules_wire_str(pv->server_key), "by", pv->server_by_name ? "banner_host" : "address",
-                          "ts", ts_json(pv->server_ts), "session_uid", pv->server_uid);
+                          rules_wire_str(pv->server_key), "by",
+                          pv->server_by_name ? "banner_host" : "address", "ts",
+                          ts_json(pv->server_ts), "session_uid", pv->server_uid);
     json_t *p = json_object_get(ev, "posture");
     if (!p) {
         p = json_object();
@@ -574,7 +585,10 @@ struct judge {
     bool submission;
 };
 
-static bool ttl_shift(const struct smtp_facts *f) { return find_anom(f, ANOM_TTL_SHIFT) != NULL; }
+static bool ttl_shift(const struct smtp_facts *f)
+{
+    return find_anom(f, ANOM_TTL_SHIFT) != NULL;
+}
 
 static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
 {
@@ -609,8 +623,8 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
                                      ? "EHLO refused by a server that offered STARTTLS before"
                                      : "EHLO reply without STARTTLS");
     json_object_set_new(ev, "capabilities", caps_json(f));
-    json_object_set_new(ev, "ehlo_reply_code", f->ehlo_code ? json_integer(f->ehlo_code)
-                                                            : json_null());
+    json_object_set_new(ev, "ehlo_reply_code",
+                        f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
     json_object_set_new(ev, "server_names", names_json(&j->nm));
     ev_server_posture(ev, j->pv);
     static const enum anomaly_kind k[] = {ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
@@ -672,9 +686,9 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
     json_t *ev = evidence_new(f, reason);
     json_object_set_new(ev, "capabilities", caps_json(f));
     json_object_set_new(ev, "starttls", starttls_json(f));
-    static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,          ANOM_STARTTLS_UNKNOWN_CMD,
-                                          ANOM_NOT_TLS_AFTER_STARTTLS, ANOM_TTL_SHIFT,
-                                          ANOM_IPID_SHIFT,           ANOM_STARTTLS_REFUSED};
+    static const enum anomaly_kind k[] = {
+        ANOM_CAP_MANGLED, ANOM_STARTTLS_UNKNOWN_CMD, ANOM_NOT_TLS_AFTER_STARTTLS,
+        ANOM_TTL_SHIFT,   ANOM_IPID_SHIFT,           ANOM_STARTTLS_REFUSED};
     ev_anoms(ev, f, k, 6);
     ev_server_posture(ev, j->pv);
     if (j->cd.any)
@@ -780,11 +794,11 @@ static void rule_plaintext_policy(const struct judge *j, struct verdict *out, si
     if (pidx < 0)
         return;
     bool enforce = mode == MTASTS_MODE_ENFORCE;
-    json_t *ev = evidence_new(j->f, enforce
-                                  ? "content sent in clear to a domain whose MTA-STS policy is "
-                                    "enforce"
-                                  : "content sent in clear to a domain whose MTA-STS policy is "
-                                    "testing");
+    json_t *ev =
+        evidence_new(j->f, enforce ? "content sent in clear to a domain whose MTA-STS policy is "
+                                     "enforce"
+                                   : "content sent in clear to a domain whose MTA-STS policy is "
+                                     "testing");
     json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     json_object_set_new(ev, "starttls", starttls_json(j->f));
     ev_policies(ev, j->pols, j->n_pols, true);

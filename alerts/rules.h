@@ -36,9 +36,9 @@ const struct rule_desc *rule_desc(enum rule_id r);
 const char *rule_id_str(enum rule_id r);
 
 /* Severity: numeric event.severity, with stripwatch.severity_name. */
-#define SEV_LOW 1
+#define SEV_LOW    1
 #define SEV_MEDIUM 2
-#define SEV_HIGH 3
+#define SEV_HIGH   3
 const char *rule_severity_name(int sev); /* "low", "medium", "high" */
 
 enum rule_confidence { CONF_LOW = 0, CONF_MEDIUM, CONF_HIGH };
@@ -55,10 +55,10 @@ struct rule_policy {
     bool answered;             /* false while the lookup is pending */
     enum policy_status status; /* POLICY_ST_UNKNOWN after the deadline */
     char id[33];
-    struct mtasts_policy pol;  /* valid only when status == VALID */
+    struct mtasts_policy pol; /* valid only when status == VALID */
     int64_t fetched_at;
     enum policy_source source;
-    struct json_t *json;       /* policy_answer_to_json(); owned */
+    struct json_t *json; /* policy_answer_to_json(); owned */
 };
 void rule_policy_set(struct rule_policy *p, const struct policy_answer *a);
 void rule_policy_clear(struct rule_policy *p);
@@ -66,15 +66,15 @@ void rule_policy_clear(struct rule_policy *p);
 /* What learned posture showed before this session (a snapshot taken when the
  * session arrived, so that verdicts do not depend on lookup timing). */
 struct posture_view {
-    bool server_offered;       /* this server offered STARTTLS before */
-    bool server_by_name;       /* ... known by its banner host, not its address */
+    bool server_offered; /* this server offered STARTTLS before */
+    bool server_by_name; /* ... known by its banner host, not its address */
     char server_key[300];
     char server_uid[18];
     sw_usec server_ts;
-    bool client_used;          /* this client used STARTTLS to this server before */
+    bool client_used; /* this client used STARTTLS to this server before */
     char client_uid[18];
     sw_usec client_ts;
-    bool client_failed;        /* its last STARTTLS/TLS attempt to this server failed */
+    bool client_failed; /* its last STARTTLS/TLS attempt to this server failed */
     char client_failed_uid[18];
     sw_usec client_failed_ts;
     char client_failed_detail[96];

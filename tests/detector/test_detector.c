@@ -291,8 +291,8 @@ static json_t *jget(json_t *o, const char *path)
     snprintf(buf, sizeof buf, "%s", path);
     json_t *cur = o;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok))
-                                 : json_object_get(cur, tok);
+        cur =
+            json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok)) : json_object_get(cur, tok);
     return cur;
 }
 
@@ -317,16 +317,23 @@ static json_t *expect(struct fx *x, size_t i, const char *rule, int sev, const c
     assert_string_equal(jstr(o, "event.category.1"), "intrusion_detection");
     assert_string_equal(jstr(o, "observer.name"), "test-sensor");
     assert_string_equal(jstr(o, "observer.type"), "sensor");
-    assert_string_equal(jstr(o, "stripwatch.severity_name"),
-                        sev == 3 ? "high" : sev == 2 ? "medium" : "low");
+    assert_string_equal(jstr(o, "stripwatch.severity_name"), sev == 3   ? "high"
+                                                             : sev == 2 ? "medium"
+                                                                        : "low");
     assert_string_equal(jstr(o, "stripwatch.evidence.session_uid"), jstr(o, "stripwatch.uid"));
     assert_non_null(jstr(o, "stripwatch.version"));
     return o;
 }
 
-static void feed(struct fx *x, struct smtp_facts *f) { detector_session(x->d, f); }
+static void feed(struct fx *x, struct smtp_facts *f)
+{
+    detector_session(x->d, f);
+}
 
-static void finish(struct fx *x) { detector_finish(x->d); }
+static void finish(struct fx *x)
+{
+    detector_finish(x->d);
+}
 
 /* ---- tests ---- */
 
@@ -775,8 +782,7 @@ static void test_state_file_errors(void **state)
 
     write_file(path, "{\"stripwatch_posture\": 1, \"entries\": [{\"kind\": \"bogus\"}]}");
     assert_null(detector_new(&c, err, sizeof err));
-    snprintf(want, sizeof want, "%s: entries[0]: kind: not server, name or client",
-             path);
+    snprintf(want, sizeof want, "%s: entries[0]: kind: not server, name or client", path);
     assert_string_equal(err, want);
 
     write_file(path, "[]");
@@ -942,12 +948,12 @@ static void test_posture_bound_and_age(void **state)
     struct detector *d = fx_detector(x, &c);
     offer(d, "198.51.100.1", T0);
     offer(d, "198.51.100.2", T0 + 1);
-    offer(d, "198.51.100.3", T0 + 2); /* pushes .1 out */
-    strip(d, "198.51.100.1", T0 + 10);  /* forgotten: no alert */
-    strip(d, "198.51.100.3", T0 + 20);  /* alert 0 */
-    strip(d, "198.51.100.3", T0 - 500); /* earlier in time: still known, alert 1 */
+    offer(d, "198.51.100.3", T0 + 2);    /* pushes .1 out */
+    strip(d, "198.51.100.1", T0 + 10);   /* forgotten: no alert */
+    strip(d, "198.51.100.3", T0 + 20);   /* alert 0 */
+    strip(d, "198.51.100.3", T0 - 500);  /* earlier in time: still known, alert 1 */
     strip(d, "198.51.100.3", T0 + 7200); /* aged out: no alert */
-    strip(d, "198.51.100.3", T0 + 30);  /* and forgotten since */
+    strip(d, "198.51.100.3", T0 + 30);   /* and forgotten since */
     detector_finish(d);
     detector_free(d);
     assert_int_equal(x->out.n, 2);

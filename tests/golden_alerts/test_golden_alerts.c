@@ -26,10 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GOLDEN_DIR SW_SOURCE_DIR "/tests/golden_alerts"
+#define GOLDEN_DIR     SW_SOURCE_DIR "/tests/golden_alerts"
 #define RUN_TIMEOUT_MS 60000
-#define MAX_ARGS 32
-#define MAX_LINES 256
+#define MAX_ARGS       32
+#define MAX_LINES      256
 
 struct gcase {
     char name[128];
