@@ -52,7 +52,7 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 # ---------------------------------------------------------------- packages
 need_pkgs() {
@@ -83,7 +83,6 @@ fetch_unpacked() {
     for d in "$W"/debs/*.deb; do dpkg-deb -x "$d" "$W/root"; done
     EXIM="$W/root/usr/sbin/exim4"
     SMTPD="$W/root/usr/sbin/smtpd"
-    LIBS="$W/root/usr/lib/x86_64-linux-gnu:$W/root/lib/x86_64-linux-gnu"
     [ -x "$EXIM" ] && [ -x "$SMTPD" ] || die "exim4/opensmtpd not unpacked"
 }
 fetch_unpacked
@@ -269,18 +268,24 @@ postfix_new() {
     hx "$h" postfix start >"$d/start.log" 2>&1 || { cat "$d/start.log" >&2; cat "$d/maillog" >&2 || true; die "postfix $h did not start"; }
 }
 
-# postfix_wait NAME: until the queue is empty and no SMTP connection is open
+# postfix_wait NAME: until every message injected with send has left the
+# queue (its "removed" log line), the queue is empty and no SMTP connection
+# is open any more (the connection cache has closed it with QUIT).
+declare -A INJECTED=()
 postfix_wait() {
-    local h=$1 i
-    for i in $(seq 600); do
-        if [ -z "$(hx "$h" postqueue -j 2>/dev/null)" ] &&
+    local h=$1 i n
+    for i in $(seq 900); do
+        n=$(grep -c ': removed$' "$W/h/$h/maillog" 2>/dev/null || true)
+        if [ "${n:-0}" -ge "${INJECTED[$h]:-0}" ] &&
+           [ -z "$(hx "$h" postqueue -j 2>/dev/null)" ] &&
+           [ -z "$(ls -A "$W/h/$h/spool/maildrop")" ] &&
            [ -z "$(hx "$h" ss -Htn state established '( dport = :25 or dport = :587 or dport = :465 )' 2>/dev/null)" ]; then
             return 0
         fi
         sleep 0.1
     done
     hx "$h" postqueue -p >&2 || true
-    die "postfix $h: mail still queued after 60s"
+    die "postfix $h: mail still queued after 90s"
 }
 
 # Message text: fixed headers, a short body.
@@ -303,6 +308,7 @@ EOF
 send() {
     local h=$1 from=$2 subj=$3; shift 3
     message "$from" "$1" "$subj" | hx "$h" sendmail -f "$from" -- "$@"
+    INJECTED[$h]=$(( ${INJECTED[$h]:-0} + 1 ))
 }
 
 # ---------------------------------------------------------------- capture
@@ -311,7 +317,7 @@ CAPS=()
 cap_start() {
     local name=$1 ns=$2 ifc=$3
     mkdir -p "$W/cap"
-    ip netns exec "$ns" tcpdump -i "$ifc" -s 0 -U -n -w "$W/cap/$name.pcap" \
+    ip netns exec "$ns" tcpdump -i "$ifc" -s 0 -U --immediate-mode -n -w "$W/cap/$name.pcap" \
         'tcp port 25 or tcp port 587 or tcp port 465' >"$W/cap/$name.log" 2>&1 &
     CAPS+=("$!:$name")
     local i
@@ -320,7 +326,7 @@ cap_start() {
 }
 # cap_stop: stop every running tcpdump and copy its file to $OUT
 cap_stop() {
-    sleep 0.5
+    sleep 1.5  # tcpdump delivers what the kernel buffered, then stops
     local c pid name
     for c in "${CAPS[@]}"; do
         pid=${c%%:*} name=${c#*:}
@@ -333,7 +339,7 @@ cap_stop() {
 }
 
 # ---------------------------------------------------------------- the proxy
-PROXY_PID=
+PROXY_PID= PROXY_RUNS=0
 proxy_start() { # MODE
     ip netns exec $NS_MITM nft -f - <<'EOF'
 table ip swmitm {
@@ -344,11 +350,13 @@ table ip swmitm {
     }
 }
 EOF
-    ip netns exec $NS_MITM /usr/bin/python3 "$HERE/mitm.py" "$1" 10025 "$W/mitm.log" &
+    PROXY_RUNS=$((PROXY_RUNS + 1))
+    local plog="$W/mitm.$PROXY_RUNS.log"
+    ip netns exec $NS_MITM /usr/bin/python3 "$HERE/mitm.py" "$1" 10025 "$plog" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
     local i
-    for i in $(seq 50); do grep -q "listening on 10025 mode $1" "$W/mitm.log" 2>/dev/null && return 0; sleep 0.1; done
+    for i in $(seq 50); do grep -q "listening on 10025 mode $1" "$plog" 2>/dev/null && return 0; sleep 0.1; done
     die "proxy did not start"
 }
 proxy_stop() {
@@ -358,7 +366,7 @@ proxy_stop() {
 }
 
 # ---------------------------------------------------------------- the MTAs
-TRANSPORTS="example.org=smtp:[mx.example.org]:25, example.com=smtp:[mx.example.com]:25, plain.example=smtp:[mx.example.com]:25, opensmtpd.example=smtp:[mx.opensmtpd.example]:25, exim.example=smtp:[mx.exim.example]:25, tls12.example=smtp:[mx.tls12.example]:25"
+TRANSPORTS="example.net=discard:, example.org=smtp:[mx.example.org]:25, example.com=smtp:[mx.example.com]:25, plain.example=smtp:[mx.example.com]:25, opensmtpd.example=smtp:[mx.opensmtpd.example]:25, exim.example=smtp:[mx.exim.example]:25, tls12.example=smtp:[mx.tls12.example]:25"
 start_postfix_hosts() {
     postfix_new snd $NS_SND "myhostname = mail.example.net
 mydomain = example.net
@@ -373,7 +381,11 @@ smtp_tls_CAfile = $W/certs/ca.crt
 smtp_tls_loglevel = 1
 smtp_destination_concurrency_limit = 1
 initial_destination_concurrency = 1
-smtp_connection_cache_destinations = plain.example"
+smtp_connection_cache_destinations = [mx.example.com]:25, mx.example.com, plain.example
+smtp_connection_cache_time_limit = 3s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+queue_run_delay = 2s"
     local rcpts="bob@example.org=ok, carol@example.org=ok, bob@example.com=ok, bob@plain.example=ok, carol@plain.example=ok, bob@tls12.example=ok"
     local common="relay_transport = discard:
 relay_recipient_maps = inline:{$rcpts}
@@ -384,7 +396,7 @@ smtpd_tls_security_level = may
 smtpd_tls_chain_files = $W/certs/mx.example.org.pem
 $common" 198.51.100.25
     postfix_new mx-com $NS_RCV "myhostname = mx.example.com
-relay_domains = example.com, plain.example
+relay_domains = example.com, plain.example, example.org
 smtpd_tls_security_level = none
 $common" 198.51.100.26
     postfix_new mx-tls12 $NS_RCV "myhostname = mx.tls12.example
@@ -393,11 +405,17 @@ smtpd_tls_security_level = may
 smtpd_tls_chain_files = $W/certs/mx.tls12.example.pem
 smtpd_tls_protocols = >=TLSv1.2, <=TLSv1.2
 smtpd_tls_mandatory_protocols = >=TLSv1.2, <=TLSv1.2
+smtpd_tls_exclude_ciphers = aNULL
 $common" 198.51.100.29
 }
 
+# Debian 12's OpenSMTPD 6.8.0p2 cannot complete a TLS handshake with its
+# OpenSSL 3.0 (privilege-separated signing: "rsa routines::missing private
+# key", the client gets alert 80 internal_error), so by default it offers no
+# STARTTLS; SW_PCAP_OSMTPD_TLS=1 offers it anyway (handshakes fail).
 start_opensmtpd() {
-    local h=osmtpd d="$W/h/osmtpd"
+    local h=osmtpd d="$W/h/osmtpd" osmtpd_tls=
+    [ -n "${SW_PCAP_OSMTPD_TLS:-}" ] && osmtpd_tls="tls pki mx.opensmtpd.example"
     mkdir -p "$d/var/lib/opensmtpd/empty" "$d/var/spool" "$d/var/mail" "$d/var/tmp"
     ln -s /run "$d/var/run"
     install -m 600 "$W/certs/mx.opensmtpd.example.key" "$d/key.pem"
@@ -405,7 +423,7 @@ start_opensmtpd() {
 pki mx.opensmtpd.example cert "$W/certs/mx.opensmtpd.example.crt"
 pki mx.opensmtpd.example key "$d/key.pem"
 table vusers { "@" = "opensmtpd" }
-listen on 198.51.100.27 port 25 tls pki mx.opensmtpd.example hostname mx.opensmtpd.example
+listen on 198.51.100.27 port 25 $osmtpd_tls hostname mx.opensmtpd.example
 action "drop" mda "/bin/cat >/dev/null" virtual <vusers>
 match from any for domain "opensmtpd.example" action "drop"
 EOF
@@ -422,6 +440,11 @@ EOF
     cat "$d/smtpd.log" >&2; die "opensmtpd did not start"
 }
 
+# Exim re-executes /usr/sbin/exim4 (compiled-in path) and needs libidn12:
+# the unpacked packages are overlaid on /usr inside its mount namespace.
+exim_mounts() {
+    echo "mount -t overlay overlay -o lowerdir=$W/root/usr:/usr /usr" >"$1/extra-mounts.sh"
+}
 exim_conf_common() { # DIR HOSTNAME
     cat <<EOF
 primary_hostname = $2
@@ -470,8 +493,9 @@ PLAIN:
 EOF
     } >"$d/exim.conf"
     echo "kill \$(cat $d/exim.pid) 2>/dev/null" >"$d/stop"
+    exim_mounts "$d"
     host_new $h $NS_RCV mx.exim.example
-    hx $h env LD_LIBRARY_PATH="$LIBS" "$EXIM" -C "$d/exim.conf" -bd >"$d/start.log" 2>&1 ||
+    hx $h /usr/sbin/exim4 -C "$d/exim.conf" -bd >"$d/start.log" 2>&1 ||
         { cat "$d/start.log" "$d"/log/* >&2; die "exim did not start"; }
     local i
     for i in $(seq 50); do
@@ -500,15 +524,18 @@ remote:
   hosts_try_chunking = *
 EOF
     } >"$d/exim.conf"
+    exim_mounts "$d"
     host_new $h $NS_SND mail.example.net
 }
 exim_send() { # FROM SUBJECT RCPT...
     local from=$1 subj=$2 d="$W/h/exim-snd"; shift 2
-    message "$from" "$1" "$subj" | hx exim-snd env LD_LIBRARY_PATH="$LIBS" "$EXIM" -C "$d/exim.conf" \
+    message "$from" "$1" "$subj" | hx exim-snd /usr/sbin/exim4 -C "$d/exim.conf" \
         -odi -f "$from" -- "$@"
 }
 
 # ---------------------------------------------------------------- captures
+declare -A STARTED=()
+need() { [ -n "${STARTED[$1]:-}" ] || { "$1"; STARTED[$1]=1; }; }
 # Capture points: "router" = the routing namespace's sender-facing interface
 # (m0) with no proxy active; "sender-side" = m0 with the proxy active (between
 # sender and man-in-the-middle); "receiver-side" = m1 (between the
@@ -518,12 +545,14 @@ cap_postfix_postfix_starttls_tls13() {
     send snd alice@example.net "postfix to postfix with STARTTLS" bob@example.org
     postfix_wait snd; cap_stop
 }
-cap_postfix_opensmtpd_starttls() {
-    cap_start postfix-opensmtpd-starttls $NS_MITM m0
+cap_postfix_opensmtpd_plaintext() {
+    need start_opensmtpd
+    cap_start postfix-opensmtpd-plaintext $NS_MITM m0
     send snd alice@example.net "postfix to opensmtpd" bob@opensmtpd.example
     postfix_wait snd; cap_stop
 }
 cap_postfix_exim_starttls() {
+    need start_exim_mx
     cap_start postfix-exim-starttls $NS_MITM m0
     send snd alice@example.net "postfix to exim" bob@exim.example
     postfix_wait snd; cap_stop
@@ -539,6 +568,7 @@ cap_postfix_tls12_certificate() {
     postfix_wait snd; cap_stop
 }
 cap_exim_postfix_pipelining_chunking() {
+    need start_exim_client
     cap_start exim-postfix-pipelining-chunking $NS_MITM m0
     exim_send alice@example.net "exim to postfix with PIPELINING and CHUNKING" bob@plain.example carol@plain.example
     sleep 1; cap_stop
@@ -553,13 +583,14 @@ cap_postfix_several_messages() {
     local i
     for i in 1 2 3; do send snd alice@example.net "message $i of 3 in one session" bob@plain.example; done
     sleep 2
+    cap_start postfix-several-messages $NS_MITM m0
     hx snd postconf -e "defer_transports =" && hx snd postfix reload >/dev/null 2>&1
     sleep 1
-    cap_start postfix-several-messages $NS_MITM m0
     hx snd postqueue -f
     postfix_wait snd; cap_stop
 }
 swaks_submit() { # extra swaks args...
+    need start_exim_mx
     message alice@example.net carol@example.org "submission" >"$W/swaks.msg"
     hx snd swaks --server 198.51.100.28 --port 587 --local-interface 192.0.2.50 \
         --helo laptop.example.net --from alice@example.net --to carol@example.org \
@@ -597,8 +628,10 @@ cap_learned_posture_then_strip() {
     send snd alice@example.net "second message, STARTTLS stripped" carol@example.org
     postfix_wait snd; cap_stop; proxy_stop
 }
+# Mail for example.org (enforce, mx: mx.example.org) handed to mx.example.com,
+# as after a spoofed MX answer; no STARTTLS there, so the recipient is visible.
 cap_policy_mx_mismatch() {
-    hx snd postconf -e "transport_maps = inline:{${TRANSPORTS/example.org=smtp:\[mx.example.org\]/example.org=smtp:[mx.tls12.example]}}"
+    hx snd postconf -e "transport_maps = inline:{${TRANSPORTS/example.org=smtp:\[mx.example.org\]/example.org=smtp:[mx.example.com]}}"
     hx snd postfix reload >/dev/null 2>&1; sleep 1
     cap_start policy-mx-mismatch $NS_MITM m0
     send snd alice@example.net "example.org mail sent to a host its policy does not name" bob@example.org
@@ -606,12 +639,31 @@ cap_policy_mx_mismatch() {
     hx snd postconf -e "transport_maps = inline:{$TRANSPORTS}"
     hx snd postfix reload >/dev/null 2>&1; sleep 1
 }
+# mx.example.org itself, reconfigured for one capture: TLS 1.2 only (the
+# certificate is visible) with a self-signed certificate for "localhost", the
+# kind a package installs by default.
+cap_policy_certificate_invalid() {
+    local c="$W/certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+        -keyout "$c/selfsigned.key" -out "$c/selfsigned.crt" 2>/dev/null
+    cat "$c/selfsigned.key" "$c/selfsigned.crt" >"$c/selfsigned.pem"; chmod 644 "$c"/selfsigned.*
+    hx mx-org postconf -e "smtpd_tls_chain_files = $c/selfsigned.pem" \
+        "smtpd_tls_protocols = >=TLSv1.2, <=TLSv1.2" "smtpd_tls_exclude_ciphers = aNULL"
+    hx mx-org postfix reload >/dev/null 2>&1; sleep 1
+    cap_start policy-certificate-invalid $NS_MITM m0
+    send snd alice@example.net "certificate that fails MTA-STS validation" bob@example.org
+    postfix_wait snd; cap_stop
+    hx mx-org postconf -e "smtpd_tls_chain_files = $c/mx.example.org.pem" \
+        "smtpd_tls_protocols =" "smtpd_tls_exclude_ciphers ="
+    hx mx-org postfix reload >/dev/null 2>&1; sleep 1
+}
 
-ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_starttls postfix_exim_starttls
+ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_plaintext postfix_exim_starttls
      postfix_plaintext_no_starttls postfix_tls12_certificate exim_postfix_pipelining_chunking
      postfix_rcpt_rejected postfix_several_messages submission_auth_starttls
      submission_auth_plain_cleartext mitm_strip mitm_xxxxxxxa mitm_starttls_command_rewritten
-     mitm_tls_broken_fallback learned_posture_then_strip policy_mx_mismatch)
+     mitm_tls_broken_fallback learned_posture_then_strip policy_mx_mismatch
+     policy_certificate_invalid)
 
 main() {
     local want=("$@") c
@@ -621,9 +673,6 @@ main() {
         declare -F "cap_$c" >/dev/null || die "unknown capture: $c (known: ${ALL[*]})"
     done
     start_postfix_hosts
-    start_opensmtpd
-    start_exim_mx
-    start_exim_client
     log "postfix $POSTFIX_VER, exim $EXIM_VER, opensmtpd $SMTPD_VER"
     for c in "${want[@]}"; do
         c=${c//-/_}
