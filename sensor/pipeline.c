@@ -41,11 +41,18 @@ struct worker {
     pthread_t th;
     bool started;
 
-    /* ring: capture thread produces, worker consumes */
+    /* ring: capture thread produces, worker consumes. Each side's index and
+     * flag live on their own cache line; each side caches the other's index
+     * and re-reads it only when the ring looks full (or empty). */
     struct slot *slots;
     uint32_t mask;
-    _Atomic uint64_t head, tail;
-    _Atomic int cons_sleeping, prod_sleeping;
+    _Alignas(64) _Atomic uint64_t head;
+    uint64_t tail_cache; /* producer's view of tail */
+    _Atomic int prod_sleeping;
+    _Alignas(64) _Atomic uint64_t tail;
+    uint64_t head_cache; /* consumer's view of head */
+    _Atomic int cons_sleeping;
+    _Alignas(64) char pad_;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
     uint64_t ring_dropped, ring_waits;
@@ -279,11 +286,13 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     for (;;) {
         uint64_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
-        uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+        uint64_t h = w->head_cache;
+        if (h <= t)
+            h = w->head_cache = atomic_load_explicit(&w->head, memory_order_acquire);
         if (t == h) {
             for (int spin = 0; spin < 64 && t == h; spin++) {
                 sched_yield();
-                h = atomic_load_explicit(&w->head, memory_order_acquire);
+                h = w->head_cache = atomic_load_explicit(&w->head, memory_order_acquire);
             }
             if (t == h) {
                 pthread_mutex_lock(&w->mu);
@@ -299,8 +308,9 @@ static void *worker_main(void *arg)
         uint8_t kind = s->kind;
         size_t before = w->n_out;
         worker_do(w, s);
-        atomic_store(&w->tail, t + 1);
-        if (atomic_load(&w->prod_sleeping)) {
+        atomic_store_explicit(&w->tail, t + 1, memory_order_release);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&w->prod_sleeping, memory_order_relaxed)) {
             pthread_mutex_lock(&w->mu);
             pthread_cond_signal(&w->not_full);
             pthread_mutex_unlock(&w->mu);
@@ -320,8 +330,10 @@ static void *worker_main(void *arg)
 static struct slot *ring_reserve(struct worker *w, bool may_drop)
 {
     uint64_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
+    if (h - w->tail_cache <= w->mask)
+        return &w->slots[h & w->mask];
     for (;;) {
-        uint64_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        uint64_t t = w->tail_cache = atomic_load_explicit(&w->tail, memory_order_acquire);
         if (h - t <= w->mask)
             return &w->slots[h & w->mask];
         if (may_drop) {
@@ -346,8 +358,10 @@ static struct slot *ring_reserve(struct worker *w, bool may_drop)
 
 static void ring_publish(struct worker *w)
 {
-    atomic_fetch_add(&w->head, 1);
-    if (atomic_load(&w->cons_sleeping)) {
+    uint64_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
+    atomic_store_explicit(&w->head, h + 1, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst); /* the store above before the load below */
+    if (atomic_load_explicit(&w->cons_sleeping, memory_order_relaxed)) {
         pthread_mutex_lock(&w->mu);
         pthread_cond_signal(&w->not_empty);
         pthread_mutex_unlock(&w->mu);
@@ -389,7 +403,10 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         slots &= slots - 1;
     pthread_mutex_init(&pl->out_wake_mu, NULL);
     pthread_cond_init(&pl->out_wake, NULL);
-    pl->w = calloc(pl->n, sizeof(*pl->w));
+    /* workers are cache-line aligned (their ring indices are) */
+    pl->w = aligned_alloc(_Alignof(struct worker), pl->n * sizeof(*pl->w));
+    if (pl->w)
+        memset(pl->w, 0, pl->n * sizeof(*pl->w));
     if (!pl->w) {
         snprintf(err, errlen, "out of memory");
         free(pl);
