@@ -381,7 +381,6 @@ smtp_tls_CAfile = $W/certs/ca.crt
 smtp_tls_loglevel = 1
 smtp_destination_concurrency_limit = 1
 initial_destination_concurrency = 1
-smtp_connection_cache_destinations = [mx.example.com]:25, mx.example.com, plain.example
 smtp_connection_cache_time_limit = 3s
 minimal_backoff_time = 2s
 maximal_backoff_time = 4s
@@ -579,7 +578,9 @@ cap_postfix_rcpt_rejected() {
     postfix_wait snd; cap_stop
 }
 cap_postfix_several_messages() {
-    hx snd postconf -e "defer_transports = smtp" && hx snd postfix reload >/dev/null 2>&1
+    hx snd postconf -e "defer_transports = smtp" \
+        "smtp_connection_cache_destinations = [mx.example.com]:25, mx.example.com, plain.example"
+    hx snd postfix reload >/dev/null 2>&1
     local i
     for i in 1 2 3; do send snd alice@example.net "message $i of 3 in one session" bob@plain.example; done
     sleep 2
@@ -588,6 +589,8 @@ cap_postfix_several_messages() {
     sleep 1
     hx snd postqueue -f
     postfix_wait snd; cap_stop
+    hx snd postconf -e "smtp_connection_cache_destinations =" && hx snd postfix reload >/dev/null 2>&1
+    sleep 1
 }
 swaks_submit() { # extra swaks args...
     need start_exim_mx
