@@ -571,11 +571,24 @@ int main(int argc, char **argv)
             mixed_mb = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--smtp-mb") == 0 && i + 1 < argc)
             smtp_mb = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--flows") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--write-mixed") == 0 && i + 2 < argc) {
+            /* only write a mixed capture of about N MB (used by tests) */
+            content_init();
+            struct gen_result g;
+            const char *path = argv[++i];
+            uint64_t mb = strtoull(argv[++i], NULL, 10);
+            if (!generate(path, mb << 20, 64, false, &g)) {
+                fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+                return 1;
+            }
+            printf("%llu %llu\n", (unsigned long long)g.frames,
+                   (unsigned long long)g.smtp_sessions);
+            return 0;
+        } else if (strcmp(argv[i], "--flows") == 0 && i + 1 < argc)
             flows = (uint32_t)strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                            "[--flows N]\n");
+                            "[--flows N]\n       bench_gen --write-mixed FILE MB\n");
             return 2;
         }
     }

@@ -498,6 +498,37 @@ static void test_workers_identical(void **st)
     assert_true(total_sessions >= 13); /* the SMTP streams of SOURCES.md but SOCKS5 */
 }
 
+/* Many interleaved flows (generated: SMTP with and without STARTTLS among
+ * HTTP and TLS bulk transfers) keep every worker ring busy. */
+static void test_workers_many_flows(void **st)
+{
+    (void)st;
+    char *p = strdup(tpath("generated.pcap"));
+    char *argv[] = {SW_BINARY_DIR "/tests/bench/bench_gen", "--write-mixed", p, "40", NULL};
+    struct run_out g;
+    run(tmp, argv, NULL, 120, &g);
+    assert_int_equal(g.status, 0);
+    unsigned long long frames = 0, sessions = 0;
+    assert_int_equal(sscanf(g.out, "%llu %llu", &frames, &sessions), 2);
+    run_free(&g);
+    struct sw_result one;
+    sw_run(&one, NULL, "-q", "-r", p, "--workers", "1", NULL);
+    assert_int_equal(one.status, 0);
+    assert_int_equal(count_lines(one.sessions), sessions);
+    static const char *ns[] = {"2", "4"};
+    for (size_t k = 0; k < 2; k++) {
+        struct sw_result m;
+        sw_run(&m, NULL, "-q", "-r", p, "--workers", ns[k], NULL);
+        assert_int_equal(m.status, 0);
+        if (strcmp(m.sessions, one.sessions) != 0 || strcmp(m.alerts, one.alerts) != 0)
+            fail_msg("generated capture: --workers %s differs from --workers 1", ns[k]);
+        sw_free(&m);
+    }
+    sw_free(&one);
+    unlink(p);
+    free(p);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -520,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_merge),          cmocka_unit_test(test_stdin),
         cmocka_unit_test(test_pcapng_mixed),   cmocka_unit_test(test_workers_identical),
+        cmocka_unit_test(test_workers_many_flows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
