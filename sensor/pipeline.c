@@ -506,6 +506,15 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
     }
 }
 
+void pipeline_idle(struct pipeline *pl)
+{
+    if (pl->n != 1)
+        return; /* the output thread does it */
+    pump(pl);
+    if (pl->cfg.det)
+        detector_run(pl->cfg.det, 0);
+}
+
 void pipeline_finish(struct pipeline *pl)
 {
     if (pl->n == 1) {

@@ -46,6 +46,9 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
 void pipeline_packet(struct pipeline *pl, const struct pkt *p);
 /* Capture time now has crossed a second boundary at packet pkt_no. */
 void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no);
+/* Lets the output stage drive the detector's policy I/O when the capture
+ * thread owns it (one worker); call when idle and every few thousand packets. */
+void pipeline_idle(struct pipeline *pl);
 /* End of input: closes every flow, drains the output stage, joins threads. */
 void pipeline_finish(struct pipeline *pl);
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st);

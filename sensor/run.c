@@ -181,6 +181,8 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     const struct sensor_opts *o = r->o;
     if (o->sessions_out) {
         if (strcmp(o->sessions_out, "-") == 0) {
+            /* alerts may share stdout: one write per session line */
+            setvbuf(stdout, NULL, _IOLBF, 1 << 20);
             r->sessions = stdout;
         } else {
             r->sessions = fopen(o->sessions_out, "w");
@@ -360,6 +362,7 @@ int sensor_run(const struct sensor_opts *o)
                 frag_table_expire(r.frag, now);
                 pipeline_tick(r.pl, now, no);
             }
+            pipeline_idle(r.pl);
             continue;
         }
         no++;
@@ -381,6 +384,8 @@ int sensor_run(const struct sensor_opts *o)
         r.status[st]++;
         if (st == PKT_TCP)
             pipeline_packet(r.pl, &p);
+        if ((no & 0xFFF) == 0)
+            pipeline_idle(r.pl);
         if (show_progress && (no & 0xFFFF) == 0) {
             double t = now_mono();
             if (t - last_progress >= 1.0) {
