@@ -610,17 +610,28 @@ cap_submission_auth_plain_cleartext() {
     swaks_submit
     sleep 0.5; cap_stop
 }
-mitm_capture() { # NAME MODE SUBJECT
+mitm_capture() { # NAME MODE SUBJECT [aged]
     proxy_start "$2"
     cap_start "$1-sender-side" $NS_MITM m0
     cap_start "$1-receiver-side" $NS_MITM m1
-    send snd alice@example.net "$3" bob@example.org
+    if [ "${4:-}" = aged ]; then
+        # Postfix retries in plaintext after a failed TLS handshake only for a
+        # message queued at least minimal_backoff_time (2 s here): hold it 3 s
+        # first, so that its first attempt fails and falls back at once.
+        hx snd postconf -e "defer_transports = smtp" && hx snd postfix reload >/dev/null 2>&1
+        send snd alice@example.net "$3" bob@example.org
+        sleep 3
+        hx snd postconf -e "defer_transports =" && hx snd postfix reload >/dev/null 2>&1
+        hx snd postqueue -f
+    else
+        send snd alice@example.net "$3" bob@example.org
+    fi
     postfix_wait snd; cap_stop; proxy_stop
 }
 cap_mitm_strip() { mitm_capture mitm-strip strip "STARTTLS line deleted by a man in the middle"; }
 cap_mitm_xxxxxxxa() { mitm_capture mitm-xxxxxxxa xxxx "STARTTLS rewritten to XXXXXXXA"; }
 cap_mitm_starttls_command_rewritten() { mitm_capture mitm-starttls-command-rewritten cmd "client STARTTLS rewritten to XXXXXXXX"; }
-cap_mitm_tls_broken_fallback() { mitm_capture mitm-tls-broken-fallback break "TLS handshake broken, retried in clear"; }
+cap_mitm_tls_broken_fallback() { mitm_capture mitm-tls-broken-fallback break "TLS handshake broken, retried in clear" aged; }
 cap_learned_posture_then_strip() {
     cap_start learned-posture-then-strip-sender-side $NS_MITM m0
     cap_start learned-posture-then-strip-receiver-side $NS_MITM m1

@@ -105,8 +105,9 @@ async def client_to_server(c, cr, sw, tls_ready):
             sw.close()
             return
         await pump_raw(cr, sw)
-    except (ConnectionError, OSError):
-        pass
+    except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+        # ValueError: a line over asyncio's 64 KiB limit; not expected here
+        sw.close()
 
 
 async def read_record(reader):
@@ -157,7 +158,7 @@ async def server_to_client(c, sr, cw, tls_ready):
             await pump_raw(sr, cw)
             return
         cw.close()
-    except (ConnectionError, OSError):
+    except (ConnectionError, OSError, ValueError):
         try:
             cw.close()
         except OSError:
