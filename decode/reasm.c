@@ -8,7 +8,12 @@
  * - Bytes before the next expected sequence number were already delivered:
  *   dropped (a segment entirely before it counts as a retransmission).
  * - Overlapping copies of the same stream offset: the first copy seen wins;
- *   a later copy with different bytes is reported (overlap_conflict).
+ *   a later copy with different bytes is reported (overlap_conflict), for
+ *   queued bytes and for delivered bytes the peer has not ACKed yet (kept,
+ *   up to REASM_RETAIN_MAX per direction; what the receiver ACKed is moot).
+ * - Keep-alives (at most one byte just below the next expected one) and
+ *   zero-window probes (one byte while the peer's window is 0) are not data.
+ * - Segments more than 2^30 beyond the next expected byte are dropped.
  * - A hole becomes a gap event (never glued) when: the other side ACKed
  *   beyond it and then either sends data itself (it answers what we never
  *   saw) or the sender goes on past the ACKed point, or both FINs are seen;
