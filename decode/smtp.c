@@ -561,7 +561,9 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
         s->f.last_ts = ts;
     if (s->quit_answered)
         s->f.end = SMTP_END_QUIT;
-    else if (s->f.tls.established || s->srv == SMTP_SRV_TLS)
+    else if (s->f.tls.established ||
+             (s->f.flow.midstream && !s->f.tls.client_hello && !s->f.tls.server_hello &&
+              (s->st == SMTP_ST_TLS || s->srv == SMTP_SRV_TLS)))
         s->f.end = SMTP_END_TLS;
     else {
         switch (why) {

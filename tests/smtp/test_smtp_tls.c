@@ -401,7 +401,7 @@ static void test_implicit_tls13(void **state)
     assert_true(r.facts->tls.server_hello);
     assert_false(r.facts->tls.established);
     assert_int_equal(r.stop, 0);
-    assert_int_equal(r.facts->end, SMTP_END_TLS);
+    assert_int_equal(r.facts->end, SMTP_END_FIN);
     assert_string_equal(r.events, "tls,end");
     conv_result_free(&r);
     w_free(&alert);
@@ -519,7 +519,7 @@ static void test_tls_oversized_and_broken(void **state)
     conv_check(&cfg, &fi, broken, CONV_N(broken), true, &r);
     assert_false(r.facts->tls.established);
     assert_int_equal(r.stop, STREAM_STOP_S2C);
-    assert_int_equal(r.facts->end, SMTP_END_TLS);
+    assert_int_equal(r.facts->end, SMTP_END_FIN);
     conv_result_free(&r);
     struct wbuf *all[] = {&ch, &big, &msg, &sh, &ccs, &tail};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
