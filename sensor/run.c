@@ -348,6 +348,8 @@ int sensor_run(const struct sensor_opts *o)
         int rc = capture_next(r.cap, &cp, err, sizeof(err));
         if (rc == -1)
             break;
+        if (rc == -2 && g_stop)
+            break; /* a read interrupted by SIGINT/SIGTERM is the requested stop */
         if (rc == -2) {
             fprintf(stderr, "stripwatch: %s\n", err);
             exit_code = 1;

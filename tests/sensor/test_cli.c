@@ -498,6 +498,57 @@ static void test_workers_identical(void **st)
     assert_true(total_sessions >= 13); /* the SMTP streams of SOURCES.md but SOCKS5 */
 }
 
+/* SIGTERM while reading a capture from a pipe that stalls: exit 0, and the
+ * sessions of what was read end as on a capture end. */
+static void test_sigterm_flushes(void **st)
+{
+    (void)st;
+    struct pcapf f;
+    pcap_load(DECRYPTED, &f);
+    size_t k = 70;
+    char *prefix = strdup(tpath("prefix70.pcap")), *fifo = strdup(tpath("fifo"));
+    FILE *g = fopen(prefix, "wb");
+    fwrite(f.hdr, 1, 24, g);
+    for (size_t i = 0; i < k; i++)
+        write_rec(g, &f.r[i], f.r[i].incl);
+    fclose(g);
+    struct sw_result want;
+    sw_run(&want, NULL, "-q", "-r", prefix, NULL);
+    assert_int_equal(want.status, 0);
+    assert_true(count_lines(want.sessions) >= 1);
+
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *s = strdup(tpath("sessions-term.json")), *a = strdup(tpath("alerts-term.json"));
+    char *argv[] = {STRIPWATCH, "-q", "-r", "-", "--sessions-out", s, "--alerts-out", a, NULL};
+    pid_t pid = run_start(tmp, argv, fifo);
+    int fd = open(fifo, O_WRONLY);
+    assert_true(fd >= 0);
+    size_t len;
+    char *whole = slurp(prefix, &len);
+    assert_int_equal(write(fd, whole, len), (ssize_t)len);
+    free(whole);
+    sleep(1); /* the sensor has read all of it and waits for more */
+    kill(pid, SIGTERM);
+    int status = run_wait(pid, 30);
+    close(fd);
+    struct run_out o;
+    run_collect(tmp, &o);
+    assert_int_equal(status, 0);
+    assert_string_equal(o.err, "");
+    run_free(&o);
+    char *got = slurp(s, &len), *got_a = slurp(a, &len);
+    assert_string_equal(got, want.sessions);
+    assert_string_equal(got_a, want.alerts);
+    free(got);
+    free(got_a);
+    free(s);
+    free(a);
+    sw_free(&want);
+    free(prefix);
+    free(fifo);
+    pcap_unload(&f);
+}
+
 /* Many interleaved flows (generated: SMTP with and without STARTTLS among
  * HTTP and TLS bulk transfers) keep every worker ring busy. */
 static void test_workers_many_flows(void **st)
@@ -551,7 +602,7 @@ int main(void)
         cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_merge),          cmocka_unit_test(test_stdin),
         cmocka_unit_test(test_pcapng_mixed),   cmocka_unit_test(test_workers_identical),
-        cmocka_unit_test(test_workers_many_flows),
+        cmocka_unit_test(test_workers_many_flows), cmocka_unit_test(test_sigterm_flushes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
