@@ -3,7 +3,7 @@
  * `stripwatch -r PCAP [--policy-file F] --alerts-out - --sessions-out
  * /dev/null [flags]` and compares the exact set of alerts, each reduced to
  * its key fields, with the expected file:
- *   RULE SEVERITY CLIENT > SERVER rcpt=DOMAINS mta_sts=MODE/STATUS
+ *   RULE SEVERITY CONFIDENCE CLIENT > SERVER rcpt=DOMAINS mta_sts=MODE/STATUS
  * (DOMAINS: accepted recipient domains in order, "-" for none; mta_sts "-"
  * when the alert has none). An empty expected file means: no alert at all.
  * SW_GOLDEN_PRINT=1 prints what each capture produced. */
@@ -168,8 +168,9 @@ static void summarize(json_t *o, char *out, size_t len)
     }
     const char *rule = jstr(o, "rule", "id");
     long long sev = json_integer_value(json_object_get(json_object_get(o, "event"), "severity"));
-    snprintf(out, len, "%s %lld %s > %s rcpt=%s mta_sts=%s", rule ? rule : "?", sev, src, dst,
-             rcpt[0] ? rcpt : "-", mta);
+    const char *conf = jstr(o, "stripwatch", "confidence");
+    snprintf(out, len, "%s %lld %s %s > %s rcpt=%s mta_sts=%s", rule ? rule : "?", sev,
+             conf ? conf : "?", src, dst, rcpt[0] ? rcpt : "-", mta);
 }
 
 static int cmp_str(const void *a, const void *b)
