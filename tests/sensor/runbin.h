@@ -27,11 +27,10 @@ struct run_out {
 
 static inline char *slurp(const char *path, size_t *len)
 {
+    *len = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        *len = 0;
+    if (!f)
         return strdup("");
-    }
     size_t cap = 4096, n = 0;
     char *b = malloc(cap + 1);
     size_t r;
@@ -68,7 +67,7 @@ static inline bool spit(const char *path, const void *data, size_t len)
  * files in dir; returns the pid. */
 static inline pid_t run_start(const char *dir, char *const argv[], const char *in_path)
 {
-    char o[4096], e[4096];
+    char o[4200], e[4200];
     snprintf(o, sizeof(o), "%s/.stdout", dir);
     snprintf(e, sizeof(e), "%s/.stderr", dir);
     pid_t pid = fork();
@@ -105,7 +104,7 @@ static inline int run_wait(pid_t pid, int timeout_s)
 
 static inline void run_collect(const char *dir, struct run_out *r)
 {
-    char o[4096], e[4096];
+    char o[4200], e[4200];
     snprintf(o, sizeof(o), "%s/.stdout", dir);
     snprintf(e, sizeof(e), "%s/.stderr", dir);
     r->out = slurp(o, &r->out_len);

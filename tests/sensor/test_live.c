@@ -21,7 +21,7 @@ static char *tmp;
 static char ns_a[64], ns_b[64];
 static bool ns_made;
 
-static int sh(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
 {
     char cmd[1024];
     va_list ap;
