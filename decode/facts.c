@@ -330,6 +330,9 @@ json_t *facts_to_json(const struct smtp_facts *f)
                            "anomalies", anomalies_json(f));
     if (f->anomalies_dropped)
         json_object_set_new(sw, "anomalies_dropped", json_integer(f->anomalies_dropped));
+    json_object_set_new(sw, "ttl",
+                        json_pack("{s:o, s:o}", "client", code_or_null(f->client_ttl), "server",
+                                  code_or_null(f->server_ttl)));
 
     json_t *net = json_pack("{s:s, s:s}", "transport", "tcp", "protocol", "smtp");
     if (f->flow.vlan)

@@ -159,6 +159,8 @@ struct smtp_facts {
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
     uint64_t bytes_c2s, bytes_s2c; /* application bytes seen per direction */
+    uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload
+                                       packet, 0 when none (posture across sessions) */
     bool saw_c2s, saw_s2c;       /* each direction carried payload */
 };
 

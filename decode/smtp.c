@@ -383,6 +383,10 @@ static void note_meta(struct smtp_session *s, enum stream_dir dir, const struct 
         return;
     s->f.last_ts = m->ts;
     s->f.last_pkt = m->pkt_no;
+    if (dir == DIR_C2S && !s->f.client_ttl)
+        s->f.client_ttl = m->ttl;
+    if (dir == DIR_S2C && !s->f.server_ttl)
+        s->f.server_ttl = m->ttl;
     if (dir == DIR_S2C && !s->ttl_base_set) {
         /* the banner's packet: the reference for the server's TTL / IP ID */
         s->ttl_base_set = true;

@@ -66,7 +66,8 @@ static const char basic_json[] =
     "example\"}],"
     "\"size\":1234}]},"
     "\"source\":{\"ip\":\"192.0.2.10\",\"port\":40000},"
-    "\"stripwatch\":{\"anomalies\":[],\"end\":\"quit\",\"uid\":\"S00000000000000a1\"},"
+    "\"stripwatch\":{\"anomalies\":[],\"end\":\"quit\",\"ttl\":{\"client\":64,\"server\":64},"
+    "\"uid\":\"S00000000000000a1\"},"
     "\"tls\":{\"cipher\":null,\"client\":{\"ja3\":null,\"server_name\":null},\"established\":false,"
     "\"implicit\":false,\"server\":{\"ja3s\":null,\"x509\":null},\"version\":null}}";
 
