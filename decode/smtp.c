@@ -335,8 +335,6 @@ static void feed_client(struct smtp_session *s, const uint8_t *buf, size_t len,
         case SMTP_ST_TLS_EXPECT:
             if (tls_is_record_start(buf[off])) {
                 smtp_enter_state(s, SMTP_ST_TLS);
-                if (s->srv == SMTP_SRV_TLS_EXPECT && !s->implicit_tls)
-                    s->srv = SMTP_SRV_TLS;
             } else {
                 not_tls(s, DIR_C2S, m, buf[off]);
             }

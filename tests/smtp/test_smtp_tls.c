@@ -475,6 +475,35 @@ static void test_tls_alert(void **state)
     w_free(&rec);
 }
 
+static void test_server_plaintext_after_client_hello(void **state)
+{
+    (void)state;
+    struct wbuf ch = {0};
+    client_hello(&ch, "mx.example.org");
+    struct step conv[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        S("250-mx\r\n250 STARTTLS\r\n"),
+        C("STARTTLS\r\n"),
+        S("220 go ahead\r\n"),
+        {DIR_C2S, (const char *)ch.b, ch.n},
+        S("421 4.7.0 TLS not available\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+    const struct smtp_facts *f = r.facts;
+    assert_int_equal(f->n_anomalies, 1);
+    assert_int_equal(f->anomalies[0].kind, ANOM_NOT_TLS_AFTER_STARTTLS);
+    assert_int_equal(f->anomalies[0].dir, DIR_S2C);
+    assert_string_equal(f->anomalies[0].detail, "first byte 0x34");
+    assert_true(f->tls.client_hello);
+    assert_false(f->tls.server_hello);
+    assert_int_equal(f->end, SMTP_END_FIN);
+    assert_string_equal(r.events, "ehlo_reply,starttls_reply,tls,end");
+    conv_result_free(&r);
+    w_free(&ch);
+}
+
 static void test_tls_oversized_and_broken(void **state)
 {
     (void)state;
@@ -741,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup(test_implicit_tls13, setup),
         cmocka_unit_test_setup(test_plaintext_on_tls_port, setup),
         cmocka_unit_test_setup(test_tls_alert, setup),
+        cmocka_unit_test_setup(test_server_plaintext_after_client_hello, setup),
         cmocka_unit_test_setup(test_tls_oversized_and_broken, setup),
         cmocka_unit_test_setup(test_proxy_prefix, setup),
         cmocka_unit_test_setup(test_any_port_socks5_smtp, setup),
