@@ -9,8 +9,10 @@ starts a comment. A pcap is `shared:PATH` (under the third-party capture set,
 SW_SHARED_PCAPS) or `pcaps:PATH` (the project's own captures in pcaps/).
 
 usage: run_golden.py STRIPWATCH SOURCE_DIR SHARED_PCAPS [--update] [NAME...]
+       run_golden.py --selftest   (the comparison itself finds differences)
   --update  rewrite the expected files from the current output (review them
-            by hand against tshark before committing)
+            by hand against tshark before committing; needed whenever pcaps/
+            is regenerated: ports, times and so uids change)
 Exit status 0 when every case matches, 1 otherwise.
 """
 import json
@@ -94,7 +96,30 @@ def compare(name, got, want):
     return errs
 
 
+def selftest():
+    """The comparison must see a changed, a missing and an extra field, and a
+    missing or extra session."""
+    a = {"stripwatch": {"uid": "S1", "anomalies": [{"kind": "gap"}]}, "smtp": {"x": 1}}
+    b = json.loads(json.dumps(a))
+    assert compare("t", [a], [b]) == []
+    b["smtp"]["x"] = 2
+    b["smtp"]["y"] = None
+    b["stripwatch"]["anomalies"] = []
+    errs = compare("t", [a], [b])
+    assert errs == ['t: session S1: smtp.x: got 1, want 2',
+                    't: session S1: smtp.y: got "<absent>", want null',
+                    't: session S1: stripwatch.anomalies.length: got 1, want 0',
+                    't: session S1: stripwatch.anomalies[0].kind: got "gap", want "<absent>"'], errs
+    c = {"stripwatch": {"uid": "S2"}}
+    assert compare("t", [a, c], [a]) == ["t: session S2: produced, not expected"]
+    assert compare("t", [a], [a, c]) == ["t: session S2: expected, not produced"]
+    print("ok   selftest")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--selftest"]:
+        return selftest()
     args = [a for a in sys.argv[1:] if a != "--update"]
     update = "--update" in sys.argv
     if len(args) < 3:
