@@ -68,6 +68,8 @@ struct detector {
     bool saved;
 };
 
+static void posture_counts(struct detector *d);
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -331,6 +333,7 @@ void detector_session(struct detector *d, struct smtp_facts *f)
     d->count++;
     if (r->waiting && d->count > d->stats.pending_peak)
         d->stats.pending_peak = d->count;
+    posture_counts(d);
     drain(d, false);
 }
 
@@ -370,6 +373,15 @@ void detector_finish(struct detector *d)
             fprintf(stderr, "stripwatch: %s\n", err);
         d->saved = true;
     }
+}
+
+static void posture_counts(struct detector *d)
+{
+    const struct posture_stats *ps = posture_stats(d->posture);
+    d->stats.posture_entries = ps->entries;
+    d->stats.posture_evicted = ps->evicted;
+    d->stats.posture_expired = ps->expired;
+    d->stats.posture_redis_errors = ps->redis_errors;
 }
 
 const struct detector_stats *detector_stats(const struct detector *d)

@@ -44,6 +44,9 @@ struct detector_stats {
     uint64_t sessions, alerts, suppressed, pending_peak, pending_dropped, policy_unknown;
     uint64_t by_rule[8];
     uint64_t lookups_in_flight; /* policy callbacks still owed to the detector */
+    /* learned posture: entries held, pushed out by posture_max, aged out by
+     * posture_max_age, Redis reads/writes that failed (posture.h) */
+    uint64_t posture_entries, posture_evicted, posture_expired, posture_redis_errors;
 };
 
 struct detector;

@@ -955,6 +955,11 @@ static void test_posture_bound_and_age(void **state)
     strip(d, "198.51.100.3", T0 + 7200); /* aged out: no alert */
     strip(d, "198.51.100.3", T0 + 30);   /* and forgotten since */
     detector_finish(d);
+    /* 3 servers + 3 client entries learned into 4 slots: 2 evicted; at
+     * T0+7200 the .3 server and client entries aged out */
+    assert_int_equal(detector_stats(d)->posture_entries, 2);
+    assert_int_equal(detector_stats(d)->posture_evicted, 2);
+    assert_int_equal(detector_stats(d)->posture_expired, 2);
     detector_free(d);
     assert_int_equal(x->out.n, 2);
     json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
