@@ -281,7 +281,9 @@ void detector_session(struct detector *d, struct smtp_facts *f)
     if (d->cfg.policy) {
         char doms[RULES_DOMAINS_MAX][FACTS_HOST_MAX];
         bool derived = false;
-        size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived);
+        uint32_t dropped = 0;
+        size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived, &dropped);
+        d->stats.policy_domains_dropped += dropped;
         for (size_t i = 0; i < n; i++) {
             struct rule_policy *p = &r->pols[r->n_pols];
             memcpy(p->domain, doms[i], sizeof p->domain);

@@ -47,6 +47,7 @@ struct detector_stats {
     /* learned posture: entries held, pushed out by posture_max, aged out by
      * posture_max_age, Redis reads/writes that failed (posture.h) */
     uint64_t posture_entries, posture_evicted, posture_expired, posture_redis_errors;
+    uint64_t policy_domains_dropped; /* recipient domains past 16 per session, not consulted */
 };
 
 struct detector;

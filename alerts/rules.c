@@ -271,11 +271,12 @@ static void lower_copy(char *dst, const char *src, size_t len)
         dst[--i] = 0;
 }
 
-static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, const char *d)
+static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, const char *d,
+                         uint32_t *dropped)
 {
     char tmp[FACTS_HOST_MAX];
     lower_copy(tmp, d, sizeof tmp);
-    if (!tmp[0] || rules_host_is_ip_literal(tmp) || n >= max)
+    if (!tmp[0] || rules_host_is_ip_literal(tmp))
         return n;
     for (const char *c = tmp; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '/' || *c == '\\')
@@ -283,6 +284,11 @@ static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, cons
     for (size_t i = 0; i < n; i++)
         if (!strcmp(out[i], tmp))
             return n;
+    if (n >= max) {
+        if (dropped)
+            (*dropped)++;
+        return n;
+    }
     memcpy(out[n], tmp, sizeof tmp);
     return n + 1;
 }
@@ -298,16 +304,17 @@ static bool ehlo_ok(const struct smtp_facts *f)
 }
 
 size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
-                            bool *derived)
+                            bool *derived, uint32_t *dropped)
 {
     size_t n = 0;
     *derived = false;
+    *dropped = 0;
     if (rules_is_submission(f))
         return 0;
     for (size_t i = 0; i < f->n_tx; i++)
         for (size_t j = 0; j < f->tx[i].n_rcpt; j++)
             if (rcpt_accepted(&f->tx[i].rcpt[j]))
-                n = add_domain(out, n, max, f->tx[i].rcpt[j].domain);
+                n = add_domain(out, n, max, f->tx[i].rcpt[j].domain, dropped);
     if (n > 0)
         return n;
     /* No recipient visible: the checks that need a policy naming this MX
@@ -329,7 +336,7 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
             if (!dot || !strchr(dot + 1, '.'))
                 break; /* keep at least two labels */
             p = dot + 1;
-            n = add_domain(out, n, max, p);
+            n = add_domain(out, n, max, p, NULL);
         }
     }
     return n;

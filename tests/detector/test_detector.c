@@ -374,6 +374,27 @@ static void test_unused_low(void **state)
     json_decref(o);
 }
 
+/* At most 16 recipient domains are consulted per session; the rest counted. */
+static void test_policy_domains_bound(void **state)
+{
+    struct fx *x = *state;
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, T0);
+    caps(f, "STARTTLS", NULL);
+    tx(f, true, 10, "d0.example:250", NULL);
+    struct facts_tx *t = &f->tx[0];
+    t->rcpt = realloc(t->rcpt, 20 * sizeof *t->rcpt);
+    for (int i = 1; i < 20; i++) {
+        memset(&t->rcpt[i], 0, sizeof t->rcpt[i]);
+        snprintf(t->rcpt[i].domain, sizeof t->rcpt[i].domain, "d%d.example", i);
+        t->rcpt[i].code = 250;
+    }
+    t->n_rcpt = 20;
+    feed(x, f);
+    finish(x);
+    assert_int_equal(detector_stats(x->d)->policy_domains_dropped, 4);
+    assert_int_equal(x->out.n, 1);
+}
+
 static void test_unused_without_data_is_clean(void **state)
 {
     struct fx *x = *state;
@@ -1048,6 +1069,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starttls_used_is_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_low, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_without_data_is_clean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_domains_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_after_client_used_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_posture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_enforce_policy, setup, teardown),
