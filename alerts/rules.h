@@ -84,8 +84,9 @@ struct posture_view {
  * whose RCPT got a 2xx reply (deduplicated, lowercased), or, when none is
  * visible (TLS hid them, or the client stopped after EHLO), parents of the
  * server's names for the checks that need them. Returns the count (at most
- * max; *dropped counts recipient domains past max); *derived tells which kind. Submission sessions
- * (port 587/465, or authenticated) get none: MTA-STS governs MX delivery only. */
+ * max; *dropped counts recipient domains past max); *derived tells which
+ * kind. Submission sessions (port 587/465, or authenticated) get none:
+ * MTA-STS governs MX delivery only. */
 size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
                             bool *derived, uint32_t *dropped);
 
