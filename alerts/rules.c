@@ -600,7 +600,7 @@ static bool ttl_shift(const struct smtp_facts *f)
 static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
-    if (f->tls.established || f->tls.implicit || find_anom(f, ANOM_CAP_MANGLED))
+    if (f->tls.established || f->tls.implicit || find_anom(f, ANOM_CAP_MANGLED) || f->caps_dropped)
         return;
     bool no_starttls = ehlo_ok(f) && !f->starttls_offered;
     /* EHLO refused (forcing HELO) by a server that offered STARTTLS before */
@@ -626,17 +626,25 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
     }
     if (ttl_shift(f) || (j->pv->server_offered && mode != MTASTS_MODE_NONE))
         conf = CONF_HIGH;
+    /* bytes missing from the server's side: the reply seen may be partial */
+    bool gap = false;
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        gap |= f->anomalies[i].kind == ANOM_GAP && f->anomalies[i].dir == DIR_S2C;
+    if (gap)
+        conf = CONF_LOW;
     json_t *ev = evidence_new(f, ehlo_refused && !no_starttls
                                      ? "EHLO refused by a server that offered STARTTLS before"
-                                     : "EHLO reply without STARTTLS");
+                                 : gap ? "EHLO reply without STARTTLS (bytes missing from the "
+                                         "server side: the reply may be incomplete)"
+                                       : "EHLO reply without STARTTLS");
     json_object_set_new(ev, "capabilities", caps_json(f));
     json_object_set_new(ev, "ehlo_reply_code",
                         f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
     json_object_set_new(ev, "server_names", names_json(&j->nm));
     ev_server_posture(ev, j->pv);
     static const enum anomaly_kind k[] = {ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
-                                          ANOM_STARTTLS_UNKNOWN_CMD};
-    ev_anoms(ev, f, k, 3);
+                                          ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP};
+    ev_anoms(ev, f, k, 4);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);

@@ -452,6 +452,12 @@ static void test_stripped_by_posture(void **state)
     caps(b, "PIPELINING", "8BITMIME", NULL);
     tx(b, true, 700, "other.example:250", NULL);
     feed(x, b);
+    /* the same, with bytes missing from the server side: low confidence */
+    struct smtp_facts *g = session("192.0.2.13", "198.51.100.25", 25, T0 + 3650);
+    banner(g, "mx.other.example");
+    caps(g, "PIPELINING", "8BITMIME", NULL);
+    anomaly(g, ANOM_GAP, "1448 bytes", 6);
+    feed(x, g);
     /* the negative twin: a server never seen offering STARTTLS */
     struct smtp_facts *c = session("192.0.2.12", "198.51.100.99", 25, T0 + 3700);
     banner(c, "mx.plain.example");
@@ -459,7 +465,7 @@ static void test_stripped_by_posture(void **state)
     tx(c, true, 700, "plain.example:250", NULL);
     feed(x, c);
     finish(x);
-    assert_int_equal(x->out.n, 1);
+    assert_int_equal(x->out.n, 2);
     json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
     assert_string_equal(jstr(o, "event.action"), "starttls-stripped");
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"), uid_a);
@@ -469,6 +475,9 @@ static void test_stripped_by_posture(void **state)
                         "2026-11-18T11:06:40.000000Z");
     assert_string_equal(jstr(o, "stripwatch.evidence.capabilities.0"), "PIPELINING");
     assert_string_equal(jstr(o, "source.ip"), "192.0.2.12");
+    json_decref(o);
+    o = expect(x, 1, "starttls.stripped", 3, "low");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "gap");
     json_decref(o);
 }
 
