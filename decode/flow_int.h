@@ -45,13 +45,15 @@ struct seg {
 
 /* Delivered bytes the peer has not ACKed yet, [seq, seq+len): kept so that
  * a later copy of them with different bytes is seen (an injection race).
- * Grown to at most REASM_RETAIN_MAX, freed once ACKed; never evicts a flow
+ * Grown to at most REASM_RETAIN_MAX, freed once ACKed (unless larger than
+ * REASM_RETAIN_KEEP: a bulk transfer is under way); never evicts a flow
  * (allocated only while less than half the memcap is used). */
 struct retain {
-    uint32_t seq, len, cap;
+    uint32_t seq, len, cap, head; /* a ring: cap is a power of two */
     uint8_t data[];
 };
-#define REASM_RETAIN_MAX 4096u
+#define REASM_RETAIN_MAX  4096u
+#define REASM_RETAIN_KEEP 256u /* larger buffers stay when emptied */
 
 /* flow_dir.flags */
 #define FD_KNOWN    0x01 /* next is valid (SYN seen, or midstream base set) */

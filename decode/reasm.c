@@ -62,6 +62,58 @@ void reasm_free(struct flow_table *t, struct flow *f)
     }
 }
 
+/* The retention ring: r->len bytes from r->head (mod cap, a power of two),
+ * the oldest being stream byte r->seq. */
+static void ring_put(struct retain *r, uint32_t at, const uint8_t *buf, uint32_t n)
+{
+    uint32_t pos = (r->head + at) & (r->cap - 1);
+    uint32_t first = r->cap - pos < n ? r->cap - pos : n;
+    memcpy(r->data + pos, buf, first);
+    memcpy(r->data, buf + first, n - first);
+}
+
+static bool ring_differs(const struct retain *r, uint32_t at, const uint8_t *buf, uint32_t n)
+{
+    uint32_t pos = (r->head + at) & (r->cap - 1);
+    uint32_t first = r->cap - pos < n ? r->cap - pos : n;
+    return memcmp(r->data + pos, buf, first) != 0 || memcmp(r->data, buf + first, n - first) != 0;
+}
+
+/* Grows r (or allocates it) to hold want bytes; false when the memcap or
+ * malloc say no (the retention is then dropped). */
+static bool retain_grow(struct flow_table *t, struct flow_dir *fd, uint32_t want)
+{
+    struct retain *r = fd->r;
+    uint32_t cap = r ? r->cap : 0;
+    uint32_t ncap = cap ? cap : 64;
+    while (ncap < want && ncap < REASM_RETAIN_MAX)
+        ncap *= 2;
+    size_t charge = (r ? 0 : sizeof(*r)) + (ncap - cap);
+    struct retain *nr = NULL;
+    if (flow_mem_try(t, charge)) {
+        nr = malloc(sizeof(*nr) + ncap);
+        if (!nr)
+            flow_mem_release(t, charge);
+    }
+    if (!nr) {
+        retain_free(t, fd);
+        return false;
+    }
+    nr->cap = ncap;
+    nr->head = 0;
+    nr->seq = r ? r->seq : 0;
+    nr->len = 0;
+    if (r && r->len) {
+        uint32_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+        memcpy(nr->data, r->data + r->head, first);
+        memcpy(nr->data + first, r->data, r->len - first);
+        nr->len = r->len;
+    }
+    free(r);
+    fd->r = nr;
+    return true;
+}
+
 /* Keeps the delivered bytes [seq, seq+len) until the peer ACKs them. */
 static void retain_add(struct flow_table *t, struct flow_dir *fd, uint32_t seq, const uint8_t *buf,
                        uint32_t len)
@@ -69,53 +121,38 @@ static void retain_add(struct flow_table *t, struct flow_dir *fd, uint32_t seq, 
     struct retain *r = fd->r;
     if (r && r->seq + r->len != seq)
         r->len = 0; /* not contiguous (a gap): start again */
-    if (r && r->len == 0)
+    if (r && r->len == 0) {
         r->seq = seq;
+        r->head = 0;
+    }
     uint32_t want = (r ? r->len : 0) + len;
-    if (want > REASM_RETAIN_MAX)
-        want = REASM_RETAIN_MAX;
-    if (!r || r->cap < want) {
-        uint32_t cap = r ? r->cap : 0;
-        uint32_t ncap = cap ? cap : 64;
-        while (ncap < want)
-            ncap *= 2;
-        if (ncap > REASM_RETAIN_MAX)
-            ncap = REASM_RETAIN_MAX;
-        size_t charge = (r ? 0 : sizeof(*r)) + (ncap - cap);
-        if (!flow_mem_try(t, charge)) {
-            retain_free(t, fd); /* no room: no conflict check here */
+    if ((!r || r->cap < want) && (!r || r->cap < REASM_RETAIN_MAX)) {
+        if (!retain_grow(t, fd, want))
             return;
-        }
-        struct retain *nr = realloc(r, sizeof(*nr) + ncap);
-        if (!nr) {
-            flow_mem_release(t, charge);
-            retain_free(t, fd);
-            return;
-        }
-        if (!r) {
-            nr->seq = seq;
-            nr->len = 0;
-        }
-        nr->cap = ncap;
-        fd->r = r = nr;
+        r = fd->r;
+        if (r->len == 0)
+            r->seq = seq;
     }
     if (len >= r->cap) {
         memcpy(r->data, buf + (len - r->cap), r->cap);
+        r->head = 0;
         r->seq = seq + (len - r->cap);
         r->len = r->cap;
         return;
     }
     if (r->len + len > r->cap) {
         uint32_t drop = r->len + len - r->cap;
-        memmove(r->data, r->data + drop, r->len - drop);
+        r->head = (r->head + drop) & (r->cap - 1);
         r->len -= drop;
         r->seq += drop;
     }
-    memcpy(r->data + r->len, buf, len);
+    ring_put(r, r->len, buf, len);
     r->len += len;
 }
 
-/* The peer ACKed up to ack: forget what it acknowledged. */
+/* The peer ACKed up to ack: forget what it acknowledged. A small buffer is
+ * freed once empty (idle flows cost nothing); a large one stays for the
+ * next bytes of a bulk transfer. */
 static void retain_ack(struct flow_table *t, struct flow_dir *fd, uint32_t ack)
 {
     struct retain *r = fd->r;
@@ -123,10 +160,13 @@ static void retain_ack(struct flow_table *t, struct flow_dir *fd, uint32_t ack)
         return;
     uint32_t n = ack - r->seq;
     if (n >= r->len) {
-        retain_free(t, fd);
-        return;
+        if (r->cap <= REASM_RETAIN_KEEP) {
+            retain_free(t, fd);
+            return;
+        }
+        n = r->len;
     }
-    memmove(r->data, r->data + n, r->len - n);
+    r->head = (r->head + n) & (r->cap - 1);
     r->seq += n;
     r->len -= n;
 }
@@ -142,7 +182,7 @@ static bool retain_differs(const struct flow_dir *fd, uint32_t seq, const uint8_
     uint32_t hi = seq_lt(seq + len, r->seq + r->len) ? seq + len : r->seq + r->len;
     if (!seq_lt(lo, hi))
         return false;
-    return memcmp(buf + (lo - seq), r->data + (lo - r->seq), hi - lo) != 0;
+    return ring_differs(r, lo - r->seq, buf + (lo - seq), hi - lo);
 }
 
 /* Applies the consumer's stop bits (from data() or gap()). */

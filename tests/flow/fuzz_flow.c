@@ -3,11 +3,12 @@
  * (RFC 9293): the input is a list of segments over a few connections, with
  * tight bounds so that queues, gaps, evictions and timeouts all happen.
  *
- * Record: [ctl][flags][seq16][ack16][len] then len payload bytes, where ctl
- * bit 0 = from the client, bits 1-2 = which of 4 client ports, bit 3 = VLAN 7,
- * bits 4-7 = time step in seconds. seq/ack are offsets (little endian) from
- * fixed ISNs near 2^32. Checks: memory accounting returns to the bucket array
- * once every flow is gone, and the consumer sees open/close in pairs. */
+ * Input: one byte (bit 0: a roomy memcap), then records:
+ * [ctl][flags][seq16][ack16][len] and len payload bytes, where ctl bit 0 =
+ * from the client, bits 1-2 = which of 4 client ports, bit 3 = VLAN 7,
+ * bits 4-7 = time step in seconds; seq/ack are offsets (little endian) from
+ * fixed ISNs near 2^32. Checks: memory accounting returns to the bucket
+ * array once every flow is gone, and the consumer sees open/close in pairs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,14 +70,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_queued_segs = 8;
     cfg.max_queued_bytes = 512;
     cfg.max_flows = 3;
-    cfg.memcap = 1024 * sizeof(void *) + 4096;
+    /* the first byte picks a tight memcap (evictions, refusals) or a roomy
+     * one (retained bytes, which only use the lower half of the memcap) */
+    cfg.memcap = 1024 * sizeof(void *) + (size && (data[0] & 1) ? 65536 : 4096);
     struct flow_table *t = flow_table_new(&cfg, &sc);
     if (!t)
         abort();
     uint64_t base = flow_table_stats(t)->bytes_in_use;
     sw_usec now = 1000 * SW_USEC_PER_SEC;
     uint64_t no = 0;
-    size_t i = 0;
+    size_t i = 1;
     while (i + 7 <= size) {
         uint8_t ctl = data[i], flags = data[i + 1];
         uint32_t seq = (uint32_t)data[i + 2] | (uint32_t)data[i + 3] << 8;

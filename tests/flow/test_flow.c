@@ -362,6 +362,66 @@ static void test_conflict_after_delivery(void **state)
     fx_end(&f);
 }
 
+/* The retained bytes wrap around their ring: copies are still compared
+ * right, only the last REASM_RETAIN_MAX unACKed bytes count, and what was
+ * ACKed is forgotten. */
+static void test_retention_ring(void **state)
+{
+    (void)state;
+    static char body[7][1000];
+    for (int i = 0; i < 7; i++)
+        for (int k = 0; k < 1000; k++)
+            body[i][k] = (char)('a' + (i * 7 + k) % 26);
+    struct fx f;
+    fx_init(&f);
+    fx_start(&f);
+    handshake(&f);
+    for (int i = 0; i < 7; i++) /* 7000 bytes, no ACK: the ring wraps */
+        seg_ex(&f, C, ACK, 1001 + 1000u * (uint32_t)i, 5001, body[i], 1000);
+    const struct flow_stats *st = flow_table_stats(f.t);
+    char copy[1000];
+    /* identical copy of the last segment, across the ring's end */
+    seg_ex(&f, C, ACK, 1001 + 6000, 5001, body[6], 1000);
+    assert_int_equal(st->overlap_conflicts, 0);
+    /* a different byte in segment 4 (retained): reported */
+    memcpy(copy, body[4], 1000);
+    copy[999] ^= 1;
+    seg_ex(&f, C, ACK, 1001 + 4000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 1);
+    /* a different byte in segment 1 (older than the last 4096): not known */
+    memcpy(copy, body[1], 1000);
+    copy[0] ^= 1;
+    seg_ex(&f, C, ACK, 1001 + 1000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 1);
+    /* straddling the retained window's start (stream byte 2904): only the
+     * retained part counts */
+    memcpy(copy, body[2], 1000);
+    copy[0] ^= 1; /* stream byte 2000: forgotten */
+    seg_ex(&f, C, ACK, 1001 + 2000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 1);
+    copy[999] ^= 1; /* stream byte 2999: retained */
+    seg_ex(&f, C, ACK, 1001 + 2000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 2);
+    /* the server ACKs up to segment 5: segment 4 is moot now */
+    seg(&f, S, ACK, 5001, 1001 + 5000, NULL);
+    memcpy(copy, body[4], 1000);
+    copy[0] ^= 1;
+    seg_ex(&f, C, ACK, 1001 + 4000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 2);
+    memcpy(copy, body[5], 1000);
+    copy[500] ^= 1;
+    seg_ex(&f, C, ACK, 1001 + 5000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 3);
+    /* all ACKed: the 4 KiB buffer stays (bulk), empty */
+    seg(&f, S, ACK, 5001, 1001 + 7000, NULL);
+    assert_int_equal(st->bytes_in_use, 1024 * sizeof(void *) + sizeof(struct flow) +
+                                           sizeof(struct retain) + REASM_RETAIN_MAX);
+    seg_ex(&f, C, ACK, 1001 + 6000, 5001, copy, 1000);
+    assert_int_equal(st->overlap_conflicts, 3);
+    assert_int_equal(st->bytes_delivered, 7000);
+    fx_end(&f);
+}
+
 static void test_gap_by_ack(void **state)
 {
     (void)state;
@@ -1280,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_overlap_identical),
         cmocka_unit_test(test_overlap_conflict),
         cmocka_unit_test(test_conflict_after_delivery),
+        cmocka_unit_test(test_retention_ring),
         cmocka_unit_test(test_gap_by_ack),
         cmocka_unit_test(test_gap_by_queue_bound),
         cmocka_unit_test(test_gap_at_fin),
