@@ -25,6 +25,9 @@ enum pkind {
 static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
 
 #define PKEY_MAX 300
+/* Redis: an entry is rewritten at most this often unless a failure is new,
+ * and a key Redis did not have is asked again after this long. */
+#define POSTURE_REDIS_REFRESH_US (60 * SW_USEC_PER_SEC)
 
 struct pentry {
     char key[PKEY_MAX];
@@ -35,6 +38,8 @@ struct pentry {
     sw_usec fail_ts; /* client: last failed attempt */
     char fail_uid[18];
     char fail_detail[96];
+    sw_usec redis_written; /* capture time of the last write to Redis, 0 never */
+    sw_usec redis_miss;    /* an empty probe: Redis had nothing at this time */
     struct pentry *hnext;
     struct pentry *prev, *next; /* LRU: head most recent */
 };
@@ -246,10 +251,16 @@ static void redis_failed(struct posture *p)
     p->redis_retry_at = wall_now() + 10;
 }
 
-static void redis_write(struct posture *p, const struct pentry *e)
+static void redis_write(struct posture *p, struct pentry *e, bool urgent)
 {
+    if (!p->redis)
+        return;
+    if (!urgent && e->redis_written && e->seen >= e->redis_written &&
+        e->seen - e->redis_written < POSTURE_REDIS_REFRESH_US)
+        return;
     if (!redis_usable(p))
         return;
+    e->redis_written = e->seen;
     char rkey[PKEY_MAX + 40];
     snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
     char seen[24], ok[24], fail[24];
@@ -288,7 +299,7 @@ static int64_t reply_ll(const redisReply *r, size_t i)
 }
 
 /* On a memory miss: the entry another sensor wrote, copied into memory. */
-static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *key)
+static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *key, sw_usec now)
 {
     if (!redis_usable(p))
         return NULL;
@@ -325,11 +336,15 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
         }
     }
     freeReplyObject(r);
-    if (!any)
-        return NULL;
     struct pentry *e = get_or_add(p, kind, key);
     if (!e)
         return NULL;
+    if (!any) { /* remember the miss for a while: an empty probe entry */
+        e->seen = now;
+        e->redis_miss = now;
+        return e;
+    }
+    e->redis_miss = 0;
     e->seen = tmp.seen;
     e->ok_ts = tmp.ok_ts;
     e->fail_ts = tmp.fail_ts;
@@ -353,8 +368,10 @@ int posture_attach_redis(struct posture *p, const char *url, char *err, size_t e
 static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, sw_usec now)
 {
     struct pentry *e = find(p, kind, key);
-    if (!e)
-        e = redis_read(p, kind, key);
+    if (p->redis &&
+        (!e || (e->redis_miss && !e->ok_ts && !e->fail_ts &&
+                (now < e->redis_miss || now - e->redis_miss >= POSTURE_REDIS_REFRESH_US))))
+        e = redis_read(p, kind, key, now);
     if (e && expired(p, e, now)) {
         remove_entry(p, e);
         p->st.expired++;
@@ -408,10 +425,11 @@ static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
     return false;
 }
 
-static void learned(struct posture *p, struct pentry *e)
+static void learned(struct posture *p, struct pentry *e, bool urgent)
 {
     p->st.learned++;
-    redis_write(p, e);
+    e->redis_miss = 0;
+    redis_write(p, e, urgent);
 }
 
 void posture_learn(struct posture *p, const struct smtp_facts *f)
@@ -422,16 +440,18 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     if (f->starttls_offered) {
         server_key(f, key, sizeof key);
         if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
+            bool urgent = e->ok_ts == 0;
             e->seen = now;
             e->ok_ts = now;
             memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e);
+            learned(p, e, urgent);
         }
         if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL) {
+            bool urgent = e->ok_ts == 0;
             e->seen = now;
             e->ok_ts = now;
             memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e);
+            learned(p, e, urgent);
         }
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
@@ -443,6 +463,7 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
         return;
     e->seen = now;
+    bool urgent = !f->tls.established || e->ok_ts == 0; /* news for other sensors */
     if (f->tls.established) {
         e->ok_ts = now;
         memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
@@ -461,7 +482,7 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
         else
             snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
     }
-    learned(p, e);
+    learned(p, e, urgent);
 }
 
 /* ---- state file ---- */
@@ -474,6 +495,8 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
     json_t *arr = json_array();
     for (struct pentry *e = p->tail; e; e = e->prev) {
+        if (!e->ok_ts && !e->fail_ts)
+            continue; /* an empty Redis probe */
         json_array_append_new(arr,
                               json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
                                         pkind_names[e->kind], "key", e->key, "seen",

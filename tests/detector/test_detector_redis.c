@@ -153,6 +153,8 @@ static void test_posture_shared_through_redis(void **state)
     struct lines a = {0}, b = {0};
     struct detector *d1 = det(redis_url, &a);
     detector_session(d1, session("S00000000000000a1", "192.0.2.10", true, T0));
+    /* the same news again within a minute is not rewritten */
+    detector_session(d1, session("S00000000000000a3", "192.0.2.10", true, T0 + 10));
     detector_finish(d1);
     detector_free(d1);
     assert_int_equal(a.n, 0);
@@ -171,11 +173,23 @@ static void test_posture_shared_through_redis(void **state)
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_true(r->integer > 0 && r->integer <= 90LL * 24 * 3600);
     freeReplyObject(r);
+
+    /* a minute later it is */
+    struct lines a2 = {0};
+    struct detector *d3 = det(redis_url, &a2);
+    detector_session(d3, session("S00000000000000a4", "192.0.2.10", true, T0 + 100));
+    detector_session(d3, session("S00000000000000a5", "192.0.2.10", true, T0 + 170));
+    detector_finish(d3);
+    detector_free(d3);
+    r = redis_conn_command(c, 1000, "HGET %s %s", "stripwatch:posture:server:198.51.100.25:25",
+                           "ok_uid");
+    assert_string_equal(r->str, "S00000000000000a5");
+    freeReplyObject(r);
     redis_conn_free(c);
 
     /* a second sensor with empty memory sees the same server stripped */
     struct detector *d2 = det(redis_url, &b);
-    detector_session(d2, session("S00000000000000b2", "192.0.2.11", false, T0 + 60));
+    detector_session(d2, session("S00000000000000b2", "192.0.2.11", false, T0 + 200));
     detector_finish(d2);
     detector_free(d2);
     assert_int_equal(b.n, 1);
@@ -187,7 +201,7 @@ static void test_posture_shared_through_redis(void **state)
         json_object_get(json_object_get(json_object_get(o, "stripwatch"), "evidence"), "posture"),
         "server");
     assert_string_equal(json_string_value(json_object_get(srv, "session_uid")),
-                        "S00000000000000a1");
+                        "S00000000000000a5");
     json_decref(o);
     free(b.v[0]);
 }
