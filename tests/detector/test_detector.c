@@ -1000,6 +1000,51 @@ static void test_posture_bound_and_age(void **state)
     json_decref(o);
 }
 
+/* The real path: alerts through a JSON-lines file sink. */
+static void test_file_sink(void **state)
+{
+    struct fx *x = *state;
+    char path[400], err[512] = "";
+    snprintf(path, sizeof path, "%s/alerts.jsonl", x->dir);
+    struct sink_cfg sc;
+    sink_cfg_defaults(&sc);
+    sc.out_path = path;
+    struct sink *sk = sink_new(&sc, err, sizeof err);
+    if (!sk)
+        fail_msg("sink_new: %s", err);
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    c.emit = NULL;
+    c.sink = sk;
+    struct detector *d = fx_detector(x, &c);
+    struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0);
+    banner(f, "mx.enforce.example");
+    caps(f, "PIPELINING", NULL);
+    tx(f, true, 2048, "enforce.example:250", NULL);
+    detector_session(d, f);
+    detector_finish(d);
+    detector_free(d);
+    assert_int_equal(sink_flush(sk, 5000), SW_OK);
+    sink_free(sk);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[65536];
+    const char *want[] = {"starttls.stripped", "delivery.plaintext_policy"};
+    size_t n = 0;
+    while (fgets(line, sizeof line, fp)) {
+        assert_true(n < 2);
+        assert_int_equal(line[strlen(line) - 1], '\n');
+        json_t *o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        json_t *id = json_object_get(json_object_get(o, "rule"), "id");
+        assert_string_equal(json_string_value(id), want[n]);
+        json_decref(o);
+        n++;
+    }
+    fclose(fp);
+    assert_int_equal(n, 2);
+}
+
 static void run_scenario(struct fx *x, struct lines *out)
 {
     struct detector_cfg c;
@@ -1099,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit_unit),
         cmocka_unit_test_setup_teardown(test_pending_deadline_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_pending_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
