@@ -285,6 +285,8 @@ postfix_wait() {
         sleep 0.1
     done
     hx "$h" postqueue -p >&2 || true
+    tail -n 20 "$W/h/$h/maillog" >&2 || true
+    [ "$PROXY_RUNS" -gt 0 ] && tail -n 5 "$W/mitm.$PROXY_RUNS.log" >&2
     die "postfix $h: mail still queued after 90s"
 }
 

@@ -95,14 +95,17 @@ async def client_to_server(c, cr, sw, tls_ready):
             sw.write(line)
             await sw.drain()
         if c.mode == "break":
-            hello = await read_record(cr)
-            log(c.log, "forwarded ClientHello (%d bytes), closing both sides"
-                % len(hello))
-            sw.write(hello)
-            await sw.drain()
-            await asyncio.sleep(0.2)
-            c.closing = True
-            sw.close()
+            try:
+                hello = await asyncio.wait_for(read_record(cr), 10)
+                log(c.log, "forwarded ClientHello (%d bytes), closing both sides"
+                    % len(hello))
+                sw.write(hello)
+                await sw.drain()
+                await asyncio.sleep(0.2)
+            finally:
+                c.closing = True
+                sw.close()
+                cw.close()
             return
         await pump_raw(cr, sw)
     except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
@@ -150,7 +153,10 @@ async def server_to_client(c, sr, cw, tls_ready):
             if c.mode == "break":
                 # drop whatever the server answers; the other task closes
                 while not c.closing:
-                    data = await sr.read(65536)
+                    try:
+                        data = await asyncio.wait_for(sr.read(65536), 0.5)
+                    except asyncio.TimeoutError:
+                        continue
                     if not data:
                         break
                 cw.close()
