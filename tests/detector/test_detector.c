@@ -1045,6 +1045,80 @@ static void test_file_sink(void **state)
     assert_int_equal(n, 2);
 }
 
+/* Random facts (fixed seed): every alert is one valid JSON object with the
+ * fields every consumer relies on, whatever the combination. */
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) % n;
+}
+
+static void test_random_facts(void **state)
+{
+    struct fx *x = *state;
+    static const char *const capv[] = {"STARTTLS", "PIPELINING", "XXXXXXXA", "AUTH PLAIN LOGIN",
+                                       "8BITMIME", "CHUNKING",   "\xff\xfe"};
+    static const char *const doms[] = {"enforce.example:250",
+                                       "testing.example:250",
+                                       "other.example:250",
+                                       "enforce.example:550",
+                                       "testing.example:0",
+                                       "\x01"
+                                       "bad:250"};
+    static const int codes[] = {0, 220, 454, 500, 502, 554};
+    static const char *const hosts[] = {"",          "mx.enforce.example", "mx.testing.example",
+                                        "192.0.2.1", "[192.0.2.1]",        "evil.example"};
+    static const uint16_t ports[] = {25, 587, 465, 2525};
+    for (int i = 0; i < 3000; i++) {
+        char sip[32];
+        snprintf(sip, sizeof sip, "198.51.100.%u", rnd(8));
+        struct smtp_facts *f = session(rnd(2) ? "192.0.2.10" : "192.0.2.11", sip, ports[rnd(4)],
+                                       T0 + i * (int)rnd(5) - 100);
+        banner(f, hosts[rnd(6)]);
+        f->ehlo_code = rnd(5) ? 250 : 500;
+        for (uint32_t k = rnd(5); k > 0; k--) {
+            const char *c = capv[rnd(7)];
+            f->caps[f->n_caps++] = strdup(c);
+            if (!strcmp(c, "STARTTLS"))
+                f->starttls_offered = true;
+        }
+        if (rnd(3) == 0)
+            starttls(f, codes[rnd(6)], rnd(2));
+        if (rnd(4) == 0) {
+            snprintf(f->auth_mechanism, sizeof f->auth_mechanism, rnd(2) ? "PLAIN" : "LOGIN");
+            f->auth_cleartext = true;
+            f->auth_code = rnd(2) ? 235 : 503;
+        }
+        for (uint32_t k = rnd(3); k > 0; k--)
+            tx(f, rnd(2), rnd(5000), doms[rnd(6)], doms[rnd(6)], NULL);
+        for (uint32_t k = rnd(3); k > 0; k--)
+            anomaly(f, (enum anomaly_kind)rnd(ANOM_KIND_COUNT), "token=\xffX", rnd(100));
+        if (f->tls.established && rnd(2)) {
+            f->tls.cert.present = true;
+            f->tls.cert.self_signed = rnd(2);
+            snprintf(f->tls.cert.subject, sizeof f->tls.cert.subject, "CN=%s", hosts[rnd(6)]);
+            snprintf(f->tls.cert.not_after, sizeof f->tls.cert.not_after,
+                     rnd(2) ? "2020-01-01T00:00:00Z" : "garbage");
+            snprintf(f->tls.sni, sizeof f->tls.sni, "%s", hosts[rnd(6)]);
+        }
+        feed(x, f);
+    }
+    finish(x);
+    assert_true(x->out.n > 100);
+    for (size_t i = 0; i < x->out.n; i++) {
+        json_t *o = alert_at(x, i);
+        assert_non_null(jstr(o, "rule.id"));
+        long long sev = jint(o, "event.severity");
+        assert_true(sev >= 1 && sev <= 3);
+        assert_non_null(jstr(o, "stripwatch.confidence"));
+        assert_non_null(jstr(o, "stripwatch.evidence.session_uid"));
+        assert_non_null(jstr(o, "stripwatch.evidence.reason"));
+        assert_non_null(jstr(o, "destination.ip"));
+        json_decref(o);
+    }
+}
+
 static void run_scenario(struct fx *x, struct lines *out)
 {
     struct detector_cfg c;
@@ -1145,6 +1219,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pending_deadline_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_facts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_pending_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
