@@ -80,17 +80,16 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
         pcap_set_immediate_mode(pc, 1);
     int rc = pcap_activate(pc);
     if (rc < 0) {
-        const char *why = pcap_geterr(pc);
-        if (rc != PCAP_ERROR || !why || !why[0])
-            why = pcap_statustostr(rc);
-        char msg[PCAP_ERRBUF_SIZE + 64];
-        if (rc == PCAP_ERROR_NO_SUCH_DEVICE || rc == PCAP_ERROR_PERM_DENIED ||
-            rc == PCAP_ERROR_PROMISC_PERM_DENIED)
-            snprintf(msg, sizeof(msg), "%s (%s)", pcap_statustostr(rc), why);
-        else
+        /* the status names the problem; libpcap's text adds the detail when
+         * it says something more (e.g. "socket: Operation not permitted") */
+        const char *status = pcap_statustostr(rc), *why = pcap_geterr(pc);
+        char msg[PCAP_ERRBUF_SIZE + 128];
+        if (rc == PCAP_ERROR && why && why[0])
             snprintf(msg, sizeof(msg), "%s", why);
-        if (strcmp(msg, "No such device exists (No such device exists)") == 0)
-            snprintf(msg, sizeof(msg), "%s", pcap_statustostr(rc));
+        else if (!why || !why[0] || strcmp(why, status) == 0)
+            snprintf(msg, sizeof(msg), "%s", status);
+        else
+            snprintf(msg, sizeof(msg), "%s (%s)", status, why);
         set_err(err, errlen, cfg->iface, msg);
         capture_free(c);
         return NULL;

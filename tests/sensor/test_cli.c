@@ -255,6 +255,26 @@ static void test_unknown_interface(void **st)
     sw_free(&r);
 }
 
+/* Capturing without the privilege (as nobody, when the test runs as root). */
+static void test_no_permission(void **st)
+{
+    (void)st;
+    if (geteuid() != 0)
+        skip();
+    char *argv[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    STRIPWATCH, "-q", "-i", "lo", NULL};
+    struct run_out o;
+    run(tmp, argv, NULL, 20, &o);
+    if (o.status == 127) {
+        run_free(&o);
+        skip(); /* no setpriv */
+    }
+    assert_int_equal(o.status, 1);
+    assert_string_equal(o.err, "stripwatch: lo: You don't have permission to perform this "
+                               "capture on that device (socket: Operation not permitted)\n");
+    run_free(&o);
+}
+
 static void test_bad_flags(void **st)
 {
     (void)st;
@@ -601,7 +621,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_corrupt_file),
         cmocka_unit_test(test_truncated_file), cmocka_unit_test(test_bad_bpf),
-        cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_no_permission),
+        cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_merge),          cmocka_unit_test(test_stdin),
         cmocka_unit_test(test_pcapng_mixed),   cmocka_unit_test(test_workers_identical),
         cmocka_unit_test(test_workers_many_flows), cmocka_unit_test(test_sigterm_flushes),
