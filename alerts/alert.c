@@ -49,6 +49,13 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
     json_object_set_new(ev, "severity", json_integer(v->severity));
     json_object_set_new(ev, "action", json_string(v->action));
     json_object_set_new(ev, "module", json_string("stripwatch"));
+    char ts[40];
+    rules_fmt_ts(f->flow.start, ts, sizeof ts);
+    json_object_set_new(ev, "start", json_string(ts));
+    if (f->last_ts >= f->flow.start) {
+        rules_fmt_ts(f->last_ts, ts, sizeof ts);
+        json_object_set_new(ev, "end", json_string(ts));
+    }
 
     json_object_set_new(o, "rule",
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rd->id, "name", rd->name,
