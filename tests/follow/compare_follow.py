@@ -29,6 +29,7 @@
 # EXPECTED_GAPS below with its reason, so that a new gap is a failure even if
 # tshark agreed. Any other difference, a flow on one side only, or an
 # expected entry that did not occur, fails the test.
+import concurrent.futures
 import ipaddress
 import json
 import os
@@ -239,8 +240,11 @@ def main():
                         rels.append(os.path.relpath(os.path.join(d, f), arg))
         else:
             root, rels = os.path.dirname(arg), [os.path.basename(arg)]
-        for rel in sorted(rels):
-            e, s, n = compare(sw_follow, root, rel)
+        # captures are compared in parallel (tshark is the slow part),
+        # reported in order
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda r: compare(sw_follow, root, r), sorted(rels)))
+        for rel, (e, s, n) in zip(sorted(rels), results):
             errors += e
             seen |= s
             total += n
