@@ -412,29 +412,43 @@ $common" 198.51.100.29
 
 # Debian 12's OpenSMTPD 6.8.0p2 cannot complete a TLS handshake with its
 # OpenSSL 3.0 (privilege-separated signing: "rsa routines::missing private
-# key", the client gets alert 80 internal_error), so by default it offers no
-# STARTTLS; SW_PCAP_OSMTPD_TLS=1 offers it anyway (handshakes fail).
+# key", the client gets alert 80 internal_error), so it offers no STARTTLS
+# (smtpd.conf), except for the capture of that failure (smtpd-tls.conf) or
+# with SW_PCAP_OSMTPD_TLS=1.
+OSMTPD_PID=
 start_opensmtpd() {
-    local h=osmtpd d="$W/h/osmtpd" osmtpd_tls=
-    [ -n "${SW_PCAP_OSMTPD_TLS:-}" ] && osmtpd_tls="tls pki mx.opensmtpd.example"
+    local h=osmtpd d="$W/h/osmtpd" tls="tls pki mx.opensmtpd.example" v
     mkdir -p "$d/var/lib/opensmtpd/empty" "$d/var/spool" "$d/var/mail" "$d/var/tmp"
     ln -s /run "$d/var/run"
     install -m 600 "$W/certs/mx.opensmtpd.example.key" "$d/key.pem"
-    cat >"$d/smtpd.conf" <<EOF
+    for v in plain tls; do
+        cat >"$d/smtpd-$v.conf" <<EOF
 pki mx.opensmtpd.example cert "$W/certs/mx.opensmtpd.example.crt"
 pki mx.opensmtpd.example key "$d/key.pem"
 table vusers { "@" = "opensmtpd" }
-listen on 198.51.100.27 port 25 $osmtpd_tls hostname mx.opensmtpd.example
+listen on 198.51.100.27 port 25 $([ $v = tls ] && echo "$tls") hostname mx.opensmtpd.example
 action "drop" mda "/bin/cat >/dev/null" virtual <vusers>
 match from any for domain "opensmtpd.example" action "drop"
 EOF
+    done
     echo "mount --bind \"$d/var\" /var" >"$d/extra-mounts.sh"
-    echo "kill \$(cat /run/smtpd.pid 2>/dev/null) 2>/dev/null; pkill_smtpd=1" >"$d/stop"
     host_new $h $NS_RCV mx.opensmtpd.example
-    hx $h "$SMTPD" -n -f "$d/smtpd.conf" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "smtpd.conf invalid"; }
-    hx $h "$SMTPD" -d -f "$d/smtpd.conf" >"$d/smtpd.log" 2>&1 &
+    osmtpd_run "$([ -n "${SW_PCAP_OSMTPD_TLS:-}" ] && echo tls || echo plain)"
+}
+osmtpd_run() { # plain|tls: (re)start OpenSMTPD in the foreground (-d) with that config
+    local h=osmtpd d="$W/h/osmtpd" conf="$W/h/osmtpd/smtpd-$1.conf" i
+    if [ -n "$OSMTPD_PID" ]; then
+        kill "$OSMTPD_PID" 2>/dev/null; wait "$OSMTPD_PID" 2>/dev/null || true
+        for i in $(seq 50); do
+            [[ $(hx $h ss -Htln) == *"198.51.100.27:25 "* ]] || break; sleep 0.1
+        done
+        [[ $(hx $h ss -Htln) == *"198.51.100.27:25 "* ]] && die "opensmtpd did not stop"
+    fi
+    hx $h "$SMTPD" -n -f "$conf" >"$d/check.log" 2>&1 || { cat "$d/check.log" >&2; die "$conf invalid"; }
+    # nsenter execs smtpd: $! is smtpd's parent process
+    nsenter -t "${HOLDER[$h]}" -m -u -n -- "$SMTPD" -d -f "$conf" >>"$d/smtpd.log" 2>&1 &
+    OSMTPD_PID=$!
     PIDS+=("$!")
-    local i
     for i in $(seq 50); do
         [[ $(hx $h ss -Htln) == *"198.51.100.27:25 "* ]] && return 0; sleep 0.1
     done
@@ -568,6 +582,21 @@ cap_postfix_tls12_certificate() {
     send snd alice@example.net "TLS 1.2 only receiver" bob@tls12.example
     postfix_wait snd; cap_stop
 }
+# OpenSMTPD offers STARTTLS, then fails every handshake (see start_opensmtpd).
+# The message is held 3 s first (past minimal_backoff_time), so Postfix
+# retries in plaintext at once instead of deferring.
+cap_postfix_opensmtpd_tls_failure_fallback() {
+    need start_opensmtpd
+    osmtpd_run tls
+    cap_start postfix-opensmtpd-tls-failure-fallback $NS_MITM m0
+    hx snd postconf -e "defer_transports = smtp" && hx snd postfix reload >/dev/null 2>&1
+    send snd alice@example.net "opensmtpd TLS failure, plaintext retry" bob@opensmtpd.example
+    sleep 3
+    hx snd postconf -e "defer_transports =" && hx snd postfix reload >/dev/null 2>&1
+    hx snd postqueue -f
+    postfix_wait snd; cap_stop
+    osmtpd_run plain
+}
 cap_exim_postfix_pipelining_chunking() {
     need start_exim_client
     cap_start exim-postfix-pipelining-chunking $NS_MITM m0
@@ -674,7 +703,8 @@ cap_policy_certificate_invalid() {
     hx mx-org postfix reload >/dev/null 2>&1; sleep 1
 }
 
-ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_plaintext postfix_exim_starttls
+ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_plaintext
+     postfix_opensmtpd_tls_failure_fallback postfix_exim_starttls
      postfix_plaintext_no_starttls postfix_tls12_certificate exim_postfix_pipelining_chunking
      postfix_rcpt_rejected postfix_several_messages submission_auth_starttls
      submission_auth_plain_cleartext mitm_strip mitm_xxxxxxxa mitm_starttls_command_rewritten
