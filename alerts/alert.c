@@ -52,10 +52,6 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
     char ts[40];
     rules_fmt_ts(f->flow.start, ts, sizeof ts);
     json_object_set_new(ev, "start", json_string(ts));
-    if (f->last_ts >= f->flow.start) {
-        rules_fmt_ts(f->last_ts, ts, sizeof ts);
-        json_object_set_new(ev, "end", json_string(ts));
-    }
 
     json_object_set_new(o, "rule",
                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rd->id, "name", rd->name,
