@@ -15,6 +15,7 @@ usage: run_golden.py STRIPWATCH SOURCE_DIR SHARED_PCAPS [--update] [NAME...]
             is regenerated: ports, times and so uids change)
 Exit status 0 when every case matches, 1 otherwise.
 """
+import glob
 import json
 import os
 import subprocess
@@ -127,6 +128,12 @@ def main():
     stripwatch, source_dir, shared = args[:3]
     only = set(args[3:])
     failed = 0
+    # every capture of pcaps/ must have its golden case
+    listed = {pcap for _, pcap, _, _ in load_testlist()}
+    for path in sorted(glob.glob(os.path.join(source_dir, "pcaps", "*.pcap*"))):
+        if "pcaps:" + os.path.basename(path) not in listed and not only:
+            print(f"FAIL pcaps/{os.path.basename(path)}: not in TESTLIST")
+            failed += 1
     for name, pcap, expected, flags in load_testlist():
         if only and name not in only:
             continue
