@@ -216,6 +216,8 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
     t->c = *c;
     if (!t->cfg.max_queued_segs)
         t->cfg.max_queued_segs = 1;
+    if (t->cfg.max_queued_segs > UINT16_MAX) /* flow_dir.q_n */
+        t->cfg.max_queued_segs = UINT16_MAX;
     t->n_buckets = FLOW_MIN_BUCKETS;
     t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
     if (!t->buckets) {
@@ -442,6 +444,20 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
 
 /* ---- packets ---- */
 
+/* A SYN (without ACK) from the client of a live flow that is not a copy of
+ * the SYN we saw: another connection on the same ports. */
+static bool is_new_syn(const struct flow *f, bool from_a, const struct pkt *p)
+{
+    if ((p->tcp_flags & (PKT_TH_SYN | PKT_TH_ACK)) != PKT_TH_SYN || (f->flags & (F_TOMB | F_DONE)))
+        return false;
+    if (from_a != !!(f->flags & F_CLIENT_IS_A))
+        return false;
+    const struct flow_dir *c = &f->d[DIR_C2S];
+    if (c->flags & FD_SYN)
+        return p->seq != c->isn;
+    return (c->flags & FD_KNOWN) && p->seq + 1 != c->next;
+}
+
 static void tomb_packet(struct flow_table *t, struct flow *f, bool from_a, uint8_t fl)
 {
     enum flow_list l = (enum flow_list)f->list;
@@ -469,6 +485,13 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         if (!(f->flags & (F_DONE | F_TOMB)))
             t->st.flows_closed++;
         flow_finish(t, f, FLOW_END_FIN);
+        flow_destroy(t, f);
+        f = NULL;
+    } else if (f && is_new_syn(f, from_a, p)) {
+        /* the client opens a new connection on the ports of one whose end
+         * we never saw: the old one is over ("timeout": it went silent) */
+        t->st.flows_timed_out++;
+        flow_finish(t, f, FLOW_END_TIMEOUT);
         flow_destroy(t, f);
         f = NULL;
     }

@@ -434,6 +434,7 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
             if (!(fd->flags & FD_KNOWN))
                 fd->next = seq + 1;
             fd->flags |= FD_SYN | FD_KNOWN;
+            fd->isn = seq;
         }
         /* a SYN-ACK tells where the other direction starts */
         struct flow_dir *od = &f->d[!dir];

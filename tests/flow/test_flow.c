@@ -638,6 +638,41 @@ static void test_fin_both_sides_and_port_reuse(void **state)
     assert_int_equal(f.r.closes, 2);
 }
 
+/* A new SYN on a live flow: a copy of the first SYN changes nothing; another
+ * ISN is a new connection on the same ports, the old one ends as silent. */
+static void test_new_syn_on_live_flow(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    fx_start(&f);
+    handshake(&f);
+    seg(&f, C, ACK, 1001, 5001, "EHLO");   /* #4 */
+    seg(&f, C, SYN, 1000, 0, NULL);        /* #5 a late copy of the SYN */
+    seg(&f, C, ACK, 1005, 5001, " a\r\n"); /* #6 */
+    f.ts += 60 * SW_USEC_PER_SEC;
+    seg(&f, C, SYN, 77000, 0, NULL); /* #7 a new connection */
+    seg(&f, S, SYN | ACK, 8000, 77001, NULL);
+    seg(&f, C, ACK, 77001, 8001, "HELO");
+    /* a midstream flow: a client SYN is a new connection too */
+    f.cli.port = 40001;
+    seg(&f, C, ACK, 3000, 1, "DATA"); /* #10 */
+    seg(&f, C, SYN, 3003, 0, NULL);   /* #11 SYN right below: a copy */
+    seg(&f, C, SYN, 9000, 0, NULL);   /* #12 */
+    assert_string_equal(f.r.log,
+                        OPEN_STD "c2s data 'EHLO' #4\n"
+                                 "c2s data ' a\r\n' #6\n"
+                                 "close timeout t=1060\n"
+                                 "open 192.0.2.10:40000 > 198.51.100.25:25 vlan=0 mid=0 pkt=7\n"
+                                 "c2s data 'HELO' #9\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=1 pkt=10\n"
+                                 "c2s data 'DATA' #10\n"
+                                 "close timeout t=1060\n"
+                                 "open 192.0.2.10:40001 > 198.51.100.25:25 vlan=0 mid=0 pkt=12\n");
+    assert_int_equal(flow_table_stats(f.t)->flows_timed_out, 2);
+    fx_end(&f);
+}
+
 static void test_midstream(void **state)
 {
     (void)state;
@@ -1348,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_rst_midstream),
         cmocka_unit_test(test_rst_out_of_window),
         cmocka_unit_test(test_fin_both_sides_and_port_reuse),
+        cmocka_unit_test(test_new_syn_on_live_flow),
         cmocka_unit_test(test_midstream),
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_vlan_separates),
