@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ndpi_smtp.c: is this flow on a non-standard port SMTP? The first bytes of
- * both directions are held (bounded), a SOCKS4/4a/5 (RFC 1928) or HTTP
+ * both directions are held (bounded), a SOCKS4/4a/5 (RFC 1928, RFC 1929) or HTTP
  * CONNECT (RFC 9110 9.3.6) handshake in front is skipped, and the rest is
  * given to nDPI 4.2 as synthesized IPv4/TCP packets (after a synthesized
  * three-way handshake, with consistent sequence numbers, documentation
@@ -146,7 +146,18 @@ long ndpi_smtp_proxy_prefix(enum stream_dir dir, const uint8_t *b, size_t n)
                 return -1;
             if (b[1] == 0 || b[1] > 16)
                 return 0;
-            return socks5_msg(b, n, 2 + (size_t)b[1]);
+            size_t off = 2 + (size_t)b[1];
+            if (n > off && b[off] == 1) {
+                /* username/password sub-negotiation (RFC 1929): VER ULEN
+                 * UNAME PLEN PASSWD, skipped, never kept */
+                if (n < off + 2)
+                    return -1;
+                size_t p = off + 2 + b[off + 1];
+                if (n < p + 1)
+                    return -1;
+                off = p + 1 + b[p];
+            }
+            return socks5_msg(b, n, off);
         }
         if (b[0] == 4) { /* VER CMD PORT IP USERID\0 [HOST\0 for 4a] */
             if (n < 9)
@@ -173,6 +184,11 @@ long ndpi_smtp_proxy_prefix(enum stream_dir dir, const uint8_t *b, size_t n)
         if (b[0] == 5) { /* method choice VER METHOD, then the reply */
             if (n < 2)
                 return -1;
+            if (b[1] == 2) { /* username/password: VER STATUS, then the reply */
+                if (n < 4)
+                    return -1;
+                return b[2] == 1 ? socks5_msg(b, n, 4) : 0;
+            }
             return socks5_msg(b, n, 2);
         }
         if (b[0] == 0) { /* SOCKS4 reply: 0 REP PORT IP */

@@ -577,6 +577,17 @@ static void test_proxy_prefix(void **state)
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_S2C, s5s, sizeof s5s - 1), 12);
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_S2C, s5s, 1), -1);
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s5dom, sizeof s5dom - 1), 20);
+    /* RFC 1929 username/password: greeting 05 01 02, 01 03 "bob" 02 "pw" */
+    static const uint8_t s5auth[] = "\x05\x01\x02\x01\x03"
+                                    "bob\x02"
+                                    "pw\x05\x01\x00\x01\x0a\x00\x00\x01\x00\x19"
+                                    "EHLO";
+    static const uint8_t s5auth_s[] = "\x05\x02\x01\x00\x05\x00\x00\x01\x0a\x00\x00\x01\x00\x19"
+                                      "220 ";
+    assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s5auth, sizeof s5auth - 1), 21);
+    assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s5auth, 9), -1);
+    assert_int_equal(ndpi_smtp_proxy_prefix(DIR_S2C, s5auth_s, sizeof s5auth_s - 1), 14);
+    assert_int_equal(ndpi_smtp_proxy_prefix(DIR_S2C, s5auth_s, 3), -1);
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s4c, sizeof s4c - 1), 13);
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s4a, sizeof s4a - 1), 20);
     assert_int_equal(ndpi_smtp_proxy_prefix(DIR_C2S, s4a, 15), -1);
