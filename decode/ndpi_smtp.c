@@ -339,9 +339,10 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
     ndpi_protocol p = ndpi_packet(fl, d, 0x18, fl->buf[d] + fl->fed[d], end - fl->fed[d], ts);
     fl->fed[d] = end;
     fl->pkts++;
-    if (getenv("SW_NDPI_DEBUG"))
-        fprintf(stderr, "ndpi dir=%d prefix=%ld fed=%zu proto=%u/%u\n", d, fl->prefix[d], end,
-                p.master_protocol, p.app_protocol);
+#ifdef SW_SMTP_TRACE
+    fprintf(stderr, "ndpi_smtp dir=%d prefix=%ld fed=%zu master=%u app=%u\n", d, fl->prefix[d],
+            end, p.master_protocol, p.app_protocol);
+#endif
     if (is_smtp(p)) {
         smtp_enter_state(s, SMTP_ST_COMMAND);
         s->ndpi = NULL;
