@@ -119,7 +119,8 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
         detector_free(d);
         return NULL;
     }
-    if (cfg->redis_url && posture_attach_redis(d->posture, cfg->redis_url, err, errlen) != SW_OK) {
+    if (cfg->redis_url && posture_attach_redis(d->posture, cfg->redis_url, cfg->redis_ca_file, err,
+                                               errlen) != SW_OK) {
         detector_free(d);
         return NULL;
     }

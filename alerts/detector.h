@@ -23,6 +23,7 @@ struct detector_cfg {
     const char *observer_name;     /* observer.name; default: host name */
     const char *state_file;        /* --state-file: posture loaded at start, saved at end */
     const char *redis_url;         /* posture shared through Redis; NULL for none */
+    const char *redis_ca_file;     /* CA bundle for a rediss:// URL; NULL: system store */
     bool offline;                  /* capture time drives deadlines and ageing */
     int policy_deadline_ms;        /* how long a verdict waits for its policy (default 5000) */
     size_t max_pending;            /* parked verdicts (default 10,000) */

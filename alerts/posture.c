@@ -354,10 +354,12 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
     return e;
 }
 
-int posture_attach_redis(struct posture *p, const char *url, char *err, size_t errlen)
+int posture_attach_redis(struct posture *p, const char *url, const char *ca_file, char *err,
+                         size_t errlen)
 {
     struct redis_conn_opts o;
     redis_conn_opts_defaults(&o);
+    o.ca_file = ca_file;
     o.connect_timeout_ms = 1000;
     p->redis = redis_conn_new(url, &o, err, errlen);
     return p->redis ? SW_OK : SW_EIO;

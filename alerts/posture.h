@@ -41,7 +41,8 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen);
 /* Shares posture through Redis (keys stripwatch:posture:<kind>:<key>, HSET +
  * EXPIRE max_age): written on learn, read on a memory miss. SW_OK or SW_EIO
  * with err (bad URL). Unreachable Redis later is counted, never fatal. */
-int posture_attach_redis(struct posture *p, const char *url, char *err, size_t errlen);
+int posture_attach_redis(struct posture *p, const char *url, const char *ca_file, char *err,
+                         size_t errlen);
 
 const struct posture_stats *posture_stats(const struct posture *p);
 
