@@ -47,6 +47,7 @@ struct worker {
     struct slot *slots;
     uint32_t mask;
     _Alignas(64) _Atomic uint64_t head;
+    uint64_t prod_head;  /* next slot to fill; published to head in batches */
     uint64_t tail_cache; /* producer's view of tail */
     _Atomic int prod_sleeping;
     _Alignas(64) _Atomic uint64_t tail;
@@ -326,16 +327,33 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+#define RING_BATCH 32 /* slots filled before the consumer is told */
+
+/* Makes every filled slot visible to the worker and wakes it if it sleeps. */
+static void ring_flush(struct worker *w)
+{
+    if (atomic_load_explicit(&w->head, memory_order_relaxed) == w->prod_head)
+        return;
+    atomic_store_explicit(&w->head, w->prod_head, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst); /* the store above before the load below */
+    if (atomic_load_explicit(&w->cons_sleeping, memory_order_relaxed)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->not_empty);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 /* Reserves the next slot of w's ring; NULL when full and live (dropped). */
 static struct slot *ring_reserve(struct worker *w, bool may_drop)
 {
-    uint64_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
+    uint64_t h = w->prod_head;
     if (h - w->tail_cache <= w->mask)
         return &w->slots[h & w->mask];
     for (;;) {
         uint64_t t = w->tail_cache = atomic_load_explicit(&w->tail, memory_order_acquire);
         if (h - t <= w->mask)
             return &w->slots[h & w->mask];
+        ring_flush(w); /* the worker must see everything before we wait for it */
         if (may_drop) {
             w->ring_dropped++;
             return NULL;
@@ -358,14 +376,8 @@ static struct slot *ring_reserve(struct worker *w, bool may_drop)
 
 static void ring_publish(struct worker *w)
 {
-    uint64_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
-    atomic_store_explicit(&w->head, h + 1, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst); /* the store above before the load below */
-    if (atomic_load_explicit(&w->cons_sleeping, memory_order_relaxed)) {
-        pthread_mutex_lock(&w->mu);
-        pthread_cond_signal(&w->not_empty);
-        pthread_mutex_unlock(&w->mu);
-    }
+    if (++w->prod_head - atomic_load_explicit(&w->head, memory_order_relaxed) >= RING_BATCH)
+        ring_flush(w);
 }
 
 static bool slot_copy(struct slot *s, const struct pkt *p)
@@ -398,7 +410,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
     }
     pl->cfg = *cfg;
     pl->n = cfg->workers ? cfg->workers : 1;
-    uint32_t slots = cfg->ring_slots ? cfg->ring_slots : 2048;
+    uint32_t slots = cfg->ring_slots ? cfg->ring_slots : 1024;
     while (slots & (slots - 1))
         slots &= slots - 1;
     pthread_mutex_init(&pl->out_wake_mu, NULL);
@@ -503,13 +515,17 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
         s->p.ts = now;
         s->p.no = pkt_no;
         ring_publish(w);
+        ring_flush(w);
     }
 }
 
 void pipeline_idle(struct pipeline *pl)
 {
-    if (pl->n != 1)
-        return; /* the output thread does it */
+    if (pl->n != 1) {
+        for (unsigned i = 0; i < pl->n; i++)
+            ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
+        return; /* the output thread drives the detector */
+    }
     pump(pl);
     if (pl->cfg.det)
         detector_run(pl->cfg.det, 0);
@@ -536,6 +552,7 @@ void pipeline_finish(struct pipeline *pl)
         struct slot *s = ring_reserve(w, false);
         s->kind = SLOT_END;
         ring_publish(w);
+        ring_flush(w);
     }
     for (unsigned i = 0; i < pl->n; i++) {
         if (pl->w[i].started) {

@@ -24,7 +24,7 @@
 struct pipeline_cfg {
     unsigned workers;
     bool live;                 /* full rings drop (counted) instead of waiting */
-    uint32_t ring_slots;       /* per worker, power of two (default 2048) */
+    uint32_t ring_slots;       /* per worker, power of two (default 1024) */
     struct flow_cfg flow;      /* per worker */
     struct smtp_cfg smtp;      /* template; on_event is set by the pipeline */
     FILE *sessions_out;        /* may be NULL */
