@@ -114,6 +114,7 @@ static enum pkt_status ip6_chain(struct pkt *p, struct frag_table *ft, uint8_t n
             if (st != PKT_TCP)
                 return st;
             p->reassembled = true;
+            p->ttl = d.ttl; /* of the first fragment, as for IPv4 */
             return ip6_chain(p, ft, next, d.data, d.len, true);
         }
         default: /* 59 no next header, UDP, ICMPv6, ESP...: not for us */
