@@ -210,7 +210,7 @@ static enum pkt_status frag6(struct frag_table *ft, size_t off, size_t len, bool
     *e++ = 0;
     e = put16(e, (uint16_t)(off | (more ? 1 : 0)));
     e = put32(e, 0xabcdef);
-    size_t n = ip6_hdr(frame, A6_CLIENT, A6_SERVER, 60, 55, 16 + len);
+    size_t n = ip6_hdr(frame, A6_CLIENT, A6_SERVER, 60, off == 0 ? 55 : 40, 16 + len);
     memcpy(frame + n, ext, 16);
     memcpy(frame + n + 16, seg + off, len);
     memset(p, 0, sizeof(*p));
@@ -226,8 +226,8 @@ static void test_ipv6(void **st)
     make_seg();
     struct pkt p;
     struct frag_table *t = table(16, 1 << 20, 30 * SW_USEC_PER_SEC);
-    assert_int_equal(frag6(t, 32, seg_len - 32, false, &p), PKT_FRAG_PENDING);
-    assert_int_equal(frag6(t, 0, 32, true, &p), PKT_TCP);
+    assert_int_equal(frag6(t, 0, 32, true, &p), PKT_FRAG_PENDING);
+    assert_int_equal(frag6(t, 32, seg_len - 32, false, &p), PKT_TCP);
     assert_true(p.reassembled);
     assert_int_equal(p.ttl, 55);
     assert_int_equal(p.ip_id, 0);
