@@ -14,6 +14,11 @@
 
 #include "sensor/pipeline.h"
 
+#define RING_BATCH 128  /* slots filled before the worker is told */
+#ifndef SPIN_CONSUMER
+#define SPIN_CONSUMER 256 /* pause steps an idle worker polls before it sleeps */
+#endif
+
 enum slot_kind { SLOT_PKT = 0, SLOT_TICK, SLOT_END };
 
 struct slot {
@@ -81,6 +86,16 @@ struct pipeline {
     pthread_mutex_t out_wake_mu;
     pthread_cond_t out_wake;
 };
+
+/* A short busy-wait step; the waits below sleep on a condition after it. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    sched_yield();
+#endif
+}
 
 static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, long ms)
 {
@@ -291,8 +306,8 @@ static void *worker_main(void *arg)
         if (h <= t)
             h = w->head_cache = atomic_load_explicit(&w->head, memory_order_acquire);
         if (t == h) {
-            for (int spin = 0; spin < 64 && t == h; spin++) {
-                sched_yield();
+            for (int spin = 0; spin < SPIN_CONSUMER && t == h; spin++) {
+                cpu_relax();
                 h = w->head_cache = atomic_load_explicit(&w->head, memory_order_acquire);
             }
             if (t == h) {
@@ -327,7 +342,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-#define RING_BATCH 32 /* slots filled before the consumer is told */
 
 /* Makes every filled slot visible to the worker and wakes it if it sleeps. */
 static void ring_flush(struct worker *w)
@@ -359,8 +373,8 @@ static struct slot *ring_reserve(struct worker *w, bool may_drop)
             return NULL;
         }
         w->ring_waits++;
-        for (int spin = 0; spin < 64; spin++) {
-            sched_yield();
+        for (int spin = 0; spin < 256; spin++) {
+            cpu_relax();
             t = atomic_load_explicit(&w->tail, memory_order_acquire);
             if (h - t <= w->mask)
                 return &w->slots[h & w->mask];
