@@ -19,6 +19,7 @@ static const uint16_t default_tls_ports[] = {465};
 #define SMTP_IPID_LEARN     3   /* consistent IDs needed before a shift counts */
 #define SMTP_IPID_STEP_MAX  256
 #define SMTP_IPID_JUMP      8192
+#define SMTP_MEMCAP_DEFAULT (512ull << 20)
 
 void smtp_cfg_defaults(struct smtp_cfg *c)
 {
@@ -29,6 +30,7 @@ void smtp_cfg_defaults(struct smtp_cfg *c)
     c->n_tls_ports = sizeof default_tls_ports / sizeof default_tls_ports[0];
     c->max_line = 4096;
     c->max_pipeline = 64;
+    c->memcap = SMTP_MEMCAP_DEFAULT;
 }
 
 const char *smtp_event_str(enum smtp_event e)
@@ -121,6 +123,14 @@ void smtp_tls_event(struct smtp_session *s)
     smtp_emit(s, SMTP_EV_TLS);
 }
 
+void smtp_mem_charge(struct smtp_session *s, size_t n)
+{
+    s->charged += n;
+    s->stats->mem_in_use += n;
+    if (s->stats->mem_in_use > s->stats->mem_peak)
+        s->stats->mem_peak = s->stats->mem_in_use;
+}
+
 bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last)
 {
     if (s->ring_len >= s->cfg.max_pipeline) {
@@ -144,12 +154,24 @@ static bool port_in(uint16_t port, const uint16_t *list, size_t n)
     return false;
 }
 
+/* Bytes a session costs before any list or line buffer grows. */
+static size_t session_base_bytes(const struct smtp_cfg *cfg)
+{
+    size_t ring = cfg->max_pipeline ? cfg->max_pipeline : 64;
+    if (ring > INT16_MAX)
+        ring = INT16_MAX;
+    return sizeof(struct smtp_session) + ring * sizeof(struct smtp_pending);
+}
+
+/* A new session; counted in stats->sessions when count is set (the consumer
+ * counts a flow once, when its stub is opened). */
 static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct flow_info *fi,
-                                        struct smtp_stats *stats)
+                                        struct smtp_stats *stats, bool count)
 {
     struct smtp_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->obj = SMTP_OBJ_SESSION;
     s->cfg = *cfg;
     if (!s->cfg.max_line)
         s->cfg.max_line = 4096;
@@ -163,7 +185,9 @@ static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct
         return NULL;
     }
     s->stats = stats ? stats : &s->own_stats;
-    s->stats->sessions++;
+    if (count)
+        s->stats->sessions++;
+    smtp_mem_charge(s, session_base_bytes(cfg));
     s->f.flow = *fi;
     s->f.last_ts = fi->start;
     s->f.last_pkt = fi->first_pkt;
@@ -183,8 +207,21 @@ static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct
 
 struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct flow_info *fi)
 {
-    return session_new(cfg, fi, NULL);
+    return session_new(cfg, fi, NULL, true);
 }
+
+/* The per-flow state handed to the flow table. Until the flow carries a
+ * payload byte, a gap or an overlap it is only this stub: the session's
+ * packet() work (server TTL / IP ID) starts at the first server payload, and
+ * nothing else happens to an idle flow. */
+struct smtp_flow {
+    uint32_t obj;           /* SMTP_OBJ_FLOW */
+    struct smtp_session *s; /* NULL until the first payload, gap or overlap */
+    struct smtp_consumer *sc;
+    struct flow_info fi;
+    bool classify; /* not an SMTP port: nDPI decides (cfg.any_port) */
+    bool ignored;  /* refused at the memcap, or its classifier could not start */
+};
 
 /* Appends bytes up to the next LF to the direction's line; on LF hands the
  * line (without CRLF) to the command or reply parser. Returns bytes used. */
@@ -216,6 +253,7 @@ static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8
                 l->overflow = true;
                 n = 0;
             } else {
+                smtp_mem_charge(s, cap - l->cap);
                 l->buf = nb;
                 l->cap = cap;
             }
@@ -595,6 +633,11 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
 
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s)
 {
+    if (s && s->obj == SMTP_OBJ_FLOW) {
+        s = ((const struct smtp_flow *)(const void *)s)->s;
+        if (!s)
+            return NULL;
+    }
     return &s->f;
 }
 
@@ -602,6 +645,7 @@ void smtp_session_free(struct smtp_session *s)
 {
     if (!s)
         return;
+    s->stats->mem_in_use -= s->charged;
     facts_clear(&s->f);
     tls_state_clear(&s->tls);
     ndpi_smtp_flow_free(s->ndpi);
@@ -620,6 +664,23 @@ struct smtp_consumer {
     struct ndpi_smtp *ndpi; /* created on first use, only with any_port */
 };
 
+size_t smtp_consumer_idle_bytes(void)
+{
+    return sizeof(struct smtp_flow);
+}
+
+static void mem_add(struct smtp_consumer *sc, size_t n)
+{
+    sc->stats.mem_in_use += n;
+    if (sc->stats.mem_in_use > sc->stats.mem_peak)
+        sc->stats.mem_peak = sc->stats.mem_in_use;
+}
+
+static bool mem_admit(const struct smtp_consumer *sc, size_t n)
+{
+    return sc->stats.mem_in_use + n <= sc->cfg.memcap;
+}
+
 static void *c_open(void *ctx, const struct flow_info *fi)
 {
     struct smtp_consumer *sc = ctx;
@@ -637,48 +698,108 @@ static void *c_open(void *ctx, const struct flow_info *fi)
             return NULL;
         }
     }
-    struct smtp_session *s = session_new(c, fi, &sc->stats);
-    if (!s)
+    if (!mem_admit(sc, sizeof(struct smtp_flow))) {
+        sc->stats.memcap_refused++;
         return NULL;
-    if (!std) {
-        s->ndpi = ndpi_smtp_flow_new(sc->ndpi, fi);
-        if (!s->ndpi) {
-            sc->stats.ignored_flows++;
-            sc->stats.sessions--;
-            smtp_session_free(s);
-            return NULL;
-        }
-        smtp_enter_state(s, SMTP_ST_CLASSIFY);
     }
+    struct smtp_flow *fl = calloc(1, sizeof *fl);
+    if (!fl)
+        return NULL;
+    mem_add(sc, sizeof *fl);
+    fl->obj = SMTP_OBJ_FLOW;
+    fl->sc = sc;
+    fl->fi = *fi;
+    fl->classify = !std;
+    sc->stats.sessions++;
+    return fl;
+}
+
+/* The flow's session, created at its first payload, gap or overlap; NULL
+ * when the flow is ignored (memcap, classifier). */
+static struct smtp_session *flow_session(struct smtp_flow *fl)
+{
+    if (fl->s || fl->ignored)
+        return fl->s;
+    struct smtp_consumer *sc = fl->sc;
+    if (!mem_admit(sc, session_base_bytes(&sc->cfg))) {
+        fl->ignored = true;
+        sc->stats.memcap_refused++;
+        sc->stats.sessions--;
+        return NULL;
+    }
+    struct smtp_session *s = session_new(&sc->cfg, &fl->fi, &sc->stats, false);
+    if (s && fl->classify) {
+        s->ndpi = ndpi_smtp_flow_new(sc->ndpi, &fl->fi);
+        if (s->ndpi) {
+            smtp_enter_state(s, SMTP_ST_CLASSIFY);
+        } else {
+            smtp_session_free(s);
+            s = NULL;
+            sc->stats.ignored_flows++;
+        }
+    }
+    if (!s) {
+        fl->ignored = true;
+        sc->stats.sessions--;
+        return NULL;
+    }
+    s->consumer = sc;
+    fl->s = s;
     return s;
 }
 
 static unsigned c_data(void *st, enum stream_dir dir, const uint8_t *buf, size_t len,
                        const struct stream_meta *m)
 {
-    return smtp_session_feed(st, dir, buf, len, m);
+    struct smtp_session *s = flow_session(st);
+    if (!s)
+        return STREAM_STOP_C2S | STREAM_STOP_S2C;
+    return smtp_session_feed(s, dir, buf, len, m);
 }
 
 static unsigned c_gap(void *st, enum stream_dir dir, uint32_t len, const struct stream_meta *m)
 {
-    smtp_session_gap(st, dir, len, m);
-    return ((struct smtp_session *)st)->stop;
+    struct smtp_session *s = flow_session(st);
+    if (!s)
+        return STREAM_STOP_C2S | STREAM_STOP_S2C;
+    smtp_session_gap(s, dir, len, m);
+    return s->stop;
 }
 
 static void c_packet(void *st, enum stream_dir dir, const struct stream_meta *m, uint8_t flags)
 {
-    smtp_session_tcp_packet(st, dir, m, flags);
+    /* before the session exists no server payload was seen: the TTL / IP-ID
+     * reference is taken from the first one, so there is nothing to follow */
+    struct smtp_flow *fl = st;
+    if (fl->s)
+        smtp_session_tcp_packet(fl->s, dir, m, flags);
 }
 
 static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m)
 {
-    smtp_session_overlap(st, dir, m);
+    struct smtp_session *s = flow_session(st);
+    if (s)
+        smtp_session_overlap(s, dir, m);
 }
 
 static void c_close(void *st, enum flow_end why, sw_usec ts)
 {
-    smtp_session_end(st, why, ts);
-    smtp_session_free(st);
+    struct smtp_flow *fl = st;
+    struct smtp_consumer *sc = fl->sc;
+    struct smtp_session *s = fl->s;
+    if (!s && !fl->ignored && !fl->classify) {
+        /* a flow without payload: its end is what a session opened with the
+         * flow would report; made for the moment, outside the memcap */
+        s = session_new(&sc->cfg, &fl->fi, &sc->stats, false);
+        if (s)
+            s->consumer = sc;
+    }
+    if (s) {
+        smtp_session_end(s, why, ts);
+        smtp_session_free(s);
+    }
+    sc->stats.mem_in_use -= sizeof *fl;
+    free(fl);
 }
 
 struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
@@ -687,6 +808,8 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     if (!sc)
         return NULL;
     sc->cfg = *cfg;
+    if (!sc->cfg.memcap)
+        sc->cfg.memcap = SMTP_MEMCAP_DEFAULT;
     sc->ops.ctx = sc;
     sc->ops.open = c_open;
     sc->ops.data = c_data;
@@ -697,14 +820,14 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     return sc;
 }
 
-const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc)
-{
-    return &sc->ops;
-}
-
 const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc)
 {
     return &sc->stats;
+}
+
+const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc)
+{
+    return &sc->ops;
 }
 
 void smtp_consumer_free(struct smtp_consumer *sc)

@@ -34,6 +34,16 @@ struct smtp_cfg {
     size_t n_tls_ports;
     size_t max_line;          /* longest line kept (default 4096; RFC 5321 says 1000) */
     size_t max_pipeline;      /* pending commands ring (default 64) */
+    /* Bytes of SMTP decoder state per consumer (default 512 MiB, 0 means the
+     * default). Charged: each flow's idle stub (smtp_consumer_idle_bytes()),
+     * and from its first payload byte, gap or overlap on, the session (struct,
+     * pipelining ring, line buffers, transactions, recipients, addresses,
+     * capability lines). Admission is checked when a stub or a session is
+     * created; a refused flow is ignored from then on (no facts, no events)
+     * and counted in smtp_stats.memcap_refused. A session admitted may grow
+     * past the cap by its own bounded lists. Separate from the flow table's
+     * memcap (flow_cfg.memcap), which charges flows and queued segments. */
+    uint64_t memcap;
     smtp_event_fn on_event;
     void *event_ctx;
     /* Optional: every command verb (code 0) and every complete reply (verb
@@ -48,15 +58,24 @@ void smtp_cfg_defaults(struct smtp_cfg *c);
 struct smtp_stats {
     uint64_t sessions, ignored_flows, lines_too_long, replies_unmatched;
     uint64_t pipeline_overflow, tls_records, bytes_c2s, bytes_s2c;
+    /* smtp_cfg.memcap: flows refused (at open or at their first payload;
+     * sessions does not count them), bytes charged now and at the peak */
+    uint64_t memcap_refused, mem_in_use, mem_peak;
 };
 
 /* A stream consumer for flow_table_new(): opens an SMTP session for each flow
- * on an SMTP port (or classified SMTP with any_port) and ignores the rest. One
+ * on an SMTP port (or classified SMTP with any_port) and ignores the rest
+ * (the session lazily: see smtp_consumer_idle_bytes). One
  * per worker thread; smtp_consumer_free after the flow table is freed. */
 struct smtp_consumer;
 struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg);
 const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc);
 const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc);
+/* Bytes charged for a flow on an SMTP port that carried no payload yet: a
+ * stub (flow info); the session is allocated at the first payload byte, gap
+ * or overlap of either direction. A flow that ends without any gives the
+ * same SMTP_EV_END facts as one that had a session all along. */
+size_t smtp_consumer_idle_bytes(void);
 void smtp_consumer_free(struct smtp_consumer *sc);
 
 /* One conversation, for direct use (tests, fuzzers): feed the two directions
@@ -76,6 +95,8 @@ void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
 void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
 /* Ends the session (emits SMTP_EV_END). */
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts);
+/* The facts so far. Also takes the state a consumer's open() returned (then
+ * NULL while that flow carried no payload, gap or overlap yet). */
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s);
 void smtp_session_free(struct smtp_session *s);
 

@@ -198,6 +198,7 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
         return;
     }
     f->tx = ntx;
+    smtp_mem_charge(s, sizeof *ntx);
     struct facts_tx *t = &f->tx[f->n_tx];
     memset(t, 0, sizeof *t);
     t->accepted = -1;
@@ -205,6 +206,8 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
     t->pkt_no = m ? m->pkt_no : f->last_pkt;
     size_t i = parse_path(arg, len, 0, t->mail_from_domain, sizeof t->mail_from_domain,
                           &t->mail_from, s->cfg.log_addresses);
+    if (t->mail_from)
+        smtp_mem_charge(s, strlen(t->mail_from) + 1);
     /* ESMTP parameters: SIZE=n (RFC 1870), BODY=x (RFC 6152) */
     while ((i = skip_sp(arg, len, i)) < len) {
         size_t e = word_end(arg, len, i);
@@ -250,10 +253,13 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
             return;
         }
         t->rcpt = nr;
+        smtp_mem_charge(s, (cap - n) * sizeof *nr);
     }
     struct facts_rcpt *r = &t->rcpt[n];
     memset(r, 0, sizeof *r);
     parse_path(arg, len, 0, r->domain, sizeof r->domain, &r->address, s->cfg.log_addresses);
+    if (r->address)
+        smtp_mem_charge(s, strlen(r->address) + 1);
     t->n_rcpt++;
     smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, (int)n, false);
 }

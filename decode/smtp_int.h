@@ -89,7 +89,13 @@ enum smtp_eod {
 struct smtp_tunnel; /* SOCKS / HTTP CONNECT prefix skipper (ndpi_smtp.c) */
 struct ndpi_smtp_flow;
 
+/* First member of a session and of the consumer's per-flow stub (smtp.c),
+ * so smtp_session_facts can take either. */
+#define SMTP_OBJ_SESSION 0x53455353u /* "SESS" */
+#define SMTP_OBJ_FLOW    0x464c4f57u /* "FLOW" */
+
 struct smtp_session {
+    uint32_t obj; /* SMTP_OBJ_SESSION */
     struct smtp_cfg cfg;
     struct smtp_stats *stats; /* the consumer's, or the session's own */
     struct smtp_stats own_stats;
@@ -136,6 +142,8 @@ struct smtp_session {
     struct smtp_consumer *consumer;
     struct ndpi_smtp_flow *ndpi;
     bool ignored;
+
+    size_t charged; /* bytes charged to stats->mem_in_use (smtp_cfg.memcap) */
 };
 
 /* smtp.c */
@@ -145,6 +153,9 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
 void smtp_enter_state(struct smtp_session *s, enum smtp_state to);
 void smtp_emit(struct smtp_session *s, enum smtp_event ev);
 void smtp_tls_event(struct smtp_session *s);
+/* Charges n more bytes of this session's heap to the memcap accounting
+ * (released all at once when the session is freed). */
+void smtp_mem_charge(struct smtp_session *s, size_t n);
 bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last);
 /* Copies at most dstlen-1 bytes of src[0..n) into dst, NUL-terminated;
  * returns false when it had to truncate. */

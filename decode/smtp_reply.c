@@ -74,6 +74,7 @@ static void add_capability(struct smtp_session *s, const char *text, size_t len,
     memcpy(c, text, len);
     c[len] = '\0';
     f->caps[f->n_caps++] = c;
+    smtp_mem_charge(s, len + 1);
 }
 
 /* One line of a reply, before its last line is known. */
