@@ -237,6 +237,14 @@ static void test_bad_bpf(void **st)
                         "stripwatch: --bpf \"tcp port\": can't parse filter expression: "
                         "syntax error\n");
     sw_free(&r);
+    /* live: the same line (needs the privilege to open lo) */
+    if (geteuid() == 0) {
+        sw_run(&r, NULL, "-q", "-i", "lo", "--bpf", "tcp port", NULL);
+        assert_int_equal(r.status, 1);
+        assert_string_equal(r.err, "stripwatch: --bpf \"tcp port\": can't parse filter "
+                                   "expression: syntax error\n");
+        sw_free(&r);
+    }
     /* a good filter that removes everything */
     sw_run(&r, NULL, "-r", ORIGINATING, "--bpf", "udp", NULL);
     assert_int_equal(r.status, 0);
