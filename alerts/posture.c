@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "decode/pkt.h"
+#include "policy/lru.h"
 #include "policy/redis_conn.h"
 
 enum pkind {
@@ -25,6 +26,8 @@ enum pkind {
 static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
 
 #define PKEY_MAX 300
+/* The map's key: the kind's name, ':' and the entry's key ("server:192.0.2.1:25"). */
+#define PLKEY_MAX (PKEY_MAX + 16)
 /* Redis: an entry is rewritten at most this often unless a failure is new,
  * and a key Redis did not have is asked again after this long. */
 #define POSTURE_REDIS_REFRESH_US (60 * SW_USEC_PER_SEC)
@@ -40,44 +43,26 @@ struct pentry {
     char fail_detail[96];
     sw_usec redis_written; /* capture time of the last write to Redis, 0 never */
     sw_usec redis_miss;    /* an empty probe: Redis had nothing at this time */
-    struct pentry *hnext;
-    struct pentry *prev, *next; /* LRU: head most recent */
 };
 
 struct posture {
-    size_t max;
     int64_t max_age_us;
-    struct pentry **buckets;
-    size_t nbuckets;
-    struct pentry *head, *tail;
-    size_t count;
+    /* kind-prefixed key -> struct pentry; keys come from the traffic, so the
+     * map's seeded hash matters (no chosen-collision flooding) */
+    struct lru *map;
     struct posture_stats st;
     struct redis_conn *redis;
     int64_t redis_retry_at; /* wall seconds: skip Redis until then after a failure */
 };
-
-static uint64_t hash_str(const char *s, uint8_t kind)
-{
-    uint64_t h = 1469598103934665603ULL ^ kind;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 struct posture *posture_new(size_t max_entries, int64_t max_age_s)
 {
     struct posture *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->max = max_entries ? max_entries : 1;
     p->max_age_us = max_age_s * SW_USEC_PER_SEC;
-    p->nbuckets = 1024;
-    while (p->nbuckets < p->max && p->nbuckets < (1u << 22))
-        p->nbuckets <<= 1;
-    p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
-    if (!p->buckets) {
+    p->map = lru_new(max_entries ? max_entries : 1, free);
+    if (!p->map) {
         free(p);
         return NULL;
     }
@@ -88,13 +73,7 @@ void posture_free(struct posture *p)
 {
     if (!p)
         return;
-    struct pentry *e = p->head;
-    while (e) {
-        struct pentry *n = e->next;
-        free(e);
-        e = n;
-    }
-    free(p->buckets);
+    lru_free(p->map);
     redis_conn_free(p->redis);
     free(p);
 }
@@ -104,51 +83,32 @@ const struct posture_stats *posture_stats(const struct posture *p)
     return &p->st;
 }
 
-static void lru_unlink(struct posture *p, struct pentry *e)
+static void map_key(uint8_t kind, const char *key, char *buf, size_t len)
 {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        p->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        p->tail = e->prev;
-    e->prev = e->next = NULL;
+    snprintf(buf, len, "%s:%s", pkind_names[kind], key);
 }
 
-static void lru_push_head(struct posture *p, struct pentry *e)
+/* The counters the map keeps, copied after every change. */
+static void sync_stats(struct posture *p)
 {
-    e->prev = NULL;
-    e->next = p->head;
-    if (p->head)
-        p->head->prev = e;
-    p->head = e;
-    if (!p->tail)
-        p->tail = e;
+    p->st.entries = lru_count(p->map);
+    p->st.evicted = lru_evictions(p->map);
 }
 
-static void remove_entry(struct posture *p, struct pentry *e)
+static void remove_entry(struct posture *p, const struct pentry *e)
 {
-    size_t b = hash_str(e->key, e->kind) & (p->nbuckets - 1);
-    for (struct pentry **pp = &p->buckets[b]; *pp; pp = &(*pp)->hnext)
-        if (*pp == e) {
-            *pp = e->hnext;
-            break;
-        }
-    lru_unlink(p, e);
-    free(e);
-    p->count--;
-    p->st.entries = p->count;
+    char lk[PLKEY_MAX];
+    map_key(e->kind, e->key, lk, sizeof lk);
+    lru_remove(p->map, lk);
+    sync_stats(p);
 }
 
+/* Without touching recency. */
 static struct pentry *find(struct posture *p, uint8_t kind, const char *key)
 {
-    size_t b = hash_str(key, kind) & (p->nbuckets - 1);
-    for (struct pentry *e = p->buckets[b]; e; e = e->hnext)
-        if (e->kind == kind && !strcmp(e->key, key))
-            return e;
-    return NULL;
+    char lk[PLKEY_MAX];
+    map_key(kind, key, lk, sizeof lk);
+    return lru_peek(p->map, lk);
 }
 
 /* Aged out at time now? Backwards time never ages anything. */
@@ -157,29 +117,25 @@ static bool expired(const struct posture *p, const struct pentry *e, sw_usec now
     return p->max_age_us > 0 && now > e->seen && now - e->seen > p->max_age_us;
 }
 
+/* The entry for kind/key, made most recently used; a new one when absent
+ * (the least recently used one evicted when full, counted). */
 static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *key)
 {
-    struct pentry *e = find(p, kind, key);
-    if (e) {
-        lru_unlink(p, e);
-        lru_push_head(p, e);
+    char lk[PLKEY_MAX];
+    map_key(kind, key, lk, sizeof lk);
+    struct pentry *e = lru_get(p->map, lk);
+    if (e)
         return e;
-    }
-    while (p->count >= p->max && p->tail) {
-        remove_entry(p, p->tail);
-        p->st.evicted++;
-    }
     e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
     snprintf(e->key, sizeof e->key, "%s", key);
     e->kind = kind;
-    size_t b = hash_str(e->key, kind) & (p->nbuckets - 1);
-    e->hnext = p->buckets[b];
-    p->buckets[b] = e;
-    lru_push_head(p, e);
-    p->count++;
-    p->st.entries = p->count;
+    if (lru_put(p->map, lk, e) != SW_OK) {
+        free(e);
+        return NULL;
+    }
+    sync_stats(p);
     return e;
 }
 
@@ -489,14 +445,37 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
 
 /* ---- state file ---- */
 
+struct collect {
+    struct pentry **v;
+    size_t n, cap;
+};
+
+static int collect_entry(void *arg, const char *key, void *value)
+{
+    struct collect *c = arg;
+    (void)key;
+    if (c->n < c->cap)
+        c->v[c->n++] = value;
+    return 0;
+}
+
 /* Format: {"stripwatch_posture": 1, "entries": [{"kind": "server", "key":
  * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "fail_ts":
  * usec, "fail_uid": "...", "fail_detail": "..."}, ...]}, least recently used
  * first. Times are microseconds since the epoch (capture time). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
+    /* oldest first: the map walks newest first, so collect and walk back */
+    size_t cap = lru_count(p->map);
+    struct collect c = {malloc((cap ? cap : 1) * sizeof *c.v), 0, cap};
+    if (!c.v) {
+        snprintf(err, errlen, "%s: cannot write state file: out of memory", path);
+        return SW_ENOMEM;
+    }
+    lru_foreach(p->map, collect_entry, &c);
     json_t *arr = json_array();
-    for (struct pentry *e = p->tail; e; e = e->prev) {
+    while (c.n > 0) {
+        const struct pentry *e = c.v[--c.n];
         if (!e->ok_ts && !e->fail_ts)
             continue; /* an empty Redis probe */
         json_array_append_new(arr,
@@ -506,6 +485,7 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
                                         "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts,
                                         "fail_uid", e->fail_uid, "fail_detail", e->fail_detail));
     }
+    free(c.v);
     json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
@@ -521,7 +501,7 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
         unlink(tmp);
         return SW_EIO;
     }
-    p->st.saved = p->count;
+    p->st.saved = lru_count(p->map);
     return SW_OK;
 }
 
