@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "decode/tls.h"
 
@@ -221,10 +222,22 @@ struct ja3 {
     bool first; /* no value yet in the current field */
 };
 
+/* MD5 fetched once: EVP_md5() in EVP_DigestInit_ex makes OpenSSL 3 look the
+ * implementation up again for every hello (about 100,000 instructions). The
+ * fetched method is kept for the life of the process. */
+static EVP_MD *g_md5;
+static once_flag g_md5_once = ONCE_FLAG_INIT;
+
+static void md5_fetch(void)
+{
+    g_md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+}
+
 static void ja3_begin(struct ja3 *j)
 {
+    call_once(&g_md5_once, md5_fetch);
     j->ctx = EVP_MD_CTX_new();
-    if (j->ctx && EVP_DigestInit_ex(j->ctx, EVP_md5(), NULL) != 1) {
+    if (j->ctx && EVP_DigestInit_ex(j->ctx, g_md5 ? g_md5 : EVP_md5(), NULL) != 1) {
         EVP_MD_CTX_free(j->ctx);
         j->ctx = NULL;
     }

@@ -584,11 +584,25 @@ int main(int argc, char **argv)
             printf("%llu %llu\n", (unsigned long long)g.frames,
                    (unsigned long long)g.smtp_sessions);
             return 0;
+        } else if (strcmp(argv[i], "--write-smtp") == 0 && i + 2 < argc) {
+            /* only write an SMTP-only capture of about N MB (for profiling) */
+            content_init();
+            struct gen_result g;
+            const char *path = argv[++i];
+            uint64_t mb = strtoull(argv[++i], NULL, 10);
+            if (!generate(path, mb << 20, 16, true, &g)) {
+                fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+                return 1;
+            }
+            printf("%llu %llu\n", (unsigned long long)g.frames,
+                   (unsigned long long)g.smtp_sessions);
+            return 0;
         } else if (strcmp(argv[i], "--flows") == 0 && i + 1 < argc)
             flows = (uint32_t)strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                            "[--flows N]\n       bench_gen --write-mixed FILE MB\n");
+                            "[--flows N]\n       bench_gen --write-mixed FILE MB\n"
+                            "       bench_gen --write-smtp FILE MB\n");
             return 2;
         }
     }
