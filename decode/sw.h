@@ -4,7 +4,10 @@
 #ifndef SW_H
 #define SW_H
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* One small error enum for the whole project. SW_AGAIN is not an error: it
  * means "need more input / try later". sw_strerror() never returns NULL. */
@@ -34,6 +37,19 @@ static inline const char *sw_strerror(int e)
         return "i/o error";
     }
     return "unknown error";
+}
+
+/* Formats an error message into err (always terminated, truncated to
+ * errlen); a NULL err or errlen 0 is allowed and writes nothing. */
+__attribute__((format(printf, 3, 4))) static inline void sw_set_err(char *err, size_t errlen,
+                                                                    const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 /* Timestamps everywhere are microseconds since the Unix epoch (capture time

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,17 +42,6 @@ struct pdns {
     struct pdns_req *reqs; /* in flight */
     size_t n_reqs;
 };
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 bool pdns_server_valid(const char *server, char *why, size_t whylen)
 {
@@ -94,18 +82,18 @@ struct pdns *pdns_new(const char *server, char *err, size_t errlen)
 {
     char why[96];
     if (server && !pdns_server_valid(server, why, sizeof(why))) {
-        set_err(err, errlen, "dns server \"%s\": %s", server, why);
+        sw_set_err(err, errlen, "dns server \"%s\": %s", server, why);
         return NULL;
     }
     struct pdns *d = calloc(1, sizeof(*d));
     if (!d) {
-        set_err(err, errlen, "dns: out of memory");
+        sw_set_err(err, errlen, "dns: out of memory");
         return NULL;
     }
     d->ctx = ub_ctx_create();
     if (!d->ctx) {
         free(d);
-        set_err(err, errlen, "dns: cannot create a libunbound context");
+        sw_set_err(err, errlen, "dns: cannot create a libunbound context");
         return NULL;
     }
     int r = ub_ctx_async(d->ctx, 1);
@@ -114,8 +102,8 @@ struct pdns *pdns_new(const char *server, char *err, size_t errlen)
     if (!r)
         r = server ? ub_ctx_set_fwd(d->ctx, server) : ub_ctx_resolvconf(d->ctx, NULL);
     if (r) {
-        set_err(err, errlen, "dns: %s: %s", server ? server : "/etc/resolv.conf",
-                r == UB_READFILE ? strerror(errno) : ub_strerror(r));
+        sw_set_err(err, errlen, "dns: %s: %s", server ? server : "/etc/resolv.conf",
+                   r == UB_READFILE ? strerror(errno) : ub_strerror(r));
         ub_ctx_delete(d->ctx);
         free(d);
         return NULL;
@@ -262,7 +250,7 @@ static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pd
 {
     struct pdns_req *q = calloc(1, sizeof(*q));
     if (!q) {
-        set_err(err, errlen, "dns: out of memory");
+        sw_set_err(err, errlen, "dns: out of memory");
         return NULL;
     }
     q->d = d;
@@ -282,7 +270,7 @@ static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pd
         int r = ub_resolve_async(d->ctx, name, q->sub[i].rrtype, 1, &q->sub[i], on_result,
                                  &q->sub[i].id);
         if (r) {
-            set_err(err, errlen, "dns: %s: %s", name, ub_strerror(r));
+            sw_set_err(err, errlen, "dns: %s: %s", name, ub_strerror(r));
             q->n_sub = i; /* cancel only what started */
             pdns_cancel(d, q);
             return NULL;

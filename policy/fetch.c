@@ -8,7 +8,6 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,17 +35,6 @@ struct pfetch {
     struct pfetch_req *reqs;
     size_t n_reqs;
 };
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *pfetch_outcome_str(enum pfetch_outcome o)
 {
@@ -191,7 +179,7 @@ struct pfetch *pfetch_new(char *err, size_t errlen)
     static bool inited;
     if (!inited) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-            set_err(err, errlen, "fetch: curl_global_init failed");
+            sw_set_err(err, errlen, "fetch: curl_global_init failed");
             return NULL;
         }
         inited = true;
@@ -199,7 +187,7 @@ struct pfetch *pfetch_new(char *err, size_t errlen)
     struct pfetch *f = calloc(1, sizeof(*f));
     if (!f || !(f->multi = curl_multi_init())) {
         free(f);
-        set_err(err, errlen, "fetch: cannot create a libcurl multi handle");
+        sw_set_err(err, errlen, "fetch: cannot create a libcurl multi handle");
         return NULL;
     }
     return f;
@@ -304,7 +292,7 @@ struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char
     struct pfetch_req *q = calloc(1, sizeof(*q));
     if (!q || !(q->easy = curl_easy_init())) {
         free(q);
-        set_err(err, errlen, "fetch: out of memory");
+        sw_set_err(err, errlen, "fetch: out of memory");
         return NULL;
     }
     q->f = f;
@@ -362,7 +350,7 @@ struct pfetch_req *pfetch_start(struct pfetch *f, const char *domain, const char
     bad |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, q->errbuf) != CURLE_OK;
     bad |= curl_easy_setopt(h, CURLOPT_PRIVATE, q) != CURLE_OK;
     if (bad || curl_multi_add_handle(f->multi, h) != CURLM_OK) {
-        set_err(err, errlen, "fetch: %s: cannot set up the transfer", q->res.url);
+        sw_set_err(err, errlen, "fetch: %s: cannot set up the transfer", q->res.url);
         req_free(f, q);
         return NULL;
     }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "decode/sw.h"
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/lru.h"
@@ -143,17 +144,6 @@ void policy_cfg_defaults(struct policy_cfg *c)
     c->dns_timeout_ms = 10000;
     c->lock_wait_ms = 10000;
     c->max_queued = 4096;
-}
-
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 static int64_t wall_s(void)
@@ -887,7 +877,7 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
 {
     struct policy_engine *e = calloc(1, sizeof(*e));
     if (!e) {
-        set_err(err, errlen, "policy: out of memory");
+        sw_set_err(err, errlen, "policy: out of memory");
         return NULL;
     }
     e->cfg = *cfg;
@@ -928,7 +918,7 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
     e->tokens = e->cfg.max_per_second;
     e->tokens_ms = mono_ms();
     if (!(e->doms = lru_new(e->cfg.cache_max, dom_free))) {
-        set_err(err, errlen, "policy: out of memory");
+        sw_set_err(err, errlen, "policy: out of memory");
         goto fail;
     }
     if (e->cfg.fetch) {
@@ -944,13 +934,13 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
         int r = snapshot_load(cfg->policy_file, on_file_entry, on_file_error, e, &st);
         if (r == SW_EIO || r == SW_EPROTO) {
             if (e->load_err[0])
-                set_err(err, errlen, "%s", e->load_err);
+                sw_set_err(err, errlen, "%s", e->load_err);
             else
-                set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
+                sw_set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
             goto fail;
         }
         if (r != SW_OK) {
-            set_err(err, errlen, "%s: %s", cfg->policy_file, sw_strerror(r));
+            sw_set_err(err, errlen, "%s: %s", cfg->policy_file, sw_strerror(r));
             goto fail;
         }
     }
@@ -1157,7 +1147,7 @@ int policy_engine_save(struct policy_engine *e, const char *path, char *err, siz
     struct save_ctx sc = {0};
     if (lru_foreach(e->doms, collect, &sc)) {
         free(sc.items);
-        set_err(err, errlen, "%s: out of memory", path);
+        sw_set_err(err, errlen, "%s: out of memory", path);
         return SW_ENOMEM;
     }
     int r = snapshot_save(path, sc.items, sc.n, err, errlen);
