@@ -139,6 +139,17 @@ static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *ke
     return e;
 }
 
+/* Copies what Redis and the state file carry (times, uids, detail) from src. */
+static void set_learned(struct pentry *e, const struct pentry *src)
+{
+    e->seen = src->seen;
+    e->ok_ts = src->ok_ts;
+    e->fail_ts = src->fail_ts;
+    memcpy(e->ok_uid, src->ok_uid, sizeof e->ok_uid);
+    memcpy(e->fail_uid, src->fail_uid, sizeof e->fail_uid);
+    memcpy(e->fail_detail, src->fail_detail, sizeof e->fail_detail);
+}
+
 /* ---- keys ---- */
 
 static void addr_port(const struct sw_addr *a, uint16_t port, char *buf, size_t len)
@@ -301,12 +312,7 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
         return e;
     }
     e->redis_miss = 0;
-    e->seen = tmp.seen;
-    e->ok_ts = tmp.ok_ts;
-    e->fail_ts = tmp.fail_ts;
-    memcpy(e->ok_uid, tmp.ok_uid, sizeof e->ok_uid);
-    memcpy(e->fail_uid, tmp.fail_uid, sizeof e->fail_uid);
-    memcpy(e->fail_detail, tmp.fail_detail, sizeof e->fail_detail);
+    set_learned(e, &tmp);
     return e;
 }
 
@@ -599,12 +605,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             rc = SW_ENOMEM;
             break;
         }
-        e->seen = t.seen;
-        e->ok_ts = t.ok_ts;
-        e->fail_ts = t.fail_ts;
-        memcpy(e->ok_uid, t.ok_uid, sizeof e->ok_uid);
-        memcpy(e->fail_uid, t.fail_uid, sizeof e->fail_uid);
-        memcpy(e->fail_detail, t.fail_detail, sizeof e->fail_detail);
+        set_learned(e, &t);
         p->st.loaded++;
     }
     json_decref(root);
