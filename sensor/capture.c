@@ -2,23 +2,40 @@
 /* capture.c: packet sources: a live interface through libpcap, or capture
  * files (pcap, pcapng, "-" for stdin) merged in timestamp order (ties: the
  * file given first wins). Files whose pcapng interfaces mix link types go
- * through the own pcapng reader; BPF filters apply to every source. */
+ * through the own pcapng reader; BPF filters apply to every source.
+ * Regular classic pcap files (version 2.4) are read from a memory map of the
+ * file libpcap opened (no read() copy of every byte); the first record that
+ * is not plainly well-formed hands the file back to libpcap at that offset,
+ * so errors and odd records behave exactly as libpcap has them. */
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "sensor/capture.h"
 
 #define CAPTURE_MAX_LINKTYPES 16 /* compiled filters kept per link type */
 
+/* A classic pcap file read from its memory map. */
+struct capture_map {
+    const uint8_t *base;
+    size_t size, off;   /* off: the next record header */
+    size_t released;    /* pages before this offset were given back */
+    uint32_t max_caplen; /* larger records go to libpcap */
+    bool swapped, nsec;
+};
+
+#define CAPTURE_MAP_RELEASE (4u << 20) /* give back mapped pages every 4 MB */
+
 struct capture_src {
     const char *name;
     pcap_t *pc;                 /* libpcap source, or */
     struct pcapng_reader *ng;   /* own pcapng reader */
+    struct capture_map *map;    /* with pc: records read from the map */
     bool have;                  /* pkt holds the next packet */
     bool done;
     struct capture_pkt pkt;
@@ -149,6 +166,114 @@ static struct capture_filter *filter_for(struct capture *c, int linktype, char *
     return f;
 }
 
+static uint32_t rd32(const uint8_t *b, bool swapped)
+{
+    uint32_t v;
+    memcpy(&v, b, 4);
+    return swapped ? __builtin_bswap32(v) : v;
+}
+
+static void map_free(struct capture_map *m)
+{
+    if (!m)
+        return;
+    munmap((void *)m->base, m->size);
+    free(m);
+}
+
+/* Maps the pcap file that libpcap opened for s, when it is a regular file in
+ * classic pcap 2.4 whose link type libpcap hands out unchanged. Anything
+ * else (or a failure) leaves s to libpcap alone. */
+static void map_try(struct capture_src *s)
+{
+    FILE *f = pcap_file(s->pc);
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 24 ||
+        (uint64_t)st.st_size > SIZE_MAX)
+        return;
+    int dlt = pcap_datalink(s->pc);
+    bool sll = dlt == DLT_LINUX_SLL || dlt == DLT_LINUX_SLL2;
+    if (dlt != DLT_EN10MB && dlt != DLT_RAW && dlt != DLT_NULL && dlt != DLT_LOOP &&
+        dlt != DLT_IPV4 && dlt != DLT_IPV6 && !sll)
+        return;
+    void *base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fileno(f), 0);
+    if (base == MAP_FAILED)
+        return;
+    const uint8_t *b = base;
+    uint32_t magic;
+    memcpy(&magic, b, 4);
+    bool swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+    bool nsec = magic == 0xa1b23c4du || magic == 0x4d3cb2a1u;
+    bool classic = magic == 0xa1b2c3d4u || magic == 0xa1b23c4du || swapped;
+    uint16_t major, minor;
+    memcpy(&major, b + 4, 2);
+    memcpy(&minor, b + 6, 2);
+    if (swapped) {
+        major = __builtin_bswap16(major);
+        minor = __builtin_bswap16(minor);
+    }
+    /* libpcap swaps pseudo-headers of byte-swapped Linux cooked files (CAN) */
+    struct capture_map *m = NULL;
+    if (classic && major == 2 && minor == 4 && !(swapped && sll) &&
+        (m = calloc(1, sizeof(*m))) != NULL) {
+        int snap = pcap_snapshot(s->pc);
+        m->base = b;
+        m->size = (size_t)st.st_size;
+        m->off = 24;
+        m->max_caplen = snap > 0 && snap < 262144 ? (uint32_t)snap : 262144;
+        m->swapped = swapped;
+        m->nsec = nsec;
+        madvise(base, m->size, MADV_SEQUENTIAL);
+        s->map = m;
+        return;
+    }
+    munmap(base, (size_t)st.st_size);
+}
+
+/* The next record from the map: 1, or 0 when the record at off is not
+ * plainly well-formed (or the map ends): libpcap continues from there. */
+static int map_next(struct capture_src *s)
+{
+    struct capture_map *m = s->map;
+    /* the caller is done with every earlier packet of this source */
+    if (m->off - m->released >= CAPTURE_MAP_RELEASE) {
+        size_t to = m->off & ~(size_t)4095;
+        madvise((void *)(m->base + m->released), to - m->released, MADV_DONTNEED);
+        m->released = to;
+    }
+    if (m->size - m->off < 16)
+        return 0;
+    const uint8_t *h = m->base + m->off;
+    uint32_t caplen = rd32(h + 8, m->swapped), len = rd32(h + 12, m->swapped);
+    if (caplen > m->max_caplen || m->size - m->off - 16 < caplen)
+        return 0;
+    /* as libpcap: 32-bit signed seconds and fraction, nanoseconds truncated */
+    int32_t sec = (int32_t)rd32(h, m->swapped), frac = (int32_t)rd32(h + 4, m->swapped);
+    if (m->nsec)
+        frac /= 1000;
+    s->pkt.ts = (sw_usec)sec * SW_USEC_PER_SEC + frac;
+    s->pkt.data = h + 16;
+    s->pkt.caplen = caplen;
+    s->pkt.len = len < caplen ? caplen : len;
+    s->pkt.linktype = pcap_datalink(s->pc);
+    m->off += 16 + (size_t)caplen;
+    return 1;
+}
+
+/* Hands s back to libpcap at the map's offset. False (err filled) when the
+ * file cannot be repositioned. */
+static bool map_leave(struct capture_src *s, char *err, size_t errlen)
+{
+    struct capture_map *m = s->map;
+    s->map = NULL;
+    FILE *f = pcap_file(s->pc);
+    bool ok = f && fseeko(f, (off_t)m->off, SEEK_SET) == 0;
+    if (!ok)
+        snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
+    map_free(m);
+    return ok;
+}
+
 struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf,
                                    int snaplen, char *err, size_t errlen)
 {
@@ -191,6 +316,8 @@ struct capture *capture_open_files(const char *const *files, size_t n, const cha
             capture_free(c);
             return NULL;
         }
+        if (!is_stdin)
+            map_try(s);
     }
     if (c->bpf) {
         /* compile once now so that a bad expression is reported before any work */
@@ -210,6 +337,12 @@ static int src_fill(struct capture_src *s, char *err, size_t errlen)
     if (s->ng) {
         int rc = pcapng_next(s->ng, &s->pkt, err, errlen);
         return rc;
+    }
+    if (s->map) {
+        if (map_next(s))
+            return 1;
+        if (!map_leave(s, err, errlen))
+            return -1;
     }
     struct pcap_pkthdr *h;
     const u_char *data;
@@ -333,6 +466,8 @@ void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total)
         const struct capture_src *s = &c->src[i];
         if (s->ng)
             *done += pcapng_offset(s->ng);
+        else if (s->map)
+            *done += s->map->off;
         else if (s->pc && !c->live && strcmp(s->name, "stdin") != 0) {
             FILE *f = pcap_file(s->pc);
             if (f) {
@@ -357,6 +492,7 @@ void capture_free(struct capture *c)
         if (c->src[i].pc)
             pcap_close(c->src[i].pc);
         pcapng_close(c->src[i].ng);
+        map_free(c->src[i].map);
     }
     for (size_t i = 0; i < c->n_filters; i++)
         pcap_freecode(&c->filters[i].prog);
