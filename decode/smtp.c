@@ -788,11 +788,9 @@ static void c_close(void *st, enum flow_end why, sw_usec ts)
     struct smtp_consumer *sc = fl->sc;
     struct smtp_session *s = fl->s;
     if (!s && !fl->ignored && !fl->classify) {
-        /* a flow without payload: its end is what a session opened with the
-         * flow would report; made for the moment, outside the memcap */
-        s = session_new(&sc->cfg, &fl->fi, &sc->stats, false);
-        if (s)
-            s->consumer = sc;
+        /* a flow that never carried a byte (a scan, a refused or tarpitted
+         * connection) is not an SMTP conversation: no record, only a count */
+        sc->stats.flows_no_payload++;
     }
     if (s) {
         smtp_session_end(s, why, ts);

@@ -61,6 +61,9 @@ struct smtp_stats {
     /* smtp_cfg.memcap: flows refused (at open or at their first payload;
      * sessions does not count them), bytes charged now and at the peak */
     uint64_t memcap_refused, mem_in_use, mem_peak;
+    /* flows on an SMTP port that closed without a payload byte, gap or
+     * overlap in either direction: no session record, no events */
+    uint64_t flows_no_payload;
 };
 
 /* A stream consumer for flow_table_new(): opens an SMTP session for each flow
@@ -73,8 +76,8 @@ const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc);
 const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc);
 /* Bytes charged for a flow on an SMTP port that carried no payload yet: a
  * stub (flow info); the session is allocated at the first payload byte, gap
- * or overlap of either direction. A flow that ends without any gives the
- * same SMTP_EV_END facts as one that had a session all along. */
+ * or overlap of either direction. A flow that ends without any is no SMTP
+ * conversation: it gives no event and no facts (smtp_stats.flows_no_payload). */
 size_t smtp_consumer_idle_bytes(void);
 void smtp_consumer_free(struct smtp_consumer *sc);
 

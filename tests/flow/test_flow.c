@@ -30,7 +30,7 @@ struct rec {
     int state_token; /* open() returns &state_token */
 };
 
-static void rec_add(struct rec *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void rec_add(struct rec *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
