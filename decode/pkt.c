@@ -41,25 +41,35 @@ const char *pkt_status_str(enum pkt_status s)
     return "unknown";
 }
 
+static inline uint16_t be16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static inline uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
 /* TCP header at r (seg_len bytes of segment captured from r's position). */
 static enum pkt_status decode_tcp(struct pkt *p, const uint8_t *seg, size_t seg_len)
 {
-    struct pkt_rd r;
-    uint8_t off_byte, flags;
-    uint16_t urg, csum;
-    pkt_rd_init(&r, seg, seg_len);
-    if (!pkt_rd_u16(&r, &p->sport) || !pkt_rd_u16(&r, &p->dport) || !pkt_rd_u32(&r, &p->seq) ||
-        !pkt_rd_u32(&r, &p->ack) || !pkt_rd_u8(&r, &off_byte) || !pkt_rd_u8(&r, &flags) ||
-        !pkt_rd_u16(&r, &p->win) || !pkt_rd_u16(&r, &csum) || !pkt_rd_u16(&r, &urg))
+    /* the fixed 20 bytes checked once, then read in place (per packet) */
+    if (seg_len < 20)
         return PKT_ERR_TCP;
-    size_t hlen = (size_t)(off_byte >> 4) * 4;
-    if (hlen < 20 || !pkt_rd_skip(&r, hlen - 20))
+    size_t hlen = (size_t)(seg[12] >> 4) * 4;
+    if (hlen < 20 || hlen > seg_len)
         return PKT_ERR_TCP;
+    p->sport = be16(seg);
+    p->dport = be16(seg + 2);
+    p->seq = be32(seg + 4);
+    p->ack = be32(seg + 8);
+    p->win = be16(seg + 14);
     /* options are read only for their structure (MSS, WS, SACK, TS are not
      * needed downstream); a malformed list is ignored, as end hosts do */
-    p->tcp_flags = flags;
-    p->payload = pkt_rd_ptr(&r);
-    p->payload_len = (uint32_t)pkt_rd_left(&r);
+    p->tcp_flags = seg[13];
+    p->payload = seg + hlen;
+    p->payload_len = (uint32_t)(seg_len - hlen);
     return PKT_TCP;
 }
 
@@ -171,17 +181,16 @@ static bool ip4_options_ok(const uint8_t *o, size_t len)
 
 static enum pkt_status decode_ip4(struct pkt *p, struct frag_table *ft, struct pkt_rd *r)
 {
+    /* the fixed 20 bytes checked once, then read in place (per packet) */
     const uint8_t *hdr = pkt_rd_ptr(r);
-    uint8_t vihl, tos, ttl, proto;
-    uint16_t tot, id, fo, csum;
-    if (!pkt_rd_u8(r, &vihl) || !pkt_rd_u8(r, &tos) || !pkt_rd_u16(r, &tot) ||
-        !pkt_rd_u16(r, &id) || !pkt_rd_u16(r, &fo) || !pkt_rd_u8(r, &ttl) ||
-        !pkt_rd_u8(r, &proto) || !pkt_rd_u16(r, &csum))
+    if (!pkt_rd_skip(r, 20))
         return PKT_ERR_IP;
+    uint8_t vihl = hdr[0], ttl = hdr[8], proto = hdr[9];
+    uint16_t tot = be16(hdr + 2), id = be16(hdr + 4), fo = be16(hdr + 6);
     memset(&p->src, 0, sizeof(p->src));
     memset(&p->dst, 0, sizeof(p->dst));
-    if (!pkt_rd_bytes(r, p->src.b, 4) || !pkt_rd_bytes(r, p->dst.b, 4))
-        return PKT_ERR_IP;
+    memcpy(p->src.b, hdr + 12, 4);
+    memcpy(p->dst.b, hdr + 16, 4);
     if ((vihl >> 4) != 4)
         return PKT_ERR_IP;
     size_t hlen = (size_t)(vihl & 0x0F) * 4;
