@@ -50,7 +50,7 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
     json_object_set_new(ev, "action", json_string(v->action));
     json_object_set_new(ev, "module", json_string("stripwatch"));
     char ts[40];
-    rules_fmt_ts(f->flow.start, ts, sizeof ts);
+    facts_fmt_time(f->flow.start, ts, sizeof ts);
     json_object_set_new(ev, "start", json_string(ts));
 
     json_object_set_new(o, "rule",

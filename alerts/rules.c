@@ -64,42 +64,6 @@ const char *rule_confidence_str(enum rule_confidence c)
     return c == CONF_HIGH ? "high" : c == CONF_MEDIUM ? "medium" : "low";
 }
 
-void rules_fmt_ts(sw_usec t, char *buf, size_t len)
-{
-    time_t s = (time_t)(t / SW_USEC_PER_SEC);
-    long long us = (long long)(t % SW_USEC_PER_SEC);
-    if (us < 0) {
-        us += SW_USEC_PER_SEC;
-        s--;
-    }
-    struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
-        snprintf(buf, len, "1970-01-01T00:00:00.000000Z");
-        return;
-    }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
-}
-
-/* A JSON string of bytes from the wire: as is when valid UTF-8, else every
- * byte outside printable ASCII becomes '?' (as in the session record). */
-json_t *rules_wire_str(const char *s)
-{
-    json_t *j = json_string(s ? s : "");
-    if (j)
-        return j;
-    size_t n = strlen(s);
-    char *c = malloc(n + 1);
-    if (!c)
-        return json_string("?");
-    for (size_t i = 0; i < n; i++)
-        c[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) ? '?' : s[i];
-    c[n] = 0;
-    j = json_string(c);
-    free(c);
-    return j;
-}
-
 /* IPv4/IPv6 literals and address literals in brackets never name an MX. */
 bool rules_host_is_ip_literal(const char *h)
 {
@@ -255,7 +219,7 @@ static json_t *names_json(const struct names *n)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n->n; i++)
-        json_array_append_new(a, rules_wire_str(n->v[i]));
+        json_array_append_new(a, facts_json_wire_str(n->v[i]));
     return a;
 }
 
@@ -355,7 +319,7 @@ static const struct facts_anomaly *find_anom(const struct smtp_facts *f, enum an
 static json_t *ts_json(sw_usec t)
 {
     char buf[40];
-    rules_fmt_ts(t, buf, sizeof buf);
+    facts_fmt_time(t, buf, sizeof buf);
     return json_string(buf);
 }
 
@@ -363,14 +327,14 @@ static json_t *anom_json(const struct facts_anomaly *a)
 {
     return json_pack("{s:s, s:s, s:o, s:I, s:o}", "kind", anomaly_kind_str(a->kind), "dir",
                      a->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts_json(a->ts), "packet",
-                     (json_int_t)a->pkt_no, "detail", rules_wire_str(a->detail));
+                     (json_int_t)a->pkt_no, "detail", facts_json_wire_str(a->detail));
 }
 
 static json_t *caps_json(const struct smtp_facts *f)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(a, rules_wire_str(f->caps[i]));
+        json_array_append_new(a, facts_json_wire_str(f->caps[i]));
     return a;
 }
 
@@ -412,7 +376,7 @@ static void ev_server_posture(json_t *ev, const struct posture_view *pv)
     if (!pv->server_offered)
         return;
     json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:s}", "showed", "server offered STARTTLS", "key",
-                          rules_wire_str(pv->server_key), "by",
+                          facts_json_wire_str(pv->server_key), "by",
                           pv->server_by_name ? "banner_host" : "address", "ts",
                           ts_json(pv->server_ts), "session_uid", pv->server_uid);
     json_t *p = json_object_get(ev, "posture");
@@ -920,14 +884,14 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         json_object_set_new(ev, "problems", problems);
         json_t *names = json_array();
         for (size_t k = 0; k < nc; k++)
-            json_array_append_new(names, rules_wire_str(cnames[k]));
+            json_array_append_new(names, facts_json_wire_str(cnames[k]));
         json_object_set_new(
             ev, "certificate",
-            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "subject", rules_wire_str(c->subject),
-                      "issuer", rules_wire_str(c->issuer), "names", names, "not_before",
-                      rules_wire_str(c->not_before), "not_after", rules_wire_str(c->not_after),
-                      "self_signed", c->self_signed, "sha256", rules_wire_str(c->sha256)));
-        json_object_set_new(ev, "sni", f->tls.sni[0] ? rules_wire_str(f->tls.sni) : json_null());
+            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "subject", facts_json_wire_str(c->subject),
+                      "issuer", facts_json_wire_str(c->issuer), "names", names, "not_before",
+                      facts_json_wire_str(c->not_before), "not_after", facts_json_wire_str(c->not_after),
+                      "self_signed", c->self_signed, "sha256", facts_json_wire_str(c->sha256)));
+        json_object_set_new(ev, "sni", f->tls.sni[0] ? facts_json_wire_str(f->tls.sni) : json_null());
         ev_policies(ev, j->pols, j->n_pols, true);
         push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
              p->derived ? CONF_MEDIUM : CONF_HIGH, "certificate-fails-mta-sts", (int)i, ev);
@@ -949,7 +913,7 @@ static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
     json_t *ev = evidence_new(f, accepted ? "credentials sent in clear and accepted"
                                           : "credentials sent in clear");
     json_object_set_new(ev, "auth",
-                        json_pack("{s:o, s:o}", "mechanism", rules_wire_str(f->auth_mechanism),
+                        json_pack("{s:o, s:o}", "mechanism", facts_json_wire_str(f->auth_mechanism),
                                   "reply_code",
                                   f->auth_code ? json_integer(f->auth_code) : json_null()));
     json_object_set_new(ev, "starttls", starttls_json(f));

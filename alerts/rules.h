@@ -108,9 +108,7 @@ size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
 void rules_verdicts_clear(struct verdict *v, size_t n);
 
 /* Helpers shared with alert.c and posture.c. */
-void rules_fmt_ts(sw_usec t, char *buf, size_t len); /* RFC 3339, microseconds, Z */
 bool rules_host_is_ip_literal(const char *h);
 bool rules_is_submission(const struct smtp_facts *f);
-struct json_t *rules_wire_str(const char *s); /* bytes from the wire as a JSON string */
 
 #endif

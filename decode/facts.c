@@ -167,7 +167,7 @@ bool facts_has_cleartext_data(const struct smtp_facts *f)
 }
 
 /* RFC 3339 UTC with microseconds: 2026-11-22T10:00:01.123456Z */
-static void fmt_ts(sw_usec ts, char *buf, size_t len)
+void facts_fmt_time(sw_usec ts, char *buf, size_t len)
 {
     long long sec = ts / SW_USEC_PER_SEC;
     long long us = ts % SW_USEC_PER_SEC;
@@ -197,10 +197,10 @@ static json_t *addr_json(const struct sw_addr *a, uint16_t port)
     return json_pack("{s:s, s:i}", "ip", buf, "port", (json_int_t)port);
 }
 
-/* A JSON string of bytes from the wire: kept as is when valid UTF-8, else
- * every byte outside printable ASCII becomes '?'. Never NULL for non-NULL s. */
-static json_t *jstr(const char *s)
+json_t *facts_json_wire_str(const char *s)
 {
+    if (!s)
+        s = "";
     json_t *j = json_string(s);
     if (j)
         return j;
@@ -219,7 +219,7 @@ static json_t *jstr(const char *s)
 /* A string, or JSON null for "". */
 static json_t *str_or_null(const char *s)
 {
-    return (s && *s) ? jstr(s) : json_null();
+    return (s && *s) ? facts_json_wire_str(s) : json_null();
 }
 
 static json_t *code_or_null(int code)
@@ -250,10 +250,10 @@ static json_t *anomalies_json(const struct smtp_facts *f)
     for (size_t i = 0; i < f->n_anomalies; i++) {
         const struct facts_anomaly *an = &f->anomalies[i];
         char ts[40];
-        fmt_ts(an->ts, ts, sizeof ts);
+        facts_fmt_time(an->ts, ts, sizeof ts);
         json_array_append_new(
             a, json_pack("{s:s, s:s, s:s, s:o}", "kind", anomaly_kind_str(an->kind), "dir",
-                         an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts, "detail", jstr(an->detail)));
+                         an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts, "detail", facts_json_wire_str(an->detail)));
     }
     return a;
 }
@@ -262,23 +262,23 @@ static json_t *tx_json(const struct facts_tx *t)
 {
     json_t *rcpts = json_array();
     for (size_t j = 0; j < t->n_rcpt; j++) {
-        json_t *r = json_pack("{s:o, s:o}", "domain", jstr(t->rcpt[j].domain), "code",
+        json_t *r = json_pack("{s:o, s:o}", "domain", facts_json_wire_str(t->rcpt[j].domain), "code",
                               code_or_null(t->rcpt[j].code));
         if (t->rcpt[j].address)
-            json_object_set_new(r, "address", jstr(t->rcpt[j].address));
+            json_object_set_new(r, "address", facts_json_wire_str(t->rcpt[j].address));
         json_array_append_new(rcpts, r);
     }
     json_t *accepted = t->accepted < 0 ? json_null() : json_boolean(t->accepted == 1);
     json_t *data = json_pack("{s:b, s:I, s:o, s:o, s:b}", "cleartext", t->data_sent && t->cleartext,
                              "bytes", (json_int_t)t->data_bytes, "accepted", accepted, "code",
                              code_or_null(t->data_code), "bdat", t->bdat);
-    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", jstr(t->mail_from_domain),
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", facts_json_wire_str(t->mail_from_domain),
                           "mail_code", code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
     json_object_set_new(o, "size",
                         t->size_param ? json_integer((json_int_t)t->size_param) : json_null());
     json_object_set_new(o, "body", str_or_null(t->body_param));
     if (t->mail_from)
-        json_object_set_new(o, "mail_from", jstr(t->mail_from));
+        json_object_set_new(o, "mail_from", facts_json_wire_str(t->mail_from));
     if (t->rcpt_dropped)
         json_object_set_new(o, "rcpt_dropped", json_integer(t->rcpt_dropped));
     return o;
@@ -290,9 +290,9 @@ static json_t *x509_json(const struct facts_x509 *c)
         return json_null();
     json_t *san = json_array();
     for (size_t i = 0; i < c->n_san; i++)
-        json_array_append_new(san, jstr(c->san_dns[i]));
-    return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", jstr(c->subject),
-                     "issuer", jstr(c->issuer), "alternative_names", san, "not_before",
+        json_array_append_new(san, facts_json_wire_str(c->san_dns[i]));
+    return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", facts_json_wire_str(c->subject),
+                     "issuer", facts_json_wire_str(c->issuer), "alternative_names", san, "not_before",
                      c->not_before, "not_after", c->not_after, "fingerprint", "sha256", c->sha256,
                      "self_signed", c->self_signed, "chain_length", (json_int_t)c->chain_len);
 }
@@ -324,7 +324,7 @@ static json_t *tls_json(const struct facts_tls *t)
 json_t *facts_to_json(const struct smtp_facts *f)
 {
     char ts[40];
-    fmt_ts(f->flow.start, ts, sizeof ts);
+    facts_fmt_time(f->flow.start, ts, sizeof ts);
 
     json_t *sw = json_pack("{s:s, s:s, s:o}", "uid", f->flow.uid, "end", smtp_end_str(f->end),
                            "anomalies", anomalies_json(f));
@@ -340,7 +340,7 @@ json_t *facts_to_json(const struct smtp_facts *f)
 
     json_t *caps = json_array();
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(caps, jstr(f->caps[i]));
+        json_array_append_new(caps, facts_json_wire_str(f->caps[i]));
     json_t *txs = json_array();
     for (size_t i = 0; i < f->n_tx; i++)
         json_array_append_new(txs, tx_json(&f->tx[i]));

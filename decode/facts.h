@@ -174,6 +174,15 @@ void facts_clear(struct smtp_facts *f);
 /* True when any transaction sent content in clear (DATA/BDAT). */
 bool facts_has_cleartext_data(const struct smtp_facts *f);
 
+/* A capture timestamp as RFC 3339 UTC with microseconds
+ * ("2026-11-22T10:00:01.123456Z"); buf of at least 32 bytes. */
+void facts_fmt_time(sw_usec ts, char *buf, size_t len);
+
+/* Bytes from the wire as a JSON string: kept as is when valid UTF-8, else
+ * every byte outside printable ASCII becomes '?'; NULL is "". The caller
+ * owns the result (NULL only when out of memory). */
+struct json_t *facts_json_wire_str(const char *s);
+
 /* The session record (event.kind "event", dataset stripwatch.session). The
  * returned object is the base of every alert about this session as well. */
 struct json_t;
