@@ -885,13 +885,15 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         json_t *names = json_array();
         for (size_t k = 0; k < nc; k++)
             json_array_append_new(names, facts_json_wire_str(cnames[k]));
-        json_object_set_new(
-            ev, "certificate",
-            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "subject", facts_json_wire_str(c->subject),
-                      "issuer", facts_json_wire_str(c->issuer), "names", names, "not_before",
-                      facts_json_wire_str(c->not_before), "not_after", facts_json_wire_str(c->not_after),
-                      "self_signed", c->self_signed, "sha256", facts_json_wire_str(c->sha256)));
-        json_object_set_new(ev, "sni", f->tls.sni[0] ? facts_json_wire_str(f->tls.sni) : json_null());
+        json_object_set_new(ev, "certificate",
+                            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "subject",
+                                      facts_json_wire_str(c->subject), "issuer",
+                                      facts_json_wire_str(c->issuer), "names", names, "not_before",
+                                      facts_json_wire_str(c->not_before), "not_after",
+                                      facts_json_wire_str(c->not_after), "self_signed",
+                                      c->self_signed, "sha256", facts_json_wire_str(c->sha256)));
+        json_object_set_new(ev, "sni",
+                            f->tls.sni[0] ? facts_json_wire_str(f->tls.sni) : json_null());
         ev_policies(ev, j->pols, j->n_pols, true);
         push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
              p->derived ? CONF_MEDIUM : CONF_HIGH, "certificate-fails-mta-sts", (int)i, ev);

@@ -251,9 +251,10 @@ static json_t *anomalies_json(const struct smtp_facts *f)
         const struct facts_anomaly *an = &f->anomalies[i];
         char ts[40];
         facts_fmt_time(an->ts, ts, sizeof ts);
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:o}", "kind", anomaly_kind_str(an->kind), "dir",
-                         an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts, "detail", facts_json_wire_str(an->detail)));
+        json_array_append_new(a,
+                              json_pack("{s:s, s:s, s:s, s:o}", "kind", anomaly_kind_str(an->kind),
+                                        "dir", an->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts,
+                                        "detail", facts_json_wire_str(an->detail)));
     }
     return a;
 }
@@ -262,8 +263,8 @@ static json_t *tx_json(const struct facts_tx *t)
 {
     json_t *rcpts = json_array();
     for (size_t j = 0; j < t->n_rcpt; j++) {
-        json_t *r = json_pack("{s:o, s:o}", "domain", facts_json_wire_str(t->rcpt[j].domain), "code",
-                              code_or_null(t->rcpt[j].code));
+        json_t *r = json_pack("{s:o, s:o}", "domain", facts_json_wire_str(t->rcpt[j].domain),
+                              "code", code_or_null(t->rcpt[j].code));
         if (t->rcpt[j].address)
             json_object_set_new(r, "address", facts_json_wire_str(t->rcpt[j].address));
         json_array_append_new(rcpts, r);
@@ -272,8 +273,9 @@ static json_t *tx_json(const struct facts_tx *t)
     json_t *data = json_pack("{s:b, s:I, s:o, s:o, s:b}", "cleartext", t->data_sent && t->cleartext,
                              "bytes", (json_int_t)t->data_bytes, "accepted", accepted, "code",
                              code_or_null(t->data_code), "bdat", t->bdat);
-    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain", facts_json_wire_str(t->mail_from_domain),
-                          "mail_code", code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "mail_from_domain",
+                          facts_json_wire_str(t->mail_from_domain), "mail_code",
+                          code_or_null(t->mail_code), "rcpt", rcpts, "data", data);
     json_object_set_new(o, "size",
                         t->size_param ? json_integer((json_int_t)t->size_param) : json_null());
     json_object_set_new(o, "body", str_or_null(t->body_param));
@@ -291,10 +293,11 @@ static json_t *x509_json(const struct facts_x509 *c)
     json_t *san = json_array();
     for (size_t i = 0; i < c->n_san; i++)
         json_array_append_new(san, facts_json_wire_str(c->san_dns[i]));
-    return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject", facts_json_wire_str(c->subject),
-                     "issuer", facts_json_wire_str(c->issuer), "alternative_names", san, "not_before",
-                     c->not_before, "not_after", c->not_after, "fingerprint", "sha256", c->sha256,
-                     "self_signed", c->self_signed, "chain_length", (json_int_t)c->chain_len);
+    return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject",
+                     facts_json_wire_str(c->subject), "issuer", facts_json_wire_str(c->issuer),
+                     "alternative_names", san, "not_before", c->not_before, "not_after",
+                     c->not_after, "fingerprint", "sha256", c->sha256, "self_signed",
+                     c->self_signed, "chain_length", (json_int_t)c->chain_len);
 }
 
 static json_t *tls_json(const struct facts_tls *t)

@@ -23,32 +23,32 @@ enum stream_dir {
 
 /* What is known of a connection when it is opened to the consumer. */
 struct flow_info {
-    char uid[18];           /* "S" + 16 hex digits, deterministic from the
-                               5-tuple, VLAN and first timestamp */
+    char uid[18]; /* "S" + 16 hex digits, deterministic from the
+                     5-tuple, VLAN and first timestamp */
     struct sw_addr client, server;
-    uint16_t cport, sport;  /* client and server TCP ports */
-    uint16_t vlan;          /* innermost VLAN id, 0 when none */
-    sw_usec start;          /* first packet's timestamp */
-    uint64_t first_pkt;     /* first packet's number */
-    bool midstream;         /* no SYN seen: roles guessed from the ports */
+    uint16_t cport, sport; /* client and server TCP ports */
+    uint16_t vlan;         /* innermost VLAN id, 0 when none */
+    sw_usec start;         /* first packet's timestamp */
+    uint64_t first_pkt;    /* first packet's number */
+    bool midstream;        /* no SYN seen: roles guessed from the ports */
 };
 
 /* Per-chunk facts from the packet(s) the bytes came from. */
 struct stream_meta {
     sw_usec ts;
     uint64_t pkt_no;
-    uint8_t ttl;     /* IPv4 TTL / IPv6 hop limit of the packet */
-    uint16_t ip_id;  /* IPv4 identification, 0 for IPv6 */
+    uint8_t ttl;    /* IPv4 TTL / IPv6 hop limit of the packet */
+    uint16_t ip_id; /* IPv4 identification, 0 for IPv6 */
     uint8_t ip_version;
 };
 
 /* How a flow ended, as told to the consumer's close(). */
 enum flow_end {
-    FLOW_END_FIN = 0,   /* both FINs (or FIN then timeout of the closed state) */
+    FLOW_END_FIN = 0, /* both FINs (or FIN then timeout of the closed state) */
     FLOW_END_RST,
-    FLOW_END_TIMEOUT,   /* idle past its timeout */
-    FLOW_END_EVICTED,   /* pushed out by the memcap or the flow bound */
-    FLOW_END_SHUTDOWN,  /* end of capture / process exit */
+    FLOW_END_TIMEOUT,  /* idle past its timeout */
+    FLOW_END_EVICTED,  /* pushed out by the memcap or the flow bound */
+    FLOW_END_SHUTDOWN, /* end of capture / process exit */
 };
 const char *flow_end_str(enum flow_end e);
 
@@ -73,7 +73,8 @@ struct stream_consumer {
     unsigned (*gap)(void *state, enum stream_dir dir, uint32_t len, const struct stream_meta *m);
     /* every packet of the flow, with or without payload, before its data is
      * delivered (lets the consumer follow TTL / IP-ID per direction) */
-    void (*packet)(void *state, enum stream_dir dir, const struct stream_meta *m, uint8_t tcp_flags);
+    void (*packet)(void *state, enum stream_dir dir, const struct stream_meta *m,
+                   uint8_t tcp_flags);
     /* two copies of the same stream offset carried different bytes; the
      * first copy was kept (the documented overlap policy) */
     void (*overlap_conflict)(void *state, enum stream_dir dir, const struct stream_meta *m);
@@ -82,13 +83,13 @@ struct stream_consumer {
 };
 
 struct flow_cfg {
-    uint64_t memcap;            /* bytes for flows + queued segments (default 256 MiB) */
-    uint32_t max_flows;         /* default 1,000,000 */
-    uint32_t max_queued_segs;   /* out-of-order segments per direction (default 256) */
-    uint32_t max_queued_bytes;  /* out-of-order bytes per direction (default 1 MiB) */
-    sw_usec timeout_syn;        /* half-open (default 30 s) */
-    sw_usec timeout_est;        /* established, idle (default 300 s) */
-    sw_usec timeout_closed;     /* after FIN/RST (default 10 s) */
+    uint64_t memcap;           /* bytes for flows + queued segments (default 256 MiB) */
+    uint32_t max_flows;        /* default 1,000,000 */
+    uint32_t max_queued_segs;  /* out-of-order segments per direction (default 256) */
+    uint32_t max_queued_bytes; /* out-of-order bytes per direction (default 1 MiB) */
+    sw_usec timeout_syn;       /* half-open (default 30 s) */
+    sw_usec timeout_est;       /* established, idle (default 300 s) */
+    sw_usec timeout_closed;    /* after FIN/RST (default 10 s) */
     /* server ports used to decide roles on midstream pickup (default 25, 587, 465) */
     const uint16_t *server_ports;
     size_t n_server_ports;

@@ -16,12 +16,12 @@
 
 /* Link types we decode (values are libpcap DLT_ numbers, repeated here so
  * that decode/ needs no pcap header). */
-#define PKT_DLT_NULL 0        /* BSD loopback */
-#define PKT_DLT_EN10MB 1      /* Ethernet */
-#define PKT_DLT_RAW 12        /* raw IP (OpenBSD value 14 handled too) */
-#define PKT_DLT_LOOP 108      /* OpenBSD loopback */
-#define PKT_DLT_LINUX_SLL 113 /* Linux cooked v1 */
-#define PKT_DLT_RAW_101 101   /* LINKTYPE_RAW as written in files */
+#define PKT_DLT_NULL       0   /* BSD loopback */
+#define PKT_DLT_EN10MB     1   /* Ethernet */
+#define PKT_DLT_RAW        12  /* raw IP (OpenBSD value 14 handled too) */
+#define PKT_DLT_LOOP       108 /* OpenBSD loopback */
+#define PKT_DLT_LINUX_SLL  113 /* Linux cooked v1 */
+#define PKT_DLT_RAW_101    101 /* LINKTYPE_RAW as written in files */
 #define PKT_DLT_LINUX_SLL2 276
 
 /* An IPv4 or IPv6 address; v4 addresses are stored in the first 4 bytes. */
@@ -33,16 +33,16 @@ struct sw_addr {
 /* Formats an address into buf (at least 46 bytes); returns buf. */
 const char *sw_addr_str(const struct sw_addr *a, char *buf, size_t len);
 
-#define PKT_TH_FIN 0x01
-#define PKT_TH_SYN 0x02
-#define PKT_TH_RST 0x04
+#define PKT_TH_FIN  0x01
+#define PKT_TH_SYN  0x02
+#define PKT_TH_RST  0x04
 #define PKT_TH_PUSH 0x08
-#define PKT_TH_ACK 0x10
+#define PKT_TH_ACK  0x10
 
 struct pkt {
     /* filled by the caller (sensor/) */
-    sw_usec ts;      /* capture timestamp */
-    uint64_t no;     /* 1-based packet number in capture (merge) order */
+    sw_usec ts;  /* capture timestamp */
+    uint64_t no; /* 1-based packet number in capture (merge) order */
     const uint8_t *frame;
     uint32_t caplen; /* bytes captured */
     uint32_t len;    /* bytes on the wire */
@@ -52,8 +52,8 @@ struct pkt {
     uint16_t vlan[2]; /* outer first; 0 when absent */
     uint8_t n_vlan;
     struct sw_addr src, dst;
-    uint8_t ttl;    /* IPv4 TTL or IPv6 hop limit */
-    uint16_t ip_id; /* IPv4 identification; 0 for IPv6 */
+    uint8_t ttl;      /* IPv4 TTL or IPv6 hop limit */
+    uint16_t ip_id;   /* IPv4 identification; 0 for IPv6 */
     bool reassembled; /* the datagram was rebuilt from IPv4 fragments */
     uint16_t sport, dport;
     uint32_t seq, ack;
@@ -65,13 +65,13 @@ struct pkt {
 
 /* Why a frame was not decoded to a TCP segment. Each kind is counted. */
 enum pkt_status {
-    PKT_TCP = 0,       /* a TCP segment: the struct is complete */
-    PKT_NOT_TCP,       /* valid but not TCP (ARP, UDP, ICMP...): ignored */
-    PKT_FRAG_PENDING,  /* an IPv4 fragment was stored; nothing to process yet */
-    PKT_ERR_LINK,      /* unsupported link type or truncated link header */
-    PKT_ERR_IP,        /* truncated or malformed IP header */
-    PKT_ERR_TCP,       /* truncated or malformed TCP header */
-    PKT_ERR_FRAG,      /* fragment dropped (bound, bad offset, timeout) */
+    PKT_TCP = 0,      /* a TCP segment: the struct is complete */
+    PKT_NOT_TCP,      /* valid but not TCP (ARP, UDP, ICMP...): ignored */
+    PKT_FRAG_PENDING, /* an IPv4 fragment was stored; nothing to process yet */
+    PKT_ERR_LINK,     /* unsupported link type or truncated link header */
+    PKT_ERR_IP,       /* truncated or malformed IP header */
+    PKT_ERR_TCP,      /* truncated or malformed TCP header */
+    PKT_ERR_FRAG,     /* fragment dropped (bound, bad offset, timeout) */
     PKT_STATUS_COUNT,
 };
 const char *pkt_status_str(enum pkt_status s);
@@ -79,9 +79,9 @@ const char *pkt_status_str(enum pkt_status s);
 /* Bounded IPv4 fragment reassembly. One table per worker thread. */
 struct frag_table;
 struct frag_cfg {
-    uint32_t max_datagrams;  /* concurrent partial datagrams (default 1024) */
-    uint32_t max_bytes;      /* total buffered fragment bytes (default 4 MiB) */
-    sw_usec timeout;         /* partial datagram lifetime (default 30 s) */
+    uint32_t max_datagrams; /* concurrent partial datagrams (default 1024) */
+    uint32_t max_bytes;     /* total buffered fragment bytes (default 4 MiB) */
+    sw_usec timeout;        /* partial datagram lifetime (default 30 s) */
 };
 void frag_cfg_defaults(struct frag_cfg *c);
 struct frag_table *frag_table_new(const struct frag_cfg *cfg);
@@ -103,12 +103,12 @@ uint64_t frag_table_dropped(const struct frag_table *t);
  * a timestamp earlier than the datagram's first never expires it. */
 #define FRAG_MAX_PIECES 64
 struct frag_stats {
-    uint64_t fragments;     /* fragments seen */
-    uint64_t datagrams;     /* partial datagrams opened */
-    uint64_t reassembled;   /* datagrams completed */
+    uint64_t fragments;   /* fragments seen */
+    uint64_t datagrams;   /* partial datagrams opened */
+    uint64_t reassembled; /* datagrams completed */
     uint64_t overlaps, overlap_conflicts;
     uint64_t bound_dropped, bad_dropped, timeout_dropped; /* fragments */
-    uint64_t evicted;       /* datagrams pushed out by max_datagrams */
+    uint64_t evicted;          /* datagrams pushed out by max_datagrams */
     uint64_t held, bytes_held; /* partial datagrams and bytes now held */
 };
 const struct frag_stats *frag_table_stats(const struct frag_table *t);

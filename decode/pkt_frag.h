@@ -17,7 +17,7 @@ struct frag_key {
 struct frag_done {
     const uint8_t *data;
     uint32_t len;
-    uint8_t ttl;    /* of the first fragment (offset 0) */
+    uint8_t ttl; /* of the first fragment (offset 0) */
     uint16_t ip_id;
 };
 
@@ -25,7 +25,7 @@ struct frag_done {
  * Returns PKT_TCP when the datagram is complete (*out filled),
  * PKT_FRAG_PENDING when stored, PKT_ERR_FRAG when dropped. */
 enum pkt_status frag_add(struct frag_table *t, const struct frag_key *k, sw_usec ts, uint8_t ttl,
-                         uint16_t ip_id, uint32_t off, bool more, const uint8_t *data,
-                         uint32_t len, struct frag_done *out);
+                         uint16_t ip_id, uint32_t off, bool more, const uint8_t *data, uint32_t len,
+                         struct frag_done *out);
 
 #endif

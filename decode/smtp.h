@@ -26,14 +26,14 @@ const char *smtp_event_str(enum smtp_event e);
 typedef void (*smtp_event_fn)(void *ctx, enum smtp_event ev, const struct smtp_facts *f);
 
 struct smtp_cfg {
-    bool log_addresses;       /* keep local parts of addresses */
-    bool any_port;            /* classify non-standard ports with nDPI */
-    const uint16_t *ports;    /* SMTP ports (default 25, 587, 2525) */
+    bool log_addresses;    /* keep local parts of addresses */
+    bool any_port;         /* classify non-standard ports with nDPI */
+    const uint16_t *ports; /* SMTP ports (default 25, 587, 2525) */
     size_t n_ports;
     const uint16_t *tls_ports; /* implicit-TLS ports (default 465) */
     size_t n_tls_ports;
-    size_t max_line;          /* longest line kept (default 4096; RFC 5321 says 1000) */
-    size_t max_pipeline;      /* pending commands ring (default 64) */
+    size_t max_line;     /* longest line kept (default 4096; RFC 5321 says 1000) */
+    size_t max_pipeline; /* pending commands ring (default 64) */
     /* Bytes of SMTP decoder state per consumer (default 512 MiB, 0 means the
      * default). Charged: each flow's idle stub (smtp_consumer_idle_bytes()),
      * and from its first payload byte, gap or overlap on, the session (struct,

@@ -35,8 +35,8 @@ static void time_str(const ASN1_TIME *t, char *out, size_t len)
     out[0] = '\0';
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
         return;
-    int n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    int n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if (n < 0 || (size_t)n >= len) /* a year past 9999 does not fit: leave it unknown */
         out[0] = '\0';
 }

@@ -36,11 +36,11 @@ const char *policy_status_str(enum policy_status s); /* "valid", "none", "pendin
 /* A policy in force for one domain. Immutable once published. */
 struct policy_entry {
     char domain[256];
-    char id[33];               /* TXT id it was fetched for */
-    char *text;                /* the policy exactly as served */
+    char id[33]; /* TXT id it was fetched for */
+    char *text;  /* the policy exactly as served */
     struct mtasts_policy policy;
-    int64_t fetched_at;        /* Unix seconds, wall clock of the fetch */
-    int64_t expires_at;        /* fetched_at + max_age; ignored for file policies offline */
+    int64_t fetched_at; /* Unix seconds, wall clock of the fetch */
+    int64_t expires_at; /* fetched_at + max_age; ignored for file policies offline */
     enum policy_source source;
 };
 
@@ -53,24 +53,24 @@ struct policy_answer {
 typedef void (*policy_cb)(void *arg, const char *domain, const struct policy_answer *a);
 
 struct policy_cfg {
-    bool fetch;                    /* may use the network (default: live runs yes, offline no) */
-    const char *dns_server;        /* "ADDR[@PORT]"; NULL: /etc/resolv.conf */
-    const char *ca_file;           /* NULL: system store */
-    bool allow_private_hosts;      /* --allow-private-policy-hosts */
-    const char *redis_url;         /* shared cache; NULL for none */
-    const char *policy_file;       /* --policy-file to load at start */
-    size_t cache_max;              /* memory LRU entries (default 100,000) */
-    unsigned max_concurrent;       /* fetches in flight (default 32) */
-    unsigned max_per_second;       /* fetches started per second (default 20) */
-    int64_t negative_ttl;          /* seconds to remember "no policy" (default 300) */
-    int64_t retry_after_failure;   /* seconds before retrying a failed (domain, id) (default 300) */
+    bool fetch;                  /* may use the network (default: live runs yes, offline no) */
+    const char *dns_server;      /* "ADDR[@PORT]"; NULL: /etc/resolv.conf */
+    const char *ca_file;         /* NULL: system store */
+    bool allow_private_hosts;    /* --allow-private-policy-hosts */
+    const char *redis_url;       /* shared cache; NULL for none */
+    const char *policy_file;     /* --policy-file to load at start */
+    size_t cache_max;            /* memory LRU entries (default 100,000) */
+    unsigned max_concurrent;     /* fetches in flight (default 32) */
+    unsigned max_per_second;     /* fetches started per second (default 20) */
+    int64_t negative_ttl;        /* seconds to remember "no policy" (default 300) */
+    int64_t retry_after_failure; /* seconds before retrying a failed (domain, id) (default 300) */
     long connect_timeout_ms, total_timeout_ms;
-    uint16_t https_port;           /* 443; tests use another */
+    uint16_t https_port; /* 443; tests use another */
     /* added by the engine (policynet): */
-    int64_t refresh_interval;      /* seconds between TXT re-checks of a cached policy (3600) */
-    long dns_timeout_ms;           /* per DNS step (10000) */
-    long lock_wait_ms;             /* wait for another sensor's fetch via Redis (10000) */
-    size_t max_queued;             /* fetches waiting for a slot (4096); past it: throttled */
+    int64_t refresh_interval; /* seconds between TXT re-checks of a cached policy (3600) */
+    long dns_timeout_ms;      /* per DNS step (10000) */
+    long lock_wait_ms;        /* wait for another sensor's fetch via Redis (10000) */
+    size_t max_queued;        /* fetches waiting for a slot (4096); past it: throttled */
 };
 void policy_cfg_defaults(struct policy_cfg *c);
 
@@ -83,9 +83,9 @@ struct policy_stats {
     /* added by the engine (policynet). hits_*: lookups answered at once, by
      * where the policy in force came from (an HTTPS fetch of this process
      * counts as memory); answers through a callback count as misses. */
-    uint64_t file_loaded, file_rejected;  /* --policy-file entries */
-    uint64_t redis_errors, lock_waits;    /* Redis unavailable; waited for another sensor */
-    uint64_t dns_timeouts, cache_full;    /* DNS step deadline; no evictable slot */
+    uint64_t file_loaded, file_rejected; /* --policy-file entries */
+    uint64_t redis_errors, lock_waits;   /* Redis unavailable; waited for another sensor */
+    uint64_t dns_timeouts, cache_full;   /* DNS step deadline; no evictable slot */
 };
 
 struct policy_engine;

@@ -9,8 +9,16 @@
 
 #include "decode/pkt.h"
 
-static const int dlts[] = {PKT_DLT_EN10MB, PKT_DLT_LINUX_SLL, PKT_DLT_LINUX_SLL2, PKT_DLT_RAW,
-                           PKT_DLT_RAW_101, PKT_DLT_NULL, PKT_DLT_LOOP, 228, 229, 14};
+static const int dlts[] = {PKT_DLT_EN10MB,
+                           PKT_DLT_LINUX_SLL,
+                           PKT_DLT_LINUX_SLL2,
+                           PKT_DLT_RAW,
+                           PKT_DLT_RAW_101,
+                           PKT_DLT_NULL,
+                           PKT_DLT_LOOP,
+                           228,
+                           229,
+                           14};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -69,8 +69,8 @@ static inline size_t ip4_hdr(uint8_t *b, const char *src, const char *dst, uint1
     return (size_t)(p - b);
 }
 
-static inline size_t ip6_hdr(uint8_t *b, const char *src, const char *dst, uint8_t nh,
-                             uint8_t hlim, size_t plen)
+static inline size_t ip6_hdr(uint8_t *b, const char *src, const char *dst, uint8_t nh, uint8_t hlim,
+                             size_t plen)
 {
     uint8_t *p = b;
     p = put32(p, 0x60000000u);
@@ -91,8 +91,8 @@ static inline size_t eth_hdr(uint8_t *b, uint16_t etype)
     return (size_t)(p - b);
 }
 
-#define A_CLIENT "\xc0\x00\x02\x0a"  /* 192.0.2.10 */
-#define A_SERVER "\xc6\x33\x64\x19"  /* 198.51.100.25 */
+#define A_CLIENT  "\xc0\x00\x02\x0a" /* 192.0.2.10 */
+#define A_SERVER  "\xc6\x33\x64\x19" /* 198.51.100.25 */
 #define A6_CLIENT "\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0a"
 #define A6_SERVER "\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x19"
 

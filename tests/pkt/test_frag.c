@@ -105,8 +105,8 @@ static void test_overlap(void **st)
     /* 40..64: 40..48 conflicts with what is held (kept), 48..56 is new (X) */
     assert_int_equal(frag4(t, 3, 40, 24, true, 1, &p, evil), PKT_FRAG_PENDING);
     assert_int_equal(frag4(t, 3, 64, seg_len - 64, false, 1, &p, NULL), PKT_TCP);
-    assert_memory_equal(p.payload, BODY, 20);                 /* seg 40..48 kept original */
-    assert_memory_equal(p.payload + 28, "XXXXXXXX", 8);        /* seg 48..56 from the second copy */
+    assert_memory_equal(p.payload, BODY, 20);           /* seg 40..48 kept original */
+    assert_memory_equal(p.payload + 28, "XXXXXXXX", 8); /* seg 48..56 from the second copy */
     const struct frag_stats *s = frag_table_stats(t);
     assert_int_equal(s->overlaps, 2);
     assert_int_equal(s->overlap_conflicts, 1);
@@ -145,7 +145,8 @@ static void test_bounds(void **st)
 
     /* bad offsets and lengths */
     t = table(16, 1 << 20, 30 * SW_USEC_PER_SEC);
-    assert_int_equal(frag4(t, 20, 0, 20, true, 1, &p, NULL), PKT_ERR_FRAG); /* not a multiple of 8 */
+    assert_int_equal(frag4(t, 20, 0, 20, true, 1, &p, NULL),
+                     PKT_ERR_FRAG); /* not a multiple of 8 */
     uint8_t big[2048];
     memset(big, 'a', sizeof(big));
     size_t hl = ip4_hdr(frame, A_CLIENT, A_SERVER, 21, 0x1FFF, 64, 6, "", 0, 16);
@@ -202,7 +203,8 @@ static void test_timeout(void **st)
 }
 
 /* IPv6: fragment header after a destination-options header. */
-static enum pkt_status frag6(struct frag_table *ft, size_t off, size_t len, bool more, struct pkt *p)
+static enum pkt_status frag6(struct frag_table *ft, size_t off, size_t len, bool more,
+                             struct pkt *p)
 {
     uint8_t ext[16], *e = ext;
     e = putn(e, "\x2c\x00\x01\x04\x00\x00\x00\x00", 8); /* dstopts -> fragment */

@@ -162,8 +162,8 @@ static void test_sll(void **st)
     (void)st;
     struct pkt p;
     uint8_t *b = frame;
-    b = put16(b, 0);      /* to us */
-    b = put16(b, 1);      /* ARPHRD_ETHER */
+    b = put16(b, 0); /* to us */
+    b = put16(b, 1); /* ARPHRD_ETHER */
     b = put16(b, 6);
     b = putn(b, "\x02\x00\x00\x00\x00\x01\x00\x00", 8);
     b = put16(b, 0x0800);
@@ -189,9 +189,9 @@ static void test_sll2(void **st)
     uint8_t *b = frame;
     b = put16(b, 0x86DD);
     b = put16(b, 0);
-    b = put32(b, 3);      /* ifindex */
+    b = put32(b, 3); /* ifindex */
     b = put16(b, 1);
-    *b++ = 4;             /* outgoing */
+    *b++ = 4; /* outgoing */
     *b++ = 6;
     b = putn(b, "\x02\x00\x00\x00\x00\x01\x00\x00", 8);
     size_t n = 20 + ip6_tcp(b);
@@ -291,11 +291,11 @@ static void test_ip6_ext(void **st)
     uint8_t seg[128];
     size_t sl = tcp_seg(seg, 7562, 25, 5, 6, PKT_TH_ACK, "", 0, EHLO, strlen(EHLO));
     uint8_t ext[128], *e = ext;
-    e = putn(e, "\x2b\x00\x01\x04\x00\x00\x00\x00", 8);          /* HBH -> routing; PadN */
-    e = putn(e, "\x3c\x02\x00\x00\x00\x00\x00\x00", 8);          /* routing -> dstopts, len 2 */
+    e = putn(e, "\x2b\x00\x01\x04\x00\x00\x00\x00", 8); /* HBH -> routing; PadN */
+    e = putn(e, "\x3c\x02\x00\x00\x00\x00\x00\x00", 8); /* routing -> dstopts, len 2 */
     e = putn(e, A6_SERVER, 16);
-    e = putn(e, "\x2c\x00\x01\x04\x00\x00\x00\x00", 8);          /* dstopts -> fragment */
-    e = putn(e, "\x06\x00\x00\x00\x00\x00\x00\x09", 8);          /* atomic fragment -> TCP */
+    e = putn(e, "\x2c\x00\x01\x04\x00\x00\x00\x00", 8); /* dstopts -> fragment */
+    e = putn(e, "\x06\x00\x00\x00\x00\x00\x00\x09", 8); /* atomic fragment -> TCP */
     size_t el = (size_t)(e - ext);
     size_t n = ip6_hdr(frame, A6_CLIENT, A6_SERVER, 0, 57, el + sl);
     memcpy(frame + n, ext, el);
@@ -369,8 +369,8 @@ static void test_truncation(void **st)
         enum pkt_status want_real = k < l2 ? PKT_ERR_LINK : PKT_ERR_IP;
         memcpy(frame, copy, full);
         assert_int_equal(decode(&p, PKT_DLT_EN10MB, k), want_real);
-        enum pkt_status want_snap = k < l2 ? PKT_ERR_LINK
-                                    : k < ip_end ? PKT_ERR_IP
+        enum pkt_status want_snap = k < l2        ? PKT_ERR_LINK
+                                    : k < ip_end  ? PKT_ERR_IP
                                     : k < tcp_end ? PKT_ERR_TCP
                                                   : PKT_TCP;
         memset(&p, 0, sizeof(p));
@@ -402,8 +402,10 @@ static void test_truncation(void **st)
         p.caplen = (uint32_t)k;
         p.len = (uint32_t)full;
         p.linktype = PKT_DLT_LINUX_SLL2;
-        enum pkt_status want = k < 20 ? PKT_ERR_LINK : k < 60 ? PKT_ERR_IP
-                               : k < 80 ? PKT_ERR_TCP : PKT_TCP;
+        enum pkt_status want = k < 20   ? PKT_ERR_LINK
+                               : k < 60 ? PKT_ERR_IP
+                               : k < 80 ? PKT_ERR_TCP
+                                        : PKT_TCP;
         assert_int_equal(pkt_decode(&p, NULL), want);
     }
 }
@@ -432,11 +434,11 @@ static void test_names(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ethernet),   cmocka_unit_test(test_vlan),
-        cmocka_unit_test(test_sll),        cmocka_unit_test(test_sll2),
-        cmocka_unit_test(test_raw),        cmocka_unit_test(test_null_loop),
+        cmocka_unit_test(test_ethernet),    cmocka_unit_test(test_vlan),
+        cmocka_unit_test(test_sll),         cmocka_unit_test(test_sll2),
+        cmocka_unit_test(test_raw),         cmocka_unit_test(test_null_loop),
         cmocka_unit_test(test_ip4_options), cmocka_unit_test(test_ip6_ext),
-        cmocka_unit_test(test_tcp_header), cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_tcp_header),  cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,8 +18,8 @@
 #define STRIPWATCH SW_BINARY_DIR "/stripwatch"
 
 struct run_out {
-    int status;  /* exit code, or 128+signal, or -1 when killed at the timeout */
-    char *out;   /* stdout, NUL-terminated */
+    int status; /* exit code, or 128+signal, or -1 when killed at the timeout */
+    char *out;  /* stdout, NUL-terminated */
     size_t out_len;
     char *err;
     size_t err_len;

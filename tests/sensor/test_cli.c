@@ -16,10 +16,10 @@
 
 static char *tmp;
 
-#define PC(x) SW_SHARED_PCAPS "/" x
+#define PC(x)       SW_SHARED_PCAPS "/" x
 #define ORIGINATING PC("arkime/smtp-originating.pcap")
-#define DECRYPTED PC("arkime/smtp-decrypted.pcap")
-#define OLD_SMTP PC("ndpi/pcap/smtp.pcap")
+#define DECRYPTED   PC("arkime/smtp-decrypted.pcap")
+#define OLD_SMTP    PC("ndpi/pcap/smtp.pcap")
 
 /* ---- classic pcap files, read and written by hand ---- */
 
@@ -233,9 +233,8 @@ static void test_bad_bpf(void **st)
     struct sw_result r;
     sw_run(&r, NULL, "-q", "-r", ORIGINATING, "--bpf", "tcp port", NULL);
     assert_int_equal(r.status, 1);
-    assert_string_equal(r.err,
-                        "stripwatch: --bpf \"tcp port\": can't parse filter expression: "
-                        "syntax error\n");
+    assert_string_equal(r.err, "stripwatch: --bpf \"tcp port\": can't parse filter expression: "
+                               "syntax error\n");
     sw_free(&r);
     /* live: the same line (needs the privilege to open lo) */
     if (geteuid() == 0) {
@@ -269,8 +268,9 @@ static void test_no_permission(void **st)
     (void)st;
     if (geteuid() != 0)
         skip();
-    char *argv[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                    STRIPWATCH, "-q", "-i", "lo", NULL};
+    char *argv[] = {
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", STRIPWATCH, "-q", "-i", "lo",
+        NULL};
     struct run_out o;
     run(tmp, argv, NULL, 20, &o);
     if (o.status == 127) {
@@ -296,7 +296,8 @@ static void test_bad_flags(void **st)
          "1048576-18446744073709551615\n"},
         {"--redis-mode", "queue",
          "stripwatch: --redis-mode: \"queue\": not one of list, lpush, channel, stream\n"},
-        {"--no-such-flag", NULL, "stripwatch: --no-such-flag: unknown option (see stripwatch -h)\n"},
+        {"--no-such-flag", NULL,
+         "stripwatch: --no-such-flag: unknown option (see stripwatch -h)\n"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sw_result r;
@@ -345,9 +346,9 @@ static void test_merge(void **st)
     fclose(so);
     size_t i = 0, j = 0;
     while (i < a.n || j < b.n) {
-        bool take_a = j == b.n || (i < a.n && (a.r[i].sec < b.r[j].sec ||
-                                               (a.r[i].sec == b.r[j].sec &&
-                                                a.r[i].usec <= b.r[j].usec)));
+        bool take_a =
+            j == b.n || (i < a.n && (a.r[i].sec < b.r[j].sec ||
+                                     (a.r[i].sec == b.r[j].sec && a.r[i].usec <= b.r[j].usec)));
         if (take_a) {
             write_rec(o, &a.r[i], a.r[i].incl);
             i++;
@@ -417,16 +418,16 @@ static void test_pcapng_mixed(void **st)
     pcap_load(ORIGINATING, &f);
     char *p = tpath("mixed.pcapng");
     FILE *o = fopen(p, "wb");
-    uint8_t shb[16] = {0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
-                       0xff, 0xff, 0xff, 0xff};
+    uint8_t shb[16] = {0x4d, 0x3c, 0x2b, 0x1a, 1,    0,    0,    0,
+                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     ng_block(o, 0x0A0D0D0A, shb, 16);
-    uint8_t idb0[8] = {1, 0, 0, 0, 0, 0, 4, 0};       /* EN10MB, snaplen 262144 */
+    uint8_t idb0[8] = {1, 0, 0, 0, 0, 0, 4, 0}; /* EN10MB, snaplen 262144 */
     ng_block(o, 1, idb0, 8);
-    uint8_t idb1[20] = {101, 0, 0, 0, 0, 0, 4, 0,     /* LINKTYPE_RAW */
-                        9, 0, 1, 0, 9, 0, 0, 0,        /* if_tsresol = 9 (ns) */
-                        0, 0, 0, 0};                   /* opt_endofopt */
+    uint8_t idb1[20] = {101, 0, 0, 0, 0, 0, 4, 0, /* LINKTYPE_RAW */
+                        9,   0, 1, 0, 9, 0, 0, 0, /* if_tsresol = 9 (ns) */
+                        0,   0, 0, 0};            /* opt_endofopt */
     ng_block(o, 1, idb1, 20);
-    ng_block(o, 0x0BAD, "skip me!", 8);               /* unknown block: skipped */
+    ng_block(o, 0x0BAD, "skip me!", 8); /* unknown block: skipped */
     for (size_t i = 0; i < f.n; i++) {
         struct rec *r = &f.r[i];
         bool raw = i % 2 == 1;
@@ -627,13 +628,19 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_corrupt_file),
-        cmocka_unit_test(test_truncated_file), cmocka_unit_test(test_bad_bpf),
-        cmocka_unit_test(test_unknown_interface), cmocka_unit_test(test_no_permission),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_corrupt_file),
+        cmocka_unit_test(test_truncated_file),
+        cmocka_unit_test(test_bad_bpf),
+        cmocka_unit_test(test_unknown_interface),
+        cmocka_unit_test(test_no_permission),
         cmocka_unit_test(test_bad_flags),
-        cmocka_unit_test(test_merge),          cmocka_unit_test(test_stdin),
-        cmocka_unit_test(test_pcapng_mixed),   cmocka_unit_test(test_workers_identical),
-        cmocka_unit_test(test_workers_many_flows), cmocka_unit_test(test_sigterm_flushes),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_stdin),
+        cmocka_unit_test(test_pcapng_mixed),
+        cmocka_unit_test(test_workers_identical),
+        cmocka_unit_test(test_workers_many_flows),
+        cmocka_unit_test(test_sigterm_flushes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

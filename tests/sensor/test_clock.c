@@ -8,18 +8,18 @@
 
 #include "sensor/clock.h"
 
-#define S(x) ((sw_usec)(x) * SW_USEC_PER_SEC)
+#define S(x) ((sw_usec)(x)*SW_USEC_PER_SEC)
 
 static void test_ticks(void **st)
 {
     (void)st;
     struct sw_clock c = {0};
     sw_usec t0 = S(1700000000);
-    assert_false(sw_clock_step(&c, t0 + 100));          /* first packet sets the clock */
-    assert_false(sw_clock_step(&c, t0 + 900000));       /* same second */
-    assert_true(sw_clock_step(&c, t0 + S(1)));           /* crosses a second */
+    assert_false(sw_clock_step(&c, t0 + 100));    /* first packet sets the clock */
+    assert_false(sw_clock_step(&c, t0 + 900000)); /* same second */
+    assert_true(sw_clock_step(&c, t0 + S(1)));    /* crosses a second */
     assert_false(sw_clock_step(&c, t0 + S(1) + 5));
-    assert_true(sw_clock_step(&c, t0 + S(50)));          /* one tick for 49 s */
+    assert_true(sw_clock_step(&c, t0 + S(50))); /* one tick for 49 s */
     assert_int_equal(c.ticks, 2);
     assert_int_equal(c.now, t0 + S(50));
 }
@@ -30,7 +30,7 @@ static void test_backwards(void **st)
     struct sw_clock c = {0};
     sw_usec t0 = S(1700000000);
     sw_clock_step(&c, t0);
-    assert_false(sw_clock_step(&c, t0 - S(3600)));       /* never expires on a backwards step */
+    assert_false(sw_clock_step(&c, t0 - S(3600))); /* never expires on a backwards step */
     assert_int_equal(c.now, t0);
     assert_false(sw_clock_step(&c, t0 + 10));
     assert_true(sw_clock_step(&c, t0 + S(2)));
@@ -46,7 +46,7 @@ static void test_jump(void **st)
     /* a lone frame dated 2063: nothing moves, no tick */
     assert_false(sw_clock_step(&c, S(2950000000)));
     assert_int_equal(c.now, t0);
-    assert_true(sw_clock_step(&c, t0 + S(1)));           /* life goes on */
+    assert_true(sw_clock_step(&c, t0 + S(1))); /* life goes on */
     /* exactly one day ahead is still a step */
     assert_true(sw_clock_step(&c, t0 + S(1) + S(86400)));
     /* a merged later capture: re-based after SW_CLOCK_REBASE_RUN packets, no tick */

@@ -97,8 +97,9 @@ static void test_live_matches_offline(void **st)
     snprintf(live_a, sizeof(live_a), "%s/live-alerts.json", tmp);
     snprintf(off_s, sizeof(off_s), "%s/offline-sessions.json", tmp);
     snprintf(off_a, sizeof(off_a), "%s/offline-alerts.json", tmp);
-    char *sensor[] = {"ip", "netns", "exec", ns_a, STRIPWATCH, "-i", "va", "--bpf", "tcp",
-                      "--immediate", "--sessions-out", live_s, "--alerts-out", live_a, NULL};
+    char *sensor[] = {"ip",           "netns", "exec", ns_a,          STRIPWATCH,       "-i",
+                      "va",           "--bpf", "tcp",  "--immediate", "--sessions-out", live_s,
+                      "--alerts-out", live_a,  NULL};
     char sdir[4096];
     snprintf(sdir, sizeof(sdir), "%s/sensor", tmp);
     mkdir(sdir, 0700);
@@ -107,8 +108,8 @@ static void test_live_matches_offline(void **st)
     sleep(2); /* let the capture open */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
 
-    char *replay[] = {"ip", "netns", "exec", ns_b, "tcpreplay", "-q", "--pps", "500", "-i",
-                      "vb", CAPTURE, NULL};
+    char *replay[] = {"ip",    "netns", "exec", ns_b, "tcpreplay", "-q",
+                      "--pps", "500",   "-i",   "vb", CAPTURE,     NULL};
     struct run_out r;
     run(tmp, replay, NULL, 60, &r);
     assert_int_equal(r.status, 0);
@@ -124,8 +125,8 @@ static void test_live_matches_offline(void **st)
     assert_non_null(strstr(so.err, " kernel_dropped=0 "));
     run_free(&so);
 
-    char *offline[] = {STRIPWATCH, "-q", "-r", CAPTURE, "--sessions-out", off_s, "--alerts-out",
-                       off_a, NULL};
+    char *offline[] = {STRIPWATCH, "-q",           "-r",  CAPTURE, "--sessions-out",
+                       off_s,      "--alerts-out", off_a, NULL};
     run(tmp, offline, NULL, 60, &r);
     assert_int_equal(r.status, 0);
     run_free(&r);

@@ -400,8 +400,8 @@ static void test_gap_or_overlap_first(void **state)
         assert_string_equal(x.lazy.events, "end");
         const char *json = twin_same(&x);
         assert_non_null(strstr(json, k == 0 ? "{\"detail\":\"100 bytes missing\","
-                                             : "{\"detail\":\"retransmission differs from first "
-                                               "copy\","));
+                                            : "{\"detail\":\"retransmission differs from first "
+                                              "copy\","));
         assert_non_null(strstr(json, "\"end\":\"rst\""));
         twin_free(&x);
     }
@@ -498,8 +498,8 @@ static void test_session_charges(void **state)
     /* c2s line buffer, a transaction and its sender, a recipient and its
      * address, the capability line */
     assert_int_equal(ss->mem_in_use, base + 256 + sizeof(struct facts_tx) + strlen("a@b.example") +
-                                         1 + sizeof(struct facts_rcpt) + strlen("c@d.example") +
-                                         1 + strlen("PIPELINING") + 1);
+                                         1 + sizeof(struct facts_rcpt) + strlen("c@d.example") + 1 +
+                                         strlen("PIPELINING") + 1);
     ops->close(st, FLOW_END_FIN, CONV_START + 20);
     assert_int_equal(ss->mem_in_use, 0);
     smtp_consumer_free(sc);
