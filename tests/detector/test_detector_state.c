@@ -287,13 +287,9 @@ static void test_random_facts(void **state)
     struct fx *x = *state;
     static const char *const capv[] = {"STARTTLS", "PIPELINING", "XXXXXXXA", "AUTH PLAIN LOGIN",
                                        "8BITMIME", "CHUNKING",   "\xff\xfe"};
-    static const char *const doms[] = {"enforce.example:250",
-                                       "testing.example:250",
-                                       "other.example:250",
-                                       "enforce.example:550",
-                                       "testing.example:0",
-                                       "\x01"
-                                       "bad:250"};
+    static const char *const doms[] = {"enforce.example:250", "testing.example:250",
+                                       "other.example:250",   "enforce.example:550",
+                                       "testing.example:0",   "\001bad:250"};
     static const int codes[] = {0, 220, 454, 500, 502, 554};
     static const char *const hosts[] = {"",          "mx.enforce.example", "mx.testing.example",
                                         "192.0.2.1", "[192.0.2.1]",        "evil.example"};
