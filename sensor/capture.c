@@ -183,7 +183,10 @@ static void map_free(struct capture_map *m)
 
 /* Maps the pcap file that libpcap opened for s, when it is a regular file in
  * classic pcap 2.4 whose link type libpcap hands out unchanged. Anything
- * else (or a failure) leaves s to libpcap alone. */
+ * else (or a failure) leaves s to libpcap alone. Known limit: a file cut
+ * shorter by another process while it is being read ends the run with
+ * SIGBUS (libpcap would report a truncated file); growing files are fine
+ * (the records past the mapped size are read by libpcap). */
 static void map_try(struct capture_src *s)
 {
     FILE *f = pcap_file(s->pc);
