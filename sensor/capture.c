@@ -184,9 +184,10 @@ static void map_free(struct capture_map *m)
 /* Maps the pcap file that libpcap opened for s, when it is a regular file in
  * classic pcap 2.4 whose link type libpcap hands out unchanged. Anything
  * else (or a failure) leaves s to libpcap alone. Known limit: a file cut
- * shorter by another process while it is being read ends the run with
- * SIGBUS (libpcap would report a truncated file); growing files are fine
- * (the records past the mapped size are read by libpcap). */
+ * shorter by another process while it is being read is noticed every
+ * CAPTURE_MAP_RELEASE bytes (libpcap takes over and reports it); a cut
+ * inside the current window still ends the run with SIGBUS. Growing files
+ * are fine (the records past the mapped size are read by libpcap). */
 static void map_try(struct capture_src *s)
 {
     FILE *f = pcap_file(s->pc);
@@ -243,6 +244,11 @@ static int map_next(struct capture_src *s)
         size_t to = m->off & ~(size_t)4095;
         madvise((void *)(m->base + m->released), to - m->released, MADV_DONTNEED);
         m->released = to;
+        /* a file cut shorter since it was mapped goes back to libpcap (which
+         * reports it) before a read past its end raises SIGBUS */
+        struct stat st;
+        if (fstat(fileno(pcap_file(s->pc)), &st) != 0 || (uint64_t)st.st_size < m->size)
+            return 0;
     }
     if (m->size - m->off < 16)
         return 0;
