@@ -110,26 +110,34 @@ static void print_stats(struct run *r)
         fprintf(f,
                 "stripwatch: stats smtp sessions=%llu ignored_flows=%llu lines_too_long=%llu "
                 "replies_unmatched=%llu pipeline_overflow=%llu tls_records=%llu "
-                "bytes_c2s=%llu bytes_s2c=%llu\n",
+                "bytes_c2s=%llu bytes_s2c=%llu flows_no_payload=%llu memcap_refused=%llu "
+                "mem_in_use=%llu mem_peak=%llu\n",
                 U(sm->sessions), U(sm->ignored_flows), U(sm->lines_too_long),
                 U(sm->replies_unmatched), U(sm->pipeline_overflow), U(sm->tls_records),
-                U(sm->bytes_c2s), U(sm->bytes_s2c));
+                U(sm->bytes_c2s), U(sm->bytes_s2c), U(sm->flows_no_payload), U(sm->memcap_refused),
+                U(sm->mem_in_use), U(sm->mem_peak));
     }
     if (r->det) {
         const struct detector_stats *d = detector_stats(r->det);
         fprintf(f,
                 "stripwatch: stats detector sessions=%llu alerts=%llu suppressed=%llu "
-                "pending_peak=%llu pending_dropped=%llu policy_unknown=%llu\n",
+                "pending_peak=%llu pending_dropped=%llu policy_unknown=%llu "
+                "lookups_in_flight=%llu policy_domains_dropped=%llu posture_entries=%llu "
+                "posture_evicted=%llu posture_expired=%llu posture_redis_errors=%llu\n",
                 U(d->sessions), U(d->alerts), U(d->suppressed), U(d->pending_peak),
-                U(d->pending_dropped), U(d->policy_unknown));
+                U(d->pending_dropped), U(d->policy_unknown), U(d->lookups_in_flight),
+                U(d->policy_domains_dropped), U(d->posture_entries), U(d->posture_evicted),
+                U(d->posture_expired), U(d->posture_redis_errors));
     }
     if (r->sink) {
         const struct sink_stats *s = sink_stats(r->sink);
         fprintf(f,
                 "stripwatch: stats sink emitted=%llu delivered=%llu spooled=%llu replayed=%llu "
-                "dropped_spool_full=%llu reconnects=%llu errors=%llu\n",
+                "dropped_spool_full=%llu reconnects=%llu errors=%llu duplicates_skipped=%llu "
+                "pending=%llu spool_bytes=%llu\n",
                 U(s->emitted), U(s->delivered), U(s->spooled), U(s->replayed),
-                U(s->dropped_spool_full), U(s->reconnects), U(s->errors));
+                U(s->dropped_spool_full), U(s->reconnects), U(s->errors), U(s->duplicates_skipped),
+                U(s->pending), U(s->spool_bytes));
     }
     if (r->pol) {
         const struct policy_stats *p = policy_engine_stats(r->pol);
@@ -137,12 +145,11 @@ static void print_stats(struct run *r)
                 "stripwatch: stats policy lookups=%llu hits_memory=%llu hits_redis=%llu "
                 "hits_file=%llu misses=%llu dns_queries=%llu dns_errors=%llu fetches=%llu "
                 "fetch_ok=%llu fetch_errors=%llu\n",
-                U(p->lookups), U(p->hits_memory), U(p->hits_redis), U(p->hits_file),
-                U(p->misses), U(p->dns_queries), U(p->dns_errors), U(p->fetches),
-                U(p->fetch_ok),
-                U(p->fetch_http_error + p->fetch_tls_error + p->fetch_timeout +
-                  p->fetch_redirect + p->fetch_bad_type + p->fetch_too_big +
-                  p->fetch_private_addr + p->fetch_parse_error));
+                U(p->lookups), U(p->hits_memory), U(p->hits_redis), U(p->hits_file), U(p->misses),
+                U(p->dns_queries), U(p->dns_errors), U(p->fetches), U(p->fetch_ok),
+                U(p->fetch_http_error + p->fetch_tls_error + p->fetch_timeout + p->fetch_redirect +
+                  p->fetch_bad_type + p->fetch_too_big + p->fetch_private_addr +
+                  p->fetch_parse_error));
     }
     fflush(f);
 }
