@@ -14,10 +14,10 @@ struct frag_dgram {
     uint8_t ttl;
     uint16_t ip_id;
     bool have_first, have_last;
-    uint32_t total;     /* end of the datagram, known once the last fragment came */
+    uint32_t total; /* end of the datagram, known once the last fragment came */
     uint8_t *buf;
-    uint32_t cap;       /* bytes allocated (charged to max_bytes) */
-    uint32_t n_frags;   /* fragments stored (dropped with the datagram) */
+    uint32_t cap;     /* bytes allocated (charged to max_bytes) */
+    uint32_t n_frags; /* fragments stored (dropped with the datagram) */
     uint32_t rs[FRAG_MAX_PIECES], re[FRAG_MAX_PIECES]; /* disjoint sorted [rs, re) */
     uint32_t n_pieces;
 };
@@ -26,7 +26,7 @@ struct frag_table {
     struct frag_cfg cfg;
     struct frag_dgram **d; /* held partial datagrams, oldest first */
     uint32_t n;
-    uint8_t *done;         /* buffer of the last completed datagram */
+    uint8_t *done; /* buffer of the last completed datagram */
     struct frag_stats st;
 };
 
@@ -183,8 +183,8 @@ static bool store(struct frag_table *t, struct frag_dgram *g, uint32_t off, cons
 }
 
 enum pkt_status frag_add(struct frag_table *t, const struct frag_key *k, sw_usec ts, uint8_t ttl,
-                         uint16_t ip_id, uint32_t off, bool more, const uint8_t *data,
-                         uint32_t len, struct frag_done *out)
+                         uint16_t ip_id, uint32_t off, bool more, const uint8_t *data, uint32_t len,
+                         struct frag_done *out)
 {
     free(t->done);
     t->done = NULL;

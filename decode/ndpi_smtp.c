@@ -340,8 +340,8 @@ int ndpi_smtp_classify(struct smtp_session *s, enum stream_dir dir, const uint8_
     fl->fed[d] = end;
     fl->pkts++;
 #ifdef SW_SMTP_TRACE
-    fprintf(stderr, "ndpi_smtp dir=%d prefix=%ld fed=%zu master=%u app=%u\n", d, fl->prefix[d],
-            end, p.master_protocol, p.app_protocol);
+    fprintf(stderr, "ndpi_smtp dir=%d prefix=%ld fed=%zu master=%u app=%u\n", d, fl->prefix[d], end,
+            p.master_protocol, p.app_protocol);
 #endif
     if (is_smtp(p)) {
         smtp_enter_state(s, SMTP_ST_COMMAND);

@@ -9,13 +9,13 @@
 #include "decode/pkt_frag.h"
 #include "decode/pkt_rd.h"
 
-#define ETH_IPV4 0x0800
-#define ETH_IPV6 0x86DD
-#define ETH_VLAN 0x8100
-#define ETH_QINQ 0x88A8
+#define ETH_IPV4     0x0800
+#define ETH_IPV6     0x86DD
+#define ETH_VLAN     0x8100
+#define ETH_QINQ     0x88A8
 #define ETH_QINQ_OLD 0x9100
-#define PKT_MAX_VLAN 4   /* tags accepted in one frame */
-#define PKT_MAX_EXT 8    /* IPv6 extension headers followed */
+#define PKT_MAX_VLAN 4 /* tags accepted in one frame */
+#define PKT_MAX_EXT  8 /* IPv6 extension headers followed */
 #define IPPROTO_TCP_ 6
 
 const char *pkt_status_str(enum pkt_status s)
@@ -87,12 +87,14 @@ static enum pkt_status ip6_chain(struct pkt *p, struct frag_table *ft, uint8_t n
         case 0:  /* hop-by-hop */
         case 43: /* routing */
         case 60: /* destination options */
-            if (!pkt_rd_u8(&r, &next) || !pkt_rd_u8(&r, &hl) || !pkt_rd_skip(&r, (size_t)hl * 8 + 6))
+            if (!pkt_rd_u8(&r, &next) || !pkt_rd_u8(&r, &hl) ||
+                !pkt_rd_skip(&r, (size_t)hl * 8 + 6))
                 return PKT_ERR_IP;
             nh = next;
             break;
         case 51: /* AH: length in 4-octet units minus 2 */
-            if (!pkt_rd_u8(&r, &next) || !pkt_rd_u8(&r, &hl) || !pkt_rd_skip(&r, (size_t)hl * 4 + 6))
+            if (!pkt_rd_u8(&r, &next) || !pkt_rd_u8(&r, &hl) ||
+                !pkt_rd_skip(&r, (size_t)hl * 4 + 6))
                 return PKT_ERR_IP;
             nh = next;
             break;
@@ -235,8 +237,8 @@ static enum pkt_status decode_ip4(struct pkt *p, struct frag_table *ft, struct p
     memcpy(k.dst, p->dst.b, 4);
     k.id = id;
     struct frag_done d;
-    enum pkt_status st = frag_add(ft, &k, p->ts, ttl, id, foff, more, pkt_rd_ptr(r),
-                                  (uint32_t)plen, &d);
+    enum pkt_status st =
+        frag_add(ft, &k, p->ts, ttl, id, foff, more, pkt_rd_ptr(r), (uint32_t)plen, &d);
     if (st != PKT_TCP)
         return st;
     p->reassembled = true;

@@ -23,8 +23,8 @@
 /* A classic pcap file read from its memory map. */
 struct capture_map {
     const uint8_t *base;
-    size_t size, off;   /* off: the next record header */
-    size_t released;    /* pages before this offset were given back */
+    size_t size, off;    /* off: the next record header */
+    size_t released;     /* pages before this offset were given back */
     uint32_t max_caplen; /* larger records go to libpcap */
     bool swapped, nsec;
 };
@@ -33,10 +33,10 @@ struct capture_map {
 
 struct capture_src {
     const char *name;
-    pcap_t *pc;                 /* libpcap source, or */
-    struct pcapng_reader *ng;   /* own pcapng reader */
-    struct capture_map *map;    /* with pc: records read from the map */
-    bool have;                  /* pkt holds the next packet */
+    pcap_t *pc;               /* libpcap source, or */
+    struct pcapng_reader *ng; /* own pcapng reader */
+    struct capture_map *map;  /* with pc: records read from the map */
+    bool have;                /* pkt holds the next packet */
     bool done;
     struct capture_pkt pkt;
 };
@@ -137,8 +137,7 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
 }
 
 /* Compiles (once per link type) and checks the offline filter. */
-static struct capture_filter *filter_for(struct capture *c, int linktype, char *err,
-                                         size_t errlen)
+static struct capture_filter *filter_for(struct capture *c, int linktype, char *err, size_t errlen)
 {
     for (size_t i = 0; i < c->n_filters; i++)
         if (c->filters[i].linktype == linktype)
@@ -283,8 +282,8 @@ static bool map_leave(struct capture_src *s, char *err, size_t errlen)
     return ok;
 }
 
-struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf,
-                                   int snaplen, char *err, size_t errlen)
+struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf, int snaplen,
+                                   char *err, size_t errlen)
 {
     struct capture *c = calloc(1, sizeof(*c));
     if (!c || !(c->src = calloc(n ? n : 1, sizeof(*c->src)))) {
@@ -313,8 +312,8 @@ struct capture *capture_open_files(const char *const *files, size_t n, const cha
                 continue;
             }
         }
-        s->pc = pcap_open_offline_with_tstamp_precision(files[i], PCAP_TSTAMP_PRECISION_MICRO,
-                                                        ebuf);
+        s->pc =
+            pcap_open_offline_with_tstamp_precision(files[i], PCAP_TSTAMP_PRECISION_MICRO, ebuf);
         if (!s->pc) {
             /* libpcap names the file itself for some errors: not twice */
             size_t fl = strlen(files[i]);

@@ -30,8 +30,8 @@ struct capture;
 /* NULL on failure with the error line (without "stripwatch: ") in err. */
 struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err, size_t errlen);
 /* bpf may be NULL (no filter). */
-struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf,
-                                   int snaplen, char *err, size_t errlen);
+struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf, int snaplen,
+                                   char *err, size_t errlen);
 /* 1: a packet; 0: no packet right now (live timeout; try again); -1: end of
  * input; -2: error (err filled, capture is over). */
 int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t errlen);

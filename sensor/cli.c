@@ -15,56 +15,78 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: stripwatch (-i IFACE | -r FILE [-r FILE]...) [options]\n"
-          "       stripwatch policy DOMAIN... [policy options]   (MTA-STS check)\n"
-          "\n"
-          "Watches SMTP for STARTTLS stripping and plaintext delivery to MTA-STS domains.\n"
-          "\n"
-          "capture:\n"
-          "  -i IFACE                 live capture (promiscuous)\n"
-          "  -r FILE                  read a pcap/pcapng file; repeat to merge by time; - is stdin\n"
-          "  --bpf EXPR               capture filter (live default: \"" SENSOR_DEFAULT_BPF "\")\n"
-          "  --snaplen N              bytes kept per packet (default 262144)\n"
-          "  --buffer-size BYTES      kernel capture buffer\n"
-          "  --immediate              deliver packets without buffering delay\n"
-          "  --workers N              worker threads, 1-64 (default 1)\n"
-          "  --memcap BYTES           flow and reassembly memory, split over workers\n"
-          "  --max-flows N            tracked flows, split over workers\n"
-          "  --any-port               classify SMTP on any port with nDPI\n"
-          "output:\n"
-          "  --sessions-out FILE      session records as JSON lines (- for stdout)\n"
-          "  --alerts-out FILE        alerts as JSON lines (default stdout without --redis)\n"
-          "  --log-addresses          keep local parts of mail addresses\n"
-          "  --observer-name NAME     observer.name in alerts\n"
-          "  --redis URL              redis://[user:pass@]host:port/db, rediss://, unix://\n"
-          "  --redis-mode MODE        list | lpush | channel | stream (default list)\n"
-          "  --redis-key KEY          list/channel/stream name\n"
-          "  --redis-stream-maxlen N  XADD MAXLEN ~ N\n"
-          "  --spool FILE             on-disk spool while Redis is away\n"
-          "  --spool-max BYTES        spool bound\n"
-          "policy and state:\n"
-          "  --policy-file FILE       MTA-STS policies snapshot to load\n"
-          "  --save-policies FILE     write the policies known at exit\n"
-          "  --fetch-policies         fetch MTA-STS policies in offline runs too\n"
-          "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT lookups\n"
-          "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
-          "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
-          "  --state-file FILE        learned posture loaded at start, saved at exit\n"
-          "  -q                       no progress line, no statistics at exit\n"
-          "  -h, --help               this text\n"
-          "  --version                print the version\n"
-          "\n"
-          "Exit status: 0 done (also after SIGINT/SIGTERM), 1 bad input or runtime error,\n"
-          "2 bad command line. SIGUSR1 prints statistics to stderr.\n",
-          f);
+    fputs(
+        "usage: stripwatch (-i IFACE | -r FILE [-r FILE]...) [options]\n"
+        "       stripwatch policy DOMAIN... [policy options]   (MTA-STS check)\n"
+        "\n"
+        "Watches SMTP for STARTTLS stripping and plaintext delivery to MTA-STS domains.\n"
+        "\n"
+        "capture:\n"
+        "  -i IFACE                 live capture (promiscuous)\n"
+        "  -r FILE                  read a pcap/pcapng file; repeat to merge by time; - is stdin\n"
+        "  --bpf EXPR               capture filter (live default: \"" SENSOR_DEFAULT_BPF "\")\n"
+        "  --snaplen N              bytes kept per packet (default 262144)\n"
+        "  --buffer-size BYTES      kernel capture buffer\n"
+        "  --immediate              deliver packets without buffering delay\n"
+        "  --workers N              worker threads, 1-64 (default 1)\n"
+        "  --memcap BYTES           flow and reassembly memory, split over workers\n"
+        "  --max-flows N            tracked flows, split over workers\n"
+        "  --any-port               classify SMTP on any port with nDPI\n"
+        "output:\n"
+        "  --sessions-out FILE      session records as JSON lines (- for stdout)\n"
+        "  --alerts-out FILE        alerts as JSON lines (default stdout without --redis)\n"
+        "  --log-addresses          keep local parts of mail addresses\n"
+        "  --observer-name NAME     observer.name in alerts\n"
+        "  --redis URL              redis://[user:pass@]host:port/db, rediss://, unix://\n"
+        "  --redis-mode MODE        list | lpush | channel | stream (default list)\n"
+        "  --redis-key KEY          list/channel/stream name\n"
+        "  --redis-stream-maxlen N  XADD MAXLEN ~ N\n"
+        "  --spool FILE             on-disk spool while Redis is away\n"
+        "  --spool-max BYTES        spool bound\n"
+        "policy and state:\n"
+        "  --policy-file FILE       MTA-STS policies snapshot to load\n"
+        "  --save-policies FILE     write the policies known at exit\n"
+        "  --fetch-policies         fetch MTA-STS policies in offline runs too\n"
+        "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT lookups\n"
+        "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
+        "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
+        "  --state-file FILE        learned posture loaded at start, saved at exit\n"
+        "  -q                       no progress line, no statistics at exit\n"
+        "  -h, --help               this text\n"
+        "  --version                print the version\n"
+        "\n"
+        "Exit status: 0 done (also after SIGINT/SIGTERM), 1 bad input or runtime error,\n"
+        "2 bad command line. SIGUSR1 prints statistics to stderr.\n",
+        f);
 }
 
 enum {
-    OPT_BPF = 256, OPT_SNAPLEN, OPT_BUFSIZE, OPT_IMMEDIATE, OPT_WORKERS, OPT_SESSIONS,
-    OPT_ALERTS, OPT_LOGADDR, OPT_ANYPORT, OPT_REDIS, OPT_REDIS_MODE, OPT_REDIS_KEY,
-    OPT_REDIS_MAXLEN, OPT_SPOOL, OPT_SPOOL_MAX, OPT_POLICY_FILE, OPT_SAVE_POLICIES,
-    OPT_FETCH, OPT_DNS, OPT_CA, OPT_PRIVATE, OPT_STATE, OPT_OBSERVER, OPT_MEMCAP,
-    OPT_MAXFLOWS, OPT_VERSION,
+    OPT_BPF = 256,
+    OPT_SNAPLEN,
+    OPT_BUFSIZE,
+    OPT_IMMEDIATE,
+    OPT_WORKERS,
+    OPT_SESSIONS,
+    OPT_ALERTS,
+    OPT_LOGADDR,
+    OPT_ANYPORT,
+    OPT_REDIS,
+    OPT_REDIS_MODE,
+    OPT_REDIS_KEY,
+    OPT_REDIS_MAXLEN,
+    OPT_SPOOL,
+    OPT_SPOOL_MAX,
+    OPT_POLICY_FILE,
+    OPT_SAVE_POLICIES,
+    OPT_FETCH,
+    OPT_DNS,
+    OPT_CA,
+    OPT_PRIVATE,
+    OPT_STATE,
+    OPT_OBSERVER,
+    OPT_MEMCAP,
+    OPT_MAXFLOWS,
+    OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -116,10 +138,20 @@ static bool parse_u64(const char *flag, const char *s, bool suffix, uint64_t min
     if (suffix && *p) {
         unsigned shift = 0;
         switch (*p) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: goto bad;
+        case 'k':
+        case 'K':
+            shift = 10;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            goto bad;
         }
         if (v > (UINT64_MAX >> shift))
             goto bad;
@@ -139,9 +171,14 @@ bad:
 
 static bool parse_mode(const char *s, enum sink_redis_mode *m)
 {
-    static const struct { const char *name; enum sink_redis_mode m; } modes[] = {
-        {"list", SINK_REDIS_LIST}, {"lpush", SINK_REDIS_LPUSH},
-        {"channel", SINK_REDIS_CHANNEL}, {"stream", SINK_REDIS_STREAM},
+    static const struct {
+        const char *name;
+        enum sink_redis_mode m;
+    } modes[] = {
+        {"list", SINK_REDIS_LIST},
+        {"lpush", SINK_REDIS_LPUSH},
+        {"channel", SINK_REDIS_CHANNEL},
+        {"stream", SINK_REDIS_STREAM},
     };
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(s, modes[i].name) == 0) {
@@ -149,7 +186,8 @@ static bool parse_mode(const char *s, enum sink_redis_mode *m)
             return true;
         }
     }
-    fprintf(stderr, "stripwatch: --redis-mode: \"%s\": not one of list, lpush, channel, stream\n", s);
+    fprintf(stderr, "stripwatch: --redis-mode: \"%s\": not one of list, lpush, channel, stream\n",
+            s);
     return false;
 }
 
@@ -179,10 +217,18 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
             }
             o->files[o->n_files++] = optarg;
             break;
-        case 'q': o->quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: printf("stripwatch %s\n", SW_VERSION); return 0;
-        case OPT_BPF: o->bpf = optarg; break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("stripwatch %s\n", SW_VERSION);
+            return 0;
+        case OPT_BPF:
+            o->bpf = optarg;
+            break;
         case OPT_SNAPLEN:
             if (!parse_u64("snaplen", optarg, false, 64, 262144, &v))
                 return EXIT_USAGE;
@@ -193,41 +239,73 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
                 return EXIT_USAGE;
             o->buffer_size = (int)(v > 2147483647ull ? 2147483647ull : v);
             break;
-        case OPT_IMMEDIATE: o->immediate = true; break;
+        case OPT_IMMEDIATE:
+            o->immediate = true;
+            break;
         case OPT_WORKERS:
             if (!parse_u64("workers", optarg, false, 1, SENSOR_MAX_WORKERS, &v))
                 return EXIT_USAGE;
             o->workers = (unsigned)v;
             break;
-        case OPT_SESSIONS: o->sessions_out = optarg; break;
-        case OPT_ALERTS: o->alerts_out = optarg; break;
-        case OPT_LOGADDR: o->log_addresses = true; break;
-        case OPT_ANYPORT: o->any_port = true; break;
-        case OPT_REDIS: o->redis_url = optarg; break;
+        case OPT_SESSIONS:
+            o->sessions_out = optarg;
+            break;
+        case OPT_ALERTS:
+            o->alerts_out = optarg;
+            break;
+        case OPT_LOGADDR:
+            o->log_addresses = true;
+            break;
+        case OPT_ANYPORT:
+            o->any_port = true;
+            break;
+        case OPT_REDIS:
+            o->redis_url = optarg;
+            break;
         case OPT_REDIS_MODE:
             if (!parse_mode(optarg, &o->redis_mode))
                 return EXIT_USAGE;
             break;
-        case OPT_REDIS_KEY: o->redis_key = optarg; break;
+        case OPT_REDIS_KEY:
+            o->redis_key = optarg;
+            break;
         case OPT_REDIS_MAXLEN:
             if (!parse_u64("redis-stream-maxlen", optarg, false, 1, UINT64_MAX, &v))
                 return EXIT_USAGE;
             o->redis_stream_maxlen = v;
             break;
-        case OPT_SPOOL: o->spool = optarg; break;
+        case OPT_SPOOL:
+            o->spool = optarg;
+            break;
         case OPT_SPOOL_MAX:
             if (!parse_u64("spool-max", optarg, true, 4096, UINT64_MAX, &v))
                 return EXIT_USAGE;
             o->spool_max = v;
             break;
-        case OPT_POLICY_FILE: o->policy_file = optarg; break;
-        case OPT_SAVE_POLICIES: o->save_policies = optarg; break;
-        case OPT_FETCH: o->fetch_policies = true; break;
-        case OPT_DNS: o->dns_server = optarg; break;
-        case OPT_CA: o->ca_file = optarg; break;
-        case OPT_PRIVATE: o->allow_private_policy_hosts = true; break;
-        case OPT_STATE: o->state_file = optarg; break;
-        case OPT_OBSERVER: o->observer_name = optarg; break;
+        case OPT_POLICY_FILE:
+            o->policy_file = optarg;
+            break;
+        case OPT_SAVE_POLICIES:
+            o->save_policies = optarg;
+            break;
+        case OPT_FETCH:
+            o->fetch_policies = true;
+            break;
+        case OPT_DNS:
+            o->dns_server = optarg;
+            break;
+        case OPT_CA:
+            o->ca_file = optarg;
+            break;
+        case OPT_PRIVATE:
+            o->allow_private_policy_hosts = true;
+            break;
+        case OPT_STATE:
+            o->state_file = optarg;
+            break;
+        case OPT_OBSERVER:
+            o->observer_name = optarg;
+            break;
         case OPT_MEMCAP:
             if (!parse_u64("memcap", optarg, true, 1u << 20, UINT64_MAX, &v))
                 return EXIT_USAGE;

@@ -21,13 +21,13 @@
 
 #include "decode/sw.h"
 
-#define SW_CLOCK_JUMP (86400LL * SW_USEC_PER_SEC)
+#define SW_CLOCK_JUMP       (86400LL * SW_USEC_PER_SEC)
 #define SW_CLOCK_REBASE_RUN 32
 
 struct sw_clock {
     bool set;
     sw_usec now;
-    uint32_t ahead_run;  /* consecutive packets beyond SW_CLOCK_JUMP */
+    uint32_t ahead_run; /* consecutive packets beyond SW_CLOCK_JUMP */
     uint64_t backwards, discontinuities, rebases, ticks;
 };
 

@@ -10,13 +10,13 @@
 
 #include "sensor/capture.h"
 
-#define PCAPNG_SHB 0x0A0D0D0Au
-#define PCAPNG_IDB 1u
-#define PCAPNG_PB 2u
-#define PCAPNG_SPB 3u
-#define PCAPNG_EPB 6u
-#define PCAPNG_BOM 0x1A2B3C4Du
-#define PCAPNG_MAX_BLOCK (16u << 20) /* larger blocks are refused as corrupt */
+#define PCAPNG_SHB        0x0A0D0D0Au
+#define PCAPNG_IDB        1u
+#define PCAPNG_PB         2u
+#define PCAPNG_SPB        3u
+#define PCAPNG_EPB        6u
+#define PCAPNG_BOM        0x1A2B3C4Du
+#define PCAPNG_MAX_BLOCK  (16u << 20) /* larger blocks are refused as corrupt */
 #define PCAPNG_MAX_IFACES 256
 
 struct pcapng_iface {

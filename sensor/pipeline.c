@@ -14,7 +14,7 @@
 
 #include "sensor/pipeline.h"
 
-#define RING_BATCH 128  /* slots filled before the worker is told */
+#define RING_BATCH 128 /* slots filled before the worker is told */
 #ifndef SPIN_CONSUMER
 #define SPIN_CONSUMER 256 /* pause steps an idle worker polls before it sleeps */
 #endif
@@ -41,7 +41,7 @@ struct worker {
     unsigned idx;
     struct flow_table *ft;
     struct smtp_consumer *sc;
-    uint64_t cur_no;  /* key of the packet or tick being processed */
+    uint64_t cur_no; /* key of the packet or tick being processed */
     uint64_t seq;
     pthread_t th;
     bool started;
@@ -342,7 +342,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-
 /* Makes every filled slot visible to the worker and wakes it if it sleeps. */
 static void ring_flush(struct worker *w)
 {
@@ -538,7 +537,7 @@ void pipeline_idle(struct pipeline *pl)
     if (pl->n != 1) {
         for (unsigned i = 0; i < pl->n; i++)
             ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
-        return; /* the output thread drives the detector */
+        return;                    /* the output thread drives the detector */
     }
     pump(pl);
     if (pl->cfg.det)

@@ -23,21 +23,21 @@
 
 struct pipeline_cfg {
     unsigned workers;
-    bool live;                 /* full rings drop (counted) instead of waiting */
-    uint32_t ring_slots;       /* per worker, power of two (default 1024) */
-    struct flow_cfg flow;      /* per worker */
-    struct smtp_cfg smtp;      /* template; on_event is set by the pipeline */
-    FILE *sessions_out;        /* may be NULL */
-    struct detector *det;      /* may be NULL */
+    bool live;            /* full rings drop (counted) instead of waiting */
+    uint32_t ring_slots;  /* per worker, power of two (default 1024) */
+    struct flow_cfg flow; /* per worker */
+    struct smtp_cfg smtp; /* template; on_event is set by the pipeline */
+    FILE *sessions_out;   /* may be NULL */
+    struct detector *det; /* may be NULL */
 };
 
 struct pipeline_stats {
-    struct flow_stats flow;    /* summed over workers (peaks summed too) */
+    struct flow_stats flow; /* summed over workers (peaks summed too) */
     struct smtp_stats smtp;
-    uint64_t ring_dropped;     /* live: packets dropped at a full worker ring */
-    uint64_t ring_waits;       /* offline: times the capture waited for a worker */
-    uint64_t sessions_out;     /* session records written */
-    uint64_t copy_failed;      /* facts_copy failures (out of memory) */
+    uint64_t ring_dropped; /* live: packets dropped at a full worker ring */
+    uint64_t ring_waits;   /* offline: times the capture waited for a worker */
+    uint64_t sessions_out; /* session records written */
+    uint64_t copy_failed;  /* facts_copy failures (out of memory) */
 };
 
 struct pipeline;

@@ -11,22 +11,22 @@
 
 #include "alerts/sink.h"
 
-#define SENSOR_MAX_FILES 64
+#define SENSOR_MAX_FILES   64
 #define SENSOR_MAX_WORKERS 64
 #define SENSOR_DEFAULT_BPF "tcp port 25 or tcp port 587 or tcp port 465"
 
 /* Everything the command line sets. Strings point into argv. */
 struct sensor_opts {
-    const char *iface;                  /* -i */
+    const char *iface;                   /* -i */
     const char *files[SENSOR_MAX_FILES]; /* -r, in order */
     size_t n_files;
-    const char *bpf;                    /* --bpf; NULL: default for live, none offline */
-    int snaplen;                        /* --snaplen (default 262144) */
-    int buffer_size;                    /* --buffer-size bytes (default 0: libpcap's) */
-    bool immediate;                     /* --immediate */
-    unsigned workers;                   /* --workers (default 1) */
-    const char *sessions_out;           /* --sessions-out; NULL: none */
-    const char *alerts_out;             /* --alerts-out */
+    const char *bpf;          /* --bpf; NULL: default for live, none offline */
+    int snaplen;              /* --snaplen (default 262144) */
+    int buffer_size;          /* --buffer-size bytes (default 0: libpcap's) */
+    bool immediate;           /* --immediate */
+    unsigned workers;         /* --workers (default 1) */
+    const char *sessions_out; /* --sessions-out; NULL: none */
+    const char *alerts_out;   /* --alerts-out */
     bool log_addresses, any_port, quiet;
     const char *redis_url;
     enum sink_redis_mode redis_mode;
@@ -39,8 +39,8 @@ struct sensor_opts {
     const char *dns_server, *ca_file;
     bool allow_private_policy_hosts;
     const char *state_file, *observer_name;
-    uint64_t memcap;                    /* --memcap (0: flow default, split over workers) */
-    uint32_t max_flows;                 /* --max-flows (0: flow default, split over workers) */
+    uint64_t memcap;    /* --memcap (0: flow default, split over workers) */
+    uint32_t max_flows; /* --max-flows (0: flow default, split over workers) */
 };
 
 int sensor_main(int argc, char **argv);

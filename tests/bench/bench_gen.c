@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-#define MSS 1460
+#define MSS     1460
 #define TLS_REC 16384
 
 /* ---- output ---- */
@@ -63,7 +63,10 @@ static bool pw_open(struct pw *w, const char *path)
     setvbuf(w->f, NULL, _IOFBF, 1 << 22);
     uint8_t h[24];
     le32(h, 0xa1b2c3d4u);
-    h[4] = 2; h[5] = 0; h[6] = 4; h[7] = 0;
+    h[4] = 2;
+    h[5] = 0;
+    h[6] = 4;
+    h[7] = 0;
     le32(h + 8, 0);
     le32(h + 12, 0);
     le32(h + 16, 262144);
@@ -149,27 +152,51 @@ static void content_init(void)
     }
     /* ClientHello: TLS 1.3 shaped, SNI mx.example.org, supported_versions */
     uint8_t *p = client_hello + 9;
-    *p++ = 3; *p++ = 3;
-    memcpy(p, rnd_block, 32); p += 32;
-    *p++ = 0;                       /* session id */
-    *p++ = 0; *p++ = 6;             /* cipher suites */
-    *p++ = 0x13; *p++ = 0x01; *p++ = 0x13; *p++ = 0x02; *p++ = 0xc0; *p++ = 0x2f;
-    *p++ = 1; *p++ = 0;             /* compression */
-    uint8_t *ext_len = p; p += 2;
+    *p++ = 3;
+    *p++ = 3;
+    memcpy(p, rnd_block, 32);
+    p += 32;
+    *p++ = 0; /* session id */
+    *p++ = 0;
+    *p++ = 6; /* cipher suites */
+    *p++ = 0x13;
+    *p++ = 0x01;
+    *p++ = 0x13;
+    *p++ = 0x02;
+    *p++ = 0xc0;
+    *p++ = 0x2f;
+    *p++ = 1;
+    *p++ = 0; /* compression */
+    uint8_t *ext_len = p;
+    p += 2;
     uint8_t *ext = p;
     const char *sni = "mx.example.org";
     size_t sl = strlen(sni);
-    *p++ = 0; *p++ = 0;             /* server_name */
-    be16(p, (uint16_t)(sl + 5)); p += 2;
-    be16(p, (uint16_t)(sl + 3)); p += 2;
     *p++ = 0;
-    be16(p, (uint16_t)sl); p += 2;
-    memcpy(p, sni, sl); p += sl;
-    *p++ = 0; *p++ = 0x2b; *p++ = 0; *p++ = 5; *p++ = 4; /* supported_versions */
-    *p++ = 3; *p++ = 4; *p++ = 3; *p++ = 3;
+    *p++ = 0; /* server_name */
+    be16(p, (uint16_t)(sl + 5));
+    p += 2;
+    be16(p, (uint16_t)(sl + 3));
+    p += 2;
+    *p++ = 0;
+    be16(p, (uint16_t)sl);
+    p += 2;
+    memcpy(p, sni, sl);
+    p += sl;
+    *p++ = 0;
+    *p++ = 0x2b;
+    *p++ = 0;
+    *p++ = 5;
+    *p++ = 4; /* supported_versions */
+    *p++ = 3;
+    *p++ = 4;
+    *p++ = 3;
+    *p++ = 3;
     be16(ext_len, (uint16_t)(p - ext));
     size_t hs = (size_t)(p - (client_hello + 9));
-    client_hello[0] = 0x16; client_hello[1] = 3; client_hello[2] = 1;
+    client_hello[0] = 0x16;
+    client_hello[1] = 3;
+    client_hello[2] = 1;
     be16(client_hello + 3, (uint16_t)(hs + 4));
     client_hello[5] = 1;
     client_hello[6] = 0;
@@ -177,15 +204,26 @@ static void content_init(void)
     ch_len = (size_t)(p - client_hello);
     /* ServerHello (TLS 1.3 via supported_versions) + ChangeCipherSpec */
     p = server_hello + 9;
-    *p++ = 3; *p++ = 3;
-    memcpy(p, rnd_block + 32, 32); p += 32;
+    *p++ = 3;
+    *p++ = 3;
+    memcpy(p, rnd_block + 32, 32);
+    p += 32;
     *p++ = 0;
-    *p++ = 0x13; *p++ = 0x01;
+    *p++ = 0x13;
+    *p++ = 0x01;
     *p++ = 0;
-    *p++ = 0; *p++ = 6;
-    *p++ = 0; *p++ = 0x2b; *p++ = 0; *p++ = 2; *p++ = 3; *p++ = 4;
+    *p++ = 0;
+    *p++ = 6;
+    *p++ = 0;
+    *p++ = 0x2b;
+    *p++ = 0;
+    *p++ = 2;
+    *p++ = 3;
+    *p++ = 4;
     hs = (size_t)(p - (server_hello + 9));
-    server_hello[0] = 0x16; server_hello[1] = 3; server_hello[2] = 3;
+    server_hello[0] = 0x16;
+    server_hello[1] = 3;
+    server_hello[2] = 3;
     be16(server_hello + 3, (uint16_t)(hs + 4));
     server_hello[5] = 2;
     server_hello[6] = 0;
@@ -237,7 +275,7 @@ static void fill(const struct step *s, uint64_t off, uint8_t *dst, uint32_t n)
             break;
         case K_BODY:
             dst[i] = o + 5 < s->len ? text_block[o % sizeof(text_block)]
-                                    : (uint8_t)"\r\n.\r\n"[o - (s->len - 5)];
+                                    : (uint8_t) "\r\n.\r\n"[o - (s->len - 5)];
             break;
         case K_TLS: {
             uint64_t p = o % (TLS_REC + 5);
@@ -323,8 +361,8 @@ static bool conn_next(struct conn *c, struct pw *w)
 {
     static uint8_t buf[MSS];
     uint8_t ttl[2] = {64, 56};
-#define PKT(d, fl, pl, n)                                                                        \
-    pw_frame(w, c->ip[d], c->ip[!(d)], c->port[d], c->port[!(d)], c->seq[d], c->seq[!(d)], fl, \
+#define PKT(d, fl, pl, n)                                                                          \
+    pw_frame(w, c->ip[d], c->ip[!(d)], c->port[d], c->port[!(d)], c->seq[d], c->seq[!(d)], fl,     \
              c->ipid[d]++, ttl[d], pl, n)
     switch (c->phase) {
     case 0:
@@ -501,8 +539,9 @@ static bool run_sensor(const char *sw, const char *file, const char *workers, co
         int dn = open("/dev/null", O_WRONLY);
         dup2(dn, 1);
         dup2(dn, 2);
-        const char *argv[16] = {sw, "-q", "-r", file, "--workers", workers, "--sessions-out",
-                                "/dev/null", "--alerts-out", "/dev/null"};
+        const char *argv[16] = {
+            sw,          "-q",           "-r",       file, "--workers", workers, "--sessions-out",
+            "/dev/null", "--alerts-out", "/dev/null"};
         int n = 10;
         if (extra1)
             argv[n++] = extra1;
@@ -672,7 +711,10 @@ int main(int argc, char **argv)
     /* memory per idle flow: 1M concurrent handshakes minus a 1000-flow baseline,
      * on a non-SMTP port (flow table only: the SMTP decoder ignores the flow)
      * and on port 25 (flow table plus the SMTP decoder's per-session state) */
-    static const struct { uint16_t port; const char *what; } kinds[] = {
+    static const struct {
+        uint16_t port;
+        const char *what;
+    } kinds[] = {
         {80, "port 80 (flow table only)"},
         {25, "port 25 (flow table + SMTP session)"},
     };
@@ -683,10 +725,12 @@ int main(int argc, char **argv)
             goto out;
         }
         struct child big, base;
-        char *a_big[] = {"-q", "-r", hs, "--max-flows", "4000000", "--memcap",
-                         "16G", "--sessions-out", "/dev/null", "--alerts-out", "/dev/null", NULL};
-        char *a_base[] = {"-q", "-r", hs0, "--max-flows", "4000000", "--memcap",
-                          "16G", "--sessions-out", "/dev/null", "--alerts-out", "/dev/null", NULL};
+        char *a_big[] = {"-q",        "-r",           hs,          "--max-flows",
+                         "4000000",   "--memcap",     "16G",       "--sessions-out",
+                         "/dev/null", "--alerts-out", "/dev/null", NULL};
+        char *a_base[] = {"-q",        "-r",           hs0,         "--max-flows",
+                          "4000000",   "--memcap",     "16G",       "--sessions-out",
+                          "/dev/null", "--alerts-out", "/dev/null", NULL};
         if (!run_sensor_argv(sw, a_big, &big) || !run_sensor_argv(sw, a_base, &base)) {
             fprintf(stderr, "bench: stripwatch failed on the handshake captures\n");
             rc = 1;
