@@ -51,6 +51,12 @@ static void usage(FILE *f)
         "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
         "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
         "  --state-file FILE        learned posture loaded at start, saved at exit\n"
+        "process:\n"
+        "  --user USER              drop root to USER once the capture and files are open\n"
+        "                           (--save-policies, --state-file and --spool are written\n"
+        "                           again later: they and their directories must be\n"
+        "                           writable by USER)\n"
+        "  --group GROUP            group for --user (default USER's primary group)\n"
         "  -q                       no progress line, no statistics at exit\n"
         "  -h, --help               this text\n"
         "  --version                print the version\n"
@@ -87,6 +93,8 @@ enum {
     OPT_MEMCAP,
     OPT_MAXFLOWS,
     OPT_VERSION,
+    OPT_USER,
+    OPT_GROUP,
 };
 
 static const struct option long_opts[] = {
@@ -115,6 +123,8 @@ static const struct option long_opts[] = {
     {"observer-name", required_argument, NULL, OPT_OBSERVER},
     {"memcap", required_argument, NULL, OPT_MEMCAP},
     {"max-flows", required_argument, NULL, OPT_MAXFLOWS},
+    {"user", required_argument, NULL, OPT_USER},
+    {"group", required_argument, NULL, OPT_GROUP},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -199,6 +209,7 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
     o->snaplen = 262144;
     uint64_t v;
     int c;
+    const char *user = NULL, *group = NULL;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":i:r:qh", long_opts, NULL)) != -1) {
@@ -316,6 +327,12 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
                 return EXIT_USAGE;
             o->max_flows = (uint32_t)v;
             break;
+        case OPT_USER:
+            user = optarg;
+            break;
+        case OPT_GROUP:
+            group = optarg;
+            break;
         case ':':
             fprintf(stderr, "stripwatch: %s: needs an argument (see stripwatch -h)\n",
                     argv[optind - 1]);
@@ -343,6 +360,11 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
         stdin_uses += strcmp(o->files[i], "-") == 0;
     if (stdin_uses > 1) {
         fprintf(stderr, "stripwatch: -r -: stdin can be read only once\n");
+        return EXIT_USAGE;
+    }
+    char err[512];
+    if (!privdrop_resolve(&o->drop, user, group, err, sizeof(err))) {
+        fprintf(stderr, "stripwatch: %s\n", err);
         return EXIT_USAGE;
     }
     return -1;

@@ -17,6 +17,7 @@
 #include "sensor/capture.h"
 #include "sensor/clock.h"
 #include "sensor/pipeline.h"
+#include "sensor/privdrop.h"
 #include "sensor/sensor.h"
 
 static volatile sig_atomic_t g_stop, g_usr1;
@@ -182,7 +183,9 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* Opens everything but the capture; 0 or an error line in err. */
+/* Opens everything but the capture; 0 or an error line in err. With --user,
+ * privileges are dropped once the files are open (sessions, policy file,
+ * alerts, spool, state file) and before the pipeline starts its threads. */
 static int open_outputs(struct run *r, char *err, size_t errlen)
 {
     const struct sensor_opts *o = r->o;
@@ -249,6 +252,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         snprintf(err, errlen, "%s", e[0] ? e : "detector: cannot start");
         return -1;
     }
+    /* everything that opens a file as root is done; no worker thread yet */
+    if (!privdrop_apply(&o->drop, err, errlen))
+        return -1;
     struct pipeline_cfg plc;
     memset(&plc, 0, sizeof(plc));
     plc.workers = o->workers;

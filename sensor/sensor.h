@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "alerts/sink.h"
+#include "sensor/privdrop.h"
 
 #define SENSOR_MAX_FILES   64
 #define SENSOR_MAX_WORKERS 64
@@ -39,8 +40,9 @@ struct sensor_opts {
     const char *dns_server, *ca_file;
     bool allow_private_policy_hosts;
     const char *state_file, *observer_name;
-    uint64_t memcap;    /* --memcap (0: flow default, split over workers) */
-    uint32_t max_flows; /* --max-flows (0: flow default, split over workers) */
+    uint64_t memcap;      /* --memcap (0: flow default, split over workers) */
+    uint32_t max_flows;   /* --max-flows (0: flow default, split over workers) */
+    struct privdrop drop; /* --user, --group (drop.user NULL: stay as started) */
 };
 
 int sensor_main(int argc, char **argv);

@@ -2,7 +2,8 @@
 /* test_cli.c: the stripwatch binary on real captures: bad input (missing,
  * corrupt, truncated file; bad BPF; unknown interface; bad flags), -r merge
  * order, -r - (stdin), a pcapng mixing link types, and identical output for
- * every --workers N on every capture in pcaps-third-party/ and pcaps/. */
+ * every --workers N on every capture in pcaps-third-party/ and pcaps/;
+ * --user/--group (bad names, a failed drop, and the ids of every thread). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include <dirent.h>
 #include <ftw.h>
+#include <pwd.h>
 
 #include "runbin.h"
 
@@ -625,6 +627,158 @@ static int teardown(void **st)
     return 0;
 }
 
+/* ---- --user, --group ---- */
+
+/* Unknown names are a bad command line; nothing is opened. */
+static void test_user_bad(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *a, *b, *c, *d, *err;
+    } cases[] = {
+        {"--user", "nosuchuser", NULL, NULL, "stripwatch: --user nosuchuser: no such user\n"},
+        {"--user", "nobody", "--group", "nosuchgroup",
+         "stripwatch: --group nosuchgroup: no such group\n"},
+        {"--group", "nogroup", NULL, NULL, "stripwatch: --group nogroup: needs --user\n"},
+        {"--user", "root", NULL, NULL,
+         "stripwatch: --user root: has uid 0, nothing would be dropped\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sw_result r;
+        sw_run(&r, NULL, "-q", "-r", DECRYPTED, cases[i].a, cases[i].b, cases[i].c, cases[i].d,
+               NULL);
+        assert_int_equal(r.status, 2);
+        assert_string_equal(r.err, cases[i].err);
+        assert_string_equal(r.sessions, "");
+        sw_free(&r);
+    }
+}
+
+/* A drop the process has no right to make (started as nobody) is exit 1. */
+static void test_user_drop_fails(void **st)
+{
+    (void)st;
+    if (geteuid() != 0 || !getpwnam("nobody"))
+        skip();
+    char *argv[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", STRIPWATCH, "-q",
+                    "-r",      DECRYPTED,       "--user",        "nobody",         NULL};
+    struct run_out o;
+    run(tmp, argv, NULL, 20, &o);
+    if (o.status == 127) {
+        run_free(&o);
+        skip(); /* no setpriv */
+    }
+    assert_int_equal(o.status, 1);
+    assert_string_equal(o.err, "stripwatch: --user nobody: cannot drop privileges: initgroups: "
+                               "Operation not permitted\n");
+    run_free(&o);
+}
+
+/* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
+ * true when all of them are want_uid/want_gid and the groups are exactly
+ * want_gid. */
+static bool all_threads_as(pid_t pid, const char *want_uid, const char *want_gid)
+{
+    char dir[64], uid_line[128], gid_line[128], groups_line[128];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    snprintf(uid_line, sizeof(uid_line), "Uid:\t%s\t%s\t%s\t%s\n", want_uid, want_uid, want_uid,
+             want_uid);
+    snprintf(gid_line, sizeof(gid_line), "Gid:\t%s\t%s\t%s\t%s\n", want_gid, want_gid, want_gid,
+             want_gid);
+    snprintf(groups_line, sizeof(groups_line), "Groups:\t%s \n", want_gid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool ok = true;
+    size_t n = 0;
+    struct dirent *e;
+    while (ok && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
+        size_t len;
+        char *status = slurp(path, &len);
+        ok = status && strstr(status, uid_line) && strstr(status, gid_line) &&
+             strstr(status, groups_line);
+        free(status);
+        n++;
+    }
+    closedir(d);
+    return ok && n > 0;
+}
+
+/* --user nobody: the same output as without, and while it reads packets
+ * every thread (capture, 2 workers, output) runs as 65534:65534 with no
+ * other group. The capture comes through a pipe that stalls after the first
+ * half. */
+static void test_user_nobody(void **st)
+{
+    (void)st;
+    const struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw || pw->pw_uid != 65534 || pw->pw_gid != 65534)
+        skip();
+    struct sw_result want, got;
+    sw_run(&want, NULL, "-q", "-r", DECRYPTED, NULL);
+    assert_int_equal(want.status, 0);
+    assert_int_equal(count_lines(want.sessions), 4);
+    sw_run(&got, NULL, "-q", "-r", DECRYPTED, "--user", "nobody", NULL);
+    assert_int_equal(got.status, 0);
+    assert_string_equal(got.err, "");
+    assert_string_equal(got.sessions, want.sessions);
+    assert_string_equal(got.alerts, want.alerts);
+    sw_free(&got);
+
+    char *fifo = strdup(tpath("fifo-user")), *s = strdup(tpath("sessions-user.json")),
+         *a = strdup(tpath("alerts-user.json"));
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *argv[] = {
+        STRIPWATCH,       "-q", "-r",           "-", "--user", "nobody", "--workers", "2",
+        "--sessions-out", s,    "--alerts-out", a,   NULL};
+    pid_t pid = run_start(tmp, argv, fifo);
+    int fd = open(fifo, O_WRONLY);
+    assert_true(fd >= 0);
+    size_t len;
+    char *whole = slurp(DECRYPTED, &len);
+    size_t half = len / 2;
+    assert_int_equal(write(fd, whole, half), (ssize_t)half);
+    bool dropped = false;
+    struct timespec d = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 500 && !dropped; i++) { /* up to 10 s */
+        dropped = all_threads_as(pid, "65534", "65534");
+        if (!dropped)
+            nanosleep(&d, NULL);
+    }
+    char task[64];
+    snprintf(task, sizeof(task), "/proc/%d/task", (int)pid);
+    size_t threads = 0;
+    DIR *dir = opendir(task);
+    for (struct dirent *e; dir && (e = readdir(dir)) != NULL;)
+        threads += e->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    assert_int_equal(write(fd, whole + half, len - half), (ssize_t)(len - half));
+    close(fd);
+    free(whole);
+    int status = run_wait(pid, 60);
+    struct run_out o;
+    run_collect(tmp, &o);
+    assert_true(dropped);
+    assert_int_equal(threads, 4); /* capture, 2 workers, output: all checked */
+    assert_int_equal(status, 0);
+    assert_string_equal(o.err, "");
+    run_free(&o);
+    char *gs = slurp(s, &len), *ga = slurp(a, &len);
+    assert_string_equal(gs, want.sessions);
+    assert_string_equal(ga, want.alerts);
+    free(gs);
+    free(ga);
+    free(s);
+    free(a);
+    free(fifo);
+    sw_free(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +795,9 @@ int main(void)
         cmocka_unit_test(test_workers_identical),
         cmocka_unit_test(test_workers_many_flows),
         cmocka_unit_test(test_sigterm_flushes),
+        cmocka_unit_test(test_user_bad),
+        cmocka_unit_test(test_user_drop_fails),
+        cmocka_unit_test(test_user_nobody),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
