@@ -440,13 +440,26 @@ size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t le
     while (i < len) {
         switch (s->eod) {
         case SMTP_EOD_TEXT: {
-            const uint8_t *nl = memchr(buf + i, '\n', len - i);
-            if (!nl) {
+            /* Only a "." right after an LF can start the end marker: look
+             * for dots (rarer than line ends). A dot at i itself never
+             * does: the byte before it (here or in the previous segment)
+             * was not an LF, or the state would be BOL. */
+            size_t j = i;
+            const uint8_t *dot;
+            while ((dot = memchr(buf + j, '.', len - j)) != NULL) {
+                j = (size_t)(dot - buf);
+                if (j > i && buf[j - 1] == '\n')
+                    break;
+                j++;
+            }
+            if (!dot) {
+                if (buf[len - 1] == '\n')
+                    s->eod = SMTP_EOD_BOL;
                 i = len;
                 break;
             }
-            i = (size_t)(nl - buf) + 1;
-            s->eod = SMTP_EOD_BOL;
+            s->eod = SMTP_EOD_DOT;
+            i = j + 1;
             break;
         }
         case SMTP_EOD_BOL:
