@@ -94,3 +94,25 @@ bool privdrop_apply(const struct privdrop *pd, char *err, size_t errlen)
     }
     return true;
 }
+
+bool privdrop_check_writable(const struct privdrop *pd, const char *flag, const char *path,
+                             char *err, size_t errlen)
+{
+    if (!pd->user || !path)
+        return true;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    /* the real uid is the dropped user's now */
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "--user %s: %s %s: directory %s not writable by %s: %s", pd->user,
+                 flag, path, dir, pd->user, strerror(errno));
+        return false;
+    }
+    return true;
+}

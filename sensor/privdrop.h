@@ -29,4 +29,13 @@ bool privdrop_resolve(struct privdrop *pd, const char *user, const char *group, 
  * and the failed step (a runtime error: exit 1). */
 bool privdrop_apply(const struct privdrop *pd, char *err, size_t errlen);
 
+/* After privdrop_apply: checks that pd's user may replace the file path
+ * (named by flag, e.g. "--state-file") later on, i.e. that its directory is
+ * writable and searchable, as files are replaced through a temporary file
+ * and rename. True when so or when there was no drop (pd->user NULL); else
+ * false with one line in err such as `--user nobody: --state-file
+ * d/state.json: directory d not writable by nobody`. */
+bool privdrop_check_writable(const struct privdrop *pd, const char *flag, const char *path,
+                             char *err, size_t errlen);
+
 #endif

@@ -43,6 +43,7 @@ struct run {
     struct sink *sink;
     struct detector *det;
     FILE *sessions;
+    bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
     uint64_t packets, bytes;
     uint64_t status[PKT_STATUS_COUNT];
@@ -253,8 +254,14 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         return -1;
     }
     /* everything that opens a file as root is done; no worker thread yet */
-    if (!privdrop_apply(&o->drop, err, errlen))
+    if (!privdrop_apply(&o->drop, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--save-policies", o->save_policies, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--state-file", o->state_file, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--spool", o->redis_url ? sc.spool_path : NULL, err,
+                                 errlen)) {
+        r->no_save = true; /* nothing learned yet; one error line only */
         return -1;
+    }
     struct pipeline_cfg plc;
     memset(&plc, 0, sizeof(plc));
     plc.workers = o->workers;
@@ -286,9 +293,9 @@ static bool close_all(struct run *r, bool print)
     bool ok = true;
     if (r->pl)
         pipeline_finish(r->pl);
-    if (r->det)
+    if (r->det && !r->no_save)
         detector_finish(r->det);
-    if (r->pol && r->o->save_policies) {
+    if (r->pol && r->o->save_policies && !r->no_save) {
         char e[512] = "";
         if (policy_engine_save(r->pol, r->o->save_policies, e, sizeof(e)) != SW_OK) {
             fprintf(stderr, "stripwatch: %s\n", e[0] ? e : r->o->save_policies);

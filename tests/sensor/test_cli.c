@@ -674,6 +674,30 @@ static void test_user_drop_fails(void **st)
     run_free(&o);
 }
 
+/* Files written later as the user: their directory is checked right after
+ * the drop (tmp is root's, mode 0700), with one error line and nothing
+ * written. */
+static void test_user_unwritable(void **st)
+{
+    (void)st;
+    if (geteuid() != 0 || !getpwnam("nobody"))
+        skip();
+    char *state = strdup(tpath("state-user.json"));
+    struct sw_result r;
+    sw_run(&r, NULL, "-q", "-r", DECRYPTED, "--user", "nobody", "--state-file", state, NULL);
+    char want[8400];
+    snprintf(want, sizeof(want),
+             "stripwatch: --user nobody: --state-file %s: directory %s not writable by nobody: "
+             "Permission denied\n",
+             state, tmp);
+    assert_int_equal(r.status, 1);
+    assert_string_equal(r.err, want);
+    assert_string_equal(r.sessions, "");
+    assert_int_equal(access(state, F_OK), -1);
+    sw_free(&r);
+    free(state);
+}
+
 /* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
  * true when all of them are want_uid/want_gid and the groups are exactly
  * want_gid. */
@@ -797,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_flushes),
         cmocka_unit_test(test_user_bad),
         cmocka_unit_test(test_user_drop_fails),
+        cmocka_unit_test(test_user_unwritable),
         cmocka_unit_test(test_user_nobody),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
