@@ -70,20 +70,28 @@ static void print_escaped(const char *s, size_t n)
     }
 }
 
-static void on_txt(void *arg, const struct pdns_result *r)
+/* Keeps what the printing needs of a DNS result after its callback: the
+ * scalars, the addresses and the error text; pointers into the resolver's
+ * answer are cleared (on_txt copies the TXT records itself). */
+static void keep_dns(struct cli *c, const struct pdns_result *r)
 {
-    struct cli *c = arg;
+    static char errbuf[128];
     c->dns_done = true;
     c->dres = *r;
     c->dres.txt = NULL;
     c->dres.txt_len = NULL;
-    c->dres.errstr = NULL;
     c->dres.canonname = NULL;
-    static char errbuf[128];
+    c->dres.errstr = NULL;
     if (r->errstr) {
         snprintf(errbuf, sizeof(errbuf), "%s", r->errstr);
         c->dres.errstr = errbuf;
     }
+}
+
+static void on_txt(void *arg, const struct pdns_result *r)
+{
+    struct cli *c = arg;
+    keep_dns(c, r);
     c->n_txt = 0;
     c->txt = calloc(r->n_txt ? r->n_txt : 1, sizeof(*c->txt));
     c->txt_len = calloc(r->n_txt ? r->n_txt : 1, sizeof(*c->txt_len));
@@ -99,17 +107,7 @@ static void on_txt(void *arg, const struct pdns_result *r)
 
 static void on_addr(void *arg, const struct pdns_result *r)
 {
-    struct cli *c = arg;
-    c->dns_done = true;
-    c->dres = *r;
-    c->dres.txt = NULL;
-    c->dres.txt_len = NULL;
-    c->dres.canonname = NULL;
-    static char errbuf[128];
-    if (r->errstr) {
-        snprintf(errbuf, sizeof(errbuf), "%s", r->errstr);
-        c->dres.errstr = errbuf;
-    }
+    keep_dns(arg, r);
 }
 
 static void on_fetch(void *arg, const struct pfetch_result *r)
