@@ -73,6 +73,19 @@ static enum pkt_status decode_tcp(struct pkt *p, const uint8_t *seg, size_t seg_
     return PKT_TCP;
 }
 
+/* The key of p's datagram (addresses of its family, protocol, identification). */
+static void frag_key_init(struct frag_key *k, const struct pkt *p, uint8_t family, uint8_t proto,
+                          uint32_t id)
+{
+    size_t alen = family == 4 ? 4 : 16;
+    memset(k, 0, sizeof(*k));
+    k->family = family;
+    k->proto = proto;
+    memcpy(k->src, p->src.b, alen);
+    memcpy(k->dst, p->dst.b, alen);
+    k->id = id;
+}
+
 /* IPv6 extension chain starting with next header nh at data[0..len). */
 static enum pkt_status ip6_chain(struct pkt *p, struct frag_table *ft, uint8_t nh,
                                  const uint8_t *data, size_t len, bool reassembled)
@@ -114,12 +127,7 @@ static enum pkt_status ip6_chain(struct pkt *p, struct frag_table *ft, uint8_t n
             if (reassembled || !ft)
                 return PKT_ERR_FRAG;
             struct frag_key k;
-            memset(&k, 0, sizeof(k));
-            k.family = 6;
-            k.proto = next;
-            memcpy(k.src, p->src.b, 16);
-            memcpy(k.dst, p->dst.b, 16);
-            k.id = id;
+            frag_key_init(&k, p, 6, next, id);
             struct frag_done d;
             enum pkt_status st = frag_add(ft, &k, p->ts, p->ttl, 0, foff, more, pkt_rd_ptr(&r),
                                           (uint32_t)pkt_rd_left(&r), &d);
@@ -230,12 +238,7 @@ static enum pkt_status decode_ip4(struct pkt *p, struct frag_table *ft, struct p
     if (!ft)
         return PKT_ERR_FRAG;
     struct frag_key k;
-    memset(&k, 0, sizeof(k));
-    k.family = 4;
-    k.proto = proto;
-    memcpy(k.src, p->src.b, 4);
-    memcpy(k.dst, p->dst.b, 4);
-    k.id = id;
+    frag_key_init(&k, p, 4, proto, id);
     struct frag_done d;
     enum pkt_status st =
         frag_add(ft, &k, p->ts, ttl, id, foff, more, pkt_rd_ptr(r), (uint32_t)plen, &d);
