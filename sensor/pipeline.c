@@ -225,10 +225,10 @@ static void *output_main(void *arg)
     struct pipeline *pl = arg;
     for (;;) {
         int stop = atomic_load(&pl->out_stop);
-        pump(pl);
+        size_t released = pump(pl);
         if (stop && pl->n_heap == 0)
             break;
-        if (pl->cfg.det)
+        if (!released && pl->cfg.det) /* pump already ran it after a release */
             detector_run(pl->cfg.det, 0);
         pthread_mutex_lock(&pl->out_wake_mu);
         wait_ms(&pl->out_wake, &pl->out_wake_mu, 5);
