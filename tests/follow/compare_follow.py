@@ -5,9 +5,12 @@
 # TCP flow of every capture must equal, byte for byte, what
 # `tshark -q -z follow,tcp,raw,N` reports for the same flow (RFC 9293).
 #
-# Usage: compare_follow.py SW_FOLLOW CAPTURE_OR_DIR...
+# Usage: compare_follow.py SW_FOLLOW [--extra-pcaps=[DIR]] CAPTURE_OR_DIR...
 # (ctest passes the directory holding reasm-cases.pcap, written by
-# make_reasm_pcap.py, the third-party captures and pcaps/.)
+# make_reasm_pcap.py, and pcaps/ with pcaps/third-party/ in it.)
+# --extra-pcaps=DIR adds the optional SW_EXTRA_PCAPS directory (captures
+# that may not be redistributed, pcaps/third-party/README.md); when it is
+# empty, one line on stderr says they are skipped.
 #
 # How flows are matched: by their two endpoints (address, port), in order of
 # appearance when a pair of endpoints is reused (tshark starts a new stream
@@ -40,7 +43,7 @@ import sys
 # (capture path relative to its root, client "ip:port", direction) ->
 #   (list of [offset, length] gaps, reason)
 EXPECTED_GAPS = {
-    ("ndpi/pcap/smtp-starttls.pcap", "2003:de:2016:125:fc36:8317:4e86:cb72:7562", "c2s"): (
+    ("third-party/ndpi/pcap/smtp-starttls.pcap", "2003:de:2016:125:fc36:8317:4e86:cb72:7562", "c2s"): (
         [[634, 2880], [634, 2880]],
         "5760 bytes of the client's TLS handshake are missing from the capture "
         "(tshark: 'ACKed segment that wasn't captured', frames 59-61); one hole, "
@@ -222,14 +225,23 @@ def compare(sw_follow, root, rel):
 
 
 def main():
+    args = sys.argv[2:]
     if len(sys.argv) < 3:
-        sys.exit("usage: compare_follow.py SW_FOLLOW CAPTURE_OR_DIR...")
+        sys.exit("usage: compare_follow.py SW_FOLLOW [--extra-pcaps=[DIR]] CAPTURE_OR_DIR...")
     sw_follow = sys.argv[1]
+    if args and args[0].startswith("--extra-pcaps="):
+        extra = args.pop(0).partition("=")[2]
+        if extra:
+            args.append(extra)
+        else:
+            print("follow_vs_tshark: skipped the SW_EXTRA_PCAPS captures (wireshark-notes/tls/"
+                  "*.pcapng): not redistributable (no licence); set SW_EXTRA_PCAPS to a "
+                  "directory holding them", file=sys.stderr)
     errors = []
     seen = set()
     total = 0
     n_files = 0
-    for arg in sys.argv[2:]:
+    for arg in args:
         if os.path.isdir(arg):
             root = arg
             rels = []
@@ -253,7 +265,7 @@ def main():
     for table in (EXPECTED_GAPS, EXPECTED_BYTE_DIFFS, EXPECTED_CONFLICTS):
         for key in table:
             if key not in seen and any(os.path.exists(os.path.join(a, key[0]))
-                                       for a in sys.argv[2:]):
+                                       for a in args):
                 errors.append("expected difference did not occur: %s" % (key,))
     for e in errors:
         print("DIFF " + e)

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """JA3 / JA3S cross-check against nDPI's own expected output.
 
-nDPI's test suite ships, beside ndpi/pcap/smtp-starttls.pcap, the ndpiReader
-output it expects (ndpi/result/smtp-starttls.pcap.out), with a `[JA3C: ...]`
+nDPI's test suite ships, beside pcap/smtp-starttls.pcap, the ndpiReader
+output it expects (result/smtp-starttls.pcap.out; both are in
+pcaps/third-party/ndpi/), with a `[JA3C: ...]`
 and a `[JA3S: ...]` per flow. That file was made by nDPI's development tree of
 2024-10, not by Debian's libndpi 4.2, so what is compared is the hash
 definition, not a library version: the values in that file are the standard
@@ -16,7 +17,7 @@ on the capture and requires, for each of the two flows (matched by server
 address and port), the hashes of nDPI's file. GREASE removal is covered by
 tests/smtp/test_smtp_tls.c (these 2013/2018 clients send no GREASE).
 
-usage: check_ja3_ndpi.py STRIPWATCH SHARED_PCAPS
+usage: check_ja3_ndpi.py STRIPWATCH NDPI_DIR   (pcaps/third-party/ndpi)
 """
 import ipaddress
 import json
@@ -29,9 +30,9 @@ import sys
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    stripwatch, shared = sys.argv[1:]
-    pcap = os.path.join(shared, "ndpi/pcap/smtp-starttls.pcap")
-    result = os.path.join(shared, "ndpi/result/smtp-starttls.pcap.out")
+    stripwatch, ndpi = sys.argv[1:]
+    pcap = os.path.join(ndpi, "pcap/smtp-starttls.pcap")
+    result = os.path.join(ndpi, "result/smtp-starttls.pcap.out")
     want = {}
     flow_re = re.compile(r"TCP (\S+):(\d+) <-> (\S+):(\d+) .*\[JA3C: ([0-9a-f]{32})\].*\[JA3S: ([0-9a-f]{32})")
     with open(result, encoding="utf-8") as f:

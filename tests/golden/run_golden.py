@@ -5,17 +5,20 @@ listed in TESTLIST and compares its session records, field by field, with the
 reviewed expected JSON lines in expected/.
 
 TESTLIST: one case per line, `name  pcap  expected-file  [flags...]`; `#`
-starts a comment. A pcap is `shared:PATH` (under the third-party capture set,
-SW_SHARED_PCAPS) or `pcaps:PATH` (the project's own captures in pcaps/).
+starts a comment. A pcap is `pcaps:PATH` (under pcaps/: the project's own
+captures, and other projects' in pcaps/third-party/) or `extra:PATH` (under
+the optional SW_EXTRA_PCAPS directory of captures that may not be
+redistributed, see pcaps/third-party/README.md). Without that directory
+(--extra-pcaps= empty), an `extra:` case is skipped with one line on stderr;
+with it, a missing file is a failure.
 
-usage: run_golden.py STRIPWATCH SOURCE_DIR SHARED_PCAPS [--update] [NAME...]
+usage: run_golden.py STRIPWATCH SOURCE_DIR --extra-pcaps=[DIR] [--update] [NAME...]
        run_golden.py --selftest   (the comparison itself finds differences)
   --update  rewrite the expected files from the current output (review them
             by hand against tshark before committing; needed whenever pcaps/
             is regenerated: ports, times and so uids change)
 Exit status 0 when every case matches, 1 otherwise.
 """
-import glob
 import json
 import os
 import subprocess
@@ -38,13 +41,25 @@ def load_testlist():
     return cases
 
 
-def resolve(pcap, source_dir, shared):
+def resolve(pcap, source_dir, extra):
+    """The capture's path, or None for an extra: capture without SW_EXTRA_PCAPS."""
     kind, _, rel = pcap.partition(":")
-    if kind == "shared":
-        return os.path.join(shared, rel)
     if kind == "pcaps":
         return os.path.join(source_dir, "pcaps", rel)
-    sys.exit(f"TESTLIST: pcap {pcap!r}: want shared:PATH or pcaps:PATH")
+    if kind == "extra":
+        return os.path.join(extra, rel) if extra else None
+    sys.exit(f"TESTLIST: pcap {pcap!r}: want pcaps:PATH or extra:PATH")
+
+
+def captures_under(pcaps_dir):
+    """Every capture under pcaps/, as TESTLIST names it (pcaps:REL)."""
+    found = []
+    for d, subdirs, files in os.walk(pcaps_dir):
+        subdirs[:] = sorted(x for x in subdirs if not x.startswith("."))  # scratch dirs
+        for f in files:
+            if f.endswith((".pcap", ".pcapng")):
+                found.append("pcaps:" + os.path.relpath(os.path.join(d, f), pcaps_dir))
+    return sorted(found)
 
 
 def run(stripwatch, pcap, flags):
@@ -123,21 +138,27 @@ def main():
         return selftest()
     args = [a for a in sys.argv[1:] if a != "--update"]
     update = "--update" in sys.argv
-    if len(args) < 3:
+    if len(args) < 3 or not args[2].startswith("--extra-pcaps="):
         sys.exit(__doc__)
-    stripwatch, source_dir, shared = args[:3]
+    stripwatch, source_dir = args[:2]
+    extra = args[2].partition("=")[2]
     only = set(args[3:])
     failed = 0
-    # every capture of pcaps/ must have its golden case
+    # every capture under pcaps/ must have its golden case
     listed = {pcap for _, pcap, _, _ in load_testlist()}
-    for path in sorted(glob.glob(os.path.join(source_dir, "pcaps", "*.pcap*"))):
-        if "pcaps:" + os.path.basename(path) not in listed and not only:
-            print(f"FAIL pcaps/{os.path.basename(path)}: not in TESTLIST")
+    for pcap in captures_under(os.path.join(source_dir, "pcaps")):
+        if pcap not in listed and not only:
+            print(f"FAIL {pcap}: not in TESTLIST")
             failed += 1
     for name, pcap, expected, flags in load_testlist():
         if only and name not in only:
             continue
-        path = resolve(pcap, source_dir, shared)
+        path = resolve(pcap, source_dir, extra)
+        if path is None:
+            rel = pcap.partition(":")[2]
+            print(f"golden_sessions: skipped {name}: {rel} is not redistributable (no licence); "
+                  "set SW_EXTRA_PCAPS to a directory holding it", file=sys.stderr)
+            continue
         exp_path = os.path.join(HERE, "expected", expected)
         try:
             got = run(stripwatch, path, flags)

@@ -6,7 +6,10 @@
  *   RULE SEVERITY CONFIDENCE CLIENT > SERVER rcpt=DOMAINS mta_sts=MODE/STATUS
  * (DOMAINS: accepted recipient domains in order, "-" for none; mta_sts "-"
  * when the alert has none). An empty expected file means: no alert at all.
- * SW_GOLDEN_PRINT=1 prints what each capture produced. */
+ * SW_GOLDEN_PRINT=1 prints what each capture produced. A capture named
+ * extra:PATH lives in the optional SW_EXTRA_PCAPS directory (captures that
+ * may not be redistributed, pcaps/third-party/README.md); without it the case
+ * is skipped with one line on stderr. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +36,8 @@
 
 struct gcase {
     char name[128];
-    char pcap[1024];
+    char pcap[1024];   /* "" for an extra: capture without SW_EXTRA_PCAPS */
+    char extra[512];   /* that capture's PATH, for the skip line */
     char policy[1024]; /* "" for none */
     char flags[512];
     char expected[1024];
@@ -41,10 +45,13 @@ struct gcase {
 
 static char tmpdir[256];
 
+/* extra:PATH is under SW_EXTRA_PCAPS ("" when that is not set), anything
+ * else relative to the source tree. */
 static void resolve(const char *in, char *out, size_t len)
 {
-    if (!strncmp(in, "shared:", 7))
-        snprintf(out, len, "%s/%s", SW_SHARED_PCAPS, in + 7);
+    if (!strncmp(in, "extra:", 6))
+        snprintf(out, len, "%s%s%s", SW_EXTRA_PCAPS, SW_EXTRA_PCAPS[0] ? "/" : "",
+                 SW_EXTRA_PCAPS[0] ? in + 6 : "");
     else
         snprintf(out, len, "%s/%s", SW_SOURCE_DIR, in);
 }
@@ -213,6 +220,13 @@ static char *slurp(const char *path)
 static void run_case(void **state)
 {
     const struct gcase *c = *state;
+    if (!c->pcap[0]) {
+        fprintf(stderr,
+                "test_golden_alerts: skipped %s: %s is not redistributable (no licence); set "
+                "SW_EXTRA_PCAPS to a directory holding it\n",
+                c->name, c->extra);
+        skip();
+    }
     char *argv[MAX_ARGS];
     int argc = 0;
     char bin[1024], state_path[MAX_ARGS][512], workers[16];
@@ -332,6 +346,8 @@ int main(void)
         struct gcase *c = &cases[i];
         snprintf(c->name, sizeof c->name, "%s", name);
         resolve(pcap, c->pcap, sizeof c->pcap);
+        if (!strncmp(pcap, "extra:", 6))
+            snprintf(c->extra, sizeof c->extra, "%s", pcap + 6);
         if (strcmp(policy, "-"))
             resolve(policy, c->policy, sizeof c->policy);
         snprintf(c->flags, sizeof c->flags, "%s", flags);

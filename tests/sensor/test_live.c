@@ -15,7 +15,7 @@
 
 #include "runbin.h"
 
-#define CAPTURE SW_SHARED_PCAPS "/arkime/smtp-decrypted.pcap"
+#define CAPTURE SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
 
 static char *tmp;
 static char ns_a[64], ns_b[64];

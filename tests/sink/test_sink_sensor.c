@@ -23,7 +23,7 @@
 #include "test_redis_server.h"
 
 #define STRIPWATCH SW_BINARY_DIR "/stripwatch"
-#define CAPTURE    SW_SHARED_PCAPS "/arkime/smtp-decrypted.pcap"
+#define CAPTURE    SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
 #define COPIES     1000
 
 static struct test_redis srv;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Agreement with tshark's SMTP dissector. For every capture of the
-third-party set and every capture in pcaps/, the client commands, the server
+"""Agreement with tshark's SMTP dissector. For every capture in pcaps/ and
+pcaps/third-party/ (and the optional SW_EXTRA_PCAPS set), the client commands, the server
 reply codes and the first EHLO reply's capability lines that stripwatch's
 decoder extracts (smtp_trace) must equal what `tshark` extracts, stream by
 stream (a stream is the client port and server port).
@@ -28,25 +28,33 @@ Accepted differences, each applied on purpose and printed when it applies:
   * A stream tshark does not dissect as SMTP at all is listed in ONLY_OURS
     with the reason; every other stream must be present on both sides.
 
-usage: compare_tshark.py SMTP_TRACE TSHARK SOURCE_DIR SHARED_PCAPS
+The captures of the SW_EXTRA_PCAPS directory (EXTRA below; not
+redistributable, see pcaps/third-party/README.md) are skipped, with one line
+on stderr each, when --extra-pcaps= is empty; when it names a directory, a
+missing file there is a failure.
+
+usage: compare_tshark.py SMTP_TRACE TSHARK SOURCE_DIR --extra-pcaps=[DIR]
 """
 import glob
 import os
 import subprocess
 import sys
 
-# capture (relative name) -> extra smtp_trace flags, extra tshark flags
-SHARED = {
-    "arkime/smtp-data-250.pcap": ([], []),
-    "arkime/smtp-decrypted.pcap": ([], ["-d", "tcp.port==2525,smtp"]),
-    "arkime/smtp-originating.pcap": ([], []),
+# capture (relative to pcaps/) -> extra smtp_trace flags, extra tshark flags
+THIRD_PARTY = {
+    "third-party/arkime/smtp-data-250.pcap": ([], []),
+    "third-party/arkime/smtp-decrypted.pcap": ([], ["-d", "tcp.port==2525,smtp"]),
+    "third-party/arkime/smtp-originating.pcap": ([], []),
     # tshark's SOCKS dissector hands the tunnelled bytes to SMTP; the decoder
     # classifies the flow with nDPI after skipping the SOCKS5 handshake
-    "arkime/socks5-smtp-503.pcap": (["--any-port"], []),
-    "ndpi/pcap/emotet.pcap": ([], []),
-    "ndpi/pcap/smtp-starttls.pcap": ([], []),
-    "ndpi/pcap/smtp.pcap": ([], []),
-    "ndpi/pcap/smtps.pcapng": ([], ["-d", "tcp.port==465,smtp"]),
+    "third-party/arkime/socks5-smtp-503.pcap": (["--any-port"], []),
+    "third-party/ndpi/pcap/emotet.pcap": ([], []),
+    "third-party/ndpi/pcap/smtp-starttls.pcap": ([], []),
+    "third-party/ndpi/pcap/smtp.pcap": ([], []),
+    "third-party/ndpi/pcap/smtps.pcapng": ([], ["-d", "tcp.port==465,smtp"]),
+}
+# the same, relative to the SW_EXTRA_PCAPS directory
+EXTRA = {
     "wireshark-notes/tls/smtp-ssl.pcapng": ([], []),
     "wireshark-notes/tls/smtp2525-ssl.pcapng": ([], ["-d", "tcp.port==2525,smtp"]),
 }
@@ -57,7 +65,7 @@ ONLY_OURS = {}
 # (capture, cport, sport) -> items the decoder reports and tshark does not,
 # with the reason; removed (last occurrence first) from ours before comparing.
 TSHARK_MISSES = {
-    ("arkime/smtp-decrypted.pcap", 28134, 2525): (
+    ("pcaps/third-party/arkime/smtp-decrypted.pcap", 28134, 2525): (
         {"codes": [221]},
         "the 221 comes in a frame tshark marks as a spurious retransmission and does not "
         "dissect (its first copy is not in the capture); the reassembler delivers it once"),
@@ -190,13 +198,28 @@ def theirs(tshark, pcap, flags):
 
 
 def main():
-    if len(sys.argv) != 5:
+    if len(sys.argv) != 5 or not sys.argv[4].startswith("--extra-pcaps="):
         sys.exit(__doc__)
-    trace, tshark, source_dir, shared = sys.argv[1:]
-    captures = [(os.path.join(shared, k), k, v[0], v[1]) for k, v in SHARED.items()]
-    for p in sorted(glob.glob(os.path.join(source_dir, "pcaps", "*.pcap*"))):
+    trace, tshark, source_dir = sys.argv[1:4]
+    extra = sys.argv[4].partition("=")[2]
+    pcaps = os.path.join(source_dir, "pcaps")
+    captures = [(os.path.join(pcaps, k), "pcaps/" + k, v[0], v[1]) for k, v in THIRD_PARTY.items()]
+    for k, v in EXTRA.items():
+        if extra:
+            captures.append((os.path.join(extra, k), k, v[0], v[1]))
+        else:
+            print(f"tshark_smtp: skipped {k}: not redistributable (no licence); set "
+                  "SW_EXTRA_PCAPS to a directory holding it", file=sys.stderr)
+    for p in sorted(glob.glob(os.path.join(pcaps, "*.pcap*"))):
         captures.append((p, "pcaps/" + os.path.basename(p), [], ["-d", "tcp.port==2525,smtp"]))
     failed = 0
+    # every third-party capture must be listed (with its flags) above
+    for d, _, files in os.walk(os.path.join(pcaps, "third-party")):
+        for f in sorted(files):
+            rel = os.path.relpath(os.path.join(d, f), pcaps)
+            if f.endswith((".pcap", ".pcapng")) and rel not in THIRD_PARTY:
+                print(f"FAIL pcaps/{rel}: not in THIRD_PARTY")
+                failed += 1
     for path, name, tflags, sflags in captures:
         try:
             a, b = ours(trace, path, tflags), theirs(tshark, path, sflags)
