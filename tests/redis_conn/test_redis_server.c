@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_redis_server.c: private redis-server instances for integration tests
- * (loopback only, temp dir, bounded waits). */
+ * (loopback only, reached as 127.0.0.1, never by a name a minimal system may
+ * not resolve; temp dir, bounded waits). */
 #include "test_redis_server.h"
 
 #include <arpa/inet.h>
@@ -71,11 +72,14 @@ bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra
                      "2>&1 && "
                      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "
                      "srv.key "
-                     "-out srv.csr -subj /CN=localhost >/dev/null 2>&1 && "
-                     "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf && "
+                     "-out srv.csr -subj /CN=stripwatch-test-redis >/dev/null 2>&1 && "
+                     "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && "
                      "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out "
                      "srv.crt "
                      "-days 2 -extfile ext.cnf >/dev/null 2>&1 && "
+                     "printf 'subjectAltName=" TEST_REDIS_CERT_NAME "\\n' > name.cnf && "
+                     "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out "
+                     "name.crt -days 2 -extfile name.cnf >/dev/null 2>&1 && "
                      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "
                      "cli.key "
                      "-out cli.csr -subj /CN=stripwatch-test-client >/dev/null 2>&1 && "
@@ -86,7 +90,7 @@ bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra
             return false;
         snprintf(r->client_cert, sizeof r->client_cert, "%s/cli.crt", r->dir);
         snprintf(r->client_key, sizeof r->client_key, "%s/cli.key", r->dir);
-        snprintf(r->url, sizeof r->url, "rediss://localhost:%d", r->port);
+        snprintf(r->url, sizeof r->url, "rediss://127.0.0.1:%d", r->port);
     } else {
         snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
     }
@@ -98,7 +102,7 @@ static bool answers_ping(struct test_redis *r)
     char cmd[1024];
     if (r->tls)
         snprintf(cmd, sizeof cmd,
-                 "redis-cli --tls --cacert '%s' --cert '%s' --key '%s' -h localhost -p %d PING "
+                 "redis-cli --tls --cacert '%s' --cert '%s' --key '%s' -h 127.0.0.1 -p %d PING "
                  "2>/dev/null | grep -q PONG",
                  r->ca, r->client_cert, r->client_key, r->port);
     else
@@ -120,11 +124,11 @@ bool test_redis_start(struct test_redis *r)
     else
         n += snprintf(args + n, sizeof args - (size_t)n, "--appendonly no ");
     if (r->tls)
-        n += snprintf(
-            args + n, sizeof args - (size_t)n,
-            "--port 0 --tls-port %d --tls-cert-file '%s/srv.crt' --tls-key-file '%s/srv.key' "
-            "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients %s ",
-            r->port, r->dir, r->dir, r->dir, r->tls_auth_clients ? "yes" : "no");
+        n += snprintf(args + n, sizeof args - (size_t)n,
+                      "--port 0 --tls-port %d --tls-cert-file '%s/%s' --tls-key-file '%s/srv.key' "
+                      "--tls-ca-cert-file '%s/ca.crt' --tls-auth-clients %s ",
+                      r->port, r->dir, r->tls_cert_name_only ? "name.crt" : "srv.crt", r->dir,
+                      r->dir, r->tls_auth_clients ? "yes" : "no");
     else
         n += snprintf(args + n, sizeof args - (size_t)n, "--port %d ", r->port);
     snprintf(args + n, sizeof args - (size_t)n, "%s", r->extra);

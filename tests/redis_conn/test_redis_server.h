@@ -9,15 +9,22 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* TLS: the server certificate names IP:127.0.0.1 (the address tests connect
+ * to; no name lookup); the other one names only this. */
+#define TEST_REDIS_CERT_NAME "DNS:redis.stripwatch.test"
+
 struct test_redis {
     pid_t pid;
     int port;                               /* TCP port (TLS port when tls) */
     char dir[256];                          /* temp dir, removed by test_redis_cleanup */
     char sock[300];                         /* unix socket path */
-    char url[400];                          /* redis://127.0.0.1:PORT or rediss://localhost:PORT */
+    char url[400];                          /* redis://127.0.0.1:PORT or rediss://127.0.0.1:PORT */
     char ca[300];                           /* TLS: CA certificate file */
     char client_cert[300], client_key[300]; /* TLS: a client certificate from that CA */
     bool tls_auth_clients; /* set before test_redis_start: require client certificates */
+    /* set before test_redis_start: serve a certificate from the same CA that
+     * names only TEST_REDIS_CERT_NAME, not 127.0.0.1 (verification fails) */
+    bool tls_cert_name_only;
     bool tls, aof;
     char extra[512]; /* extra command line, e.g. "--requirepass x" */
 };

@@ -331,7 +331,7 @@ static void test_unix_and_tls(void **state)
     char cmd[1024];
     snprintf(
         cmd, sizeof cmd,
-        "test \"$(redis-cli --tls --cacert '%s' -h localhost -p %d LLEN stripwatch:alerts)\" = 30",
+        "test \"$(redis-cli --tls --cacert '%s' -h 127.0.0.1 -p %d LLEN stripwatch:alerts)\" = 30",
         srv.ca, srv.port);
     assert_true(test_sh("%s", cmd));
 }
