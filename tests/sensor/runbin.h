@@ -149,4 +149,38 @@ static inline void rm_rf(char *dir)
     free(dir);
 }
 
+/* A fresh directory (temp_dir(), then mode 0755) for what a test runs as an
+ * unprivileged user must read: the checkout and the build directory may be
+ * closed to that user (a checkout under /root, mode 0700 on Debian), so
+ * such a test copies the binary and its inputs here (copy_public()).
+ * Removed by rm_rf. */
+static inline char *temp_dir_public(void)
+{
+    char *d = temp_dir();
+    if (d && chmod(d, 0755) != 0) {
+        rm_rf(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Copies the file src into dir under its base name with mode 0755 (an
+ * executable) or 0644; the new path (free()) or NULL. */
+static inline char *copy_public(const char *dir, const char *src)
+{
+    struct stat sb;
+    size_t len;
+    const char *base = strrchr(src, '/');
+    base = base ? base + 1 : src;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, base);
+    if (stat(src, &sb) != 0)
+        return NULL;
+    char *data = slurp(src, &len);
+    bool ok = data && len == (size_t)sb.st_size && spit(path, data, len) &&
+              chmod(path, (sb.st_mode & S_IXUSR) ? 0755 : 0644) == 0;
+    free(data);
+    return ok ? strdup(path) : NULL;
+}
+
 #endif

@@ -17,6 +17,9 @@
 #include "runbin.h"
 
 static char *tmp;
+/* Readable by every user: copies of the binary and of DECRYPTED for the runs
+ * as nobody (setpriv), which may not read the checkout or the build dir. */
+static char *pub, *pub_stripwatch, *pub_decrypted;
 
 #define PC(x)       SW_THIRD_PARTY_PCAPS "/" x
 #define ORIGINATING PC("arkime/smtp-originating.pcap")
@@ -264,21 +267,33 @@ static void test_unknown_interface(void **st)
     sw_free(&r);
 }
 
+/* Skips (with its reason on stderr) a test that runs the sensor as nobody
+ * when the test itself does not run as root. */
+static void need_root(const char *test)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "test_cli: %s: skipped: not run as root (runs the sensor as nobody)\n",
+                test);
+        skip();
+    }
+}
+
 /* Capturing without the privilege (as nobody, when the test runs as root). */
 static void test_no_permission(void **st)
 {
     (void)st;
-    if (geteuid() != 0)
-        skip();
-    char *argv[] = {
-        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", STRIPWATCH, "-q", "-i", "lo",
-        NULL};
+    need_root("test_no_permission");
+    char *argv[] = {"setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    pub_stripwatch,
+                    "-q",
+                    "-i",
+                    "lo",
+                    NULL};
     struct run_out o;
-    run(tmp, argv, NULL, 20, &o);
-    if (o.status == 127) {
-        run_free(&o);
-        skip(); /* no setpriv */
-    }
+    run(pub, argv, NULL, 20, &o);
     assert_int_equal(o.status, 1);
     assert_string_equal(o.err, "stripwatch: lo: You don't have permission to perform this "
                                "capture on that device (socket: Operation not permitted)\n");
@@ -627,13 +642,21 @@ static int setup(void **st)
 {
     (void)st;
     tmp = temp_dir();
-    return tmp ? 0 : -1;
+    pub = temp_dir_public();
+    if (!tmp || !pub)
+        return -1;
+    pub_stripwatch = copy_public(pub, STRIPWATCH);
+    pub_decrypted = copy_public(pub, DECRYPTED);
+    return pub_stripwatch && pub_decrypted ? 0 : -1;
 }
 
 static int teardown(void **st)
 {
     (void)st;
     rm_rf(tmp);
+    rm_rf(pub);
+    free(pub_stripwatch);
+    free(pub_decrypted);
     return 0;
 }
 
@@ -664,20 +687,36 @@ static void test_user_bad(void **st)
     }
 }
 
+/* Skips (with its reason on stderr) when the system has no user nobody with
+ * uid and gid 65534 (Debian's). */
+static void need_nobody(const char *test)
+{
+    const struct passwd *pw = getpwnam("nobody");
+    if (!pw || pw->pw_uid != 65534 || pw->pw_gid != 65534) {
+        fprintf(stderr, "test_cli: %s: skipped: no user nobody with uid and gid 65534\n", test);
+        skip();
+    }
+}
+
 /* A drop the process has no right to make (started as nobody) is exit 1. */
 static void test_user_drop_fails(void **st)
 {
     (void)st;
-    if (geteuid() != 0 || !getpwnam("nobody"))
-        skip();
-    char *argv[] = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", STRIPWATCH, "-q",
-                    "-r",      DECRYPTED,       "--user",        "nobody",         NULL};
+    need_root("test_user_drop_fails");
+    need_nobody("test_user_drop_fails");
+    char *argv[] = {"setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    pub_stripwatch,
+                    "-q",
+                    "-r",
+                    pub_decrypted,
+                    "--user",
+                    "nobody",
+                    NULL};
     struct run_out o;
-    run(tmp, argv, NULL, 20, &o);
-    if (o.status == 127) {
-        run_free(&o);
-        skip(); /* no setpriv */
-    }
+    run(pub, argv, NULL, 20, &o);
     assert_int_equal(o.status, 1);
     assert_string_equal(o.err, "stripwatch: --user nobody: cannot drop privileges: initgroups: "
                                "Operation not permitted\n");
@@ -690,8 +729,8 @@ static void test_user_drop_fails(void **st)
 static void test_user_unwritable(void **st)
 {
     (void)st;
-    if (geteuid() != 0 || !getpwnam("nobody"))
-        skip();
+    need_root("test_user_unwritable");
+    need_nobody("test_user_unwritable");
     char *state = strdup(tpath("state-user.json"));
     struct sw_result r;
     sw_run(&r, NULL, "-q", "-r", DECRYPTED, "--user", "nobody", "--state-file", state, NULL);
@@ -709,9 +748,9 @@ static void test_user_unwritable(void **st)
 }
 
 /* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
- * true when all of them are want_uid/want_gid and the groups are exactly
- * want_gid. */
-static bool all_threads_as(pid_t pid, const char *want_uid, const char *want_gid)
+ * returns the number of threads, *all set when every one of them is
+ * want_uid/want_gid with exactly the group want_gid. */
+static size_t threads_as(pid_t pid, const char *want_uid, const char *want_gid, bool *all)
 {
     char dir[64], uid_line[128], gid_line[128], groups_line[128];
     snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
@@ -720,38 +759,40 @@ static bool all_threads_as(pid_t pid, const char *want_uid, const char *want_gid
     snprintf(gid_line, sizeof(gid_line), "Gid:\t%s\t%s\t%s\t%s\n", want_gid, want_gid, want_gid,
              want_gid);
     snprintf(groups_line, sizeof(groups_line), "Groups:\t%s \n", want_gid);
+    *all = false;
     DIR *d = opendir(dir);
     if (!d)
-        return false;
+        return 0;
     bool ok = true;
     size_t n = 0;
     struct dirent *e;
-    while (ok && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
         char path[512];
         snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
         size_t len;
         char *status = slurp(path, &len);
-        ok = status && strstr(status, uid_line) && strstr(status, gid_line) &&
+        ok = ok && status && strstr(status, uid_line) && strstr(status, gid_line) &&
              strstr(status, groups_line);
         free(status);
         n++;
     }
     closedir(d);
-    return ok && n > 0;
+    *all = ok && n > 0;
+    return n;
 }
 
 /* --user nobody: the same output as without, and while it reads packets
  * every thread (capture, 2 workers, output) runs as 65534:65534 with no
  * other group. The capture comes through a pipe that stalls after the first
- * half. */
+ * half. Privileges are dropped before the pipeline starts its threads, so
+ * the test waits (up to 30 s) until all four exist, then checks them. */
 static void test_user_nobody(void **st)
 {
     (void)st;
-    const struct passwd *pw = getpwnam("nobody");
-    if (geteuid() != 0 || !pw || pw->pw_uid != 65534 || pw->pw_gid != 65534)
-        skip();
+    need_root("test_user_nobody");
+    need_nobody("test_user_nobody");
     struct sw_result want, got;
     sw_run(&want, NULL, "-q", "-r", DECRYPTED, NULL);
     assert_int_equal(want.status, 0);
@@ -777,28 +818,23 @@ static void test_user_nobody(void **st)
     size_t half = len / 2;
     assert_int_equal(write(fd, whole, half), (ssize_t)half);
     bool dropped = false;
-    struct timespec d = {0, 20 * 1000 * 1000};
-    for (int i = 0; i < 500 && !dropped; i++) { /* up to 10 s */
-        dropped = all_threads_as(pid, "65534", "65534");
-        if (!dropped)
-            nanosleep(&d, NULL);
-    }
-    char task[64];
-    snprintf(task, sizeof(task), "/proc/%d/task", (int)pid);
     size_t threads = 0;
-    DIR *dir = opendir(task);
-    for (struct dirent *e; dir && (e = readdir(dir)) != NULL;)
-        threads += e->d_name[0] != '.';
-    if (dir)
-        closedir(dir);
+    struct timespec d = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 1500; i++) { /* up to 30 s */
+        threads = threads_as(pid, "65534", "65534", &dropped);
+        if (dropped && threads == 4) /* capture, 2 workers, output: all checked */
+            break;
+        nanosleep(&d, NULL);
+    }
     assert_int_equal(write(fd, whole + half, len - half), (ssize_t)(len - half));
     close(fd);
     free(whole);
     int status = run_wait(pid, 60);
     struct run_out o;
     run_collect(tmp, &o);
-    assert_true(dropped);
-    assert_int_equal(threads, 4); /* capture, 2 workers, output: all checked */
+    if (!dropped || threads != 4)
+        fail_msg("after 30 s: %zu threads (want 4), %s as 65534:65534 only", threads,
+                 dropped ? "all" : "not all");
     assert_int_equal(status, 0);
     assert_string_equal(o.err, "");
     run_free(&o);
