@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_live.c: live capture end to end. Two network namespaces made by the
  * test, joined by a veth pair; stripwatch -i listens in one, tcpreplay
- * replays a capture from the other; SIGINT stops the sensor, which must exit
- * 0 with the same session records as the offline run of the same file
- * (capture-time fields aside: @timestamp, uid, ts). Needs root; skipped
- * otherwise. Namespaces are removed at the end. */
+ * replays a capture from the other; once the sensor has counted every packet
+ * (its statistics on SIGUSR1), SIGINT stops it, and it must exit 0 with the
+ * same session records as the offline run of the same file (capture-time
+ * fields aside: @timestamp, uid, ts). Commands enter a namespace with
+ * `nsenter --net` only: no mount namespace, so no `mount --make-rslave /`
+ * (what `ip netns exec` and `ip -n` do, which fails where / is not a mount
+ * point, e.g. in a chroot). Where the namespaces or the veth pair cannot be
+ * made (not root, no CAP_SYS_ADMIN, no veth), the test is skipped with one
+ * line on stderr saying why. Namespaces are removed at the end. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
 
 #include "runbin.h"
@@ -30,6 +36,86 @@ __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
     va_end(ap);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Runs cmd (a shell command) with its stderr kept; on failure, the first
+ * line of that stderr (or the exit status) goes to why. A command not found
+ * (exit 127) is a missing test dependency, a failure, never a skip. */
+static bool try_sh(const char *cmd, char *why, size_t whylen)
+{
+    char full[5400], errf[4200];
+    snprintf(errf, sizeof(errf), "%s/.try-stderr", tmp);
+    snprintf(full, sizeof(full), "%s 2>'%s'", cmd, errf);
+    int rc = system(full);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 0) {
+        unlink(errf);
+        return true;
+    }
+    size_t len;
+    char *e = slurp(errf, &len);
+    unlink(errf);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
+        fail_msg("%s: %s", cmd, e ? e : "command not found");
+    if (e && e[0]) {
+        e[strcspn(e, "\n")] = '\0';
+        snprintf(why, whylen, "%s", e);
+    } else {
+        snprintf(why, whylen, "exit status %d", WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
+    }
+    free(e);
+    return false;
+}
+
+/* Prints why the test is skipped (one line on stderr) and skips it. */
+#define SKIP_BECAUSE(...)                                                                          \
+    do {                                                                                           \
+        fprintf(stderr, "test_live: skipped: " __VA_ARGS__);                                       \
+        fputc('\n', stderr);                                                                       \
+        skip();                                                                                    \
+    } while (0)
+
+/* True when pid holds a packet socket bound to an interface for every
+ * protocol (ETH_P_ALL): from then on the kernel queues what it captures.
+ * /proc/PID/net/packet lists the sockets of pid's network namespace. */
+static bool capturing(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/net/packet", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned proto;
+        int iface;
+        unsigned long inode;
+        if (sscanf(line, "%*x %*d %*d %x %d %*d %*u %*u %lu", &proto, &iface, &inode) != 3 ||
+            proto != 0x0003 || iface == 0)
+            continue;
+        char fddir[64], want[64];
+        snprintf(fddir, sizeof(fddir), "/proc/%d/fd", (int)pid);
+        snprintf(want, sizeof(want), "socket:[%lu]", inode);
+        DIR *d = opendir(fddir);
+        for (struct dirent *e; d && !found && (e = readdir(d)) != NULL;) {
+            char fd[320], target[64];
+            snprintf(fd, sizeof(fd), "%s/%s", fddir, e->d_name);
+            ssize_t n = readlink(fd, target, sizeof(target) - 1);
+            found = n > 0 && (target[n] = '\0', strcmp(target, want) == 0);
+        }
+        if (d)
+            closedir(d);
+    }
+    fclose(f);
+    return found;
+}
+
+/* The packets=N of the last "stripwatch: stats packets=" line in text, or -1. */
+static long long stats_packets(const char *text)
+{
+    long long n = -1;
+    for (const char *p = text; (p = strstr(p, "stripwatch: stats packets=")) != NULL; p++)
+        n = atoll(p + strlen("stripwatch: stats packets="));
+    return n;
 }
 
 /* Drops capture-time dependent keys, recursively. */
@@ -82,54 +168,93 @@ static void test_live_matches_offline(void **st)
 {
     (void)st;
     if (geteuid() != 0)
-        skip();
+        SKIP_BECAUSE("not run as root (needs two network namespaces and a veth pair)");
     snprintf(ns_a, sizeof(ns_a), "swlive%d-a", (int)getpid());
     snprintf(ns_b, sizeof(ns_b), "swlive%d-b", (int)getpid());
-    if (sh("ip netns add %s 2>/dev/null", ns_a) != 0)
-        skip();
+    char cmd[1024], why[512];
+    snprintf(cmd, sizeof(cmd), "ip netns add %s", ns_a);
+    if (!try_sh(cmd, why, sizeof(why)))
+        SKIP_BECAUSE("cannot make a network namespace (ip netns add: %s)", why);
     ns_made = true;
     assert_int_equal(sh("ip netns add %s", ns_b), 0);
-    assert_int_equal(sh("ip -n %s link add va type veth peer name vb netns %s", ns_a, ns_b), 0);
-    assert_int_equal(sh("ip -n %s link set va up && ip -n %s link set vb up", ns_a, ns_b), 0);
+    snprintf(cmd, sizeof(cmd), "ip link add va netns %s type veth peer name vb netns %s", ns_a,
+             ns_b);
+    if (!try_sh(cmd, why, sizeof(why)))
+        SKIP_BECAUSE("cannot make a veth pair (ip link add type veth: %s)", why);
+    char net_a[128], net_b[128];
+    snprintf(net_a, sizeof(net_a), "--net=/run/netns/%s", ns_a);
+    snprintf(net_b, sizeof(net_b), "--net=/run/netns/%s", ns_b);
+    assert_int_equal(
+        sh("nsenter %s ip link set va up && nsenter %s ip link set vb up", net_a, net_b), 0);
 
     char live_s[4096], live_a[4096], off_s[4096], off_a[4096];
     snprintf(live_s, sizeof(live_s), "%s/live-sessions.json", tmp);
     snprintf(live_a, sizeof(live_a), "%s/live-alerts.json", tmp);
     snprintf(off_s, sizeof(off_s), "%s/offline-sessions.json", tmp);
     snprintf(off_a, sizeof(off_a), "%s/offline-alerts.json", tmp);
-    char *sensor[] = {"ip",           "netns", "exec", ns_a,          STRIPWATCH,       "-i",
-                      "va",           "--bpf", "tcp",  "--immediate", "--sessions-out", live_s,
-                      "--alerts-out", live_a,  NULL};
-    char sdir[4096];
+
+    /* offline first, with the live run's filter: how many packets to wait for */
+    char *offline[] = {STRIPWATCH,       "-r",  CAPTURE,        "--bpf", "tcp",
+                       "--sessions-out", off_s, "--alerts-out", off_a,   NULL};
+    struct run_out r;
+    run(tmp, offline, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    long long want_packets = stats_packets(r.err);
+    assert_true(want_packets > 0);
+    run_free(&r);
+
+    char *sensor[] = {"nsenter", net_a,         STRIPWATCH,       "-i",   "va",           "--bpf",
+                      "tcp",     "--immediate", "--sessions-out", live_s, "--alerts-out", live_a,
+                      NULL};
+    char sdir[4096], serr[4200];
     snprintf(sdir, sizeof(sdir), "%s/sensor", tmp);
+    snprintf(serr, sizeof(serr), "%s/.stderr", sdir);
     mkdir(sdir, 0700);
     pid_t pid = run_start(sdir, sensor, NULL);
     assert_true(pid > 0);
-    sleep(2); /* let the capture open */
-    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
+    /* wait (up to 30 s) until the capture is open */
+    struct timespec tick = {0, 20 * 1000 * 1000};
+    bool open = false;
+    for (int i = 0; i < 1500 && !(open = capturing(pid)); i++) {
+        if (waitpid(pid, NULL, WNOHANG) != 0) {
+            struct run_out so;
+            run_collect(sdir, &so);
+            fail_msg("the sensor ended before capturing: %s", so.err);
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (!open)
+        fail_msg("after 30 s the sensor has no packet socket bound to va");
 
-    char *replay[] = {"ip",    "netns", "exec", ns_b, "tcpreplay", "-q",
-                      "--pps", "500",   "-i",   "vb", CAPTURE,     NULL};
-    struct run_out r;
+    char *replay[] = {"nsenter", net_b, "tcpreplay", "-q",    "--pps",
+                      "500",     "-i",  "vb",        CAPTURE, NULL};
     run(tmp, replay, NULL, 60, &r);
     assert_int_equal(r.status, 0);
     run_free(&r);
-    sleep(1);
+    /* wait (up to 30 s) until the sensor has counted every packet: it
+     * prints its statistics on SIGUSR1 */
+    long long seen = -1;
+    for (int i = 0; i < 300 && seen != want_packets; i++) {
+        kill(pid, SIGUSR1);
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL);
+        size_t len;
+        char *err = slurp(serr, &len);
+        seen = stats_packets(err);
+        free(err);
+    }
     kill(pid, SIGINT);
     int status = run_wait(pid, 30);
     struct run_out so;
     run_collect(sdir, &so);
+    if (seen != want_packets)
+        fail_msg("after 30 s the sensor counted %lld packets, not %lld: %s", seen, want_packets,
+                 so.err);
     if (status != 0)
         fail_msg("sensor exit %d: %s", status, so.err);
     /* the statistics at exit count what the kernel saw */
     assert_non_null(strstr(so.err, " kernel_dropped=0 "));
     run_free(&so);
-
-    char *offline[] = {STRIPWATCH, "-q",           "-r",  CAPTURE, "--sessions-out",
-                       off_s,      "--alerts-out", off_a, NULL};
-    run(tmp, offline, NULL, 60, &r);
-    assert_int_equal(r.status, 0);
-    run_free(&r);
 
     size_t l;
     char *ls = slurp(live_s, &l), *os = slurp(off_s, &l);
