@@ -8,9 +8,10 @@
 # Usage: compare_follow.py SW_FOLLOW [--extra-pcaps=[DIR]] CAPTURE_OR_DIR...
 # (ctest passes the directory holding reasm-cases.pcap, written by
 # make_reasm_pcap.py, and pcaps/ with pcaps/third-party/ in it.)
-# --extra-pcaps=DIR adds the optional SW_EXTRA_PCAPS directory (captures
-# that may not be redistributed, pcaps/third-party/README.md); when it is
-# empty, one line on stderr says they are skipped.
+# --extra-pcaps=DIR adds DIR/wireshark-notes/ from the optional
+# SW_EXTRA_PCAPS directory (captures that may not be redistributed,
+# pcaps/third-party/README.md); when it is empty, one line on stderr says
+# they are skipped.
 #
 # How flows are matched: by their two endpoints (address, port), in order of
 # appearance when a pair of endpoints is reused (tshark starts a new stream
@@ -231,8 +232,8 @@ def main():
     sw_follow = sys.argv[1]
     if args and args[0].startswith("--extra-pcaps="):
         extra = args.pop(0).partition("=")[2]
-        if extra:
-            args.append(extra)
+        if extra:  # what it holds beside them (e.g. copies of pcaps/third-party/) is not read
+            args.append(os.path.join(extra, "wireshark-notes"))
         else:
             print("follow_vs_tshark: skipped the SW_EXTRA_PCAPS captures (wireshark-notes/tls/"
                   "*.pcapng): not redistributable (no licence); set SW_EXTRA_PCAPS to a "
