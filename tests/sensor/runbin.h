@@ -149,14 +149,38 @@ static inline void rm_rf(char *dir)
     free(dir);
 }
 
-/* A fresh directory (temp_dir(), then mode 0755) for what a test runs as an
- * unprivileged user must read: the checkout and the build directory may be
- * closed to that user (a checkout under /root, mode 0700 on Debian), so
- * such a test copies the binary and its inputs here (copy_public()).
- * Removed by rm_rf. */
+/* True when every directory on the way to path (absolute) may be searched
+ * by others (mode o+x). */
+static inline bool path_is_public(const char *path)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s", path);
+    for (;;) {
+        struct stat sb;
+        if (p[0] != '/' || stat(p, &sb) != 0 || !(sb.st_mode & S_IXOTH))
+            return false;
+        char *slash = strrchr(p, '/');
+        if (slash == p)
+            return stat("/", &sb) == 0 && (sb.st_mode & S_IXOTH);
+        *slash = '\0';
+    }
+}
+
+/* A fresh directory with mode 0755 for what a test runs as an unprivileged
+ * user must read: the checkout and the build directory may be closed to
+ * that user (a checkout under /root, mode 0700 on Debian), so such a test
+ * copies the binary and its inputs here (copy_public()). Under $TMPDIR when
+ * others may reach it, else under /tmp. Removed by rm_rf. */
 static inline char *temp_dir_public(void)
 {
-    char *d = temp_dir();
+    const char *t = getenv("TMPDIR");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/stripwatch-test-XXXXXX",
+             t && *t && path_is_public(t) ? t : "/tmp");
+    char *d = mkdtemp(buf);
+    if (!d)
+        return NULL;
+    d = strdup(d);
     if (d && chmod(d, 0755) != 0) {
         rm_rf(d);
         return NULL;
