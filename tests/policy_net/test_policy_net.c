@@ -959,7 +959,8 @@ static void test_ipv6_and_fallback(void **state)
         fclose(f);
     }
     if (!v6) {
-        print_message("no IPv6 loopback on this host\n");
+        fprintf(stderr, "test_policy_net: test_ipv6_and_fallback: skipped: no IPv6 loopback "
+                        "(::1 on lo) on this host\n");
         skip();
     }
     struct policy_cfg c;
@@ -997,7 +998,9 @@ static void test_cli_binary(void **state)
     snprintf(bin, sizeof(bin), "%s/stripwatch", SW_BINARY_DIR);
     struct stat sb;
     if (stat(bin, &sb)) {
-        print_message("stripwatch binary not built: %s\n", bin);
+        fprintf(stderr,
+                "test_policy_net: test_cli_binary: skipped: stripwatch binary not built: %s\n",
+                bin);
         skip();
     }
     static char out[65536];
