@@ -284,14 +284,14 @@ static void ja3_end(struct ja3 *j, char out[33])
 static void client_hello(struct facts_tls *f, struct rd *r)
 {
     uint16_t version, v;
-    struct rd sid, cs, comp, exts;
+    struct rd sid, cs, comp, exts = {0};
     if (!rd_u16(r, &version) || r->len - r->off < 32)
         return;
     r->off += 32;
     if (!rd_vec8(r, &sid) || !rd_vec16(r, &cs) || !rd_vec8(r, &comp))
         return;
     f->client_hello = true;
-    bool have_exts = rd_vec16(r, &exts);
+    rd_vec16(r, &exts); /* absent or cut short: exts stays empty */
 
     struct ja3 j;
     ja3_begin(&j);
@@ -304,7 +304,7 @@ static void client_hello(struct facts_tls *f, struct rd *r)
 
     struct rd groups = {0}, formats = {0};
     f->n_offered_versions = 0;
-    while (have_exts) {
+    for (;;) {
         uint16_t type;
         struct rd body;
         if (!rd_u16(&exts, &type) || !rd_vec16(&exts, &body))

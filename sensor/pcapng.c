@@ -18,6 +18,8 @@
 #define PCAPNG_BOM        0x1A2B3C4Du
 #define PCAPNG_MAX_BLOCK  (16u << 20) /* larger blocks are refused as corrupt */
 #define PCAPNG_MAX_IFACES 256
+#define PCAPNG_PATH_MAX   512                     /* file name kept for messages */
+#define PCAPNG_ERR_MAX    (PCAPNG_PATH_MAX + 128) /* any message: name and why */
 
 struct pcapng_iface {
     int linktype;
@@ -28,7 +30,7 @@ struct pcapng_iface {
 
 struct pcapng_reader {
     FILE *f;
-    char path[512];
+    char path[PCAPNG_PATH_MAX];
     bool swap;
     bool in_section;
     struct pcapng_iface ifaces[PCAPNG_MAX_IFACES];
@@ -295,7 +297,7 @@ void pcapng_close(struct pcapng_reader *r)
 
 bool pcapng_has_mixed_linktypes(const char *path)
 {
-    char err[256];
+    char err[PCAPNG_ERR_MAX]; /* not shown: the real read reports the same error */
     struct pcapng_reader *r = pcapng_open(path, err, sizeof(err));
     if (!r)
         return false;
