@@ -50,21 +50,28 @@ __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
  * with the reason printed, when the machine cannot give them. */
 static bool need_ns(const char *test)
 {
-    if (geteuid() != 0) {
-        printf("%s: skipped: needs root (network namespace, setpriv)\n", test);
-        return false;
+    static const char *why; /* set once the machine said no */
+    if (!why && geteuid() != 0)
+        why = "needs root (network namespace, setpriv)";
+    if (!why && !ns_made) {
+        snprintf(ns, sizeof(ns), "swcaps%d", (int)getpid());
+        if (sh("ip netns add %s 2>/dev/null", ns) != 0)
+            why = "cannot create a network namespace (ip netns add)";
+        else
+            ns_made = true;
+        /* ip netns exec remounts / as a slave and /sys for the namespace:
+         * impossible where / is not a mount point (a chroot) */
+        if (!why && sh("ip netns exec %s true 2>/dev/null", ns) != 0)
+            why = "cannot enter a network namespace (ip netns exec: mount propagation of / "
+                  "refused, e.g. in a chroot)";
+        if (!why) {
+            assert_int_equal(sh("ip -n %s link add va type veth peer name vb", ns), 0);
+            assert_int_equal(sh("ip -n %s link set va up && ip -n %s link set vb up", ns, ns), 0);
+        }
     }
-    if (ns_made)
-        return true;
-    snprintf(ns, sizeof(ns), "swcaps%d", (int)getpid());
-    if (sh("ip netns add %s 2>/dev/null", ns) != 0) {
-        printf("%s: skipped: cannot create a network namespace (ip netns add)\n", test);
-        return false;
-    }
-    ns_made = true;
-    assert_int_equal(sh("ip -n %s link add va type veth peer name vb", ns), 0);
-    assert_int_equal(sh("ip -n %s link set va up && ip -n %s link set vb up", ns, ns), 0);
-    return true;
+    if (why)
+        printf("%s: skipped: %s\n", test, why);
+    return !why;
 }
 
 static pid_t start_sensor(const char *caps, const char *alerts, const char *sessions)
