@@ -143,9 +143,11 @@ static bool parse_domain(const char *value, char *out, size_t outlen)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)value[i];
         if (c == '.') {
-            if (label == 0)
+            if (label == 0 || value[i - 1] == '-')
                 return false;
             label = 0;
+        } else if (c == '-' && label == 0) {
+            return false; /* no label starts with a hyphen */
         } else if (isalnum(c) || c == '-' || c == '_') {
             if (++label > 63)
                 return false;
@@ -155,7 +157,7 @@ static bool parse_domain(const char *value, char *out, size_t outlen)
         out[i] = (char)tolower(c);
     }
     out[len] = '\0';
-    return label > 0;
+    return label > 0 && value[len - 1] != '-';
 }
 
 bool rules_tuning_add(struct rules_tuning *t, enum tuning_list which, const char *value, char *err,

@@ -56,8 +56,6 @@ static char *reader(char *str, int num, void *stream)
     ssize_t n = getline(&c->buf, &c->cap, c->f);
     if (n < 0) {
         c->read_errno = ferror(c->f) ? (errno ? errno : EIO) : 0;
-        if (c->read_errno)
-            c->line++;
         return NULL;
     }
     c->line++;
@@ -80,14 +78,8 @@ static char *reader(char *str, int num, void *stream)
     if (*p == '[') {
         const char *end = strchr(p, ']');
         if (end) {
-            char name[128];
-            snprintf(name, sizeof(name), "%.*s", (int)(end - p - 1), p + 1);
-            /* libinih strips blanks inside the brackets too */
-            char *s = name, *e = name + strlen(name);
-            while (*s == ' ' || *s == '\t')
-                s++;
-            while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                *--e = '\0';
+            char s[128];
+            snprintf(s, sizeof(s), "%.*s", (int)(end - p - 1), p + 1);
             if (rules_tuning_rule_id(s) < 0) {
                 fail(c, "unknown rule \"%s\" in a section name (see alerts/RULES.md)", s);
                 return NULL;
@@ -180,7 +172,7 @@ bool config_load(const char *path, struct sensor_opts *o, char *err, size_t errl
     int r = ini_parse_stream(reader, c, handler, c);
     bool ok = false;
     if (c->read_errno)
-        snprintf(err, errlen, "%s:%d: %s", path, c->line, strerror(c->read_errno));
+        snprintf(err, errlen, "%s: %s", path, strerror(c->read_errno));
     else if (c->err_line && (r <= 0 || c->err_line <= r))
         snprintf(err, errlen, "%s:%d: %s", path, c->err_line, c->err);
     else if (r > 0)

@@ -22,7 +22,7 @@
 /* Applies the file at path to o (as the config file: the command line,
  * applied afterwards, wins). True, or false with one line in err naming the
  * file and, for what is wrong inside it, the line: `PATH:12: unknown key
- * "polciy-file"`, `PATH: No such file or directory`. The first error
+ * "polciy-file"`; for the file as a whole `PATH: No such file or directory`. The first error
  * counts; o is then half-filled and must only be freed. */
 bool config_load(const char *path, struct sensor_opts *o, char *err, size_t errlen);
 
