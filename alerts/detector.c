@@ -60,6 +60,7 @@ struct detector {
     char observer[256];
     struct posture *posture;
     struct ratelimit *rl;
+    struct rules_tuning tuning;
     struct handle *h;
     /* reorder queue: a ring of records with consecutive seq numbers */
     struct record **ring;
@@ -103,10 +104,21 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
         snprintf(d->observer, sizeof d->observer, "%s", cfg->observer_name);
     else if (gethostname(d->observer, sizeof d->observer - 1) != 0 || !d->observer[0])
         snprintf(d->observer, sizeof d->observer, "stripwatch");
+    if (cfg->tuning) {
+        if (!rules_tuning_copy(&d->tuning, cfg->tuning)) {
+            snprintf(err, errlen, "detector: out of memory");
+            free(d);
+            return NULL;
+        }
+    } else {
+        rules_tuning_init(&d->tuning);
+        d->tuning.rate_limit = cfg->rate_per_rule_server;
+    }
+    d->cfg.tuning = NULL;
     d->cap = d->cfg.max_pending;
     d->ring = calloc(d->cap, sizeof *d->ring);
     d->posture = posture_new(d->cfg.posture_max, d->cfg.posture_max_age);
-    d->rl = ratelimit_new(d->cfg.rate_per_rule_server, RATELIMIT_KEYS);
+    d->rl = ratelimit_new(d->tuning.rate_limit, RATELIMIT_KEYS);
     d->h = calloc(1, sizeof *d->h);
     if (!d->ring || !d->posture || !d->rl || !d->h) {
         snprintf(err, errlen, "detector: out of memory");
@@ -183,6 +195,51 @@ static void server_str(const struct smtp_facts *f, char *buf, size_t len)
     snprintf(buf, len, "%s|%u", ip, f->flow.sport);
 }
 
+/* True when every recipient domain of the session (there is at least one)
+ * is allow-listed. */
+static bool recipients_allowed(const struct rules_tuning *t, const struct smtp_facts *f)
+{
+    size_t seen = 0;
+    for (size_t i = 0; i < f->n_tx; i++) {
+        for (size_t j = 0; j < f->tx[i].n_rcpt; j++) {
+            const char *dom = f->tx[i].rcpt[j].domain;
+            if (!dom[0])
+                continue;
+            if (!rules_tuning_domain_allowed(t, dom))
+                return false;
+            seen++;
+        }
+    }
+    return seen > 0;
+}
+
+/* Whether the tuning suppresses verdict v (counted); a severity override
+ * is applied to it. */
+static bool tuned_out(struct detector *d, const struct smtp_facts *f, struct verdict *v)
+{
+    const struct rules_tuning *t = &d->tuning;
+    const struct rule_tuning *rt = &t->rule[v->rule];
+    if (rt->disabled) {
+        d->stats.suppressed_disabled++;
+        return true;
+    }
+    if (t->n_servers && rules_tuning_addr_allowed(t, TUNING_ALLOW_SERVER, &f->flow.server)) {
+        d->stats.suppressed_allow_server++;
+        return true;
+    }
+    if (t->n_clients && rules_tuning_addr_allowed(t, TUNING_ALLOW_CLIENT, &f->flow.client)) {
+        d->stats.suppressed_allow_client++;
+        return true;
+    }
+    if (t->n_domains && recipients_allowed(t, f)) {
+        d->stats.suppressed_allow_domain++;
+        return true;
+    }
+    if (rt->severity)
+        v->severity = rt->severity;
+    return false;
+}
+
 /* Judges the record and emits its alerts; frees it. */
 static void record_emit(struct detector *d, struct record *r)
 {
@@ -199,7 +256,10 @@ static void record_emit(struct detector *d, struct record *r)
     server_str(r->f, srv, sizeof srv);
     for (size_t i = 0; i < n; i++) {
         uint64_t supp = 0;
-        if (!ratelimit_allow(d->rl, (int)v[i].rule, srv, r->f->flow.start, &supp)) {
+        if (tuned_out(d, r->f, &v[i]))
+            continue;
+        if (!ratelimit_allow_rate(d->rl, (int)v[i].rule, srv, r->f->flow.start,
+                                  rules_tuning_rate(&d->tuning, (int)v[i].rule), &supp)) {
             d->stats.suppressed++;
             continue;
         }
@@ -387,6 +447,16 @@ static void posture_counts(struct detector *d)
     d->stats.posture_redis_errors = ps->redis_errors;
 }
 
+bool detector_set_tuning(struct detector *d, const struct rules_tuning *t)
+{
+    struct rules_tuning copy;
+    if (!rules_tuning_copy(&copy, t))
+        return false;
+    rules_tuning_free(&d->tuning);
+    d->tuning = copy;
+    return true;
+}
+
 const struct detector_stats *detector_stats(const struct detector *d)
 {
     return &d->stats;
@@ -405,6 +475,7 @@ void detector_free(struct detector *d)
     free(d->ring);
     posture_free(d->posture);
     ratelimit_free(d->rl);
+    rules_tuning_free(&d->tuning);
     if (d->h) {
         pthread_mutex_lock(&orphan_mu);
         d->h->d = NULL;

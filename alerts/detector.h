@@ -14,23 +14,26 @@
 #include <stdint.h>
 
 #include "alerts/sink.h"
+#include "alerts/tuning.h"
 #include "decode/facts.h"
 #include "policy/policy.h"
 
 struct detector_cfg {
-    struct policy_engine *policy;  /* borrowed; may be NULL (no policy rules) */
-    struct sink *sink;             /* borrowed */
-    const char *observer_name;     /* observer.name; default: host name */
-    const char *state_file;        /* --state-file: posture loaded at start, saved at end */
-    const char *redis_url;         /* posture shared through Redis; NULL for none */
-    const char *redis_ca_file;     /* CA bundle for a rediss:// URL; NULL: system store */
-    bool offline;                  /* capture time drives deadlines and ageing */
-    int policy_deadline_ms;        /* how long a verdict waits for its policy (default 5000) */
-    size_t max_pending;            /* parked verdicts (default 10,000) */
-    size_t posture_max;            /* learned servers/clients kept (default 100,000) */
-    int64_t posture_max_age;       /* seconds (default 90 days) */
-    unsigned rate_per_rule_server; /* alerts per (rule, server) per minute before suppression
-                                      (default 10) */
+    struct policy_engine *policy;      /* borrowed; may be NULL (no policy rules) */
+    struct sink *sink;                 /* borrowed */
+    const char *observer_name;         /* observer.name; default: host name */
+    const char *state_file;            /* --state-file: posture loaded at start, saved at end */
+    const char *redis_url;             /* posture shared through Redis; NULL for none */
+    const char *redis_ca_file;         /* CA bundle for a rediss:// URL; NULL: system store */
+    bool offline;                      /* capture time drives deadlines and ageing */
+    int policy_deadline_ms;            /* how long a verdict waits for its policy (default 5000) */
+    size_t max_pending;                /* parked verdicts (default 10,000) */
+    size_t posture_max;                /* learned servers/clients kept (default 100,000) */
+    int64_t posture_max_age;           /* seconds (default 90 days) */
+    unsigned rate_per_rule_server;     /* alerts per (rule, server) per minute before suppression
+                                          (default 10); used when tuning is NULL */
+    const struct rules_tuning *tuning; /* rules enabled, severities, rate limits, allow-lists
+                                          (copied); NULL: defaults, rate_per_rule_server */
     /* Also hands every alert line here (may be NULL; sink may be NULL when
      * this is set). Tests and embedders use it; called on the owner thread. */
     void (*emit)(void *arg, const char *json, size_t len);
@@ -43,6 +46,11 @@ void detector_cfg_defaults(struct detector_cfg *c);
  * enum rule_id (alerts/rules.h). */
 struct detector_stats {
     uint64_t sessions, alerts, suppressed, pending_peak, pending_dropped, policy_unknown;
+    /* verdicts not alerted, by the first reason that applied, in this order:
+     * the rule is disabled, the server or the client is allow-listed, every
+     * recipient domain is allow-listed; then `suppressed`: the rate limit */
+    uint64_t suppressed_disabled, suppressed_allow_server, suppressed_allow_client,
+        suppressed_allow_domain;
     uint64_t by_rule[8];
     uint64_t lookups_in_flight; /* policy callbacks still owed to the detector */
     /* learned posture: entries held, pushed out by posture_max, aged out by
@@ -65,6 +73,11 @@ void detector_run(struct detector *d, int timeout_ms);
  * measured on the monotonic wall clock in live and offline runs alike (capture
  * time runs far faster than a lookup offline). */
 void detector_finish(struct detector *d);
+/* Replaces the tuning (a copy of t is kept) from the next verdict on; call
+ * it on the owner thread, between sessions. Rate-limit buckets are kept
+ * (a lowered rate caps them at once). False: out of memory, the old tuning
+ * stays. */
+bool detector_set_tuning(struct detector *d, const struct rules_tuning *t);
 const struct detector_stats *detector_stats(const struct detector *d);
 void detector_free(struct detector *d);
 

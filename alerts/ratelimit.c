@@ -66,7 +66,8 @@ static uint64_t hash_key(int rule, const char *s)
     return h;
 }
 
-static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *server, sw_usec now)
+static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *server, sw_usec now,
+                                 unsigned rate)
 {
     size_t start = hash_key(rule, server) % r->n;
     struct bucket *victim = NULL;
@@ -87,7 +88,7 @@ static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *serv
     victim->used = true;
     victim->rule = rule;
     snprintf(victim->server, sizeof victim->server, "%s", server);
-    victim->tokens = r->rate;
+    victim->tokens = rate;
     victim->last = now;
     return victim;
 }
@@ -95,17 +96,34 @@ static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *serv
 bool ratelimit_allow(struct ratelimit *r, int rule, const char *server, sw_usec now,
                      uint64_t *suppressed)
 {
+    return ratelimit_allow_rate(r, rule, server, now, r->rate, suppressed);
+}
+
+bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_usec now,
+                          unsigned rate, uint64_t *suppressed)
+{
     *suppressed = 0;
-    if (r->rate == 0)
+    if (rate == 0) {
+        /* unlimited; a bucket left from a limited time hands its count on */
+        size_t start = hash_key(rule, server) % r->n;
+        for (size_t i = 0; i < RL_PROBE; i++) {
+            struct bucket *b = &r->b[(start + i) % r->n];
+            if (b->used && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1)) {
+                *suppressed = b->suppressed;
+                b->suppressed = 0;
+                break;
+            }
+        }
         return true;
-    struct bucket *b = bucket_for(r, rule, server, now);
+    }
+    struct bucket *b = bucket_for(r, rule, server, now, rate);
     b->touched = ++r->clock;
     if (now > b->last) {
-        b->tokens += (double)(now - b->last) * r->rate / (60.0 * SW_USEC_PER_SEC);
-        if (b->tokens > r->rate)
-            b->tokens = r->rate;
+        b->tokens += (double)(now - b->last) * rate / (60.0 * SW_USEC_PER_SEC);
         b->last = now;
     }
+    if (b->tokens > rate) /* also when the rate was lowered meanwhile */
+        b->tokens = rate;
     if (b->tokens >= 1.0) {
         b->tokens -= 1.0;
         *suppressed = b->suppressed;

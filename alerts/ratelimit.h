@@ -24,6 +24,11 @@ void ratelimit_free(struct ratelimit *r);
  * passed (and is reset). False: counted as suppressed. */
 bool ratelimit_allow(struct ratelimit *r, int rule, const char *server, sw_usec now,
                      uint64_t *suppressed);
+/* The same with rate (alerts per minute, 0: unlimited) for this call instead
+ * of the one given to ratelimit_new: a key's bucket holds at most rate
+ * tokens, so a rate changed while running (SIGHUP) applies at once. */
+bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_usec now,
+                          unsigned rate, uint64_t *suppressed);
 uint64_t ratelimit_lost_suppressed(const struct ratelimit *r);
 
 #endif

@@ -160,6 +160,25 @@ int sink_flush(struct sink *s, int timeout_ms)
     return rc;
 }
 
+int sink_reopen(struct sink *s, char *err, size_t errlen)
+{
+    if (!s->out || !s->own_out)
+        return SW_OK;
+    FILE *f = fopen(s->out_name, "ae");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", s->out_name, strerror(errno));
+        return SW_EIO;
+    }
+    int rc = SW_OK;
+    if (fflush(s->out) != 0 || fsync(fileno(s->out)) != 0) {
+        snprintf(err, errlen, "%s: %s", s->out_name, strerror(errno));
+        rc = SW_EIO;
+    }
+    fclose(s->out);
+    s->out = f;
+    return rc;
+}
+
 const struct sink_stats *sink_stats(const struct sink *cs)
 {
     struct sink *s = (struct sink *)cs; /* the snapshot is a cache */

@@ -87,6 +87,11 @@ int sink_emit(struct sink *s, const char *json, size_t len);
  * attempt is made at once and its failure ends the wait early, so a
  * SIGTERM while Redis is down does not hang. SW_EIO: a file write/sync failed.) */
 int sink_flush(struct sink *s, int timeout_ms);
+/* Opens the alerts file (out_path) again, for logrotate (SIGHUP): after a
+ * rename, the next alerts go to a new file at the configured path. Nothing
+ * to do for stdout. Call it on the producer thread. SW_OK, or SW_EIO with
+ * one line in err (`FILE: Permission denied`) and the old file kept. */
+int sink_reopen(struct sink *s, char *err, size_t errlen);
 const struct sink_stats *sink_stats(const struct sink *s);
 /* Flushes (bounded by io_timeout_ms; skipped when sink_flush() ran after the
  * last sink_emit) then frees. What Redis has not acknowledged stays in the

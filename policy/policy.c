@@ -873,6 +873,22 @@ static void on_file_error(void *arg, const struct snapshot_error *se)
     }
 }
 
+int policy_engine_load_file(struct policy_engine *e, const char *path, char *err, size_t errlen)
+{
+    struct snapshot_stats st;
+    e->load_err[0] = '\0';
+    int r = snapshot_load(path, on_file_entry, on_file_error, e, &st);
+    if (r == SW_EIO || r == SW_EPROTO) {
+        if (e->load_err[0])
+            sw_set_err(err, errlen, "%s", e->load_err);
+        else
+            sw_set_err(err, errlen, "%s: cannot load the policy file", path);
+    } else if (r != SW_OK) {
+        sw_set_err(err, errlen, "%s: %s", path, sw_strerror(r));
+    }
+    return r;
+}
+
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen)
 {
     struct policy_engine *e = calloc(1, sizeof(*e));
@@ -929,21 +945,8 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
     }
     if (e->cfg.redis_url && !(e->rc = rcache_new(e->cfg.redis_url, err, errlen)))
         goto fail;
-    if (cfg->policy_file) {
-        struct snapshot_stats st;
-        int r = snapshot_load(cfg->policy_file, on_file_entry, on_file_error, e, &st);
-        if (r == SW_EIO || r == SW_EPROTO) {
-            if (e->load_err[0])
-                sw_set_err(err, errlen, "%s", e->load_err);
-            else
-                sw_set_err(err, errlen, "%s: cannot load the policy file", cfg->policy_file);
-            goto fail;
-        }
-        if (r != SW_OK) {
-            sw_set_err(err, errlen, "%s: %s", cfg->policy_file, sw_strerror(r));
-            goto fail;
-        }
-    }
+    if (cfg->policy_file && policy_engine_load_file(e, cfg->policy_file, err, errlen) != SW_OK)
+        goto fail;
     return e;
 fail:
     policy_engine_free(e);

@@ -109,6 +109,13 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
  * asynchronous; Redis commands are synchronous, each bounded by 500 ms (1 s
  * to connect), with a 5 s back-off after a failure. */
 int policy_engine_run(struct policy_engine *e, int timeout_ms);
+/* Loads a snapshot file (same format as --policy-file) over what the engine
+ * holds, as at start (SIGHUP reads --policy-file again): its entries replace
+ * the policies kept for their domains, other domains keep theirs. SW_OK, or
+ * an error with one line in err; a file that cannot be read or is not a
+ * JSON object changes nothing (a bad entry is skipped with a line on
+ * stderr, as at start). Owner thread. */
+int policy_engine_load_file(struct policy_engine *e, const char *path, char *err, size_t errlen);
 /* Writes the snapshot file (same format as --policy-file). */
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen);
 const struct policy_stats *policy_engine_stats(const struct policy_engine *e);

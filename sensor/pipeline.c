@@ -85,6 +85,10 @@ struct pipeline {
     _Atomic int out_stop;
     pthread_mutex_t out_wake_mu;
     pthread_cond_t out_wake;
+    /* pipeline_run_on_output: a call for the output thread (under out_wake_mu) */
+    void (*call_fn)(void *arg);
+    void *call_arg;
+    pthread_cond_t call_done;
 };
 
 /* A short busy-wait step; the waits below sleep on a condition after it. */
@@ -231,7 +235,16 @@ static void *output_main(void *arg)
         if (!released && pl->cfg.det) /* pump already ran it after a release */
             detector_run(pl->cfg.det, 0);
         pthread_mutex_lock(&pl->out_wake_mu);
-        wait_ms(&pl->out_wake, &pl->out_wake_mu, 5);
+        if (pl->call_fn) {
+            void (*fn)(void *) = pl->call_fn;
+            pthread_mutex_unlock(&pl->out_wake_mu);
+            fn(pl->call_arg); /* between sessions */
+            pthread_mutex_lock(&pl->out_wake_mu);
+            pl->call_fn = NULL;
+            pthread_cond_broadcast(&pl->call_done);
+        } else {
+            wait_ms(&pl->out_wake, &pl->out_wake_mu, 5);
+        }
         pthread_mutex_unlock(&pl->out_wake_mu);
     }
     return NULL;
@@ -428,6 +441,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         slots &= slots - 1;
     pthread_mutex_init(&pl->out_wake_mu, NULL);
     pthread_cond_init(&pl->out_wake, NULL);
+    pthread_cond_init(&pl->call_done, NULL);
     /* workers are cache-line aligned (their ring indices are) */
     pl->w = aligned_alloc(_Alignof(struct worker), pl->n * sizeof(*pl->w));
     if (pl->w)
@@ -585,6 +599,28 @@ void pipeline_finish(struct pipeline *pl)
     pump(pl);
 }
 
+void pipeline_run_on_output(struct pipeline *pl, void (*fn)(void *arg), void *arg)
+{
+    if (!pl->out_started) {
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&pl->out_wake_mu);
+    pl->call_fn = fn;
+    pl->call_arg = arg;
+    pthread_cond_signal(&pl->out_wake);
+    while (pl->call_fn)
+        pthread_cond_wait(&pl->call_done, &pl->out_wake_mu);
+    pthread_mutex_unlock(&pl->out_wake_mu);
+}
+
+FILE *pipeline_swap_sessions_out(struct pipeline *pl, FILE *f)
+{
+    FILE *old = pl->cfg.sessions_out;
+    pl->cfg.sessions_out = f;
+    return old;
+}
+
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
 {
     memset(st, 0, sizeof(*st));
@@ -645,5 +681,6 @@ void pipeline_free(struct pipeline *pl)
     free(pl->w);
     pthread_mutex_destroy(&pl->out_wake_mu);
     pthread_cond_destroy(&pl->out_wake);
+    pthread_cond_destroy(&pl->call_done);
     free(pl);
 }

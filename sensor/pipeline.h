@@ -51,6 +51,14 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no);
 void pipeline_idle(struct pipeline *pl);
 /* End of input: closes every flow, drains the output stage, joins threads. */
 void pipeline_finish(struct pipeline *pl);
+/* Runs fn(arg) on the thread that drives the detector (the output thread
+ * with several workers, else the caller's), between two sessions, and
+ * returns once it ran (SIGHUP applies its changes there). Not after
+ * pipeline_finish. */
+void pipeline_run_on_output(struct pipeline *pl, void (*fn)(void *arg), void *arg);
+/* Replaces the session records' stream; returns the old one (the caller
+ * closes it). Only from inside pipeline_run_on_output's fn. */
+FILE *pipeline_swap_sessions_out(struct pipeline *pl, FILE *f);
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st);
 void pipeline_free(struct pipeline *pl);
 

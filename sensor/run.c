@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,12 +21,18 @@
 #include "sensor/privdrop.h"
 #include "sensor/sensor.h"
 
-static volatile sig_atomic_t g_stop, g_usr1;
+static volatile sig_atomic_t g_stop, g_usr1, g_hup;
 
 static void on_stop(int sig)
 {
     (void)sig;
     g_stop = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
 }
 
 static void on_usr1(int sig)
@@ -123,13 +130,17 @@ static void print_stats(struct run *r)
         const struct detector_stats *d = detector_stats(r->det);
         fprintf(f,
                 "stripwatch: stats detector sessions=%llu alerts=%llu suppressed=%llu "
+                "suppressed_disabled=%llu suppressed_allow_server=%llu "
+                "suppressed_allow_client=%llu suppressed_allow_domain=%llu "
                 "pending_peak=%llu pending_dropped=%llu policy_unknown=%llu "
                 "lookups_in_flight=%llu policy_domains_dropped=%llu posture_entries=%llu "
                 "posture_evicted=%llu posture_expired=%llu posture_redis_errors=%llu\n",
-                U(d->sessions), U(d->alerts), U(d->suppressed), U(d->pending_peak),
-                U(d->pending_dropped), U(d->policy_unknown), U(d->lookups_in_flight),
-                U(d->policy_domains_dropped), U(d->posture_entries), U(d->posture_evicted),
-                U(d->posture_expired), U(d->posture_redis_errors));
+                U(d->sessions), U(d->alerts), U(d->suppressed), U(d->suppressed_disabled),
+                U(d->suppressed_allow_server), U(d->suppressed_allow_client),
+                U(d->suppressed_allow_domain), U(d->pending_peak), U(d->pending_dropped),
+                U(d->policy_unknown), U(d->lookups_in_flight), U(d->policy_domains_dropped),
+                U(d->posture_entries), U(d->posture_evicted), U(d->posture_expired),
+                U(d->posture_redis_errors));
     }
     if (r->sink) {
         const struct sink_stats *s = sink_stats(r->sink);
@@ -179,9 +190,38 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
+    /* a reload waits for the read in progress (a pipe's read is restarted,
+     * not failed); the loop reloads before the next packet is handled */
+    sa.sa_handler = on_hup;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* The state directory, when a default path lies in it: exists, is a
+ * directory, may be written (as the user started; --user's drop is checked
+ * later, file by file). */
+static bool state_dir_ok(const struct sensor_opts *o, char *err, size_t errlen)
+{
+    if (!o->state_dir_used)
+        return true;
+    struct stat st;
+    const char *why = NULL;
+    if (stat(o->state_dir, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "not a directory";
+    else if (access(o->state_dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (why)
+        snprintf(err, errlen,
+                 "state directory %s: %s (create it, or choose another with "
+                 "--state-dir)",
+                 o->state_dir, why);
+    return why == NULL;
 }
 
 /* Opens everything but the capture; 0 or an error line in err. With --user,
@@ -247,6 +287,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     dc.state_file = o->state_file;
     dc.redis_url = o->redis_url;
     dc.offline = o->iface == NULL;
+    dc.tuning = &o->tuning;
     e[0] = '\0';
     r->det = detector_new(&dc, e, sizeof(e));
     if (!r->det) {
@@ -285,6 +326,95 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* ---- SIGHUP ---- */
+
+/* What the owner of the detector applies (pipeline_run_on_output). */
+struct reload_job {
+    struct run *r;
+    const struct sensor_opts *n;
+    FILE *sessions;  /* reopened session records, or NULL */
+    char err[1024];  /* the reload failed: nothing changed */
+    char warn[1024]; /* applied, but the alerts file could not be reopened */
+};
+
+static void reload_apply(void *arg)
+{
+    struct reload_job *j = arg;
+    struct run *r = j->r;
+    if (j->n->policy_file && r->pol &&
+        policy_engine_load_file(r->pol, j->n->policy_file, j->err, sizeof(j->err)) != SW_OK)
+        return;
+    if (r->det && !detector_set_tuning(r->det, &j->n->tuning)) {
+        snprintf(j->err, sizeof(j->err), "out of memory");
+        return;
+    }
+    if (r->sink)
+        sink_reopen(r->sink, j->warn, sizeof(j->warn));
+    if (j->sessions)
+        j->sessions = pipeline_swap_sessions_out(r->pl, j->sessions);
+}
+
+/* Reads the config file and the command line again, applies what may
+ * change while running, reopens the output files; one line on stderr for
+ * the outcome and one per option that needs a restart. */
+static void reload(struct run *r)
+{
+    const struct sensor_opts *o = r->o;
+    struct sensor_opts n;
+    char err[1024] = "";
+    if (sensor_opts_load(&n, o->argc, o->argv, true, err, sizeof(err)) >= 0) {
+        fprintf(stderr, "stripwatch: SIGHUP: %s; keeping the running configuration\n", err);
+        sensor_opts_free(&n);
+        return;
+    }
+    struct reload_job j;
+    memset(&j, 0, sizeof(j));
+    j.r = r;
+    j.n = &n;
+    if (r->sessions && r->sessions != stdout) {
+        j.sessions = fopen(o->sessions_out, "ae");
+        if (!j.sessions)
+            snprintf(j.warn, sizeof(j.warn), "%s: %s", o->sessions_out, strerror(errno));
+    }
+    FILE *new_sessions = j.sessions;
+    char sess_warn[sizeof(j.warn)];
+    snprintf(sess_warn, sizeof(sess_warn), "%s", j.warn);
+    j.warn[0] = '\0';
+    pipeline_run_on_output(r->pl, reload_apply, &j);
+    if (j.err[0]) {
+        fprintf(stderr, "stripwatch: SIGHUP: %s; keeping the running configuration\n", j.err);
+        if (j.sessions)
+            fclose(j.sessions); /* not swapped in */
+        sensor_opts_free(&n);
+        return;
+    }
+    if (j.sessions) { /* swapped: j.sessions holds the old stream now */
+        fclose(j.sessions);
+        r->sessions = new_sessions;
+    }
+    for (int i = 0;; i++) {
+        unsigned flags;
+        const char *name = sensor_opt_name(i, &flags);
+        if (!name)
+            break;
+        if (flags & (SENSOR_OPT_RELOAD | SENSOR_OPT_CLI))
+            continue;
+        const char *a = o->given[i], *b = n.given[i];
+        if ((a || b) && (!a || !b || strcmp(a, b) != 0))
+            fprintf(stderr,
+                    "stripwatch: SIGHUP: %s: changed; it needs a restart (the running "
+                    "value stays)\n",
+                    name);
+    }
+    if (sess_warn[0])
+        fprintf(stderr, "stripwatch: SIGHUP: %s; still writing to the open file\n", sess_warn);
+    if (j.warn[0])
+        fprintf(stderr, "stripwatch: SIGHUP: %s; still writing to the open file\n", j.warn);
+    fprintf(stderr, "stripwatch: SIGHUP: reloaded %s\n",
+            n.config_path ? n.config_path : "(no config file)");
+    sensor_opts_free(&n);
 }
 
 /* Flushes and frees everything; returns false when a step failed. */
@@ -346,7 +476,7 @@ int sensor_run(const struct sensor_opts *o)
         fprintf(stderr, "stripwatch: %s\n", err);
         return 1;
     }
-    if (open_outputs(&r, err, sizeof(err)) < 0) {
+    if (!state_dir_ok(o, err, sizeof(err)) || open_outputs(&r, err, sizeof(err)) < 0) {
         fprintf(stderr, "stripwatch: %s\n", err);
         close_all(&r, false);
         return 1;
@@ -364,8 +494,18 @@ int sensor_run(const struct sensor_opts *o)
             g_usr1 = 0;
             print_stats(&r);
         }
+        if (g_hup) {
+            g_hup = 0;
+            reload(&r);
+        }
         struct capture_pkt cp;
         int rc = capture_next(r.cap, &cp, err, sizeof(err));
+        if (g_hup && rc == 1) {
+            /* the signal came during the read: the new configuration
+             * judges this packet already */
+            g_hup = 0;
+            reload(&r);
+        }
         if (rc == -1)
             break;
         if (rc == -2 && g_stop)
