@@ -285,6 +285,9 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         uint32_t dropped = 0;
         size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived, &dropped);
         d->stats.policy_domains_dropped += dropped;
+        /* offline: the policy in force when the session took place */
+        if (d->cfg.offline)
+            policy_engine_set_time(d->cfg.policy, true, f->flow.start / SW_USEC_PER_SEC);
         for (size_t i = 0; i < n; i++) {
             struct rule_policy *p = &r->pols[r->n_pols];
             memcpy(p->domain, doms[i], sizeof p->domain);
