@@ -4,6 +4,7 @@
  * session order through a reorder queue, rate limited per (rule, server).
  * Follows RFC 8461 (MTA-STS) for which policies apply; see alerts/RULES.md. */
 #include "alerts/detector.h"
+#include "alerts/alog.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -376,7 +377,7 @@ void detector_finish(struct detector *d)
     if (d->cfg.state_file && !d->saved) {
         char err[512];
         if (posture_save(d->posture, d->cfg.state_file, err, sizeof err) != SW_OK)
-            fprintf(stderr, "stripwatch: %s\n", err);
+            alerts_log(LOG_ERR, "%s", err);
         d->saved = true;
     }
 }

@@ -57,12 +57,18 @@ static void usage(FILE *f)
         "                           again later: they and their directories must be\n"
         "                           writable by USER)\n"
         "  --group GROUP            group for --user (default USER's primary group)\n"
-        "  -q                       no progress line, no statistics at exit\n"
+        "  --syslog                 log lines (errors, warnings, summary, statistics) to\n"
+        "                           syslog (daemon facility) instead of stderr\n"
+        "  --stats-interval SECONDS print statistics every SECONDS (live default 300;\n"
+        "                           offline default 0 = off, counted in capture time)\n"
+        "  -q                       no summary, progress line or statistics\n"
         "  -h, --help               this text\n"
         "  --version                print the version\n"
         "\n"
         "Exit status: 0 done (also after SIGINT/SIGTERM), 1 bad input or runtime error,\n"
-        "2 bad command line. SIGUSR1 prints statistics to stderr.\n",
+        "2 bad command line. At the end of an offline run, and on SIGUSR1, a summary\n"
+        "(packets, sessions, share with TLS, alerts by rule and severity, the first\n"
+        "alerts) and the statistics go to stderr (or syslog).\n",
         f);
 }
 
@@ -95,6 +101,8 @@ enum {
     OPT_VERSION,
     OPT_USER,
     OPT_GROUP,
+    OPT_SYSLOG,
+    OPT_STATS_INTERVAL,
 };
 
 static const struct option long_opts[] = {
@@ -125,6 +133,8 @@ static const struct option long_opts[] = {
     {"max-flows", required_argument, NULL, OPT_MAXFLOWS},
     {"user", required_argument, NULL, OPT_USER},
     {"group", required_argument, NULL, OPT_GROUP},
+    {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -207,6 +217,7 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
     memset(o, 0, sizeof(*o));
     o->workers = 1;
     o->snaplen = 262144;
+    o->stats_interval = -1;
     uint64_t v;
     int c;
     const char *user = NULL, *group = NULL;
@@ -332,6 +343,14 @@ static int parse(int argc, char **argv, struct sensor_opts *o)
             break;
         case OPT_GROUP:
             group = optarg;
+            break;
+        case OPT_SYSLOG:
+            o->syslog = true;
+            break;
+        case OPT_STATS_INTERVAL:
+            if (!parse_u64("stats-interval", optarg, false, 0, 31536000, &v))
+                return EXIT_USAGE;
+            o->stats_interval = (long)v;
             break;
         case ':':
             fprintf(stderr, "stripwatch: %s: needs an argument (see stripwatch -h)\n",

@@ -43,6 +43,8 @@ struct sensor_opts {
     uint64_t memcap;      /* --memcap (0: flow default, split over workers) */
     uint32_t max_flows;   /* --max-flows (0: flow default, split over workers) */
     struct privdrop drop; /* --user, --group (drop.user NULL: stay as started) */
+    bool syslog;          /* --syslog: log lines to syslog instead of stderr */
+    long stats_interval;  /* --stats-interval seconds; -1: default (live 300, offline 0) */
 };
 
 int sensor_main(int argc, char **argv);
