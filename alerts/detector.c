@@ -4,6 +4,7 @@
  * session order through a reorder queue, rate limited per (rule, server).
  * Follows RFC 8461 (MTA-STS) for which policies apply; see alerts/RULES.md. */
 #include "alerts/detector.h"
+#include "alerts/alog.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -345,6 +346,9 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         uint32_t dropped = 0;
         size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived, &dropped);
         d->stats.policy_domains_dropped += dropped;
+        /* offline: the policy in force when the session took place */
+        if (d->cfg.offline)
+            policy_engine_set_time(d->cfg.policy, true, f->flow.start / SW_USEC_PER_SEC);
         for (size_t i = 0; i < n; i++) {
             struct rule_policy *p = &r->pols[r->n_pols];
             memcpy(p->domain, doms[i], sizeof p->domain);
@@ -433,7 +437,7 @@ void detector_finish(struct detector *d)
     if (d->cfg.state_file && !d->saved) {
         char err[512];
         if (posture_save(d->posture, d->cfg.state_file, err, sizeof err) != SW_OK)
-            fprintf(stderr, "stripwatch: %s\n", err);
+            alerts_log(LOG_ERR, "%s", err);
         d->saved = true;
     }
 }

@@ -92,13 +92,14 @@ void rule_policy_set(struct rule_policy *p, const struct policy_answer *a)
     p->status = a ? a->status : POLICY_ST_UNKNOWN;
     if (p->status == POLICY_ST_PENDING)
         p->status = POLICY_ST_UNKNOWN;
-    if (p->status == POLICY_ST_VALID && a->entry) {
+    bool with_entry = p->status == POLICY_ST_VALID || p->status == POLICY_ST_EXPIRED;
+    if (with_entry && a->entry) {
         snprintf(p->id, sizeof p->id, "%s", a->entry->id);
         if (mtasts_policy_copy(&p->pol, &a->entry->policy) != SW_OK)
             p->status = POLICY_ST_UNKNOWN;
         p->fetched_at = a->entry->fetched_at;
         p->source = a->entry->source;
-    } else if (p->status == POLICY_ST_VALID) {
+    } else if (with_entry) {
         p->status = POLICY_ST_UNKNOWN;
     }
     if (p->json)
@@ -110,9 +111,14 @@ void rule_policy_set(struct rule_policy *p, const struct policy_answer *a)
         json_object_set_new(p->json, "detail", json_string(a->detail));
 }
 
+bool rule_policy_in_force(const struct rule_policy *p)
+{
+    return p->status == POLICY_ST_VALID || p->status == POLICY_ST_EXPIRED;
+}
+
 void rule_policy_clear(struct rule_policy *p)
 {
-    if (p->status == POLICY_ST_VALID)
+    if (rule_policy_in_force(p))
         mtasts_policy_clear(&p->pol);
     if (p->json)
         json_decref(p->json);
@@ -414,7 +420,7 @@ static void ev_policies(json_t *ev, const struct rule_policy *pols, size_t n, bo
 {
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (!pols[i].json || (valid_only && pols[i].status != POLICY_ST_VALID))
+        if (!pols[i].json || (valid_only && !rule_policy_in_force(&pols[i])))
             continue;
         json_t *c = json_deep_copy(pols[i].json);
         if (pols[i].derived)
@@ -467,7 +473,7 @@ static int primary_policy(const struct rule_policy *pols, size_t n, const struct
     for (size_t i = 0; i < n; i++) {
         int s = 0;
         const struct rule_policy *p = &pols[i];
-        if (p->status == POLICY_ST_VALID) {
+        if (rule_policy_in_force(p)) {
             bool names = policy_names_server(&p->pol, nm, false);
             if (p->pol.mode == MTASTS_MODE_ENFORCE)
                 s = names ? 7 : 6;
@@ -480,7 +486,7 @@ static int primary_policy(const struct rule_policy *pols, size_t n, const struct
         } else {
             s = 1;
         }
-        if (p->derived && p->status != POLICY_ST_VALID)
+        if (p->derived && !rule_policy_in_force(p))
             continue; /* a guessed domain without policy says nothing */
         if (s > best_score) {
             best_score = s;
@@ -490,7 +496,18 @@ static int primary_policy(const struct rule_policy *pols, size_t n, const struct
     return best;
 }
 
-/* The strongest valid policy naming this server: enforce > testing. */
+/* Whether policy p beats the one at best (mode m): a stronger mode, or the
+ * same mode not expired where the best one is. */
+static bool policy_better(const struct rule_policy *pols, int best, enum mtasts_mode m,
+                          const struct rule_policy *p)
+{
+    if (p->pol.mode != m)
+        return p->pol.mode > m;
+    return best >= 0 && pols[best].status == POLICY_ST_EXPIRED && p->status == POLICY_ST_VALID;
+}
+
+/* The strongest policy in force naming this server: enforce > testing,
+ * valid > expired. */
 static int policy_naming_server(const struct rule_policy *pols, size_t n, const struct names *nm,
                                 enum mtasts_mode *mode)
 {
@@ -498,11 +515,11 @@ static int policy_naming_server(const struct rule_policy *pols, size_t n, const 
     *mode = MTASTS_MODE_NONE;
     for (size_t i = 0; i < n; i++) {
         const struct rule_policy *p = &pols[i];
-        if (p->status != POLICY_ST_VALID || p->pol.mode == MTASTS_MODE_NONE)
+        if (!rule_policy_in_force(p) || p->pol.mode == MTASTS_MODE_NONE)
             continue;
         if (!policy_names_server(&p->pol, nm, false))
             continue;
-        if (p->pol.mode > *mode) {
+        if (policy_better(pols, idx, *mode, p)) {
             *mode = p->pol.mode;
             idx = (int)i;
         }
@@ -510,21 +527,31 @@ static int policy_naming_server(const struct rule_policy *pols, size_t n, const 
     return idx;
 }
 
-/* The strongest valid policy among the recipient domains (not derived). */
+/* The strongest policy in force among the recipient domains (not derived). */
 static int recipient_policy(const struct rule_policy *pols, size_t n, enum mtasts_mode *mode)
 {
     int idx = -1;
     *mode = MTASTS_MODE_NONE;
     for (size_t i = 0; i < n; i++) {
         const struct rule_policy *p = &pols[i];
-        if (p->derived || p->status != POLICY_ST_VALID || p->pol.mode == MTASTS_MODE_NONE)
+        if (p->derived || !rule_policy_in_force(p) || p->pol.mode == MTASTS_MODE_NONE)
             continue;
-        if (p->pol.mode > *mode) {
+        if (policy_better(pols, idx, *mode, p)) {
             *mode = p->pol.mode;
             idx = (int)i;
         }
     }
     return idx;
+}
+
+/* An alert that rests on an expired policy (RFC 8461 §5.1: judged with
+ * until a refresh succeeds) is one step less certain. */
+static enum rule_confidence conf_expired(enum rule_confidence c, const struct rule_policy *pols,
+                                         int idx)
+{
+    if (idx < 0 || pols[idx].status != POLICY_ST_EXPIRED)
+        return c;
+    return c == CONF_HIGH ? CONF_MEDIUM : CONF_LOW;
 }
 
 static enum rule_confidence conf_max(enum rule_confidence a, enum rule_confidence b)
@@ -590,6 +617,8 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
     }
     if (ttl_shift(f) || (j->pv->server_offered && mode != MTASTS_MODE_NONE))
         conf = CONF_HIGH;
+    if (mode != MTASTS_MODE_NONE && !ttl_shift(f))
+        conf = conf_expired(conf, j->pols, pidx);
     /* bytes missing from the server's side: the reply seen may be partial */
     bool gap = false;
     for (size_t i = 0; i < f->n_anomalies; i++)
@@ -712,7 +741,7 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
     int pidx = recipient_policy(j->pols, j->n_pols, &mode);
     if (mode != MTASTS_MODE_NONE) {
         sev = SEV_MEDIUM;
-        conf = CONF_MEDIUM;
+        conf = conf_expired(CONF_MEDIUM, j->pols, pidx);
     }
     if (j->pv->client_used) {
         sev = SEV_MEDIUM;
@@ -743,7 +772,7 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
     int pidx = recipient_policy(j->pols, j->n_pols, &mode);
     if (mode == MTASTS_MODE_ENFORCE) {
         sev = SEV_HIGH;
-        conf = CONF_HIGH;
+        conf = conf_expired(CONF_HIGH, j->pols, pidx);
     }
     char reason[160];
     if (in_session)
@@ -781,7 +810,8 @@ static void rule_plaintext_policy(const struct judge *j, struct verdict *out, si
     json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     json_object_set_new(ev, "starttls", starttls_json(j->f));
     ev_policies(ev, j->pols, j->n_pols, true);
-    push(out, n, RULE_DELIVERY_PLAINTEXT_POLICY, enforce ? SEV_HIGH : SEV_LOW, CONF_HIGH,
+    push(out, n, RULE_DELIVERY_PLAINTEXT_POLICY, enforce ? SEV_HIGH : SEV_LOW,
+         conf_expired(CONF_HIGH, j->pols, pidx),
          enforce ? "plaintext-delivery-enforce" : "plaintext-delivery-testing", pidx, ev);
 }
 
@@ -792,7 +822,7 @@ static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t 
     int pidx = -1;
     for (size_t i = 0; i < j->n_pols; i++) {
         const struct rule_policy *p = &j->pols[i];
-        if (p->derived || p->status != POLICY_ST_VALID || p->pol.mode != MTASTS_MODE_ENFORCE)
+        if (p->derived || !rule_policy_in_force(p) || p->pol.mode != MTASTS_MODE_ENFORCE)
             continue;
         if (!policy_names_server(&p->pol, &j->nm, false)) {
             pidx = (int)i;
@@ -810,7 +840,8 @@ static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t 
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);
     push(out, n, RULE_POLICY_MX_MISMATCH, strong ? SEV_HIGH : SEV_MEDIUM,
-         strong ? CONF_HIGH : CONF_MEDIUM, "mx-not-in-policy", pidx, ev);
+         conf_expired(strong ? CONF_HIGH : CONF_MEDIUM, j->pols, pidx), "mx-not-in-policy", pidx,
+         ev);
 }
 
 /* "2026-01-02T03:04:05Z" (or with fractions / offset-free) to Unix seconds;
@@ -836,7 +867,7 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         return; /* a fatal alert: the session did not go on */
     for (size_t i = 0; i < j->n_pols; i++) {
         const struct rule_policy *p = &j->pols[i];
-        if (p->status != POLICY_ST_VALID || p->pol.mode != MTASTS_MODE_ENFORCE)
+        if (!rule_policy_in_force(p) || p->pol.mode != MTASTS_MODE_ENFORCE)
             continue;
         if (p->derived && !policy_names_server(&p->pol, &j->nm, false))
             continue; /* a guessed domain must name this server to matter */
@@ -896,7 +927,8 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
                             f->tls.sni[0] ? facts_json_wire_str(f->tls.sni) : json_null());
         ev_policies(ev, j->pols, j->n_pols, true);
         push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
-             p->derived ? CONF_MEDIUM : CONF_HIGH, "certificate-fails-mta-sts", (int)i, ev);
+             conf_expired(p->derived ? CONF_MEDIUM : CONF_HIGH, j->pols, (int)i),
+             "certificate-fails-mta-sts", (int)i, ev);
         return;
     }
 }

@@ -55,12 +55,15 @@ struct rule_policy {
     bool answered;             /* false while the lookup is pending */
     enum policy_status status; /* POLICY_ST_UNKNOWN after the deadline */
     char id[33];
-    struct mtasts_policy pol; /* valid only when status == VALID */
+    struct mtasts_policy pol; /* set when status is VALID or EXPIRED */
     int64_t fetched_at;
     enum policy_source source;
     struct json_t *json; /* policy_answer_to_json(); owned */
 };
 void rule_policy_set(struct rule_policy *p, const struct policy_answer *a);
+/* VALID or EXPIRED: pol is set and judged with (expired ones lower the
+ * confidence of the alerts resting on them, alerts/RULES.md). */
+bool rule_policy_in_force(const struct rule_policy *p);
 void rule_policy_clear(struct rule_policy *p);
 
 /* What learned posture showed before this session (a snapshot taken when the

@@ -9,6 +9,7 @@
  * sees half a line and never waits for a batch; files are fsynced at
  * sink_flush()/sink_free(), not per line. */
 #include "alerts/sink.h"
+#include "alerts/alog.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -113,9 +114,8 @@ int sink_emit(struct sink *s, const char *json, size_t len)
     if (len > SPOOL_REC_MAX) {
         s->file_st.errors++;
         if (!s->big_reported) {
-            fprintf(stderr,
-                    "stripwatch: sink: alert of %zu bytes dropped (over the %u-byte limit)\n", len,
-                    SPOOL_REC_MAX);
+            alerts_log(LOG_WARNING, "sink: alert of %zu bytes dropped (over the %u-byte limit)",
+                       len, SPOOL_REC_MAX);
             s->big_reported = true;
         }
         return SW_ELIMIT;

@@ -15,10 +15,11 @@
  * spool then takes a new id and replays everything).
  *
  * A Redis user not allowed to run scripts (ACL NOPERM) gets plain RPUSH/
- * LPUSH/PUBLISH/XADD instead, said once on stderr: still nothing lost and in
+ * LPUSH/PUBLISH/XADD instead, said once on the log: still nothing lost and in
  * order, but at-least-once (a batch re-sent after a lost reply may repeat).
  * Redis Cluster is not supported (the two keys are not in one hash slot). */
 #include "alerts/sink_redis.h"
+#include "alerts/alog.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -139,10 +140,10 @@ static void went_down(struct sink_redis *r, const char *why)
     r->st.errors++;
     r->fail_gen++;
     if (!r->down_reported) {
-        fprintf(stderr,
-                "stripwatch: redis %s: %s; alerts wait in spool %s (retrying with backoff up to %d "
-                "ms)\n",
-                redis_conn_url(r->conn), why, spool_path(r->sp), r->backoff_max_ms);
+        alerts_log(LOG_WARNING,
+                   "redis %s: %s; alerts wait in spool %s (retrying with backoff up to %d "
+                   "ms)",
+                   redis_conn_url(r->conn), why, spool_path(r->sp), r->backoff_max_ms);
         r->down_reported = true;
     }
     r->next_try_ms = now_ms() + r->backoff_ms;
@@ -174,10 +175,10 @@ static bool do_connect(struct sink_redis *r, char *why, size_t whylen)
         ok = true;
         r->plain = true;
         if (!r->plain_reported) {
-            fprintf(stderr,
-                    "stripwatch: redis %s: SCRIPT LOAD refused (%.80s); sending plain %s without "
-                    "duplicate protection: an alert re-sent after a lost reply may arrive twice\n",
-                    redis_conn_url(r->conn), rep->str, r->plain_cmd);
+            alerts_log(LOG_WARNING,
+                       "redis %s: SCRIPT LOAD refused (%.80s); sending plain %s without "
+                       "duplicate protection: an alert re-sent after a lost reply may arrive twice",
+                       redis_conn_url(r->conn), rep->str, r->plain_cmd);
             r->plain_reported = true;
         }
     } else {
@@ -319,9 +320,9 @@ static void *sink_thread(void *arg)
             if (r->ever_up)
                 r->st.reconnects++;
             if (r->down_reported)
-                fprintf(stderr,
-                        "stripwatch: redis %s: connected; replaying %" PRIu64 " spooled alert(s)\n",
-                        redis_conn_url(r->conn), spool_pending(r->sp));
+                alerts_log(LOG_NOTICE,
+                           "redis %s: connected; replaying %" PRIu64 " spooled alert(s)",
+                           redis_conn_url(r->conn), spool_pending(r->sp));
             r->ever_up = true;
             r->down_reported = false;
             r->up = true;
@@ -401,10 +402,9 @@ struct sink_redis *sink_redis_new(const struct sink_cfg *cfg, char *err, size_t 
     r->send_off = spool_head(r->sp);
     if (spool_pending(r->sp)) {
         r->replay_upto = spool_last_seq(r->sp);
-        fprintf(stderr,
-                "stripwatch: spool %s: %" PRIu64
-                " alert(s) from an earlier run are delivered first\n",
-                spool_path(r->sp), spool_pending(r->sp));
+        alerts_log(LOG_NOTICE,
+                   "spool %s: %" PRIu64 " alert(s) from an earlier run are delivered first",
+                   spool_path(r->sp), spool_pending(r->sp));
     }
     r->last_sync_ms = now_ms();
     if (pthread_create(&r->th, NULL, sink_thread, r) != 0) {
@@ -432,11 +432,12 @@ int sink_redis_emit(struct sink_redis *r, const char *json, size_t len)
     } else if (rc == SW_ELIMIT) {
         r->st.dropped_spool_full++;
         if (!r->full_reported) {
-            fprintf(stderr,
-                    "stripwatch: spool %s: full (bound %" PRIu64
-                    " bytes); dropping new alerts until Redis takes the spooled ones (counted in "
-                    "dropped_spool_full)\n",
-                    spool_path(r->sp), spool_max_bytes(r->sp));
+            alerts_log(
+                LOG_WARNING,
+                "spool %s: full (bound %" PRIu64
+                " bytes); dropping new alerts until Redis takes the spooled ones (counted in "
+                "dropped_spool_full)",
+                spool_path(r->sp), spool_max_bytes(r->sp));
             r->full_reported = true;
         }
     } else {

@@ -3,6 +3,7 @@
  * head file; the format and the crash/fsync guarantees are in spool.h.
  * Follows no RFC; files are POSIX (pwrite, flock, rename). */
 #include "alerts/spool.h"
+#include "alerts/alog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,10 +181,10 @@ static int scan(struct spool *sp, char *err, size_t errlen)
                             " longer than %u bytes: not a stripwatch spool",
                             sp->path, off, SPOOL_RBUF);
             /* torn tail: a record without its newline */
-            fprintf(stderr,
-                    "stripwatch: spool %s: cut a torn record at offset %" PRIu64 " (%" PRIu64
-                    " bytes; a crash during a write)\n",
-                    sp->path, off, sp->size - off);
+            alerts_log(LOG_WARNING,
+                       "spool %s: cut a torn record at offset %" PRIu64 " (%" PRIu64
+                       " bytes; a crash during a write)",
+                       sp->path, off, sp->size - off);
             if (ftruncate(sp->fd, (off_t)off) != 0)
                 return fail(err, errlen, "spool %s: truncate: %s", sp->path, strerror(errno));
             sp->size = off;
@@ -194,8 +195,7 @@ static int scan(struct spool *sp, char *err, size_t errlen)
         off += pos;
     }
     if (bad)
-        fprintf(stderr, "stripwatch: spool %s: %" PRIu64 " malformed line(s) skipped\n", sp->path,
-                bad);
+        alerts_log(LOG_WARNING, "spool %s: %" PRIu64 " malformed line(s) skipped", sp->path, bad);
     sp->last_seq = prev_seq > sp->acked_seq ? prev_seq : sp->acked_seq;
     return SW_OK;
 }
@@ -287,10 +287,9 @@ struct spool *spool_open(const char *path, uint64_t max_bytes, char *err, size_t
         /* Without the head we cannot know what Redis has: replay everything
          * under a new id (new dedup key): duplicates are possible, loss is not. */
         if (head_existed)
-            fprintf(
-                stderr,
-                "stripwatch: spool %s: %s unreadable; replaying the whole spool under a new id\n",
-                path, sp->head_path);
+            alerts_log(LOG_WARNING,
+                       "spool %s: %s unreadable; replaying the whole spool under a new id", path,
+                       sp->head_path);
         sp->acked_seq = 0;
         new_id(sp->id);
         if (write_header(sp) != 0) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <time.h>
 
 #include "decode/sw.h"
@@ -59,6 +60,7 @@ struct dom {
     int64_t neg_until;
     char failed_id[33];
     int64_t failed_until;
+    bool expired_warned; /* the expired entry was reported on the log */
     /* the lookup in flight */
     enum dom_phase phase;
     int firing;   /* callbacks running: not evictable */
@@ -94,7 +96,30 @@ struct policy_engine {
     char dns_server[128];
     char redis_url[1024];
     char load_err[512]; /* the policy file's own error, when it cannot load */
+    bool judge_capture; /* expiry judged at judge_t (capture time), not the wall clock */
+    int64_t judge_t;
 };
+
+static policy_log_fn g_log;
+
+void policy_set_log(policy_log_fn fn)
+{
+    g_log = fn;
+}
+
+static void plog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void plog(int prio, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (g_log)
+        g_log(prio, line);
+    else
+        fprintf(stderr, "stripwatch: %s\n", line);
+}
 
 const char *policy_source_str(enum policy_source s)
 {
@@ -124,6 +149,8 @@ const char *policy_status_str(enum policy_status s)
         return "pending";
     case POLICY_ST_UNKNOWN:
         return "unknown";
+    case POLICY_ST_EXPIRED:
+        return "expired";
     }
     return "unknown";
 }
@@ -149,6 +176,18 @@ void policy_cfg_defaults(struct policy_cfg *c)
 static int64_t wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+/* The time expiry is judged at: capture time offline, else the wall clock. */
+static int64_t judge_now(const struct policy_engine *e)
+{
+    return e->judge_capture ? e->judge_t : wall_s();
+}
+
+void policy_engine_set_time(struct policy_engine *e, bool capture, int64_t t)
+{
+    e->judge_capture = capture;
+    e->judge_t = t;
 }
 
 static int64_t mono_ms(void)
@@ -198,13 +237,10 @@ static struct policy_entry *entry_new(const char *domain, const char *id, const 
     return pe;
 }
 
-static bool entry_usable(const struct policy_engine *e, const struct policy_entry *pe, int64_t now)
+/* Not expired at now (the judge time: capture time offline). */
+static bool entry_usable(const struct policy_entry *pe, int64_t now)
 {
-    if (!pe)
-        return false;
-    if (pe->source == POLICY_SRC_FILE && !e->cfg.fetch)
-        return true; /* offline analysis: the snapshot is the truth */
-    return now < pe->expires_at;
+    return pe && now < pe->expires_at;
 }
 
 /* ---- domain records and queues ---- */
@@ -342,10 +378,17 @@ static bool normalize(const char *in, char out[256])
 static void fill_answer(const struct policy_engine *e, const struct dom *d, int64_t now,
                         struct policy_answer *a)
 {
-    if (d->entry && entry_usable(e, d->entry, now)) {
+    if (d->entry && entry_usable(d->entry, now)) {
         a->status = POLICY_ST_VALID;
         a->entry = d->entry;
         a->detail = "";
+    } else if (d->entry) {
+        /* RFC 8461 §5.1: judged with until a refresh succeeds */
+        a->status = POLICY_ST_EXPIRED;
+        a->entry = d->entry;
+        a->detail = !e->cfg.fetch   ? "policy expired; no refresh offline"
+                    : d->neg_detail ? d->neg_detail
+                                    : "policy expired; refresh under way";
     } else {
         a->status = d->neg_status == POLICY_ST_NONE ? POLICY_ST_NONE : POLICY_ST_UNKNOWN;
         a->entry = NULL;
@@ -367,7 +410,7 @@ static void dom_finish(struct policy_engine *e, struct dom *d)
     d->wtail = &d->waiters;
     d->n_waiters = 0;
     struct policy_answer a;
-    fill_answer(e, d, wall_s(), &a);
+    fill_answer(e, d, judge_now(e), &a);
     char detail[POLICY_DETAIL_MAX];
     snprintf(detail, sizeof(detail), "%s", a.detail);
     a.detail = detail;
@@ -376,6 +419,8 @@ static void dom_finish(struct policy_engine *e, struct dom *d)
     d->firing++;
     while (w) {
         struct waiter *next = w->next;
+        if (a.status == POLICY_ST_EXPIRED)
+            e->stats.expired++;
         w->cb(w->arg, d->name, &a);
         e->fired++;
         free(w);
@@ -410,6 +455,7 @@ static void install(struct policy_engine *e, struct dom *d, struct policy_entry 
     free(d->neg_detail);
     d->neg_detail = NULL;
     d->failed_id[0] = 0;
+    d->expired_warned = false;
     /* next TXT check: the interval, or when a quarter of max_age is left */
     int64_t due = pe->expires_at - (int64_t)(pe->policy.max_age / 4);
     d->refresh_at = wall_s() + e->cfg.refresh_interval;
@@ -422,12 +468,47 @@ static void install(struct policy_engine *e, struct dom *d, struct policy_entry 
 static void step_txt(struct policy_engine *e, struct dom *d);
 static void step_after_txt(struct policy_engine *e, struct dom *d);
 
-/* The lookup failed: the cached policy (if any) stays in force. */
+/* Says once per domain (and expiry) that its expired policy cannot be
+ * refreshed and is still judged with: why is the failed refresh, NULL
+ * offline (no refresh attempted). */
+static void warn_expired(struct policy_engine *e, struct dom *d, const char *why)
+{
+    if (d->expired_warned || !d->entry)
+        return;
+    d->expired_warned = true;
+    e->stats.expired_domains++;
+    const struct policy_entry *pe = d->entry;
+    char exp[32], got[32];
+    snapshot_time_format(pe->expires_at, exp);
+    snapshot_time_format(pe->fetched_at, got);
+    if (why)
+        plog(LOG_WARNING,
+             "policy %s: expired on %s (fetched %s, max_age %u); refresh failed: %s; judging "
+             "with it until a refresh succeeds (RFC 8461 §5.1)",
+             d->name, exp, got, (unsigned)pe->policy.max_age, why);
+    else
+        plog(LOG_WARNING,
+             "policy %s: expired on %s (fetched %s, max_age %u), before the capture time; no "
+             "refresh offline (--fetch-policies refreshes): judging with it (RFC 8461 §5.1)",
+             d->name, exp, got, (unsigned)pe->policy.max_age);
+}
+
+/* The lookup failed: the cached policy (if any) stays in force; an expired
+ * one stays judged with (and is reported) unless the domain was found to
+ * publish no policy, which retires it. */
 static void fail(struct policy_engine *e, struct dom *d, enum policy_status st, int64_t ttl,
                  const char *detail)
 {
     int64_t now = wall_s();
     set_neg(d, st, now + ttl, "%s", detail);
+    if (d->entry && !entry_usable(d->entry, judge_now(e))) {
+        if (st == POLICY_ST_NONE) {
+            entry_free(d->entry);
+            d->entry = NULL;
+        } else {
+            warn_expired(e, d, detail);
+        }
+    }
     if (d->entry)
         d->refresh_at = now + (ttl < e->cfg.refresh_interval ? ttl : e->cfg.refresh_interval);
     dom_finish(e, d);
@@ -449,7 +530,7 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
     }
     if (r != SW_OK) {
         if (r == SW_EPROTO)
-            fprintf(stderr, "stripwatch: %s\n", err);
+            plog(LOG_WARNING, "%s", err);
         return r;
     }
     int ret = SW_AGAIN;
@@ -457,14 +538,14 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
         struct mtasts_error pe;
         struct policy_entry *ent =
             entry_new(d->name, id, text, strlen(text), at, POLICY_SRC_REDIS, &pe);
-        if (ent && entry_usable(e, ent, wall_s())) {
+        if (ent && entry_usable(ent, judge_now(e))) {
             install(e, d, ent);
             ret = SW_OK;
         } else {
             if (!ent) {
                 char why[200];
-                fprintf(stderr, "stripwatch: redis key " RCACHE_KEY_PREFIX "%s: %s\n", d->name,
-                        mtasts_error_format(&pe, why, sizeof(why)));
+                plog(LOG_WARNING, "redis key " RCACHE_KEY_PREFIX "%s: %s", d->name,
+                     mtasts_error_format(&pe, why, sizeof(why)));
             }
             entry_free(ent);
         }
@@ -867,7 +948,7 @@ static void on_file_error(void *arg, const struct snapshot_error *se)
     snapshot_error_format(se, buf, sizeof(buf));
     if (se->domain) {
         e->stats.file_rejected++;
-        fprintf(stderr, "stripwatch: %s\n", buf);
+        plog(LOG_WARNING, "%s", buf);
     } else {
         snprintf(e->load_err, sizeof(e->load_err), "%s", buf);
     }
@@ -975,10 +1056,10 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         a->detail = "invalid domain name";
         return SW_OK;
     }
-    int64_t now = wall_s();
+    int64_t now = wall_s(), jt = judge_now(e);
     struct dom *d = lru_get(e->doms, name);
     if (d) {
-        if (d->entry && entry_usable(e, d->entry, now)) {
+        if (d->entry && entry_usable(d->entry, jt)) {
             if (d->entry->source == POLICY_SRC_FILE)
                 e->stats.hits_file++;
             else if (d->entry->source == POLICY_SRC_REDIS)
@@ -987,11 +1068,22 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
                 e->stats.hits_memory++;
             if (e->cfg.fetch && now >= d->refresh_at && !dom_in_flight(d))
                 start(e, d, true);
-            fill_answer(e, d, now, a);
+            fill_answer(e, d, jt, a);
+            return SW_OK;
+        }
+        if (d->entry) {
+            /* expired: judged with while its refresh runs, or cannot run
+             * offline (RFC 8461 §5.1: fetch asynchronously, do not block) */
+            e->stats.expired++;
+            if (!e->cfg.fetch)
+                warn_expired(e, d, NULL);
+            else if (now >= d->refresh_at && !dom_in_flight(d))
+                start(e, d, true);
+            fill_answer(e, d, jt, a);
             return SW_OK;
         }
         if (!dom_in_flight(d) && now < d->neg_until) {
-            fill_answer(e, d, now, a);
+            fill_answer(e, d, jt, a);
             return SW_OK;
         }
     } else if (!e->cfg.fetch && !e->rc) {

@@ -30,8 +30,11 @@ enum policy_status {
     POLICY_ST_NONE,      /* the domain publishes no policy (or it is invalid) */
     POLICY_ST_PENDING,   /* a lookup is under way (only in callbacks: never) */
     POLICY_ST_UNKNOWN,   /* could not be determined (offline without data, failure, deadline) */
+    POLICY_ST_EXPIRED,   /* the policy known has expired and no refresh has succeeded (yet):
+                            entry is set and still judged with (RFC 8461 §5.1) */
 };
-const char *policy_status_str(enum policy_status s); /* "valid", "none", "pending", "unknown" */
+/* "valid", "none", "pending", "unknown", "expired" */
+const char *policy_status_str(enum policy_status s);
 
 /* A policy in force for one domain. Immutable once published. */
 struct policy_entry {
@@ -40,14 +43,14 @@ struct policy_entry {
     char *text;  /* the policy exactly as served */
     struct mtasts_policy policy;
     int64_t fetched_at; /* Unix seconds, wall clock of the fetch */
-    int64_t expires_at; /* fetched_at + max_age; ignored for file policies offline */
+    int64_t expires_at; /* fetched_at + max_age (judged at capture time offline) */
     enum policy_source source;
 };
 
 struct policy_answer {
     enum policy_status status;
-    const struct policy_entry *entry; /* when status is VALID */
-    const char *detail;               /* why NONE/UNKNOWN, e.g. "no TXT record" */
+    const struct policy_entry *entry; /* when status is VALID or EXPIRED */
+    const char *detail;               /* why NONE/UNKNOWN/EXPIRED, e.g. "no TXT record" */
 };
 
 typedef void (*policy_cb)(void *arg, const char *domain, const struct policy_answer *a);
@@ -86,6 +89,9 @@ struct policy_stats {
     uint64_t file_loaded, file_rejected; /* --policy-file entries */
     uint64_t redis_errors, lock_waits;   /* Redis unavailable; waited for another sensor */
     uint64_t dns_timeouts, cache_full;   /* DNS step deadline; no evictable slot */
+    /* answers given with an expired policy (status EXPIRED); domains whose
+     * expired policy was reported on the log (once per domain and expiry) */
+    uint64_t expired, expired_domains;
 };
 
 struct policy_engine;
@@ -93,13 +99,30 @@ struct policy_engine;
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen);
 void policy_engine_free(struct policy_engine *e);
 
+/* Where expiry is judged: capture time t (Unix seconds) when capture is
+ * true (offline analysis: the policy in force when the session took place),
+ * else the wall clock (the default). Refresh scheduling always runs on the
+ * wall clock. The detector sets it before each offline session's lookups. */
+void policy_engine_set_time(struct policy_engine *e, bool capture, int64_t t);
+
+/* Where the engine's warnings go: one line each, without the "stripwatch: "
+ * prefix, prio a syslog(3) priority (LOG_WARNING...). NULL (the default)
+ * prints "stripwatch: LINE" on stderr. Set before engines run; fn is called
+ * on the engine's owner thread. */
+typedef void (*policy_log_fn)(int prio, const char *line);
+void policy_set_log(policy_log_fn fn);
+
 /* Answers now (returns SW_OK and fills *a) or starts/joins a lookup and
  * returns SW_AGAIN; cb(arg, ...) is then called exactly once from
  * policy_engine_run(). domain is lowercased and trailing-dot-stripped.
  * A valid cached policy is answered at once even while its refresh runs
  * (TXT re-check every refresh_interval, refetch on a new id or when a
  * quarter of max_age is left); a failed refresh keeps it in force until it
- * expires. "No policy" and failures are answered at once for negative_ttl /
+ * expires. An expired policy is answered at once as EXPIRED (entry set)
+ * while its refresh runs (live) or cannot run (offline without fetching),
+ * until a refresh succeeds or the domain is found to publish none; when it
+ * cannot be refreshed, one warning per domain goes to the log (see
+ * policy_set_log). "No policy" and failures are answered at once for negative_ttl /
  * retry_after_failure. With cb NULL a lookup is started and nobody is told
  * (a prefetch). */
 int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, void *arg,

@@ -18,7 +18,8 @@ json_t *policy_answer_to_json(const char *domain, const struct policy_answer *a)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    const struct policy_entry *pe = a && a->status == POLICY_ST_VALID ? a->entry : NULL;
+    const struct policy_entry *pe =
+        a && (a->status == POLICY_ST_VALID || a->status == POLICY_ST_EXPIRED) ? a->entry : NULL;
     json_object_set_new(o, "domain", domain ? json_string(domain) : json_null());
     if (pe) {
         json_t *mx = json_array();

@@ -299,10 +299,11 @@ struct capture *capture_open_files(const char *const *files, size_t n, const cha
         char ebuf[PCAP_ERRBUF_SIZE] = "";
         bool is_stdin = strcmp(files[i], "-") == 0;
         s->name = is_stdin ? "stdin" : files[i];
-        if (!is_stdin) {
-            struct stat st;
-            if (stat(files[i], &st) == 0)
-                c->total_bytes += (uint64_t)st.st_size;
+        /* a named pipe (or any non-regular file) is read once, like stdin:
+         * no peek for mixed link types, no size, no memory map */
+        struct stat st;
+        if (!is_stdin && stat(files[i], &st) == 0 && S_ISREG(st.st_mode)) {
+            c->total_bytes += (uint64_t)st.st_size;
             if (pcapng_has_mixed_linktypes(files[i])) {
                 s->ng = pcapng_open(files[i], err, errlen);
                 if (!s->ng) {

@@ -18,75 +18,81 @@
 
 static void usage(FILE *f)
 {
-    fputs(
-        "usage: stripwatch (-i IFACE | -r FILE [-r FILE]...) [options]\n"
-        "       stripwatch policy DOMAIN... [policy options]   (MTA-STS check)\n"
-        "\n"
-        "Watches SMTP for STARTTLS stripping and plaintext delivery to MTA-STS domains.\n"
-        "\n"
-        "configuration:\n"
-        "  --config FILE            options as `key = value` lines, keys are the long\n"
-        "                           names below (default " SENSOR_DEFAULT_CONFIG "\n"
-        "                           when it exists); the command line wins\n"
-        "  --no-config              read no config file\n"
-        "capture:\n"
-        "  -i, --interface IFACE    live capture (promiscuous)\n"
-        "  -r, --read FILE          read a pcap/pcapng file; repeat to merge by time; - is stdin\n"
-        "  --bpf EXPR               capture filter (live default: \"" SENSOR_DEFAULT_BPF "\")\n"
-        "  --snaplen N              bytes kept per packet (default 262144)\n"
-        "  --buffer-size BYTES      kernel capture buffer\n"
-        "  --immediate              deliver packets without buffering delay\n"
-        "  --workers N              worker threads, 1-64 (default 1)\n"
-        "  --memcap BYTES           flow and reassembly memory, split over workers\n"
-        "  --max-flows N            tracked flows, split over workers\n"
-        "  --any-port               classify SMTP on any port with nDPI\n"
-        "output:\n"
-        "  --sessions-out FILE      session records as JSON lines (- for stdout)\n"
-        "  --alerts-out FILE        alerts as JSON lines (default stdout without --redis)\n"
-        "  --log-addresses          keep local parts of mail addresses\n"
-        "  --observer-name NAME     observer.name in alerts\n"
-        "  --redis URL              redis://[user:pass@]host:port/db, rediss://, unix://\n"
-        "  --redis-mode MODE        list | lpush | channel | stream (default list)\n"
-        "  --redis-key KEY          list/channel/stream name\n"
-        "  --redis-stream-maxlen N  XADD MAXLEN ~ N\n"
-        "  --spool FILE             on-disk spool while Redis is away (default\n"
-        "                           STATE-DIR/alerts.spool)\n"
-        "  --spool-max BYTES        spool bound\n"
-        "rules (also per rule in the config file: [rule.id] enabled, severity, rate-limit):\n"
-        "  --rate-limit N           alerts per minute per rule and server (default 10, 0: none)\n"
-        "  --allow-server ADDR[/LEN]  no alert for sessions to these servers (repeatable)\n"
-        "  --allow-client ADDR[/LEN]  ... from these clients (repeatable)\n"
-        "  --allow-domain DOMAIN    ... whose recipient domains are all this domain or under\n"
-        "                           it (repeatable)\n"
-        "policy and state:\n"
-        "  --state-dir DIR          default directory of the spool, and of live runs' state\n"
-        "                           and policy files ($STATE_DIRECTORY, else\n"
-        "                           " SENSOR_DEFAULT_STATE_DIR ")\n"
-        "  --policy-file FILE       MTA-STS policies snapshot to load (live default\n"
-        "                           STATE-DIR/policies.json when it exists)\n"
-        "  --save-policies FILE     write the policies known at exit (live default\n"
-        "                           STATE-DIR/policies.json)\n"
-        "  --fetch-policies         fetch MTA-STS policies in offline runs too\n"
-        "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT lookups\n"
-        "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
-        "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
-        "  --state-file FILE        learned posture loaded at start, saved at exit (live\n"
-        "                           default STATE-DIR/state.json)\n"
-        "process:\n"
-        "  --user USER              drop root to USER once the capture and files are open\n"
-        "                           (--save-policies, --state-file and --spool are written\n"
-        "                           again later: they and their directories must be\n"
-        "                           writable by USER)\n"
-        "  --group GROUP            group for --user (default USER's primary group)\n"
-        "  -q, --quiet              no progress line, no statistics at exit\n"
-        "  -h, --help               this text\n"
-        "  --version                print the version\n"
-        "\n"
-        "Exit status: 0 done (also after SIGINT/SIGTERM/SIGQUIT), 1 bad input or runtime\n"
-        "error, 2 bad command line or config file. SIGUSR1 prints statistics to stderr;\n"
-        "SIGHUP reads the config file and the policy file again and reopens the alerts\n"
-        "and sessions files.\n",
-        f);
+    fputs("usage: stripwatch (-i IFACE | -r FILE [-r FILE]...) [options]\n"
+          "       stripwatch policy DOMAIN... [policy options]   (MTA-STS check)\n"
+          "\n"
+          "Watches SMTP for STARTTLS stripping and plaintext delivery to MTA-STS domains.\n"
+          "\n"
+          "configuration:\n"
+          "  --config FILE            options as `key = value` lines, keys are the long\n"
+          "                           names below (default " SENSOR_DEFAULT_CONFIG "\n"
+          "                           when it exists); the command line wins\n"
+          "  --no-config              read no config file\n"
+          "capture:\n"
+          "  -i, --interface IFACE    live capture (promiscuous)\n"
+          "  -r, --read FILE          read a pcap/pcapng file or named pipe; repeat to merge\n"
+          "                           by time; - is stdin\n"
+          "  --bpf EXPR               capture filter (live default: \"" SENSOR_DEFAULT_BPF "\")\n"
+          "  --snaplen N              bytes kept per packet (default 262144)\n"
+          "  --buffer-size BYTES      kernel capture buffer\n"
+          "  --immediate              deliver packets without buffering delay\n"
+          "  --workers N              worker threads, 1-64 (default 1)\n"
+          "  --memcap BYTES           flow and reassembly memory, split over workers\n"
+          "  --max-flows N            tracked flows, split over workers\n"
+          "  --any-port               classify SMTP on any port with nDPI\n"
+          "output:\n"
+          "  --sessions-out FILE      session records as JSON lines (- for stdout)\n"
+          "  --alerts-out FILE        alerts as JSON lines (default stdout without --redis)\n"
+          "  --log-addresses          keep local parts of mail addresses\n"
+          "  --observer-name NAME     observer.name in alerts\n"
+          "  --redis URL              redis://[user:pass@]host:port/db, rediss://, unix://\n"
+          "  --redis-mode MODE        list | lpush | channel | stream (default list)\n"
+          "  --redis-key KEY          list/channel/stream name\n"
+          "  --redis-stream-maxlen N  XADD MAXLEN ~ N\n"
+          "  --spool FILE             on-disk spool while Redis is away (default\n"
+          "                           STATE-DIR/alerts.spool)\n"
+          "  --spool-max BYTES        spool bound\n"
+          "rules (also per rule in the config file: [rule.id] enabled, severity, rate-limit):\n"
+          "  --rate-limit N           alerts per minute per rule and server (default 10, 0: none)\n"
+          "  --allow-server ADDR[/LEN]  no alert for sessions to these servers (repeatable)\n"
+          "  --allow-client ADDR[/LEN]  ... from these clients (repeatable)\n"
+          "  --allow-domain DOMAIN    ... whose recipient domains are all this domain or under\n"
+          "                           it (repeatable)\n"
+          "policy and state:\n"
+          "  --state-dir DIR          default directory of the spool, and of live runs' state\n"
+          "                           and policy files ($STATE_DIRECTORY, else\n"
+          "                           " SENSOR_DEFAULT_STATE_DIR ")\n"
+          "  --policy-file FILE       MTA-STS policies snapshot to load (live default\n"
+          "                           STATE-DIR/policies.json when it exists)\n"
+          "  --save-policies FILE     write the policies known at exit (live default\n"
+          "                           STATE-DIR/policies.json)\n"
+          "  --fetch-policies         fetch MTA-STS policies in offline runs too\n"
+          "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT lookups\n"
+          "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
+          "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
+          "  --state-file FILE        learned posture loaded at start, saved at exit (live\n"
+          "                           default STATE-DIR/state.json)\n"
+          "process:\n"
+          "  --user USER              drop root to USER once the capture and files are open\n"
+          "                           (--save-policies, --state-file and --spool are written\n"
+          "                           again later: they and their directories must be\n"
+          "                           writable by USER)\n"
+          "  --group GROUP            group for --user (default USER's primary group)\n"
+          "  --syslog                 log lines (errors, warnings, summary, statistics) to\n"
+          "                           syslog (daemon facility) instead of stderr\n"
+          "  --stats-interval SECONDS print statistics every SECONDS (live default 300;\n"
+          "                           offline default 0 = off, counted in capture time)\n"
+          "  -q, --quiet              no summary, progress line or statistics\n"
+          "  -h, --help               this text\n"
+          "  --version                print the version\n"
+          "\n"
+          "Exit status: 0 done (also after SIGINT/SIGTERM/SIGQUIT), 1 bad input or runtime\n"
+          "error, 2 bad command line or config file. SIGUSR1 prints statistics to stderr;\n"
+          "SIGHUP reads the config file and the policy file again and reopens the alerts\n"
+          "and sessions files. At the end of an offline run, and on SIGUSR1, a summary\n"
+          "(packets, sessions, share with TLS, alerts by rule and severity, the first\n"
+          "alerts) and the statistics go to stderr (or syslog).\n",
+          f);
 }
 
 enum {
@@ -129,6 +135,8 @@ enum {
     OPT_ALLOW_SERVER,
     OPT_ALLOW_CLIENT,
     OPT_ALLOW_DOMAIN,
+    OPT_SYSLOG,
+    OPT_STATS_INTERVAL,
     OPT_COUNT,
 };
 
@@ -183,6 +191,8 @@ static const struct {
     [OPT_ALLOW_SERVER] = {"allow-server", 0, A | RP | RL},
     [OPT_ALLOW_CLIENT] = {"allow-client", 0, A | RP | RL},
     [OPT_ALLOW_DOMAIN] = {"allow-domain", 0, A | RP | RL},
+    [OPT_SYSLOG] = {"syslog", 0, 0},
+    [OPT_STATS_INTERVAL] = {"stats-interval", 0, A},
 };
 _Static_assert(OPT_COUNT <= SENSOR_OPTS_MAX, "SENSOR_OPTS_MAX too small");
 
@@ -312,6 +322,7 @@ static void opts_init(struct sensor_opts *o)
     o->workers = 1;
     o->snaplen = 262144;
     rules_tuning_init(&o->tuning);
+    o->stats_interval = -1;
 }
 
 /* ---- applying one option ---- */
@@ -516,6 +527,13 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
         return rules_tuning_add(&o->tuning, TUNING_ALLOW_CLIENT, v, err, errlen);
     case OPT_ALLOW_DOMAIN:
         return rules_tuning_add(&o->tuning, TUNING_ALLOW_DOMAIN, v, err, errlen);
+    case OPT_SYSLOG:
+        return sensor_parse_bool(value, &o->syslog, err, errlen);
+    case OPT_STATS_INTERVAL:
+        if (!sensor_parse_u64(v, false, 0, 31536000, &n, err, errlen))
+            return false;
+        o->stats_interval = (long)n;
+        return true;
     default: /* command-line only: handled by the caller */
         return true;
     }

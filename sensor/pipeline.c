@@ -80,6 +80,7 @@ struct pipeline {
     struct out_item *heap;
     size_t n_heap, cap_heap;
     uint64_t sessions_out;
+    uint64_t sessions_seen, sessions_tls; /* atomics: read by the capture thread */
     pthread_t out_th;
     bool out_started;
     _Atomic int out_stop;
@@ -174,6 +175,9 @@ static struct out_item heap_pop(struct pipeline *pl)
 
 static void emit_session(struct pipeline *pl, struct smtp_facts *f)
 {
+    __atomic_add_fetch(&pl->sessions_seen, 1, __ATOMIC_RELAXED);
+    if (f->tls.established || f->tls.implicit)
+        __atomic_add_fetch(&pl->sessions_tls, 1, __ATOMIC_RELAXED);
     if (pl->cfg.sessions_out) {
         json_t *j = facts_to_json(f);
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -650,6 +654,8 @@ void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
         st->copy_failed += w->copy_failed;
     }
     st->sessions_out = pl->sessions_out;
+    st->sessions = __atomic_load_n(&pl->sessions_seen, __ATOMIC_RELAXED);
+    st->sessions_tls = __atomic_load_n(&pl->sessions_tls, __ATOMIC_RELAXED);
 }
 
 void pipeline_free(struct pipeline *pl)

@@ -37,6 +37,8 @@ struct pipeline_stats {
     uint64_t ring_dropped; /* live: packets dropped at a full worker ring */
     uint64_t ring_waits;   /* offline: times the capture waited for a worker */
     uint64_t sessions_out; /* session records written */
+    uint64_t sessions;     /* sessions handed to the output stage */
+    uint64_t sessions_tls; /* ... of them with TLS established (STARTTLS or implicit) */
     uint64_t copy_failed;  /* facts_copy failures (out of memory) */
 };
 

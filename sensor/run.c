@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* run.c: the sensor process: opens the capture, policy engine, sink and
  * detector, runs the capture loop (decode, clock ticks, pipeline), handles
- * signals, prints statistics, and flushes everything at the end. No RFC. */
+ * signals, prints the summary and statistics (through sensor/log.c), and
+ * flushes everything at the end. No RFC. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,9 +18,11 @@
 #include "policy/policy.h"
 #include "sensor/capture.h"
 #include "sensor/clock.h"
+#include "sensor/log.h"
 #include "sensor/pipeline.h"
 #include "sensor/privdrop.h"
 #include "sensor/sensor.h"
+#include "sensor/summary.h"
 
 static volatile sig_atomic_t g_stop, g_usr1, g_hup;
 
@@ -52,6 +55,7 @@ struct run {
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
+    struct summary *sum;
     uint64_t packets, bytes;
     uint64_t status[PKT_STATUS_COUNT];
 };
@@ -65,9 +69,47 @@ static double now_mono(void)
 
 #define U(x) ((unsigned long long)(x))
 
+static void print_stats_to(struct run *r, FILE *f);
+
+/* The statistics lines, through the log (stderr or syslog). */
 static void print_stats(struct run *r)
 {
-    FILE *f = stderr;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return;
+    print_stats_to(r, f);
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return;
+    }
+    for (char *line = buf, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = '\0';
+        sw_log(LOG_INFO, "%s", strncmp(line, "stripwatch: ", 12) ? line : line + 12);
+    }
+    free(buf);
+}
+
+/* The human summary (summary.h) before the statistics. */
+static void print_summary(struct run *r)
+{
+    if (!r->sum)
+        return;
+    struct summary_counts c = {.packets = r->packets};
+    if (r->pl) {
+        struct pipeline_stats ps;
+        pipeline_get_stats(r->pl, &ps);
+        c.sessions = ps.sessions;
+        c.sessions_tls = ps.sessions_tls;
+    }
+    if (r->det)
+        c.suppressed = detector_stats(r->det)->suppressed;
+    summary_print(r->sum, &c);
+}
+
+static void print_stats_to(struct run *r, FILE *f)
+{
     uint64_t recv = 0, drop = 0, ifdrop = 0;
     bool kd = r->cap && capture_kernel_drops(r->cap, &recv, &drop, &ifdrop);
     fprintf(f, "stripwatch: stats packets=%llu bytes=%llu filtered=%llu", U(r->packets),
@@ -157,14 +199,14 @@ static void print_stats(struct run *r)
         fprintf(f,
                 "stripwatch: stats policy lookups=%llu hits_memory=%llu hits_redis=%llu "
                 "hits_file=%llu misses=%llu dns_queries=%llu dns_errors=%llu fetches=%llu "
-                "fetch_ok=%llu fetch_errors=%llu\n",
+                "fetch_ok=%llu fetch_errors=%llu expired=%llu expired_domains=%llu\n",
                 U(p->lookups), U(p->hits_memory), U(p->hits_redis), U(p->hits_file), U(p->misses),
                 U(p->dns_queries), U(p->dns_errors), U(p->fetches), U(p->fetch_ok),
                 U(p->fetch_http_error + p->fetch_tls_error + p->fetch_timeout + p->fetch_redirect +
                   p->fetch_bad_type + p->fetch_too_big + p->fetch_private_addr +
-                  p->fetch_parse_error));
+                  p->fetch_parse_error),
+                U(p->expired), U(p->expired_domains));
     }
-    fflush(f);
 }
 
 static void progress(struct run *r, double t0, bool final)
@@ -288,6 +330,11 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     dc.redis_url = o->redis_url;
     dc.offline = o->iface == NULL;
     dc.tuning = &o->tuning;
+    r->sum = summary_new();
+    if (r->sum) {
+        dc.emit = summary_alert;
+        dc.emit_arg = r->sum;
+    }
     e[0] = '\0';
     r->det = detector_new(&dc, e, sizeof(e));
     if (!r->det) {
@@ -365,7 +412,7 @@ static void reload(struct run *r)
     struct sensor_opts n;
     char err[1024] = "";
     if (sensor_opts_load(&n, o->argc, o->argv, true, err, sizeof(err)) >= 0) {
-        fprintf(stderr, "stripwatch: SIGHUP: %s; keeping the running configuration\n", err);
+        sw_log(LOG_WARNING, "SIGHUP: %s; keeping the running configuration", err);
         sensor_opts_free(&n);
         return;
     }
@@ -384,7 +431,7 @@ static void reload(struct run *r)
     j.warn[0] = '\0';
     pipeline_run_on_output(r->pl, reload_apply, &j);
     if (j.err[0]) {
-        fprintf(stderr, "stripwatch: SIGHUP: %s; keeping the running configuration\n", j.err);
+        sw_log(LOG_WARNING, "SIGHUP: %s; keeping the running configuration", j.err);
         if (j.sessions)
             fclose(j.sessions); /* not swapped in */
         sensor_opts_free(&n);
@@ -403,17 +450,16 @@ static void reload(struct run *r)
             continue;
         const char *a = o->given[i], *b = n.given[i];
         if ((a || b) && (!a || !b || strcmp(a, b) != 0))
-            fprintf(stderr,
-                    "stripwatch: SIGHUP: %s: changed; it needs a restart (the running "
-                    "value stays)\n",
-                    name);
+            sw_log(LOG_WARNING,
+                   "SIGHUP: %s: changed; it needs a restart (the running "
+                   "value stays)",
+                   name);
     }
     if (sess_warn[0])
-        fprintf(stderr, "stripwatch: SIGHUP: %s; still writing to the open file\n", sess_warn);
+        sw_log(LOG_WARNING, "SIGHUP: %s; still writing to the open file", sess_warn);
     if (j.warn[0])
-        fprintf(stderr, "stripwatch: SIGHUP: %s; still writing to the open file\n", j.warn);
-    fprintf(stderr, "stripwatch: SIGHUP: reloaded %s\n",
-            n.config_path ? n.config_path : "(no config file)");
+        sw_log(LOG_WARNING, "SIGHUP: %s; still writing to the open file", j.warn);
+    sw_log(LOG_NOTICE, "SIGHUP: reloaded %s", n.config_path ? n.config_path : "(no config file)");
     sensor_opts_free(&n);
 }
 
@@ -428,19 +474,22 @@ static bool close_all(struct run *r, bool print)
     if (r->pol && r->o->save_policies && !r->no_save) {
         char e[512] = "";
         if (policy_engine_save(r->pol, r->o->save_policies, e, sizeof(e)) != SW_OK) {
-            fprintf(stderr, "stripwatch: %s\n", e[0] ? e : r->o->save_policies);
+            sw_log(LOG_ERR, "%s", e[0] ? e : r->o->save_policies);
             ok = false;
         }
     }
     if (r->sink)
         sink_flush(r->sink, 5000);
     if (r->sessions && fflush(r->sessions) != 0) {
-        fprintf(stderr, "stripwatch: %s: %s\n", r->o->sessions_out, strerror(errno));
+        sw_log(LOG_ERR, "%s: %s", r->o->sessions_out, strerror(errno));
         ok = false;
     }
+    if (print && r->o->iface == NULL)
+        print_summary(r);
     if (print)
         print_stats(r);
     detector_free(r->det);
+    summary_free(r->sum);
     sink_free(r->sink);
     policy_engine_free(r->pol);
     pipeline_free(r->pl);
@@ -459,6 +508,7 @@ int sensor_run(const struct sensor_opts *o)
     r.o = o;
     char err[1024] = "";
     install_signals();
+    sw_log_open(o->syslog);
 
     if (o->iface) {
         struct capture_live_cfg lc = {
@@ -473,18 +523,23 @@ int sensor_run(const struct sensor_opts *o)
         r.cap = capture_open_files(o->files, o->n_files, o->bpf, o->snaplen, err, sizeof(err));
     }
     if (!r.cap) {
-        fprintf(stderr, "stripwatch: %s\n", err);
+        sw_log(LOG_ERR, "%s", err);
+        sw_log_close();
         return 1;
     }
     if (!state_dir_ok(o, err, sizeof(err)) || open_outputs(&r, err, sizeof(err)) < 0) {
-        fprintf(stderr, "stripwatch: %s\n", err);
+        sw_log(LOG_ERR, "%s", err);
         close_all(&r, false);
+        sw_log_close();
         return 1;
     }
 
     bool live = capture_is_live(r.cap);
     bool show_progress = !live && !o->quiet && isatty(STDERR_FILENO);
-    double t0 = now_mono(), last_progress = t0;
+    double t0 = now_mono(), last_progress = t0, last_stats = t0;
+    /* --stats-interval: wall time live, capture time offline */
+    long every = o->stats_interval >= 0 ? o->stats_interval : (live && !o->quiet ? 300 : 0);
+    sw_usec stats_cap = -1;
     int exit_code = 0;
     uint64_t no = 0;
     for (;;) {
@@ -492,6 +547,11 @@ int sensor_run(const struct sensor_opts *o)
             break;
         if (g_usr1) {
             g_usr1 = 0;
+            print_summary(&r);
+            print_stats(&r);
+        }
+        if (every > 0 && live && now_mono() - last_stats >= (double)every) {
+            last_stats = now_mono();
             print_stats(&r);
         }
         if (g_hup) {
@@ -511,7 +571,7 @@ int sensor_run(const struct sensor_opts *o)
         if (rc == -2 && g_stop)
             break; /* a read interrupted by SIGINT/SIGTERM is the requested stop */
         if (rc == -2) {
-            fprintf(stderr, "stripwatch: %s\n", err);
+            sw_log(LOG_ERR, "%s", err);
             exit_code = 1;
             break;
         }
@@ -533,6 +593,14 @@ int sensor_run(const struct sensor_opts *o)
         if (sw_clock_step(&r.clock, cp.ts)) {
             frag_table_expire(r.frag, cp.ts);
             pipeline_tick(r.pl, cp.ts, no);
+        }
+        if (every > 0 && !live) {
+            if (stats_cap < 0 || r.clock.now < stats_cap)
+                stats_cap = r.clock.now; /* first packet, or a re-based clock */
+            else if (r.clock.now - stats_cap >= (sw_usec)every * SW_USEC_PER_SEC) {
+                stats_cap = r.clock.now;
+                print_stats(&r);
+            }
         }
         struct pkt p;
         memset(&p, 0, sizeof(p));
@@ -560,5 +628,6 @@ int sensor_run(const struct sensor_opts *o)
         progress(&r, t0, true);
     if (!close_all(&r, !o->quiet))
         exit_code = 1;
+    sw_log_close();
     return exit_code;
 }

@@ -62,6 +62,8 @@ struct sensor_opts {
                                               given), to tell what changed at SIGHUP */
     unsigned char origin[SENSOR_OPTS_MAX]; /* 0 not given, 1 the file, 2 the command line */
     struct sensor_str *strings;
+    bool syslog;         /* --syslog: log lines to syslog instead of stderr */
+    long stats_interval; /* --stats-interval seconds; -1: default (live 300, offline 0) */
 };
 
 /* Reads the config file (--config FILE, else the default one when it

@@ -28,14 +28,17 @@
 
 /* ---- fixture: temp dir, policy file, collected alert lines ---- */
 
-#define T0 1795000000LL /* 2026-11-18T11:06:40Z, after the policies' fetched_at */
+#define T0                                                                                         \
+    1795000000LL /* 2026-11-18T11:06:40Z: both policies in force (enforce.example                  \
+                  * until 2026-11-22T08:00:00Z, testing.example until                              \
+                  * 2026-11-19T09:30:00Z) */
 
 static const char POLICIES[] =
     "{\"enforce.example\": {\"id\": \"20261101T000000\", \"policy\": \"version: STSv1\\nmode: "
     "enforce\\nmx: mx.enforce.example\\nmx: *.backup.enforce.example\\nmax_age: "
-    "604800\\n\", \"fetched_at\": \"2026-11-01T08:00:00Z\"},\n"
+    "604800\\n\", \"fetched_at\": \"2026-11-15T08:00:00Z\"},\n"
     " \"testing.example\": {\"id\": \"t1\", \"policy\": \"version: STSv1\\nmode: testing\\nmx: "
-    "mx.testing.example\\nmax_age: 86400\\n\", \"fetched_at\": \"2026-11-02T09:30:00Z\"}}\n";
+    "mx.testing.example\\nmax_age: 86400\\n\", \"fetched_at\": \"2026-11-18T09:30:00Z\"}}\n";
 
 struct lines {
     char **v;

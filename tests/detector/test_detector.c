@@ -170,7 +170,7 @@ static void test_stripped_by_enforce_policy(void **state)
     assert_string_equal(jstr(o, "mta_sts.mx.0"), "mx.enforce.example");
     assert_string_equal(jstr(o, "mta_sts.source"), "file");
     assert_string_equal(jstr(o, "mta_sts.status"), "valid");
-    assert_string_equal(jstr(o, "mta_sts.fetched_at"), "2026-11-01T08:00:00Z");
+    assert_string_equal(jstr(o, "mta_sts.fetched_at"), "2026-11-15T08:00:00Z");
     assert_int_equal(jint(o, "mta_sts.max_age"), 604800);
     /* only the accepted recipient's domain was consulted */
     assert_int_equal(json_array_size(jget(o, "stripwatch.evidence.policies")), 1);
@@ -178,6 +178,33 @@ static void test_stripped_by_enforce_policy(void **state)
     o = expect(x, 1, "delivery.plaintext_policy", 3, "high");
     assert_string_equal(jstr(o, "event.action"), "plaintext-delivery-enforce");
     assert_string_equal(jstr(o, "mta_sts.mode"), "enforce");
+    json_decref(o);
+}
+
+/* The same session five days later: enforce.example's policy expired on
+ * 2026-11-22T08:00:00Z (offline: judged at capture time, whatever the wall
+ * clock says) and cannot be refreshed offline. It is still judged with
+ * (RFC 8461 §5.1), status "expired", one step less confident. */
+static void test_stripped_by_expired_policy(void **state)
+{
+    struct fx *x = *state;
+    struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0 + 5 * 86400);
+    banner(f, "mx.enforce.example");
+    caps(f, "PIPELINING", "SIZE 10240000", "8BITMIME", NULL);
+    tx(f, true, 2048, "enforce.example:250", NULL);
+    feed(x, f);
+    finish(x);
+    assert_int_equal(x->out.n, 2);
+    json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "mta_sts.domain"), "enforce.example");
+    assert_string_equal(jstr(o, "mta_sts.mode"), "enforce");
+    assert_string_equal(jstr(o, "mta_sts.status"), "expired");
+    assert_string_equal(jstr(o, "mta_sts.detail"), "policy expired; no refresh offline");
+    assert_string_equal(jstr(o, "mta_sts.fetched_at"), "2026-11-15T08:00:00Z");
+    assert_string_equal(jstr(o, "stripwatch.evidence.policies.0.status"), "expired");
+    json_decref(o);
+    o = expect(x, 1, "delivery.plaintext_policy", 3, "medium");
+    assert_string_equal(jstr(o, "mta_sts.status"), "expired");
     json_decref(o);
 }
 
@@ -352,7 +379,7 @@ static void test_plaintext_testing_and_mx_mismatch(void **state)
     json_decref(o);
     o = expect(x, 1, "delivery.plaintext_policy", 1, "high");
     assert_string_equal(jstr(o, "event.action"), "plaintext-delivery-testing");
-    assert_string_equal(jstr(o, "mta_sts.fetched_at"), "2026-11-02T09:30:00Z");
+    assert_string_equal(jstr(o, "mta_sts.fetched_at"), "2026-11-18T09:30:00Z");
     json_decref(o);
     o = expect(x, 2, "delivery.plaintext_policy", 3, "high");
     json_decref(o);
@@ -439,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unused_after_client_used_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_posture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_enforce_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stripped_by_expired_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_policy_derived_from_server_name, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tampered_mangled_token, setup, teardown),

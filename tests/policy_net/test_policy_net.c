@@ -822,11 +822,15 @@ static void test_policy_file_errors(void **state)
     assert_int_equal(st->file_loaded, 1);
     assert_int_equal(st->file_rejected, 1);
     struct got g;
+    /* judged on the wall clock (no capture time given): expired since
+     * 2026-11-21, still judged with (RFC 8461 §5.1) */
+    assert_int_equal(lookup(e, "good.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_EXPIRED);
+    policy_engine_set_time(e, true, 1795161600 + 3600); /* capture time, an hour later */
     assert_int_equal(lookup(e, "good.example", &g), SW_OK);
     assert_int_equal(g.status, POLICY_ST_VALID);
     assert_int_equal(g.source, POLICY_SRC_FILE);
-    assert_int_equal(g.fetched_at,
-                     1795161600); /* 2026-11-20T08:00:00Z, expired: offline keeps it */
+    assert_int_equal(g.fetched_at, 1795161600); /* 2026-11-20T08:00:00Z */
     assert_int_equal(lookup(e, "bad.example", &g), SW_OK);
     assert_int_equal(g.status, POLICY_ST_UNKNOWN);
     policy_engine_free(e);

@@ -219,10 +219,12 @@ static void test_truncated_file(void **st)
     char want[4200];
     snprintf(want, sizeof(want),
              "stripwatch: %s: truncated dump file; tried to read %u captured bytes, only got %u\n"
-             "stripwatch: stats packets=%zu ",
+             "stripwatch: summary: %zu packets, ",
              cut, f.r[k].incl, half, k);
-    /* the error line first, then the statistics of what was decoded */
+    /* the error line first, then the summary and statistics of what was decoded */
     assert_memory_equal(b.err, want, strlen(want));
+    snprintf(want, sizeof(want), "\nstripwatch: stats packets=%zu ", k);
+    assert_non_null(strstr(b.err, want));
     assert_string_equal(b.sessions, a.sessions);
     assert_string_equal(b.alerts, a.alerts);
     sw_free(&a);
@@ -472,8 +474,10 @@ static void test_pcapng_mixed(void **st)
     assert_int_equal(count_lines(a.sessions), 1);
     assert_string_equal(b.sessions, a.sessions);
     char want[128];
-    snprintf(want, sizeof(want), "stripwatch: stats packets=%zu ", f.n);
+    snprintf(want, sizeof(want), "stripwatch: summary: %zu packets, ", f.n);
     assert_memory_equal(b.err, want, strlen(want));
+    snprintf(want, sizeof(want), "\nstripwatch: stats packets=%zu ", f.n);
+    assert_non_null(strstr(b.err, want));
     assert_non_null(strstr(b.err, " tcp=24 not_tcp=0 "));
     sw_free(&a);
     sw_free(&b);

@@ -276,7 +276,7 @@ static void reload_run(const char *workers)
              "the running configuration\n"
              "stripwatch: SIGHUP: snaplen: changed; it needs a restart (the running value stays)\n"
              "stripwatch: SIGHUP: reloaded %s\n"
-             "stripwatch: stats packets=",
+             "stripwatch: summary: ",
              conf, conf, conf);
     if (strncmp(o.err, want, strlen(want)) != 0)
         fail_msg("stderr:\n%s\nwant it to start with:\n%s", o.err, want);
