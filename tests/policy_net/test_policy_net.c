@@ -739,6 +739,7 @@ static void test_reentrant_callback(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     c.cache_max = 1;
+    c.neg_cache_max = 1;
     struct policy_engine *e = engine(&c);
     struct nested n = {.e = e};
     struct policy_answer a;
