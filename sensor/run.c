@@ -17,6 +17,7 @@
 #include "sensor/capture.h"
 #include "sensor/clock.h"
 #include "sensor/health.h"
+#include "sensor/inputcheck.h"
 #include "sensor/pipeline.h"
 #include "sensor/privdrop.h"
 #include "sensor/sensor.h"
@@ -44,6 +45,7 @@ struct run {
     struct sink *sink;
     struct detector *det;
     struct health *health;
+    struct input_check *input; /* offline: undecodable frames per file */
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
@@ -396,6 +398,8 @@ int sensor_run(const struct sensor_opts *o)
     bool live = capture_is_live(r.cap);
     if (live)
         health_start(r.health, wall_usec());
+    else
+        r.input = input_check_new(r.cap);
     bool show_progress = !live && !o->quiet && isatty(STDERR_FILENO);
     double t0 = now_mono(), last_progress = t0;
     int exit_code = 0;
@@ -451,6 +455,7 @@ int sensor_run(const struct sensor_opts *o)
         p.linktype = cp.linktype;
         enum pkt_status st = pkt_decode(&p, r.frag);
         r.status[st]++;
+        input_check_packet(r.input, &cp, st);
         if (st == PKT_TCP)
             pipeline_packet(r.pl, &p);
         if ((no & 0xFFF) == 0)
@@ -465,6 +470,9 @@ int sensor_run(const struct sensor_opts *o)
     }
     if (show_progress && last_progress != t0)
         progress(&r, t0, true);
+    if (!input_check_report(r.input, stderr))
+        exit_code = 1; /* a file with nothing decodable */
+    input_check_free(r.input);
     if (!close_all(&r, !o->quiet))
         exit_code = 1;
     return exit_code;

@@ -15,6 +15,7 @@ struct gen {
     uint32_t snaplen;
     int64_t ts; /* microseconds */
     uint64_t frames;
+    bool tcp_ts; /* TCP headers carry the timestamp option (32 bytes, as Linux sends) */
 };
 
 static inline void gen_le32(FILE *f, uint32_t v)
@@ -98,16 +99,17 @@ struct gen_tcp {
 static inline void gen_seg(struct gen *g, struct gen_tcp *t, bool c2s, uint8_t flags,
                            const char *payload, size_t plen)
 {
-    uint8_t b[14 + 20 + 20 + 2048];
+    uint8_t b[14 + 20 + 32 + 2048];
+    size_t th = g->tcp_ts ? 32 : 20;
     if (plen > 2048)
         plen = 2048;
-    memset(b, 0, 54);
+    memset(b, 0, 14 + 20 + th);
     b[0] = c2s ? 0x02 : 0x04; /* locally administered MACs */
     b[6] = c2s ? 0x04 : 0x02;
     gen_be16(b + 12, 0x0800);
     uint8_t *ip = b + 14;
     ip[0] = 0x45;
-    gen_be16(ip + 2, (uint16_t)(40 + plen));
+    gen_be16(ip + 2, (uint16_t)(20 + th + plen));
     ip[8] = 64;
     ip[9] = 6;
     gen_be32(ip + 12, c2s ? t->cip : t->sip);
@@ -124,12 +126,18 @@ static inline void gen_seg(struct gen *g, struct gen_tcp *t, bool c2s, uint8_t f
     uint32_t *seq = c2s ? &t->cseq : &t->sseq;
     gen_be32(tcp + 4, *seq);
     gen_be32(tcp + 8, (flags & GEN_ACK) ? (c2s ? t->sseq : t->cseq) : 0);
-    tcp[12] = 5 << 4;
+    tcp[12] = (uint8_t)((th / 4) << 4);
     tcp[13] = flags;
     gen_be16(tcp + 14, 65535);
-    memcpy(tcp + 20, payload, plen);
+    if (g->tcp_ts) { /* NOP, NOP, TS (kind 8, length 10) */
+        tcp[20] = tcp[21] = 1;
+        tcp[22] = 8;
+        tcp[23] = 10;
+        gen_be32(tcp + 24, (uint32_t)(g->ts / 1000));
+    }
+    memcpy(tcp + th, payload, plen);
     *seq += (uint32_t)plen + ((flags & (GEN_SYN | GEN_FIN)) ? 1 : 0);
-    gen_frame(g, b, (uint32_t)(54 + plen));
+    gen_frame(g, b, (uint32_t)(14 + 20 + th + plen));
 }
 
 static inline void gen_say(struct gen *g, struct gen_tcp *t, bool c2s, const char *text)
