@@ -61,8 +61,10 @@ static void usage(FILE *f)
         "  -h, --help               this text\n"
         "  --version                print the version\n"
         "\n"
-        "Exit status: 0 done (also after SIGINT/SIGTERM), 1 bad input or runtime error,\n"
-        "2 bad command line. SIGUSR1 prints statistics to stderr.\n",
+        "Exit status: 0 done (also after SIGINT/SIGTERM), 1 bad input or runtime error\n"
+        "(a capture file with nothing decodable; an offline run that ends with alerts\n"
+        "left in the spool), 2 bad command line. SIGUSR1 prints statistics to stderr.\n"
+        "Health records (event.dataset stripwatch.health) go with the alerts.\n",
         f);
 }
 
