@@ -12,6 +12,7 @@
 #include "alerts/alog.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "decode/sw.h"
 
 struct sink {
+    pthread_mutex_t mu; /* producers: the output stage (alerts), the capture thread (health) */
     FILE *out;
     bool own_out;
     char *out_name;
@@ -59,6 +61,7 @@ struct sink *sink_new(const struct sink_cfg *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "sink: out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
     s->flush_timeout_ms = cfg->io_timeout_ms > 0 ? cfg->io_timeout_ms : 5000;
     if (cfg->out_path && *cfg->out_path) {
         if (strcmp(cfg->out_path, "-") == 0) {
@@ -108,7 +111,17 @@ static const char *one_line(struct sink *s, const char *json, size_t len)
     return s->scratch;
 }
 
+static int emit_locked(struct sink *s, const char *json, size_t len);
+
 int sink_emit(struct sink *s, const char *json, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    int rc = emit_locked(s, json, len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int emit_locked(struct sink *s, const char *json, size_t len)
 {
     s->file_st.emitted++;
     if (len > SPOOL_REC_MAX) {
@@ -182,10 +195,17 @@ int sink_reopen(struct sink *s, char *err, size_t errlen)
 const struct sink_stats *sink_stats(const struct sink *cs)
 {
     struct sink *s = (struct sink *)cs; /* the snapshot is a cache */
+    pthread_mutex_lock(&s->mu);
     s->snap = s->file_st;
     if (s->redis)
         sink_redis_stats(s->redis, &s->snap);
+    pthread_mutex_unlock(&s->mu);
     return &s->snap;
+}
+
+const char *sink_spool_path(const struct sink *s)
+{
+    return s->redis ? sink_redis_spool_path(s->redis) : NULL;
 }
 
 void sink_free(struct sink *s)
@@ -203,5 +223,6 @@ void sink_free(struct sink *s)
     }
     free(s->out_name);
     free(s->scratch);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -77,9 +77,13 @@ struct sink_stats {
 struct sink;
 struct sink *sink_new(const struct sink_cfg *cfg, char *err, size_t errlen);
 /* Queues one alert (a JSON object without trailing newline). SW_OK, or
- * SW_ELIMIT when the spool is full (counted and reported). */
+ * SW_ELIMIT when the spool is full (counted and reported). Several threads
+ * may call it (the alerts' output stage and the health records); each line
+ * stays whole and the order is the order of the calls. */
 int sink_emit(struct sink *s, const char *json, size_t len);
-/* Ships what is queued, waiting at most timeout_ms for acknowledgements;
+/* Ships what is queued, waiting at most timeout_ms for acknowledgements
+ * (a Redis that answers LOADING or BUSY is retried every 100 ms until then:
+ * it is starting or busy, not down);
  * returns SW_OK when nothing is left outside the spool file.
  * (sink: every alert is written ahead to the spool, and the spool is
  * fdatasync'ed here. With Redis: SW_OK when Redis acknowledged every alert,
@@ -93,6 +97,8 @@ int sink_flush(struct sink *s, int timeout_ms);
  * one line in err (`FILE: Permission denied`) and the old file kept. */
 int sink_reopen(struct sink *s, char *err, size_t errlen);
 const struct sink_stats *sink_stats(const struct sink *s);
+/* The spool file with Redis, else NULL. */
+const char *sink_spool_path(const struct sink *s);
 /* Flushes (bounded by io_timeout_ms; skipped when sink_flush() ran after the
  * last sink_emit) then frees. What Redis has not acknowledged stays in the
  * spool and is delivered first by the next sink_new() on the same spool. */

@@ -34,7 +34,8 @@
 #include "decode/sw.h"
 #include "policy/redis_conn.h"
 
-#define SINK_BATCH_HARD_MAX 4096
+#define SINK_BATCH_HARD_MAX     4096
+#define SINK_TRANSIENT_RETRY_MS 100
 
 static const char sink_script[] =
     "local last = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
@@ -131,13 +132,35 @@ static const char *mode_arg(enum sink_redis_mode m)
     return NULL;
 }
 
+/* A reply that means "up, but not now": loading its data set at start,
+ * running a long script, a replica without its master. */
+static bool transient(const char *why)
+{
+    static const char *const words[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(why, words[i]))
+            return true;
+    return false;
+}
+
 /* Called with mu held after a failure: drop the connection, schedule the
- * next try, say so once per outage. */
+ * next try, say so once per outage. A transient refusal is retried every
+ * SINK_TRANSIENT_RETRY_MS and does not end a flush's wait. */
 static void went_down(struct sink_redis *r, const char *why)
 {
     redis_conn_close(r->conn);
     r->up = false;
     r->st.errors++;
+    if (transient(why)) {
+        if (!r->down_reported) {
+            alerts_log(LOG_WARNING, "redis %s: %s; alerts wait in spool %s (retrying every %d ms)",
+                       redis_conn_url(r->conn), why, spool_path(r->sp), SINK_TRANSIENT_RETRY_MS);
+            r->down_reported = true;
+        }
+        r->next_try_ms = now_ms() + SINK_TRANSIENT_RETRY_MS;
+        r->replay_upto = spool_last_seq(r->sp);
+        return;
+    }
     r->fail_gen++;
     if (!r->down_reported) {
         alerts_log(LOG_WARNING,
@@ -484,6 +507,11 @@ void sink_redis_stats(struct sink_redis *r, struct sink_stats *out)
     out->pending += spool_pending(r->sp);
     out->spool_bytes += spool_bytes(r->sp);
     pthread_mutex_unlock(&r->mu);
+}
+
+const char *sink_redis_spool_path(const struct sink_redis *r)
+{
+    return spool_path(r->sp);
 }
 
 void sink_redis_free(struct sink_redis *r, int flush_timeout_ms)

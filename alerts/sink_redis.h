@@ -20,6 +20,7 @@ int sink_redis_emit(struct sink_redis *r, const char *json, size_t len);
 int sink_redis_flush(struct sink_redis *r, int timeout_ms);
 /* Adds this half's counters into *out. */
 void sink_redis_stats(struct sink_redis *r, struct sink_stats *out);
+const char *sink_redis_spool_path(const struct sink_redis *r);
 void sink_redis_free(struct sink_redis *r, int flush_timeout_ms);
 
 #endif

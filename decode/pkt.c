@@ -320,6 +320,25 @@ static enum pkt_status decode_null(struct pkt *p, struct frag_table *ft, struct 
     }
 }
 
+bool pkt_linktype_supported(int linktype)
+{
+    switch (linktype) {
+    case PKT_DLT_EN10MB:
+    case PKT_DLT_LINUX_SLL:
+    case PKT_DLT_LINUX_SLL2:
+    case PKT_DLT_RAW:
+    case 14:
+    case PKT_DLT_RAW_101:
+    case 228:
+    case 229:
+    case PKT_DLT_NULL:
+    case PKT_DLT_LOOP:
+        return true;
+    default:
+        return false;
+    }
+}
+
 enum pkt_status pkt_decode(struct pkt *p, struct frag_table *ft)
 {
     struct pkt_rd r;

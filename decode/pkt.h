@@ -115,6 +115,8 @@ const struct frag_stats *frag_table_stats(const struct frag_table *t);
 /* Drops partial datagrams older than the timeout at capture time now. */
 void frag_table_expire(struct frag_table *t, sw_usec now);
 
+/* True for the link types pkt_decode() reads (PKT_DLT_*, 14, 228, 229). */
+bool pkt_linktype_supported(int linktype);
 /* Decodes p->frame. ft may be NULL (fragments are then PKT_ERR_FRAG). */
 enum pkt_status pkt_decode(struct pkt *p, struct frag_table *ft);
 

@@ -6,9 +6,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unbound.h>
 
 #include "decode/sw.h"
@@ -142,13 +144,100 @@ void pdns_cancel(struct pdns *d, struct pdns_req *q)
     req_free(q);
 }
 
+/* ub_ctx_delete() stops libunbound's thread and waits for it; with queries
+ * outstanding to a resolver that never answers that can take minutes. It
+ * runs on a detached helper thread; pdns_free() waits for it at most
+ * PDNS_DELETE_WAIT_MS and then leaves it to finish (or to die with the
+ * process). */
+#define PDNS_DELETE_WAIT_MS 1000
+
+struct reaper {
+    struct ub_ctx *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int refs; /* the helper and pdns_free() */
+};
+
+static void reaper_unref(struct reaper *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last) {
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r);
+    }
+}
+
+static void *reap(void *arg)
+{
+    struct reaper *r = arg;
+    ub_ctx_delete(r->ctx);
+    pthread_mutex_lock(&r->mu);
+    r->done = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    reaper_unref(r);
+    return NULL;
+}
+
+static void ctx_delete_bounded(struct ub_ctx *ctx)
+{
+    struct reaper *r = calloc(1, sizeof(*r));
+    pthread_t th;
+    pthread_attr_t at;
+    if (!r) {
+        ub_ctx_delete(ctx);
+        return;
+    }
+    r->ctx = ctx;
+    r->refs = 2;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, reap, r) != 0) {
+        pthread_attr_destroy(&at);
+        r->refs = 1;
+        reaper_unref(r);
+        ub_ctx_delete(ctx);
+        return;
+    }
+    pthread_attr_destroy(&at);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += PDNS_DELETE_WAIT_MS / 1000;
+    ts.tv_nsec += (PDNS_DELETE_WAIT_MS % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&r->mu);
+    reaper_unref(r);
+}
+
 void pdns_free(struct pdns *d)
 {
     if (!d)
         return;
-    while (d->reqs)
-        pdns_cancel(d, d->reqs);
-    ub_ctx_delete(d->ctx);
+    /* no ub_cancel() per query (each is a blocking write to libunbound's
+     * thread): deleting the context drops them all, and no callback can
+     * fire without ub_process() */
+    while (d->reqs) {
+        struct pdns_req *q = d->reqs;
+        req_unlink(d, q);
+        req_free(q);
+    }
+    ctx_delete_bounded(d->ctx);
     free(d);
 }
 

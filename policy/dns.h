@@ -36,7 +36,9 @@ struct pdns_req;
 /* server: "ADDR[@PORT]" of a recursive resolver to forward to, or NULL for
  * /etc/resolv.conf. NULL on failure with a message in err. */
 struct pdns *pdns_new(const char *server, char *err, size_t errlen);
-void pdns_free(struct pdns *d); /* cancels what is in flight, no callbacks */
+/* Drops what is in flight (no callbacks; request handles become invalid) and
+ * stops libunbound's thread, waiting for it at most one second. */
+void pdns_free(struct pdns *d);
 
 /* Start a query; NULL on failure (err filled). The request handle stays valid
  * until its callback has returned or pdns_cancel() was called. */

@@ -33,6 +33,7 @@ enum dom_phase {
     PH_QUEUED,    /* waiting for a fetch slot */
     PH_DNS_ADDR,  /* resolving mta-sts.<domain> (holds a fetch slot) */
     PH_FETCH,     /* HTTPS transfer (holds a fetch slot) */
+    PH_DNS_WAIT,  /* waiting for a DNS slot (dns_max_in_flight) */
 };
 
 /* The checked addresses of a policy host, tried in order while connecting
@@ -74,6 +75,8 @@ struct dom {
     int64_t next_poll_ms;
     struct waiter *waiters, **wtail;
     size_t n_waiters;
+    bool positive;               /* held by the engine's positive LRU (else the negative one) */
+    bool pending;                /* counted in the engine's n_pending */
     struct dom *q_prev, *q_next; /* on one of the engine's queues */
     int *q_len;                  /* which queue's length to adjust */
     struct dom **q_head, **q_tail;
@@ -82,12 +85,18 @@ struct dom {
 struct policy_engine {
     struct policy_cfg cfg;
     struct policy_stats stats;
-    struct lru *doms;
+    struct lru *pos; /* domains with a policy (loaded or fetched) */
+    struct lru *neg; /* the others: negative answers and lookups under way */
+    size_t n_pending;
+    unsigned dns_timeouts_in_row;
+    int64_t dns_down_until_ms; /* 0: up */
+    int64_t dns_backoff_s;
     struct pdns *dns;
     struct pfetch *fetch;
     struct rcache *rc;
     struct dom *redis_h, *redis_t, *wait_h, *wait_t, *fetch_h, *fetch_t, *dns_h, *dns_t;
-    int redis_n, wait_n, fetch_n, dns_n;
+    struct dom *dnsq_h, *dnsq_t;
+    int redis_n, wait_n, fetch_n, dns_n, dnsq_n;
     unsigned fetch_slots; /* in PH_DNS_ADDR or PH_FETCH */
     double tokens;        /* fetches-per-second bucket */
     int64_t tokens_ms;
@@ -160,6 +169,12 @@ void policy_cfg_defaults(struct policy_cfg *c)
     memset(c, 0, sizeof(*c));
     c->fetch = true;
     c->cache_max = 100000;
+    c->neg_cache_max = 100000;
+    c->max_pending = 10000;
+    c->dns_max_in_flight = 256;
+    c->dns_dead_after = 8;
+    c->dns_backoff_min_s = 5;
+    c->dns_backoff_max_s = 300;
     c->max_concurrent = 32;
     c->max_per_second = 20;
     c->negative_ttl = 300;
@@ -168,7 +183,7 @@ void policy_cfg_defaults(struct policy_cfg *c)
     c->total_timeout_ms = 15000;
     c->https_port = 443;
     c->refresh_interval = 3600;
-    c->dns_timeout_ms = 10000;
+    c->dns_timeout_ms = 4000;
     c->lock_wait_ms = 10000;
     c->max_queued = 4096;
 }
@@ -286,7 +301,9 @@ static void dom_free(void *v)
         return;
     struct policy_engine *e = d->e;
     q_remove(d);
-    if (d->dns)
+    if (d->pending)
+        e->n_pending--;
+    if (d->dns && e->dns)
         pdns_cancel(e->dns, d->dns);
     if (d->fetch)
         pfetch_cancel(e->fetch, d->fetch);
@@ -328,33 +345,71 @@ static bool dom_busy(const struct dom *d)
     return d->phase != PH_IDLE || d->firing;
 }
 
-/* Inserts a record for name, evicting an idle least-recently-used one when
- * full (busy ones are moved to the front and skipped, a bounded number of
- * times). NULL when none could be evicted or memory ran out. */
-static struct dom *dom_insert(struct policy_engine *e, const char *name)
+/* Makes room in l for one more record by evicting idle least-recently-used
+ * ones (busy ones are moved to the front and skipped, a bounded number of
+ * times); false when none could be evicted. */
+static bool make_room(struct policy_engine *e, struct lru *l)
 {
-    for (int i = 0; lru_count(e->doms) >= lru_capacity(e->doms); i++) {
-        const char *k = lru_oldest_key(e->doms);
-        struct dom *old = k ? lru_peek(e->doms, k) : NULL;
+    for (int i = 0; lru_count(l) >= lru_capacity(l); i++) {
+        const char *k = lru_oldest_key(l);
+        struct dom *old = k ? lru_peek(l, k) : NULL;
         if (!old || i >= POLICY_EVICT_TRIES) {
             e->stats.cache_full++;
-            return NULL;
+            return false;
         }
         if (dom_busy(old)) {
-            lru_get(e->doms, k); /* to the front */
+            lru_get(l, k); /* to the front */
             continue;
         }
-        lru_evict_oldest(e->doms);
+        lru_evict_oldest(l);
         e->stats.evicted++;
+        if (l == e->neg)
+            e->stats.neg_evicted++;
     }
+    return true;
+}
+
+/* Inserts a record for name into the positive (file policies) or negative
+ * (lookups) map. NULL when no room could be made or memory ran out. */
+static struct dom *dom_insert(struct policy_engine *e, const char *name, bool positive)
+{
+    struct lru *l = positive ? e->pos : e->neg;
+    if (!make_room(e, l))
+        return NULL;
     struct dom *d = dom_new(e, name);
     if (!d)
         return NULL;
-    if (lru_put(e->doms, name, d) != SW_OK) {
+    d->positive = positive;
+    if (lru_put(l, name, d) != SW_OK) {
         free(d);
         return NULL;
     }
     return d;
+}
+
+/* The record of name (marked most recently used when touch), or NULL. */
+static struct dom *dom_find(struct policy_engine *e, const char *name, bool touch)
+{
+    struct dom *d = touch ? lru_get(e->pos, name) : lru_peek(e->pos, name);
+    if (!d)
+        d = touch ? lru_get(e->neg, name) : lru_peek(e->neg, name);
+    return d;
+}
+
+/* d just got a policy: it moves to the positive map, where only other
+ * policies can push it out. When that map has no evictable record it stays
+ * where it is (counted in cache_full). */
+static void dom_promote(struct policy_engine *e, struct dom *d)
+{
+    if (d->positive || !make_room(e, e->pos))
+        return;
+    if (lru_take(e->neg, d->name) != d)
+        return;
+    if (lru_put(e->pos, d->name, d) != SW_OK) {
+        lru_put(e->neg, d->name, d); /* the slot it had is still free */
+        return;
+    }
+    d->positive = true;
 }
 
 /* Lowercases, strips one trailing dot, checks the RFC 5321 domain syntax. */
@@ -404,6 +459,10 @@ static void dom_finish(struct policy_engine *e, struct dom *d)
         rcache_unlock(e->rc, d->name);
     d->have_lock = false;
     d->phase = PH_IDLE;
+    if (d->pending) {
+        d->pending = false;
+        e->n_pending--;
+    }
     d->refresh = false;
     struct waiter *w = d->waiters;
     d->waiters = NULL;
@@ -449,6 +508,7 @@ static void set_neg(struct dom *d, enum policy_status st, int64_t until, const c
 
 static void install(struct policy_engine *e, struct dom *d, struct policy_entry *pe)
 {
+    dom_promote(e, d);
     entry_free(d->entry);
     d->entry = pe;
     d->neg_until = 0;
@@ -465,7 +525,14 @@ static void install(struct policy_engine *e, struct dom *d, struct policy_entry 
 
 /* ---- steps ---- */
 
+static void release_slot(struct policy_engine *e, struct dom *d)
+{
+    if (d->phase == PH_DNS_ADDR || d->phase == PH_FETCH)
+        e->fetch_slots--;
+}
+
 static void step_txt(struct policy_engine *e, struct dom *d);
+static void step_dns(struct policy_engine *e, struct dom *d);
 static void step_after_txt(struct policy_engine *e, struct dom *d);
 
 /* Says once per domain (and expiry) that its expired policy cannot be
@@ -560,7 +627,7 @@ static void step_start(struct policy_engine *e, struct dom *d)
 {
     q_remove(d);
     if (!e->rc || d->refresh) {
-        step_txt(e, d);
+        step_dns(e, d);
         return;
     }
     if (try_redis(e, d, NULL, 0) == SW_OK) {
@@ -569,6 +636,102 @@ static void step_start(struct policy_engine *e, struct dom *d)
     }
     if (!e->cfg.fetch) {
         fail(e, d, POLICY_ST_UNKNOWN, e->cfg.negative_ttl, "offline: no policy in file or cache");
+        return;
+    }
+    step_dns(e, d);
+}
+
+/* ---- the resolver's health ---- */
+
+/* An answer came (any rcode): the resolver is alive. */
+static void dns_answered(struct policy_engine *e)
+{
+    e->dns_timeouts_in_row = 0;
+    e->dns_backoff_s = 0;
+    if (e->stats.dns_down) {
+        e->stats.dns_down = 0;
+        e->dns_down_until_ms = 0;
+        plog(LOG_NOTICE, "dns %s: answering again",
+             e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf");
+    }
+}
+
+/* True while the resolver is considered down (lookups skip DNS). Past the
+ * back-off the next queries are sent again; one more timeout in a row puts
+ * it down again for twice as long. */
+static bool dns_is_down(struct policy_engine *e, int64_t now_ms)
+{
+    return e->dns_down_until_ms && now_ms < e->dns_down_until_ms;
+}
+
+static void dns_fail_queued(struct policy_engine *e);
+
+/* A query timed out. */
+static void dns_timed_out(struct policy_engine *e, int64_t now_ms)
+{
+    if (++e->dns_timeouts_in_row < e->cfg.dns_dead_after || dns_is_down(e, now_ms))
+        return;
+    e->dns_backoff_s = e->dns_backoff_s ? e->dns_backoff_s * 2 : e->cfg.dns_backoff_min_s;
+    if (e->dns_backoff_s > e->cfg.dns_backoff_max_s)
+        e->dns_backoff_s = e->cfg.dns_backoff_max_s;
+    e->dns_down_until_ms = now_ms + e->dns_backoff_s * 1000;
+    e->stats.dns_resolver_down++;
+    e->stats.dns_down = 1;
+    plog(LOG_WARNING,
+         "dns %s: %u queries in a row timed out; resolver considered down, "
+         "lookups answered \"unknown\" without a query for %lld s",
+         e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf", e->dns_timeouts_in_row,
+         (long long)e->dns_backoff_s);
+    e->dns_timeouts_in_row = e->cfg.dns_dead_after - 1; /* one more after the back-off */
+    dns_fail_queued(e);
+}
+
+/* The resolver is down: d is answered UNKNOWN until it is retried. */
+static void dns_skip(struct policy_engine *e, struct dom *d, int64_t now_ms)
+{
+    e->stats.dns_skipped++;
+    int64_t left = (e->dns_down_until_ms - now_ms + 999) / 1000;
+    char detail[POLICY_DETAIL_MAX];
+    snprintf(detail, sizeof(detail),
+             "DNS resolver %s not answering (%u queries in a row timed out); retried in %lld s",
+             e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf", e->cfg.dns_dead_after,
+             (long long)left);
+    release_slot(e, d); /* PH_DNS_ADDR holds a fetch slot */
+    d->phase = PH_IDLE;
+    fail(e, d, POLICY_ST_UNKNOWN, left > 0 ? left : 1, detail);
+}
+
+/* Lookups waiting for a DNS slot or in flight when the resolver went down
+ * are answered now. */
+static void dns_fail_queued(struct policy_engine *e)
+{
+    int64_t now_ms = mono_ms();
+    while (e->dnsq_h)
+        dns_skip(e, e->dnsq_h, now_ms);
+    while (e->dns_h) {
+        struct dom *d = e->dns_h;
+        q_remove(d);
+        pdns_cancel(e->dns, d->dns);
+        d->dns = NULL;
+        dns_skip(e, d, now_ms);
+    }
+}
+
+/* The TXT query now, or a place in the DNS queue (at most max_pending
+ * lookups are under way, so the queue is bounded too). */
+static void step_dns(struct policy_engine *e, struct dom *d)
+{
+    int64_t now_ms = mono_ms();
+    if (dns_is_down(e, now_ms)) {
+        dns_skip(e, d, now_ms);
+        return;
+    }
+    if (pdns_in_flight(e->dns) >= e->cfg.dns_max_in_flight || e->dnsq_h) {
+        d->phase = PH_DNS_WAIT;
+        q_push(d, &e->dnsq_h, &e->dnsq_t, &e->dnsq_n);
+        e->stats.dns_queued = (uint64_t)e->dnsq_n;
+        if (e->stats.dns_queued > e->stats.dns_queued_peak)
+            e->stats.dns_queued_peak = e->stats.dns_queued;
         return;
     }
     step_txt(e, d);
@@ -580,6 +743,7 @@ static void on_txt(void *arg, const struct pdns_result *r)
     struct policy_engine *e = d->e;
     d->dns = NULL;
     q_remove(d);
+    dns_answered(e);
     char detail[640];
     if (r->err || (r->rcode != 0 && r->rcode != 3)) {
         e->stats.dns_errors++;
@@ -744,12 +908,6 @@ static void fetch_failed(struct policy_engine *e, struct dom *d, enum policy_sta
     fail(e, d, st, e->cfg.retry_after_failure, detail);
 }
 
-static void release_slot(struct policy_engine *e, struct dom *d)
-{
-    if (d->phase == PH_DNS_ADDR || d->phase == PH_FETCH)
-        e->fetch_slots--;
-}
-
 static bool fetch_next_addr(struct policy_engine *e, struct dom *d, char *err, size_t errlen);
 
 static void on_fetch(void *arg, const struct pfetch_result *r)
@@ -818,6 +976,7 @@ static void on_addr(void *arg, const struct pdns_result *r)
     struct policy_engine *e = d->e;
     d->dns = NULL;
     q_remove(d);
+    dns_answered(e);
     char detail[640], err[300];
     if (r->err || r->n_addr == 0) {
         release_slot(e, d);
@@ -901,6 +1060,10 @@ static void start_fetch(struct policy_engine *e, struct dom *d)
     snprintf(host, sizeof(host), "mta-sts.%s", d->name);
     e->fetch_slots++;
     d->phase = PH_DNS_ADDR;
+    if (dns_is_down(e, mono_ms())) {
+        dns_skip(e, d, mono_ms());
+        return;
+    }
     d->deadline_ms = mono_ms() + e->cfg.dns_timeout_ms;
     d->dns = pdns_query_addr(e->dns, host, on_addr, d, err, sizeof(err));
     if (d->dns)
@@ -920,6 +1083,8 @@ static void start(struct policy_engine *e, struct dom *d, bool refresh)
     if (refresh)
         e->stats.refreshes++;
     d->phase = PH_START;
+    d->pending = true;
+    e->n_pending++;
     q_push(d, &e->redis_h, &e->redis_t, &e->redis_n);
 }
 
@@ -928,8 +1093,8 @@ static void start(struct policy_engine *e, struct dom *d, bool refresh)
 static int on_file_entry(void *arg, const struct snapshot_entry *se)
 {
     struct policy_engine *e = arg;
-    struct dom *d = lru_peek(e->doms, se->domain);
-    if (!d && !(d = dom_insert(e, se->domain)))
+    struct dom *d = dom_find(e, se->domain, false);
+    if (!d && !(d = dom_insert(e, se->domain, true)))
         return SW_ENOMEM;
     struct policy_entry *pe = entry_new(se->domain, se->id, se->text, se->text_len, se->fetched_at,
                                         POLICY_SRC_FILE, NULL);
@@ -980,6 +1145,18 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
     e->cfg = *cfg;
     if (!e->cfg.cache_max)
         e->cfg.cache_max = 100000;
+    if (!e->cfg.neg_cache_max)
+        e->cfg.neg_cache_max = 100000;
+    if (!e->cfg.max_pending)
+        e->cfg.max_pending = 10000;
+    if (!e->cfg.dns_max_in_flight)
+        e->cfg.dns_max_in_flight = 256;
+    if (!e->cfg.dns_dead_after)
+        e->cfg.dns_dead_after = 8;
+    if (e->cfg.dns_backoff_min_s <= 0)
+        e->cfg.dns_backoff_min_s = 5;
+    if (e->cfg.dns_backoff_max_s < e->cfg.dns_backoff_min_s)
+        e->cfg.dns_backoff_max_s = e->cfg.dns_backoff_min_s > 300 ? e->cfg.dns_backoff_min_s : 300;
     if (!e->cfg.max_concurrent)
         e->cfg.max_concurrent = 32;
     if (!e->cfg.max_per_second)
@@ -987,7 +1164,7 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
     if (e->cfg.refresh_interval <= 0)
         e->cfg.refresh_interval = 3600;
     if (e->cfg.dns_timeout_ms <= 0)
-        e->cfg.dns_timeout_ms = 10000;
+        e->cfg.dns_timeout_ms = 4000;
     if (e->cfg.lock_wait_ms <= 0)
         e->cfg.lock_wait_ms = 10000;
     if (!e->cfg.max_queued)
@@ -1014,7 +1191,8 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
     e->cfg.policy_file = NULL;
     e->tokens = e->cfg.max_per_second;
     e->tokens_ms = mono_ms();
-    if (!(e->doms = lru_new(e->cfg.cache_max, dom_free))) {
+    if (!(e->pos = lru_new(e->cfg.cache_max, dom_free)) ||
+        !(e->neg = lru_new(e->cfg.neg_cache_max, dom_free))) {
         sw_set_err(err, errlen, "policy: out of memory");
         goto fail;
     }
@@ -1038,10 +1216,14 @@ void policy_engine_free(struct policy_engine *e)
 {
     if (!e)
         return;
-    lru_free(e->doms); /* cancels what is in flight, no callbacks */
+    /* the resolver first: it drops its queries at once without waiting for
+     * libunbound's thread, and the records below no longer cancel theirs */
+    pdns_free(e->dns);
+    e->dns = NULL;
+    lru_free(e->neg); /* cancels the fetches in flight, no callbacks */
+    lru_free(e->pos);
     rcache_free(e->rc);
     pfetch_free(e->fetch);
-    pdns_free(e->dns);
     free(e);
 }
 
@@ -1057,7 +1239,8 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         return SW_OK;
     }
     int64_t now = wall_s(), jt = judge_now(e);
-    struct dom *d = lru_get(e->doms, name);
+    struct dom *d = dom_find(e, name, true);
+    bool full = e->n_pending >= e->cfg.max_pending;
     if (d) {
         if (d->entry && entry_usable(d->entry, jt)) {
             if (d->entry->source == POLICY_SRC_FILE)
@@ -1066,7 +1249,8 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
                 e->stats.hits_redis++;
             else
                 e->stats.hits_memory++;
-            if (e->cfg.fetch && now >= d->refresh_at && !dom_in_flight(d))
+            /* at the bound the refresh waits for a later hit */
+            if (e->cfg.fetch && now >= d->refresh_at && !dom_in_flight(d) && !full)
                 start(e, d, true);
             fill_answer(e, d, jt, a);
             return SW_OK;
@@ -1077,7 +1261,7 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
             e->stats.expired++;
             if (!e->cfg.fetch)
                 warn_expired(e, d, NULL);
-            else if (now >= d->refresh_at && !dom_in_flight(d))
+            else if (now >= d->refresh_at && !dom_in_flight(d) && !full)
                 start(e, d, true);
             fill_answer(e, d, jt, a);
             return SW_OK;
@@ -1091,12 +1275,24 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "offline: no policy in file or cache";
         return SW_OK;
-    } else if (!(d = dom_insert(e, name))) {
+    } else if (full) {
+        e->stats.misses++;
+        e->stats.lookups_dropped++;
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "too many policy lookups under way";
+        return SW_OK;
+    } else if (!(d = dom_insert(e, name, false))) {
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "policy cache full of lookups in flight";
         return SW_OK;
     }
     e->stats.misses++;
+    if (!dom_in_flight(d) && full) {
+        e->stats.lookups_dropped++;
+        a->status = POLICY_ST_UNKNOWN;
+        a->detail = "too many policy lookups under way";
+        return SW_OK;
+    }
     if (!dom_in_flight(d) && !e->cfg.fetch && !e->rc) {
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "offline: no policy in file or cache";
@@ -1161,7 +1357,18 @@ static void pump(struct policy_engine *e)
             snprintf(detail, sizeof(detail), "policy host mta-sts.%s: DNS: timed out", d->name);
             fetch_failed(e, d, POLICY_ST_UNKNOWN, detail);
         }
+        dns_timed_out(e, now_ms);
     }
+    /* TXT queries waiting for a slot */
+    while (e->dns && e->dnsq_h && pdns_in_flight(e->dns) < e->cfg.dns_max_in_flight) {
+        struct dom *d = e->dnsq_h;
+        q_remove(d);
+        if (dns_is_down(e, now_ms))
+            dns_skip(e, d, now_ms);
+        else
+            step_txt(e, d);
+    }
+    e->stats.dns_queued = (uint64_t)e->dnsq_n;
     /* fetch slots and rate */
     double elapsed = (double)(now_ms - e->tokens_ms) / 1000.0;
     e->tokens_ms = now_ms;
@@ -1240,7 +1447,7 @@ static int collect(void *arg, const char *key, void *value)
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen)
 {
     struct save_ctx sc = {0};
-    if (lru_foreach(e->doms, collect, &sc)) {
+    if (lru_foreach(e->pos, collect, &sc) || lru_foreach(e->neg, collect, &sc)) {
         free(sc.items);
         sw_set_err(err, errlen, "%s: out of memory", path);
         return SW_ENOMEM;

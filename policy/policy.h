@@ -62,7 +62,16 @@ struct policy_cfg {
     bool allow_private_hosts;    /* --allow-private-policy-hosts */
     const char *redis_url;       /* shared cache; NULL for none */
     const char *policy_file;     /* --policy-file to load at start */
-    size_t cache_max;            /* memory LRU entries (default 100,000) */
+    size_t cache_max;            /* valid policies kept in memory (default 100,000); loaded
+                                    or fetched policies are pushed out only by each other */
+    size_t neg_cache_max;        /* "no policy"/failed answers kept (default 100,000) */
+    size_t max_pending;          /* lookups under way (default 10,000); past it a new lookup
+                                    is answered UNKNOWN at once (lookups_dropped) */
+    unsigned dns_max_in_flight;  /* TXT queries sent and not answered (default 256); more
+                                    wait in a queue bounded by max_pending */
+    unsigned dns_dead_after;     /* consecutive DNS timeouts that mark the resolver down (8) */
+    int64_t dns_backoff_min_s;   /* first down period (5 s), doubled per failed retry... */
+    int64_t dns_backoff_max_s;   /* ...up to this (300 s) */
     unsigned max_concurrent;     /* fetches in flight (default 32) */
     unsigned max_per_second;     /* fetches started per second (default 20) */
     int64_t negative_ttl;        /* seconds to remember "no policy" (default 300) */
@@ -71,7 +80,8 @@ struct policy_cfg {
     uint16_t https_port; /* 443; tests use another */
     /* added by the engine (policynet): */
     int64_t refresh_interval; /* seconds between TXT re-checks of a cached policy (3600) */
-    long dns_timeout_ms;      /* per DNS step (10000) */
+    long dns_timeout_ms;      /* per DNS query (4000: below the detector's 5 s verdict
+                                 deadline, so a silent resolver is a counted error) */
     long lock_wait_ms;        /* wait for another sensor's fetch via Redis (10000) */
     size_t max_queued;        /* fetches waiting for a slot (4096); past it: throttled */
 };
@@ -92,11 +102,21 @@ struct policy_stats {
     /* answers given with an expired policy (status EXPIRED); domains whose
      * expired policy was reported on the log (once per domain and expiry) */
     uint64_t expired, expired_domains;
+    /* bounds (added by blind): lookups answered UNKNOWN at once because
+     * max_pending lookups were under way; lookups answered UNKNOWN without a
+     * query while the resolver was down; times the resolver was found down
+     * (dns_dead_after timeouts in a row); 1 while it is down; negative
+     * answers pushed out by neg_cache_max; DNS queries waiting for a slot
+     * (now) and the most that ever waited */
+    uint64_t lookups_dropped, dns_skipped, dns_resolver_down, dns_down;
+    uint64_t neg_evicted, dns_queued, dns_queued_peak;
 };
 
 struct policy_engine;
 /* NULL on failure with a message in err (e.g. the policy file cannot be read). */
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen);
+/* Cancels what is in flight (no callbacks) and never waits for the
+ * resolver's thread (dns.h). */
 void policy_engine_free(struct policy_engine *e);
 
 /* Where expiry is judged: capture time t (Unix seconds) when capture is

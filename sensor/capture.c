@@ -411,6 +411,7 @@ int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t e
         out->caplen = h->caplen;
         out->len = h->len < h->caplen ? h->caplen : h->len;
         out->linktype = pcap_datalink(s->pc);
+        out->src = 0;
         return 1;
     }
     for (;;) {
@@ -445,8 +446,24 @@ int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t e
             continue;
         }
         *out = best->pkt;
+        out->src = (unsigned)(best - c->src);
         return 1;
     }
+}
+
+size_t capture_n_src(const struct capture *c)
+{
+    return c->n_src;
+}
+
+const char *capture_src_name(const struct capture *c, size_t i)
+{
+    return i < c->n_src ? c->src[i].name : "";
+}
+
+int capture_src_snaplen(const struct capture *c, size_t i)
+{
+    return i < c->n_src && c->src[i].pc ? pcap_snapshot(c->src[i].pc) : 0;
 }
 
 bool capture_is_live(const struct capture *c)

@@ -17,6 +17,7 @@ struct capture_pkt {
     const uint8_t *data;
     uint32_t caplen, len;
     int linktype;
+    unsigned src; /* which -r file (index in capture_open_files' list); 0 live */
 };
 
 struct capture_live_cfg {
@@ -42,6 +43,11 @@ bool capture_kernel_drops(struct capture *c, uint64_t *recv, uint64_t *drop, uin
 void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total);
 /* Packets removed by the BPF filter in offline runs. */
 uint64_t capture_filtered(const struct capture *c);
+/* The sources: -r files in the order given (or the interface), with the
+ * snap length of their header (0 when unknown, e.g. pcapng). */
+size_t capture_n_src(const struct capture *c);
+const char *capture_src_name(const struct capture *c, size_t i);
+int capture_src_snaplen(const struct capture *c, size_t i);
 void capture_free(struct capture *c);
 
 /* pcapng reader for files with several link types (sensor/pcapng.c). */

@@ -18,6 +18,8 @@
 #include "policy/policy.h"
 #include "sensor/capture.h"
 #include "sensor/clock.h"
+#include "sensor/health.h"
+#include "sensor/inputcheck.h"
 #include "sensor/log.h"
 #include "sensor/pipeline.h"
 #include "sensor/privdrop.h"
@@ -52,6 +54,8 @@ struct run {
     struct policy_engine *pol;
     struct sink *sink;
     struct detector *det;
+    struct health *health;
+    struct input_check *input; /* offline: undecodable frames per file */
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
@@ -59,6 +63,19 @@ struct run {
     uint64_t packets, bytes;
     uint64_t status[PKT_STATUS_COUNT];
 };
+
+static sw_usec wall_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (sw_usec)ts.tv_sec * SW_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* Health records' time: capture time offline, wall time live (health.h). */
+static sw_usec health_time(const struct run *r, sw_usec capture_ts)
+{
+    return capture_is_live(r->cap) || !r->clock.set ? wall_usec() : capture_ts;
+}
 
 static double now_mono(void)
 {
@@ -206,6 +223,13 @@ static void print_stats_to(struct run *r, FILE *f)
                   p->fetch_bad_type + p->fetch_too_big + p->fetch_private_addr +
                   p->fetch_parse_error),
                 U(p->expired), U(p->expired_domains));
+        fprintf(f,
+                "stripwatch: stats policy_bounds lookups_dropped=%llu dns_timeouts=%llu "
+                "dns_resolver_down=%llu dns_skipped=%llu dns_queued_peak=%llu cache_full=%llu "
+                "evicted=%llu neg_evicted=%llu\n",
+                U(p->lookups_dropped), U(p->dns_timeouts), U(p->dns_resolver_down),
+                U(p->dns_skipped), U(p->dns_queued_peak), U(p->cache_full), U(p->evicted),
+                U(p->neg_evicted));
     }
 }
 
@@ -368,7 +392,15 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     if (!r->pl)
         return -1;
     r->frag = frag_table_new(NULL);
-    if (!r->frag) {
+    struct health_cfg hc = {.sink = r->sink,
+                            .cap = r->cap,
+                            .frag = r->frag,
+                            .pl = r->pl,
+                            .det = r->det,
+                            .pol = r->pol,
+                            .observer_name = o->observer_name,
+                            .live = o->iface != NULL};
+    if (!r->frag || !(r->health = health_new(&hc))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -471,6 +503,8 @@ static bool close_all(struct run *r, bool print)
         pipeline_finish(r->pl);
     if (r->det && !r->no_save)
         detector_finish(r->det);
+    if (r->health)
+        health_stop(r->health, health_time(r, r->clock.now));
     if (r->pol && r->o->save_policies && !r->no_save) {
         char e[512] = "";
         if (policy_engine_save(r->pol, r->o->save_policies, e, sizeof(e)) != SW_OK) {
@@ -478,8 +512,16 @@ static bool close_all(struct run *r, bool print)
             ok = false;
         }
     }
-    if (r->sink)
-        sink_flush(r->sink, 5000);
+    if (r->sink && sink_flush(r->sink, 10000) != SW_OK && sink_stats(r->sink)->pending) {
+        /* an offline run that reached its end without delivering everything
+         * failed (exit 1); stopped by a signal, or live, the next run on the
+         * same spool delivers it first (exit 0) */
+        uint64_t n = sink_stats(r->sink)->pending;
+        sw_log(LOG_ERR, "%llu alert%s not delivered, left in spool %s", U(n), n == 1 ? "" : "s",
+               sink_spool_path(r->sink));
+        if (!capture_is_live(r->cap) && !g_stop)
+            ok = false;
+    }
     if (r->sessions && fflush(r->sessions) != 0) {
         sw_log(LOG_ERR, "%s: %s", r->o->sessions_out, strerror(errno));
         ok = false;
@@ -488,6 +530,7 @@ static bool close_all(struct run *r, bool print)
         print_summary(r);
     if (print)
         print_stats(r);
+    health_free(r->health);
     detector_free(r->det);
     summary_free(r->sum);
     sink_free(r->sink);
@@ -535,6 +578,10 @@ int sensor_run(const struct sensor_opts *o)
     }
 
     bool live = capture_is_live(r.cap);
+    if (live)
+        health_start(r.health, wall_usec());
+    else
+        r.input = input_check_new(r.cap);
     bool show_progress = !live && !o->quiet && isatty(STDERR_FILENO);
     double t0 = now_mono(), last_progress = t0, last_stats = t0;
     /* --stats-interval: wall time live, capture time offline */
@@ -585,14 +632,18 @@ int sensor_run(const struct sensor_opts *o)
                 pipeline_tick(r.pl, now, no);
             }
             pipeline_idle(r.pl);
+            health_poll(r.health, now);
             continue;
         }
         no++;
         r.packets++;
         r.bytes += cp.len;
+        if (no == 1)
+            health_start(r.health, live ? wall_usec() : cp.ts);
         if (sw_clock_step(&r.clock, cp.ts)) {
             frag_table_expire(r.frag, cp.ts);
             pipeline_tick(r.pl, cp.ts, no);
+            health_poll(r.health, health_time(&r, cp.ts));
         }
         if (every > 0 && !live) {
             if (stats_cap < 0 || r.clock.now < stats_cap)
@@ -612,6 +663,7 @@ int sensor_run(const struct sensor_opts *o)
         p.linktype = cp.linktype;
         enum pkt_status st = pkt_decode(&p, r.frag);
         r.status[st]++;
+        input_check_packet(r.input, &cp, st);
         if (st == PKT_TCP)
             pipeline_packet(r.pl, &p);
         if ((no & 0xFFF) == 0)
@@ -626,6 +678,9 @@ int sensor_run(const struct sensor_opts *o)
     }
     if (show_progress && last_progress != t0)
         progress(&r, t0, true);
+    if (!input_check_report(r.input, stderr))
+        exit_code = 1; /* a file with nothing decodable */
+    input_check_free(r.input);
     if (!close_all(&r, !o->quiet))
         exit_code = 1;
     sw_log_close();

@@ -272,7 +272,7 @@ static void run_case(void **state)
         fail();
     }
     char *got[MAX_LINES], *want[MAX_LINES];
-    size_t n_got = 0;
+    size_t n_got = 0, n_health = 0;
     char *raw[MAX_LINES];
     size_t n_raw = lines_of(out, raw, MAX_LINES, false);
     for (size_t i = 0; i < n_raw; i++) {
@@ -283,9 +283,30 @@ static void run_case(void **state)
                     je.text, raw[i]);
             fail();
         }
+        /* health records: exactly a start (first line) and a stop (last
+         * line), nothing lost on any of these captures */
+        json_t *h = json_object_get(json_object_get(o, "stripwatch"), "health");
+        const char *ds = json_string_value(json_object_get(json_object_get(o, "event"), "dataset"));
+        if (ds && !strcmp(ds, "stripwatch.health")) {
+            const char *st = json_string_value(json_object_get(h, "state"));
+            const char *want_st = i == 0 ? "start" : i + 1 == n_raw ? "stop" : "";
+            if (!st || strcmp(st, want_st) != 0 ||
+                !json_is_false(json_object_get(h, "data_lost"))) {
+                fprintf(stderr, "%s: unexpected health record at line %zu: %.300s\n", c->name,
+                        i + 1, raw[i]);
+                fail();
+            }
+            n_health++;
+            json_decref(o);
+            continue;
+        }
         got[n_got] = malloc(1024);
         summarize(o, got[n_got++], 1024);
         json_decref(o);
+    }
+    if (n_health != 2) {
+        fprintf(stderr, "%s: %zu health records, want a start and a stop\n", c->name, n_health);
+        fail();
     }
     qsort(got, n_got, sizeof *got, cmp_str);
     if (getenv("SW_GOLDEN_PRINT"))

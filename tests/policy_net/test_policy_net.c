@@ -739,6 +739,7 @@ static void test_reentrant_callback(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     c.cache_max = 1;
+    c.neg_cache_max = 1;
     struct policy_engine *e = engine(&c);
     struct nested n = {.e = e};
     struct policy_answer a;
@@ -778,6 +779,113 @@ static void test_dns_unreachable(void **state)
     assert_true(!strncmp(g.detail, "DNS TXT _mta-sts.valid.example: ", 32));
     assert_int_equal(policy_engine_stats(e)->dns_errors, 1);
     policy_engine_free(e);
+}
+
+/* Bounds with a resolver that never answers (a UDP socket the test holds
+ * open and never reads): lookups past max_pending are dropped at once, the
+ * rest queue behind dns_max_in_flight; dns_dead_after timeouts in a row put
+ * the resolver down (every lookup still under way answered UNKNOWN, no
+ * query), and a flood of negative answers never pushes out a policy loaded
+ * from the file. Every counter is exact. */
+static void test_bounds_dns_down(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_true(fd >= 0 && !bind(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+                !getsockname(fd, (struct sockaddr *)&sa, &sl));
+    char srv[64], p[700], body[600], at[32];
+    snprintf(srv, sizeof(srv), "127.0.0.1@%d", ntohs(sa.sin_port));
+    snprintf(p, sizeof(p), "%s/bounds.json", g_dir);
+    snapshot_time_format((int64_t)time(NULL), at);
+    snprintf(body, sizeof(body),
+             "{\"kept.example\": {\"id\": \"k1\", \"policy\": \"version: STSv1\\nmode: "
+             "enforce\\nmx: mx.kept.example\\nmax_age: 86400\\n\", \"fetched_at\": \"%s\"}}\n",
+             at);
+    write_file(p, body);
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.dns_server = srv;
+    c.policy_file = p;
+    c.cache_max = 1;
+    c.neg_cache_max = 10;
+    c.max_pending = 10;
+    c.dns_max_in_flight = 4;
+    c.dns_dead_after = 2;
+    c.dns_timeout_ms = 500;
+    c.dns_backoff_min_s = 60;
+    struct policy_engine *e = engine(&c);
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->file_loaded, 1);
+    struct got g[20];
+    char name[64];
+    for (int i = 0; i < 20; i++) {
+        memset(&g[i], 0, sizeof(g[i]));
+        snprintf(name, sizeof(name), "d%d.flood.example", i);
+        struct policy_answer a;
+        int rc = policy_lookup(e, name, on_answer, &g[i], &a);
+        assert_int_equal(rc, i < 10 ? SW_AGAIN : SW_OK);
+        if (rc == SW_OK) {
+            assert_int_equal(a.status, POLICY_ST_UNKNOWN);
+            assert_string_equal(a.detail, "too many policy lookups under way");
+        }
+    }
+    assert_int_equal(st->lookups_dropped, 10);
+    for (int i = 0; i < 100; i++) {
+        size_t done = 0;
+        for (int k = 0; k < 10; k++)
+            done += (size_t)g[k].calls;
+        if (done == 10)
+            break;
+        policy_engine_run(e, 100);
+    }
+    /* 4 sent, 6 queued; the second timeout puts the resolver down and
+     * answers the other 8 */
+    assert_int_equal(st->dns_queued_peak, 6);
+    assert_int_equal(st->dns_timeouts, 2);
+    assert_int_equal(st->dns_errors, 2);
+    assert_int_equal(st->dns_resolver_down, 1);
+    assert_int_equal(st->dns_down, 1);
+    assert_int_equal(st->dns_skipped, 8);
+    /* 4 at once; one or two more when a slot freed between the two
+     * timeouts (their deadlines may fall in different milliseconds) */
+    assert_in_range(st->dns_queries, 4, 6);
+    size_t timed_out = 0, skipped = 0;
+    for (int k = 0; k < 10; k++) {
+        assert_int_equal(g[k].calls, 1);
+        assert_int_equal(g[k].status, POLICY_ST_UNKNOWN);
+        snprintf(name, sizeof(name), "DNS TXT _mta-sts.d%d.flood.example: timed out", k);
+        if (!strcmp(g[k].detail, name))
+            timed_out++;
+        else if (!strncmp(g[k].detail, "DNS resolver ", 13) &&
+                 strstr(g[k].detail, " not answering (2 queries in a row timed out); retried in "))
+            skipped++;
+        else
+            fail_msg("d%d: %s", k, g[k].detail);
+    }
+    assert_int_equal(timed_out, 2);
+    assert_int_equal(skipped, 8);
+    /* while it is down: 20 more domains answered at once, each pushing an
+     * older negative answer out; the loaded policy stays */
+    for (int i = 20; i < 40; i++) {
+        struct got h;
+        snprintf(name, sizeof(name), "d%d.flood.example", i);
+        assert_int_equal(lookup(e, name, &h), SW_AGAIN);
+        assert_int_equal(h.status, POLICY_ST_UNKNOWN);
+    }
+    assert_int_equal(st->dns_skipped, 28);
+    assert_int_equal(st->neg_evicted, 20);
+    assert_int_equal(st->evicted, 20);
+    assert_int_equal(st->cache_full, 0);
+    struct got k;
+    assert_int_equal(lookup(e, "kept.example", &k), SW_OK);
+    assert_int_equal(k.status, POLICY_ST_VALID);
+    assert_int_equal(k.source, POLICY_SRC_FILE);
+    assert_int_equal(st->hits_file, 1);
+    assert_int_equal(st->dns_timeouts, 2);
+    policy_engine_free(e);
+    close(fd);
 }
 
 /* Redis away: the engine fetches on its own and counts the failures. */
@@ -1035,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_redis_down),
         cmocka_unit_test(test_dns_unreachable),
+        cmocka_unit_test(test_bounds_dns_down),
         cmocka_unit_test(test_reentrant_callback),
         cmocka_unit_test(test_bounded_concurrency),
         cmocka_unit_test(test_policy_file_errors),
