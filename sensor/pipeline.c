@@ -450,6 +450,8 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         sc.event_ctx = w;
         w->sc = smtp_consumer_new(&sc);
         w->ft = w->sc ? flow_table_new(&cfg->flow, smtp_consumer_ops(w->sc)) : NULL;
+        if (w->ft) /* sessions are charged to the flow table's memcap */
+            smtp_consumer_bind(w->sc, w->ft);
         if (pl->n > 1) {
             w->slots = calloc(slots, sizeof(*w->slots));
             w->mask = slots - 1;
