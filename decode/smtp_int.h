@@ -92,10 +92,8 @@ enum smtp_eod {
 struct smtp_tunnel; /* SOCKS / HTTP CONNECT prefix skipper (ndpi_smtp.c) */
 struct ndpi_smtp_flow;
 
-/* First member of a session and of the consumer's per-flow stub (smtp.c),
- * so smtp_session_facts can take either. */
+/* First member of a session (a marker for debugging). */
 #define SMTP_OBJ_SESSION 0x53455353u /* "SESS" */
-#define SMTP_OBJ_FLOW    0x464c4f57u /* "FLOW" */
 
 struct smtp_own; /* cfg, stats and strings of a session made by smtp_session_new */
 
