@@ -171,7 +171,7 @@ static void server_key(const struct smtp_facts *f, char *buf, size_t len)
  * false when the server named itself only by an IP literal or not at all. */
 static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
 {
-    const char *h = f->banner_host[0] ? f->banner_host : f->ehlo_host;
+    const char *h = f->banner_host && f->banner_host[0] ? f->banner_host : facts_s(f->ehlo_host);
     /* only names that can tell servers apart: a dot, not localhost */
     if (!h[0] || rules_host_is_ip_literal(h) || !strchr(h, '.') || !strncasecmp(h, "localhost", 9))
         return false;
@@ -420,15 +420,15 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
      * failed (STARTTLS refused, or a handshake that did not complete) */
-    bool tried = f->starttls_requested || f->tls.implicit;
+    bool tried = f->starttls_requested || f->tls->implicit;
     if (!tried || has_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS))
         return;
     client_key(f, key, sizeof key);
     if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
         return;
     e->seen = now;
-    bool urgent = !f->tls.established || e->ok_ts == 0; /* news for other sensors */
-    if (f->tls.established) {
+    bool urgent = !f->tls->established || e->ok_ts == 0; /* news for other sensors */
+    if (f->tls->established) {
         e->ok_ts = now;
         memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
     } else {
@@ -437,10 +437,10 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
         if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
             snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d",
                      f->starttls_code);
-        else if (f->tls.alert_level >= 0 && (f->tls.client_hello || f->tls.server_hello))
+        else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
             snprintf(e->fail_detail, sizeof e->fail_detail,
-                     "TLS handshake failed (alert level %d description %d)", f->tls.alert_level,
-                     f->tls.alert_desc);
+                     "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
+                     f->tls->alert_desc);
         else if (f->starttls_requested && !f->starttls_code)
             snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
         else

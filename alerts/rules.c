@@ -81,7 +81,7 @@ bool rules_is_submission(const struct smtp_facts *f)
 {
     if (f->flow.sport == 587 || f->flow.sport == 465)
         return true;
-    return f->auth_mechanism[0] && f->auth_code >= 200 && f->auth_code < 300;
+    return f->auth_mechanism && f->auth_mechanism[0] && f->auth_code >= 200 && f->auth_code < 300;
 }
 
 /* ---- policy answers ---- */
@@ -171,12 +171,12 @@ static void subject_cn(const char *subj, char *out, size_t len)
 static void server_names(const struct smtp_facts *f, struct names *n)
 {
     memset(n, 0, sizeof *n);
-    names_add(n, f->tls.sni, true);
-    if (f->tls.cert.present) {
-        for (size_t i = 0; i < f->tls.cert.n_san; i++)
-            names_add(n, f->tls.cert.san_dns[i], true);
-        if (f->tls.cert.n_san == 0) {
-            subject_cn(f->tls.cert.subject, n->cn, sizeof n->cn);
+    names_add(n, f->tls->sni, true);
+    if (f->tls->cert.present) {
+        for (size_t i = 0; i < f->tls->cert.n_san; i++)
+            names_add(n, f->tls->cert.san_dns[i], true);
+        if (f->tls->cert.n_san == 0) {
+            subject_cn(facts_s(f->tls->cert.subject), n->cn, sizeof n->cn);
             names_add(n, n->cn, true);
         }
     }
@@ -284,13 +284,13 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
     for (size_t i = 0; i < f->n_tx; i++)
         for (size_t j = 0; j < f->tx[i].n_rcpt; j++)
             if (rcpt_accepted(&f->tx[i].rcpt[j]))
-                n = add_domain(out, n, max, f->tx[i].rcpt[j].domain, dropped);
+                n = add_domain(out, n, max, facts_s(f->tx[i].rcpt[j].domain), dropped);
     if (n > 0)
         return n;
     /* No recipient visible: the checks that need a policy naming this MX
      * (stripped EHLO reply, certificate) try the parents of its names. */
-    bool strip_candidate = ehlo_ok(f) && !f->starttls_offered && !f->tls.established;
-    if (!strip_candidate && !f->tls.cert.present)
+    bool strip_candidate = ehlo_ok(f) && !f->starttls_offered && !f->tls->established;
+    if (!strip_candidate && !f->tls->cert.present)
         return 0;
     *derived = true;
     if (max > RULES_DERIVED_MAX)
@@ -340,7 +340,7 @@ static json_t *caps_json(const struct smtp_facts *f)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(a, facts_json_wire_str(f->caps[i]));
+        json_array_append_new(a, facts_json_wire_str(facts_cap(f, i)));
     return a;
 }
 
@@ -352,7 +352,7 @@ static json_t *starttls_json(const struct smtp_facts *f)
                         f->starttls_code ? json_integer(f->starttls_code) : json_null());
     if (f->starttls_requested && f->starttls_ts)
         json_object_set_new(o, "ts", ts_json(f->starttls_ts));
-    json_object_set_new(o, "tls_established", json_boolean(f->tls.established));
+    json_object_set_new(o, "tls_established", json_boolean(f->tls->established));
     return o;
 }
 
@@ -591,7 +591,8 @@ static bool ttl_shift(const struct smtp_facts *f)
 static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
-    if (f->tls.established || f->tls.implicit || find_anom(f, ANOM_CAP_MANGLED) || f->caps_dropped)
+    if (f->tls->established || f->tls->implicit || find_anom(f, ANOM_CAP_MANGLED) ||
+        f->caps_dropped)
         return;
     bool no_starttls = ehlo_ok(f) && !f->starttls_offered;
     /* EHLO refused (forcing HELO) by a server that offered STARTTLS before */
@@ -681,7 +682,7 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
         action = "starttls-plaintext-after-220";
         reason = "220 to STARTTLS, then plaintext instead of a TLS handshake (a TLS-inspecting "
                  "device, a capture written after decryption, or a proxy answering STARTTLS)";
-    } else if (ttl_shift(f) && !f->tls.established) {
+    } else if (ttl_shift(f) && !f->tls->established) {
         sev = SEV_MEDIUM;
         conf = CONF_LOW;
         action = "server-ttl-shift";
@@ -711,7 +712,7 @@ static bool fallback_applies(const struct judge *j, bool *in_session)
 {
     const struct smtp_facts *f = j->f;
     *in_session = false;
-    if (!j->cd.any || (f->tls.established && !find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)))
+    if (!j->cd.any || (f->tls->established && !find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)))
         return false;
     if (f->starttls_requested && f->starttls_code >= 400) {
         *in_session = true;
@@ -732,7 +733,7 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
     bool in_session;
-    if (!f->starttls_offered || f->starttls_requested || !j->cd.any || f->tls.established ||
+    if (!f->starttls_offered || f->starttls_requested || !j->cd.any || f->tls->established ||
         fallback_applies(j, &in_session) || tampered_directly(f))
         return;
     int sev = SEV_LOW;
@@ -860,10 +861,10 @@ static bool parse_rfc3339(const char *s, int64_t *out)
 static void rule_certificate(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
-    const struct facts_x509 *c = &f->tls.cert;
-    if (j->submission || !c->present || !f->tls.established)
+    const struct facts_x509 *c = &f->tls->cert;
+    if (j->submission || !c->present || !f->tls->established)
         return;
-    if (f->tls.alert_level == 2)
+    if (f->tls->alert_level == 2)
         return; /* a fatal alert: the session did not go on */
     for (size_t i = 0; i < j->n_pols; i++) {
         const struct rule_policy *p = &j->pols[i];
@@ -875,13 +876,13 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         if (c->self_signed)
             json_array_append_new(problems, json_string("self-signed"));
         int64_t now = f->flow.start / SW_USEC_PER_SEC, t;
-        if (c->not_after[0] && parse_rfc3339(c->not_after, &t) && t < now)
+        if (c->not_after && parse_rfc3339(c->not_after, &t) && t < now)
             json_array_append_new(problems, json_string("expired"));
-        if (c->not_before[0] && parse_rfc3339(c->not_before, &t) && t > now)
+        if (c->not_before && parse_rfc3339(c->not_before, &t) && t > now)
             json_array_append_new(problems, json_string("not yet valid"));
         /* names: the certificate must name the MX the client meant (SNI when
          * the policy allows it), else some host the policy allows */
-        bool sni_ok = f->tls.sni[0] && mtasts_mx_match(&p->pol, f->tls.sni);
+        bool sni_ok = f->tls->sni && f->tls->sni[0] && mtasts_mx_match(&p->pol, f->tls->sni);
         bool name_ok = false;
         char cn[FACTS_HOST_MAX] = "";
         const char *cnames[FACTS_SAN_MAX + 1];
@@ -889,13 +890,13 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         for (size_t k = 0; k < c->n_san && nc < FACTS_SAN_MAX; k++)
             cnames[nc++] = c->san_dns[k];
         if (nc == 0) {
-            subject_cn(c->subject, cn, sizeof cn);
+            subject_cn(facts_s(c->subject), cn, sizeof cn);
             if (cn[0])
                 cnames[nc++] = cn;
         }
         for (size_t k = 0; k < nc && !name_ok; k++) {
             if (sni_ok)
-                name_ok = cert_name_matches(cnames[k], f->tls.sni);
+                name_ok = cert_name_matches(cnames[k], f->tls->sni);
             else if (mtasts_mx_match(&p->pol, cnames[k]))
                 name_ok = true;
             else
@@ -924,7 +925,8 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
                                       facts_json_wire_str(c->not_after), "self_signed",
                                       c->self_signed, "sha256", facts_json_wire_str(c->sha256)));
         json_object_set_new(ev, "sni",
-                            f->tls.sni[0] ? facts_json_wire_str(f->tls.sni) : json_null());
+                            f->tls->sni && f->tls->sni[0] ? facts_json_wire_str(f->tls->sni)
+                                                          : json_null());
         ev_policies(ev, j->pols, j->n_pols, true);
         push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
              conf_expired(p->derived ? CONF_MEDIUM : CONF_HIGH, j->pols, (int)i),
@@ -938,7 +940,8 @@ static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
     const struct smtp_facts *f = j->f;
     if (!f->auth_cleartext)
         return;
-    if (strcasecmp(f->auth_mechanism, "PLAIN") && strcasecmp(f->auth_mechanism, "LOGIN"))
+    const char *mech = facts_s(f->auth_mechanism);
+    if (strcasecmp(mech, "PLAIN") && strcasecmp(mech, "LOGIN"))
         return;
     /* 500-504: the command itself was refused, before any credential */
     if (f->auth_code >= 500 && f->auth_code <= 504)

@@ -4,6 +4,8 @@
  * version names), RFC 5280 (certificate fields). */
 #include "decode/facts.h"
 
+#include "decode/strtab.h"
+
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -58,104 +60,336 @@ const char *smtp_end_str(enum smtp_end e)
     return "unknown";
 }
 
-static void tx_clear(struct facts_tx *t)
+const struct facts_tls facts_tls_none = {.alert_level = -1, .alert_desc = -1};
+
+void facts_init(struct smtp_facts *f, struct strtab *strs)
 {
-    for (size_t i = 0; i < t->n_rcpt; i++)
-        free(t->rcpt[i].address);
-    free(t->rcpt);
-    free(t->mail_from);
-    t->rcpt = NULL;
-    t->n_rcpt = 0;
-    t->mail_from = NULL;
+    memset(f, 0, sizeof *f);
+    f->tls = &facts_tls_none;
+    f->strs = strs;
+    f->storage = strs ? FACTS_STRTAB : FACTS_HEAP;
+}
+
+struct smtp_facts *facts_new(void)
+{
+    struct smtp_facts *f = malloc(sizeof *f);
+    if (f)
+        facts_init(f, NULL);
+    return f;
+}
+
+/* Bytes of the capability list, its last NUL included. */
+static size_t caps_len(const char *caps, size_t n)
+{
+    const char *p = caps;
+    for (size_t i = 0; i < n; i++)
+        p += strlen(p) + 1;
+    return (size_t)(p - caps);
+}
+
+const char *facts_cap(const struct smtp_facts *f, size_t i)
+{
+    const char *p = f->caps;
+    while (i--)
+        p += strlen(p) + 1;
+    return p;
+}
+
+/* A string of n bytes (NULs inside allowed) in f's storage. */
+static const char *str_new(struct smtp_facts *f, const char *s, size_t n)
+{
+    if (f->storage == FACTS_STRTAB)
+        return strtab_get(f->strs, s, n);
+    char *c = malloc(n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c, s, n);
+    c[n] = '\0';
+    f->mem += n + 1;
+    return c;
+}
+
+/* Releases a string of f's storage; len is its length (HEAP accounting). */
+static void str_drop(struct smtp_facts *f, const char *s, size_t len)
+{
+    if (!s)
+        return;
+    if (f->storage == FACTS_STRTAB) {
+        strtab_put(f->strs, s);
+    } else if (f->storage == FACTS_HEAP) {
+        f->mem -= len + 1;
+        free((char *)s);
+    }
+}
+
+bool facts_set(struct smtp_facts *f, const char **slot, const char *s, size_t n, size_t max)
+{
+    const char *old = *slot;
+    *slot = NULL;
+    if (s) {
+        n = strnlen(s, n);
+        if (max && n > max - 1)
+            n = max - 1;
+        *slot = str_new(f, s, n);
+    }
+    str_drop(f, old, old ? strlen(old) : 0);
+    return !s || *slot;
+}
+
+bool facts_add_cap(struct smtp_facts *f, const char *s, size_t n)
+{
+    n = strnlen(s, n);
+    size_t old = f->caps ? caps_len(f->caps, f->n_caps) : 0;
+    char *b = malloc(old + n + 1);
+    if (!b)
+        return false;
+    if (old)
+        memcpy(b, f->caps, old);
+    memcpy(b + old, s, n);
+    b[old + n] = '\0';
+    const char *nc;
+    if (f->storage == FACTS_STRTAB) {
+        nc = strtab_get(f->strs, b, old + n + 1);
+        free(b);
+        if (!nc)
+            return false;
+    } else {
+        nc = b;
+        f->mem += old + n + 1;
+    }
+    str_drop(f, f->caps, old ? old - 1 : 0);
+    f->caps = nc;
+    f->n_caps++;
+    return true;
+}
+
+/* Grows *arr (n elements of size sz) by one zeroed element. */
+static void *grow1(struct smtp_facts *f, void *arr, size_t n, size_t sz)
+{
+    char *a = realloc(arr, (n + 1) * sz);
+    if (!a)
+        return NULL;
+    memset(a + n * sz, 0, sz);
+    f->mem += sz;
+    return a;
+}
+
+struct facts_tx *facts_add_tx(struct smtp_facts *f)
+{
+    struct facts_tx *a = grow1(f, f->tx, f->n_tx, sizeof *a);
+    if (!a)
+        return NULL;
+    f->tx = a;
+    a[f->n_tx].accepted = -1;
+    return &a[f->n_tx++];
+}
+
+struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t)
+{
+    struct facts_rcpt *a = grow1(f, t->rcpt, t->n_rcpt, sizeof *a);
+    if (!a)
+        return NULL;
+    t->rcpt = a;
+    return &a[t->n_rcpt++];
+}
+
+struct facts_anomaly *facts_add_anomaly(struct smtp_facts *f)
+{
+    struct facts_anomaly *a = grow1(f, f->anomalies, f->n_anomalies, sizeof *a);
+    if (!a)
+        return NULL;
+    f->anomalies = a;
+    return &a[f->n_anomalies++];
+}
+
+struct facts_tls *facts_tls_mut(struct smtp_facts *f)
+{
+    if (f->tls != &facts_tls_none)
+        return (struct facts_tls *)f->tls;
+    struct facts_tls *t = malloc(sizeof *t);
+    if (!t)
+        return NULL;
+    *t = facts_tls_none;
+    f->mem += sizeof *t;
+    f->tls = t;
+    return t;
+}
+
+bool facts_add_san(struct smtp_facts *f, const char *s, size_t n)
+{
+    struct facts_tls *t = facts_tls_mut(f);
+    if (!t || t->cert.n_san >= FACTS_SAN_MAX)
+        return false;
+    const char **a = grow1(f, t->cert.san_dns, t->cert.n_san, sizeof *a);
+    if (!a)
+        return false;
+    t->cert.san_dns = a;
+    if (!facts_set(f, &a[t->cert.n_san], s, n, 0)) {
+        f->mem -= sizeof *a; /* the slot stays allocated, unused */
+        return false;
+    }
+    t->cert.n_san++;
+    return true;
+}
+
+/* Every string slot of f, with the capability list first (is_caps). */
+typedef void (*slot_fn)(struct smtp_facts *f, const char **slot, bool is_caps, void *ctx);
+
+static void each_slot(struct smtp_facts *f, slot_fn fn, void *ctx)
+{
+    fn(f, &f->caps, true, ctx);
+    fn(f, &f->banner_host, false, ctx);
+    fn(f, &f->helo_host, false, ctx);
+    fn(f, &f->ehlo_host, false, ctx);
+    fn(f, &f->auth_mechanism, false, ctx);
+    for (size_t i = 0; i < f->n_tx; i++) {
+        struct facts_tx *t = &f->tx[i];
+        fn(f, &t->mail_from_domain, false, ctx);
+        fn(f, &t->mail_from, false, ctx);
+        fn(f, &t->body_param, false, ctx);
+        for (size_t j = 0; j < t->n_rcpt; j++) {
+            fn(f, &t->rcpt[j].domain, false, ctx);
+            fn(f, &t->rcpt[j].address, false, ctx);
+        }
+    }
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        fn(f, &f->anomalies[i].detail, false, ctx);
+    if (f->tls != &facts_tls_none) {
+        struct facts_tls *t = (struct facts_tls *)f->tls;
+        fn(f, &t->sni, false, ctx);
+        fn(f, &t->ja3, false, ctx);
+        fn(f, &t->ja3s, false, ctx);
+        fn(f, &t->cert.subject, false, ctx);
+        fn(f, &t->cert.issuer, false, ctx);
+        fn(f, &t->cert.not_before, false, ctx);
+        fn(f, &t->cert.not_after, false, ctx);
+        fn(f, &t->cert.sha256, false, ctx);
+        for (size_t i = 0; i < t->cert.n_san; i++)
+            fn(f, &t->cert.san_dns[i], false, ctx);
+    }
+}
+
+static size_t slot_len(const struct smtp_facts *f, const char *s, bool is_caps)
+{
+    return is_caps ? caps_len(s, f->n_caps) : strlen(s) + 1;
+}
+
+static void slot_drop(struct smtp_facts *f, const char **slot, bool is_caps, void *ctx)
+{
+    (void)ctx;
+    if (*slot)
+        str_drop(f, *slot, slot_len(f, *slot, is_caps) - 1);
+    *slot = NULL;
 }
 
 void facts_clear(struct smtp_facts *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->n_caps; i++)
-        free(f->caps[i]);
-    f->n_caps = 0;
-    for (size_t i = 0; i < f->n_tx; i++)
-        tx_clear(&f->tx[i]);
-    free(f->tx);
-    f->tx = NULL;
-    f->n_tx = 0;
-    for (size_t i = 0; i < f->tls.cert.n_san; i++)
-        free(f->tls.cert.san_dns[i]);
-    f->tls.cert.n_san = 0;
+    if (f->storage != FACTS_PACKED) {
+        each_slot(f, slot_drop, NULL);
+        for (size_t i = 0; i < f->n_tx; i++)
+            free(f->tx[i].rcpt);
+        free(f->tx);
+        free(f->anomalies);
+        if (f->tls != &facts_tls_none) {
+            free(f->tls->cert.san_dns);
+            free((struct facts_tls *)f->tls);
+        }
+    }
+    struct strtab *strs = f->strs;
+    facts_init(f, strs);
 }
 
 void facts_free(struct smtp_facts *f)
 {
     if (!f)
         return;
-    facts_clear(f);
+    if (f->storage != FACTS_PACKED)
+        facts_clear(f);
     free(f);
 }
 
-static bool dup_str(char **dst, const char *src)
+/* ---- the packed copy ---- */
+
+static void slot_size(struct smtp_facts *f, const char **slot, bool is_caps, void *ctx)
 {
-    *dst = NULL;
-    if (!src)
-        return true;
-    *dst = strdup(src);
-    return *dst != NULL;
+    if (*slot)
+        *(size_t *)ctx += slot_len(f, *slot, is_caps);
+}
+
+/* Bytes of the copy's fixed parts (struct, TLS, lists), 8-aligned each. */
+static size_t lists_size(const struct smtp_facts *f)
+{
+    size_t n = sizeof *f + f->n_anomalies * sizeof *f->anomalies + f->n_tx * sizeof *f->tx;
+    for (size_t i = 0; i < f->n_tx; i++)
+        n += f->tx[i].n_rcpt * sizeof *f->tx[i].rcpt;
+    if (f->tls != &facts_tls_none)
+        n += sizeof *f->tls + f->tls->cert.n_san * sizeof *f->tls->cert.san_dns;
+    return n;
+}
+
+size_t facts_copy_size(const struct smtp_facts *f)
+{
+    size_t n = 0;
+    each_slot((struct smtp_facts *)f, slot_size, &n);
+    return lists_size(f) + n;
+}
+
+/* Moves each string of the source (same slot in the copy) into the block. */
+struct pack {
+    char *p;
+};
+
+static void slot_pack(struct smtp_facts *c, const char **slot, bool is_caps, void *ctx)
+{
+    struct pack *k = ctx;
+    if (!*slot)
+        return;
+    size_t n = slot_len(c, *slot, is_caps);
+    memcpy(k->p, *slot, n);
+    *slot = k->p;
+    k->p += n;
+}
+
+static void *take(char **p, const void *src, size_t n)
+{
+    void *d = *p;
+    if (n)
+        memcpy(d, src, n);
+    *p += n;
+    return d;
 }
 
 struct smtp_facts *facts_copy(const struct smtp_facts *f)
 {
-    struct smtp_facts *c = malloc(sizeof *c);
-    if (!c)
+    size_t total = facts_copy_size(f);
+    char *blk = malloc(total);
+    if (!blk)
         return NULL;
-    memcpy(c, f, sizeof *c);
-    /* detach every owned pointer before duplicating, so a failure can free */
-    c->n_caps = 0;
-    c->tx = NULL;
-    c->n_tx = 0;
-    c->tls.cert.n_san = 0;
-    for (size_t i = 0; i < f->n_caps; i++) {
-        if (!dup_str(&c->caps[i], f->caps[i]))
-            goto fail;
-        c->n_caps++;
+    char *p = blk;
+    struct smtp_facts *c = take(&p, f, sizeof *f);
+    c->storage = FACTS_PACKED;
+    c->strs = NULL;
+    c->mem = 0;
+    c->anomalies =
+        f->n_anomalies ? take(&p, f->anomalies, f->n_anomalies * sizeof *f->anomalies) : NULL;
+    c->tx = f->n_tx ? take(&p, f->tx, f->n_tx * sizeof *f->tx) : NULL;
+    for (size_t i = 0; i < f->n_tx; i++)
+        c->tx[i].rcpt = f->tx[i].n_rcpt
+                            ? take(&p, f->tx[i].rcpt, f->tx[i].n_rcpt * sizeof *f->tx[i].rcpt)
+                            : NULL;
+    if (f->tls != &facts_tls_none) {
+        struct facts_tls *t = take(&p, f->tls, sizeof *f->tls);
+        t->cert.san_dns = f->tls->cert.n_san ? take(&p, f->tls->cert.san_dns,
+                                                    f->tls->cert.n_san * sizeof *t->cert.san_dns)
+                                             : NULL;
+        c->tls = t;
     }
-    for (size_t i = 0; i < f->tls.cert.n_san; i++) {
-        if (!dup_str(&c->tls.cert.san_dns[i], f->tls.cert.san_dns[i]))
-            goto fail;
-        c->tls.cert.n_san++;
-    }
-    if (f->n_tx) {
-        c->tx = calloc(f->n_tx, sizeof *c->tx);
-        if (!c->tx)
-            goto fail;
-        for (size_t i = 0; i < f->n_tx; i++) {
-            const struct facts_tx *s = &f->tx[i];
-            struct facts_tx *d = &c->tx[i];
-            *d = *s;
-            d->rcpt = NULL;
-            d->n_rcpt = 0;
-            d->mail_from = NULL;
-            c->n_tx++;
-            if (!dup_str(&d->mail_from, s->mail_from))
-                goto fail;
-            if (s->n_rcpt) {
-                d->rcpt = calloc(s->n_rcpt, sizeof *d->rcpt);
-                if (!d->rcpt)
-                    goto fail;
-                for (size_t j = 0; j < s->n_rcpt; j++) {
-                    d->rcpt[j] = s->rcpt[j];
-                    d->rcpt[j].address = NULL;
-                    d->n_rcpt++;
-                    if (!dup_str(&d->rcpt[j].address, s->rcpt[j].address))
-                        goto fail;
-                }
-            }
-        }
-    }
+    /* the copy's slots still point at f's strings: move them in */
+    struct pack k = {p};
+    each_slot(c, slot_pack, &k);
     return c;
-fail:
-    facts_free(c);
-    return NULL;
 }
 
 bool facts_has_cleartext_data(const struct smtp_facts *f)
@@ -295,9 +529,9 @@ static json_t *x509_json(const struct facts_x509 *c)
         json_array_append_new(san, facts_json_wire_str(c->san_dns[i]));
     return json_pack("{s:o, s:o, s:o, s:s, s:s, s:{s:s}, s:b, s:I}", "subject",
                      facts_json_wire_str(c->subject), "issuer", facts_json_wire_str(c->issuer),
-                     "alternative_names", san, "not_before", c->not_before, "not_after",
-                     c->not_after, "fingerprint", "sha256", c->sha256, "self_signed",
-                     c->self_signed, "chain_length", (json_int_t)c->chain_len);
+                     "alternative_names", san, "not_before", facts_s(c->not_before), "not_after",
+                     facts_s(c->not_after), "fingerprint", "sha256", facts_s(c->sha256),
+                     "self_signed", c->self_signed, "chain_length", (json_int_t)c->chain_len);
 }
 
 static json_t *tls_json(const struct facts_tls *t)
@@ -307,8 +541,8 @@ static json_t *tls_json(const struct facts_tls *t)
         json_pack("{s:o, s:o}", "server_name", str_or_null(t->sni), "ja3", str_or_null(t->ja3));
     json_t *server =
         json_pack("{s:o, s:o}", "ja3s", str_or_null(t->ja3s), "x509", x509_json(&t->cert));
-    json_t *cipher = t->cipher_name[0] ? json_string(t->cipher_name) : json_null();
-    if (!t->cipher_name[0] && t->server_hello) {
+    json_t *cipher = t->cipher_name ? json_string(t->cipher_name) : json_null();
+    if (!t->cipher_name && t->server_hello) {
         char hex[16];
         snprintf(hex, sizeof hex, "0x%04x", t->cipher);
         json_decref(cipher);
@@ -343,7 +577,7 @@ json_t *facts_to_json(const struct smtp_facts *f)
 
     json_t *caps = json_array();
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(caps, facts_json_wire_str(f->caps[i]));
+        json_array_append_new(caps, facts_json_wire_str(facts_cap(f, i)));
     json_t *txs = json_array();
     for (size_t i = 0; i < f->n_tx; i++)
         json_array_append_new(txs, tx_json(&f->tx[i]));
@@ -364,5 +598,5 @@ json_t *facts_to_json(const struct smtp_facts *f)
                      "kind", "event", "dataset", "stripwatch.session", "stripwatch", sw, "source",
                      addr_json(&f->flow.client, f->flow.cport), "destination",
                      addr_json(&f->flow.server, f->flow.sport), "network", net, "smtp", smtp, "tls",
-                     tls_json(&f->tls));
+                     tls_json(f->tls));
 }

@@ -6,7 +6,9 @@
  * facts_copy(); facts_free() releases one (NULL is a no-op). facts_to_json()
  * renders the session record of shared DESIGN.md (ECS names; the caller owns
  * the returned json_t). Every list is bounded; what did not fit is counted in
- * the matching *_dropped field. */
+ * the matching *_dropped field. Facts keep what was seen, sized to it:
+ * strings interned (decode/strtab.h) or one heap copy each, lists grown one
+ * entry at a time, TLS facts allocated when TLS is seen; a copy is one block. */
 #ifndef SW_FACTS_H
 #define SW_FACTS_H
 
@@ -44,12 +46,14 @@ enum anomaly_kind {
 };
 const char *anomaly_kind_str(enum anomaly_kind k);
 
+#define FACTS_DETAIL_MAX 128 /* an anomaly's detail, with its NUL */
+
 struct facts_anomaly {
     enum anomaly_kind kind;
     enum stream_dir dir;
     sw_usec ts;
     uint64_t pkt_no;
-    char detail[128]; /* e.g. "token=XXXXXXXA", "ttl 64->59" */
+    const char *detail; /* e.g. "token=XXXXXXXA", "ttl 64->59" */
 };
 
 /* How the conversation ended (stripwatch.end). */
@@ -65,60 +69,74 @@ enum smtp_end {
 };
 const char *smtp_end_str(enum smtp_end e);
 
+/* Strings below are NULL until seen (facts_s() reads NULL as ""); they are
+ * set with facts_set() and never written in place. */
 struct facts_rcpt {
-    char domain[FACTS_HOST_MAX];
-    char *address; /* full address, only with --log-addresses, else NULL */
-    int code;      /* reply code, 0 when no reply seen */
+    const char *domain;
+    const char *address; /* full address, only with --log-addresses, else NULL */
+    int code;            /* reply code, 0 when no reply seen */
 };
 
 struct facts_tx {
-    char mail_from_domain[FACTS_HOST_MAX]; /* "" for the null sender <> */
-    char *mail_from;                       /* only with --log-addresses */
-    int mail_code;
-    uint64_t size_param; /* MAIL FROM SIZE=, 0 when absent */
-    char body_param[16]; /* 7BIT / 8BITMIME / BINARYMIME */
+    const char *mail_from_domain; /* "" or NULL for the null sender <> */
+    const char *mail_from;        /* only with --log-addresses */
+    const char *body_param;       /* 7BIT / 8BITMIME / BINARYMIME (at most 15 bytes) */
     struct facts_rcpt *rcpt;
     size_t n_rcpt;
-    uint32_t rcpt_dropped;
-    /* content */
-    bool data_sent;      /* DATA accepted with 354, or BDAT chunks sent */
-    bool bdat;           /* content went by BDAT (CHUNKING) */
-    bool cleartext;      /* the content crossed the wire unencrypted */
+    uint64_t size_param; /* MAIL FROM SIZE=, 0 when absent */
     uint64_t data_bytes; /* content bytes seen in clear */
-    int data_code;       /* final reply to the content, 0 when not seen */
-    int accepted;        /* -1 unknown, 0 refused, 1 accepted (2xx) */
     sw_usec ts;          /* MAIL FROM time */
     uint64_t pkt_no;     /* packet carrying MAIL FROM */
+    int mail_code;
+    int data_code; /* final reply to the content, 0 when not seen */
+    int accepted;  /* -1 unknown, 0 refused, 1 accepted (2xx) */
+    uint32_t rcpt_dropped;
+    /* content */
+    bool data_sent; /* DATA accepted with 354, or BDAT chunks sent */
+    bool bdat;      /* content went by BDAT (CHUNKING) */
+    bool cleartext; /* the content crossed the wire unencrypted */
 };
 
 struct facts_x509 {
     bool present;
-    char subject[256];
-    char issuer[256];
-    char *san_dns[FACTS_SAN_MAX];
-    size_t n_san;
-    char not_before[32]; /* RFC 3339 */
-    char not_after[32];
-    char sha256[65]; /* fingerprint of the leaf, hex */
     bool self_signed;
+    const char *subject;
+    const char *issuer;
+    const char **san_dns;
+    size_t n_san;
+    const char *not_before; /* RFC 3339 */
+    const char *not_after;
+    const char *sha256; /* fingerprint of the leaf, hex */
     size_t chain_len;
 };
 
 struct facts_tls {
-    bool client_hello;    /* a ClientHello was seen */
-    bool server_hello;    /* a ServerHello was seen */
-    bool established;     /* handshake went far enough that both sides encrypt */
-    bool implicit;        /* TLS from the first byte (port 465) */
-    uint16_t version;     /* negotiated, e.g. 0x0304 */
-    uint16_t cipher;      /* negotiated suite */
-    char cipher_name[64]; /* IANA name when known */
+    bool client_hello;       /* a ClientHello was seen */
+    bool server_hello;       /* a ServerHello was seen */
+    bool established;        /* handshake went far enough that both sides encrypt */
+    bool implicit;           /* TLS from the first byte (port 465) */
+    uint16_t version;        /* negotiated, e.g. 0x0304 */
+    uint16_t cipher;         /* negotiated suite */
+    const char *cipher_name; /* IANA name when known (static), else NULL */
     uint16_t offered_versions[16];
     size_t n_offered_versions;
-    char sni[FACTS_HOST_MAX];
-    char ja3[33], ja3s[33];      /* hex MD5, "" when not computed */
+    const char *sni;
+    const char *ja3, *ja3s;      /* hex MD5, NULL when not computed */
     int alert_level, alert_desc; /* last alert seen, -1 when none */
     struct facts_x509 cert;
 };
+
+/* What a session without TLS points to: nothing seen, alerts -1. */
+extern const struct facts_tls facts_tls_none;
+
+/* facts.storage: who owns the strings and lists */
+enum facts_storage {
+    FACTS_HEAP = 0, /* strings and lists each malloc'd (facts_new) */
+    FACTS_STRTAB,   /* strings interned in strs, lists malloc'd (the decoder) */
+    FACTS_PACKED,   /* one block (facts_copy): freed at once */
+};
+
+struct strtab;
 
 struct smtp_facts {
     struct flow_info flow; /* uid, addresses, ports, vlan, start */
@@ -127,34 +145,35 @@ struct smtp_facts {
     enum smtp_end end;
 
     int banner_code; /* 0 when no banner seen */
-    char banner_host[FACTS_HOST_MAX];
-    char helo_verb[5]; /* "EHLO", "HELO", "" */
-    char helo_host[FACTS_HOST_MAX];
-    int ehlo_code;                  /* reply code to the (first) EHLO */
-    char ehlo_host[FACTS_HOST_MAX]; /* host named in the first line of the EHLO reply */
+    const char *banner_host;
+    const char *helo_host;
+    const char *ehlo_host; /* host named in the first line of the EHLO reply */
+    char helo_verb[5];     /* "EHLO", "HELO", "" */
+    bool starttls_offered;
+    bool starttls_requested;
+    bool pipelining_offered;
+    int ehlo_code;     /* reply code to the (first) EHLO */
+    int starttls_code; /* reply code to STARTTLS, 0 when none */
+    sw_usec starttls_ts;
 
-    /* the first EHLO reply's capability lines, as sent (without "250-") */
-    char *caps[FACTS_CAPS_MAX];
+    /* the first EHLO reply's capability lines, as sent (without "250-"):
+     * n_caps NUL-terminated strings one after the other (facts_cap) */
+    const char *caps;
     size_t n_caps;
     uint32_t caps_dropped;
 
-    bool starttls_offered;
-    bool starttls_requested;
-    int starttls_code; /* reply code to STARTTLS, 0 when none */
-    bool pipelining_offered, chunking_offered;
-    sw_usec starttls_ts;
-
-    char auth_mechanism[32]; /* AUTH before TLS; "" when none. Never credentials. */
+    bool chunking_offered;
     bool auth_cleartext;
+    const char *auth_mechanism; /* AUTH before TLS (at most 31 bytes). Never credentials. */
     int auth_code;
 
+    uint32_t tx_dropped;
     struct facts_tx *tx;
     size_t n_tx;
-    uint32_t tx_dropped;
 
-    struct facts_tls tls;
+    const struct facts_tls *tls; /* &facts_tls_none until TLS is seen (facts_tls_mut) */
 
-    struct facts_anomaly anomalies[FACTS_ANOM_MAX];
+    struct facts_anomaly *anomalies; /* at most FACTS_ANOM_MAX, then counted */
     size_t n_anomalies;
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
@@ -162,13 +181,53 @@ struct smtp_facts {
     uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload
                                        packet, 0 when none (posture across sessions) */
     bool saw_c2s, saw_s2c;          /* each direction carried payload */
+
+    /* storage (facts.c) */
+    uint8_t storage;     /* enum facts_storage */
+    struct strtab *strs; /* FACTS_STRTAB */
+    size_t mem;          /* heap bytes held outside strs (lists, TLS, HEAP strings) */
 };
 
-/* Deep copy; NULL on allocation failure. */
+/* A facts string, "" for NULL. */
+static inline const char *facts_s(const char *s)
+{
+    return s ? s : "";
+}
+
+/* Empty facts (tls = &facts_tls_none) whose strings go to strs (interned),
+ * or each to the heap when strs is NULL. */
+void facts_init(struct smtp_facts *f, struct strtab *strs);
+/* Heap facts (facts_init with no strtab); facts_free releases them. */
+struct smtp_facts *facts_new(void);
+/* Sets *slot (a string field of f or of its lists) to s[0..n) cut at its
+ * first NUL and at max-1 bytes (max 0: no cut), replacing the old value;
+ * s NULL clears it. False when out of memory (the slot is then NULL). */
+bool facts_set(struct smtp_facts *f, const char **slot, const char *s, size_t n, size_t max);
+/* Appends a capability line (n bytes, cut at a NUL). False when out of memory. */
+bool facts_add_cap(struct smtp_facts *f, const char *s, size_t n);
+/* The i-th capability line (i < n_caps). */
+const char *facts_cap(const struct smtp_facts *f, size_t i);
+/* A new zeroed transaction (accepted -1) at the end of f->tx, NULL when out
+ * of memory. Pointers into f->tx are stale after the call. */
+struct facts_tx *facts_add_tx(struct smtp_facts *f);
+/* A new zeroed recipient at the end of t->rcpt (t one of f->tx). */
+struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t);
+/* A new zeroed anomaly at the end of f->anomalies (the caller bounds it). */
+struct facts_anomaly *facts_add_anomaly(struct smtp_facts *f);
+/* The writable TLS facts, allocated at the first call; NULL when out of memory. */
+struct facts_tls *facts_tls_mut(struct smtp_facts *f);
+/* Appends a certificate DNS name (at most FACTS_SAN_MAX). */
+bool facts_add_san(struct smtp_facts *f, const char *s, size_t n);
+
+/* Deep copy in one block no bigger than its content (FACTS_PACKED); NULL on
+ * allocation failure. Safe to hand to another thread. */
 struct smtp_facts *facts_copy(const struct smtp_facts *f);
-/* Frees what facts_init filled and the struct itself (heap facts). */
+/* Bytes facts_copy(f) allocates. */
+size_t facts_copy_size(const struct smtp_facts *f);
+/* Frees the facts of facts_new or facts_copy (NULL is a no-op). */
 void facts_free(struct smtp_facts *f);
-/* Releases the lists inside a facts struct that lives inside another struct. */
+/* Releases the strings and lists of facts that live inside another struct
+ * (facts_init); f is empty afterwards. */
 void facts_clear(struct smtp_facts *f);
 
 /* True when any transaction sent content in clear (DATA/BDAT). */

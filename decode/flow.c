@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* flow.c: the flow table: bidirectional 5-tuple + VLAN keys, symmetric hash,
  * client/server roles, deterministic uids, timeouts on a capture clock, and a
- * memcap with oldest-idle-first eviction. RFC 9293 (TCP connection states).
+ * memcap and flow bound met by eviction by class (half-open first, sessions
+ * last), with an emergency mode of short timeouts under pressure.
+ * RFC 9293 (TCP connection states).
  *
- * Flows live in a chained hash table and in one of three LRU lists (half-open,
- * established, closed), each ordered by last activity on the table's
- * monotonic clock, so expiry and eviction only ever look at list heads.
+ * Flows live in a chained hash table and in one of four LRU lists (half-open,
+ * established without a consumer session, established with one, closed),
+ * each ordered by last activity on the table's monotonic clock, so expiry
+ * and eviction only ever look at list heads.
  *
  * The clock: capture time never goes backwards here (an older timestamp
  * leaves the clock where it is), and a forward jump of more than a day is
@@ -20,6 +23,9 @@
 
 #define FLOW_CLOCK_JUMP  (86400 * SW_USEC_PER_SEC)
 #define FLOW_MIN_BUCKETS 1024u
+/* emergency mode: entered above 90 % of a bound, left under 70 % of both */
+#define FLOW_EMERG_ENTER 90u
+#define FLOW_EMERG_LEAVE 70u
 
 const char *flow_end_str(enum flow_end e)
 {
@@ -43,13 +49,16 @@ static const uint16_t flow_default_ports[] = {25, 587, 465, 2525};
 void flow_cfg_defaults(struct flow_cfg *c)
 {
     memset(c, 0, sizeof(*c));
-    c->memcap = 256ull << 20;
+    c->memcap = 512ull << 20;
     c->max_flows = 1000000;
     c->max_queued_segs = 256;
     c->max_queued_bytes = 1u << 20;
     c->timeout_syn = 30 * SW_USEC_PER_SEC;
     c->timeout_est = 300 * SW_USEC_PER_SEC;
     c->timeout_closed = 10 * SW_USEC_PER_SEC;
+    c->emerg_timeout_syn = 3 * SW_USEC_PER_SEC;
+    c->emerg_timeout_est = 30 * SW_USEC_PER_SEC;
+    c->emerg_timeout_closed = 1 * SW_USEC_PER_SEC;
     c->server_ports = flow_default_ports;
     c->n_server_ports = sizeof(flow_default_ports) / sizeof(flow_default_ports[0]);
 }
@@ -194,8 +203,21 @@ static void lru_append(struct flow_table *t, struct flow *f, enum flow_list whic
     l->tail = f;
 }
 
+/* No consumer session to lose: a tombstone, an entry done for the
+ * consumer, a lazy flow not opened yet, or both directions stopped. */
+static bool flow_is_bare(const struct flow *f)
+{
+    if (f->flags & (F_TOMB | F_DONE))
+        return true;
+    if (!f->cstate)
+        return true;
+    return (f->d[0].flags & FD_STOP) && (f->d[1].flags & FD_STOP);
+}
+
 static void lru_touch(struct flow_table *t, struct flow *f, enum flow_list which)
 {
+    if (which == FL_EST || which == FL_BARE)
+        which = flow_is_bare(f) ? FL_BARE : FL_EST;
     lru_unlink(t, f);
     f->last = t->clock;
     lru_append(t, f, which);
@@ -291,53 +313,99 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 {
     if (f->flags & (F_TOMB | F_DONE))
         return;
+    struct flow *cur = t->cur;
+    t->cur = f;
     reasm_flush(t, f);
     reasm_free(t, f);
     f->flags |= F_DONE;
-    if (t->c.close)
-        t->c.close(f->cstate, why, t->clock);
+    if (f->cstate) {
+        if (t->c.close)
+            t->c.close(f->cstate, why, t->clock);
+    } else if ((f->flags & F_LAZY) && t->c.unopened) {
+        t->c.unopened(t->c.ctx, why);
+    }
+    f->flags &= (uint8_t)~F_LAZY;
     f->cstate = NULL;
+    t->cur = cur;
 }
 
-/* The oldest idle flow other than keep: entries already closed for the
- * consumer first (they are only absorbing late packets), then the oldest
- * of the half-open and established lists. */
-static struct flow *oldest(struct flow_table *t, const struct flow *keep)
+/* The next flow to evict other than keep, and its class (a flow_stats
+ * counter): an entry already closed for the consumer (they only absorb late
+ * packets), the oldest half-open flow, the oldest flow without a session,
+ * then the least recently active session (established or closing). */
+static struct flow *victim(struct flow_table *t, const struct flow *keep, uint64_t **counter)
 {
-    struct flow *best = NULL;
     int look = 8; /* bounded: half-closed flows may sit in front */
-    for (struct flow *f = t->lru[FL_CLOSED].head; f && !best && look-- > 0; f = f->next)
-        if (f != keep && (f->flags & (F_DONE | F_TOMB)))
-            best = f;
-    if (best)
-        return best;
-    for (int l = 0; l < FL_COUNT; l++) {
-        struct flow *f = t->lru[l].head;
+    for (struct flow *f = t->lru[FL_CLOSED].head; f && look-- > 0; f = f->next)
+        if (f != keep && (f->flags & (F_DONE | F_TOMB))) {
+            *counter = &t->st.evicted_done;
+            return f;
+        }
+    static const int order[] = {FL_SYN, FL_BARE};
+    uint64_t *counters[] = {&t->st.evicted_half_open, &t->st.evicted_no_session};
+    for (int i = 0; i < 2; i++) {
+        struct flow *f = t->lru[order[i]].head;
+        if (f && f == keep)
+            f = f->next;
+        if (f) {
+            *counter = counters[i];
+            return f;
+        }
+    }
+    struct flow *best = NULL;
+    static const int sess[] = {FL_EST, FL_CLOSED};
+    for (int i = 0; i < 2; i++) {
+        struct flow *f = t->lru[sess[i]].head;
         if (f && f == keep)
             f = f->next;
         if (f && (!best || f->last < best->last))
             best = f;
     }
+    *counter = &t->st.evicted_session;
     return best;
 }
 
 static bool evict_one(struct flow_table *t, const struct flow *keep)
 {
-    struct flow *f = oldest(t, keep);
+    uint64_t *counter;
+    struct flow *f = victim(t, keep, &counter);
     if (!f)
         return false;
+    bool was_evicting = t->evicting;
+    t->evicting = true;
     if (!(f->flags & F_DONE)) {
         t->st.flows_evicted++;
+        if (counter == &t->st.evicted_done)
+            counter = &t->st.evicted_no_session; /* a tombstone */
         flow_finish(t, f, FLOW_END_EVICTED);
     }
+    (*counter)++;
     flow_destroy(t, f);
+    t->evicting = was_evicting;
     return true;
+}
+
+static void emergency_check(struct flow_table *t)
+{
+    uint64_t mem = t->st.bytes_in_use, cap = t->cfg.memcap;
+    uint64_t n = t->n_flows, max = t->cfg.max_flows;
+    if (!t->emergency) {
+        if (mem * 100 > cap * FLOW_EMERG_ENTER || n * 100 > max * FLOW_EMERG_ENTER) {
+            t->emergency = true;
+            t->st.emergency = 1;
+            t->st.emergency_entered++;
+        }
+    } else if (mem * 100 < cap * FLOW_EMERG_LEAVE && n * 100 < max * FLOW_EMERG_LEAVE) {
+        t->emergency = false;
+        t->st.emergency = 0;
+        t->st.emergency_left++;
+    }
 }
 
 bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep)
 {
     while (t->st.bytes_in_use + size > t->cfg.memcap)
-        if (!evict_one(t, keep))
+        if (t->evicting || !evict_one(t, keep))
             return false;
     mem_charge(t, size);
     return true;
@@ -349,6 +417,19 @@ bool flow_mem_try(struct flow_table *t, size_t size)
         return false;
     mem_charge(t, size);
     return true;
+}
+
+void flow_table_mem_charge(struct flow_table *t, size_t n)
+{
+    while (!t->evicting && t->st.bytes_in_use + n > t->cfg.memcap)
+        if (!evict_one(t, t->cur))
+            break;
+    mem_charge(t, n);
+}
+
+void flow_table_mem_release(struct flow_table *t, size_t n)
+{
+    flow_mem_release(t, n);
 }
 
 /* ---- clock ---- */
@@ -394,6 +475,24 @@ static void make_uid(char uid[18], const struct flow_key *k, sw_usec first)
     snprintf(uid, 18, "S%016llx", (unsigned long long)hash_bytes(FLOW_HASH_SEED, buf, sizeof(buf)));
 }
 
+/* What the consumer is told about f (the same at creation and at a lazy
+ * open). */
+static void flow_info_of(const struct flow *f, struct flow_info *fi)
+{
+    memset(fi, 0, sizeof(*fi));
+    make_uid(fi->uid, &f->key, f->start);
+    bool ca = f->flags & F_CLIENT_IS_A;
+    fi->client.family = fi->server.family = f->key.family;
+    memcpy(fi->client.b, ca ? f->key.a : f->key.b, 16);
+    memcpy(fi->server.b, ca ? f->key.b : f->key.a, 16);
+    fi->cport = ca ? f->key.pa : f->key.pb;
+    fi->sport = ca ? f->key.pb : f->key.pa;
+    fi->vlan = (f->flags & F_VLAN2) ? f->key.vlan[1] : f->key.vlan[0];
+    fi->start = f->start;
+    fi->first_pkt = f->first_pkt;
+    fi->midstream = f->flags & F_MIDSTREAM;
+}
+
 static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const struct flow_key *k,
                                 uint32_t hash, bool from_a)
 {
@@ -401,6 +500,7 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
         t->st.flows_refused++;
         return NULL;
     }
+    /* new flows win: make room by class (half-open first, sessions last) */
     while (t->n_flows >= t->cfg.max_flows)
         if (!evict_one(t, NULL))
             break;
@@ -427,42 +527,52 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
             src_is_client = p->dport <= p->sport;
     }
 
+    struct flow proto;
+    memset(&proto, 0, sizeof(proto));
+    proto.key = *k;
+    proto.start = p->ts;
+    proto.first_pkt = p->no;
+    if (src_is_client == from_a)
+        proto.flags |= F_CLIENT_IS_A;
+    if (midstream)
+        proto.flags |= F_MIDSTREAM;
+    if (p->n_vlan >= 2)
+        proto.flags |= F_VLAN2;
     struct flow_info fi;
-    memset(&fi, 0, sizeof(fi));
-    make_uid(fi.uid, k, p->ts);
-    fi.client = src_is_client ? p->src : p->dst;
-    fi.server = src_is_client ? p->dst : p->src;
-    fi.cport = src_is_client ? p->sport : p->dport;
-    fi.sport = src_is_client ? p->dport : p->sport;
-    fi.vlan = p->n_vlan ? p->vlan[p->n_vlan - 1] : 0;
-    fi.start = p->ts;
-    fi.first_pkt = p->no;
-    fi.midstream = midstream;
+    flow_info_of(&proto, &fi);
 
-    void *cstate = t->c.open ? t->c.open(t->c.ctx, &fi) : NULL;
-    size_t sz = cstate ? sizeof(struct flow) : FLOW_TOMB_SIZE;
+    void *cstate = NULL;
+    bool full;
+    if (t->c.want) {
+        full = t->c.want(t->c.ctx, &fi);
+        if (full)
+            proto.flags |= F_LAZY;
+    } else {
+        cstate = t->c.open ? t->c.open(t->c.ctx, &fi) : NULL;
+        full = cstate != NULL;
+    }
+    size_t sz = full ? sizeof(struct flow) : FLOW_TOMB_SIZE;
     flow_mem_release(t, sizeof(struct flow) - sz);
-    struct flow *f = calloc(1, sz);
+    struct flow *f = malloc(sz);
     if (!f) {
         flow_mem_release(t, sz);
         t->st.flows_refused++;
         if (cstate && t->c.close)
             t->c.close(cstate, FLOW_END_EVICTED, t->clock);
+        else if ((proto.flags & F_LAZY) && t->c.unopened)
+            t->c.unopened(t->c.ctx, FLOW_END_EVICTED);
         return NULL;
     }
-    f->key = *k;
-    f->hash = hash;
-    f->last = t->clock;
-    if (src_is_client == from_a)
-        f->flags |= F_CLIENT_IS_A;
-    if (cstate)
-        f->cstate = cstate;
-    else
-        f->flags |= F_TOMB;
+    proto.hash = hash;
+    proto.last = t->clock;
+    proto.cstate = cstate;
+    if (!full)
+        proto.flags |= F_TOMB;
+    memcpy(f, &proto, sz);
     uint32_t b = bucket_of(t, hash);
     f->hnext = t->buckets[b];
     t->buckets[b] = f;
-    lru_append(t, f, (fl & PKT_TH_SYN) ? FL_SYN : FL_EST);
+    lru_append(t, f, (fl & PKT_TH_SYN) ? FL_SYN : flow_is_bare(f) ? FL_BARE : FL_EST);
     t->n_flows++;
     t->st.flows_created++;
     t->st.flows_active = t->n_flows;
@@ -471,6 +581,22 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     if (t->n_flows > t->n_buckets)
         table_grow(t);
     return f;
+}
+
+bool flow_consumer_ready(struct flow_table *t, struct flow *f)
+{
+    if (f->cstate)
+        return true;
+    if (!(f->flags & F_LAZY) || !t->c.open)
+        return false;
+    f->flags &= (uint8_t)~F_LAZY;
+    struct flow_info fi;
+    flow_info_of(f, &fi);
+    struct flow *cur = t->cur;
+    t->cur = f;
+    f->cstate = t->c.open(t->c.ctx, &fi);
+    t->cur = cur;
+    return f->cstate != NULL;
 }
 
 /* ---- packets ---- */
@@ -509,6 +635,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     uint32_t hash = key_hash(t->seed, &k);
     uint8_t fl = p->tcp_flags;
     clock_observe(t, p->ts);
+    t->cur = NULL;
 
     struct flow *f = table_find(t, &k, hash);
     if (f && f->list == FL_CLOSED && (fl & PKT_TH_SYN) && !(fl & PKT_TH_ACK)) {
@@ -530,6 +657,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         if (fl & PKT_TH_RST)
             return; /* a reset never opens a flow */
         f = flow_create(t, p, &k, hash, from_a);
+        emergency_check(t);
         if (!f)
             return;
     }
@@ -537,6 +665,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         tomb_packet(t, f, from_a, fl);
         return;
     }
+    t->cur = f;
 
     enum stream_dir dir = (from_a == !!(f->flags & F_CLIENT_IS_A)) ? DIR_C2S : DIR_S2C;
     struct stream_meta m = {
@@ -546,7 +675,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         .ip_id = p->ip_id,
         .ip_version = p->src.family,
     };
-    if (t->c.packet)
+    if (t->c.packet && f->cstate)
         t->c.packet(f->cstate, dir, &m, fl);
 
     if (fl & PKT_TH_RST) {
@@ -578,6 +707,8 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     } else {
         lru_touch(t, f, (enum flow_list)f->list);
     }
+    t->cur = NULL;
+    emergency_check(t);
 }
 
 /* ---- expiry and teardown ---- */
@@ -585,10 +716,23 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
 void flow_table_expire(struct flow_table *t, sw_usec now)
 {
     clock_observe(t, now);
-    const sw_usec to[FL_COUNT] = {t->cfg.timeout_syn, t->cfg.timeout_est, t->cfg.timeout_closed};
+    t->cur = NULL;
+    emergency_check(t);
+    const struct flow_cfg *c = &t->cfg;
+    const bool e = t->emergency;
+    const sw_usec to[FL_COUNT] = {
+        e ? c->emerg_timeout_syn : c->timeout_syn,
+        e ? c->emerg_timeout_est : c->timeout_est,
+        e ? c->emerg_timeout_est : c->timeout_est,
+        e ? c->emerg_timeout_closed : c->timeout_closed,
+    };
+    const sw_usec normal[FL_COUNT] = {c->timeout_syn, c->timeout_est, c->timeout_est,
+                                      c->timeout_closed};
     for (int l = 0; l < FL_COUNT; l++) {
         struct flow *f;
         while ((f = t->lru[l].head) && t->clock - f->last >= to[l]) {
+            if (t->clock - f->last < normal[l])
+                t->st.timed_out_emergency++;
             if (!(f->flags & (F_DONE | F_TOMB))) {
                 if (l == FL_CLOSED) {
                     t->st.flows_closed++;
@@ -601,6 +745,7 @@ void flow_table_expire(struct flow_table *t, sw_usec now)
             flow_destroy(t, f);
         }
     }
+    emergency_check(t);
 }
 
 void flow_table_free(struct flow_table *t)

@@ -28,9 +28,9 @@ struct flow_info {
     struct sw_addr client, server;
     uint16_t cport, sport; /* client and server TCP ports */
     uint16_t vlan;         /* innermost VLAN id, 0 when none */
+    bool midstream;        /* no SYN seen: roles guessed from the ports */
     sw_usec start;         /* first packet's timestamp */
     uint64_t first_pkt;    /* first packet's number */
-    bool midstream;        /* no SYN seen: roles guessed from the ports */
 };
 
 /* Per-chunk facts from the packet(s) the bytes came from. */
@@ -60,9 +60,18 @@ const char *flow_end_str(enum flow_end e);
 /* The consumer. open() returns the per-flow state, or NULL to ignore the flow
  * (the table then keeps only a small tombstone so later packets are cheap).
  * All callbacks run on the table's thread, synchronously, in stream order;
- * buf is borrowed for the duration of the call. */
+ * buf is borrowed for the duration of the call.
+ *
+ * Lazy consumers set want(): it is asked at the flow's first packet (false:
+ * a tombstone) and allocates nothing; open() then comes at the flow's first
+ * payload byte, gap or overlap, with the same flow_info (NULL from it: the
+ * flow's bytes are dropped from then on). A wanted flow that ends without
+ * having been opened goes to unopened() (may be NULL) instead of close().
+ * Until open(), packet() is not called. */
 struct stream_consumer {
     void *ctx;
+    bool (*want)(void *ctx, const struct flow_info *fi);
+    void (*unopened)(void *ctx, enum flow_end why);
     void *(*open)(void *ctx, const struct flow_info *fi);
     unsigned (*data)(void *state, enum stream_dir dir, const uint8_t *buf, size_t len,
                      const struct stream_meta *m);
@@ -82,14 +91,27 @@ struct stream_consumer {
     void (*close)(void *state, enum flow_end why, sw_usec ts);
 };
 
+/* Bounds. When a new flow or a charge meets the memcap or max_flows, flows
+ * are evicted (their consumer closes them with FLOW_END_EVICTED), never the
+ * new one refused, in this order: entries already closed for the consumer,
+ * then half-open flows (no packet without SYN yet: a SYN flood), then flows
+ * without a consumer session (other ports, no payload yet, or both
+ * directions stopped), then the least recently active sessions. The flow
+ * whose packet is being processed is never evicted.
+ * Emergency mode: above 90 % of the memcap or of max_flows the table uses the
+ * emergency timeouts, until it is back under 70 % of both (counted). */
 struct flow_cfg {
-    uint64_t memcap;           /* bytes for flows + queued segments (default 256 MiB) */
-    uint32_t max_flows;        /* default 1,000,000 */
-    uint32_t max_queued_segs;  /* out-of-order segments per direction (default 256) */
-    uint32_t max_queued_bytes; /* out-of-order bytes per direction (default 1 MiB) */
-    sw_usec timeout_syn;       /* half-open (default 30 s) */
-    sw_usec timeout_est;       /* established, idle (default 300 s) */
-    sw_usec timeout_closed;    /* after FIN/RST (default 10 s) */
+    uint64_t memcap;              /* bytes for flows, queued segments and the consumer's
+                                     charges (default 512 MiB) */
+    uint32_t max_flows;           /* default 1,000,000 */
+    uint32_t max_queued_segs;     /* out-of-order segments per direction (default 256) */
+    uint32_t max_queued_bytes;    /* out-of-order bytes per direction (default 1 MiB) */
+    sw_usec timeout_syn;          /* half-open (default 30 s) */
+    sw_usec timeout_est;          /* established, idle (default 300 s) */
+    sw_usec timeout_closed;       /* after FIN/RST (default 10 s) */
+    sw_usec emerg_timeout_syn;    /* the same in emergency mode (default 3 s) */
+    sw_usec emerg_timeout_est;    /* (default 30 s) */
+    sw_usec emerg_timeout_closed; /* (default 1 s) */
     /* server ports used to decide roles on midstream pickup (default 25, 587, 465) */
     const uint16_t *server_ports;
     size_t n_server_ports;
@@ -98,6 +120,13 @@ void flow_cfg_defaults(struct flow_cfg *c);
 
 struct flow_stats {
     uint64_t flows_created, flows_closed, flows_timed_out, flows_evicted, flows_refused;
+    /* flows_evicted by class (flow_cfg's order); evicted_done: entries whose
+     * consumer was already done (not in flows_evicted) */
+    uint64_t evicted_half_open, evicted_no_session, evicted_session, evicted_done;
+    uint64_t emergency;                         /* 1 while in emergency mode */
+    uint64_t emergency_entered, emergency_left; /* times */
+    uint64_t
+        timed_out_emergency; /* of flows_timed_out + closed expiries: on an emergency timeout */
     uint64_t flows_active, flows_active_peak;
     uint64_t bytes_in_use, bytes_peak;
     uint64_t segs_ooo_queued, segs_ooo_dropped, segs_retransmitted, segs_after_stop;
@@ -117,6 +146,12 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p);
  * time are tolerated and never expire anything). */
 void flow_table_expire(struct flow_table *t, sw_usec now);
 const struct flow_stats *flow_table_stats(const struct flow_table *t);
+
+/* The consumer's own memory, charged to the table's memcap: a charge that
+ * meets the memcap evicts other flows as above (never the flow being
+ * processed) and is never refused; release gives bytes back. */
+void flow_table_mem_charge(struct flow_table *t, size_t n);
+void flow_table_mem_release(struct flow_table *t, size_t n);
 
 /* Symmetric hash of the connection (same for both directions), used by the
  * sensor to shard flows over workers. */

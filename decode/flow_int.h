@@ -53,7 +53,7 @@ struct retain {
     uint8_t data[];
 };
 #define REASM_RETAIN_MAX  4096u
-#define REASM_RETAIN_KEEP 256u /* larger buffers stay when emptied */
+#define REASM_RETAIN_KEEP 1024u /* larger buffers (bulk transfers) stay when emptied */
 
 /* flow_dir.flags */
 #define FD_KNOWN    0x01 /* next is valid (SYN seen, or midstream base set) */
@@ -87,8 +87,17 @@ struct flow_key {
     uint8_t family;
 };
 
-/* flow.list: which timeout class (and LRU list) the flow is in */
-enum flow_list { FL_SYN = 0, FL_EST, FL_CLOSED, FL_COUNT };
+/* flow.list: the LRU list the flow is in; each has one timeout (FL_BARE and
+ * FL_EST the established one) and eviction takes them in the order of
+ * flow_cfg: FL_CLOSED's finished entries, FL_SYN, FL_BARE, then the older
+ * head of FL_EST and FL_CLOSED. */
+enum flow_list {
+    FL_SYN = 0, /* half-open: no packet without SYN yet */
+    FL_BARE,    /* established, no consumer session (or both directions stopped) */
+    FL_EST,     /* established, with a consumer session */
+    FL_CLOSED,  /* FIN or RST seen */
+    FL_COUNT
+};
 
 /* flow.flags */
 #define F_TOMB        0x01 /* consumer ignored the flow: header only */
@@ -96,6 +105,9 @@ enum flow_list { FL_SYN = 0, FL_EST, FL_CLOSED, FL_COUNT };
 #define F_DONE        0x04 /* consumer close() already called */
 #define F_FIN_A       0x08 /* tombstones: FIN seen from a */
 #define F_FIN_B       0x10 /* tombstones: FIN seen from b */
+#define F_LAZY        0x20 /* wanted by a lazy consumer, open() not called yet */
+#define F_MIDSTREAM   0x40 /* no SYN at the first packet (flow_info.midstream) */
+#define F_VLAN2       0x80 /* two VLAN tags: the innermost is key.vlan[1] */
 
 /* A tracked flow. A tombstone is only the part before `cstate`. */
 struct flow {
@@ -109,6 +121,8 @@ struct flow {
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */
+    sw_usec start;        /* first packet (flow_info, for a lazy open) */
+    uint64_t first_pkt;
 };
 #define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
 
@@ -118,6 +132,9 @@ struct flow_lru {
 
 struct flow_table {
     struct flow_cfg cfg;
+    struct flow *cur; /* the flow being processed: never evicted */
+    bool evicting;    /* inside an eviction: charges do not evict again */
+    bool emergency;
     struct stream_consumer c;
     struct flow_stats st;
     struct flow **buckets;
@@ -133,6 +150,10 @@ struct flow_table {
 /* flow.c: memory accounting. Reserves size bytes under the memcap, evicting
  * the oldest idle flows other than keep; false when nothing can be freed. */
 bool flow_mem_reserve(struct flow_table *t, size_t size, const struct flow *keep);
+/* Opens a lazy flow for its consumer (before its first data, gap or
+ * overlap); false when the flow has no consumer state (then its directions
+ * are stopped and nothing is to be delivered). */
+bool flow_consumer_ready(struct flow_table *t, struct flow *f);
 /* Charges size bytes only if less than half the memcap would be in use
  * (nice-to-have memory: never evicts, leaves room for flows and queues). */
 bool flow_mem_try(struct flow_table *t, size_t size);

@@ -199,6 +199,16 @@ static void apply_stop(struct flow_table *t, struct flow *f, unsigned bits)
     }
 }
 
+/* The consumer's state exists (a lazy flow is opened now); when it does not,
+ * both directions stop. */
+static bool ready(struct flow_table *t, struct flow *f)
+{
+    if (flow_consumer_ready(t, f))
+        return true;
+    apply_stop(t, f, STREAM_STOP_C2S | STREAM_STOP_S2C);
+    return false;
+}
+
 static void deliver(struct flow_table *t, struct flow *f, enum stream_dir dir, const uint8_t *buf,
                     uint32_t len, const struct stream_meta *m)
 {
@@ -206,6 +216,8 @@ static void deliver(struct flow_table *t, struct flow *f, enum stream_dir dir, c
     retain_add(t, fd, fd->next, buf, len);
     fd->next += len;
     t->st.bytes_delivered += len;
+    if (!ready(t, f))
+        return;
     unsigned bits = t->c.data ? t->c.data(f->cstate, dir, buf, len, m) : 0;
     if (bits)
         apply_stop(t, f, bits);
@@ -218,6 +230,8 @@ static void emit_gap(struct flow_table *t, struct flow *f, enum stream_dir dir, 
     fd->next += len;
     t->st.gaps++;
     t->st.gap_bytes += len;
+    if (!ready(t, f))
+        return;
     unsigned bits = t->c.gap ? t->c.gap(f->cstate, dir, len, m) : 0;
     if (bits)
         apply_stop(t, f, bits);
@@ -327,7 +341,7 @@ static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
         t->st.overlaps++;
     if (conflict) {
         t->st.overlap_conflicts++;
-        if (t->c.overlap_conflict)
+        if (t->c.overlap_conflict && flow_consumer_ready(t, f))
             t->c.overlap_conflict(f->cstate, dir, m);
     }
     return !refused;
@@ -351,7 +365,7 @@ static void reasm_data(struct flow_table *t, struct flow *f, enum stream_dir dir
         /* the first copy was delivered; this one says something else */
         t->st.overlaps++;
         t->st.overlap_conflicts++;
-        if (t->c.overlap_conflict)
+        if (t->c.overlap_conflict && flow_consumer_ready(t, f))
             t->c.overlap_conflict(f->cstate, dir, m);
     }
     for (;;) {

@@ -10,11 +10,13 @@
 
 #include "decode/ndpi_smtp.h"
 #include "decode/smtp_int.h"
+#include "decode/strtab.h"
 
 static const uint16_t default_ports[] = {25, 587, 2525};
 static const uint16_t default_tls_ports[] = {465};
 
-#define SMTP_LINE_MIN       256 /* first allocation of a line buffer */
+#define SMTP_LINE_MIN       128 /* first allocation of a partial line */
+#define SMTP_RING_MIN       4   /* first allocation of the command ring */
 #define SMTP_FP_REPORTS_MAX 4   /* TTL / IP-ID anomalies kept per session */
 #define SMTP_IPID_LEARN     3   /* consistent IDs needed before a shift counts */
 #define SMTP_IPID_STEP_MAX  256
@@ -83,19 +85,21 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
                   const struct stream_meta *m, const char *fmt, ...)
 {
     struct smtp_facts *f = &s->f;
-    if (f->n_anomalies >= FACTS_ANOM_MAX) {
+    struct facts_anomaly *a;
+    if (f->n_anomalies >= FACTS_ANOM_MAX || !(a = facts_add_anomaly(f))) {
         f->anomalies_dropped++;
         return;
     }
-    struct facts_anomaly *a = &f->anomalies[f->n_anomalies++];
     a->kind = k;
     a->dir = dir;
     a->ts = m ? m->ts : f->last_ts;
     a->pkt_no = m ? m->pkt_no : f->last_pkt;
+    char detail[FACTS_DETAIL_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(a->detail, sizeof a->detail, fmt, ap);
+    int n = vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    facts_set(f, &a->detail, detail, n < 0 ? 0 : (size_t)n, sizeof detail);
 }
 
 /* Every change of the client phase goes through here (one place to trace). */
@@ -110,8 +114,8 @@ void smtp_enter_state(struct smtp_session *s, enum smtp_state to)
 
 void smtp_emit(struct smtp_session *s, enum smtp_event ev)
 {
-    if (s->cfg.on_event)
-        s->cfg.on_event(s->cfg.event_ctx, ev, &s->f);
+    if (s->cfg->on_event)
+        s->cfg->on_event(s->cfg->event_ctx, ev, &s->f);
 }
 
 /* SMTP_EV_TLS once per session: handshake established, or failed. */
@@ -123,21 +127,35 @@ void smtp_tls_event(struct smtp_session *s)
     smtp_emit(s, SMTP_EV_TLS);
 }
 
-void smtp_mem_charge(struct smtp_session *s, size_t n)
+/* The command ring one size up (doubling, at most max_pipeline), its
+ * entries in order from 0. False when it cannot grow. */
+static bool ring_grow(struct smtp_session *s)
 {
-    s->charged += n;
-    s->stats->mem_in_use += n;
-    if (s->stats->mem_in_use > s->stats->mem_peak)
-        s->stats->mem_peak = s->stats->mem_in_use;
+    size_t max = s->cfg->max_pipeline;
+    if (s->ring_cap >= max)
+        return false;
+    size_t cap = s->ring_cap ? (size_t)s->ring_cap * 2 : SMTP_RING_MIN;
+    if (cap > max)
+        cap = max;
+    struct smtp_pending *r = malloc(cap * sizeof *r);
+    if (!r)
+        return false;
+    for (size_t i = 0; i < s->ring_len; i++)
+        r[i] = s->ring[(s->ring_head + i) % s->ring_cap];
+    free(s->ring);
+    s->ring = r;
+    s->ring_cap = (uint16_t)cap;
+    s->ring_head = 0;
+    return true;
 }
 
 bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last)
 {
-    if (s->ring_len >= s->cfg.max_pipeline) {
+    if (s->ring_len >= s->ring_cap && !ring_grow(s)) {
         s->stats->pipeline_overflow++;
         return false;
     }
-    struct smtp_pending *p = &s->ring[(s->ring_head + s->ring_len) % s->cfg.max_pipeline];
+    struct smtp_pending *p = &s->ring[(s->ring_head + s->ring_len) % s->ring_cap];
     p->cmd = (uint8_t)cmd;
     p->last = last;
     p->tx = (int16_t)tx;
@@ -154,51 +172,107 @@ static bool port_in(uint16_t port, const uint16_t *list, size_t n)
     return false;
 }
 
-/* Bytes a session costs before any list or line buffer grows. */
-static size_t session_base_bytes(const struct smtp_cfg *cfg)
+/* What a session made by smtp_session_new owns besides itself. */
+struct smtp_own {
+    struct smtp_cfg cfg;
+    struct smtp_stats stats;
+    struct strtab *strs;
+};
+
+/* The consumer (smtp_consumer_new). */
+struct smtp_consumer {
+    struct smtp_cfg cfg;
+    struct smtp_stats stats;
+    struct stream_consumer ops;
+    struct strtab *strs;    /* every session's strings */
+    size_t strs_charged;    /* strtab bytes charged */
+    struct flow_table *ft;  /* memory is charged there when bound */
+    struct ndpi_smtp *ndpi; /* created on first use, only with any_port */
+};
+
+static void cfg_normalise(struct smtp_cfg *c)
 {
-    size_t ring = cfg->max_pipeline ? cfg->max_pipeline : 64;
-    if (ring > INT16_MAX)
-        ring = INT16_MAX;
-    return sizeof(struct smtp_session) + ring * sizeof(struct smtp_pending);
+    if (!c->max_line)
+        c->max_line = 4096;
+    if (c->max_line > UINT32_MAX - 1)
+        c->max_line = UINT32_MAX - 1;
+    if (!c->max_pipeline)
+        c->max_pipeline = 64;
+    if (c->max_pipeline > INT16_MAX)
+        c->max_pipeline = INT16_MAX;
 }
 
-/* A new session; counted in stats->sessions when count is set (the consumer
- * counts a flow once, when its stub is opened). */
+/* Bytes the session holds now. */
+static size_t session_bytes(const struct smtp_session *s)
+{
+    size_t n = sizeof *s + (size_t)s->ring_cap * sizeof *s->ring + s->line[0].cap + s->line[1].cap +
+               s->f.mem;
+    if (s->tls)
+        n += sizeof *s->tls + s->tls->d[0].hs_cap + s->tls->d[1].hs_cap;
+    return n;
+}
+
+/* Moves an accounting from have to now bytes (stats, and the bound table). */
+static void stats_charge(struct smtp_stats *st, struct flow_table *ft, size_t have, size_t now)
+{
+    if (now > have) {
+        st->mem_in_use += now - have;
+        if (st->mem_in_use > st->mem_peak)
+            st->mem_peak = st->mem_in_use;
+        if (ft)
+            flow_table_mem_charge(ft, now - have);
+    } else if (now < have) {
+        st->mem_in_use -= have - now;
+        if (ft)
+            flow_table_mem_release(ft, have - now);
+    }
+}
+
+static void strs_sync(struct smtp_consumer *sc)
+{
+    size_t now = strtab_bytes(sc->strs);
+    size_t have = sc->strs_charged;
+    sc->strs_charged = now;
+    stats_charge(&sc->stats, sc->ft, have, now);
+}
+
+void smtp_mem_sync(struct smtp_session *s)
+{
+    struct smtp_consumer *sc = s->consumer;
+    size_t now = session_bytes(s);
+    size_t have = s->charged;
+    s->charged = now;
+    stats_charge(s->stats, sc ? sc->ft : NULL, have, now);
+    if (sc)
+        strs_sync(sc);
+}
+
+/* A new session on cfg (normalised), stats and strs; counted in
+ * stats->sessions when count is set. */
 static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct flow_info *fi,
-                                        struct smtp_stats *stats, bool count)
+                                        struct smtp_stats *stats, struct strtab *strs, bool count)
 {
     struct smtp_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->obj = SMTP_OBJ_SESSION;
-    s->cfg = *cfg;
-    if (!s->cfg.max_line)
-        s->cfg.max_line = 4096;
-    if (!s->cfg.max_pipeline)
-        s->cfg.max_pipeline = 64;
-    if (s->cfg.max_pipeline > INT16_MAX)
-        s->cfg.max_pipeline = INT16_MAX;
-    s->ring = calloc(s->cfg.max_pipeline, sizeof *s->ring);
-    if (!s->ring) {
-        free(s);
-        return NULL;
-    }
-    s->stats = stats ? stats : &s->own_stats;
+    s->cfg = cfg;
+    s->stats = stats;
     if (count)
         s->stats->sessions++;
-    smtp_mem_charge(s, session_base_bytes(cfg));
+    facts_init(&s->f, strs);
     s->f.flow = *fi;
     s->f.last_ts = fi->start;
     s->f.last_pkt = fi->first_pkt;
-    s->f.tls.alert_level = s->f.tls.alert_desc = -1;
     s->cur_tx = -1;
     s->eod = SMTP_EOD_BOL;
     if (!fi->midstream)
         smtp_pending_push(s, SMTP_CMD_BANNER, -1, -1, false);
-    if (port_in(fi->sport, s->cfg.tls_ports, s->cfg.n_tls_ports)) {
+    if (port_in(fi->sport, cfg->tls_ports, cfg->n_tls_ports)) {
         s->implicit_tls = true;
-        s->f.tls.implicit = true;
+        struct facts_tls *t = facts_tls_mut(&s->f);
+        if (t)
+            t->implicit = true;
         s->st = SMTP_ST_TLS_EXPECT;
         s->srv = SMTP_SRV_TLS_EXPECT;
     }
@@ -207,24 +281,52 @@ static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct
 
 struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct flow_info *fi)
 {
-    return session_new(cfg, fi, NULL, true);
+    struct smtp_own *own = calloc(1, sizeof *own);
+    if (!own)
+        return NULL;
+    own->cfg = *cfg;
+    cfg_normalise(&own->cfg);
+    own->strs = strtab_new();
+    struct smtp_session *s =
+        own->strs ? session_new(&own->cfg, fi, &own->stats, own->strs, true) : NULL;
+    if (!s) {
+        strtab_free(own->strs);
+        free(own);
+        return NULL;
+    }
+    s->own = own;
+    smtp_mem_sync(s);
+    return s;
 }
 
-/* The per-flow state handed to the flow table. Until the flow carries a
- * payload byte, a gap or an overlap it is only this stub: the session's
- * packet() work (server TTL / IP ID) starts at the first server payload, and
- * nothing else happens to an idle flow. */
-struct smtp_flow {
-    uint32_t obj;           /* SMTP_OBJ_FLOW */
-    struct smtp_session *s; /* NULL until the first payload, gap or overlap */
-    struct smtp_consumer *sc;
-    struct flow_info fi;
-    bool classify; /* not an SMTP port: nDPI decides (cfg.any_port) */
-    bool ignored;  /* refused at the memcap, or its classifier could not start */
-};
+/* Frees a direction's partial line. */
+static void line_drop(struct smtp_line *l)
+{
+    free(l->buf);
+    l->buf = NULL;
+    l->cap = l->len = 0;
+}
 
-/* Appends bytes up to the next LF to the direction's line; on LF hands the
- * line (without CRLF) to the command or reply parser. Returns bytes used. */
+/* A complete line (without CRLF) to the command or reply parser. */
+static void line_done(struct smtp_session *s, enum stream_dir dir, const char *line, size_t ll,
+                      bool overflow, const struct stream_meta *m)
+{
+    if (overflow) {
+        s->f.lines_too_long++;
+        s->stats->lines_too_long++;
+        smtp_anomaly(s, ANOM_LINE_TOO_LONG, dir, m, "%s line over %zu bytes",
+                     dir == DIR_C2S ? "command" : "reply", s->cfg->max_line);
+    }
+    if (dir == DIR_C2S)
+        smtp_client_line(s, line, ll, overflow, m);
+    else
+        smtp_server_line(s, line, ll, overflow, m);
+}
+
+/* Takes bytes up to the next LF: a line whole in buf is parsed where it is
+ * (the parsers read lengths, never a NUL); one cut across chunks is
+ * assembled in the direction's partial line (bounded by max_line, the rest
+ * discarded to LF) and freed once complete. Returns bytes used. */
 static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
                         const struct stream_meta *m)
 {
@@ -232,41 +334,48 @@ static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8
     const uint8_t *nl = memchr(buf, '\n', len);
     size_t take = nl ? (size_t)(nl - buf) + 1 : len;
     size_t n = nl ? take - 1 : take;
-    size_t max = s->cfg.max_line;
+    size_t max = s->cfg->max_line;
 
-    if (!l->overflow && !l->resync && n) {
+    if (l->resync) {
+        if (nl)
+            l->resync = false;
+        return take;
+    }
+    if (nl && l->len == 0 && !l->overflow) {
+        bool overflow = n > max;
+        size_t ll = overflow ? max : n;
+        if (!overflow && ll && buf[ll - 1] == '\r')
+            ll--;
+        line_done(s, dir, (const char *)buf, ll, overflow, m);
+        return take;
+    }
+    if (!l->overflow && n) {
         size_t want = l->len + n;
         if (want > max) {
             l->overflow = true;
             want = max;
             n = max - l->len;
         }
-        if (want + 1 > l->cap) {
-            /* grow by doubling, at most max + 1 */
+        if (want > l->cap) {
+            /* grow by doubling, at most max */
             size_t cap = l->cap ? l->cap : SMTP_LINE_MIN;
-            while (cap < want + 1)
+            while (cap < want)
                 cap *= 2;
-            if (cap > max + 1)
-                cap = max + 1;
+            if (cap > max)
+                cap = max;
             char *nb = realloc(l->buf, cap);
             if (!nb) {
                 l->overflow = true;
                 n = 0;
             } else {
-                smtp_mem_charge(s, cap - l->cap);
                 l->buf = nb;
-                l->cap = cap;
+                l->cap = (uint32_t)cap;
             }
         }
         if (n) {
             memcpy(l->buf + l->len, buf, n);
-            l->len += n;
+            l->len += (uint32_t)n;
         }
-    }
-    if (l->resync) {
-        if (nl)
-            l->resync = false;
-        return take;
     }
     if (!nl)
         return take;
@@ -275,21 +384,12 @@ static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8
     size_t ll = l->len;
     if (!overflow && ll && l->buf[ll - 1] == '\r')
         ll--;
-    char empty[1] = "";
-    char *line = l->buf ? l->buf : empty;
-    line[ll] = '\0';
-    l->len = 0;
+    char *held = l->buf;
+    l->buf = NULL;
+    l->len = l->cap = 0;
     l->overflow = false;
-    if (overflow) {
-        s->f.lines_too_long++;
-        s->stats->lines_too_long++;
-        smtp_anomaly(s, ANOM_LINE_TOO_LONG, dir, m, "%s line over %zu bytes",
-                     dir == DIR_C2S ? "command" : "reply", max);
-    }
-    if (dir == DIR_C2S)
-        smtp_client_line(s, line, ll, overflow, m);
-    else
-        smtp_server_line(s, line, ll, overflow, m);
+    line_done(s, dir, held ? held : "", ll, overflow, m);
+    free(held);
     return take;
 }
 
@@ -320,18 +420,22 @@ static void not_tls(struct smtp_session *s, enum stream_dir dir, const struct st
         if (s->st == SMTP_ST_TLS_EXPECT)
             smtp_enter_state(s, SMTP_ST_COMMAND);
     }
-    if (!s->f.tls.client_hello && !s->f.tls.server_hello)
+    if (!s->f.tls->client_hello && !s->f.tls->server_hello)
         smtp_tls_event(s);
 }
 
 static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
                      const struct stream_meta *m)
 {
-    uint64_t before = s->tls.d[dir].records;
-    unsigned r = tls_feed(&s->tls, &s->f.tls, (int)dir, buf, len);
-    s->stats->tls_records += s->tls.d[dir].records - before;
+    if (!s->tls && !(s->tls = calloc(1, sizeof *s->tls))) {
+        s->stop |= dir_stop(dir); /* out of memory: stop reading this side */
+        return;
+    }
+    uint64_t before = s->tls->d[dir].records;
+    unsigned r = tls_feed(s->tls, &s->f, (int)dir, buf, len);
+    s->stats->tls_records += s->tls->d[dir].records - before;
     if (r & TLS_R_ALERT) {
-        const struct facts_tls *t = &s->f.tls;
+        const struct facts_tls *t = s->f.tls;
         smtp_anomaly(s, ANOM_TLS_ALERT, dir, m, "level %d %s (%d)", t->alert_level,
                      tls_alert_str(t->alert_desc), t->alert_desc);
         if (!t->established)
@@ -342,7 +446,7 @@ static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t 
     /* nothing more to learn once both sides encrypt, or from a direction
      * that stopped being TLS: the reassembler may stop buffering it */
     for (int d = 0; d < 2; d++)
-        if (s->tls.d[d].dead || s->f.tls.established)
+        if (s->tls->d[d].dead || s->f.tls->established)
             s->stop |= dir_stop((enum stream_dir)d);
 }
 
@@ -504,20 +608,22 @@ void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
                 smtp_enter_state(s, SMTP_ST_COMMAND);
             return;
         case SMTP_ST_TLS:
-            tls_gap(&s->tls, 0);
+            if (s->tls)
+                tls_gap(s->tls, 0);
             s->stop |= STREAM_STOP_C2S;
             return;
         default:
             break;
         }
     } else if (s->srv == SMTP_SRV_TLS) {
-        tls_gap(&s->tls, 1);
+        if (s->tls)
+            tls_gap(s->tls, 1);
         s->stop |= STREAM_STOP_S2C;
         return;
     }
     /* line mode: the partial line is lost, drop up to the next LF */
     struct smtp_line *l = &s->line[dir];
-    l->len = 0;
+    line_drop(l);
     l->overflow = false;
     l->resync = true;
 }
@@ -601,8 +707,8 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
         s->f.last_ts = ts;
     if (s->quit_answered)
         s->f.end = SMTP_END_QUIT;
-    else if (s->f.tls.established ||
-             (s->f.flow.midstream && !s->f.tls.client_hello && !s->f.tls.server_hello &&
+    else if (s->f.tls->established ||
+             (s->f.flow.midstream && !s->f.tls->client_hello && !s->f.tls->server_hello &&
               (s->st == SMTP_ST_TLS || s->srv == SMTP_SRV_TLS)))
         s->f.end = SMTP_END_TLS;
     else {
@@ -624,7 +730,7 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
             break;
         }
     }
-    if (s->f.tls.client_hello || s->f.tls.server_hello || s->st == SMTP_ST_TLS_EXPECT ||
+    if (s->f.tls->client_hello || s->f.tls->server_hello || s->st == SMTP_ST_TLS_EXPECT ||
         s->srv == SMTP_SRV_TLS_EXPECT)
         if (s->f.starttls_code == 220 || s->implicit_tls)
             smtp_tls_event(s);
@@ -633,54 +739,58 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
 
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s)
 {
-    if (s && s->obj == SMTP_OBJ_FLOW) {
-        s = ((const struct smtp_flow *)(const void *)s)->s;
-        if (!s)
-            return NULL;
-    }
-    return &s->f;
+    return s ? &s->f : NULL;
 }
 
 void smtp_session_free(struct smtp_session *s)
 {
     if (!s)
         return;
-    s->stats->mem_in_use -= s->charged;
     facts_clear(&s->f);
-    tls_state_clear(&s->tls);
+    if (s->tls) {
+        tls_state_clear(s->tls);
+        free(s->tls);
+    }
     ndpi_smtp_flow_free(s->ndpi);
     free(s->line[0].buf);
     free(s->line[1].buf);
     free(s->ring);
+    struct smtp_consumer *sc = s->consumer;
+    stats_charge(s->stats, sc ? sc->ft : NULL, s->charged, 0);
+    if (sc)
+        strs_sync(sc); /* the strings only this session held are gone */
+    struct smtp_own *own = s->own;
     free(s);
+    if (own) {
+        strtab_free(own->strs);
+        free(own);
+    }
 }
 
 /* ---- the stream consumer ---- */
 
-struct smtp_consumer {
-    struct smtp_cfg cfg;
-    struct smtp_stats stats;
-    struct stream_consumer ops;
-    struct ndpi_smtp *ndpi; /* created on first use, only with any_port */
-};
-
-size_t smtp_consumer_idle_bytes(void)
+size_t smtp_consumer_session_bytes(void)
 {
-    return sizeof(struct smtp_flow);
+    return sizeof(struct smtp_session);
 }
 
-static void mem_add(struct smtp_consumer *sc, size_t n)
+/* A flow on an SMTP port (or any port with any_port) is wanted; nothing is
+ * allocated for it until its first payload byte, gap or overlap (open). */
+static bool c_want(void *ctx, const struct flow_info *fi)
 {
-    sc->stats.mem_in_use += n;
-    if (sc->stats.mem_in_use > sc->stats.mem_peak)
-        sc->stats.mem_peak = sc->stats.mem_in_use;
+    struct smtp_consumer *sc = ctx;
+    const struct smtp_cfg *c = &sc->cfg;
+    bool std = port_in(fi->sport, c->ports, c->n_ports) ||
+               port_in(fi->sport, c->tls_ports, c->n_tls_ports);
+    if (!std && !c->any_port) {
+        sc->stats.ignored_flows++;
+        return false;
+    }
+    return true;
 }
 
-static bool mem_admit(const struct smtp_consumer *sc, size_t n)
-{
-    return sc->stats.mem_in_use + n <= sc->cfg.memcap;
-}
-
+/* The flow's session, at its first payload, gap or overlap; NULL when the
+ * flow is to be ignored (classifier, memcap of an unbound consumer). */
 static void *c_open(void *ctx, const struct flow_info *fi)
 {
     struct smtp_consumer *sc = ctx;
@@ -691,113 +801,77 @@ static void *c_open(void *ctx, const struct flow_info *fi)
         sc->stats.ignored_flows++;
         return NULL;
     }
-    if (!std && !sc->ndpi) {
-        sc->ndpi = ndpi_smtp_new();
-        if (!sc->ndpi) {
-            sc->stats.ignored_flows++;
-            return NULL;
-        }
+    if (!std && !sc->ndpi && !(sc->ndpi = ndpi_smtp_new())) {
+        sc->stats.ignored_flows++;
+        return NULL;
     }
-    if (!mem_admit(sc, sizeof(struct smtp_flow))) {
+    if (!sc->ft && sc->stats.mem_in_use + sizeof(struct smtp_session) > sc->cfg.memcap) {
         sc->stats.memcap_refused++;
         return NULL;
     }
-    struct smtp_flow *fl = calloc(1, sizeof *fl);
-    if (!fl)
-        return NULL;
-    mem_add(sc, sizeof *fl);
-    fl->obj = SMTP_OBJ_FLOW;
-    fl->sc = sc;
-    fl->fi = *fi;
-    fl->classify = !std;
-    sc->stats.sessions++;
-    return fl;
-}
-
-/* The flow's session, created at its first payload, gap or overlap; NULL
- * when the flow is ignored (memcap, classifier). */
-static struct smtp_session *flow_session(struct smtp_flow *fl)
-{
-    if (fl->s || fl->ignored)
-        return fl->s;
-    struct smtp_consumer *sc = fl->sc;
-    if (!mem_admit(sc, session_base_bytes(&sc->cfg))) {
-        fl->ignored = true;
-        sc->stats.memcap_refused++;
-        sc->stats.sessions--;
-        return NULL;
-    }
-    struct smtp_session *s = session_new(&sc->cfg, &fl->fi, &sc->stats, false);
-    if (s && fl->classify) {
-        s->ndpi = ndpi_smtp_flow_new(sc->ndpi, &fl->fi);
+    struct smtp_session *s = session_new(&sc->cfg, fi, &sc->stats, sc->strs, true);
+    if (s && !std) {
+        s->ndpi = ndpi_smtp_flow_new(sc->ndpi, fi);
         if (s->ndpi) {
             smtp_enter_state(s, SMTP_ST_CLASSIFY);
         } else {
             smtp_session_free(s);
             s = NULL;
             sc->stats.ignored_flows++;
+            sc->stats.sessions--;
         }
     }
-    if (!s) {
-        fl->ignored = true;
-        sc->stats.sessions--;
+    if (!s)
         return NULL;
-    }
     s->consumer = sc;
-    fl->s = s;
+    smtp_mem_sync(s);
     return s;
 }
 
 static unsigned c_data(void *st, enum stream_dir dir, const uint8_t *buf, size_t len,
                        const struct stream_meta *m)
 {
-    struct smtp_session *s = flow_session(st);
-    if (!s)
-        return STREAM_STOP_C2S | STREAM_STOP_S2C;
-    return smtp_session_feed(s, dir, buf, len, m);
+    struct smtp_session *s = st;
+    unsigned r = smtp_session_feed(s, dir, buf, len, m);
+    smtp_mem_sync(s);
+    return r;
 }
 
 static unsigned c_gap(void *st, enum stream_dir dir, uint32_t len, const struct stream_meta *m)
 {
-    struct smtp_session *s = flow_session(st);
-    if (!s)
-        return STREAM_STOP_C2S | STREAM_STOP_S2C;
+    struct smtp_session *s = st;
     smtp_session_gap(s, dir, len, m);
-    return s->stop;
+    smtp_mem_sync(s);
+    return s->st == SMTP_ST_IGNORED ? STREAM_STOP_C2S | STREAM_STOP_S2C : s->stop;
 }
 
 static void c_packet(void *st, enum stream_dir dir, const struct stream_meta *m, uint8_t flags)
 {
-    /* before the session exists no server payload was seen: the TTL / IP-ID
-     * reference is taken from the first one, so there is nothing to follow */
-    struct smtp_flow *fl = st;
-    if (fl->s)
-        smtp_session_tcp_packet(fl->s, dir, m, flags);
+    smtp_session_tcp_packet(st, dir, m, flags);
 }
 
 static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m)
 {
-    struct smtp_session *s = flow_session(st);
-    if (s)
-        smtp_session_overlap(s, dir, m);
+    struct smtp_session *s = st;
+    smtp_session_overlap(s, dir, m);
+    smtp_mem_sync(s);
 }
 
 static void c_close(void *st, enum flow_end why, sw_usec ts)
 {
-    struct smtp_flow *fl = st;
-    struct smtp_consumer *sc = fl->sc;
-    struct smtp_session *s = fl->s;
-    if (!s && !fl->ignored && !fl->classify) {
-        /* a flow that never carried a byte (a scan, a refused or tarpitted
-         * connection) is not an SMTP conversation: no record, only a count */
-        sc->stats.flows_no_payload++;
-    }
-    if (s) {
-        smtp_session_end(s, why, ts);
-        smtp_session_free(s);
-    }
-    sc->stats.mem_in_use -= sizeof *fl;
-    free(fl);
+    struct smtp_session *s = st;
+    smtp_session_end(s, why, ts);
+    smtp_session_free(s);
+}
+
+/* A wanted flow that never carried a byte, gap or overlap (a scan, a
+ * refused or tarpitted connection) is not an SMTP conversation: no record,
+ * no event, only a count. */
+static void c_unopened(void *ctx, enum flow_end why)
+{
+    (void)why;
+    struct smtp_consumer *sc = ctx;
+    sc->stats.flows_no_payload++;
 }
 
 struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
@@ -806,16 +880,33 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     if (!sc)
         return NULL;
     sc->cfg = *cfg;
+    cfg_normalise(&sc->cfg);
     if (!sc->cfg.memcap)
         sc->cfg.memcap = SMTP_MEMCAP_DEFAULT;
+    sc->strs = strtab_new();
+    if (!sc->strs) {
+        free(sc);
+        return NULL;
+    }
     sc->ops.ctx = sc;
+    sc->ops.want = c_want;
     sc->ops.open = c_open;
     sc->ops.data = c_data;
     sc->ops.gap = c_gap;
     sc->ops.packet = c_packet;
     sc->ops.overlap_conflict = c_overlap;
     sc->ops.close = c_close;
+    sc->ops.unopened = c_unopened;
+    strs_sync(sc);
     return sc;
+}
+
+void smtp_consumer_bind(struct smtp_consumer *sc, struct flow_table *ft)
+{
+    /* what was charged so far moves to the table */
+    if (!sc->ft && ft)
+        flow_table_mem_charge(ft, (size_t)sc->stats.mem_in_use);
+    sc->ft = ft;
 }
 
 const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc)
@@ -833,5 +924,6 @@ void smtp_consumer_free(struct smtp_consumer *sc)
     if (!sc)
         return;
     ndpi_smtp_free(sc->ndpi);
+    strtab_free(sc->strs);
     free(sc);
 }

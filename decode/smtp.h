@@ -34,15 +34,11 @@ struct smtp_cfg {
     size_t n_tls_ports;
     size_t max_line;     /* longest line kept (default 4096; RFC 5321 says 1000) */
     size_t max_pipeline; /* pending commands ring (default 64) */
-    /* Bytes of SMTP decoder state per consumer (default 512 MiB, 0 means the
-     * default). Charged: each flow's idle stub (smtp_consumer_idle_bytes()),
-     * and from its first payload byte, gap or overlap on, the session (struct,
-     * pipelining ring, line buffers, transactions, recipients, addresses,
-     * capability lines). Admission is checked when a stub or a session is
-     * created; a refused flow is ignored from then on (no facts, no events)
-     * and counted in smtp_stats.memcap_refused. A session admitted may grow
-     * past the cap by its own bounded lists. Separate from the flow table's
-     * memcap (flow_cfg.memcap), which charges flows and queued segments. */
+    /* Only for a consumer not bound to a flow table (smtp_consumer_bind):
+     * bytes of SMTP decoder state (default 512 MiB, 0 means the default);
+     * a session that would start over it is refused (the flow is ignored,
+     * counted in smtp_stats.memcap_refused). A bound consumer charges
+     * everything to the table's memcap, which evicts instead. */
     uint64_t memcap;
     smtp_event_fn on_event;
     void *event_ctx;
@@ -58,27 +54,33 @@ void smtp_cfg_defaults(struct smtp_cfg *c);
 struct smtp_stats {
     uint64_t sessions, ignored_flows, lines_too_long, replies_unmatched;
     uint64_t pipeline_overflow, tls_records, bytes_c2s, bytes_s2c;
-    /* smtp_cfg.memcap: flows refused (at open or at their first payload;
-     * sessions does not count them), bytes charged now and at the peak */
+    /* memory charged now and at the peak: sessions (struct, command ring,
+     * partial lines, TLS reader, facts lists) and the interned strings they
+     * share; memcap_refused: flows refused by smtp_cfg.memcap (an unbound
+     * consumer only; sessions does not count them) */
     uint64_t memcap_refused, mem_in_use, mem_peak;
     /* flows on an SMTP port that closed without a payload byte, gap or
      * overlap in either direction: no session record, no events */
     uint64_t flows_no_payload;
 };
 
-/* A stream consumer for flow_table_new(): opens an SMTP session for each flow
- * on an SMTP port (or classified SMTP with any_port) and ignores the rest
- * (the session lazily: see smtp_consumer_idle_bytes). One
- * per worker thread; smtp_consumer_free after the flow table is freed. */
+/* A stream consumer for flow_table_new(): wants each flow on an SMTP port
+ * (or any port with any_port, classified by nDPI) and ignores the rest. It
+ * is lazy (stream_consumer.want): nothing is allocated for a flow before its
+ * first payload byte, gap or overlap; then its session is made. A flow that
+ * ends without any is no SMTP conversation: it gives no event and no facts
+ * (smtp_stats.flows_no_payload). Strings of all sessions are interned in one
+ * table per consumer. One per worker thread; smtp_consumer_free after the
+ * flow table is freed. */
 struct smtp_consumer;
 struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg);
+/* Charges the consumer's memory (sessions, strings) to ft's memcap from now
+ * on: a session is never refused; the table evicts instead. */
+void smtp_consumer_bind(struct smtp_consumer *sc, struct flow_table *ft);
 const struct stream_consumer *smtp_consumer_ops(struct smtp_consumer *sc);
 const struct smtp_stats *smtp_consumer_stats(const struct smtp_consumer *sc);
-/* Bytes charged for a flow on an SMTP port that carried no payload yet: a
- * stub (flow info); the session is allocated at the first payload byte, gap
- * or overlap of either direction. A flow that ends without any is no SMTP
- * conversation: it gives no event and no facts (smtp_stats.flows_no_payload). */
-size_t smtp_consumer_idle_bytes(void);
+/* sizeof(struct smtp_session): a session's fixed part. */
+size_t smtp_consumer_session_bytes(void);
 void smtp_consumer_free(struct smtp_consumer *sc);
 
 /* One conversation, for direct use (tests, fuzzers): feed the two directions
@@ -98,8 +100,7 @@ void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
 void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
 /* Ends the session (emits SMTP_EV_END). */
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts);
-/* The facts so far. Also takes the state a consumer's open() returned (then
- * NULL while that flow carried no payload, gap or overlap yet). */
+/* The facts so far (also of the state a consumer's open() returned). */
 const struct smtp_facts *smtp_session_facts(const struct smtp_session *s);
 void smtp_session_free(struct smtp_session *s);
 

@@ -115,7 +115,7 @@ static void cmd_helo_common(struct smtp_session *s, const char *verb, const char
     memcpy(s->f.helo_verb, verb, 5);
     size_t b = skip_sp(arg, len, 0);
     size_t e = word_end(arg, len, b);
-    smtp_strlcpy_n(s->f.helo_host, sizeof s->f.helo_host, arg + b, e - b);
+    facts_set(&s->f, &s->f.helo_host, arg + b, e - b, FACTS_HOST_MAX);
 }
 
 static void cmd_helo(struct smtp_session *s, const char *arg, size_t len,
@@ -135,11 +135,11 @@ static void cmd_ehlo(struct smtp_session *s, const char *arg, size_t len,
 }
 
 /* Reads a reverse- or forward-path ("<a@b>" or a bare address, RFC 5321
- * 4.1.2; a source route "@x,@y:" is skipped) starting at arg[i]. Fills the
- * domain (lower case) and, when addr is given, the full address. Returns
- * the index after the path. */
-static size_t parse_path(const char *arg, size_t len, size_t i, char *dom, size_t domlen,
-                         char **addr, bool keep_addr)
+ * 4.1.2; a source route "@x,@y:" is skipped) starting at arg[i]. Sets *dom
+ * to the domain (lower case, at most FACTS_HOST_MAX - 1 bytes) and, with
+ * keep_addr, *addr to the full address. Returns the index after the path. */
+static size_t parse_path(struct smtp_facts *f, const char *arg, size_t len, size_t i,
+                         const char **dom, const char **addr, bool keep_addr)
 {
     i = skip_sp(arg, len, i);
     size_t b, e;
@@ -166,18 +166,13 @@ static size_t parse_path(const char *arg, size_t len, size_t i, char *dom, size_
             at = k - 1;
             break;
         }
+    char d[FACTS_HOST_MAX] = "";
     if (at < e)
-        smtp_strlcpy_n(dom, domlen, arg + at + 1, e - at - 1);
-    else
-        dom[0] = '\0';
-    lower(dom);
-    *addr = NULL;
-    if (keep_addr) {
-        size_t n = e - b < FACTS_ADDR_MAX ? e - b : FACTS_ADDR_MAX - 1;
-        *addr = malloc(n + 1);
-        if (*addr)
-            smtp_strlcpy_n(*addr, n + 1, arg + b, n);
-    }
+        smtp_strlcpy_n(d, sizeof d, arg + at + 1, e - at - 1);
+    lower(d);
+    facts_set(f, dom, d, strlen(d), 0);
+    if (keep_addr)
+        facts_set(f, addr, arg + b, e - b, FACTS_ADDR_MAX);
     return i;
 }
 
@@ -186,28 +181,16 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
 {
     struct smtp_facts *f = &s->f;
     s->cur_tx = -1;
-    if (f->n_tx >= FACTS_TX_MAX) {
+    struct facts_tx *t;
+    if (f->n_tx >= FACTS_TX_MAX || !(t = facts_add_tx(f))) {
         f->tx_dropped++;
         smtp_pending_push(s, SMTP_CMD_MAIL_FROM, -1, -1, false);
         return;
     }
-    struct facts_tx *ntx = realloc(f->tx, (f->n_tx + 1) * sizeof *ntx);
-    if (!ntx) {
-        f->tx_dropped++;
-        smtp_pending_push(s, SMTP_CMD_MAIL_FROM, -1, -1, false);
-        return;
-    }
-    f->tx = ntx;
-    smtp_mem_charge(s, sizeof *ntx);
-    struct facts_tx *t = &f->tx[f->n_tx];
-    memset(t, 0, sizeof *t);
-    t->accepted = -1;
     t->ts = m ? m->ts : f->last_ts;
     t->pkt_no = m ? m->pkt_no : f->last_pkt;
-    size_t i = parse_path(arg, len, 0, t->mail_from_domain, sizeof t->mail_from_domain,
-                          &t->mail_from, s->cfg.log_addresses);
-    if (t->mail_from)
-        smtp_mem_charge(s, strlen(t->mail_from) + 1);
+    size_t i =
+        parse_path(f, arg, len, 0, &t->mail_from_domain, &t->mail_from, s->cfg->log_addresses);
     /* ESMTP parameters: SIZE=n (RFC 1870), BODY=x (RFC 6152) */
     while ((i = skip_sp(arg, len, i)) < len) {
         size_t e = word_end(arg, len, i);
@@ -218,13 +201,15 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
                 v = v * 10 + (uint64_t)(arg[k] - '0');
             t->size_param = v;
         } else if (e - i > 5 && strncasecmp(arg + i, "BODY=", 5) == 0) {
-            smtp_strlcpy_n(t->body_param, sizeof t->body_param, arg + i + 5, e - i - 5);
-            for (char *p = t->body_param; *p; p++)
+            char body[16];
+            smtp_strlcpy_n(body, sizeof body, arg + i + 5, e - i - 5);
+            for (char *p = body; *p; p++)
                 *p = (char)toupper((unsigned char)*p);
+            facts_set(f, &t->body_param, body, strlen(body), 0);
         }
         i = e;
     }
-    s->cur_tx = (int)f->n_tx++;
+    s->cur_tx = (int16_t)(f->n_tx - 1);
     smtp_pending_push(s, SMTP_CMD_MAIL_FROM, s->cur_tx, -1, false);
 }
 
@@ -237,31 +222,14 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
         smtp_pending_push(s, SMTP_CMD_RCPT_TO, -1, -1, false);
         return;
     }
-    if (t->n_rcpt >= FACTS_RCPT_MAX) {
+    struct facts_rcpt *r;
+    if (t->n_rcpt >= FACTS_RCPT_MAX || !(r = facts_add_rcpt(&s->f, t))) {
         t->rcpt_dropped++;
         smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, -1, false);
         return;
     }
-    /* grow by doubling: 1, 2, 4 ... FACTS_RCPT_MAX */
-    size_t n = t->n_rcpt;
-    if ((n & (n - 1)) == 0) {
-        size_t cap = n ? n * 2 : 1;
-        struct facts_rcpt *nr = realloc(t->rcpt, cap * sizeof *nr);
-        if (!nr) {
-            t->rcpt_dropped++;
-            smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, -1, false);
-            return;
-        }
-        t->rcpt = nr;
-        smtp_mem_charge(s, (cap - n) * sizeof *nr);
-    }
-    struct facts_rcpt *r = &t->rcpt[n];
-    memset(r, 0, sizeof *r);
-    parse_path(arg, len, 0, r->domain, sizeof r->domain, &r->address, s->cfg.log_addresses);
-    if (r->address)
-        smtp_mem_charge(s, strlen(r->address) + 1);
-    t->n_rcpt++;
-    smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, (int)n, false);
+    parse_path(&s->f, arg, len, 0, &r->domain, &r->address, s->cfg->log_addresses);
+    smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, (int)(t->n_rcpt - 1), false);
 }
 
 static void cmd_data(struct smtp_session *s, const char *arg, size_t len,
@@ -340,9 +308,11 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
     size_t b = skip_sp(arg, len, 0);
     size_t e = word_end(arg, len, b);
     /* the mechanism only: an initial response (credentials) is never kept */
-    smtp_strlcpy_n(s->f.auth_mechanism, sizeof s->f.auth_mechanism, arg + b, e - b);
-    for (char *p = s->f.auth_mechanism; *p; p++)
+    char mech[32];
+    smtp_strlcpy_n(mech, sizeof mech, arg + b, e - b);
+    for (char *p = mech; *p; p++)
         *p = (char)toupper((unsigned char)*p);
+    facts_set(&s->f, &s->f.auth_mechanism, mech, strlen(mech), 0);
     s->f.auth_cleartext = true;
     smtp_pending_push(s, SMTP_CMD_AUTH, -1, -1, false);
     smtp_enter_state(s, SMTP_ST_AUTH);
@@ -350,8 +320,8 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
 
 static void trace(struct smtp_session *s, const char *verb)
 {
-    if (s->cfg.on_trace)
-        s->cfg.on_trace(s->cfg.trace_ctx, &s->f, DIR_C2S, verb, 0);
+    if (s->cfg->on_trace)
+        s->cfg->on_trace(s->cfg->trace_ctx, &s->f, DIR_C2S, verb, 0);
 }
 
 void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,

@@ -70,11 +70,14 @@ struct smtp_pending {
     int16_t rcpt; /* index into tx.rcpt, -1 when not kept */
 };
 
-/* One direction's line assembly: a fixed buffer, discard to LF past it. */
+/* One direction's partial line: lines that arrive whole in one chunk are
+ * parsed where they are; only a line cut across chunks is copied here (the
+ * buffer is freed once the line is complete), up to max_line, then the rest
+ * is discarded up to LF. */
 struct smtp_line {
-    char *buf;
-    size_t len, cap;
-    bool overflow; /* the line outgrew buf; the rest is discarded up to LF */
+    char *buf; /* NULL when no partial line is held */
+    uint32_t len, cap;
+    bool overflow; /* the line outgrew max_line; the rest is discarded up to LF */
     bool resync;   /* bytes were lost: drop everything up to the next LF */
 };
 
@@ -89,35 +92,36 @@ enum smtp_eod {
 struct smtp_tunnel; /* SOCKS / HTTP CONNECT prefix skipper (ndpi_smtp.c) */
 struct ndpi_smtp_flow;
 
-/* First member of a session and of the consumer's per-flow stub (smtp.c),
- * so smtp_session_facts can take either. */
+/* First member of a session (a marker for debugging). */
 #define SMTP_OBJ_SESSION 0x53455353u /* "SESS" */
-#define SMTP_OBJ_FLOW    0x464c4f57u /* "FLOW" */
+
+struct smtp_own; /* cfg, stats and strings of a session made by smtp_session_new */
 
 struct smtp_session {
-    uint32_t obj; /* SMTP_OBJ_SESSION */
-    struct smtp_cfg cfg;
-    struct smtp_stats *stats; /* the consumer's, or the session's own */
-    struct smtp_stats own_stats;
+    uint32_t obj;               /* SMTP_OBJ_SESSION */
+    const struct smtp_cfg *cfg; /* the consumer's, or own->cfg */
+    struct smtp_stats *stats;   /* the consumer's, or own->stats */
+    struct smtp_consumer *consumer;
+    struct smtp_own *own; /* NULL for a consumer's session */
     struct smtp_facts f;
 
     enum smtp_state st;
     enum smtp_srv_state srv;
+    enum smtp_eod eod;
     struct smtp_line line[2];
 
-    struct smtp_pending *ring;
-    size_t ring_head, ring_len;
+    struct smtp_pending *ring; /* grown on demand up to cfg->max_pipeline */
+    uint16_t ring_head, ring_len, ring_cap;
 
     /* reply being assembled (multi-line) */
     bool in_reply;
-    int reply_code;
-    size_t reply_lines;
     struct smtp_pending reply_cmd;
+    int reply_code;
+    uint32_t reply_lines;
 
     /* client-side progress */
-    int cur_tx;  /* transaction receiving RCPT/DATA, -1 none */
-    int data_tx; /* transaction of the content being sent */
-    enum smtp_eod eod;
+    int16_t cur_tx;      /* transaction receiving RCPT/DATA, -1 none */
+    int16_t data_tx;     /* transaction of the content being sent */
     uint64_t body_bytes; /* content bytes of the current DATA */
     uint64_t bdat_left;  /* bytes left in the current BDAT chunk */
     bool helo_seen, caps_done, ehlo_replied, quit_answered, tls_event_sent;
@@ -128,22 +132,20 @@ struct smtp_session {
     /* server packet fingerprints (TTL, IPv4 ID) */
     bool server_fin;
     bool ttl_base_set;
-    uint8_t ttl_base;
-    unsigned ttl_reports;
     bool ipid_have;
+    bool ignored;
+    uint8_t ttl_base;
+    uint8_t ttl_reports, ipid_reports;
     uint16_t ipid_last;
-    unsigned ipid_seq, ipid_zero; /* consecutive sequential / zero IDs */
-    unsigned ipid_reports;
+    uint16_t ipid_seq, ipid_zero; /* consecutive sequential / zero IDs */
 
-    struct tls_state tls;
-    unsigned stop; /* STREAM_STOP_* already asked for */
+    unsigned stop;         /* STREAM_STOP_* already asked for */
+    struct tls_state *tls; /* allocated when TLS records start */
 
     /* classification of non-SMTP ports (cfg.any_port) */
-    struct smtp_consumer *consumer;
     struct ndpi_smtp_flow *ndpi;
-    bool ignored;
 
-    size_t charged; /* bytes charged to stats->mem_in_use (smtp_cfg.memcap) */
+    size_t charged; /* bytes charged to stats->mem_in_use (smtp_mem_sync) */
 };
 
 /* smtp.c */
@@ -153,9 +155,11 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
 void smtp_enter_state(struct smtp_session *s, enum smtp_state to);
 void smtp_emit(struct smtp_session *s, enum smtp_event ev);
 void smtp_tls_event(struct smtp_session *s);
-/* Charges n more bytes of this session's heap to the memcap accounting
- * (released all at once when the session is freed). */
-void smtp_mem_charge(struct smtp_session *s, size_t n);
+/* Brings the memory accounting up to what the session holds now (struct,
+ * command ring, partial lines, TLS reader, facts lists; the consumer's
+ * interned strings too): charged to stats->mem_in_use and to the flow table
+ * the consumer is bound to. Called after every callback. */
+void smtp_mem_sync(struct smtp_session *s);
 bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rcpt, bool last);
 /* Copies at most dstlen-1 bytes of src[0..n) into dst, NUL-terminated;
  * returns false when it had to truncate. */

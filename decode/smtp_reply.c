@@ -62,19 +62,8 @@ static void add_capability(struct smtp_session *s, const char *text, size_t len,
         smtp_strlcpy_n(tok, sizeof tok, text, kl);
         smtp_anomaly(s, ANOM_CAP_MANGLED, DIR_S2C, m, "token=%s", tok);
     }
-    if (f->n_caps >= FACTS_CAPS_MAX) {
+    if (f->n_caps >= FACTS_CAPS_MAX || !facts_add_cap(f, text, len))
         f->caps_dropped++;
-        return;
-    }
-    char *c = malloc(len + 1);
-    if (!c) {
-        f->caps_dropped++;
-        return;
-    }
-    memcpy(c, text, len);
-    c[len] = '\0';
-    f->caps[f->n_caps++] = c;
-    smtp_mem_charge(s, len + 1);
 }
 
 /* One line of a reply, before its last line is known. */
@@ -88,13 +77,13 @@ static void reply_line(struct smtp_session *s, const char *text, size_t len, boo
     switch (s->reply_cmd.cmd) {
     case SMTP_CMD_BANNER:
         if (s->reply_lines == 0 && !f->banner_code)
-            smtp_strlcpy_n(f->banner_host, sizeof f->banner_host, text, first_word);
+            facts_set(f, &f->banner_host, text, first_word, FACTS_HOST_MAX);
         break;
     case SMTP_CMD_EHLO:
         if (s->caps_done || !is_2xx(s->reply_code))
             break;
         if (s->reply_lines == 0)
-            smtp_strlcpy_n(f->ehlo_host, sizeof f->ehlo_host, text, first_word);
+            facts_set(f, &f->ehlo_host, text, first_word, FACTS_HOST_MAX);
         else if (!overflow)
             add_capability(s, text, len, m);
         else
@@ -122,7 +111,7 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
         s->reply_lines = 0;
         if (s->ring_len) {
             s->reply_cmd = s->ring[s->ring_head];
-            s->ring_head = (s->ring_head + 1) % s->cfg.max_pipeline;
+            s->ring_head = (uint16_t)((s->ring_head + 1) % s->ring_cap);
             s->ring_len--;
         } else {
             memset(&s->reply_cmd, 0, sizeof s->reply_cmd);
@@ -141,8 +130,8 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
         return;
     s->in_reply = false;
     struct smtp_pending p = s->reply_cmd;
-    if (s->cfg.on_trace)
-        s->cfg.on_trace(s->cfg.trace_ctx, &s->f, DIR_S2C, NULL, s->reply_code);
+    if (s->cfg->on_trace)
+        s->cfg->on_trace(s->cfg->trace_ctx, &s->f, DIR_S2C, NULL, s->reply_code);
     const struct smtp_cmd_def *def = smtp_cmd_def((enum smtp_cmd)p.cmd);
     if (def->on_reply)
         def->on_reply(s, &p, s->reply_code, m);

@@ -281,7 +281,7 @@ static void ja3_end(struct ja3 *j, char out[33])
 
 /* ---- handshake messages ---- */
 
-static void client_hello(struct facts_tls *f, struct rd *r)
+static void client_hello(struct smtp_facts *ff, struct facts_tls *f, struct rd *r)
 {
     uint16_t version, v;
     struct rd sid, cs, comp, exts = {0};
@@ -316,12 +316,14 @@ static void client_hello(struct facts_tls *f, struct rd *r)
             struct rd list, name;
             uint8_t nt;
             if (rd_vec16(&body, &list) && rd_u8(&list, &nt) && nt == 0 && rd_vec16(&list, &name)) {
-                size_t n = name.len < sizeof f->sni ? name.len : sizeof f->sni - 1;
-                memcpy(f->sni, name.p, n);
-                f->sni[n] = '\0';
+                char sni[FACTS_HOST_MAX];
+                size_t n = name.len < sizeof sni ? name.len : sizeof sni - 1;
+                memcpy(sni, name.p, n);
+                sni[n] = '\0';
                 for (size_t i = 0; i < n; i++) /* keep the record printable */
-                    if (f->sni[i] < 0x21 || f->sni[i] > 0x7e)
-                        f->sni[i] = '?';
+                    if (sni[i] < 0x21 || sni[i] > 0x7e)
+                        sni[i] = '?';
+                facts_set(ff, &f->sni, sni, n, 0);
             }
         } else if (type == TLS_EXT_GROUPS) {
             rd_vec16(&body, &groups);
@@ -348,10 +350,12 @@ static void client_hello(struct facts_tls *f, struct rd *r)
     while (rd_u8(&formats, &pf))
         ja3_value(&j, pf);
     ja3_field_end(&j, true);
-    ja3_end(&j, f->ja3);
+    char ja3[33];
+    ja3_end(&j, ja3);
+    facts_set(ff, &f->ja3, ja3, strlen(ja3), 0);
 }
 
-static void server_hello(struct facts_tls *f, struct rd *r)
+static void server_hello(struct smtp_facts *ff, struct facts_tls *f, struct rd *r)
 {
     uint16_t version, cipher;
     uint8_t comp;
@@ -364,11 +368,7 @@ static void server_hello(struct facts_tls *f, struct rd *r)
     f->server_hello = true;
     f->version = version;
     f->cipher = cipher;
-    const char *name = tls_cipher_name(cipher);
-    if (name)
-        snprintf(f->cipher_name, sizeof f->cipher_name, "%s", name);
-    else
-        f->cipher_name[0] = '\0';
+    f->cipher_name = tls_cipher_name(cipher);
 
     struct ja3 j;
     ja3_begin(&j);
@@ -389,10 +389,12 @@ static void server_hello(struct facts_tls *f, struct rd *r)
         }
     }
     ja3_field_end(&j, true);
-    ja3_end(&j, f->ja3s);
+    char ja3s[33];
+    ja3_end(&j, ja3s);
+    facts_set(ff, &f->ja3s, ja3s, strlen(ja3s), 0);
 }
 
-static void certificate(struct facts_tls *f, struct rd *r)
+static void certificate(struct smtp_facts *ff, struct facts_tls *f, struct rd *r)
 {
     uint32_t total, n;
     struct rd list, der;
@@ -406,38 +408,39 @@ static void certificate(struct facts_tls *f, struct rd *r)
         count++;
         if (!leaf_done) {
             leaf_done = true;
-            x509_parse_leaf(&f->cert, der.p, der.len);
+            x509_parse_leaf(ff, &f->cert, der.p, der.len);
         }
     }
     f->cert.chain_len = count;
 }
 
-static unsigned hs_message(struct facts_tls *f, int dir, const uint8_t *m, size_t len)
+static unsigned hs_message(struct smtp_facts *ff, struct facts_tls *f, int dir, const uint8_t *m,
+                           size_t len)
 {
     struct rd r = {m + 4, len - 4, 0};
     switch (m[0]) {
     case TLS_HS_CLIENT_HELLO:
         if (dir == 0 && !f->client_hello) {
-            client_hello(f, &r);
+            client_hello(ff, f, &r);
             return TLS_R_HELLO;
         }
         break;
     case TLS_HS_SERVER_HELLO:
         if (dir == 1 && !f->server_hello) {
-            server_hello(f, &r);
+            server_hello(ff, f, &r);
             return TLS_R_HELLO;
         }
         break;
     case TLS_HS_CERTIFICATE:
         if (dir == 1)
-            certificate(f, &r);
+            certificate(ff, f, &r);
         break;
     }
     return 0;
 }
 
-static unsigned hs_bytes(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *p,
-                         size_t n)
+static unsigned hs_bytes(struct tls_state *t, struct smtp_facts *ff, struct facts_tls *f, int dir,
+                         const uint8_t *p, size_t n)
 {
     struct tls_dir *d = &t->d[dir];
     unsigned res = 0;
@@ -487,17 +490,23 @@ static unsigned hs_bytes(struct tls_state *t, struct facts_tls *f, int dir, cons
             need = 4;
         }
         if (d->hs_len >= 4 && d->hs_len == need) {
-            res |= hs_message(f, dir, d->hs, need);
+            res |= hs_message(ff, f, dir, d->hs, need);
             d->hs_len = 0;
         }
     }
     return res;
 }
 
-unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *buf, size_t len)
+unsigned tls_feed(struct tls_state *t, struct smtp_facts *ff, int dir, const uint8_t *buf,
+                  size_t len)
 {
     struct tls_dir *d = &t->d[dir];
     unsigned res = 0;
+    struct facts_tls *f = facts_tls_mut(ff);
+    if (!f) {
+        d->dead = true;
+        return TLS_R_DEAD;
+    }
     size_t off = 0;
     while (off < len && !d->dead) {
         if (d->hdr_len < 5) {
@@ -531,7 +540,7 @@ unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8
         }
         size_t n = len - off < d->rec_left ? len - off : d->rec_left;
         if (d->rec_type == TLS_CT_HANDSHAKE && !d->encrypted) {
-            res |= hs_bytes(t, f, dir, buf + off, n);
+            res |= hs_bytes(t, ff, f, dir, buf + off, n);
         } else if (d->rec_type == TLS_CT_ALERT && !d->encrypted) {
             for (size_t i = 0; i < n && d->alert_len < 2; i++)
                 d->alert[d->alert_len++] = buf[off + i];

@@ -44,7 +44,7 @@ struct tls_state {
 
 /* Parses len bytes of direction dir (0 c2s, 1 s2c). Never fails: malformed
  * input marks the direction dead. */
-unsigned tls_feed(struct tls_state *t, struct facts_tls *f, int dir, const uint8_t *buf,
+unsigned tls_feed(struct tls_state *t, struct smtp_facts *f, int dir, const uint8_t *buf,
                   size_t len);
 /* len bytes lost in direction dir: the direction's record framing is gone. */
 void tls_gap(struct tls_state *t, int dir);
@@ -55,8 +55,9 @@ bool tls_is_record_start(uint8_t b);
 const char *tls_cipher_name(uint16_t suite);
 const char *tls_alert_str(int desc);
 
-/* x509.c: parses a DER leaf certificate into c (OpenSSL d2i_X509). Returns
- * false when it is not a certificate. */
-bool x509_parse_leaf(struct facts_x509 *c, const uint8_t *der, size_t len);
+/* x509.c: parses a DER leaf certificate into c (the certificate of f's TLS
+ * facts; strings set in f) with OpenSSL d2i_X509. Returns false when it is
+ * not a certificate. */
+bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len);
 
 #endif

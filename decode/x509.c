@@ -16,32 +16,36 @@
 
 #include "decode/tls.h"
 
-static void name_str(const X509_NAME *n, char *out, size_t len)
+/* An RFC 4514 string of the name, at most 255 bytes, into *slot. */
+static void name_str(struct smtp_facts *f, const char **slot, const X509_NAME *n)
 {
+    char out[256];
     out[0] = '\0';
     BIO *b = BIO_new(BIO_s_mem());
     if (!b)
         return;
     if (X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
-        int k = BIO_read(b, out, (int)len - 1);
+        int k = BIO_read(b, out, (int)sizeof out - 1);
         out[k > 0 ? k : 0] = '\0';
     }
     BIO_free(b);
+    facts_set(f, slot, out, strlen(out), 0);
 }
 
-static void time_str(const ASN1_TIME *t, char *out, size_t len)
+static void time_str(struct smtp_facts *f, const char **slot, const ASN1_TIME *t)
 {
     struct tm tm;
-    out[0] = '\0';
+    char out[32];
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
         return;
-    int n = snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (n < 0 || (size_t)n >= len) /* a year past 9999 does not fit: leave it unknown */
-        out[0] = '\0';
+    int n = snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    if (n < 0 || (size_t)n >= sizeof out) /* a year past 9999 does not fit: leave it unknown */
+        return;
+    facts_set(f, slot, out, (size_t)n, 0);
 }
 
-static void san_dns(struct facts_x509 *c, X509 *x)
+static void san_dns(struct smtp_facts *f, const struct facts_x509 *c, X509 *x)
 {
     GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     if (!gens)
@@ -54,36 +58,36 @@ static void san_dns(struct facts_x509 *c, X509 *x)
         int n = ASN1_STRING_length(g->d.dNSName);
         if (n <= 0 || n >= FACTS_HOST_MAX)
             continue;
-        char *s = malloc((size_t)n + 1);
-        if (!s)
-            break;
+        char s[FACTS_HOST_MAX];
         for (int k = 0; k < n; k++)
             s[k] = (d[k] < 0x21 || d[k] > 0x7e) ? '?' : (char)d[k];
-        s[n] = '\0';
-        c->san_dns[c->n_san++] = s;
+        if (!facts_add_san(f, s, (size_t)n))
+            break;
     }
     GENERAL_NAMES_free(gens);
 }
 
-bool x509_parse_leaf(struct facts_x509 *c, const uint8_t *der, size_t len)
+bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);
     if (!x)
         return false;
     c->present = true;
-    name_str(X509_get_subject_name(x), c->subject, sizeof c->subject);
-    name_str(X509_get_issuer_name(x), c->issuer, sizeof c->issuer);
-    time_str(X509_get0_notBefore(x), c->not_before, sizeof c->not_before);
-    time_str(X509_get0_notAfter(x), c->not_after, sizeof c->not_after);
-    san_dns(c, x);
+    name_str(f, &c->subject, X509_get_subject_name(x));
+    name_str(f, &c->issuer, X509_get_issuer_name(x));
+    time_str(f, &c->not_before, X509_get0_notBefore(x));
+    time_str(f, &c->not_after, X509_get0_notAfter(x));
+    san_dns(f, c, x);
 
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    c->sha256[0] = '\0';
-    if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32)
+    char hex[65];
+    if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
         for (unsigned i = 0; i < 32; i++)
-            snprintf(c->sha256 + 2 * i, 3, "%02x", md[i]);
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        facts_set(f, &c->sha256, hex, 64, 0);
+    }
 
     c->self_signed = false;
     if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0) {

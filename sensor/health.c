@@ -60,6 +60,10 @@ static uint64_t c_ooo(const struct snap *s)
 {
     return s->ps.flow.segs_ooo_dropped;
 }
+static uint64_t c_evsess(const struct snap *s)
+{
+    return s->ps.flow.evicted_session;
+}
 static uint64_t c_memcap(const struct snap *s)
 {
     return s->ps.smtp.memcap_refused;
@@ -119,6 +123,7 @@ static const struct counter {
     {"detector.pending_dropped", 2, c_pend}, {"detector.policy_domains_dropped", 2, c_doms},
     {"policy.lookups_dropped", 2, c_ldrop},  {"policy.dns_skipped", 2, c_skip},
     {"policy.dns_resolver_down", 2, c_down}, {"policy.cache_full", 2, c_cfull},
+    {"flows.evicted_session", 3, c_evsess},
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
 

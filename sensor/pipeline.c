@@ -176,7 +176,7 @@ static struct out_item heap_pop(struct pipeline *pl)
 static void emit_session(struct pipeline *pl, struct smtp_facts *f)
 {
     __atomic_add_fetch(&pl->sessions_seen, 1, __ATOMIC_RELAXED);
-    if (f->tls.established || f->tls.implicit)
+    if (f->tls && (f->tls->established || f->tls->implicit))
         __atomic_add_fetch(&pl->sessions_tls, 1, __ATOMIC_RELAXED);
     if (pl->cfg.sessions_out) {
         json_t *j = facts_to_json(f);
@@ -468,6 +468,8 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         sc.event_ctx = w;
         w->sc = smtp_consumer_new(&sc);
         w->ft = w->sc ? flow_table_new(&cfg->flow, smtp_consumer_ops(w->sc)) : NULL;
+        if (w->ft) /* sessions are charged to the flow table's memcap */
+            smtp_consumer_bind(w->sc, w->ft);
         if (pl->n > 1) {
             w->slots = calloc(slots, sizeof(*w->slots));
             w->mask = slots - 1;

@@ -162,13 +162,18 @@ static void print_stats_to(struct run *r, FILE *f)
                 "stripwatch: stats flows created=%llu closed=%llu timed_out=%llu evicted=%llu "
                 "refused=%llu active=%llu active_peak=%llu bytes_peak=%llu ooo_queued=%llu "
                 "ooo_dropped=%llu retransmitted=%llu after_stop=%llu overlaps=%llu "
-                "overlap_conflicts=%llu gaps=%llu gap_bytes=%llu delivered=%llu\n",
+                "overlap_conflicts=%llu gaps=%llu gap_bytes=%llu delivered=%llu "
+                "evicted_half_open=%llu evicted_no_session=%llu evicted_session=%llu "
+                "evicted_done=%llu emergency=%llu emergency_entered=%llu emergency_left=%llu "
+                "timed_out_emergency=%llu\n",
                 U(fl->flows_created), U(fl->flows_closed), U(fl->flows_timed_out),
                 U(fl->flows_evicted), U(fl->flows_refused), U(fl->flows_active),
                 U(fl->flows_active_peak), U(fl->bytes_peak), U(fl->segs_ooo_queued),
                 U(fl->segs_ooo_dropped), U(fl->segs_retransmitted), U(fl->segs_after_stop),
                 U(fl->overlaps), U(fl->overlap_conflicts), U(fl->gaps), U(fl->gap_bytes),
-                U(fl->bytes_delivered));
+                U(fl->bytes_delivered), U(fl->evicted_half_open), U(fl->evicted_no_session),
+                U(fl->evicted_session), U(fl->evicted_done), U(fl->emergency),
+                U(fl->emergency_entered), U(fl->emergency_left), U(fl->timed_out_emergency));
         fprintf(f,
                 "stripwatch: stats workers n=%u ring_dropped=%llu ring_waits=%llu "
                 "sessions_written=%llu facts_copy_failed=%llu\n",

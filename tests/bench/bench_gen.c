@@ -2,10 +2,12 @@
 /* bench_gen.c: the `bench` target: generates captures (a >= 1 GB mix of SMTP
  * sessions, some with STARTTLS and TLS-looking records, among other TCP
  * traffic; an SMTP-only capture with messages of 2 KB..10 MB, half of them
- * STARTTLS; 1,000,000 idle TCP handshakes), runs stripwatch on them and a bare
- * libpcap read loop over the same files, prints the figures, deletes the
- * files. Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP RFC 5321; the TLS
- * records are shaped as RFC 8446 (contents are filler). */
+ * STARTTLS; 1,000,000 idle TCP handshakes; 200,000 SMTP sessions held open
+ * after a banner, EHLO, 20 capabilities and one transaction of 5 recipients),
+ * runs stripwatch on them and a bare libpcap read loop over the same files,
+ * prints the figures, deletes the files. --only picks one part. It also
+ * writes the captures some tests read (--write-*). Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP
+ * RFC 5321; the TLS records are shaped as RFC 8446 (contents are filler). */
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdbool.h>
@@ -589,6 +591,151 @@ static bool run_sensor_argv(const char *sw, char *const *extra, struct child *r)
     return r->status == 0;
 }
 
+/* ---- sessions held open (issue 11) ---- */
+
+/* The capabilities of the common case: 20 lines. */
+static const char EHLO_REPLY_20[] =
+    "250-mx.example.org Hello out.example.net\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n"
+    "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n"
+    "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
+    "250-BINARYMIME\r\n250-DELIVERBY 300\r\n250-MT-PRIORITY MIXER\r\n250-FUTURERELEASE 604800\r\n"
+    "250-REQUIRETLS\r\n250-LIMITS RCPTMAX=100\r\n250-XCLIENT NAME ADDR\r\n250 XFORWARD NAME\r\n";
+
+/* n SMTP sessions to server (port 25), each written whole and left open, 1 us
+ * apart per packet: the handshake and the banner, and with full the common
+ * case of issue 11 (EHLO, a 20-capability reply, MAIL FROM and 5 RCPT TO
+ * with their replies); the client ACKs the last reply. */
+static void open_sessions(struct pw *w, uint32_t n, uint32_t server, bool full)
+{
+    static const char mail[] =
+        "MAIL FROM:<alice@example.net> SIZE=1000\r\nRCPT TO:<b1@one.example>\r\n"
+        "RCPT TO:<b2@two.example>\r\nRCPT TO:<b3@three.example>\r\nRCPT TO:<b4@four.example>\r\n"
+        "RCPT TO:<b5@five.example>\r\n";
+    static const char ok[] = "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+                             "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n";
+    static const char banner[] = "220 mx.example.org ESMTP Postfix\r\n";
+    static const char ehlo[] = "EHLO out.example.net\r\n";
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t cip = 0x0b000000u + (i / 50000) * 256 + 1;
+        uint16_t cp = (uint16_t)(10000 + i % 50000);
+        uint32_t c = 1000, s = 5000;
+#define OS_PKT(from_c, fl, txt)                                                                    \
+    do {                                                                                           \
+        const char *t_ = (txt);                                                                    \
+        uint32_t l_ = t_ ? (uint32_t)strlen(t_) : 0;                                               \
+        w->ts -= 19;                                                                               \
+        if (from_c)                                                                                \
+            pw_frame(w, cip, server, cp, 25, c, s, fl, 1, 64, (const uint8_t *)t_, l_);            \
+        else                                                                                       \
+            pw_frame(w, server, cip, 25, cp, s, c, fl, 1, 57, (const uint8_t *)t_, l_);            \
+        if (from_c)                                                                                \
+            c += l_ + (((fl)&0x03) ? 1 : 0);                                                       \
+        else                                                                                       \
+            s += l_ + (((fl)&0x03) ? 1 : 0);                                                       \
+    } while (0)
+        OS_PKT(true, 0x02, NULL);
+        OS_PKT(false, 0x12, NULL);
+        OS_PKT(true, 0x10, NULL);
+        OS_PKT(false, 0x18, banner);
+        if (full) {
+            OS_PKT(true, 0x18, ehlo);
+            OS_PKT(false, 0x18, EHLO_REPLY_20);
+            OS_PKT(true, 0x18, mail);
+            OS_PKT(false, 0x18, ok);
+        }
+        OS_PKT(true, 0x10, NULL);
+#undef OS_PKT
+    }
+}
+
+/* n SYNs that are never answered, from distinct addresses and ports. */
+static void syn_flood(struct pw *w, uint32_t n, uint32_t server)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t cip = 0x0c000000u + (i / 50000) * 256 + 1;
+        uint16_t cp = (uint16_t)(10000 + i % 50000);
+        w->ts -= 19;
+        pw_frame(w, cip, server, cp, 25, (uint32_t)xrand(), 0, 0x02, 1, 64, NULL, 0);
+    }
+}
+
+/* The first timestamp of a capture (microseconds), 0 when unreadable. */
+static int64_t first_ts(const char *path)
+{
+    char e[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline(path, e);
+    if (!p)
+        return 0;
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    int64_t ts = 0;
+    if (pcap_next_ex(p, &h, &d) == 1)
+        ts = (int64_t)h->ts.tv_sec * 1000000 + h->ts.tv_usec;
+    pcap_close(p);
+    return ts;
+}
+
+/* A flood to merge before a real capture: syns half-open SYNs, then
+ * sessions idle banner sessions, ending 1 ms before before's first packet
+ * (to another server than the one in before). */
+static bool write_flood(const char *path, uint32_t syns, uint32_t sessions, const char *before)
+{
+    int64_t end = first_ts(before);
+    if (!end) {
+        fprintf(stderr, "bench: %s: cannot read its first packet\n", before);
+        return false;
+    }
+    struct pw w;
+    if (!pw_open(&w, path))
+        return false;
+    uint64_t frames = (uint64_t)syns + 5ull * sessions;
+    w.ts = end - 1000 - (int64_t)frames;
+    syn_flood(&w, syns, 0xc0000264u); /* 192.0.2.100 */
+    open_sessions(&w, sessions, 0xc0000264u, false);
+    return pw_close(&w);
+}
+
+/* Bytes per session held open: peak RSS with n common sessions minus peak
+ * RSS with 1,000, divided by the difference. */
+static bool bench_sessions(const char *sw, const char *dir, uint32_t n)
+{
+    char big[4200], base[4200];
+    snprintf(big, sizeof(big), "%s/sessions.pcap", dir);
+    snprintf(base, sizeof(base), "%s/sessions-base.pcap", dir);
+    struct pw w;
+    bool ok = pw_open(&w, big);
+    if (ok) {
+        open_sessions(&w, n, 0xc0000219, true);
+        ok = pw_close(&w);
+    }
+    if (ok && (ok = pw_open(&w, base))) {
+        open_sessions(&w, 1000, 0xc0000219, true);
+        ok = pw_close(&w);
+    }
+    struct child cb, c0;
+    char *a_big[] = {"-q",        "-r",           big,         "--max-flows",
+                     "4000000",   "--memcap",     "16G",       "--sessions-out",
+                     "/dev/null", "--alerts-out", "/dev/null", NULL};
+    char *a_base[] = {"-q",        "-r",           base,        "--max-flows",
+                      "4000000",   "--memcap",     "16G",       "--sessions-out",
+                      "/dev/null", "--alerts-out", "/dev/null", NULL};
+    if (!ok || !run_sensor_argv(sw, a_big, &cb) || !run_sensor_argv(sw, a_base, &c0)) {
+        fprintf(stderr, "bench: the sessions case failed\n");
+        unlink(big);
+        unlink(base);
+        return false;
+    }
+    double per = (double)(cb.maxrss_kb - c0.maxrss_kb) * 1024.0 / (double)(n - 1000);
+    printf("sessions held open (banner, EHLO, 20 capabilities, MAIL FROM + 5 RCPT TO): %u "
+           "concurrent: peak RSS %ld MiB, baseline (1000) %ld MiB: %.0f bytes per session in RSS "
+           "(target <= 2048)\n",
+           n, cb.maxrss_kb / 1024, c0.maxrss_kb / 1024, per);
+    fflush(stdout);
+    unlink(big);
+    unlink(base);
+    return true;
+}
+
 static void line(const char *what, uint64_t packets, uint64_t bytes, double secs, long rss_kb)
 {
     printf("  %-34s %10.0f packets/s %7.2f Gbit/s %8.2f s", what, (double)packets / secs,
@@ -602,7 +749,8 @@ int main(int argc, char **argv)
 {
     const char *sw = NULL;
     uint64_t mixed_mb = 1100, smtp_mb = 600;
-    uint32_t flows = 1000000;
+    uint32_t flows = 1000000, sessions = 200000;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--stripwatch") == 0 && i + 1 < argc)
             sw = argv[++i];
@@ -636,12 +784,28 @@ int main(int argc, char **argv)
             printf("%llu %llu\n", (unsigned long long)g.frames,
                    (unsigned long long)g.smtp_sessions);
             return 0;
+        } else if (strcmp(argv[i], "--write-flood") == 0 && i + 4 < argc) {
+            /* only write a flood to merge before a capture (used by tests) */
+            const char *path = argv[++i];
+            uint32_t syns = (uint32_t)strtoul(argv[++i], NULL, 10);
+            uint32_t idle = (uint32_t)strtoul(argv[++i], NULL, 10);
+            if (!write_flood(path, syns, idle, argv[++i])) {
+                fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+                return 1;
+            }
+            return 0;
         } else if (strcmp(argv[i], "--flows") == 0 && i + 1 < argc)
             flows = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--sessions") == 0 && i + 1 < argc)
+            sessions = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else {
             fprintf(stderr, "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                            "[--flows N]\n       bench_gen --write-mixed FILE MB\n"
-                            "       bench_gen --write-smtp FILE MB\n");
+                            "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions]\n"
+                            "       bench_gen --write-mixed FILE MB\n"
+                            "       bench_gen --write-smtp FILE MB\n"
+                            "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n");
             return 2;
         }
     }
@@ -666,18 +830,23 @@ int main(int argc, char **argv)
     struct gen_result gm, gs;
     printf("stripwatch benchmark (captures in %s, deleted at the end)\n", dir);
     fflush(stdout);
-    if (!generate(mixed, mixed_mb << 20, 64, false, &gm) ||
-        !generate(smtp, smtp_mb << 20, 16, true, &gs)) {
+    bool do_mixed = !only || !strcmp(only, "mixed"), do_smtp = !only || !strcmp(only, "smtp");
+    bool do_idle = !only || !strcmp(only, "idle");
+    bool do_sessions = !only || !strcmp(only, "sessions");
+    if ((do_mixed && !generate(mixed, mixed_mb << 20, 64, false, &gm)) ||
+        (do_smtp && !generate(smtp, smtp_mb << 20, 16, true, &gs))) {
         fprintf(stderr, "bench: cannot write the captures in %s\n", dir);
         rc = 1;
         goto out;
     }
+    struct bare b;
+    struct child c1, c2;
+    if (!do_mixed)
+        goto smtp_only;
     printf("mixed capture: %.2f GB, %llu frames, %llu SMTP sessions (a third STARTTLS), "
            "%llu other TCP connections\n",
            (double)gm.bytes / 1e9, (unsigned long long)gm.frames,
            (unsigned long long)gm.smtp_sessions, (unsigned long long)gm.other);
-    struct bare b;
-    struct child c1, c2;
     bare_read(mixed, &b); /* warm the page cache */
     if (!bare_read(mixed, &b) || !run_sensor(sw, mixed, "1", NULL, NULL, &c1) ||
         !run_sensor(sw, mixed, "2", NULL, NULL, &c2)) {
@@ -690,6 +859,9 @@ int main(int argc, char **argv)
     printf("  ratio sensor/bare: %.2f with 1 worker (target >= 0.60), %.2f with 2\n",
            b.secs / c1.secs, b.secs / c2.secs);
 
+smtp_only:
+    if (!do_smtp)
+        goto idle;
     printf("SMTP-only capture: %.2f GB, %llu frames, %llu sessions (messages 2 KB..10 MB, "
            "half STARTTLS)\n",
            (double)gs.bytes / 1e9, (unsigned long long)gs.frames,
@@ -708,6 +880,13 @@ int main(int argc, char **argv)
            (double)gs.smtp_sessions / c1.secs, (double)gs.smtp_sessions / c2.secs,
            b.secs / c1.secs);
 
+idle:
+    if (do_sessions && !bench_sessions(sw, dir, sessions)) {
+        rc = 1;
+        goto out;
+    }
+    if (!do_idle)
+        goto out;
     /* memory per idle flow: 1M concurrent handshakes minus a 1000-flow baseline,
      * on a non-SMTP port (flow table only: the SMTP decoder ignores the flow)
      * and on port 25 (flow table plus the SMTP decoder's per-session state) */
@@ -716,7 +895,7 @@ int main(int argc, char **argv)
         const char *what;
     } kinds[] = {
         {80, "port 80 (flow table only)"},
-        {25, "port 25 (flow table + SMTP session)"},
+        {25, "port 25 (flow table; the SMTP session starts at the first byte)"},
     };
     for (size_t k = 0; k < 2; k++) {
         if (!handshakes(hs, flows, kinds[k].port) || !handshakes(hs0, 1000, kinds[k].port)) {

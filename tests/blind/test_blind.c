@@ -94,8 +94,9 @@ static size_t count_str(const char *hay, const char *needle)
     "\"},\"stripwatch\":{\"version\":\"" SW_VERSION "\",\"severity_name\":"
 
 /* 30 idle banner sessions one second apart, then a delivery, with
- * --max-flows 10: a flow is evicted every second from the 11th on, and the
- * records say so at most once per 10 s of capture time, exactly. */
+ * --max-flows 10: a flow (an idle SMTP session: evicted_session too) is
+ * evicted every second from the 11th on, and the records say so at most once per 10 s of capture
+ * time, exactly. */
 static void test_health_eviction(void **state)
 {
     (void)state;
@@ -128,18 +129,18 @@ static void test_health_eviction(void **state)
         "\"high\",\"health\":{\"state\":\"running\",\"clock\":\"capture\",\"since\":\"2023-11-"
         "14T22:"
         "13:20.000010Z\",\"data_lost\":true,\"counters\":{\"flows.evicted\":{\"delta\":1,"
-        "\"total\":1}}}}}\n"
+        "\"total\":1},\"flows.evicted_session\":{\"delta\":1,\"total\":1}}}}}\n"
         "{\"@timestamp\":\"2023-11-14T22:13:41.001270Z\"," HEALTH_HEAD
         "\"data-lost\",\"severity\":3,\"module\":\"stripwatch\"}," HEALTH_OBS
         "\"high\",\"health\":{\"state\":\"running\",\"clock\":\"capture\",\"since\":\"2023-11-"
         "14T22:"
         "13:31.000670Z\",\"data_lost\":true,\"counters\":{\"flows.evicted\":{\"delta\":10,"
-        "\"total\":11}}}}}\n"
+        "\"total\":11},\"flows.evicted_session\":{\"delta\":10,\"total\":11}}}}}\n"
         "{\"@timestamp\":\"2023-11-14T22:13:50.001990Z\"," HEALTH_HEAD
         "\"sensor-stopped\",\"severity\":3,\"module\":\"stripwatch\"}," HEALTH_OBS
         "\"high\",\"health\":{\"state\":\"stop\",\"clock\":\"capture\",\"since\":\"2023-11-14T22:"
         "13:41.001270Z\",\"data_lost\":true,\"counters\":{\"flows.evicted\":{\"delta\":10,"
-        "\"total\":21}}}}}\n";
+        "\"total\":21},\"flows.evicted_session\":{\"delta\":10,\"total\":21}}}}}\n";
     assert_string_equal(got, want);
     free(got);
     run_free(&r);

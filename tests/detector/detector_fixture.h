@@ -163,10 +163,23 @@ static inline void set_addr(struct sw_addr *a, const char *ip)
 
 static unsigned uid_counter;
 
+/* Sets a facts string field (formatted). */
+static inline void fset(struct smtp_facts *f, const char **slot, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void fset(struct smtp_facts *f, const char **slot, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    assert_true(facts_set(f, slot, buf, strlen(buf), 0));
+}
+
 static inline struct smtp_facts *session(const char *cip, const char *sip, uint16_t sport,
                                          int64_t t)
 {
-    struct smtp_facts *f = calloc(1, sizeof *f);
+    struct smtp_facts *f = facts_new();
     snprintf(f->flow.uid, sizeof f->flow.uid, "S%016x", ++uid_counter);
     set_addr(&f->flow.client, cip);
     set_addr(&f->flow.server, sip);
@@ -178,17 +191,15 @@ static inline struct smtp_facts *session(const char *cip, const char *sip, uint1
     f->end = SMTP_END_QUIT;
     f->banner_code = 220;
     snprintf(f->helo_verb, sizeof f->helo_verb, "EHLO");
-    snprintf(f->helo_host, sizeof f->helo_host, "out.sender.example");
+    fset(f, &f->helo_host, "out.sender.example");
     f->ehlo_code = 250;
-    f->tls.alert_level = -1;
-    f->tls.alert_desc = -1;
     return f;
 }
 
 static inline void banner(struct smtp_facts *f, const char *host)
 {
-    snprintf(f->banner_host, sizeof f->banner_host, "%s", host);
-    snprintf(f->ehlo_host, sizeof f->ehlo_host, "%s", host);
+    fset(f, &f->banner_host, "%s", host);
+    fset(f, &f->ehlo_host, "%s", host);
 }
 
 /* caps: NULL-terminated; STARTTLS in the list sets starttls_offered. */
@@ -198,7 +209,7 @@ static inline void caps(struct smtp_facts *f, ...)
     va_start(ap, f);
     const char *c;
     while ((c = va_arg(ap, const char *)) != NULL) {
-        f->caps[f->n_caps++] = strdup(c);
+        assert_true(facts_add_cap(f, c, strlen(c)));
         if (!strcmp(c, "STARTTLS"))
             f->starttls_offered = true;
     }
@@ -211,10 +222,10 @@ static inline void starttls(struct smtp_facts *f, int code, bool established)
     f->starttls_code = code;
     f->starttls_ts = f->flow.start + SW_USEC_PER_SEC / 2;
     if (code == 220) {
-        f->tls.client_hello = true;
-        f->tls.server_hello = established;
-        f->tls.established = established;
-        f->tls.version = established ? 0x0303 : 0;
+        facts_tls_mut(f)->client_hello = true;
+        facts_tls_mut(f)->server_hello = established;
+        facts_tls_mut(f)->established = established;
+        facts_tls_mut(f)->version = established ? 0x0303 : 0;
         f->end = established ? SMTP_END_TLS : SMTP_END_FIN;
     }
 }
@@ -222,20 +233,18 @@ static inline void starttls(struct smtp_facts *f, int code, bool established)
 /* One transaction: rcpt "domain:code" strings, NULL-terminated. */
 static inline void tx(struct smtp_facts *f, bool data_clear, uint64_t bytes, ...)
 {
-    f->tx = realloc(f->tx, (f->n_tx + 1) * sizeof *f->tx);
-    struct facts_tx *t = &f->tx[f->n_tx++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->mail_from_domain, sizeof t->mail_from_domain, "sender.example");
+    struct facts_tx *t = facts_add_tx(f);
+    assert_non_null(t);
+    fset(f, &t->mail_from_domain, "sender.example");
     t->mail_code = 250;
     va_list ap;
     va_start(ap, bytes);
     const char *r;
     while ((r = va_arg(ap, const char *)) != NULL) {
-        t->rcpt = realloc(t->rcpt, (t->n_rcpt + 1) * sizeof *t->rcpt);
-        struct facts_rcpt *x = &t->rcpt[t->n_rcpt++];
-        memset(x, 0, sizeof *x);
+        struct facts_rcpt *x = facts_add_rcpt(f, t);
+        assert_non_null(x);
         const char *colon = strchr(r, ':');
-        snprintf(x->domain, sizeof x->domain, "%.*s", (int)(colon - r), r);
+        fset(f, &x->domain, "%.*s", (int)(colon - r), r);
         x->code = atoi(colon + 1);
     }
     va_end(ap);
@@ -251,12 +260,13 @@ static inline void tx(struct smtp_facts *f, bool data_clear, uint64_t bytes, ...
 static inline void anomaly(struct smtp_facts *f, enum anomaly_kind k, const char *detail,
                            uint64_t pkt)
 {
-    struct facts_anomaly *a = &f->anomalies[f->n_anomalies++];
+    struct facts_anomaly *a = facts_add_anomaly(f);
+    assert_non_null(a);
     a->kind = k;
     a->dir = DIR_S2C;
     a->ts = f->flow.start + 300000;
     a->pkt_no = pkt;
-    snprintf(a->detail, sizeof a->detail, "%s", detail);
+    fset(f, &a->detail, "%s", detail);
 }
 
 /* ---- reading alerts back ---- */

@@ -14,7 +14,7 @@ static void test_starttls_used_is_clean(void **state)
     banner(f, "mx.enforce.example");
     caps(f, "PIPELINING", "SIZE 10240000", "STARTTLS", "8BITMIME", NULL);
     starttls(f, 220, true);
-    f->tls.cert.present = false;
+    facts_tls_mut(f)->cert.present = false;
     feed(x, f);
     finish(x);
     assert_int_equal(x->out.n, 0);
@@ -54,13 +54,12 @@ static void test_policy_domains_bound(void **state)
     caps(f, "STARTTLS", NULL);
     tx(f, true, 10, "d0.example:250", NULL);
     struct facts_tx *t = &f->tx[0];
-    t->rcpt = realloc(t->rcpt, 20 * sizeof *t->rcpt);
     for (int i = 1; i < 20; i++) {
-        memset(&t->rcpt[i], 0, sizeof t->rcpt[i]);
-        snprintf(t->rcpt[i].domain, sizeof t->rcpt[i].domain, "d%d.example", i);
-        t->rcpt[i].code = 250;
+        struct facts_rcpt *r = facts_add_rcpt(f, t);
+        assert_non_null(r);
+        fset(f, &r->domain, "d%d.example", i);
+        r->code = 250;
     }
-    t->n_rcpt = 20;
     feed(x, f);
     finish(x);
     assert_int_equal(detector_stats(x->d)->policy_domains_dropped, 4);
@@ -331,8 +330,8 @@ static void test_fallback(void **state)
     struct smtp_facts *a = session("192.0.2.20", "198.51.100.30", 25, T0 + 100);
     caps(a, "STARTTLS", NULL);
     starttls(a, 220, false);
-    a->tls.alert_level = 2;
-    a->tls.alert_desc = 40;
+    facts_tls_mut(a)->alert_level = 2;
+    facts_tls_mut(a)->alert_desc = 40;
     char uid_a[18];
     memcpy(uid_a, a->flow.uid, sizeof uid_a);
     feed(x, a);
@@ -396,27 +395,27 @@ static void test_certificate_invalid(void **state)
     banner(f, "mx.enforce.example");
     caps(f, "STARTTLS", NULL);
     starttls(f, 220, true);
-    snprintf(f->tls.sni, sizeof f->tls.sni, "mx.enforce.example");
-    f->tls.cert.present = true;
-    f->tls.cert.self_signed = true;
-    snprintf(f->tls.cert.subject, sizeof f->tls.cert.subject, "CN=mx.enforce.example");
-    snprintf(f->tls.cert.issuer, sizeof f->tls.cert.issuer, "CN=mx.enforce.example");
-    snprintf(f->tls.cert.not_before, sizeof f->tls.cert.not_before, "2026-01-01T00:00:00Z");
-    snprintf(f->tls.cert.not_after, sizeof f->tls.cert.not_after, "2027-01-01T00:00:00Z");
-    f->tls.cert.san_dns[f->tls.cert.n_san++] = strdup("mx.enforce.example");
+    fset(f, &facts_tls_mut(f)->sni, "mx.enforce.example");
+    facts_tls_mut(f)->cert.present = true;
+    facts_tls_mut(f)->cert.self_signed = true;
+    fset(f, &facts_tls_mut(f)->cert.subject, "CN=mx.enforce.example");
+    fset(f, &facts_tls_mut(f)->cert.issuer, "CN=mx.enforce.example");
+    fset(f, &facts_tls_mut(f)->cert.not_before, "2026-01-01T00:00:00Z");
+    fset(f, &facts_tls_mut(f)->cert.not_after, "2027-01-01T00:00:00Z");
+    assert_true(facts_add_san(f, "mx.enforce.example", strlen("mx.enforce.example")));
     feed(x, f);
     /* negative twin: a CA-issued certificate naming the MX */
     struct smtp_facts *g = session("192.0.2.10", "203.0.113.5", 25, T0 + 60);
     banner(g, "mx.enforce.example");
     caps(g, "STARTTLS", NULL);
     starttls(g, 220, true);
-    snprintf(g->tls.sni, sizeof g->tls.sni, "mx.enforce.example");
-    g->tls.cert.present = true;
-    snprintf(g->tls.cert.subject, sizeof g->tls.cert.subject, "CN=mx.enforce.example");
-    snprintf(g->tls.cert.issuer, sizeof g->tls.cert.issuer, "CN=Example CA");
-    snprintf(g->tls.cert.not_before, sizeof g->tls.cert.not_before, "2026-01-01T00:00:00Z");
-    snprintf(g->tls.cert.not_after, sizeof g->tls.cert.not_after, "2027-01-01T00:00:00Z");
-    g->tls.cert.san_dns[g->tls.cert.n_san++] = strdup("*.enforce.example");
+    fset(g, &facts_tls_mut(g)->sni, "mx.enforce.example");
+    facts_tls_mut(g)->cert.present = true;
+    fset(g, &facts_tls_mut(g)->cert.subject, "CN=mx.enforce.example");
+    fset(g, &facts_tls_mut(g)->cert.issuer, "CN=Example CA");
+    fset(g, &facts_tls_mut(g)->cert.not_before, "2026-01-01T00:00:00Z");
+    fset(g, &facts_tls_mut(g)->cert.not_after, "2027-01-01T00:00:00Z");
+    assert_true(facts_add_san(g, "*.enforce.example", strlen("*.enforce.example")));
     feed(x, g);
     finish(x);
     assert_int_equal(x->out.n, 1);
@@ -432,7 +431,7 @@ static void test_auth_cleartext(void **state)
     struct fx *x = *state;
     struct smtp_facts *f = session("10.0.0.1", "64.12.168.40", 587, T0);
     caps(f, "AUTH PLAIN LOGIN", "STARTTLS", NULL);
-    snprintf(f->auth_mechanism, sizeof f->auth_mechanism, "PLAIN");
+    fset(f, &f->auth_mechanism, "PLAIN");
     f->auth_cleartext = true;
     f->auth_code = 235;
     tx(f, true, 928, "enforce.example:250", NULL);
@@ -440,7 +439,7 @@ static void test_auth_cleartext(void **state)
     /* negative twin: AUTH LOGIN refused as out of sequence, no credential */
     struct smtp_facts *g = session("10.0.0.2", "10.0.0.1", 1080, T0 + 5);
     caps(g, "AUTH LOGIN", NULL);
-    snprintf(g->auth_mechanism, sizeof g->auth_mechanism, "LOGIN");
+    fset(g, &g->auth_mechanism, "LOGIN");
     g->auth_cleartext = true;
     g->auth_code = 503;
     feed(x, g);

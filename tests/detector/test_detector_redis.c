@@ -123,7 +123,7 @@ static struct detector *det(const char *url, struct lines *out)
 
 static struct smtp_facts *session(const char *uid, const char *cip, bool offered, int64_t t)
 {
-    struct smtp_facts *f = calloc(1, sizeof *f);
+    struct smtp_facts *f = facts_new();
     snprintf(f->flow.uid, sizeof f->flow.uid, "%s", uid);
     f->flow.client.family = 4;
     inet_pton(AF_INET, cip, f->flow.client.b);
@@ -135,14 +135,13 @@ static struct smtp_facts *session(const char *uid, const char *cip, bool offered
     f->banner_code = 220;
     f->ehlo_code = 250;
     snprintf(f->helo_verb, sizeof f->helo_verb, "EHLO");
-    f->tls.alert_level = -1;
-    f->caps[f->n_caps++] = strdup("PIPELINING");
+    facts_add_cap(f, "PIPELINING", 10);
     if (offered) {
-        f->caps[f->n_caps++] = strdup("STARTTLS");
+        facts_add_cap(f, "STARTTLS", 8);
         f->starttls_offered = true;
         f->starttls_requested = true;
         f->starttls_code = 220;
-        f->tls.established = true;
+        facts_tls_mut(f)->established = true;
     }
     return f;
 }

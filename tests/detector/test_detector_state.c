@@ -303,14 +303,14 @@ static void test_random_facts(void **state)
         f->ehlo_code = rnd(5) ? 250 : 500;
         for (uint32_t k = rnd(5); k > 0; k--) {
             const char *c = capv[rnd(7)];
-            f->caps[f->n_caps++] = strdup(c);
+            assert_true(facts_add_cap(f, c, strlen(c)));
             if (!strcmp(c, "STARTTLS"))
                 f->starttls_offered = true;
         }
         if (rnd(3) == 0)
             starttls(f, codes[rnd(6)], rnd(2));
         if (rnd(4) == 0) {
-            snprintf(f->auth_mechanism, sizeof f->auth_mechanism, rnd(2) ? "PLAIN" : "LOGIN");
+            fset(f, &f->auth_mechanism, "%s", rnd(2) ? "PLAIN" : "LOGIN");
             f->auth_cleartext = true;
             f->auth_code = rnd(2) ? 235 : 503;
         }
@@ -318,13 +318,13 @@ static void test_random_facts(void **state)
             tx(f, rnd(2), rnd(5000), doms[rnd(6)], doms[rnd(6)], NULL);
         for (uint32_t k = rnd(3); k > 0; k--)
             anomaly(f, (enum anomaly_kind)rnd(ANOM_KIND_COUNT), "token=\xffX", rnd(100));
-        if (f->tls.established && rnd(2)) {
-            f->tls.cert.present = true;
-            f->tls.cert.self_signed = rnd(2);
-            snprintf(f->tls.cert.subject, sizeof f->tls.cert.subject, "CN=%s", hosts[rnd(6)]);
-            snprintf(f->tls.cert.not_after, sizeof f->tls.cert.not_after,
-                     rnd(2) ? "2020-01-01T00:00:00Z" : "garbage");
-            snprintf(f->tls.sni, sizeof f->tls.sni, "%s", hosts[rnd(6)]);
+        if (f->tls->established && rnd(2)) {
+            struct facts_tls *tl = facts_tls_mut(f);
+            tl->cert.present = true;
+            tl->cert.self_signed = rnd(2);
+            fset(f, &tl->cert.subject, "CN=%s", hosts[rnd(6)]);
+            fset(f, &tl->cert.not_after, "%s", rnd(2) ? "2020-01-01T00:00:00Z" : "garbage");
+            fset(f, &tl->sni, "%s", hosts[rnd(6)]);
         }
         feed(x, f);
     }

@@ -25,7 +25,7 @@ static struct smtp_facts *auth_clear(const char *cip, const char *sip, int64_t t
 {
     struct smtp_facts *f = session(cip, sip, 25, t);
     caps(f, "AUTH PLAIN", NULL);
-    snprintf(f->auth_mechanism, sizeof f->auth_mechanism, "PLAIN");
+    fset(f, &f->auth_mechanism, "PLAIN");
     f->auth_cleartext = true;
     f->auth_code = 235;
     return f;

@@ -208,6 +208,12 @@ static void read_alerts(const char *path, char *ids, size_t idlen, char **scrubb
         json_t *j = json_loads(line, 0, &err);
         if (!j)
             fail_msg("%s: not JSON: %s", path, line);
+        if (!strcmp(json_string_value(json_object_get(json_object_get(j, "event"), "dataset"))
+                        ?: "",
+                    "stripwatch.health")) {
+            json_decref(j); /* health records: start and stop, not alerts */
+            continue;
+        }
         rule = json_object_get(json_object_get(j, "rule"), "id");
         sev = json_object_get(json_object_get(j, "event"), "severity");
         size_t l = strlen(ids);

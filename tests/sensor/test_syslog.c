@@ -195,7 +195,7 @@ static void test_syslog_lines(void **st)
     int stats = 0;
     for (const char *p = t; (p = strstr(p, "]: stats ")) != NULL; p++)
         stats++;
-    assert_int_equal(stats, 10);
+    assert_int_equal(stats, 11);
     free(t);
     run_free(&r);
 

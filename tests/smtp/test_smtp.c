@@ -111,7 +111,7 @@ static void test_starttls_last_line_lowercase(void **state)
     const struct smtp_facts *f = r.facts;
     assert_true(f->starttls_offered);
     assert_int_equal(f->n_caps, 2);
-    assert_string_equal(f->caps[1], "starttls");
+    assert_string_equal(facts_cap(f, 1), "starttls");
     assert_string_equal(f->helo_verb, "EHLO");
     assert_int_equal(f->n_tx, 1);
     assert_string_equal(f->tx[0].mail_from_domain, "a.example");
@@ -490,7 +490,7 @@ static void test_not_tls_after_starttls(void **state)
     assert_string_equal(f->anomalies[0].detail, "first byte 0x45");
     assert_true(f->tx[0].cleartext);
     assert_int_equal(f->tx[0].accepted, 1);
-    assert_false(f->tls.established);
+    assert_false(f->tls->established);
     assert_int_equal(f->end, SMTP_END_QUIT);
     assert_string_equal(r.events, "ehlo_reply,starttls_reply,tls,data_clear,end");
     conv_result_free(&r);
@@ -994,7 +994,9 @@ static void test_facts_copy_and_vlan(void **state)
         r.json, "\"network\":{\"protocol\":\"smtp\",\"transport\":\"tcp\",\"vlan\":{\"id\":125}}"));
     struct smtp_facts *cp = facts_copy(r.facts);
     assert_non_null(cp);
-    assert_ptr_not_equal(cp->caps[0], r.facts->caps[0]);
+    assert_ptr_not_equal(cp->caps, r.facts->caps);
+    assert_int_equal(cp->storage, FACTS_PACKED);
+    assert_int_equal(facts_copy_size(r.facts), facts_copy_size(cp));
     assert_ptr_not_equal(cp->tx, r.facts->tx);
     assert_ptr_not_equal(cp->tx[0].rcpt[0].address, r.facts->tx[0].rcpt[0].address);
     json_t *j = facts_to_json(cp);

@@ -299,7 +299,7 @@ static void test_starttls_tls12_certificate(void **state)
     struct conv_result r;
     conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
     const struct smtp_facts *f = r.facts;
-    const struct facts_tls *t = &f->tls;
+    const struct facts_tls *t = f->tls;
     assert_true(t->client_hello);
     assert_true(t->server_hello);
     assert_true(t->established);
@@ -370,7 +370,7 @@ static void test_implicit_tls13(void **state)
     };
     struct conv_result r;
     conv_check(&cfg, &t, conv, CONV_N(conv), true, &r);
-    const struct facts_tls *tl = &r.facts->tls;
+    const struct facts_tls *tl = r.facts->tls;
     assert_true(tl->implicit);
     assert_true(tl->established);
     assert_int_equal(tl->version, 0x0304);
@@ -398,8 +398,8 @@ static void test_implicit_tls13(void **state)
     conv[2].data = (const char *)cfail.b;
     conv[2].len = cfail.n;
     conv_check(&cfg, &t, conv, CONV_N(conv), true, &r);
-    assert_true(r.facts->tls.server_hello);
-    assert_false(r.facts->tls.established);
+    assert_true(r.facts->tls->server_hello);
+    assert_false(r.facts->tls->established);
     assert_int_equal(r.stop, 0);
     assert_int_equal(r.facts->end, SMTP_END_FIN);
     assert_string_equal(r.events, "tls,end");
@@ -433,8 +433,8 @@ static void test_plaintext_on_tls_port(void **state)
     assert_string_equal(f->anomalies[0].detail, "first byte 0x32, port 465");
     assert_int_equal(f->banner_code, 220);
     assert_string_equal(f->banner_host, "gator.example.com");
-    assert_true(f->tls.client_hello);
-    assert_false(f->tls.established);
+    assert_true(f->tls->client_hello);
+    assert_false(f->tls->established);
     assert_int_equal(f->end, SMTP_END_FIN);
     assert_string_equal(r.events, "tls,end");
     conv_result_free(&r);
@@ -464,9 +464,9 @@ static void test_tls_alert(void **state)
     assert_int_equal(f->n_anomalies, 1);
     assert_int_equal(f->anomalies[0].kind, ANOM_TLS_ALERT);
     assert_string_equal(f->anomalies[0].detail, "level 2 handshake_failure (40)");
-    assert_int_equal(f->tls.alert_level, 2);
-    assert_int_equal(f->tls.alert_desc, 40);
-    assert_false(f->tls.established);
+    assert_int_equal(f->tls->alert_level, 2);
+    assert_int_equal(f->tls->alert_desc, 40);
+    assert_false(f->tls->established);
     assert_string_equal(r.events, "ehlo_reply,starttls_reply,tls,end");
     assert_non_null(strstr(r.json, "\"alert\":{\"description\":40,\"level\":2}"));
     conv_result_free(&r);
@@ -496,8 +496,8 @@ static void test_server_plaintext_after_client_hello(void **state)
     assert_int_equal(f->anomalies[0].kind, ANOM_NOT_TLS_AFTER_STARTTLS);
     assert_int_equal(f->anomalies[0].dir, DIR_S2C);
     assert_string_equal(f->anomalies[0].detail, "first byte 0x34");
-    assert_true(f->tls.client_hello);
-    assert_false(f->tls.server_hello);
+    assert_true(f->tls->client_hello);
+    assert_false(f->tls->server_hello);
     assert_int_equal(f->end, SMTP_END_FIN);
     assert_string_equal(r.events, "ehlo_reply,starttls_reply,tls,end");
     conv_result_free(&r);
@@ -530,9 +530,9 @@ static void test_tls_oversized_and_broken(void **state)
     };
     struct conv_result r;
     conv_check(&cfg, &fi, conv, CONV_N(conv), false, &r);
-    assert_true(r.facts->tls.established);
-    assert_false(r.facts->tls.cert.present);
-    assert_string_equal(r.facts->tls.ja3s, ja3s_12);
+    assert_true(r.facts->tls->established);
+    assert_false(r.facts->tls->cert.present);
+    assert_string_equal(r.facts->tls->ja3s, ja3s_12);
     conv_result_free(&r);
 
     /* bytes that stop being TLS records after the ServerHello */
@@ -546,7 +546,7 @@ static void test_tls_oversized_and_broken(void **state)
         S("\x16\x03\x03\x00\x01\x02GARBAGE GARBAGE\r\n"),
     };
     conv_check(&cfg, &fi, broken, CONV_N(broken), true, &r);
-    assert_false(r.facts->tls.established);
+    assert_false(r.facts->tls->established);
     assert_int_equal(r.stop, STREAM_STOP_S2C);
     assert_int_equal(r.facts->end, SMTP_END_FIN);
     conv_result_free(&r);

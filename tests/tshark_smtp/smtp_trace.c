@@ -31,7 +31,7 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
     if (ev != SMTP_EV_EHLO_REPLY)
         return;
     for (size_t i = 0; i < f->n_caps; i++)
-        printf("%u %u CAP %s\n", f->flow.cport, f->flow.sport, f->caps[i]);
+        printf("%u %u CAP %s\n", f->flow.cport, f->flow.sport, facts_cap(f, i));
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* strtab.c: interned reference-counted strings: a chained hash table of
+ * entries that carry their bytes, grown by doubling, shrunk never. */
+#include "decode/strtab.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct strtab_ent {
+    struct strtab_ent *next;
+    uint32_t hash;
+    uint32_t refs;
+    uint32_t len;
+    char s[];
+};
+
+struct strtab {
+    struct strtab_ent **b;
+    size_t n_b; /* power of two */
+    size_t n;
+    size_t bytes;
+};
+
+#define STRTAB_MIN_BUCKETS 64u
+
+static struct strtab_ent *ent_of(const char *s)
+{
+    return (struct strtab_ent *)(void *)(s - offsetof(struct strtab_ent, s));
+}
+
+/* FNV-1a, 32 bits: short strings, a per-worker table */
+static uint32_t str_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+struct strtab *strtab_new(void)
+{
+    struct strtab *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->b = calloc(STRTAB_MIN_BUCKETS, sizeof *t->b);
+    if (!t->b) {
+        free(t);
+        return NULL;
+    }
+    t->n_b = STRTAB_MIN_BUCKETS;
+    t->bytes = sizeof *t + t->n_b * sizeof *t->b;
+    return t;
+}
+
+void strtab_free(struct strtab *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_b; i++) {
+        struct strtab_ent *e = t->b[i];
+        while (e) {
+            struct strtab_ent *n = e->next;
+            free(e);
+            e = n;
+        }
+    }
+    free(t->b);
+    free(t);
+}
+
+static void grow(struct strtab *t)
+{
+    size_t nb = t->n_b * 2;
+    struct strtab_ent **b = calloc(nb, sizeof *b);
+    if (!b)
+        return; /* chains get longer */
+    for (size_t i = 0; i < t->n_b; i++) {
+        struct strtab_ent *e = t->b[i];
+        while (e) {
+            struct strtab_ent *n = e->next;
+            e->next = b[e->hash & (nb - 1)];
+            b[e->hash & (nb - 1)] = e;
+            e = n;
+        }
+    }
+    free(t->b);
+    t->bytes += (nb - t->n_b) * sizeof *b;
+    t->b = b;
+    t->n_b = nb;
+}
+
+const char *strtab_get(struct strtab *t, const char *s, size_t n)
+{
+    if (n > UINT32_MAX - 1)
+        return NULL;
+    uint32_t h = str_hash(s, n);
+    for (struct strtab_ent *e = t->b[h & (t->n_b - 1)]; e; e = e->next)
+        if (e->hash == h && e->len == n && memcmp(e->s, s, n) == 0 && e->refs < UINT32_MAX) {
+            e->refs++;
+            return e->s;
+        }
+    struct strtab_ent *e = malloc(sizeof *e + n + 1);
+    if (!e)
+        return NULL;
+    e->hash = h;
+    e->refs = 1;
+    e->len = (uint32_t)n;
+    memcpy(e->s, s, n);
+    e->s[n] = '\0';
+    e->next = t->b[h & (t->n_b - 1)];
+    t->b[h & (t->n_b - 1)] = e;
+    t->n++;
+    t->bytes += sizeof *e + n + 1;
+    if (t->n > t->n_b)
+        grow(t);
+    return e->s;
+}
+
+const char *strtab_ref(const char *s)
+{
+    ent_of(s)->refs++;
+    return s;
+}
+
+void strtab_put(struct strtab *t, const char *s)
+{
+    if (!s)
+        return;
+    struct strtab_ent *e = ent_of(s);
+    if (--e->refs)
+        return;
+    struct strtab_ent **pp = &t->b[e->hash & (t->n_b - 1)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    t->n--;
+    t->bytes -= sizeof *e + e->len + 1;
+    free(e);
+}
+
+size_t strtab_len(const char *s)
+{
+    return ent_of(s)->len;
+}
+
+size_t strtab_bytes(const struct strtab *t)
+{
+    return t->bytes;
+}
+
+size_t strtab_count(const struct strtab *t)
+{
+    return t->n;
+}
