@@ -62,7 +62,10 @@ bool snapshot_time_parse(const char *s, size_t len, int64_t *out)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap ? 1u : 0u))
         return false;
-    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    if (t < 0)
+        return false; /* before 1970: snapshot_time_format cannot write it back */
+    *out = t;
     return true;
 }
 

@@ -74,7 +74,8 @@ int snapshot_save(const char *path, const struct snapshot_item *items, size_t n,
                   size_t errlen);
 
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds. parse returns false on
- * any other form or an impossible date. */
+ * any other form, an impossible date or one before 1970-01-01 (format
+ * writes 1970 to 9999 only). */
 bool snapshot_time_parse(const char *s, size_t len, int64_t *out);
 void snapshot_time_format(int64_t t, char buf[32]);
 

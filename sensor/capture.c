@@ -255,8 +255,9 @@ static int map_next(struct capture_src *s)
     uint32_t caplen = rd32(h + 8, m->swapped), len = rd32(h + 12, m->swapped);
     if (caplen > m->max_caplen || m->size - m->off - 16 < caplen)
         return 0;
-    /* as libpcap: 32-bit signed seconds and fraction, nanoseconds truncated */
-    int32_t sec = (int32_t)rd32(h, m->swapped), frac = (int32_t)rd32(h + 4, m->swapped);
+    /* as libpcap 1.10: 32-bit unsigned seconds and fraction, nanoseconds
+     * truncated */
+    uint32_t sec = rd32(h, m->swapped), frac = rd32(h + 4, m->swapped);
     if (m->nsec)
         frac /= 1000;
     s->pkt.ts = (sw_usec)sec * SW_USEC_PER_SEC + frac;
