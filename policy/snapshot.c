@@ -21,6 +21,7 @@
 
 #define SNAPSHOT_MAX_BYTES (256L * 1024 * 1024) /* refuse larger files */
 #define TIME_MAX           253402300799LL       /* 9999-12-31T23:59:59Z */
+#define TIME_MIN           (-62167219200LL)     /* 0000-01-01T00:00:00Z */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -62,10 +63,7 @@ bool snapshot_time_parse(const char *s, size_t len, int64_t *out)
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] + (mo == 2 && leap ? 1u : 0u))
         return false;
-    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-    if (t < 0)
-        return false; /* before 1970: snapshot_time_format cannot write it back */
-    *out = t;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
     return true;
 }
 
@@ -74,13 +72,16 @@ void snapshot_time_format(int64_t t, char buf[32])
     struct tm tm;
     time_t tt;
 
-    if (t < 0)
-        t = 0;
+    /* the range parse accepts, years written with 4 digits: every time
+     * parse accepted formats back to the same text */
+    if (t < TIME_MIN)
+        t = TIME_MIN;
     if (t > TIME_MAX)
         t = TIME_MAX;
     tt = (time_t)t;
     gmtime_r(&tt, &tm);
-    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(buf, 5, "%04u", (unsigned)(tm.tm_year + 1900) % 10000u);
+    strftime(buf + 4, 28, "-%m-%dT%H:%M:%SZ", &tm);
 }
 
 char *snapshot_error_format(const struct snapshot_error *e, char *buf, size_t len)

@@ -73,9 +73,9 @@ struct snapshot_item {
 int snapshot_save(const char *path, const struct snapshot_item *items, size_t n, char *err,
                   size_t errlen);
 
-/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds. parse returns false on
- * any other form, an impossible date or one before 1970-01-01 (format
- * writes 1970 to 9999 only). */
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds (years 0000-9999). parse
+ * returns false on any other form or an impossible date; format writes back
+ * every time parse accepts (times outside the range are clamped to it). */
 bool snapshot_time_parse(const char *s, size_t len, int64_t *out);
 void snapshot_time_format(int64_t t, char buf[32]);
 

@@ -353,6 +353,13 @@ static void test_time(void **state)
     assert_string_equal(buf, "2026-11-20T08:00:00Z");
     snapshot_time_format(951868799, buf);
     assert_string_equal(buf, "2000-02-29T23:59:59Z");
+    /* before 1970 round-trips (was written as 1970: fuzz_snapshot, fuzz_rcache) */
+    assert_true(snapshot_time_parse("1006-12-01T00:00:00Z", 20, &t));
+    snapshot_time_format(t, buf);
+    assert_string_equal(buf, "1006-12-01T00:00:00Z");
+    assert_true(snapshot_time_parse("0000-01-01T00:00:00Z", 20, &t));
+    snapshot_time_format(t, buf);
+    assert_string_equal(buf, "0000-01-01T00:00:00Z");
 }
 
 int main(void)
