@@ -128,6 +128,8 @@ int rcache_value_parse(const char *key, const char *val, size_t len, char id[33]
         snprintf(err, errlen, "redis key %s: policy: missing or not a string", key);
     else if (!jat || !snapshot_time_parse(jat, strlen(jat), fetched_at))
         snprintf(err, errlen, "redis key %s: fetched_at: missing or not RFC 3339", key);
+    else if (*fetched_at < 0)
+        snprintf(err, errlen, "redis key %s: fetched_at: before 1970", key); /* as snapshot */
     else {
         snprintf(id, 33, "%s", jid);
         size_t n = json_string_length(json_object_get(o, "policy"));

@@ -31,7 +31,8 @@ int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, 
  * parses len bytes of val (a Redis string, not NUL-terminated, any bytes) as
  * the JSON above. SW_OK with id (NUL-terminated, at most 32 characters),
  * *text (NUL-terminated copy of the policy, caller frees) and *fetched_at;
- * SW_EPROTO with a message naming key in err; SW_ENOMEM. *text is set only
+ * SW_EPROTO with a message naming key in err (also for a fetched_at before
+ * 1970, which the snapshot loader and saver refuse too); SW_ENOMEM. *text is set only
  * on SW_OK. */
 int rcache_value_parse(const char *key, const char *val, size_t len, char id[33], char **text,
                        int64_t *fetched_at, char *err, size_t errlen);

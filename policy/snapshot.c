@@ -21,7 +21,6 @@
 
 #define SNAPSHOT_MAX_BYTES (256L * 1024 * 1024) /* refuse larger files */
 #define TIME_MAX           253402300799LL       /* 9999-12-31T23:59:59Z */
-#define TIME_MIN           (-62167219200LL)     /* 0000-01-01T00:00:00Z */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -72,16 +71,13 @@ void snapshot_time_format(int64_t t, char buf[32])
     struct tm tm;
     time_t tt;
 
-    /* the range parse accepts, years written with 4 digits: every time
-     * parse accepted formats back to the same text */
-    if (t < TIME_MIN)
-        t = TIME_MIN;
+    if (t < 0)
+        t = 0;
     if (t > TIME_MAX)
         t = TIME_MAX;
     tt = (time_t)t;
     gmtime_r(&tt, &tm);
-    snprintf(buf, 5, "%04u", (unsigned)(tm.tm_year + 1900) % 10000u);
-    strftime(buf + 4, 28, "-%m-%dT%H:%M:%SZ", &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 char *snapshot_error_format(const struct snapshot_error *e, char *buf, size_t len)
@@ -210,6 +206,12 @@ static int load_entry(struct load_ctx *c, struct lru *seen, const char *key, jso
     if (!snapshot_time_parse(json_string_value(jat), json_string_length(jat), &at)) {
         mtasts_quote(q, sizeof q, json_string_value(jat), json_string_length(jat), 40);
         entry_error(c, key, 0, "fetched_at %s is not an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SSZ", q);
+        return 0;
+    }
+    if (at < 0) {
+        /* snapshot_save refuses it: one such entry would stop every save */
+        mtasts_quote(q, sizeof q, json_string_value(jat), json_string_length(jat), 40);
+        entry_error(c, key, 0, "fetched_at %s is before 1970", q);
         return 0;
     }
     struct mtasts_policy pol;

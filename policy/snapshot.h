@@ -5,8 +5,9 @@
  *                    "policy": "version: STSv1\nmode: enforce\n...",
  *                    "fetched_at": "2026-11-20T08:00:00Z"}}
  * The policy is kept as the exact text that was served and is judged again
- * by mtasts_policy_parse() on load. Loading reports each bad entry and
- * skips it; saving writes atomically, sorted by domain. No global state. */
+ * by mtasts_policy_parse() on load. Loading reports each bad entry (also a
+ * fetched_at before 1970, which saving refuses) and skips it; saving writes atomically, sorted by
+ * domain. No global state. */
 #ifndef SW_SNAPSHOT_H
 #define SW_SNAPSHOT_H
 
@@ -73,9 +74,8 @@ struct snapshot_item {
 int snapshot_save(const char *path, const struct snapshot_item *items, size_t n, char *err,
                   size_t errlen);
 
-/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds (years 0000-9999). parse
- * returns false on any other form or an impossible date; format writes back
- * every time parse accepts (times outside the range are clamped to it). */
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" <-> Unix seconds. parse returns false on
+ * any other form or an impossible date. */
 bool snapshot_time_parse(const char *s, size_t len, int64_t *out);
 void snapshot_time_format(int64_t t, char buf[32]);
 

@@ -45,6 +45,13 @@ static void walk(const redisReply *r, int depth)
     }
 }
 
+static char sock_path[108];
+
+static void server_unlink(void)
+{
+    unlink(sock_path);
+}
+
 static void server_init(void)
 {
     if (listen_fd >= 0)
@@ -61,6 +68,8 @@ static void server_init(void)
         listen(listen_fd, 4) != 0)
         abort();
     snprintf(url, sizeof(url), "unix://%s", sa.sun_path);
+    memcpy(sock_path, sa.sun_path, sizeof(sock_path));
+    atexit(server_unlink); /* before the scratch folder's rmdir (LIFO) */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
