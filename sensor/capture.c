@@ -360,7 +360,9 @@ static int src_fill(struct capture_src *s, char *err, size_t errlen)
     const u_char *data;
     int rc = pcap_next_ex(s->pc, &h, &data);
     if (rc == 1) {
-        s->pkt.ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+        /* unsigned: a pcapng timestamp libpcap scaled past the microsecond
+         * range (a corrupt file) wraps instead of overflowing */
+        s->pkt.ts = (sw_usec)((uint64_t)h->ts.tv_sec * SW_USEC_PER_SEC + (uint64_t)h->ts.tv_usec);
         s->pkt.data = data;
         s->pkt.caplen = h->caplen;
         s->pkt.len = h->len < h->caplen ? h->caplen : h->len;

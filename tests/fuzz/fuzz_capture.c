@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const u_char *d;
         if (pcap_next_ex(ref, &h, &d) != 1)
             abort(); /* the mapped reader gave a packet libpcap does not */
-        sw_usec ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+        sw_usec ts = (sw_usec)((uint64_t)h->ts.tv_sec * SW_USEC_PER_SEC + (uint64_t)h->ts.tv_usec);
         uint32_t len = h->len < h->caplen ? h->caplen : h->len;
         if (p.ts != ts || p.caplen != h->caplen || p.len != len ||
             p.linktype != pcap_datalink(ref) || memcmp(p.data, d, h->caplen) != 0)
