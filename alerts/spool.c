@@ -36,6 +36,9 @@ struct spool {
     uint64_t head;  /* physical offset of the first unacknowledged record */
     uint64_t shift; /* logical = physical + shift */
     uint64_t acked_seq, last_seq, pending;
+    /* where the last spool_read ended (logical) and the last valid seq up to
+     * there: a read that continues from there judges seqs as scan() does */
+    uint64_t rd_end, rd_seq;
     char *rbuf;
 };
 
@@ -412,6 +415,9 @@ size_t spool_read(struct spool *sp, uint64_t from, struct spool_rec *recs, size_
         off = sp->head;
     if (off >= sp->size || max == 0)
         return 0;
+    /* as scan(): a seq not above the previous valid one is malformed (0);
+     * from the head the previous valid seq is the acknowledged one */
+    uint64_t prev = off > sp->head && off + sp->shift == sp->rd_end ? sp->rd_seq : sp->acked_seq;
     size_t want = sp->size - off > SPOOL_RBUF ? SPOOL_RBUF : (size_t)(sp->size - off);
     ssize_t n = read_at(sp->fd, sp->rbuf, want, off);
     if (n <= 0)
@@ -423,12 +429,20 @@ size_t spool_read(struct spool *sp, uint64_t from, struct spool_rec *recs, size_
             break;
         size_t llen = (size_t)(nl - (sp->rbuf + pos)), jo = 0;
         uint64_t seq = parse_seq(sp->rbuf + pos, llen, &jo);
+        if (seq && seq <= prev)
+            seq = 0;
+        else if (seq)
+            prev = seq;
         recs[k].seq = seq;
         recs[k].json = seq ? sp->rbuf + pos + jo : NULL;
         recs[k].len = seq ? llen - jo : 0;
         pos += llen + 1;
         recs[k].end = off + pos + sp->shift;
         k++;
+    }
+    if (k) {
+        sp->rd_end = recs[k - 1].end;
+        sp->rd_seq = prev;
     }
     return k;
 }

@@ -49,7 +49,9 @@ void spool_close(struct spool *sp); /* syncs; NULL is a no-op */
  * caller counts and reports); SW_EIO on a write error. */
 int spool_append(struct spool *sp, const char *json, size_t len, uint64_t *seq);
 /* Reads up to max records starting at logical offset from (clamped to the
- * head). Returns the number read (0: nothing pending after from). */
+ * head). Returns the number read (0: nothing pending after from). As at open,
+ * a line whose seq is not above the previous valid one is malformed (seq 0);
+ * "previous" is known when from is the head or the end of the last read. */
 size_t spool_read(struct spool *sp, uint64_t from, struct spool_rec *recs, size_t max);
 /* Acknowledges one record: the one at the head, which ends at logical offset
  * end and carries seq (0 for a malformed line: the last seq is kept). */

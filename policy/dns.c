@@ -14,10 +14,7 @@
 #include <unbound.h>
 
 #include "decode/sw.h"
-
-#define RR_A    1
-#define RR_TXT  16
-#define RR_AAAA 28
+#include "policy/dns_int.h"
 
 struct pdns_sub {
     struct pdns_req *req;
@@ -275,6 +272,33 @@ static int add_txt(struct pdns_result *res, const unsigned char *rd, size_t len)
     return SW_OK;
 }
 
+void pdns_answer_take(struct pdns_result *res, char *canon, size_t canon_len, int rrtype,
+                      bool is_addr, const struct ub_result *ub)
+{
+    if (rrtype != RR_AAAA || res->rcode == 0)
+        res->rcode = ub->rcode;
+    if (ub->nxdomain && (!is_addr || rrtype == RR_A))
+        res->nxdomain = true;
+    if (ub->canonname && !canon[0])
+        snprintf(canon, canon_len, "%s", ub->canonname);
+    for (int i = 0; ub->havedata && ub->data[i]; i++) {
+        size_t len = (size_t)ub->len[i];
+        const unsigned char *rd = (const unsigned char *)ub->data[i];
+        if (rrtype == RR_TXT) {
+            if (add_txt(res, rd, len) != SW_OK && !res->err) {
+                res->err = -1;
+                res->errstr = "out of memory";
+            }
+        } else if (res->n_addr < PDNS_MAX_ADDR) {
+            int fam = rrtype == RR_A ? AF_INET : AF_INET6;
+            if ((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16)) {
+                inet_ntop(fam, rd, res->addr[res->n_addr], sizeof(res->addr[0]));
+                res->family[res->n_addr++] = fam;
+            }
+        }
+    }
+}
+
 static void on_result(void *mydata, int err, struct ub_result *ub)
 {
     struct pdns_sub *sub = mydata;
@@ -289,28 +313,7 @@ static void on_result(void *mydata, int err, struct ub_result *ub)
             res->errstr = q->errbuf;
         }
     } else if (ub) {
-        if (sub->rrtype != RR_AAAA || res->rcode == 0)
-            res->rcode = ub->rcode;
-        if (ub->nxdomain && (!q->is_addr || sub->rrtype == RR_A))
-            res->nxdomain = true;
-        if (ub->canonname && !q->canon[0])
-            snprintf(q->canon, sizeof(q->canon), "%s", ub->canonname);
-        for (int i = 0; ub->havedata && ub->data[i]; i++) {
-            size_t len = (size_t)ub->len[i];
-            const unsigned char *rd = (const unsigned char *)ub->data[i];
-            if (sub->rrtype == RR_TXT) {
-                if (add_txt(res, rd, len) != SW_OK && !res->err) {
-                    res->err = -1;
-                    res->errstr = "out of memory";
-                }
-            } else if (res->n_addr < PDNS_MAX_ADDR) {
-                int fam = sub->rrtype == RR_A ? AF_INET : AF_INET6;
-                if ((fam == AF_INET && len == 4) || (fam == AF_INET6 && len == 16)) {
-                    inet_ntop(fam, rd, res->addr[res->n_addr], sizeof(res->addr[0]));
-                    res->family[res->n_addr++] = fam;
-                }
-            }
-        }
+        pdns_answer_take(res, q->canon, sizeof(q->canon), sub->rrtype, q->is_addr, ub);
     }
     if (ub)
         ub_resolve_free(ub);

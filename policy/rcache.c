@@ -111,6 +111,40 @@ static redisReply *cmd(struct rcache *rc, int argc, const char **argv)
     return r;
 }
 
+int rcache_value_parse(const char *key, const char *val, size_t len, char id[33], char **text,
+                       int64_t *fetched_at, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *o = json_loadb(val, len, 0, &je);
+    const char *jid = o ? json_string_value(json_object_get(o, "id")) : NULL;
+    const char *jpol = o ? json_string_value(json_object_get(o, "policy")) : NULL;
+    const char *jat = o ? json_string_value(json_object_get(o, "fetched_at")) : NULL;
+    int ret = SW_EPROTO;
+    if (!o)
+        snprintf(err, errlen, "redis key %s: not JSON: %s", key, je.text);
+    else if (!jid || strlen(jid) > 32)
+        snprintf(err, errlen, "redis key %s: id: missing or not 1-32 characters", key);
+    else if (!jpol)
+        snprintf(err, errlen, "redis key %s: policy: missing or not a string", key);
+    else if (!jat || !snapshot_time_parse(jat, strlen(jat), fetched_at))
+        snprintf(err, errlen, "redis key %s: fetched_at: missing or not RFC 3339", key);
+    else if (*fetched_at < 0)
+        snprintf(err, errlen, "redis key %s: fetched_at: before 1970", key); /* as snapshot */
+    else {
+        snprintf(id, 33, "%s", jid);
+        size_t n = json_string_length(json_object_get(o, "policy"));
+        *text = malloc(n + 1);
+        ret = SW_ENOMEM;
+        if (*text) {
+            memcpy(*text, jpol, n);
+            (*text)[n] = 0;
+            ret = SW_OK;
+        }
+    }
+    json_decref(o);
+    return ret;
+}
+
 int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, int64_t *fetched_at,
                char *err, size_t errlen)
 {
@@ -122,32 +156,7 @@ int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, 
         return SW_EIO;
     int ret = SW_AGAIN;
     if (r->type == REDIS_REPLY_STRING) {
-        json_error_t je;
-        json_t *o = json_loadb(r->str, r->len, 0, &je);
-        const char *jid = o ? json_string_value(json_object_get(o, "id")) : NULL;
-        const char *jpol = o ? json_string_value(json_object_get(o, "policy")) : NULL;
-        const char *jat = o ? json_string_value(json_object_get(o, "fetched_at")) : NULL;
-        ret = SW_EPROTO;
-        if (!o)
-            snprintf(err, errlen, "redis key %s: not JSON: %s", key, je.text);
-        else if (!jid || strlen(jid) > 32)
-            snprintf(err, errlen, "redis key %s: id: missing or not 1-32 characters", key);
-        else if (!jpol)
-            snprintf(err, errlen, "redis key %s: policy: missing or not a string", key);
-        else if (!jat || !snapshot_time_parse(jat, strlen(jat), fetched_at))
-            snprintf(err, errlen, "redis key %s: fetched_at: missing or not RFC 3339", key);
-        else {
-            snprintf(id, 33, "%s", jid);
-            size_t n = json_string_length(json_object_get(o, "policy"));
-            *text = malloc(n + 1);
-            ret = SW_ENOMEM;
-            if (*text) {
-                memcpy(*text, jpol, n);
-                (*text)[n] = 0;
-                ret = SW_OK;
-            }
-        }
-        json_decref(o);
+        ret = rcache_value_parse(key, r->str, r->len, id, text, fetched_at, err, errlen);
     } else if (r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "redis key %s: %s", key, r->str);
         ret = SW_EIO;

@@ -27,6 +27,15 @@ void rcache_free(struct rcache *rc);
  * is unavailable. */
 int rcache_get(struct rcache *rc, const char *domain, char id[33], char **text, int64_t *fetched_at,
                char *err, size_t errlen);
+/* The value part of rcache_get, bytes in, result out (no I/O, no state):
+ * parses len bytes of val (a Redis string, not NUL-terminated, any bytes) as
+ * the JSON above. SW_OK with id (NUL-terminated, at most 32 characters),
+ * *text (NUL-terminated copy of the policy, caller frees) and *fetched_at;
+ * SW_EPROTO with a message naming key in err (also for a fetched_at before
+ * 1970, which the snapshot loader and saver refuse too); SW_ENOMEM. *text is set only
+ * on SW_OK. */
+int rcache_value_parse(const char *key, const char *val, size_t len, char id[33], char **text,
+                       int64_t *fetched_at, char *err, size_t errlen);
 /* Stores with TTL ttl_s seconds (>= 1). SW_OK or SW_EIO. */
 int rcache_put(struct rcache *rc, const char *domain, const char *id, const char *text,
                int64_t fetched_at, int64_t ttl_s);

@@ -208,6 +208,12 @@ static int load_entry(struct load_ctx *c, struct lru *seen, const char *key, jso
         entry_error(c, key, 0, "fetched_at %s is not an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SSZ", q);
         return 0;
     }
+    if (at < 0) {
+        /* snapshot_save refuses it: one such entry would stop every save */
+        mtasts_quote(q, sizeof q, json_string_value(jat), json_string_length(jat), 40);
+        entry_error(c, key, 0, "fetched_at %s is before 1970", q);
+        return 0;
+    }
     struct mtasts_policy pol;
     struct mtasts_error perr;
     const char *text = json_string_value(jpol);

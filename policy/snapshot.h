@@ -5,8 +5,9 @@
  *                    "policy": "version: STSv1\nmode: enforce\n...",
  *                    "fetched_at": "2026-11-20T08:00:00Z"}}
  * The policy is kept as the exact text that was served and is judged again
- * by mtasts_policy_parse() on load. Loading reports each bad entry and
- * skips it; saving writes atomically, sorted by domain. No global state. */
+ * by mtasts_policy_parse() on load. Loading reports each bad entry (also a
+ * fetched_at before 1970, which saving refuses) and skips it; saving writes atomically, sorted by
+ * domain. No global state. */
 #ifndef SW_SNAPSHOT_H
 #define SW_SNAPSHOT_H
 

@@ -255,8 +255,12 @@ static int map_next(struct capture_src *s)
     uint32_t caplen = rd32(h + 8, m->swapped), len = rd32(h + 12, m->swapped);
     if (caplen > m->max_caplen || m->size - m->off - 16 < caplen)
         return 0;
-    /* as libpcap: 32-bit signed seconds and fraction, nanoseconds truncated */
-    int32_t sec = (int32_t)rd32(h, m->swapped), frac = (int32_t)rd32(h + 4, m->swapped);
+    /* as libpcap 1.10: seconds and fraction are 32-bit signed in files of
+     * the host's byte order and unsigned in byte-swapped ones (its swap
+     * yields an unsigned value); nanoseconds truncated */
+    uint32_t sec32 = rd32(h, m->swapped), ufrac = rd32(h + 4, m->swapped);
+    int64_t sec = m->swapped ? (int64_t)sec32 : (int64_t)(int32_t)sec32;
+    int64_t frac = m->swapped ? (int64_t)ufrac : (int64_t)(int32_t)ufrac;
     if (m->nsec)
         frac /= 1000;
     s->pkt.ts = (sw_usec)sec * SW_USEC_PER_SEC + frac;
@@ -357,7 +361,9 @@ static int src_fill(struct capture_src *s, char *err, size_t errlen)
     const u_char *data;
     int rc = pcap_next_ex(s->pc, &h, &data);
     if (rc == 1) {
-        s->pkt.ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+        /* unsigned: a pcapng timestamp libpcap scaled past the microsecond
+         * range (a corrupt file) wraps instead of overflowing */
+        s->pkt.ts = (sw_usec)((uint64_t)h->ts.tv_sec * SW_USEC_PER_SEC + (uint64_t)h->ts.tv_usec);
         s->pkt.data = data;
         s->pkt.caplen = h->caplen;
         s->pkt.len = h->len < h->caplen ? h->caplen : h->len;

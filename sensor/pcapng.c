@@ -188,10 +188,12 @@ bad_res:
 static sw_usec to_usec(const struct pcapng_iface *ifc, uint64_t t)
 {
     uint64_t u = ifc->units_per_sec;
-    sw_usec sec = (sw_usec)(t / u);
     uint64_t frac = t % u;
-    sw_usec usec = (sw_usec)((unsigned __int128)frac * 1000000u / u);
-    return (sec + ifc->offset_sec) * SW_USEC_PER_SEC + usec;
+    uint64_t usec = (uint64_t)((unsigned __int128)frac * 1000000u / u);
+    /* in unsigned arithmetic: a timestamp or offset from a corrupt file
+     * wraps (as libpcap's pcapng reader does) instead of overflowing */
+    uint64_t sec = t / u + (uint64_t)ifc->offset_sec;
+    return (sw_usec)(sec * (uint64_t)SW_USEC_PER_SEC + usec);
 }
 
 struct pcapng_reader *pcapng_open(const char *path, char *err, size_t errlen)

@@ -188,6 +188,8 @@ static void test_partial_load(void **state)
         " \"arr.example\": [1],\n"
         " \"time.example\": {\"id\": \"4\", \"policy\": \"version: STSv1\\nmode: none\\n"
         "max_age: 1\\n\", \"fetched_at\": \"2026-02-29T08:00:00Z\"},\n"
+        " \"old.example\": {\"id\": \"9\", \"policy\": \"version: STSv1\\nmode: none\\n"
+        "max_age: 1\\n\", \"fetched_at\": \"1969-12-31T23:59:59Z\"},\n"
         " \"nopolicy.example\": {\"id\": \"5\", \"fetched_at\": \"2026-11-20T08:00:00Z\"},\n"
         " \"GOOD.example.\": {\"id\": \"6\", \"policy\": \"\", \"fetched_at\": \"\"},\n"
         " \"Second.Example.\": {\"id\": \"7\", \"policy\": \"version: STSv1\\nmode: none\\n"
@@ -208,6 +210,9 @@ static void test_partial_load(void **state)
         "error policies.json: domain \"arr.example\": entry is not a JSON object\n"
         "error policies.json: domain \"time.example\": fetched_at \"2026-02-29T08:00:00Z\" is "
         "not an RFC 3339 UTC time YYYY-MM-DDTHH:MM:SSZ\n"
+        /* found by fuzz_snapshot: loaded, then every --save-policies failed */
+        "error policies.json: domain \"old.example\": fetched_at \"1969-12-31T23:59:59Z\" is "
+        "before 1970\n"
         "error policies.json: domain \"nopolicy.example\": \"policy\" missing\n"
         "error policies.json: domain \"GOOD.example.\": duplicate of an earlier entry for "
         "good.example\n"
@@ -215,7 +220,7 @@ static void test_partial_load(void **state)
         "error policies.json: domain \"nomx.example\": mx field missing (required when mode is "
         "enforce)\n");
     assert_int_equal(st.loaded, 2);
-    assert_int_equal(st.rejected, 10);
+    assert_int_equal(st.rejected, 11);
 
     /* Without an error callback the same entries load. */
     memset(s, 0, sizeof *s);
