@@ -233,6 +233,8 @@ static void strs_sync(struct smtp_consumer *sc)
     size_t now = strtab_bytes(sc->strs);
     size_t have = sc->strs_charged;
     sc->strs_charged = now;
+    sc->stats.strings = strtab_count(sc->strs);
+    sc->stats.strings_bytes = now;
     stats_charge(&sc->stats, sc->ft, have, now);
 }
 

@@ -62,6 +62,9 @@ struct smtp_stats {
     /* flows on an SMTP port that closed without a payload byte, gap or
      * overlap in either direction: no session record, no events */
     uint64_t flows_no_payload;
+    /* the interned string table (part of mem_in_use): strings held by open
+     * sessions now, and the table's bytes (it grows, never shrinks) */
+    uint64_t strings, strings_bytes;
 };
 
 /* A stream consumer for flow_table_new(): wants each flow on an SMTP port
