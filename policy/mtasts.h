@@ -23,7 +23,8 @@ const char *mtasts_mode_str(enum mtasts_mode m); /* "none", "testing", "enforce"
 
 struct mtasts_policy {
     enum mtasts_mode mode;
-    char *mx[MTASTS_MX_MAX]; /* patterns as served (case kept), NUL-terminated */
+    char **mx; /* n_mx patterns as served (case kept), NUL-terminated: one
+                  allocation sized to the list (NULL when empty) */
     size_t n_mx;
     uint32_t max_age;
 };
@@ -54,7 +55,7 @@ struct mtasts_error {
  * err may be NULL. */
 int mtasts_policy_parse(const char *text, size_t len, struct mtasts_policy *out,
                         struct mtasts_error *err);
-/* Frees the mx strings and zeroes p; p may be NULL. */
+/* Frees the mx list and zeroes p; p may be NULL. */
 void mtasts_policy_clear(struct mtasts_policy *p);
 /* Deep copy: SW_OK or SW_ENOMEM (dst left cleared). dst is overwritten,
  * not cleared first. */

@@ -96,9 +96,36 @@ void mtasts_policy_clear(struct mtasts_policy *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n_mx && i < MTASTS_MX_MAX; i++)
-        free(p->mx[i]);
+    free(p->mx);
     memset(p, 0, sizeof *p);
+}
+
+/* The mx list is one allocation: n pointers, then the strings they point
+ * at. Builds such a block from src's n patterns plus add (of addlen bytes)
+ * when add is not NULL; NULL when out of memory. */
+static char **mx_block(char *const *src, size_t n, const char *add, size_t addlen)
+{
+    size_t total = n + (add ? 1 : 0), bytes = total * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(src[i]) + 1;
+    if (add)
+        bytes += addlen + 1;
+    char **b = malloc(bytes);
+    if (!b)
+        return NULL;
+    char *w = (char *)(b + total);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(src[i]) + 1;
+        memcpy(w, src[i], l);
+        b[i] = w;
+        w += l;
+    }
+    if (add) {
+        memcpy(w, add, addlen);
+        w[addlen] = '\0';
+        b[n] = w;
+    }
+    return b;
 }
 
 int mtasts_policy_copy(struct mtasts_policy *dst, const struct mtasts_policy *src)
@@ -108,14 +135,13 @@ int mtasts_policy_copy(struct mtasts_policy *dst, const struct mtasts_policy *sr
     memset(&tmp, 0, sizeof tmp);
     tmp.mode = src->mode;
     tmp.max_age = src->max_age;
-    for (size_t i = 0; i < src->n_mx && i < MTASTS_MX_MAX; i++) {
-        tmp.mx[i] = strdup(src->mx[i]);
-        if (!tmp.mx[i]) {
-            mtasts_policy_clear(&tmp);
+    if (src->n_mx > 0) {
+        tmp.mx = mx_block(src->mx, src->n_mx, NULL, 0);
+        if (!tmp.mx) {
             memset(dst, 0, sizeof *dst);
             return SW_ENOMEM;
         }
-        tmp.n_mx = i + 1;
+        tmp.n_mx = src->n_mx;
     }
     *dst = tmp;
     return SW_OK;
@@ -228,12 +254,12 @@ static int check_mx(struct parse_state *st, int line, const char *v, size_t n)
         fail(st->err, line, "more than %d mx patterns (bound)", MTASTS_MX_MAX);
         return SW_ELIMIT;
     }
-    char *s = malloc(n + 1);
-    if (!s)
+    char **b = mx_block(st->out->mx, st->out->n_mx, v, n);
+    if (!b)
         return SW_ENOMEM;
-    memcpy(s, v, n);
-    s[n] = '\0';
-    st->out->mx[st->out->n_mx++] = s;
+    free(st->out->mx);
+    st->out->mx = b;
+    st->out->n_mx++;
     return SW_OK;
 }
 

@@ -52,7 +52,6 @@ struct waiter {
 
 struct dom {
     struct policy_engine *e;
-    char name[256];
     struct policy_entry *entry; /* valid policy in force, or NULL */
     int64_t refresh_at;         /* wall seconds: next TXT re-check */
     /* negative answer ("no policy" or a failure) and until when it holds */
@@ -80,6 +79,7 @@ struct dom {
     struct dom *q_prev, *q_next; /* on one of the engine's queues */
     int *q_len;                  /* which queue's length to adjust */
     struct dom **q_head, **q_tail;
+    char name[]; /* the domain, sized to fit */
 };
 
 struct policy_engine {
@@ -219,30 +219,27 @@ static void entry_free(struct policy_entry *pe)
     if (!pe)
         return;
     mtasts_policy_clear(&pe->policy);
-    free(pe->text);
-    free(pe);
+    free(pe); /* domain and text live in the same allocation */
 }
 
-/* Parses text again (every source is judged by the same parser). */
+/* Parses text again (every source is judged by the same parser). One
+ * allocation holds the entry, its domain and its text, each sized to fit. */
 static struct policy_entry *entry_new(const char *domain, const char *id, const char *text,
                                       size_t len, int64_t fetched_at, enum policy_source src,
                                       struct mtasts_error *perr)
 {
-    struct policy_entry *pe = calloc(1, sizeof(*pe));
+    size_t dl = strlen(domain);
+    struct policy_entry *pe = calloc(1, sizeof(*pe) + dl + 1 + len + 1);
     if (!pe)
         return NULL;
-    snprintf(pe->domain, sizeof(pe->domain), "%s", domain);
+    pe->domain = (char *)(pe + 1);
+    memcpy(pe->domain, domain, dl + 1);
     snprintf(pe->id, sizeof(pe->id), "%s", id);
-    pe->text = malloc(len + 1);
-    if (!pe->text) {
-        free(pe);
-        return NULL;
-    }
+    pe->text = pe->domain + dl + 1;
     memcpy(pe->text, text, len);
     pe->text[len] = 0;
     struct mtasts_error ebuf;
     if (mtasts_policy_parse(text, len, &pe->policy, perr ? perr : &ebuf) != SW_OK) {
-        free(pe->text);
         free(pe);
         return NULL;
     }
@@ -324,11 +321,12 @@ static void dom_free(void *v)
 
 static struct dom *dom_new(struct policy_engine *e, const char *name)
 {
-    struct dom *d = calloc(1, sizeof(*d));
+    size_t nl = strlen(name);
+    struct dom *d = calloc(1, sizeof(*d) + nl + 1);
     if (!d)
         return NULL;
     d->e = e;
-    snprintf(d->name, sizeof(d->name), "%s", name);
+    memcpy(d->name, name, nl + 1);
     d->wtail = &d->waiters;
     return d;
 }

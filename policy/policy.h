@@ -38,9 +38,9 @@ const char *policy_status_str(enum policy_status s);
 
 /* A policy in force for one domain. Immutable once published. */
 struct policy_entry {
-    char domain[256];
-    char id[33]; /* TXT id it was fetched for */
-    char *text;  /* the policy exactly as served */
+    char *domain; /* lowercase, NUL-terminated (sized to fit) */
+    char id[33];  /* TXT id it was fetched for */
+    char *text;   /* the policy exactly as served, NUL-terminated */
     struct mtasts_policy policy;
     int64_t fetched_at; /* Unix seconds, wall clock of the fetch */
     int64_t expires_at; /* fetched_at + max_age (judged at capture time offline) */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,6 +236,146 @@ static int load_entry(struct load_ctx *c, struct lru *seen, const char *key, jso
     return rc;
 }
 
+/* ---- loading entry by entry ----
+ * The file is mapped and its top-level object walked by hand: jansson
+ * decodes one key and one entry at a time, and pages already read are
+ * dropped, so memory holds one entry's JSON, not the whole tree. A first
+ * walk only checks the document (and exact duplicate keys); anything it
+ * does not accept (a syntax error, a top level that is no object, an entry
+ * that is no object) falls back to the whole-file parse, which gives
+ * jansson's own message. */
+
+struct walk {
+    const char *buf;
+    size_t len, pos, dropped;
+};
+
+static void skip_ws(struct walk *w)
+{
+    while (w->pos < w->len && (w->buf[w->pos] == ' ' || w->buf[w->pos] == '\t' ||
+                               w->buf[w->pos] == '\n' || w->buf[w->pos] == '\r'))
+        w->pos++;
+}
+
+/* Gives back the pages wholly behind the cursor. */
+static void drop_behind(struct walk *w)
+{
+    size_t pg = 1u << 20;
+    size_t upto = w->pos / pg * pg;
+    if (upto > w->dropped) {
+        (void)madvise((char *)w->buf + w->dropped, upto - w->dropped, MADV_DONTNEED);
+        w->dropped = upto;
+    }
+}
+
+static json_t *walk_value(struct walk *w, bool want_string)
+{
+    json_error_t je;
+    json_t *v = json_loadb(w->buf + w->pos, w->len - w->pos,
+                           JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+    if (!v)
+        return NULL;
+    if (want_string ? !json_is_string(v) : !json_is_object(v)) {
+        json_decref(v); /* objects and strings end at their last byte; others may not */
+        return NULL;
+    }
+    w->pos += je.position;
+    return v;
+}
+
+/* Walks the top-level object: check_only records the keys in seen, else
+ * each entry goes to load_entry. Returns 1 when the document is accepted
+ * (*stop_rc set when on_entry stopped), 0 for the whole-file parse. */
+static int walk_entries(struct walk *w, struct load_ctx *c, struct lru *seen, bool check_only,
+                        snapshot_entry_cb on_entry, int *stop_rc)
+{
+    w->pos = 0;
+    w->dropped = 0;
+    skip_ws(w);
+    if (w->pos >= w->len || w->buf[w->pos] != '{')
+        return 0;
+    w->pos++;
+    skip_ws(w);
+    if (w->pos < w->len && w->buf[w->pos] == '}') {
+        w->pos++;
+    } else {
+        for (;;) {
+            json_t *k = walk_value(w, true);
+            if (!k)
+                return 0;
+            skip_ws(w);
+            if (w->pos >= w->len || w->buf[w->pos] != ':') {
+                json_decref(k);
+                return 0;
+            }
+            w->pos++;
+            skip_ws(w);
+            json_t *v = walk_value(w, false);
+            if (!v) {
+                json_decref(k);
+                return 0;
+            }
+            const char *key = json_string_value(k);
+            int rc = 0;
+            if (check_only) {
+                /* an exact duplicate key is jansson's error: leave it to it */
+                if (strlen(key) != json_string_length(k) || lru_peek(seen, key) ||
+                    lru_put(seen, key, (void *)1) != SW_OK)
+                    rc = -1;
+            } else {
+                rc = load_entry(c, seen, key, v, on_entry);
+            }
+            json_decref(v);
+            json_decref(k);
+            if (rc != 0) {
+                if (check_only)
+                    return 0;
+                *stop_rc = rc;
+                return 1;
+            }
+            drop_behind(w);
+            skip_ws(w);
+            if (w->pos < w->len && w->buf[w->pos] == ',') {
+                w->pos++;
+                skip_ws(w);
+                continue;
+            }
+            if (w->pos < w->len && w->buf[w->pos] == '}') {
+                w->pos++;
+                break;
+            }
+            return 0;
+        }
+    }
+    skip_ws(w);
+    return w->pos == w->len;
+}
+
+/* 1: loaded (or stopped, *rc set); 0: use the whole-file parse. */
+static int load_mapped(FILE *f, size_t size, struct load_ctx *c, snapshot_entry_cb on_entry,
+                       int *rc)
+{
+    if (size == 0)
+        return 0;
+    void *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    if (m == MAP_FAILED)
+        return 0;
+    struct walk w = {m, size, 0, 0};
+    int ok = 0, stop = SW_OK;
+    struct lru *seen = lru_new(size / 4 + 1, NULL);
+    if (seen && walk_entries(&w, c, seen, true, NULL, &stop) == 1) {
+        lru_free(seen);
+        seen = lru_new(size / 4 + 1, NULL);
+        if (seen) {
+            ok = walk_entries(&w, c, seen, false, on_entry, &stop);
+        }
+    }
+    lru_free(seen);
+    munmap(m, size);
+    *rc = stop;
+    return ok;
+}
+
 int snapshot_load(const char *path, snapshot_entry_cb on_entry, snapshot_error_cb on_error,
                   void *arg, struct snapshot_stats *st)
 {
@@ -254,12 +395,20 @@ int snapshot_load(const char *path, snapshot_entry_cb on_entry, snapshot_error_c
         file_error(path, on_error, arg, 0, 0, reason);
         return SW_EIO;
     }
-    if (fstat(fileno(f), &sb) == 0 && sb.st_size > SNAPSHOT_MAX_BYTES) {
+    if (fstat(fileno(f), &sb) != 0)
+        sb.st_size = 0; /* the whole-file parse reports what is wrong */
+    if (sb.st_size > SNAPSHOT_MAX_BYTES) {
         snprintf(reason, sizeof reason, "file is %lld bytes, more than %ld", (long long)sb.st_size,
                  SNAPSHOT_MAX_BYTES);
         fclose(f);
         file_error(path, on_error, arg, 0, 0, reason);
         return SW_EIO;
+    }
+    struct load_ctx c = {path, on_error, arg, st};
+    int mrc;
+    if (sb.st_size > 0 && load_mapped(f, (size_t)sb.st_size, &c, on_entry, &mrc)) {
+        fclose(f);
+        return mrc;
     }
     root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
@@ -280,7 +429,6 @@ int snapshot_load(const char *path, snapshot_entry_cb on_entry, snapshot_error_c
         file_error(path, on_error, arg, 0, 0, "out of memory");
         return SW_ENOMEM;
     }
-    struct load_ctx c = {path, on_error, arg, st};
     const char *key;
     json_t *v;
     int rc = SW_OK;

@@ -745,6 +745,72 @@ static void line(const char *what, uint64_t packets, uint64_t bytes, double secs
     printf("\n");
 }
 
+/* ---- memory of a policy snapshot (issue 11) ---- */
+
+/* Writes a policy snapshot (policy/snapshot.h format, as snapshot_save
+ * indents it) of at least target bytes: distinct domains, each with two mx
+ * patterns. Returns the number of entries, 0 on error; *size gets the bytes. */
+static uint32_t write_policies(const char *path, uint64_t target, uint64_t *size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    uint64_t n = 0;
+    uint32_t i = 0;
+    int w = fprintf(f, "{");
+    n += w > 0 ? (uint64_t)w : 0;
+    while (n < target) {
+        w = fprintf(
+            f,
+            "%s\n  \"d%07u.example.org\": {\n    \"id\": \"20240101T%07u\",\n"
+            "    \"policy\": \"version: STSv1\\nmode: enforce\\nmx: mx1.d%07u.example.org\\n"
+            "mx: *.mx.example.net\\nmax_age: 604800\\n\",\n"
+            "    \"fetched_at\": \"2024-01-01T00:00:00Z\"\n  }",
+            i ? "," : "", i, i, i);
+        if (w < 0)
+            break;
+        n += (uint64_t)w;
+        i++;
+    }
+    w = fprintf(f, "\n}\n");
+    n += w > 0 ? (uint64_t)w : 0;
+    if (fclose(f) != 0 || w < 0)
+        return 0;
+    *size = n;
+    return i;
+}
+
+/* Peak RSS of loading a 50 MB snapshot minus the same run without it. */
+static bool bench_policies(const char *sw, const char *dir)
+{
+    char pol[4200], cap[4200];
+    snprintf(pol, sizeof(pol), "%s/policies.json", dir);
+    snprintf(cap, sizeof(cap), "%s/handshakes-policies.pcap", dir);
+    uint64_t size = 0;
+    uint32_t n = write_policies(pol, 50000000, &size);
+    bool ok = n > 0 && handshakes(cap, 1000, 25);
+    struct child with, without;
+    char *a_with[] = {
+        "-q",           "-r",        cap, "--policy-file", pol, "--sessions-out", "/dev/null",
+        "--alerts-out", "/dev/null", NULL};
+    char *a_without[] = {"-q",        "-r",           cap,         "--sessions-out",
+                         "/dev/null", "--alerts-out", "/dev/null", NULL};
+    ok = ok && run_sensor_argv(sw, a_with, &with) && run_sensor_argv(sw, a_without, &without);
+    if (ok) {
+        double delta = (double)(with.maxrss_kb - without.maxrss_kb) * 1024.0;
+        printf("policy snapshot: %.1f MB, %u entries: peak RSS %ld MiB, without it %ld MiB: "
+               "%.1f MB more, %.2fx the file size (target about 2)\n",
+               (double)size / 1e6, n, with.maxrss_kb / 1024, without.maxrss_kb / 1024, delta / 1e6,
+               delta / (double)size);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "bench: the policy snapshot case failed\n");
+    }
+    unlink(pol);
+    unlink(cap);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     const char *sw = NULL;
@@ -801,11 +867,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                            "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions]\n"
-                            "       bench_gen --write-mixed FILE MB\n"
-                            "       bench_gen --write-smtp FILE MB\n"
-                            "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n");
+            fprintf(stderr,
+                    "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
+                    "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions|policies]\n"
+                    "       bench_gen --write-mixed FILE MB\n"
+                    "       bench_gen --write-smtp FILE MB\n"
+                    "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n");
             return 2;
         }
     }
@@ -833,6 +900,7 @@ int main(int argc, char **argv)
     bool do_mixed = !only || !strcmp(only, "mixed"), do_smtp = !only || !strcmp(only, "smtp");
     bool do_idle = !only || !strcmp(only, "idle");
     bool do_sessions = !only || !strcmp(only, "sessions");
+    bool do_policies = !only || !strcmp(only, "policies");
     if ((do_mixed && !generate(mixed, mixed_mb << 20, 64, false, &gm)) ||
         (do_smtp && !generate(smtp, smtp_mb << 20, 16, true, &gs))) {
         fprintf(stderr, "bench: cannot write the captures in %s\n", dir);
@@ -881,6 +949,10 @@ smtp_only:
            b.secs / c1.secs);
 
 idle:
+    if (do_policies && !bench_policies(sw, dir)) {
+        rc = 1;
+        goto out;
+    }
     if (do_sessions && !bench_sessions(sw, dir, sessions)) {
         rc = 1;
         goto out;
