@@ -86,7 +86,9 @@ static char *reader(char *str, int num, void *stream)
             }
         }
     }
-    memcpy(str, p, len + 1);
+    /* the content and one newline: a line may end in any number of CRs */
+    memcpy(str, p, content);
+    memcpy(str + content, "\n", 2);
     return str;
 }
 

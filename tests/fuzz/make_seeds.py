@@ -332,6 +332,31 @@ def main():
         b"\x00\x02\x00\x01\x10" + bytes(range(16)))
     out(dn, "nxdomain", b"\x00\x03\x01\x00\x00")
 
+    # config files: the shipped example, every key set, and a few cases of
+    # tests/sensor/test_config.c (valid, and one per kind of error)
+    cf = os.path.join(SEEDS, "fuzz_config")
+    out(cf, "stripwatch.conf", open(os.path.join(ROOT, "sensor", "dist", "stripwatch.conf"),
+                                    "rb").read())
+    out(cf, "comments-and-values",
+        b"\xef\xbb\xbf# stripwatch.conf\n; both start a comment line\n   # indented\n\n"
+        b"read = a.pcap ; inline comment\nread=b.pcap\nbpf = tcp port 25 # part of it\n"
+        b"  alerts-out   =   /tmp/alerts x.json  \nimmediate = ON\nany-port = 0\n"
+        b"observer-name: colon form\nworkers = 4\nmemcap = 64M\n")
+    out(cf, "rules-and-allow",
+        b"interface = eth1\nrate-limit = 30\nallow-server = 10.0.0.0/8\n"
+        b"allow-client = 2001:db8::1\nallow-domain = example.org\n"
+        b"redis = redis://127.0.0.1:6379/0\nredis-mode = stream\n\n"
+        b"[auth.cleartext]\nenabled = no\nseverity = low\n[starttls.unused]\n"
+        b"rate-limit = 0\r\n")
+    out(cf, "unknown-key", b"alerts-out = a.json\npolciy-file = p.json\n")
+    out(cf, "bad-values", b"workers = 0\nmemcap = 12Q\n")
+    out(cf, "given-twice", b"workers = 2\n\nworkers = 3\n")
+    out(cf, "syntax", b"; a comment\njust words\n[starttls.unused\n")
+    out(cf, "unknown-rule", b"alerts-out = a\n[starttls.unusd]\nenabled = no\n")
+    out(cf, "rule-key", b"[auth.cleartext]\nseverity = critical\nenable = no\n")
+    out(cf, "long-line", b"workers = 1\nobserver-name = " + b"0" * 182 + b"\n")
+    out(cf, "no-newline", b"config = other.conf")
+
 
 if __name__ == "__main__":
     main()
