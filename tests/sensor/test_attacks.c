@@ -229,7 +229,7 @@ static void test_syn_flood_during_session(void **state)
     assert_int_equal(FLOWS(err, "evicted_session"), 0);
     assert_int_equal(FLOWS(err, "evicted_no_session"), 0);
     assert_int_equal(FLOWS(err, "refused"), 0);
-    assert_int_equal(health_total(got, "flows.evicted_half_open"), n - 1999);
+    assert_int_equal(health_total(got, "flows.evicted"), n - 1999);
     assert_int_equal(health_total(got, "flows.evicted_session"), 0);
     free(got);
     free(err);
