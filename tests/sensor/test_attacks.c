@@ -293,11 +293,57 @@ static void test_idle_flood_memcap(void **state)
     free(want);
 }
 
+/* (3) 100,000 distinct recipient domains (5,000 cleartext deliveries of
+ * 20 recipients each) around the real captures, with pcaps/policies.json
+ * loaded: 16 domains a session are looked up, the loaded example.org and
+ * example.com policies still answer and their alerts come out. */
+static void test_recipient_domains(void **state)
+{
+    (void)state;
+    char *want = clean_alerts(STRIP, PLAIN);
+    assert_non_null(strstr(want, "\"plaintext-delivery-enforce\""));
+    int64_t first, last;
+    span(STRIP, &first, &last);
+    const char *flood = tpath("domains.pcap");
+    struct gen g;
+    const uint32_t sessions = 5000;
+    assert_true(gen_open(&g, flood, 262144, 1, first - 1000000));
+    char names[20][64];
+    const char *rcpt[20];
+    for (uint32_t s = 0; s < sessions; s++) {
+        for (int i = 0; i < 20; i++) {
+            snprintf(names[i], sizeof(names[i]), "d%u.flood.example", s * 20 + (uint32_t)i);
+            rcpt[i] = names[i];
+        }
+        gen_smtp_session(&g, 0x0a000001u + s, (uint16_t)(10000 + s), 0xc0000219u,
+                         "mx.flood.example", rcpt, 20);
+    }
+    assert_true(g.ts > last); /* the real captures are inside the flood */
+    assert_true(gen_close(&g));
+    char *err;
+    char *got = sensor(&err, "-r", flood, "-r", STRIP, "-r", PLAIN, NULL);
+    assert_same_alerts(want, got);
+    /* the detector looks up 16 recipient domains per session and counts
+     * the rest as dropped (and says so in the feed) */
+    assert_non_null(strstr(err, "stripwatch: stats policy lookups=80002 hits_memory=0 "
+                                "hits_redis=0 hits_file=2 misses=80000 "));
+    assert_int_equal(stat_of(err, "stripwatch: stats detector ", "policy_domains_dropped"),
+                     sessions * 4);
+    assert_int_equal(stat_of(err, "stripwatch: stats detector ", "alerts"), 4);
+    assert_int_equal(health_total(got, "detector.policy_domains_dropped"), sessions * 4);
+    assert_int_equal(FLOWS(err, "created"), sessions + 2);
+    assert_int_equal(FLOWS(err, "evicted"), 0);
+    free(got);
+    free(err);
+    free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syn_flood_during_session),
         cmocka_unit_test(test_idle_flood_memcap),
+        cmocka_unit_test(test_recipient_domains),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
