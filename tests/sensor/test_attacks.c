@@ -22,7 +22,6 @@
 
 #define STRIP    SW_SOURCE_DIR "/pcaps/mitm-strip-sender-side.pcap"
 #define PLAIN    SW_SOURCE_DIR "/pcaps/postfix-plaintext-no-starttls.pcap"
-#define TLS      SW_SOURCE_DIR "/pcaps/postfix-exim-starttls.pcap"
 #define POLICIES SW_SOURCE_DIR "/pcaps/policies.json"
 
 static char *tmp;
@@ -56,8 +55,8 @@ static void span(const char *path, int64_t *first, int64_t *last)
 }
 
 /* Runs the sensor with the policy file and the given arguments
- * (NULL-terminated); returns its alerts without health records, stderr in
- * *err. */
+ * (NULL-terminated); returns its alerts file (health records included),
+ * stderr in *err. */
 static char *sensor(char **err, const char *first, ...)
 {
     char *argv[40];
