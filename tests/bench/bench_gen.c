@@ -3,11 +3,12 @@
  * sessions, some with STARTTLS and TLS-looking records, among other TCP
  * traffic; an SMTP-only capture with messages of 2 KB..10 MB, half of them
  * STARTTLS; 1,000,000 idle TCP handshakes; 200,000 SMTP sessions held open
- * after a banner, EHLO, 20 capabilities and one transaction of 5 recipients),
- * runs stripwatch on them and a bare libpcap read loop over the same files,
- * prints the figures, deletes the files. --only picks one part. It also
- * writes the captures some tests read (--write-*). Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP
- * RFC 5321; the TLS records are shaped as RFC 8446 (contents are filler). */
+ * after a banner, EHLO, 20 capabilities and one transaction of 5 recipients;
+ * the SMTP-only capture merged with a SYN flood and idle sessions spread over
+ * it, for the throughput under attack), runs stripwatch on them and a bare libpcap read loop over
+ * the same files, prints the figures, deletes the files. --only picks one part. It also writes the
+ * captures some tests read (--write-*). Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP RFC 5321;
+ * the TLS records are shaped as RFC 8446 (contents are filler). */
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <stdbool.h>
@@ -31,7 +32,8 @@
 struct pw {
     FILE *f;
     uint64_t bytes, frames;
-    int64_t ts; /* microseconds */
+    int64_t ts;   /* microseconds */
+    int64_t pace; /* extra microseconds after each frame (spreads a flood) */
 };
 
 static void le32(uint8_t *b, uint32_t v)
@@ -90,7 +92,7 @@ static void pw_frame(struct pw *w, uint32_t src, uint32_t dst, uint16_t sp, uint
 {
     uint8_t h[16 + 54];
     uint32_t len = 54 + plen;
-    w->ts += 20;
+    w->ts += 20 + w->pace;
     le32(h, (uint32_t)(w->ts / 1000000));
     le32(h + 4, (uint32_t)(w->ts % 1000000));
     le32(h + 8, len);
@@ -695,6 +697,56 @@ static bool write_flood(const char *path, uint32_t syns, uint32_t sessions, cons
     return pw_close(&w);
 }
 
+/* Throughput under attack: the SMTP-only capture alone, then merged by
+ * time with syns half-open SYNs and sessions idle banner sessions spread
+ * evenly over it (the flood written with pace so that it spans the clean
+ * capture). Prints the clean traffic's packets per second in both runs and
+ * their ratio. */
+static bool bench_attack(const char *sw, const char *dir, const char *clean,
+                         const struct gen_result *gs, uint32_t syns, uint32_t sessions)
+{
+    char flood[4200];
+    snprintf(flood, sizeof(flood), "%s/attack.pcap", dir);
+    int64_t start = first_ts(clean);
+    struct pw w;
+    bool ok = start && pw_open(&w, flood);
+    if (ok) {
+        uint64_t frames = (uint64_t)syns + 5ull * sessions;
+        int64_t span = (int64_t)gs->frames * 20;
+        w.pace = span / (int64_t)frames > 1 ? span / (int64_t)frames - 1 : 0;
+        w.ts = start;
+        syn_flood(&w, syns / 2, 0xc0000264u); /* 192.0.2.100 */
+        open_sessions(&w, sessions, 0xc0000264u, false);
+        syn_flood(&w, syns - syns / 2, 0xc0000265u);
+        ok = pw_close(&w);
+    }
+    struct child c0, c1;
+    char *a0[] = {"-q",        "-r",           (char *)clean, "--sessions-out",
+                  "/dev/null", "--alerts-out", "/dev/null",   NULL};
+    char *a1[] = {"-q",        "-r",           flood,       "-r", (char *)clean, "--sessions-out",
+                  "/dev/null", "--alerts-out", "/dev/null", NULL};
+    struct bare b;
+    if (!ok || !bare_read(clean, &b) || !run_sensor_argv(sw, a0, &c0) ||
+        !run_sensor_argv(sw, a1, &c1)) {
+        fprintf(stderr, "bench: the attack case failed\n");
+        unlink(flood);
+        return false;
+    }
+    printf("under attack: SMTP-only capture (%.2f GB, %llu frames, %llu sessions) merged with "
+           "%u half-open SYNs and %u idle banner sessions (%llu frames) spread over it, 1 "
+           "worker, default bounds\n",
+           (double)gs->bytes / 1e9, (unsigned long long)gs->frames,
+           (unsigned long long)gs->smtp_sessions, syns, sessions, (unsigned long long)w.frames);
+    printf("  %-34s %10.0f clean packets/s %8.2f s  peak RSS %ld MiB\n", "clean capture alone",
+           (double)gs->frames / c0.secs, c0.secs, c0.maxrss_kb / 1024);
+    printf("  %-34s %10.0f clean packets/s %8.2f s  peak RSS %ld MiB\n", "clean + flood merged",
+           (double)gs->frames / c1.secs, c1.secs, c1.maxrss_kb / 1024);
+    printf("  ratio under attack/alone: %.2f (target >= 0.50)\n", c0.secs / c1.secs);
+    fflush(stdout);
+    unlink(flood);
+    return true;
+}
+
 /* Bytes per session held open: peak RSS with n common sessions minus peak
  * RSS with 1,000, divided by the difference. */
 static bool bench_sessions(const char *sw, const char *dir, uint32_t n)
@@ -869,7 +921,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                    "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions|policies]\n"
+                    "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions|policies|attack]\n"
                     "       bench_gen --write-mixed FILE MB\n"
                     "       bench_gen --write-smtp FILE MB\n"
                     "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n");
@@ -901,8 +953,9 @@ int main(int argc, char **argv)
     bool do_idle = !only || !strcmp(only, "idle");
     bool do_sessions = !only || !strcmp(only, "sessions");
     bool do_policies = !only || !strcmp(only, "policies");
+    bool do_attack = !only || !strcmp(only, "attack");
     if ((do_mixed && !generate(mixed, mixed_mb << 20, 64, false, &gm)) ||
-        (do_smtp && !generate(smtp, smtp_mb << 20, 16, true, &gs))) {
+        ((do_smtp || do_attack) && !generate(smtp, smtp_mb << 20, 16, true, &gs))) {
         fprintf(stderr, "bench: cannot write the captures in %s\n", dir);
         rc = 1;
         goto out;
@@ -928,6 +981,10 @@ int main(int argc, char **argv)
            b.secs / c1.secs, b.secs / c2.secs);
 
 smtp_only:
+    if (do_attack && !bench_attack(sw, dir, smtp, &gs, flows, sessions)) {
+        rc = 1;
+        goto out;
+    }
     if (!do_smtp)
         goto idle;
     printf("SMTP-only capture: %.2f GB, %llu frames, %llu sessions (messages 2 KB..10 MB, "
