@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "gen.h"
+#include "alertcmp.h"
 #include "runbin.h"
 
 #define STRIP    SW_SOURCE_DIR "/pcaps/mitm-strip-sender-side.pcap"
@@ -85,25 +86,6 @@ static char *sensor(char **err, const char *first, ...)
     return slurp(alerts, &len);
 }
 
-static void drop_packet_numbers(json_t *j)
-{
-    if (json_is_object(j)) {
-        const char *k;
-        json_t *v;
-        void *it;
-        json_object_foreach_safe(j, it, k, v)
-        {
-            if (strstr(k, "packet") && json_is_integer(v))
-                json_object_del(j, k);
-            else
-                drop_packet_numbers(v);
-        }
-    } else if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++)
-            drop_packet_numbers(json_array_get(j, i));
-    }
-}
-
 /* The alerts of text (health records left out, packet numbers dropped),
  * normalised and sorted, one per line. */
 static char *alert_set(const char *text)
@@ -113,12 +95,12 @@ static char *alert_set(const char *text)
     for (const char *p = text; *p;) {
         const char *e = strchr(p, '\n');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (!memmem(p, len, "\"dataset\":\"stripwatch.health\"", 29)) {
+        if (!alert_line_is_health(p, len)) {
             json_error_t je;
             json_t *j = json_loadb(p, len, 0, &je);
             if (!j)
                 fail_msg("alert does not parse: %s: %.200s", je.text, p);
-            drop_packet_numbers(j);
+            alert_drop_packet_numbers(j);
             assert_true(n < 256);
             lines[n] = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
             total += strlen(lines[n]) + 1;

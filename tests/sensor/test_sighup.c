@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "alertcmp.h"
 #include "runbin.h"
 
 #define PCAPS      SW_SOURCE_DIR "/pcaps/"
@@ -111,20 +112,13 @@ static void pcap_header(int fd)
     free(b);
 }
 
-/* True for a health record (event.dataset stripwatch.health): they share
- * the alerts file, and these tests count alerts. */
-static bool is_health(const char *line, size_t n)
-{
-    return memmem(line, n, "\"dataset\":\"stripwatch.health\"", 29) != NULL;
-}
-
 /* Alert lines in path (health records not counted). */
 static size_t count_lines(const char *path)
 {
     size_t len, n = 0;
     char *s = slurp(path, &len);
     for (char *p = s, *e; p < s + len && (e = memchr(p, '\n', (size_t)(s + len - p))); p = e + 1)
-        n += !is_health(p, (size_t)(e - p));
+        n += !alert_line_is_health(p, (size_t)(e - p));
     free(s);
     return n;
 }
@@ -167,7 +161,7 @@ static void expect_alert(const char *path, size_t i, const char *rule, int sever
     char *s = slurp(path, &len), *line = s;
     for (size_t k = 0; line;) {
         char *nl = strchr(line, '\n');
-        if (nl && is_health(line, (size_t)(nl - line))) {
+        if (nl && alert_line_is_health(line, (size_t)(nl - line))) {
             line = nl + 1;
             continue;
         }

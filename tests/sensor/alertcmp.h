@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* alertcmp.h: what the sensor tests that compare alert streams share:
+ * telling a health record (event.dataset stripwatch.health, which shares
+ * the alerts stream) from an alert, and dropping the fields that number
+ * packets (a merged capture numbers them differently). Header-only, for
+ * tests; needs jansson. */
+#ifndef SW_TESTS_ALERTCMP_H
+#define SW_TESTS_ALERTCMP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <string.h>
+
+/* True for the line (n bytes, no newline) of a health record. */
+static inline bool alert_line_is_health(const char *line, size_t n)
+{
+    static const char key[] = "\"dataset\":\"stripwatch.health\"";
+    return memmem(line, n, key, sizeof key - 1) != NULL;
+}
+
+/* Removes, at every depth of j, the integer members whose name holds
+ * "packet". */
+static inline void alert_drop_packet_numbers(json_t *j)
+{
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        void *it;
+        json_object_foreach_safe(j, it, k, v)
+        {
+            if (strstr(k, "packet") && json_is_integer(v))
+                json_object_del(j, k);
+            else
+                alert_drop_packet_numbers(v);
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            alert_drop_packet_numbers(json_array_get(j, i));
+    }
+}
+
+#endif
