@@ -144,20 +144,7 @@ static void assert_same_alerts(const char *want, const char *got_raw)
 }
 
 /* The value of key= in the statistics line starting with prefix. */
-static unsigned long long stat_of(const char *err, const char *prefix, const char *key)
-{
-    const char *l = strstr(err, prefix);
-    if (!l)
-        fail_msg("no \"%s\" line in: %s", prefix, err);
-    const char *end = strchr(l, '\n');
-    char k[64];
-    snprintf(k, sizeof k, " %s=", key);
-    const char *v = strstr(l, k);
-    assert_true(v && (!end || v < end));
-    return strtoull(v + strlen(k), NULL, 10);
-}
-
-#define FLOWS(err, key) stat_of(err, "stripwatch: stats flows ", key)
+#define FLOWS(err, key) stats_value(err, "stripwatch: stats flows ", key)
 
 /* The total of counter name in the last health record that has it (0 when
  * none has it). */
@@ -306,9 +293,9 @@ static void test_recipient_domains(void **state)
      * the rest as dropped (and says so in the feed) */
     assert_non_null(strstr(err, "stripwatch: stats policy lookups=80002 hits_memory=0 "
                                 "hits_redis=0 hits_file=2 misses=80000 "));
-    assert_int_equal(stat_of(err, "stripwatch: stats detector ", "policy_domains_dropped"),
+    assert_int_equal(stats_value(err, "stripwatch: stats detector ", "policy_domains_dropped"),
                      sessions * 4);
-    assert_int_equal(stat_of(err, "stripwatch: stats detector ", "alerts"), 4);
+    assert_int_equal(stats_value(err, "stripwatch: stats detector ", "alerts"), 4);
     assert_int_equal(health_total(got, "detector.policy_domains_dropped"), sessions * 4);
     assert_int_equal(FLOWS(err, "created"), sessions + 2);
     assert_int_equal(FLOWS(err, "evicted"), 0);

@@ -97,17 +97,6 @@ static void assert_alerts_in(const char *want, const char *got)
 }
 
 /* The value of key= in the "stats flows" line of err. */
-static unsigned long long flows_stat(const char *err, const char *key)
-{
-    const char *l = strstr(err, "stripwatch: stats flows ");
-    assert_non_null(l);
-    char k[64];
-    snprintf(k, sizeof k, " %s=", key);
-    const char *v = strstr(l, k);
-    assert_non_null(v);
-    return strtoull(v + strlen(k), NULL, 10);
-}
-
 static void test_flood_then_attack(void **state)
 {
     (void)state;
@@ -121,10 +110,10 @@ static void test_flood_then_attack(void **state)
     char *got = sensor(&err, "-r", flood, "-r", ATTACK, NULL);
     assert_alerts_in(want, got);
     /* the table was full of half-open flows: they went first */
-    assert_true(flows_stat(err, "evicted_half_open") >= 200000);
-    assert_int_equal(flows_stat(err, "evicted_session"), 0);
-    assert_int_equal(flows_stat(err, "refused"), 0);
-    assert_true(flows_stat(err, "emergency_entered") >= 1);
+    assert_true(stats_value(err, "stripwatch: stats flows ", "evicted_half_open") >= 200000);
+    assert_int_equal(stats_value(err, "stripwatch: stats flows ", "evicted_session"), 0);
+    assert_int_equal(stats_value(err, "stripwatch: stats flows ", "refused"), 0);
+    assert_true(stats_value(err, "stripwatch: stats flows ", "emergency_entered") >= 1);
     free(got);
     free(err);
 
@@ -132,9 +121,9 @@ static void test_flood_then_attack(void **state)
     assert_alerts_in(want, got);
     /* 64 MiB hold neither the SYNs nor all the sessions: idle sessions were
      * evicted too, never the attack's */
-    assert_true(flows_stat(err, "evicted_half_open") >= 900000);
-    assert_true(flows_stat(err, "evicted_session") > 0);
-    assert_int_equal(flows_stat(err, "refused"), 0);
+    assert_true(stats_value(err, "stripwatch: stats flows ", "evicted_half_open") >= 900000);
+    assert_true(stats_value(err, "stripwatch: stats flows ", "evicted_session") > 0);
+    assert_int_equal(stats_value(err, "stripwatch: stats flows ", "refused"), 0);
     free(got);
     free(err);
     free(want);
