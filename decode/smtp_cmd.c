@@ -264,12 +264,16 @@ static void cmd_bdat(struct smtp_session *s, const char *arg, size_t len,
     i = skip_sp(arg, len, e);
     e = word_end(arg, len, i);
     bool last = e - i == 4 && strncasecmp(arg + i, "LAST", 4) == 0;
-    struct facts_tx *t = smtp_tx(s, s->cur_tx);
-    if (t) {
-        t->bdat = true;
-        t->data_sent = true;
-        t->cleartext = true;
+    if ((e > i && !last) || skip_sp(arg, len, e) < len) {
+        /* "BDAT 5 X", "BDAT 1234 SCRAMBLE": not RFC 3030 syntax. The server
+         * answers 501 and reads the next bytes as commands, so must we: the
+         * command takes its reply slot and carries no chunk. */
+        smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
+        return;
     }
+    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    if (t)
+        t->bdat = true; /* content counts once its bytes are seen */
     s->data_tx = s->cur_tx;
     smtp_pending_push(s, SMTP_CMD_BDAT, s->cur_tx, -1, last);
     s->bdat_left = size;
@@ -399,8 +403,11 @@ size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t le
         size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
         s->bdat_left -= n;
         struct facts_tx *t = smtp_tx(s, s->data_tx);
-        if (t)
+        if (t && n) {
             t->data_bytes += n;
+            t->data_sent = true;
+            t->cleartext = true;
+        }
         if (!s->bdat_left)
             smtp_enter_state(s, SMTP_ST_COMMAND);
         return n;

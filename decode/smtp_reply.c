@@ -220,6 +220,15 @@ void smtp_reply_bdat(struct smtp_session *s, const struct smtp_pending *p, int c
                      const struct stream_meta *m)
 {
     (void)m;
+    /* Refused while its chunk is still expected: the client sends a chunk
+     * right behind its BDAT (RFC 3030 §2), so one that has not come by the
+     * time the refusal does is not coming; what follows are commands (QUIT
+     * after 521). Only the latest BDAT can be in progress: nothing else is
+     * pending behind it. */
+    if (!is_2xx(code) && s->st == SMTP_ST_BDAT && s->ring_len == 0) {
+        s->bdat_left = 0;
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+    }
     struct facts_tx *t = smtp_tx(s, p->tx);
     if (!t)
         return;

@@ -285,6 +285,111 @@ static void test_bdat_rejected(void **state)
     conv_result_free(&r);
 }
 
+/* A malformed BDAT pipelined before a transaction (issue 12): the server
+ * answers 501 and reads MAIL, RCPT and DATA as commands; so must the decoder
+ * (no 5-byte chunk eating "MAIL "), and the cleartext message is recorded. */
+static void test_bdat_malformed_pipelined(void **state)
+{
+    (void)state;
+    static const struct step conv[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        S("250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        C("BDAT 5 X\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"),
+        S("501 5.5.4 Syntax: BDAT count [LAST]\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+          "354 End data with <CR><LF>.<CR><LF>\r\n"),
+        C("Subject: x\r\n\r\nhello\r\n.\r\n"),
+        S("250 2.0.0 Ok: queued\r\n"),
+        C("QUIT\r\n"),
+        S("221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+    const struct smtp_facts *f = r.facts;
+    assert_int_equal(f->n_tx, 1);
+    assert_string_equal(f->tx[0].mail_from_domain, "x.org");
+    assert_int_equal(f->tx[0].mail_code, 250);
+    assert_int_equal(f->tx[0].n_rcpt, 1);
+    assert_string_equal(f->tx[0].rcpt[0].domain, "example.org");
+    assert_int_equal(f->tx[0].rcpt[0].code, 250);
+    assert_false(f->tx[0].bdat);
+    assert_true(f->tx[0].data_sent);
+    assert_true(f->tx[0].cleartext);
+    assert_int_equal(f->tx[0].data_bytes, 21);
+    assert_int_equal(f->tx[0].data_code, 250);
+    assert_int_equal(f->tx[0].accepted, 1);
+    assert_int_equal(f->end, SMTP_END_QUIT);
+    assert_int_equal(f->n_anomalies, 0);
+    assert_string_equal(r.events, "ehlo_reply,data_clear,end");
+    conv_result_free(&r);
+}
+
+/* A BDAT refused before its chunk came carries no chunk: the QUIT after 521
+ * is a command, not 6 bytes of content (malformed and well-formed BDAT). */
+static void test_bdat_refused_then_quit(void **state)
+{
+    (void)state;
+    static const char *const bdat[] = {"BDAT 1234 SCRAMBLE\r\n", "BDAT 1234\r\n"};
+    for (size_t k = 0; k < 2; k++) {
+        const struct step conv[] = {
+            S("220 mx\r\n"),
+            C("EHLO c\r\n"),
+            S("250-mx\r\n250-STARTTLS\r\n250 CHUNKING\r\n"),
+            C("MAIL FROM:<a@x.org>\r\n"),
+            S("250 ok\r\n"),
+            C("RCPT TO:<b@example.org>\r\n"),
+            S("250 ok\r\n"),
+            {DIR_C2S, bdat[k], strlen(bdat[k])},
+            S("521 5.5.1 closing\r\n"),
+            C("QUIT\r\n"),
+            S("221 bye\r\n"),
+        };
+        struct conv_result r;
+        conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+        const struct smtp_facts *f = r.facts;
+        assert_int_equal(f->n_tx, 1);
+        assert_false(f->tx[0].data_sent);
+        assert_false(f->tx[0].cleartext);
+        assert_int_equal(f->tx[0].data_bytes, 0);
+        assert_false(facts_has_cleartext_data(f));
+        assert_int_equal(f->end, SMTP_END_QUIT);
+        assert_int_equal(f->n_anomalies, 0);
+        assert_string_equal(r.events, "ehlo_reply,end");
+        conv_result_free(&r);
+    }
+}
+
+/* After a BDAT with a bad tail (501), the next real BDAT LAST and its
+ * content are the message. */
+static void test_bdat_bad_tail_then_message(void **state)
+{
+    (void)state;
+    static const struct step conv[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        S("250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        C("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 12 LAST X\r\n"),
+        S("250 ok\r\n250 ok\r\n501 5.5.4 Syntax: BDAT count [LAST]\r\n"),
+        C("BDAT 13 LAST\r\nhello\r\nQUIT\r\n"),
+        S("250 2.0.0 Ok: 12 bytes queued\r\n"),
+        C("QUIT\r\n"),
+        S("221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+    const struct smtp_facts *f = r.facts;
+    assert_int_equal(f->n_tx, 1);
+    assert_true(f->tx[0].bdat);
+    assert_true(f->tx[0].data_sent);
+    assert_true(f->tx[0].cleartext);
+    assert_int_equal(f->tx[0].data_bytes, 13);
+    assert_int_equal(f->tx[0].data_code, 250);
+    assert_int_equal(f->tx[0].accepted, 1);
+    assert_int_equal(f->end, SMTP_END_QUIT);
+    assert_string_equal(r.events, "ehlo_reply,data_clear,end");
+    conv_result_free(&r);
+}
+
 static void test_auth_never_keeps_credentials(void **state)
 {
     (void)state;
@@ -1018,6 +1123,9 @@ int main(void)
         cmocka_unit_test_setup(test_data_before_354, setup),
         cmocka_unit_test_setup(test_bdat, setup),
         cmocka_unit_test_setup(test_bdat_rejected, setup),
+        cmocka_unit_test_setup(test_bdat_malformed_pipelined, setup),
+        cmocka_unit_test_setup(test_bdat_refused_then_quit, setup),
+        cmocka_unit_test_setup(test_bdat_bad_tail_then_message, setup),
         cmocka_unit_test_setup(test_auth_never_keeps_credentials, setup),
         cmocka_unit_test_setup(test_starttls_refused, setup),
         cmocka_unit_test_setup(test_starttls_unknown_and_not_offered, setup),
