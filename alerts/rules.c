@@ -41,6 +41,11 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
                                          "this MX and the session went on."},
     [RULE_AUTH_CLEARTEXT] = {"auth.cleartext", "Cleartext SMTP authentication",
                              "AUTH PLAIN or LOGIN credentials were sent before TLS."},
+    [RULE_ESMTP_MASKED_EXTENSIONS] = {"esmtp.masked_extensions",
+                                      "ESMTP extensions masked on the path",
+                                      "An ESMTP-inspection device replaced EHLO capabilities "
+                                      "with masks (XXXA, XXXXXXXB); nothing shows that STARTTLS "
+                                      "was among them."},
 };
 
 const struct rule_desc *rule_desc(enum rule_id r)
@@ -322,6 +327,15 @@ static const struct facts_anomaly *find_anom(const struct smtp_facts *f, enum an
     return NULL;
 }
 
+static const struct facts_anomaly *find_anom_dir(const struct smtp_facts *f, enum anomaly_kind k,
+                                                 enum stream_dir dir)
+{
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        if (f->anomalies[i].kind == k && f->anomalies[i].dir == dir)
+            return &f->anomalies[i];
+    return NULL;
+}
+
 static json_t *ts_json(sw_usec t)
 {
     char buf[40];
@@ -572,6 +586,17 @@ static void push(struct verdict *out, size_t *n, enum rule_id r, int sev, enum r
 
 /* ---- the rules ---- */
 
+/* Masked capability tokens of the EHLO reply (decoder anomaly cap_mangled,
+ * server side) and whether one of them plausibly hid STARTTLS. */
+struct masked {
+    size_t n;        /* masked tokens */
+    size_t n_len8;   /* ... of STARTTLS's length */
+    bool excluded;   /* CHUNKING, 8BITMIME and SMTPUTF8 are all visible */
+    bool plausible;  /* a length-8 mask plausibly hid STARTTLS */
+    bool strong;     /* ... by posture or by exclusion, not only by being alone */
+    const char *why; /* the evidence, for the alert */
+};
+
 struct judge {
     const struct smtp_facts *f;
     const struct posture_view *pv;
@@ -579,9 +604,59 @@ struct judge {
     size_t n_pols;
     struct names nm;
     struct clear_data cd;
+    struct masked mk;
     int primary;
     bool submission;
 };
+
+static bool cap_visible(const struct smtp_facts *f, const char *kw)
+{
+    size_t kl = strlen(kw);
+    for (size_t i = 0; i < f->n_caps; i++) {
+        const char *c = facts_cap(f, i);
+        if (!strncasecmp(c, kw, kl) && (c[kl] == 0 || c[kl] == ' ' || c[kl] == '='))
+            return true;
+    }
+    return false;
+}
+
+/* STARTTLS is 8 letters. A mask of another length never hid it. One of
+ * length 8 plausibly did when this server offered STARTTLS before (posture),
+ * when the other common extensions of that length (CHUNKING, 8BITMIME,
+ * SMTPUTF8) are all visible unmasked, so nothing else of the server's list
+ * fits there, or when it is the only mask (a box rewriting one extension:
+ * the classic 250-XXXXXXXA). Several masks with none of these (Exchange 2003
+ * behind a box masking TURN, CHUNKING, VRFY, X-EXPS ...) are an inspection
+ * device, not evidence about STARTTLS. */
+static void masked_of(const struct smtp_facts *f, const struct posture_view *pv, struct masked *mk)
+{
+    memset(mk, 0, sizeof *mk);
+    for (size_t i = 0; i < f->n_anomalies; i++) {
+        const struct facts_anomaly *a = &f->anomalies[i];
+        if (a->kind != ANOM_CAP_MANGLED || a->dir != DIR_S2C)
+            continue;
+        const char *d = facts_s(a->detail);
+        mk->n++;
+        if (!strncmp(d, "token=", 6) && strlen(d + 6) == 8)
+            mk->n_len8++;
+    }
+    mk->n += f->anomalies_dropped ? 1 : 0; /* more than counted: never "alone" */
+    if (!mk->n_len8 || f->starttls_offered)
+        return;
+    mk->excluded =
+        cap_visible(f, "CHUNKING") && cap_visible(f, "8BITMIME") && cap_visible(f, "SMTPUTF8");
+    if (pv->server_offered) {
+        mk->plausible = mk->strong = true;
+        mk->why = "a capability masked where STARTTLS stood: this server offered STARTTLS "
+                  "before";
+    } else if (mk->excluded) {
+        mk->plausible = mk->strong = true;
+        mk->why = "a capability token mangled where STARTTLS stood";
+    } else if (mk->n == 1) {
+        mk->plausible = true;
+        mk->why = "the only masked capability has STARTTLS's length";
+    }
+}
 
 static bool ttl_shift(const struct smtp_facts *f)
 {
@@ -591,8 +666,9 @@ static bool ttl_shift(const struct smtp_facts *f)
 static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
-    if (f->tls->established || f->tls->implicit || find_anom(f, ANOM_CAP_MANGLED) ||
-        f->caps_dropped)
+    /* A padded reply (capabilities_dropped) is judged all the same: the
+     * decoder scans every line for STARTTLS, kept or not. */
+    if (f->tls->established || f->tls->implicit || j->mk.plausible)
         return;
     bool no_starttls = ehlo_ok(f) && !f->starttls_offered;
     /* EHLO refused (forcing HELO) by a server that offered STARTTLS before */
@@ -626,19 +702,22 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
         gap |= f->anomalies[i].kind == ANOM_GAP && f->anomalies[i].dir == DIR_S2C;
     if (gap)
         conf = CONF_LOW;
-    json_t *ev = evidence_new(f, ehlo_refused && !no_starttls
-                                     ? "EHLO refused by a server that offered STARTTLS before"
-                                 : gap ? "EHLO reply without STARTTLS (bytes missing from the "
-                                         "server side: the reply may be incomplete)"
-                                       : "EHLO reply without STARTTLS");
+    json_t *ev = evidence_new(
+        f, ehlo_refused && !no_starttls ? "EHLO refused by a server that offered STARTTLS before"
+           : gap                        ? "EHLO reply without STARTTLS (bytes missing from the "
+                                          "server side: the reply may be incomplete)"
+           : f->caps_dropped            ? "EHLO reply without STARTTLS, padded past the capability "
+                                          "bounds (every line scanned)"
+                                        : "EHLO reply without STARTTLS");
     json_object_set_new(ev, "capabilities", caps_json(f));
     json_object_set_new(ev, "ehlo_reply_code",
                         f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
     json_object_set_new(ev, "server_names", names_json(&j->nm));
     ev_server_posture(ev, j->pv);
-    static const enum anomaly_kind k[] = {ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
-                                          ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP};
-    ev_anoms(ev, f, k, 4);
+    static const enum anomaly_kind k[] = {
+        ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
+        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED};
+    ev_anoms(ev, f, k, 6);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);
@@ -653,24 +732,31 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
     enum rule_confidence conf = CONF_LOW;
     const char *action = NULL, *reason = NULL;
     const struct facts_anomaly *a;
-    if ((a = find_anom(f, ANOM_CAP_MANGLED)) != NULL && a->dir == DIR_C2S) {
+    if ((a = find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S)) != NULL) {
         sev = SEV_HIGH;
         conf = CONF_HIGH;
         action = "starttls-command-mangled";
         reason = "the client's STARTTLS command arrived mangled (rewritten in transit)";
-    } else if (a != NULL) {
-        sev = SEV_HIGH;
-        conf = CONF_HIGH;
+    } else if (j->mk.plausible) {
+        /* high with learned posture or a policy that wants TLS here */
+        enum mtasts_mode mode = MTASTS_MODE_NONE;
+        if (!j->submission) {
+            recipient_policy(j->pols, j->n_pols, &mode);
+            if (mode == MTASTS_MODE_NONE)
+                policy_naming_server(j->pols, j->n_pols, &j->nm, &mode);
+        }
+        sev = j->pv->server_offered || mode != MTASTS_MODE_NONE ? SEV_HIGH : SEV_MEDIUM;
+        conf = j->mk.strong ? CONF_HIGH : CONF_MEDIUM;
         action = "starttls-capability-mangled";
-        reason = "a capability token mangled where STARTTLS stood";
+        reason = j->mk.why;
     } else if (f->starttls_offered && (f->starttls_code == 500 || f->starttls_code == 502 ||
                                        find_anom(f, ANOM_STARTTLS_UNKNOWN_CMD))) {
         sev = SEV_HIGH;
         conf = CONF_HIGH;
         action = "starttls-command-rejected";
         reason = "STARTTLS answered as an unknown command by a server that offered it";
-    } else if (!f->starttls_offered && ehlo_ok(f) && f->caps_dropped == 0 &&
-               f->starttls_requested && f->starttls_code == 220) {
+    } else if (!f->starttls_offered && ehlo_ok(f) && f->starttls_requested &&
+               f->starttls_code == 220) {
         sev = SEV_MEDIUM;
         conf = CONF_MEDIUM;
         action = "starttls-hidden-in-ehlo";
@@ -722,9 +808,10 @@ static bool fallback_applies(const struct judge *j, bool *in_session)
 }
 
 /* Direct tampering evidence explains why STARTTLS was not used. */
-static bool tampered_directly(const struct smtp_facts *f)
+static bool tampered_directly(const struct judge *j)
 {
-    return find_anom(f, ANOM_CAP_MANGLED) ||
+    const struct smtp_facts *f = j->f;
+    return j->mk.plausible || find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S) ||
            (f->starttls_offered && (f->starttls_code == 500 || f->starttls_code == 502 ||
                                     find_anom(f, ANOM_STARTTLS_UNKNOWN_CMD)));
 }
@@ -734,7 +821,7 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
     const struct smtp_facts *f = j->f;
     bool in_session;
     if (!f->starttls_offered || f->starttls_requested || !j->cd.any || f->tls->established ||
-        fallback_applies(j, &in_session) || tampered_directly(f))
+        fallback_applies(j, &in_session) || tampered_directly(j))
         return;
     int sev = SEV_LOW;
     enum rule_confidence conf = CONF_LOW;
@@ -958,6 +1045,24 @@ static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
          "cleartext-credentials", -1, ev);
 }
 
+/* Masks that are not evidence about STARTTLS: the inspection device itself,
+ * reported low with the masked tokens. */
+static void rule_masked(const struct judge *j, struct verdict *out, size_t *n)
+{
+    const struct smtp_facts *f = j->f;
+    if (!j->mk.n || j->mk.plausible || find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S))
+        return;
+    json_t *ev = evidence_new(f, "EHLO capabilities masked by an ESMTP-inspection device; "
+                                 "nothing shows STARTTLS among them");
+    json_object_set_new(ev, "capabilities", caps_json(f));
+    json_object_set_new(ev, "starttls", starttls_json(f));
+    static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED};
+    ev_anoms(ev, f, k, 1);
+    ev_server_posture(ev, j->pv);
+    push(out, n, RULE_ESMTP_MASKED_EXTENSIONS, SEV_LOW, CONF_HIGH, "esmtp-extensions-masked",
+         j->primary, ev);
+}
+
 size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
                    const struct rule_policy *pols, size_t n_pols, struct verdict *out)
 {
@@ -966,6 +1071,7 @@ size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
     clear_data_of(f, &j.cd);
     j.primary = primary_policy(pols, n_pols, &j.nm);
     j.submission = rules_is_submission(f);
+    masked_of(f, pv, &j.mk);
     size_t n = 0;
     rule_stripped(&j, out, &n);
     rule_tampered(&j, out, &n);
@@ -975,6 +1081,7 @@ size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
     rule_mx_mismatch(&j, out, &n);
     rule_certificate(&j, out, &n);
     rule_auth(&j, out, &n);
+    rule_masked(&j, out, &n);
     return n;
 }
 

@@ -24,6 +24,7 @@ enum rule_id {
     RULE_POLICY_MX_MISMATCH,
     RULE_POLICY_CERTIFICATE_INVALID,
     RULE_AUTH_CLEARTEXT,
+    RULE_ESMTP_MASKED_EXTENSIONS,
     RULE_COUNT,
 };
 
@@ -102,7 +103,7 @@ struct verdict {
     struct json_t *evidence; /* owned */
 };
 
-#define RULES_VERDICTS_MAX 8
+#define RULES_VERDICTS_MAX RULE_COUNT /* each rule at most once */
 
 /* Judges one session; fills out (at most RULES_VERDICTS_MAX, in rule order)
  * and returns the count. */

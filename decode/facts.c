@@ -28,6 +28,8 @@ static const char *const anom_names[ANOM_KIND_COUNT] = {
     [ANOM_OVERLAP_CONFLICT] = "overlap_conflict",
     [ANOM_TLS_ALERT] = "tls_alert",
     [ANOM_STARTTLS_NOT_OFFERED] = "starttls_not_offered",
+    [ANOM_EHLO_PADDED] = "ehlo_reply_padded",
+    [ANOM_TTL_SHIFT_REPLY] = "ttl_shift_reply",
 };
 
 const char *anomaly_kind_str(enum anomaly_kind k)

@@ -42,6 +42,10 @@ enum anomaly_kind {
     ANOM_OVERLAP_CONFLICT,       /* retransmitted bytes differed from the first copy */
     ANOM_TLS_ALERT,              /* a TLS alert during the handshake */
     ANOM_STARTTLS_NOT_OFFERED,   /* client sent STARTTLS although the EHLO reply lacked it */
+    ANOM_EHLO_PADDED,            /* EHLO reply over the capability bounds (lines or length) */
+    ANOM_TTL_SHIFT_REPLY,        /* the EHLO / STARTTLS reply's packet left the banner's TTL by more
+                                    than a route change (>= 2 hops, another initial TTL, or with an
+                                    IPv4 ID break on the same packet) */
     ANOM_KIND_COUNT,
 };
 const char *anomaly_kind_str(enum anomaly_kind k);

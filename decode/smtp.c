@@ -309,20 +309,45 @@ static void line_drop(struct smtp_line *l)
     l->cap = l->len = 0;
 }
 
-/* A complete line (without CRLF) to the command or reply parser. */
+/* A complete line (without CRLF) to the command or reply parser; total is
+ * its length on the wire, of which ll bytes are here (the bounded prefix of
+ * an overflowed line). no_lf: the stream ended inside it. */
 static void line_done(struct smtp_session *s, enum stream_dir dir, const char *line, size_t ll,
-                      bool overflow, const struct stream_meta *m)
+                      bool overflow, uint32_t total, bool no_lf, const struct stream_meta *m)
 {
+    s->line_bytes = total;
     if (overflow) {
         s->f.lines_too_long++;
         s->stats->lines_too_long++;
-        smtp_anomaly(s, ANOM_LINE_TOO_LONG, dir, m, "%s line over %zu bytes",
-                     dir == DIR_C2S ? "command" : "reply", s->cfg->max_line);
+        smtp_anomaly(s, ANOM_LINE_TOO_LONG, dir, m, "%s line over %zu bytes (%s%u bytes%s)",
+                     dir == DIR_C2S ? "command" : "reply", s->cfg->max_line,
+                     total == UINT32_MAX ? "at least " : "", total,
+                     no_lf ? ", no LF before the end" : "");
     }
     if (dir == DIR_C2S)
         smtp_client_line(s, line, ll, overflow, m);
     else
         smtp_server_line(s, line, ll, overflow, m);
+}
+
+/* Hands the direction's held line to its parser and frees it. */
+static void line_flush(struct smtp_session *s, enum stream_dir dir, bool no_lf,
+                       const struct stream_meta *m)
+{
+    struct smtp_line *l = &s->line[dir];
+    bool overflow = l->overflow;
+    size_t ll = l->len;
+    uint32_t total = l->total - (l->last_cr && l->total != UINT32_MAX);
+    if (!overflow && ll && l->buf[ll - 1] == '\r')
+        ll--;
+    char *held = l->buf;
+    l->buf = NULL;
+    l->len = l->cap = 0;
+    l->total = 0;
+    l->last_cr = false;
+    l->overflow = false;
+    line_done(s, dir, held ? held : "", ll, overflow, total, no_lf, m);
+    free(held);
 }
 
 /* Takes bytes up to the next LF: a line whole in buf is parsed where it is
@@ -348,9 +373,14 @@ static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8
         size_t ll = overflow ? max : n;
         if (!overflow && ll && buf[ll - 1] == '\r')
             ll--;
-        line_done(s, dir, (const char *)buf, ll, overflow, m);
+        size_t wire = n && buf[n - 1] == '\r' ? n - 1 : n; /* without CRLF */
+        line_done(s, dir, (const char *)buf, ll, overflow,
+                  wire > UINT32_MAX ? UINT32_MAX : (uint32_t)wire, false, m);
         return take;
     }
+    l->total = n > UINT32_MAX - l->total ? UINT32_MAX : l->total + (uint32_t)n;
+    if (n)
+        l->last_cr = buf[n - 1] == '\r';
     if (!l->overflow && n) {
         size_t want = l->len + n;
         if (want > max) {
@@ -382,16 +412,7 @@ static size_t feed_line(struct smtp_session *s, enum stream_dir dir, const uint8
     if (!nl)
         return take;
 
-    bool overflow = l->overflow;
-    size_t ll = l->len;
-    if (!overflow && ll && l->buf[ll - 1] == '\r')
-        ll--;
-    char *held = l->buf;
-    l->buf = NULL;
-    l->len = l->cap = 0;
-    l->overflow = false;
-    line_done(s, dir, held ? held : "", ll, overflow, m);
-    free(held);
+    line_flush(s, dir, false, m);
     return take;
 }
 
@@ -627,6 +648,8 @@ void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
     struct smtp_line *l = &s->line[dir];
     line_drop(l);
     l->overflow = false;
+    l->total = 0;
+    l->last_cr = false;
     l->resync = true;
 }
 
@@ -707,6 +730,11 @@ void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
         return;
     if (ts > s->f.last_ts)
         s->f.last_ts = ts;
+    /* a line over the bound that no LF ended (a 10 MB line up to the end of
+     * the capture): its bounded prefix is parsed and the anomaly recorded */
+    for (int d = 0; d < 2; d++)
+        if (s->line[d].overflow && !s->line[d].resync)
+            line_flush(s, (enum stream_dir)d, true, NULL);
     if (s->quit_answered)
         s->f.end = SMTP_END_QUIT;
     else if (s->f.tls->established ||

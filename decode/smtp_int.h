@@ -77,8 +77,10 @@ struct smtp_pending {
 struct smtp_line {
     char *buf; /* NULL when no partial line is held */
     uint32_t len, cap;
-    bool overflow; /* the line outgrew max_line; the rest is discarded up to LF */
-    bool resync;   /* bytes were lost: drop everything up to the next LF */
+    uint32_t total; /* bytes of the line so far, kept or not (without LF; saturates) */
+    bool overflow;  /* the line outgrew max_line; the rest is discarded up to LF */
+    bool last_cr;   /* its last byte so far is a CR */
+    bool resync;    /* bytes were lost: drop everything up to the next LF */
 };
 
 /* End-of-data scanner state (CRLF.CRLF found across any split). */
@@ -118,6 +120,10 @@ struct smtp_session {
     struct smtp_pending reply_cmd;
     int reply_code;
     uint32_t reply_lines;
+    uint32_t line_bytes; /* the length of the line being parsed, before any cut */
+
+    /* the first EHLO reply's capability lines, stored or not (padding) */
+    uint32_t ehlo_cap_lines, ehlo_longest;
 
     /* client-side progress */
     int16_t cur_tx;      /* transaction receiving RCPT/DATA, -1 none */
@@ -128,6 +134,7 @@ struct smtp_session {
     bool any_command; /* a client command was seen (midstream pickup) */
     bool implicit_tls;
     bool not_tls_reported;
+    bool starttls_dropped; /* STARTTLS was on an EHLO reply line not stored */
 
     /* server packet fingerprints (TTL, IPv4 ID) */
     bool server_fin;
@@ -216,8 +223,9 @@ size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t le
 /* smtp_reply.c */
 void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m);
-/* True when the capability keyword looks mangled (XXXXXXXA, all-X, an
- * unknown token of STARTTLS's length). */
+/* True when the capability keyword looks mangled: an ESMTP-inspection mask
+ * (Xs then one letter, XXXXXXXA, XXXA, XI; all X) or an unknown token of
+ * STARTTLS's length. Which extension a mask hid is the rules' judgement. */
 bool smtp_cap_is_mangled(const char *kw, size_t len);
 
 #endif

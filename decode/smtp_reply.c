@@ -18,8 +18,22 @@ static const char *const known_len8[] = {
 
 bool smtp_cap_is_mangled(const char *kw, size_t len)
 {
+    if (len >= 2 && len < 4) {
+        /* "XI", "XXC": an ESMTP-inspection mask (Xs, then the mask's letter) */
+        for (size_t i = 0; i + 1 < len; i++)
+            if (kw[i] != 'X' && kw[i] != 'x')
+                return false;
+        return kw[len - 1] >= 'A' && kw[len - 1] <= 'Z' && kw[len - 1] != 'X';
+    }
     if (len < 4)
         return false;
+    if (kw[len - 1] >= 'A' && kw[len - 1] <= 'Z') {
+        size_t i = 0;
+        while (i + 1 < len && (kw[i] == 'X' || kw[i] == 'x'))
+            i++;
+        if (i + 1 == len)
+            return true; /* XXXA, XXXC: Xs then the mask's letter */
+    }
     size_t x = 0;
     for (size_t i = 0; i < len; i++)
         if (kw[i] == 'X' || kw[i] == 'x')
@@ -42,18 +56,28 @@ static bool is_2xx(int code)
     return code >= 200 && code < 300;
 }
 
-static void add_capability(struct smtp_session *s, const char *text, size_t len,
+/* One capability line of the first EHLO reply. Every line is scanned for
+ * its keyword, stored or not (store false: an overflowed line, of which text
+ * is the bounded prefix, or a line past FACTS_CAPS_MAX): a reply padded past
+ * the bounds still shows whether STARTTLS was offered. */
+static void add_capability(struct smtp_session *s, const char *text, size_t len, bool store,
                            const struct stream_meta *m)
 {
     struct smtp_facts *f = &s->f;
+    s->ehlo_cap_lines++;
+    if (s->line_bytes > s->ehlo_longest)
+        s->ehlo_longest = s->line_bytes;
     while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
         len--;
     size_t kl = 0;
     while (kl < len && text[kl] != ' ' && text[kl] != '=')
         kl++;
-    if (kl == 8 && strncasecmp(text, "STARTTLS", 8) == 0)
+    store = store && f->n_caps < FACTS_CAPS_MAX;
+    if (kl == 8 && strncasecmp(text, "STARTTLS", 8) == 0) {
         f->starttls_offered = true;
-    else if (kl == 10 && strncasecmp(text, "PIPELINING", 10) == 0)
+        if (!store)
+            s->starttls_dropped = true;
+    } else if (kl == 10 && strncasecmp(text, "PIPELINING", 10) == 0)
         f->pipelining_offered = true;
     else if (kl == 8 && strncasecmp(text, "CHUNKING", 8) == 0)
         f->chunking_offered = true;
@@ -62,7 +86,7 @@ static void add_capability(struct smtp_session *s, const char *text, size_t len,
         smtp_strlcpy_n(tok, sizeof tok, text, kl);
         smtp_anomaly(s, ANOM_CAP_MANGLED, DIR_S2C, m, "token=%s", tok);
     }
-    if (f->n_caps >= FACTS_CAPS_MAX || !facts_add_cap(f, text, len))
+    if (!store || !facts_add_cap(f, text, len))
         f->caps_dropped++;
 }
 
@@ -84,10 +108,8 @@ static void reply_line(struct smtp_session *s, const char *text, size_t len, boo
             break;
         if (s->reply_lines == 0)
             facts_set(f, &f->ehlo_host, text, first_word, FACTS_HOST_MAX);
-        else if (!overflow)
-            add_capability(s, text, len, m);
         else
-            f->caps_dropped++;
+            add_capability(s, text, len, !overflow, m);
         break;
     default:
         break;
@@ -155,6 +177,15 @@ void smtp_reply_ehlo(struct smtp_session *s, const struct smtp_pending *p, int c
     }
     if (is_2xx(code) && !s->caps_done) {
         s->caps_done = true;
+        /* padding past the bounds is itself suspect (a man in the middle
+         * hiding a strip behind it); where STARTTLS was is known */
+        if (s->f.caps_dropped)
+            smtp_anomaly(s, ANOM_EHLO_PADDED, DIR_S2C, m,
+                         "%u capability lines, %zu kept, longest %u bytes; STARTTLS %s",
+                         s->ehlo_cap_lines, s->f.n_caps, s->ehlo_longest,
+                         !s->f.starttls_offered ? "absent"
+                         : s->starttls_dropped  ? "on a line not kept"
+                                                : "kept");
         smtp_emit(s, SMTP_EV_EHLO_REPLY);
     }
 }

@@ -235,7 +235,10 @@ static void test_tampered_mangled_token(void **state)
     feed(x, f);
     finish(x);
     assert_int_equal(x->out.n, 1);
-    json_t *o = expect(x, 0, "starttls.tampered", 3, "high");
+    /* the only mask, of STARTTLS's length: plausible, yet CHUNKING and
+     * SMTPUTF8 (also 8 letters) are not visible and nothing else speaks
+     * for STARTTLS (alerts/RULES.md): medium; with a policy or posture, high */
+    json_t *o = expect(x, 0, "starttls.tampered", 2, "medium");
     assert_string_equal(jstr(o, "event.action"), "starttls-capability-mangled");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "cap_mangled");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"), "token=XXXXXXXA");
@@ -255,7 +258,7 @@ static void test_non_utf8_wire_bytes(void **state)
     feed(x, f);
     finish(x);
     assert_int_equal(x->out.n, 1);
-    json_t *o = expect(x, 0, "starttls.tampered", 3, "high");
+    json_t *o = expect(x, 0, "starttls.tampered", 2, "medium");
     assert_string_equal(jstr(o, "stripwatch.evidence.capabilities.1"), "X-?(");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"), "token=?XXXXXXA");
     json_decref(o);

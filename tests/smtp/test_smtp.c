@@ -562,6 +562,15 @@ static void test_cap_mangled_tokens(void **state)
     assert_false(smtp_cap_is_mangled("CHUNKING", 8));
     assert_false(smtp_cap_is_mangled("XCLIENT", 7));
     assert_false(smtp_cap_is_mangled("XXX", 3));
+    /* an ESMTP-inspection box's masks: Xs, then the mask's letter */
+    assert_true(smtp_cap_is_mangled("XXXA", 4));
+    assert_true(smtp_cap_is_mangled("XXC", 3));
+    assert_true(smtp_cap_is_mangled("XI", 2));
+    assert_true(smtp_cap_is_mangled("XXXXXXH", 7));
+    assert_false(smtp_cap_is_mangled("XA1", 3));
+    assert_false(smtp_cap_is_mangled("X", 1));
+    assert_false(smtp_cap_is_mangled("XEXCH50", 7));
+    assert_false(smtp_cap_is_mangled("ETRN", 4));
     assert_false(smtp_cap_is_mangled("PIPELINING", 10));
 }
 
@@ -621,11 +630,14 @@ static void test_line_too_long(void **state)
     conv_check(&c, &fi, conv, CONV_N(conv), true, &r);
     const struct smtp_facts *f = r.facts;
     assert_int_equal(f->lines_too_long, 2);
-    assert_int_equal(f->n_anomalies, 2);
+    assert_int_equal(f->n_anomalies, 3);
     assert_int_equal(f->anomalies[0].kind, ANOM_LINE_TOO_LONG);
-    assert_string_equal(f->anomalies[0].detail, "reply line over 64 bytes");
-    assert_int_equal(f->anomalies[1].kind, ANOM_LINE_TOO_LONG);
-    assert_string_equal(f->anomalies[1].detail, "command line over 64 bytes");
+    assert_string_equal(f->anomalies[0].detail, "reply line over 64 bytes (81 bytes)");
+    assert_int_equal(f->anomalies[1].kind, ANOM_EHLO_PADDED);
+    assert_string_equal(f->anomalies[1].detail,
+                        "2 capability lines, 1 kept, longest 81 bytes; STARTTLS kept");
+    assert_int_equal(f->anomalies[2].kind, ANOM_LINE_TOO_LONG);
+    assert_string_equal(f->anomalies[2].detail, "command line over 64 bytes (75 bytes)");
     assert_int_equal(f->n_caps, 1);
     assert_int_equal(f->caps_dropped, 1);
     assert_true(f->starttls_offered);
@@ -752,6 +764,89 @@ static void test_huge_multiline_reply(void **state)
     assert_true(r.facts->starttls_offered);
     assert_non_null(strstr(r.json, "\"capabilities_dropped\":4937"));
     conv_result_free(&r);
+    free(big);
+}
+
+/* A reply padded past the bounds: 70 lines with STARTTLS stripped (absent),
+ * and a line over 4096 bytes that starts with STARTTLS (not stored, still
+ * scanned); each is an anomaly saying where STARTTLS was. */
+static void test_padded_ehlo_reply_scanned(void **state)
+{
+    (void)state;
+    size_t cap = 70 * 16 + 6000;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    size_t l = (size_t)snprintf(big, cap, "250-mx\r\n");
+    for (int i = 0; i < 69; i++)
+        l += (size_t)snprintf(big + l, cap - l, "250-X-PAD%d\r\n", i);
+    l += (size_t)snprintf(big + l, cap - l, "250 PIPELINING\r\n");
+    struct step conv[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        {DIR_S2C, big, l},
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), false, &r);
+    assert_false(r.facts->starttls_offered);
+    assert_int_equal(r.facts->caps_dropped, 6);
+    assert_int_equal(conv_anomalies(r.facts, ANOM_EHLO_PADDED), 1);
+    assert_string_equal(conv_anomaly_detail(r.facts, ANOM_EHLO_PADDED, 0),
+                        "70 capability lines, 64 kept, longest 14 bytes; STARTTLS absent");
+    conv_result_free(&r);
+
+    l = (size_t)snprintf(big, cap, "250-mx\r\n250-PIPELINING\r\n250-STARTTLS ");
+    memset(big + l, 'A', 5000);
+    l += 5000;
+    l += (size_t)snprintf(big + l, cap - l, "\r\n250 8BITMIME\r\n");
+    struct step conv2[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        {DIR_S2C, big, l},
+    };
+    conv_check(&cfg, &fi, conv2, CONV_N(conv2), false, &r);
+    assert_true(r.facts->starttls_offered);
+    assert_int_equal(r.facts->n_caps, 2);
+    assert_int_equal(r.facts->caps_dropped, 1);
+    assert_string_equal(conv_anomaly_detail(r.facts, ANOM_LINE_TOO_LONG, 0),
+                        "reply line over 4096 bytes (5013 bytes)");
+    assert_string_equal(conv_anomaly_detail(r.facts, ANOM_EHLO_PADDED, 0),
+                        "3 capability lines, 2 kept, longest 5013 bytes; STARTTLS on a line not "
+                        "kept");
+    conv_result_free(&r);
+    free(big);
+}
+
+/* 10 MB without LF up to the end of the stream: a bounded prefix is kept
+ * and parsed, and the session record says so. */
+static void test_line_without_lf_to_the_end(void **state)
+{
+    (void)state;
+    size_t n = 10u << 20;
+    char *big = malloc(n);
+    assert_non_null(big);
+    memcpy(big, "MAIL FROM:<", 11);
+    memset(big + 11, 'a', n - 11);
+    struct smtp_session *s = smtp_session_new(&cfg, &fi);
+    assert_non_null(s);
+    struct stream_meta m = {CONV_START, 1, 64, 0, 4};
+    smtp_session_feed(s, DIR_S2C, (const uint8_t *)"220 mx\r\n", 8, &m);
+    m.pkt_no = 2;
+    smtp_session_feed(s, DIR_C2S, (const uint8_t *)"EHLO c\r\n", 8, &m);
+    for (size_t off = 0; off < n; off += 1460) {
+        m.pkt_no++;
+        smtp_session_feed(s, DIR_C2S, (const uint8_t *)big + off, n - off < 1460 ? n - off : 1460,
+                          &m);
+    }
+    smtp_session_end(s, FLOW_END_SHUTDOWN, CONV_START + 1);
+    const struct smtp_facts *f = smtp_session_facts(s);
+    assert_int_equal(f->lines_too_long, 1);
+    assert_int_equal(f->n_anomalies, 1);
+    assert_int_equal(f->anomalies[0].kind, ANOM_LINE_TOO_LONG);
+    assert_int_equal(f->anomalies[0].dir, DIR_C2S);
+    assert_string_equal(f->anomalies[0].detail,
+                        "command line over 4096 bytes (10485760 bytes, no LF before the end)");
+    assert_int_equal(f->end, SMTP_END_CAPTURE_END);
+    smtp_session_free(s);
     free(big);
 }
 
@@ -1062,6 +1157,8 @@ static void test_names(void **state)
         "overlap_conflict",
         "tls_alert",
         "starttls_not_offered",
+        "ehlo_reply_padded",
+        "ttl_shift_reply",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
         assert_string_equal(anomaly_kind_str((enum anomaly_kind)k), kinds[k]);
@@ -1138,6 +1235,8 @@ int main(void)
         cmocka_unit_test_setup(test_log_addresses, setup),
         cmocka_unit_test_setup(test_helo_fallback, setup),
         cmocka_unit_test_setup(test_huge_multiline_reply, setup),
+        cmocka_unit_test_setup(test_padded_ehlo_reply_scanned, setup),
+        cmocka_unit_test_setup(test_line_without_lf_to_the_end, setup),
         cmocka_unit_test_setup(test_bounds_tx_rcpt_anomalies, setup),
         cmocka_unit_test_setup(test_pipeline_overflow, setup),
         cmocka_unit_test_setup(test_binary_garbage, setup),
