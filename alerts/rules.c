@@ -658,9 +658,13 @@ static void masked_of(const struct smtp_facts *f, const struct posture_view *pv,
     }
 }
 
+/* A TTL shift that means something: on the packets of the EHLO reply, the
+ * STARTTLS reply or the plaintext after 220, by more than a route change
+ * (decoder anomaly ttl_shift_reply). ttl_shift elsewhere in the session is
+ * route noise, kept on the session record only. */
 static bool ttl_shift(const struct smtp_facts *f)
 {
-    return find_anom(f, ANOM_TTL_SHIFT) != NULL;
+    return find_anom(f, ANOM_TTL_SHIFT_REPLY) != NULL;
 }
 
 static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
@@ -725,7 +729,7 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
          pidx >= 0 ? pidx : j->primary, ev);
 }
 
-static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
+static void rule_tampered(const struct judge *j, bool stripped, struct verdict *out, size_t *n)
 {
     const struct smtp_facts *f = j->f;
     int sev = 0;
@@ -768,11 +772,21 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
         action = "starttls-plaintext-after-220";
         reason = "220 to STARTTLS, then plaintext instead of a TLS handshake (a TLS-inspecting "
                  "device, a capture written after decryption, or a proxy answering STARTTLS)";
+    } else if (stripped) {
+        /* the weaker signs below are evidence of that alert already */
     } else if (ttl_shift(f) && !f->tls->established) {
-        sev = SEV_MEDIUM;
+        /* alone, never above low (alerts/RULES.md) */
+        sev = SEV_LOW;
         conf = CONF_LOW;
         action = "server-ttl-shift";
-        reason = "server packets changed TTL mid-conversation (another host may answer)";
+        reason = "the reply that decides on STARTTLS came with another TTL than the banner "
+                 "(another host may answer)";
+    } else if (find_anom(f, ANOM_EHLO_PADDED) && !f->starttls_offered && ehlo_ok(f) &&
+               !f->tls->established) {
+        sev = SEV_LOW;
+        conf = CONF_LOW;
+        action = "ehlo-reply-padded";
+        reason = "EHLO reply padded past the capability bounds, without STARTTLS";
     }
     if (!action)
         return;
@@ -781,10 +795,15 @@ static void rule_tampered(const struct judge *j, struct verdict *out, size_t *n)
     json_t *ev = evidence_new(f, reason);
     json_object_set_new(ev, "capabilities", caps_json(f));
     json_object_set_new(ev, "starttls", starttls_json(f));
-    static const enum anomaly_kind k[] = {
-        ANOM_CAP_MANGLED, ANOM_STARTTLS_UNKNOWN_CMD, ANOM_NOT_TLS_AFTER_STARTTLS,
-        ANOM_TTL_SHIFT,   ANOM_IPID_SHIFT,           ANOM_STARTTLS_REFUSED};
-    ev_anoms(ev, f, k, 6);
+    static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,
+                                          ANOM_STARTTLS_UNKNOWN_CMD,
+                                          ANOM_NOT_TLS_AFTER_STARTTLS,
+                                          ANOM_TTL_SHIFT_REPLY,
+                                          ANOM_TTL_SHIFT,
+                                          ANOM_IPID_SHIFT,
+                                          ANOM_STARTTLS_REFUSED,
+                                          ANOM_EHLO_PADDED};
+    ev_anoms(ev, f, k, 8);
     ev_server_posture(ev, j->pv);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
@@ -1074,7 +1093,7 @@ size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
     masked_of(f, pv, &j.mk);
     size_t n = 0;
     rule_stripped(&j, out, &n);
-    rule_tampered(&j, out, &n);
+    rule_tampered(&j, n > 0, out, &n);
     rule_unused(&j, out, &n);
     rule_fallback(&j, out, &n);
     rule_plaintext_policy(&j, out, &n);

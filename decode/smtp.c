@@ -426,6 +426,8 @@ static unsigned dir_stop(enum stream_dir dir)
 static void not_tls(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
                     uint8_t b)
 {
+    if (dir == DIR_S2C)
+        smtp_ttl_at_reply(s, SMTP_TTL_AT_PLAIN, m);
     if (!s->not_tls_reported) {
         s->not_tls_reported = true;
         if (s->implicit_tls && !s->f.starttls_requested)
@@ -553,7 +555,7 @@ static void note_meta(struct smtp_session *s, enum stream_dir dir, const struct 
     if (dir == DIR_S2C && !s->ttl_base_set) {
         /* the banner's packet: the reference for the server's TTL / IP ID */
         s->ttl_base_set = true;
-        s->ttl_base = m->ttl;
+        s->ttl_base = s->ttl_ref = m->ttl;
         if (m->ip_version == 4) {
             s->ipid_have = true;
             s->ipid_last = m->ip_id;
@@ -651,6 +653,38 @@ void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
     l->total = 0;
     l->last_cr = false;
     l->resync = true;
+}
+
+static unsigned ttl_class(unsigned ttl)
+{
+    return ttl <= 64 ? 64 : ttl <= 128 ? 128 : 255;
+}
+
+void smtp_ttl_at_reply(struct smtp_session *s, unsigned at, const struct stream_meta *m)
+{
+    if (!m || !s->ttl_base_set || (s->ttl_reply_done & at))
+        return;
+    s->ttl_reply_done |= (uint8_t)at;
+    unsigned ref = s->ttl_ref, ttl = m->ttl;
+    unsigned hops = ttl > ref ? ttl - ref : ref - ttl;
+    if (hops == 0)
+        return;
+    /* an IPv4 ID break found on this very packet (packet_fp runs first) */
+    bool ipid = false;
+    for (size_t i = s->f.n_anomalies; i > 0 && !ipid; i--) {
+        const struct facts_anomaly *a = &s->f.anomalies[i - 1];
+        if (a->pkt_no != m->pkt_no)
+            break;
+        ipid = a->kind == ANOM_IPID_SHIFT;
+    }
+    bool cls = ttl_class(ttl) != ttl_class(ref);
+    if (hops < 2 && !cls && !ipid)
+        return; /* one hop: a route change, no more */
+    static const char *const what[] = {"EHLO reply", "STARTTLS reply", "plaintext after 220"};
+    unsigned w = at == SMTP_TTL_AT_EHLO ? 0 : at == SMTP_TTL_AT_STARTTLS ? 1 : 2;
+    smtp_anomaly(s, ANOM_TTL_SHIFT_REPLY, DIR_S2C, m, "ttl %u->%u on the %s (%u hop%s%s%s)", ref,
+                 ttl, what[w], hops, hops == 1 ? "" : "s", cls ? ", another initial TTL" : "",
+                 ipid ? ", IP ID break" : "");
 }
 
 /* TTL / hop limit and IPv4 ID of the server's packets, from the banner on.

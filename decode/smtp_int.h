@@ -142,6 +142,8 @@ struct smtp_session {
     bool ipid_have;
     bool ignored;
     uint8_t ttl_base;
+    uint8_t ttl_ref;        /* the banner's TTL, the reference for the replies below */
+    uint8_t ttl_reply_done; /* SMTP_TTL_AT_* already compared */
     uint8_t ttl_reports, ipid_reports;
     uint16_t ipid_last;
     uint16_t ipid_seq, ipid_zero; /* consecutive sequential / zero IDs */
@@ -219,6 +221,16 @@ void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool
                       const struct stream_meta *m);
 /* Consumes message content (DATA or BDAT); returns the bytes used. */
 size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t len);
+
+/* Replies whose packets must keep the banner's TTL (smtp_ttl_at_reply). */
+#define SMTP_TTL_AT_EHLO     1u
+#define SMTP_TTL_AT_STARTTLS 2u
+#define SMTP_TTL_AT_PLAIN    4u /* plaintext after 220 to STARTTLS */
+/* Compares the TTL of the packet carrying this reply with the banner's:
+ * ANOM_TTL_SHIFT_REPLY when it moved by more than a route change (2 hops or
+ * more, another initial-TTL class 64/128/255, or one hop together with an
+ * IPv4 ID break on the same packet). Once per kind; m NULL is a no-op. */
+void smtp_ttl_at_reply(struct smtp_session *s, unsigned at, const struct stream_meta *m);
 
 /* smtp_reply.c */
 void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,

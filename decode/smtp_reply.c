@@ -146,6 +146,10 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
             }
         }
     }
+    if (s->reply_cmd.cmd == SMTP_CMD_EHLO && !s->caps_done)
+        smtp_ttl_at_reply(s, SMTP_TTL_AT_EHLO, m);
+    else if (s->reply_cmd.cmd == SMTP_CMD_STARTTLS)
+        smtp_ttl_at_reply(s, SMTP_TTL_AT_STARTTLS, m);
     reply_line(s, text, tlen, overflow, m);
     s->reply_lines++;
     if (more)

@@ -157,6 +157,45 @@ static void test_padded_reply_strip_judged(void **state)
     json_decref(o);
 }
 
+/* A one-hop TTL change of server packets late in a 587 session without
+ * STARTTLS (route noise, kept as ttl_shift on the record): no alert; a shift
+ * on the EHLO reply beyond a route change, alone: low; with the strip it
+ * explains (posture): high confidence, as the evidence of that alert. */
+static void test_ttl_route_noise_and_reply_shift(void **state)
+{
+    struct fx *x = *state;
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.50", 587, T0);
+    caps(f, "PIPELINING", "AUTH LOGIN", NULL);
+    tx(f, true, 900, "other.example:250", NULL);
+    anomaly(f, ANOM_TTL_SHIFT, "ttl 57->56", 44);
+    feed(x, f);
+    struct smtp_facts *g = session("192.0.2.10", "198.51.100.51", 25, T0 + 1);
+    caps(g, "PIPELINING", NULL);
+    tx(g, true, 900, "other.example:250", NULL);
+    anomaly(g, ANOM_TTL_SHIFT, "ttl 57->62", 6);
+    anomaly(g, ANOM_TTL_SHIFT_REPLY, "ttl 57->62 on the EHLO reply (5 hops)", 6);
+    feed(x, g);
+    struct smtp_facts *a = session("192.0.2.10", "198.51.100.52", 25, T0 + 2);
+    caps(a, "STARTTLS", NULL);
+    starttls(a, 220, true);
+    feed(x, a);
+    struct smtp_facts *h = session("192.0.2.10", "198.51.100.52", 25, T0 + 3);
+    caps(h, "PIPELINING", NULL);
+    tx(h, true, 900, "other.example:250", NULL);
+    anomaly(h, ANOM_TTL_SHIFT_REPLY, "ttl 57->62 on the EHLO reply (5 hops)", 6);
+    feed(x, h);
+    finish(x);
+    assert_int_equal(x->out.n, 2);
+    json_t *o = expect(x, 0, "starttls.tampered", 1, "low");
+    assert_string_equal(jstr(o, "event.action"), "server-ttl-shift");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.1.kind"), "ttl_shift_reply");
+    json_decref(o);
+    o = expect(x, 1, "starttls.stripped", 3, "high");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"),
+                        "ttl 57->62 on the EHLO reply (5 hops)");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_masked_with_posture_is_tampering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_masked_starttls_by_exclusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_padded_reply_strip_judged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_route_noise_and_reply_shift, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1044,6 +1044,62 @@ static void test_ttl_and_ipid_shift(void **state)
     smtp_session_free(s);
 }
 
+/* Issue 12: only a shift on the replies that decide on STARTTLS, by more
+ * than a route change, is ttl_shift_reply; one hop later in the session
+ * (route noise) stays a ttl_shift on the record. */
+static void test_ttl_shift_on_replies(void **state)
+{
+    (void)state;
+    struct {
+        uint8_t ehlo_ttl, ipid_break, data_ttl;
+        const char *reply; /* expected ttl_shift_reply detail, NULL none */
+        size_t shifts;     /* ttl_shift anomalies */
+    } cases[] = {
+        {64, 0, 63, NULL, 1},                                    /* DATA, one hop */
+        {63, 0, 63, NULL, 1},                                    /* EHLO, one hop */
+        {59, 0, 59, "ttl 64->59 on the EHLO reply (5 hops)", 1}, /* EHLO, 5 hops */
+        {128, 0, 128, "ttl 64->128 on the EHLO reply (64 hops, another initial TTL)", 1},
+        {63, 1, 63, "ttl 64->63 on the EHLO reply (1 hop, IP ID break)", 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct smtp_session *s = smtp_session_new(&cfg, &fi);
+        assert_non_null(s);
+        struct stream_meta m = {CONV_START, 1, 64, 1000, 4};
+        smtp_session_tcp_packet(s, DIR_S2C, &m, PKT_TH_ACK);
+        smtp_session_feed(s, DIR_S2C, (const uint8_t *)"220 mx\r\n", 8, &m);
+        for (uint16_t id = 1001; id <= 1004; id++) {
+            m.ip_id = id;
+            m.pkt_no++;
+            smtp_session_tcp_packet(s, DIR_S2C, &m, PKT_TH_ACK);
+        }
+        m.pkt_no++;
+        smtp_session_feed(s, DIR_C2S, (const uint8_t *)"EHLO c\r\n", 8, &m);
+        m.pkt_no++;
+        m.ttl = cases[k].ehlo_ttl;
+        m.ip_id = cases[k].ipid_break ? 40000 : 1005;
+        smtp_session_tcp_packet(s, DIR_S2C, &m, PKT_TH_ACK);
+        static const char reply[] = "250-mx\r\n250 PIPELINING\r\n";
+        smtp_session_feed(s, DIR_S2C, (const uint8_t *)reply, sizeof reply - 1, &m);
+        m.pkt_no++;
+        static const char mail[] = "MAIL FROM:<a@x.org>\r\n";
+        smtp_session_feed(s, DIR_C2S, (const uint8_t *)mail, sizeof mail - 1, &m);
+        m.pkt_no++;
+        m.ttl = cases[k].data_ttl;
+        m.ip_id++;
+        smtp_session_tcp_packet(s, DIR_S2C, &m, PKT_TH_ACK);
+        smtp_session_feed(s, DIR_S2C, (const uint8_t *)"250 ok\r\n", 8, &m);
+        const struct smtp_facts *f = smtp_session_facts(s);
+        assert_int_equal(conv_anomalies(f, ANOM_TTL_SHIFT), cases[k].shifts);
+        if (cases[k].reply) {
+            assert_int_equal(conv_anomalies(f, ANOM_TTL_SHIFT_REPLY), 1);
+            assert_string_equal(conv_anomaly_detail(f, ANOM_TTL_SHIFT_REPLY, 0), cases[k].reply);
+        } else {
+            assert_int_equal(conv_anomalies(f, ANOM_TTL_SHIFT_REPLY), 0);
+        }
+        smtp_session_free(s);
+    }
+}
+
 static void test_ipid_quiet_on_normal_stacks(void **state)
 {
     (void)state;
@@ -1241,6 +1297,7 @@ int main(void)
         cmocka_unit_test_setup(test_pipeline_overflow, setup),
         cmocka_unit_test_setup(test_binary_garbage, setup),
         cmocka_unit_test_setup(test_ttl_and_ipid_shift, setup),
+        cmocka_unit_test_setup(test_ttl_shift_on_replies, setup),
         cmocka_unit_test_setup(test_ipid_quiet_on_normal_stacks, setup),
         cmocka_unit_test_setup(test_gaps, setup),
         cmocka_unit_test_setup(test_end_reasons, setup),
