@@ -315,7 +315,6 @@ static void line_drop(struct smtp_line *l)
 static void line_done(struct smtp_session *s, enum stream_dir dir, const char *line, size_t ll,
                       bool overflow, uint32_t total, bool no_lf, const struct stream_meta *m)
 {
-    s->line_bytes = total;
     if (overflow) {
         s->f.lines_too_long++;
         s->stats->lines_too_long++;

@@ -120,10 +120,6 @@ struct smtp_session {
     struct smtp_pending reply_cmd;
     int reply_code;
     uint32_t reply_lines;
-    uint32_t line_bytes; /* the length of the line being parsed, before any cut */
-
-    /* the first EHLO reply's capability lines, stored or not (padding) */
-    uint32_t ehlo_cap_lines, ehlo_longest;
 
     /* client-side progress */
     int16_t cur_tx;      /* transaction receiving RCPT/DATA, -1 none */

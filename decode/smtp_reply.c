@@ -64,9 +64,6 @@ static void add_capability(struct smtp_session *s, const char *text, size_t len,
                            const struct stream_meta *m)
 {
     struct smtp_facts *f = &s->f;
-    s->ehlo_cap_lines++;
-    if (s->line_bytes > s->ehlo_longest)
-        s->ehlo_longest = s->line_bytes;
     while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
         len--;
     size_t kl = 0;
@@ -185,8 +182,8 @@ void smtp_reply_ehlo(struct smtp_session *s, const struct smtp_pending *p, int c
          * hiding a strip behind it); where STARTTLS was is known */
         if (s->f.caps_dropped)
             smtp_anomaly(s, ANOM_EHLO_PADDED, DIR_S2C, m,
-                         "%u capability lines, %zu kept, longest %u bytes; STARTTLS %s",
-                         s->ehlo_cap_lines, s->f.n_caps, s->ehlo_longest,
+                         "%zu capability lines, %zu kept; STARTTLS %s",
+                         s->f.n_caps + s->f.caps_dropped, s->f.n_caps,
                          !s->f.starttls_offered ? "absent"
                          : s->starttls_dropped  ? "on a line not kept"
                                                 : "kept");
