@@ -742,14 +742,14 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
         action = "starttls-command-mangled";
         reason = "the client's STARTTLS command arrived mangled (rewritten in transit)";
     } else if (j->mk.plausible) {
-        /* high with learned posture or a policy that wants TLS here */
+        /* high with posture, exclusion, or a policy that wants TLS here */
         enum mtasts_mode mode = MTASTS_MODE_NONE;
         if (!j->submission) {
             recipient_policy(j->pols, j->n_pols, &mode);
             if (mode == MTASTS_MODE_NONE)
                 policy_naming_server(j->pols, j->n_pols, &j->nm, &mode);
         }
-        sev = j->pv->server_offered || mode != MTASTS_MODE_NONE ? SEV_HIGH : SEV_MEDIUM;
+        sev = j->mk.strong || mode != MTASTS_MODE_NONE ? SEV_HIGH : SEV_MEDIUM;
         conf = j->mk.strong ? CONF_HIGH : CONF_MEDIUM;
         action = "starttls-capability-mangled";
         reason = j->mk.why;
