@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "decode/flow_int.h"
@@ -174,6 +175,106 @@ static size_t flow_size(const struct flow *f)
     return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : sizeof(struct flow);
 }
 
+/* ---- entry slabs ---- */
+
+/* Chunks start small (a table of a few flows stays small) and double up to
+ * FLOW_SLAB_HUGE, from where they are 2 MiB aligned and asked to be backed
+ * by transparent huge pages: a flood of a million flows then costs a few
+ * hundred page faults and TLB entries instead of tens of thousands. */
+#define FLOW_SLAB_FIRST (16u << 10)
+#define FLOW_SLAB_HUGE  (2u << 20)
+
+/* Under AddressSanitizer every entry is its own malloc, so that a use after
+ * free of a flow is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FLOW_SLAB_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FLOW_SLAB_MALLOC 1
+#endif
+#endif
+
+static void slab_init(struct flow_slab *s, size_t size)
+{
+    memset(s, 0, sizeof(*s));
+    s->size = (size + 7) & ~(size_t)7;
+}
+
+/* A new chunk of the next size, NULL when out of memory. */
+static char *slab_chunk(struct flow_slab *s, size_t *len)
+{
+    size_t n = FLOW_SLAB_FIRST;
+    for (size_t i = 0; i < s->n_chunks && n < FLOW_SLAB_HUGE; i++)
+        n *= 2;
+    void *c = NULL;
+    if (n < FLOW_SLAB_HUGE) {
+        c = malloc(n);
+    } else if (posix_memalign(&c, FLOW_SLAB_HUGE, n) == 0) {
+        (void)madvise(c, n, MADV_HUGEPAGE); /* a hint: without it, small pages */
+    } else {
+        c = NULL;
+    }
+    *len = n;
+    return c;
+}
+
+/* An uninitialised entry of s->size bytes, NULL when out of memory. */
+static void *slab_alloc(struct flow_slab *s)
+{
+#ifdef FLOW_SLAB_MALLOC
+    return malloc(s->size);
+#endif
+    if (s->free) {
+        void *e = s->free;
+        memcpy(&s->free, e, sizeof(void *));
+        return e;
+    }
+    if (!s->left) {
+        if (s->n_chunks == s->cap_chunks) {
+            size_t nc = s->cap_chunks ? s->cap_chunks * 2 : 16;
+            void **c = realloc(s->chunks, nc * sizeof(*c));
+            if (!c)
+                return NULL;
+            s->chunks = c;
+            s->cap_chunks = nc;
+        }
+        size_t len;
+        char *chunk = slab_chunk(s, &len);
+        if (!chunk)
+            return NULL;
+        s->chunks[s->n_chunks++] = chunk;
+        s->cur = chunk;
+        s->left = len / s->size;
+    }
+    void *e = s->cur;
+    s->cur += s->size;
+    s->left--;
+    return e;
+}
+
+static void slab_free(struct flow_slab *s, void *e)
+{
+#ifdef FLOW_SLAB_MALLOC
+    free(e);
+    return;
+#endif
+    memcpy(e, &s->free, sizeof(void *));
+    s->free = e;
+}
+
+static void slab_destroy(struct flow_slab *s)
+{
+    for (size_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    memset(s, 0, sizeof(*s));
+}
+
+static struct flow_slab *slab_of(struct flow_table *t, bool tomb)
+{
+    return tomb ? &t->slab_tomb : &t->slab_full;
+}
+
 /* ---- lists ---- */
 
 static void lru_unlink(struct flow_table *t, struct flow *f)
@@ -278,6 +379,8 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
         return NULL;
     }
     mem_charge(t, t->n_buckets * sizeof(*t->buckets));
+    slab_init(&t->slab_tomb, FLOW_TOMB_SIZE);
+    slab_init(&t->slab_full, sizeof(struct flow));
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x5bd1e9955bd1e995ull;
     return t;
@@ -304,7 +407,7 @@ static void flow_destroy(struct flow_table *t, struct flow *f)
     flow_mem_release(t, flow_size(f));
     t->n_flows--;
     t->st.flows_active = t->n_flows;
-    free(f);
+    slab_free(slab_of(t, f->flags & F_TOMB), f);
 }
 
 /* Ends the flow for the consumer: delivers what is queued (holes as gaps),
@@ -553,7 +656,7 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     }
     size_t sz = full ? sizeof(struct flow) : FLOW_TOMB_SIZE;
     flow_mem_release(t, sizeof(struct flow) - sz);
-    struct flow *f = malloc(sz);
+    struct flow *f = slab_alloc(slab_of(t, !full));
     if (!f) {
         flow_mem_release(t, sz);
         t->st.flows_refused++;
@@ -760,6 +863,8 @@ void flow_table_free(struct flow_table *t)
         }
     }
     free(t->buckets);
+    slab_destroy(&t->slab_tomb);
+    slab_destroy(&t->slab_full);
     free(t);
 }
 

@@ -130,6 +130,20 @@ struct flow_lru {
     struct flow *head, *tail;
 };
 
+/* Flow entries of one size carved from big chunks instead of one malloc per
+ * flow: a freed entry goes on a free list and is the next one handed out
+ * (still warm in cache). Chunks are only returned when the table is freed,
+ * so after a flood the process keeps its peak of entries (the memcap still
+ * bounds them: entries are charged one by one, as before). */
+struct flow_slab {
+    size_t size;   /* entry size, a multiple of 8 */
+    void *free;    /* freed entries, linked through their first word */
+    char *cur;     /* the chunk being carved */
+    size_t left;   /* entries left in cur */
+    void **chunks; /* every chunk, for flow_table_free */
+    size_t n_chunks, cap_chunks;
+};
+
 struct flow_table {
     struct flow_cfg cfg;
     struct flow *cur; /* the flow being processed: never evicted */
@@ -142,8 +156,9 @@ struct flow_table {
     uint32_t n_flows;
     uint64_t seed; /* bucket hash seed (hash flooding) */
     struct flow_lru lru[FL_COUNT];
-    sw_usec clock;   /* monotonic capture clock */
-    sw_usec pending; /* a big forward jump awaiting confirmation */
+    struct flow_slab slab_tomb, slab_full; /* FLOW_TOMB_SIZE and full entries */
+    sw_usec clock;                         /* monotonic capture clock */
+    sw_usec pending;                       /* a big forward jump awaiting confirmation */
     bool clock_set;
 };
 
