@@ -86,10 +86,8 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
 {
     struct smtp_facts *f = &s->f;
     struct facts_anomaly *a;
-    if (f->n_anomalies >= FACTS_ANOM_MAX || !(a = facts_add_anomaly(f))) {
-        f->anomalies_dropped++;
+    if (!(a = facts_add_anomaly(f)))
         return;
-    }
     a->kind = k;
     a->dir = dir;
     a->ts = m ? m->ts : f->last_ts;
