@@ -172,7 +172,7 @@ void flow_mem_release(struct flow_table *t, size_t size)
 
 static size_t flow_size(const struct flow *f)
 {
-    return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : sizeof(struct flow);
+    return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : f->emb ? FLOW_EMB_SIZE : sizeof(struct flow);
 }
 
 /* ---- entry slabs ---- */
@@ -270,9 +270,12 @@ static void slab_destroy(struct flow_slab *s)
     memset(s, 0, sizeof(*s));
 }
 
-static struct flow_slab *slab_of(struct flow_table *t, bool tomb)
+/* The slab of entries of size sz (FLOW_TOMB_SIZE, FLOW_EMB_SIZE or full). */
+static struct flow_slab *slab_of(struct flow_table *t, size_t sz)
 {
-    return tomb ? &t->slab_tomb : &t->slab_full;
+    return sz == FLOW_TOMB_SIZE  ? &t->slab_tomb
+           : sz == FLOW_EMB_SIZE ? &t->slab_emb
+                                 : &t->slab_full;
 }
 
 /* ---- lists ---- */
@@ -308,7 +311,7 @@ static void lru_append(struct flow_table *t, struct flow *f, enum flow_list whic
  * consumer, a lazy flow not opened yet, or both directions stopped. */
 static bool flow_is_bare(const struct flow *f)
 {
-    if (f->flags & (F_TOMB | F_DONE))
+    if ((f->flags & (F_TOMB | F_DONE)) || f->emb)
         return true;
     if (!f->cstate)
         return true;
@@ -380,6 +383,7 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
     }
     mem_charge(t, t->n_buckets * sizeof(*t->buckets));
     slab_init(&t->slab_tomb, FLOW_TOMB_SIZE);
+    slab_init(&t->slab_emb, FLOW_EMB_SIZE);
     slab_init(&t->slab_full, sizeof(struct flow));
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x5bd1e9955bd1e995ull;
@@ -402,12 +406,13 @@ static void flow_destroy(struct flow_table *t, struct flow *f)
         pp = &(*pp)->hnext;
     *pp = f->hnext;
     lru_unlink(t, f);
-    if (!(f->flags & F_TOMB))
+    if (!(f->flags & F_TOMB) && !f->emb)
         reasm_free(t, f);
-    flow_mem_release(t, flow_size(f));
+    size_t sz = flow_size(f);
+    flow_mem_release(t, sz);
     t->n_flows--;
     t->st.flows_active = t->n_flows;
-    slab_free(slab_of(t, f->flags & F_TOMB), f);
+    slab_free(slab_of(t, sz), f);
 }
 
 /* Ends the flow for the consumer: delivers what is queued (holes as gaps),
@@ -416,6 +421,13 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 {
     if (f->flags & (F_TOMB | F_DONE))
         return;
+    if (f->emb) { /* a lazy flow never opened, nothing queued */
+        f->flags |= F_DONE;
+        if ((f->flags & F_LAZY) && t->c.unopened)
+            t->c.unopened(t->c.ctx, why);
+        f->flags &= (uint8_t)~F_LAZY;
+        return;
+    }
     struct flow *cur = t->cur;
     t->cur = f;
     reasm_flush(t, f);
@@ -654,9 +666,12 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
         cstate = t->c.open ? t->c.open(t->c.ctx, &fi) : NULL;
         full = cstate != NULL;
     }
-    size_t sz = full ? sizeof(struct flow) : FLOW_TOMB_SIZE;
+    /* a lazy flow's first SYN alone: an embryonic entry */
+    bool emb = (proto.flags & F_LAZY) && !p->payload_len &&
+               (fl & (PKT_TH_SYN | PKT_TH_ACK | PKT_TH_FIN | PKT_TH_RST)) == PKT_TH_SYN;
+    size_t sz = !full ? FLOW_TOMB_SIZE : emb ? FLOW_EMB_SIZE : sizeof(struct flow);
     flow_mem_release(t, sizeof(struct flow) - sz);
-    struct flow *f = slab_alloc(slab_of(t, !full));
+    struct flow *f = slab_alloc(slab_of(t, sz));
     if (!f) {
         flow_mem_release(t, sz);
         t->st.flows_refused++;
@@ -671,7 +686,16 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     proto.cstate = cstate;
     if (!full)
         proto.flags |= F_TOMB;
-    memcpy(f, &proto, sz);
+    if (emb) {
+        proto.emb = true;
+        memcpy(f, &proto, FLOW_TOMB_SIZE);
+        struct flow_emb *e = flow_emb_of(f);
+        e->start = proto.start;
+        e->first_pkt = proto.first_pkt;
+        e->isn = p->seq;
+    } else {
+        memcpy(f, &proto, sz);
+    }
     uint32_t b = bucket_of(t, hash);
     f->hnext = t->buckets[b];
     t->buckets[b] = f;
@@ -684,6 +708,46 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     if (t->n_flows > t->n_buckets)
         table_grow(t);
     return f;
+}
+
+/* Grows embryonic f into a full flow in the state its SYN left (what
+ * reasm_packet does with a client's first SYN), in its place in the hash
+ * chain and LRU list. Returns the full flow, or NULL when no memory can be
+ * had (f is then unchanged). */
+static struct flow *flow_grow(struct flow_table *t, struct flow *f)
+{
+    if (!flow_mem_reserve(t, sizeof(struct flow) - FLOW_EMB_SIZE, f))
+        return NULL;
+    struct flow *n = slab_alloc(&t->slab_full);
+    if (!n) {
+        flow_mem_release(t, sizeof(struct flow) - FLOW_EMB_SIZE);
+        return NULL;
+    }
+    const struct flow_emb e = *flow_emb_of(f);
+    memset(n, 0, sizeof(*n));
+    memcpy(n, f, FLOW_TOMB_SIZE);
+    n->emb = false;
+    n->start = e.start;
+    n->first_pkt = e.first_pkt;
+    struct flow_dir *c = &n->d[DIR_C2S];
+    c->flags = FD_SEEN | FD_SYN | FD_KNOWN;
+    c->isn = e.isn;
+    c->next = e.isn + 1;
+    struct flow **pp = &t->buckets[bucket_of(t, f->hash)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = n;
+    struct flow_lru *l = &t->lru[f->list];
+    if (f->prev)
+        f->prev->next = n;
+    else
+        l->head = n;
+    if (f->next)
+        f->next->prev = n;
+    else
+        l->tail = n;
+    slab_free(&t->slab_emb, f);
+    return n;
 }
 
 bool flow_consumer_ready(struct flow_table *t, struct flow *f)
@@ -741,6 +805,14 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     t->cur = NULL;
 
     struct flow *f = table_find(t, &k, hash);
+    if (f && f->emb && !(f->flags & F_DONE)) {
+        struct flow *n = flow_grow(t, f);
+        if (!n) { /* no memory for it: the packet is lost to this flow */
+            lru_touch(t, f, (enum flow_list)f->list);
+            return;
+        }
+        f = n;
+    }
     if (f && f->list == FL_CLOSED && (fl & PKT_TH_SYN) && !(fl & PKT_TH_ACK)) {
         /* a new connection reusing the ports of a closed one */
         if (!(f->flags & (F_DONE | F_TOMB)))
@@ -761,7 +833,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
             return; /* a reset never opens a flow */
         f = flow_create(t, p, &k, hash, from_a);
         emergency_check(t);
-        if (!f)
+        if (!f || f->emb) /* an embryonic entry holds what its SYN told */
             return;
     }
     if (f->flags & (F_TOMB | F_DONE)) {
@@ -864,6 +936,7 @@ void flow_table_free(struct flow_table *t)
     }
     free(t->buckets);
     slab_destroy(&t->slab_tomb);
+    slab_destroy(&t->slab_emb);
     slab_destroy(&t->slab_full);
     free(t);
 }

@@ -118,6 +118,7 @@ struct flow {
     uint32_t hash;
     uint8_t list;
     uint8_t flags;
+    bool emb; /* embryonic: only the header and struct flow_emb */
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */
@@ -125,6 +126,21 @@ struct flow {
     uint64_t first_pkt;
 };
 #define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
+
+/* An embryonic entry: a lazy consumer's flow that has seen one client SYN
+ * and nothing else (a SYN flood is made of them). The header, then this
+ * where a full flow has cstate; it grows into a full flow at its next packet
+ * with the state the SYN would have left (flow.c flow_grow). */
+struct flow_emb {
+    sw_usec start;
+    uint64_t first_pkt;
+    uint32_t isn;
+};
+#define FLOW_EMB_SIZE (FLOW_TOMB_SIZE + sizeof(struct flow_emb))
+static inline struct flow_emb *flow_emb_of(struct flow *f)
+{
+    return (struct flow_emb *)((char *)f + FLOW_TOMB_SIZE);
+}
 
 struct flow_lru {
     struct flow *head, *tail;
@@ -156,9 +172,9 @@ struct flow_table {
     uint32_t n_flows;
     uint64_t seed; /* bucket hash seed (hash flooding) */
     struct flow_lru lru[FL_COUNT];
-    struct flow_slab slab_tomb, slab_full; /* FLOW_TOMB_SIZE and full entries */
-    sw_usec clock;                         /* monotonic capture clock */
-    sw_usec pending;                       /* a big forward jump awaiting confirmation */
+    struct flow_slab slab_tomb, slab_emb, slab_full; /* the three entry sizes */
+    sw_usec clock;                                   /* monotonic capture clock */
+    sw_usec pending;                                 /* a big forward jump awaiting confirmation */
     bool clock_set;
 };
 
