@@ -195,11 +195,37 @@ struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t)
     return &a[t->n_rcpt++];
 }
 
+/* The entry to drop from a full anomaly ring: the oldest repeat of a kind
+ * (an entry whose kind an older entry has too), else the oldest. */
+static size_t anomaly_victim(const struct smtp_facts *f)
+{
+    unsigned seen = 0;
+    _Static_assert(ANOM_KIND_COUNT <= 32, "kinds fit in a mask");
+    for (size_t i = 0; i < f->n_anomalies; i++) {
+        unsigned bit = 1u << f->anomalies[i].kind;
+        if (seen & bit)
+            return i;
+        seen |= bit;
+    }
+    return 0;
+}
+
 struct facts_anomaly *facts_add_anomaly(struct smtp_facts *f)
 {
+    if (f->n_anomalies >= FACTS_ANOM_MAX) {
+        size_t v = anomaly_victim(f);
+        struct facts_anomaly *a = f->anomalies;
+        facts_set(f, &a[v].detail, NULL, 0, 0);
+        memmove(&a[v], &a[v + 1], (f->n_anomalies - v - 1) * sizeof *a);
+        memset(&a[f->n_anomalies - 1], 0, sizeof *a);
+        f->anomalies_dropped++;
+        return &a[f->n_anomalies - 1];
+    }
     struct facts_anomaly *a = grow1(f, f->anomalies, f->n_anomalies, sizeof *a);
-    if (!a)
+    if (!a) {
+        f->anomalies_dropped++;
         return NULL;
+    }
     f->anomalies = a;
     return &a[f->n_anomalies++];
 }

@@ -23,7 +23,7 @@
 #define FACTS_CAPS_MAX 64  /* EHLO capability lines kept */
 #define FACTS_TX_MAX   32  /* mail transactions kept per session */
 #define FACTS_RCPT_MAX 128 /* recipients kept per transaction */
-#define FACTS_ANOM_MAX 32  /* anomalies kept per session */
+#define FACTS_ANOM_MAX 16  /* anomalies kept per session (a ring, facts_add_anomaly) */
 #define FACTS_SAN_MAX  32  /* certificate DNS names kept */
 
 /* Anomalies: the detector's evidence. The names (anomaly_kind_str) are stable
@@ -177,7 +177,7 @@ struct smtp_facts {
 
     const struct facts_tls *tls; /* &facts_tls_none until TLS is seen (facts_tls_mut) */
 
-    struct facts_anomaly *anomalies; /* at most FACTS_ANOM_MAX, then counted */
+    struct facts_anomaly *anomalies; /* a ring of FACTS_ANOM_MAX (facts_add_anomaly) */
     size_t n_anomalies;
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
@@ -216,7 +216,12 @@ const char *facts_cap(const struct smtp_facts *f, size_t i);
 struct facts_tx *facts_add_tx(struct smtp_facts *f);
 /* A new zeroed recipient at the end of t->rcpt (t one of f->tx). */
 struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t);
-/* A new zeroed anomaly at the end of f->anomalies (the caller bounds it). */
+/* A new zeroed anomaly at the end of f->anomalies. The list is a small ring
+ * of at most FACTS_ANOM_MAX in the order seen: when it is full, the oldest
+ * repeat of a kind (an entry whose kind an older entry has too) leaves, else
+ * the oldest, so the newest anomalies and the first of every kind (the
+ * detector's evidence) stay; each one that leaves is counted in
+ * anomalies_dropped. NULL when out of memory (counted as dropped too). */
 struct facts_anomaly *facts_add_anomaly(struct smtp_facts *f);
 /* The writable TLS facts, allocated at the first call; NULL when out of memory. */
 struct facts_tls *facts_tls_mut(struct smtp_facts *f);

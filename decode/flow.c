@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "decode/flow_int.h"
@@ -171,7 +172,110 @@ void flow_mem_release(struct flow_table *t, size_t size)
 
 static size_t flow_size(const struct flow *f)
 {
-    return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : sizeof(struct flow);
+    return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : f->emb ? FLOW_EMB_SIZE : sizeof(struct flow);
+}
+
+/* ---- entry slabs ---- */
+
+/* Chunks start small (a table of a few flows stays small) and double up to
+ * FLOW_SLAB_HUGE, from where they are 2 MiB aligned and asked to be backed
+ * by transparent huge pages: a flood of a million flows then costs a few
+ * hundred page faults and TLB entries instead of tens of thousands. */
+#define FLOW_SLAB_FIRST (16u << 10)
+#define FLOW_SLAB_HUGE  (2u << 20)
+
+/* Under AddressSanitizer every entry is its own malloc, so that a use after
+ * free of a flow is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FLOW_SLAB_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FLOW_SLAB_MALLOC 1
+#endif
+#endif
+
+static void slab_init(struct flow_slab *s, size_t size)
+{
+    memset(s, 0, sizeof(*s));
+    s->size = (size + 7) & ~(size_t)7;
+}
+
+/* A new chunk of the next size, NULL when out of memory. */
+static char *slab_chunk(struct flow_slab *s, size_t *len)
+{
+    size_t n = FLOW_SLAB_FIRST;
+    for (size_t i = 0; i < s->n_chunks && n < FLOW_SLAB_HUGE; i++)
+        n *= 2;
+    void *c = NULL;
+    if (n < FLOW_SLAB_HUGE) {
+        c = malloc(n);
+    } else if (posix_memalign(&c, FLOW_SLAB_HUGE, n) == 0) {
+        (void)madvise(c, n, MADV_HUGEPAGE); /* a hint: without it, small pages */
+    } else {
+        c = NULL;
+    }
+    *len = n;
+    return c;
+}
+
+/* An uninitialised entry of s->size bytes, NULL when out of memory. */
+static void *slab_alloc(struct flow_slab *s)
+{
+#ifdef FLOW_SLAB_MALLOC
+    return malloc(s->size);
+#endif
+    if (s->free) {
+        void *e = s->free;
+        memcpy(&s->free, e, sizeof(void *));
+        return e;
+    }
+    if (!s->left) {
+        if (s->n_chunks == s->cap_chunks) {
+            size_t nc = s->cap_chunks ? s->cap_chunks * 2 : 16;
+            void **c = realloc(s->chunks, nc * sizeof(*c));
+            if (!c)
+                return NULL;
+            s->chunks = c;
+            s->cap_chunks = nc;
+        }
+        size_t len;
+        char *chunk = slab_chunk(s, &len);
+        if (!chunk)
+            return NULL;
+        s->chunks[s->n_chunks++] = chunk;
+        s->cur = chunk;
+        s->left = len / s->size;
+    }
+    void *e = s->cur;
+    s->cur += s->size;
+    s->left--;
+    return e;
+}
+
+static void slab_free(struct flow_slab *s, void *e)
+{
+#ifdef FLOW_SLAB_MALLOC
+    free(e);
+    return;
+#endif
+    memcpy(e, &s->free, sizeof(void *));
+    s->free = e;
+}
+
+static void slab_destroy(struct flow_slab *s)
+{
+    for (size_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    memset(s, 0, sizeof(*s));
+}
+
+/* The slab of entries of size sz (FLOW_TOMB_SIZE, FLOW_EMB_SIZE or full). */
+static struct flow_slab *slab_of(struct flow_table *t, size_t sz)
+{
+    return sz == FLOW_TOMB_SIZE  ? &t->slab_tomb
+           : sz == FLOW_EMB_SIZE ? &t->slab_emb
+                                 : &t->slab_full;
 }
 
 /* ---- lists ---- */
@@ -207,7 +311,7 @@ static void lru_append(struct flow_table *t, struct flow *f, enum flow_list whic
  * consumer, a lazy flow not opened yet, or both directions stopped. */
 static bool flow_is_bare(const struct flow *f)
 {
-    if (f->flags & (F_TOMB | F_DONE))
+    if ((f->flags & (F_TOMB | F_DONE)) || f->emb)
         return true;
     if (!f->cstate)
         return true;
@@ -278,6 +382,9 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
         return NULL;
     }
     mem_charge(t, t->n_buckets * sizeof(*t->buckets));
+    slab_init(&t->slab_tomb, FLOW_TOMB_SIZE);
+    slab_init(&t->slab_emb, FLOW_EMB_SIZE);
+    slab_init(&t->slab_full, sizeof(struct flow));
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x5bd1e9955bd1e995ull;
     return t;
@@ -299,12 +406,13 @@ static void flow_destroy(struct flow_table *t, struct flow *f)
         pp = &(*pp)->hnext;
     *pp = f->hnext;
     lru_unlink(t, f);
-    if (!(f->flags & F_TOMB))
+    if (!(f->flags & F_TOMB) && !f->emb)
         reasm_free(t, f);
-    flow_mem_release(t, flow_size(f));
+    size_t sz = flow_size(f);
+    flow_mem_release(t, sz);
     t->n_flows--;
     t->st.flows_active = t->n_flows;
-    free(f);
+    slab_free(slab_of(t, sz), f);
 }
 
 /* Ends the flow for the consumer: delivers what is queued (holes as gaps),
@@ -313,6 +421,13 @@ static void flow_finish(struct flow_table *t, struct flow *f, enum flow_end why)
 {
     if (f->flags & (F_TOMB | F_DONE))
         return;
+    if (f->emb) { /* a lazy flow never opened, nothing queued */
+        f->flags |= F_DONE;
+        if ((f->flags & F_LAZY) && t->c.unopened)
+            t->c.unopened(t->c.ctx, why);
+        f->flags &= (uint8_t)~F_LAZY;
+        return;
+    }
     struct flow *cur = t->cur;
     t->cur = f;
     reasm_flush(t, f);
@@ -551,9 +666,12 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
         cstate = t->c.open ? t->c.open(t->c.ctx, &fi) : NULL;
         full = cstate != NULL;
     }
-    size_t sz = full ? sizeof(struct flow) : FLOW_TOMB_SIZE;
+    /* a lazy flow's first SYN alone: an embryonic entry */
+    bool emb = (proto.flags & F_LAZY) && !p->payload_len &&
+               (fl & (PKT_TH_SYN | PKT_TH_ACK | PKT_TH_FIN | PKT_TH_RST)) == PKT_TH_SYN;
+    size_t sz = !full ? FLOW_TOMB_SIZE : emb ? FLOW_EMB_SIZE : sizeof(struct flow);
     flow_mem_release(t, sizeof(struct flow) - sz);
-    struct flow *f = malloc(sz);
+    struct flow *f = slab_alloc(slab_of(t, sz));
     if (!f) {
         flow_mem_release(t, sz);
         t->st.flows_refused++;
@@ -568,7 +686,16 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     proto.cstate = cstate;
     if (!full)
         proto.flags |= F_TOMB;
-    memcpy(f, &proto, sz);
+    if (emb) {
+        proto.emb = true;
+        memcpy(f, &proto, FLOW_TOMB_SIZE);
+        struct flow_emb *e = flow_emb_of(f);
+        e->start = proto.start;
+        e->first_pkt = proto.first_pkt;
+        e->isn = p->seq;
+    } else {
+        memcpy(f, &proto, sz);
+    }
     uint32_t b = bucket_of(t, hash);
     f->hnext = t->buckets[b];
     t->buckets[b] = f;
@@ -581,6 +708,46 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     if (t->n_flows > t->n_buckets)
         table_grow(t);
     return f;
+}
+
+/* Grows embryonic f into a full flow in the state its SYN left (what
+ * reasm_packet does with a client's first SYN), in its place in the hash
+ * chain and LRU list. Returns the full flow, or NULL when no memory can be
+ * had (f is then unchanged). */
+static struct flow *flow_grow(struct flow_table *t, struct flow *f)
+{
+    if (!flow_mem_reserve(t, sizeof(struct flow) - FLOW_EMB_SIZE, f))
+        return NULL;
+    struct flow *n = slab_alloc(&t->slab_full);
+    if (!n) {
+        flow_mem_release(t, sizeof(struct flow) - FLOW_EMB_SIZE);
+        return NULL;
+    }
+    const struct flow_emb e = *flow_emb_of(f);
+    memset(n, 0, sizeof(*n));
+    memcpy(n, f, FLOW_TOMB_SIZE);
+    n->emb = false;
+    n->start = e.start;
+    n->first_pkt = e.first_pkt;
+    struct flow_dir *c = &n->d[DIR_C2S];
+    c->flags = FD_SEEN | FD_SYN | FD_KNOWN;
+    c->isn = e.isn;
+    c->next = e.isn + 1;
+    struct flow **pp = &t->buckets[bucket_of(t, f->hash)];
+    while (*pp != f)
+        pp = &(*pp)->hnext;
+    *pp = n;
+    struct flow_lru *l = &t->lru[f->list];
+    if (f->prev)
+        f->prev->next = n;
+    else
+        l->head = n;
+    if (f->next)
+        f->next->prev = n;
+    else
+        l->tail = n;
+    slab_free(&t->slab_emb, f);
+    return n;
 }
 
 bool flow_consumer_ready(struct flow_table *t, struct flow *f)
@@ -638,6 +805,14 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     t->cur = NULL;
 
     struct flow *f = table_find(t, &k, hash);
+    if (f && f->emb && !(f->flags & F_DONE)) {
+        struct flow *n = flow_grow(t, f);
+        if (!n) { /* no memory for it: the packet is lost to this flow */
+            lru_touch(t, f, (enum flow_list)f->list);
+            return;
+        }
+        f = n;
+    }
     if (f && f->list == FL_CLOSED && (fl & PKT_TH_SYN) && !(fl & PKT_TH_ACK)) {
         /* a new connection reusing the ports of a closed one */
         if (!(f->flags & (F_DONE | F_TOMB)))
@@ -658,7 +833,7 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
             return; /* a reset never opens a flow */
         f = flow_create(t, p, &k, hash, from_a);
         emergency_check(t);
-        if (!f)
+        if (!f || f->emb) /* an embryonic entry holds what its SYN told */
             return;
     }
     if (f->flags & (F_TOMB | F_DONE)) {
@@ -760,6 +935,9 @@ void flow_table_free(struct flow_table *t)
         }
     }
     free(t->buckets);
+    slab_destroy(&t->slab_tomb);
+    slab_destroy(&t->slab_emb);
+    slab_destroy(&t->slab_full);
     free(t);
 }
 

@@ -118,6 +118,7 @@ struct flow {
     uint32_t hash;
     uint8_t list;
     uint8_t flags;
+    bool emb; /* embryonic: only the header and struct flow_emb */
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */
@@ -126,8 +127,37 @@ struct flow {
 };
 #define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
 
+/* An embryonic entry: a lazy consumer's flow that has seen one client SYN
+ * and nothing else (a SYN flood is made of them). The header, then this
+ * where a full flow has cstate; it grows into a full flow at its next packet
+ * with the state the SYN would have left (flow.c flow_grow). */
+struct flow_emb {
+    sw_usec start;
+    uint64_t first_pkt;
+    uint32_t isn;
+};
+#define FLOW_EMB_SIZE (FLOW_TOMB_SIZE + sizeof(struct flow_emb))
+static inline struct flow_emb *flow_emb_of(struct flow *f)
+{
+    return (struct flow_emb *)((char *)f + FLOW_TOMB_SIZE);
+}
+
 struct flow_lru {
     struct flow *head, *tail;
+};
+
+/* Flow entries of one size carved from big chunks instead of one malloc per
+ * flow: a freed entry goes on a free list and is the next one handed out
+ * (still warm in cache). Chunks are only returned when the table is freed,
+ * so after a flood the process keeps its peak of entries (the memcap still
+ * bounds them: entries are charged one by one, as before). */
+struct flow_slab {
+    size_t size;   /* entry size, a multiple of 8 */
+    void *free;    /* freed entries, linked through their first word */
+    char *cur;     /* the chunk being carved */
+    size_t left;   /* entries left in cur */
+    void **chunks; /* every chunk, for flow_table_free */
+    size_t n_chunks, cap_chunks;
 };
 
 struct flow_table {
@@ -142,8 +172,9 @@ struct flow_table {
     uint32_t n_flows;
     uint64_t seed; /* bucket hash seed (hash flooding) */
     struct flow_lru lru[FL_COUNT];
-    sw_usec clock;   /* monotonic capture clock */
-    sw_usec pending; /* a big forward jump awaiting confirmation */
+    struct flow_slab slab_tomb, slab_emb, slab_full; /* the three entry sizes */
+    sw_usec clock;                                   /* monotonic capture clock */
+    sw_usec pending;                                 /* a big forward jump awaiting confirmation */
     bool clock_set;
 };
 

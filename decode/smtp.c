@@ -86,10 +86,8 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
 {
     struct smtp_facts *f = &s->f;
     struct facts_anomaly *a;
-    if (f->n_anomalies >= FACTS_ANOM_MAX || !(a = facts_add_anomaly(f))) {
-        f->anomalies_dropped++;
+    if (!(a = facts_add_anomaly(f)))
         return;
-    }
     a->kind = k;
     a->dir = dir;
     a->ts = m ? m->ts : f->last_ts;
@@ -184,10 +182,11 @@ struct smtp_consumer {
     struct smtp_cfg cfg;
     struct smtp_stats stats;
     struct stream_consumer ops;
-    struct strtab *strs;    /* every session's strings */
-    size_t strs_charged;    /* strtab bytes charged */
-    struct flow_table *ft;  /* memory is charged there when bound */
-    struct ndpi_smtp *ndpi; /* created on first use, only with any_port */
+    struct strtab *strs;      /* every session's strings */
+    size_t strs_charged;      /* strtab bytes charged */
+    struct flow_table *ft;    /* memory is charged there when bound */
+    struct ndpi_smtp *ndpi;   /* created on first use, only with any_port */
+    struct x509_cache *certs; /* parsed certificates of every session (NULL: none) */
 };
 
 static void cfg_normalise(struct smtp_cfg *c)
@@ -451,13 +450,21 @@ static void not_tls(struct smtp_session *s, enum stream_dir dir, const struct st
 static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf, size_t len,
                      const struct stream_meta *m)
 {
-    if (!s->tls && !(s->tls = calloc(1, sizeof *s->tls))) {
-        s->stop |= dir_stop(dir); /* out of memory: stop reading this side */
-        return;
+    if (!s->tls) {
+        if (!(s->tls = calloc(1, sizeof *s->tls))) {
+            s->stop |= dir_stop(dir); /* out of memory: stop reading this side */
+            return;
+        }
+        s->tls->certs = s->consumer ? s->consumer->certs : NULL;
     }
     uint64_t before = s->tls->d[dir].records;
     unsigned r = tls_feed(s->tls, &s->f, (int)dir, buf, len);
     s->stats->tls_records += s->tls->d[dir].records - before;
+    if (s->tls->certs) {
+        const struct x509_cache_stats *cs = x509_cache_stats(s->tls->certs);
+        s->stats->cert_cache_hits = cs->hits;
+        s->stats->cert_cache_misses = cs->misses;
+    }
     if (r & TLS_R_ALERT) {
         const struct facts_tls *t = s->f.tls;
         smtp_anomaly(s, ANOM_TLS_ALERT, dir, m, "level %d %s (%d)", t->alert_level,
@@ -947,7 +954,10 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     if (!sc->cfg.memcap)
         sc->cfg.memcap = SMTP_MEMCAP_DEFAULT;
     sc->strs = strtab_new();
-    if (!sc->strs) {
+    sc->certs = x509_cache_new(X509_CACHE_MAX);
+    if (!sc->strs || !sc->certs) {
+        strtab_free(sc->strs);
+        x509_cache_free(sc->certs);
         free(sc);
         return NULL;
     }
@@ -987,6 +997,7 @@ void smtp_consumer_free(struct smtp_consumer *sc)
     if (!sc)
         return;
     ndpi_smtp_free(sc->ndpi);
+    x509_cache_free(sc->certs);
     strtab_free(sc->strs);
     free(sc);
 }

@@ -65,6 +65,9 @@ struct smtp_stats {
     /* the interned string table (part of mem_in_use): strings held by open
      * sessions now, and the table's bytes (it grows, never shrinks) */
     uint64_t strings, strings_bytes;
+    /* the consumer's certificate cache (decode/tls.h): leaf certificates
+     * found there and decoded anew */
+    uint64_t cert_cache_hits, cert_cache_misses;
 };
 
 /* A stream consumer for flow_table_new(): wants each flow on an SMTP port

@@ -394,7 +394,8 @@ static void server_hello(struct smtp_facts *ff, struct facts_tls *f, struct rd *
     facts_set(ff, &f->ja3s, ja3s, strlen(ja3s), 0);
 }
 
-static void certificate(struct smtp_facts *ff, struct facts_tls *f, struct rd *r)
+static void certificate(struct tls_state *t, struct smtp_facts *ff, struct facts_tls *f,
+                        struct rd *r)
 {
     uint32_t total, n;
     struct rd list, der;
@@ -408,14 +409,14 @@ static void certificate(struct smtp_facts *ff, struct facts_tls *f, struct rd *r
         count++;
         if (!leaf_done) {
             leaf_done = true;
-            x509_parse_leaf(ff, &f->cert, der.p, der.len);
+            x509_parse_leaf_cached(t->certs, ff, &f->cert, der.p, der.len);
         }
     }
     f->cert.chain_len = count;
 }
 
-static unsigned hs_message(struct smtp_facts *ff, struct facts_tls *f, int dir, const uint8_t *m,
-                           size_t len)
+static unsigned hs_message(struct tls_state *t, struct smtp_facts *ff, struct facts_tls *f, int dir,
+                           const uint8_t *m, size_t len)
 {
     struct rd r = {m + 4, len - 4, 0};
     switch (m[0]) {
@@ -433,7 +434,7 @@ static unsigned hs_message(struct smtp_facts *ff, struct facts_tls *f, int dir, 
         break;
     case TLS_HS_CERTIFICATE:
         if (dir == 1)
-            certificate(ff, f, &r);
+            certificate(t, ff, f, &r);
         break;
     }
     return 0;
@@ -490,7 +491,7 @@ static unsigned hs_bytes(struct tls_state *t, struct smtp_facts *ff, struct fact
             need = 4;
         }
         if (d->hs_len >= 4 && d->hs_len == need) {
-            res |= hs_message(ff, f, dir, d->hs, need);
+            res |= hs_message(t, ff, f, dir, d->hs, need);
             d->hs_len = 0;
         }
     }

@@ -31,9 +31,12 @@ struct tls_dir {
     uint64_t appdata; /* application_data records */
 };
 
+struct x509_cache;
+
 struct tls_state {
     struct tls_dir d[2];
-    uint64_t hs_dropped; /* handshake messages over TLS_HS_MAX */
+    uint64_t hs_dropped;      /* handshake messages over TLS_HS_MAX */
+    struct x509_cache *certs; /* borrowed, may be NULL (x509_parse_leaf_cached) */
 };
 
 /* tls_feed results (bit set) */
@@ -59,5 +62,22 @@ const char *tls_alert_str(int desc);
  * facts; strings set in f) with OpenSSL d2i_X509. Returns false when it is
  * not a certificate. */
 bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len);
+
+/* A bounded cache of parsed certificates keyed by the SHA-256 of the DER, so
+ * that the certificate a server shows in every session is decoded once:
+ * at most max entries (the least recently used leaves), each holding the
+ * strings x509_parse_leaf sets (at most about 9 KiB: names of 255 bytes,
+ * FACTS_SAN_MAX SAN names). Not thread-safe: one per worker. */
+struct x509_cache_stats {
+    uint64_t hits, misses, entries, evicted;
+};
+#define X509_CACHE_MAX 1000 /* entries per worker */
+struct x509_cache *x509_cache_new(size_t max);
+void x509_cache_free(struct x509_cache *c);
+const struct x509_cache_stats *x509_cache_stats(const struct x509_cache *c);
+/* x509_parse_leaf through cache (NULL: no cache): the same facts, the same
+ * result; a certificate seen before is not decoded again (a hit). */
+bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                            const uint8_t *der, size_t len);
 
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* x509.c: the server's leaf certificate as seen in a TLS <= 1.2 handshake:
  * subject, issuer, SAN DNS names, validity, SHA-256 fingerprint, whether it
- * is self-signed. Parsed with OpenSSL (d2i_X509), never verified here.
+ * is self-signed. Parsed with OpenSSL (d2i_X509), never verified here;
+ * the results are kept in a bounded cache keyed by the DER's SHA-256 so that
+ * the same certificate is decoded once.
  * Follows RFC 5280 (certificate fields), RFC 4514 (DN strings),
  * RFC 3339 (validity times). */
 #include <openssl/bio.h>
@@ -67,7 +69,20 @@ static void san_dns(struct smtp_facts *f, const struct facts_x509 *c, X509 *x)
     GENERAL_NAMES_free(gens);
 }
 
-bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len)
+/* The SHA-256 of der as 64 hex digits and NUL; false when it cannot be had. */
+static bool der_sha256(const uint8_t *der, size_t len, uint8_t md[32], char hex[65])
+{
+    unsigned int n = 0;
+    if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return false;
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return true;
+}
+
+/* Parses a certificate whose digest is known (have_md: md and hex valid). */
+static bool parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len,
+                       bool have_md, const char *hex)
 {
     const unsigned char *p = der;
     X509 *x = d2i_X509(NULL, &p, (long)len);
@@ -79,15 +94,8 @@ bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *
     time_str(f, &c->not_before, X509_get0_notBefore(x));
     time_str(f, &c->not_after, X509_get0_notAfter(x));
     san_dns(f, c, x);
-
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    char hex[65];
-    if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) == 1 && n == 32) {
-        for (unsigned i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (have_md)
         facts_set(f, &c->sha256, hex, 64, 0);
-    }
 
     c->self_signed = false;
     if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0) {
@@ -96,5 +104,213 @@ bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *
         ERR_clear_error();
     }
     X509_free(x);
+    return true;
+}
+
+bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len)
+{
+    uint8_t md[32];
+    char hex[65];
+    bool have_md = der_sha256(der, len, md, hex);
+    return parse_leaf(f, c, der, len, have_md, hex);
+}
+
+/* ---- the certificate cache ---- */
+
+/* What parse_leaf left in a facts_x509, as owned strings (NULL: not set). */
+struct x509_entry {
+    struct x509_entry *hnext;       /* hash chain */
+    struct x509_entry *prev, *next; /* least recently used first */
+    uint8_t md[32];
+    bool cert; /* false: the bytes are no certificate */
+    bool self_signed;
+    char *subject, *issuer, *not_before, *not_after;
+    char **san;
+    size_t n_san;
+};
+
+#define X509_CACHE_BUCKETS 1024u /* power of two */
+
+struct x509_cache {
+    struct x509_entry *b[X509_CACHE_BUCKETS];
+    struct x509_entry *head, *tail;
+    size_t n, max;
+    struct x509_cache_stats st;
+};
+
+struct x509_cache *x509_cache_new(size_t max)
+{
+    struct x509_cache *c = calloc(1, sizeof *c);
+    if (c)
+        c->max = max ? max : 1;
+    return c;
+}
+
+static void entry_free(struct x509_entry *e)
+{
+    free(e->subject);
+    free(e->issuer);
+    free(e->not_before);
+    free(e->not_after);
+    for (size_t i = 0; i < e->n_san; i++)
+        free(e->san[i]);
+    free(e->san);
+    free(e);
+}
+
+void x509_cache_free(struct x509_cache *c)
+{
+    if (!c)
+        return;
+    for (struct x509_entry *e = c->head, *n; e; e = n) {
+        n = e->next;
+        entry_free(e);
+    }
+    free(c);
+}
+
+const struct x509_cache_stats *x509_cache_stats(const struct x509_cache *c)
+{
+    return &c->st;
+}
+
+static uint32_t bucket_of(const uint8_t md[32])
+{
+    uint32_t h;
+    memcpy(&h, md, sizeof h); /* a digest: its bytes are already uniform */
+    return h & (X509_CACHE_BUCKETS - 1);
+}
+
+static void lru_unlink(struct x509_cache *c, struct x509_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_append(struct x509_cache *c, struct x509_entry *e)
+{
+    e->prev = c->tail;
+    e->next = NULL;
+    if (c->tail)
+        c->tail->next = e;
+    else
+        c->head = e;
+    c->tail = e;
+}
+
+static struct x509_entry *cache_find(struct x509_cache *c, const uint8_t md[32])
+{
+    for (struct x509_entry *e = c->b[bucket_of(md)]; e; e = e->hnext)
+        if (memcmp(e->md, md, 32) == 0)
+            return e;
+    return NULL;
+}
+
+static void cache_remove(struct x509_cache *c, struct x509_entry *e)
+{
+    struct x509_entry **pp = &c->b[bucket_of(e->md)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    lru_unlink(c, e);
+    c->n--;
+}
+
+/* A copy of s (NULL stays NULL); *ok false when out of memory. */
+static char *dup_or_null(const char *s, bool *ok)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}
+
+/* Remembers what parse_leaf made of the certificate with digest md (c is
+ * the facts it filled; NULL: no certificate). Out of memory: not kept. */
+static void cache_put(struct x509_cache *c, const uint8_t md[32], const struct facts_x509 *x)
+{
+    struct x509_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    memcpy(e->md, md, 32);
+    bool ok = true;
+    if (x) {
+        e->cert = true;
+        e->self_signed = x->self_signed;
+        e->subject = dup_or_null(x->subject, &ok);
+        e->issuer = dup_or_null(x->issuer, &ok);
+        e->not_before = dup_or_null(x->not_before, &ok);
+        e->not_after = dup_or_null(x->not_after, &ok);
+        if (x->n_san && (e->san = calloc(x->n_san, sizeof *e->san)) == NULL)
+            ok = false;
+        for (size_t i = 0; ok && i < x->n_san; i++) {
+            e->san[i] = dup_or_null(x->san_dns[i], &ok);
+            e->n_san = i + 1;
+        }
+    }
+    if (!ok) {
+        entry_free(e);
+        return;
+    }
+    while (c->n >= c->max) {
+        struct x509_entry *old = c->head;
+        cache_remove(c, old);
+        entry_free(old);
+        c->st.evicted++;
+    }
+    uint32_t b = bucket_of(md);
+    e->hnext = c->b[b];
+    c->b[b] = e;
+    lru_append(c, e);
+    c->n++;
+    c->st.entries = c->n;
+}
+
+/* Sets *slot to s when s was set (as parse_leaf's facts_set did). */
+static void replay(struct smtp_facts *f, const char **slot, const char *s)
+{
+    if (s)
+        facts_set(f, slot, s, strlen(s), 0);
+}
+
+bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                            const uint8_t *der, size_t len)
+{
+    uint8_t md[32];
+    char hex[65];
+    bool have_md = der_sha256(der, len, md, hex);
+    if (!cache || !have_md)
+        return parse_leaf(f, c, der, len, have_md, hex);
+    struct x509_entry *e = cache_find(cache, md);
+    if (!e) {
+        cache->st.misses++;
+        bool ok = parse_leaf(f, c, der, len, true, hex);
+        cache_put(cache, md, ok ? c : NULL);
+        return ok;
+    }
+    cache->st.hits++;
+    lru_unlink(cache, e);
+    lru_append(cache, e);
+    if (!e->cert)
+        return false;
+    c->present = true;
+    replay(f, &c->subject, e->subject);
+    replay(f, &c->issuer, e->issuer);
+    replay(f, &c->not_before, e->not_before);
+    replay(f, &c->not_after, e->not_after);
+    for (size_t i = 0; i < e->n_san; i++)
+        if (!facts_add_san(f, e->san[i], strlen(e->san[i])))
+            break;
+    facts_set(f, &c->sha256, hex, 64, 0);
+    c->self_signed = e->self_signed;
     return true;
 }

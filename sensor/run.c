@@ -184,11 +184,12 @@ static void print_stats_to(struct run *r, FILE *f)
                 "stripwatch: stats smtp sessions=%llu ignored_flows=%llu lines_too_long=%llu "
                 "replies_unmatched=%llu pipeline_overflow=%llu tls_records=%llu "
                 "bytes_c2s=%llu bytes_s2c=%llu flows_no_payload=%llu memcap_refused=%llu "
-                "mem_in_use=%llu mem_peak=%llu\n",
+                "mem_in_use=%llu mem_peak=%llu cert_cache_hits=%llu cert_cache_misses=%llu\n",
                 U(sm->sessions), U(sm->ignored_flows), U(sm->lines_too_long),
                 U(sm->replies_unmatched), U(sm->pipeline_overflow), U(sm->tls_records),
                 U(sm->bytes_c2s), U(sm->bytes_s2c), U(sm->flows_no_payload), U(sm->memcap_refused),
-                U(sm->mem_in_use), U(sm->mem_peak));
+                U(sm->mem_in_use), U(sm->mem_peak), U(sm->cert_cache_hits),
+                U(sm->cert_cache_misses));
     }
     if (r->det) {
         const struct detector_stats *d = detector_stats(r->det);

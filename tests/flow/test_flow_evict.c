@@ -67,6 +67,43 @@ static void test_evict_by_class(void **state)
 
 /* A SYN flood while a session pauses: the session stays, every SYN takes
  * the place of an older one. */
+/* A lazy consumer's flow that has seen only its SYN is an embryonic entry
+ * of FLOW_EMB_SIZE bytes; its next packet grows it into a full flow that
+ * goes on as if it had been full from the start (a retransmitted SYN and
+ * the handshake, then data delivered from the SYN's sequence number). */
+static void test_embryonic_entries(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f);
+    f.r.lazy = true;
+    fx_start(&f);
+    const struct flow_stats *st = flow_table_stats(f.t);
+    uint64_t base = st->bytes_in_use;
+    for (unsigned i = 0; i < 100; i++) {
+        f.cli.port = (uint16_t)(41000 + i);
+        seg(&f, C, SYN, 1000, 0, NULL);
+    }
+    assert_true(FLOW_EMB_SIZE <= 112);
+    assert_int_equal(st->bytes_in_use, base + 100 * FLOW_EMB_SIZE);
+    f.cli.port = 41050;
+    seg(&f, C, SYN, 1000, 0, NULL); /* retransmitted */
+    seg(&f, S, SYN | ACK, 5000, 1001, NULL);
+    seg(&f, C, ACK, 1001, 5001, NULL);
+    assert_int_equal(st->bytes_in_use, base + 99 * FLOW_EMB_SIZE + sizeof(struct flow));
+    seg(&f, S, ACK | PSH, 5001, 1001, "220 mx\r\n");
+    seg(&f, C, ACK | PSH, 1001, 5009, "EHLO a\r\n");
+    f.cli.port = 41060; /* a new SYN on the ports of an embryonic entry */
+    seg(&f, C, SYN, 7000, 0, NULL);
+    assert_int_equal(st->flows_timed_out, 1);
+    assert_int_equal(st->flows_created, 101);
+    assert_int_equal(st->flows_active, 100);
+    assert_non_null(strstr(f.r.log, "s2c data '220 mx\r\n'"));
+    assert_non_null(strstr(f.r.log, "c2s data 'EHLO a\r\n'"));
+    assert_null(strstr(f.r.log, "gap"));
+    fx_end(&f);
+}
+
 static void test_syn_flood_keeps_session(void **state)
 {
     (void)state;
@@ -166,9 +203,8 @@ static void test_consumer_charges(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_evict_by_class),
-        cmocka_unit_test(test_syn_flood_keeps_session),
-        cmocka_unit_test(test_emergency_mode),
+        cmocka_unit_test(test_evict_by_class),          cmocka_unit_test(test_embryonic_entries),
+        cmocka_unit_test(test_syn_flood_keeps_session), cmocka_unit_test(test_emergency_mode),
         cmocka_unit_test(test_consumer_charges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

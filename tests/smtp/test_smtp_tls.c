@@ -18,6 +18,7 @@
 
 #include "conv.h"
 #include "decode/ndpi_smtp.h"
+#include "decode/tls.h"
 
 static struct smtp_cfg cfg;
 static struct flow_info fi;
@@ -247,6 +248,76 @@ static void sha256_hex(const struct wbuf *b, char out[65])
 static const char ja3_expected[] = "8719c2a74c6622115026b7aac36d9e19";
 static const char ja3s_12[] = "303951d4c50efb2e991652225a6f02b1";
 static const char ja3s_13[] = "15af977ce25de452b96affa2addb1036";
+
+/* The record of facts holding only certificate c (sorted keys). */
+static char *cert_json(struct smtp_facts *f)
+{
+    json_t *j = facts_to_json(f);
+    assert_non_null(j);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    assert_non_null(s);
+    return s;
+}
+
+/* The certificate cache: a certificate seen again is not decoded again and
+ * gives the same facts; bytes that are no certificate are remembered too;
+ * the least recently used entry leaves past the bound. */
+static void test_cert_cache(void **state)
+{
+    (void)state;
+    struct wbuf a = {0}, b = {0};
+    make_cert(&a);
+    make_cert(&b); /* another key: another DER */
+    struct smtp_facts *plain = facts_new();
+    assert_true(x509_parse_leaf(plain, &facts_tls_mut(plain)->cert, a.b, a.n));
+    char *want = cert_json(plain);
+    assert_non_null(strstr(want, "mail.example.org"));
+    struct x509_cache *cache = x509_cache_new(2);
+    const struct x509_cache_stats *st = x509_cache_stats(cache);
+    for (int i = 0; i < 2; i++) {
+        struct smtp_facts *f = facts_new();
+        assert_true(x509_parse_leaf_cached(cache, f, &facts_tls_mut(f)->cert, a.b, a.n));
+        char *got = cert_json(f);
+        assert_string_equal(got, want);
+        assert_true(f->tls->cert.self_signed);
+        free(got);
+        facts_free(f);
+    }
+    assert_int_equal(st->misses, 1);
+    assert_int_equal(st->hits, 1);
+    static const uint8_t junk[] = {0x30, 0x03, 0x01, 0x02, 0x03};
+    for (int i = 0; i < 2; i++) {
+        struct smtp_facts *f = facts_new();
+        assert_false(x509_parse_leaf_cached(cache, f, &facts_tls_mut(f)->cert, junk, sizeof junk));
+        assert_false(f->tls->cert.present);
+        assert_null(f->tls->cert.sha256);
+        facts_free(f);
+    }
+    assert_int_equal(st->misses, 2);
+    assert_int_equal(st->hits, 2);
+    assert_int_equal(st->entries, 2);
+    /* a is the least recently used: b pushes it out, then a is a miss */
+    struct smtp_facts *f = facts_new();
+    assert_true(x509_parse_leaf_cached(cache, f, &facts_tls_mut(f)->cert, b.b, b.n));
+    facts_free(f);
+    assert_int_equal(st->evicted, 1);
+    f = facts_new();
+    assert_true(x509_parse_leaf_cached(cache, f, &facts_tls_mut(f)->cert, a.b, a.n));
+    char *got = cert_json(f);
+    assert_string_equal(got, want);
+    free(got);
+    facts_free(f);
+    assert_int_equal(st->misses, 4);
+    assert_int_equal(st->hits, 2);
+    assert_int_equal(st->evicted, 2);
+    assert_int_equal(st->entries, 2);
+    x509_cache_free(cache);
+    free(want);
+    facts_free(plain);
+    w_free(&a);
+    w_free(&b);
+}
 
 /* ---- STARTTLS with TLS 1.2 and a visible certificate ---- */
 
@@ -778,6 +849,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_starttls_tls12_certificate, setup),
+        cmocka_unit_test(test_cert_cache),
         cmocka_unit_test_setup(test_implicit_tls13, setup),
         cmocka_unit_test_setup(test_plaintext_on_tls_port, setup),
         cmocka_unit_test_setup(test_tls_alert, setup),
