@@ -61,7 +61,9 @@ static int walk_one(const char *p, const struct stat *st, int type, struct FTW *
     (void)st;
     (void)ftw;
     struct rm_set *s = walk_set;
-    if (type != FTW_F || !is_capture(p))
+    struct stat target; /* a symbolic link to a capture counts as one */
+    if (!is_capture(p) ||
+        (type != FTW_F && (type != FTW_SL || stat(p, &target) != 0 || !S_ISREG(target.st_mode))))
         return 0;
     if (s->n_paths == s->cap_paths) {
         size_t nc = s->cap_paths ? 2 * s->cap_paths : 64;
