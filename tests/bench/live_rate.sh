@@ -82,7 +82,7 @@ trial() {
 
 for w in $workers_list; do
   best=none
-  limit="a drop at the next rate"
+  limit="no rate tried"
   for rate in $rates; do
     read -r recv drop ifdrop counted sent mbps pps < <(trial "$w" "$rate")
     echo "  --workers $w, tcpreplay ${rate} Mbit/s: sent $sent frames at $mbps Mbit/s ($pps packets/s); sensor counted $counted, kernel received $recv, dropped $drop, interface dropped $ifdrop"
@@ -90,7 +90,7 @@ for w in $workers_list; do
       best="$mbps Mbit/s, $pps packets/s"
       limit="no drop at any rate tried: tcpreplay's own speed is the limit"
     else
-      limit="drops from the next rate"
+      limit="drops at tcpreplay $rate Mbit/s ($mbps Mbit/s reached)"
       break
     fi
   done
