@@ -6,14 +6,19 @@
  * Regular classic pcap files (version 2.4) are read from a memory map of the
  * file libpcap opened (no read() copy of every byte); the first record that
  * is not plainly well-formed hands the file back to libpcap at that offset,
- * so errors and odd records behave exactly as libpcap has them. */
+ * so errors and odd records behave exactly as libpcap has them.
+ * Live with fanout N > 1: N libpcap handles on the interface, whose AF_PACKET
+ * sockets join one PACKET_FANOUT group (hash of the flow, both directions
+ * alike, IPv4 fragments reassembled before the hash), one per worker. */
 #include <errno.h>
+#include <linux/if_packet.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "sensor/capture.h"
@@ -64,35 +69,24 @@ static void set_err(char *err, size_t errlen, const char *a, const char *b)
     snprintf(err, errlen, "%s: %s", a, b);
 }
 
-struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err, size_t errlen)
+/* Opens and activates one live handle on cfg->iface into s, with a ring of
+ * buffer bytes (0: libpcap's default) and the filter. False: err filled. */
+static bool live_open_one(struct capture_src *s, const struct capture_live_cfg *cfg, int buffer,
+                          char *err, size_t errlen)
 {
     char ebuf[PCAP_ERRBUF_SIZE] = "";
-    struct capture *c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    c->live = true;
-    c->src = calloc(1, sizeof(*c->src));
-    if (!c->src) {
-        free(c);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    c->n_src = 1;
-    c->src[0].name = cfg->iface;
+    s->name = cfg->iface;
     pcap_t *pc = pcap_create(cfg->iface, ebuf);
     if (!pc) {
         set_err(err, errlen, cfg->iface, ebuf);
-        capture_free(c);
-        return NULL;
+        return false;
     }
-    c->src[0].pc = pc;
+    s->pc = pc;
     pcap_set_snaplen(pc, cfg->snaplen > 0 ? cfg->snaplen : 262144);
     pcap_set_promisc(pc, 1);
     pcap_set_timeout(pc, 100);
-    if (cfg->buffer_size > 0)
-        pcap_set_buffer_size(pc, cfg->buffer_size);
+    if (buffer > 0)
+        pcap_set_buffer_size(pc, buffer);
     if (cfg->immediate)
         pcap_set_immediate_mode(pc, 1);
     int rc = pcap_activate(pc);
@@ -108,30 +102,73 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
         else
             snprintf(msg, sizeof(msg), "%s (%s)", status, why);
         set_err(err, errlen, cfg->iface, msg);
-        capture_free(c);
-        return NULL;
+        return false;
     }
     /* non-blocking reads plus our own poll: idle periods still return to the
      * caller (clock ticks, signals), which a blocking TPACKET_V3 read does not */
     if (pcap_setnonblock(pc, 1, ebuf) < 0 || pcap_get_selectable_fd(pc) < 0) {
         set_err(err, errlen, cfg->iface, ebuf[0] ? ebuf : "cannot poll the capture");
-        capture_free(c);
-        return NULL;
+        return false;
     }
     if (cfg->bpf && cfg->bpf[0]) {
         struct bpf_program prog;
         if (pcap_compile(pc, &prog, cfg->bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
             snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
-            capture_free(c);
-            return NULL;
+            return false;
         }
         if (pcap_setfilter(pc, &prog) < 0) {
             snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
             pcap_freecode(&prog);
+            return false;
+        }
+        pcap_freecode(&prog);
+    }
+    return true;
+}
+
+/* Puts the socket of s into the fanout group *id (0: a new group with an id
+ * the kernel picks, returned in *id). False: err filled. */
+static bool live_join_fanout(struct capture_src *s, uint16_t *id, char *err, size_t errlen)
+{
+    int fd = pcap_get_selectable_fd(s->pc);
+    int mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
+    int val = *id | (mode | (*id ? 0 : PACKET_FANOUT_FLAG_UNIQUEID)) << 16;
+    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
+        snprintf(err, errlen, "%s: cannot join a PACKET_FANOUT group (--workers): %s", s->name,
+                 strerror(errno));
+        return false;
+    }
+    if (*id == 0) {
+        socklen_t len = sizeof(val);
+        if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len) != 0) {
+            snprintf(err, errlen, "%s: PACKET_FANOUT: %s", s->name, strerror(errno));
+            return false;
+        }
+        *id = (uint16_t)(val & 0xffff);
+    }
+    return true;
+}
+
+struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err, size_t errlen)
+{
+    unsigned n = cfg->fanout > 1 ? cfg->fanout : 1;
+    struct capture *c = calloc(1, sizeof(*c));
+    if (!c || !(c->src = calloc(n, sizeof(*c->src)))) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->live = true;
+    c->n_src = n;
+    /* the ring is shared out: each socket gets its part of the buffer */
+    int buffer = cfg->buffer_size > 0 ? cfg->buffer_size / (int)n : 0;
+    uint16_t group = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!live_open_one(&c->src[i], cfg, buffer, err, errlen) ||
+            (n > 1 && !live_join_fanout(&c->src[i], &group, err, errlen))) {
             capture_free(c);
             return NULL;
         }
-        pcap_freecode(&prog);
     }
     return c;
 }
@@ -394,32 +431,37 @@ static bool passes(struct capture *c, const struct capture_pkt *p, char *err, si
     return pcap_offline_filter(&f->prog, &h, p->data) != 0;
 }
 
+int capture_next_live(struct capture *c, unsigned i, struct capture_pkt *out, char *err,
+                      size_t errlen)
+{
+    struct capture_src *s = &c->src[i];
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc = pcap_next_ex(s->pc, &h, &data);
+    if (rc == 0) {
+        struct pollfd pfd = {.fd = pcap_get_selectable_fd(s->pc), .events = POLLIN};
+        poll(&pfd, 1, 100); /* EINTR (a signal) simply returns early */
+        return 0;
+    }
+    if (rc == PCAP_ERROR_BREAK)
+        return -1;
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", s->name, pcap_geterr(s->pc));
+        return -2;
+    }
+    out->ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
+    out->data = data;
+    out->caplen = h->caplen;
+    out->len = h->len < h->caplen ? h->caplen : h->len;
+    out->linktype = pcap_datalink(s->pc);
+    out->src = 0;
+    return 1;
+}
+
 int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t errlen)
 {
-    if (c->live) {
-        struct capture_src *s = &c->src[0];
-        struct pcap_pkthdr *h;
-        const u_char *data;
-        int rc = pcap_next_ex(s->pc, &h, &data);
-        if (rc == 0) {
-            struct pollfd pfd = {.fd = pcap_get_selectable_fd(s->pc), .events = POLLIN};
-            poll(&pfd, 1, 100); /* EINTR (a signal) simply returns early */
-            return 0;
-        }
-        if (rc == PCAP_ERROR_BREAK)
-            return -1;
-        if (rc < 0) {
-            snprintf(err, errlen, "%s: %s", s->name, pcap_geterr(s->pc));
-            return -2;
-        }
-        out->ts = (sw_usec)h->ts.tv_sec * SW_USEC_PER_SEC + h->ts.tv_usec;
-        out->data = data;
-        out->caplen = h->caplen;
-        out->len = h->len < h->caplen ? h->caplen : h->len;
-        out->linktype = pcap_datalink(s->pc);
-        out->src = 0;
-        return 1;
-    }
+    if (c->live)
+        return capture_next_live(c, 0, out, err, errlen);
     for (;;) {
         struct capture_src *best = NULL;
         for (size_t i = 0; i < c->n_src; i++) {
@@ -479,14 +521,17 @@ bool capture_is_live(const struct capture *c)
 
 bool capture_kernel_drops(struct capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop)
 {
-    if (!c->live || !c->src[0].pc)
+    if (!c->live)
         return false;
-    struct pcap_stat ps;
-    if (pcap_stats(c->src[0].pc, &ps) < 0)
-        return false;
-    *recv = ps.ps_recv;
-    *drop = ps.ps_drop;
-    *ifdrop = ps.ps_ifdrop;
+    *recv = *drop = *ifdrop = 0;
+    for (size_t i = 0; i < c->n_src; i++) { /* every socket of a fanout group */
+        struct pcap_stat ps;
+        if (!c->src[i].pc || pcap_stats(c->src[i].pc, &ps) < 0)
+            return false;
+        *recv += ps.ps_recv;
+        *drop += ps.ps_drop;
+        *ifdrop += ps.ps_ifdrop;
+    }
     return true;
 }
 

@@ -2,7 +2,9 @@
 /* capture.h: packet sources for the sensor: one live interface, or several
  * capture files (pcap, pcapng; "-" is stdin) merged in timestamp order.
  * capture_next() hands out one frame at a time; the frame is borrowed until
- * the next call. Errors carry one line naming the input and the reason. */
+ * the next call. A live capture may have several sockets in one PACKET_FANOUT
+ * group (each flow, both directions, always on the same socket). Errors carry one line naming the
+ * input and the reason. */
 #ifndef SW_CAPTURE_H
 #define SW_CAPTURE_H
 
@@ -23,8 +25,9 @@ struct capture_pkt {
 struct capture_live_cfg {
     const char *iface;
     const char *bpf;
-    int snaplen, buffer_size;
+    int snaplen, buffer_size; /* buffer_size: in all, shared out over the sockets */
     bool immediate;
+    unsigned fanout; /* > 1: that many sockets in one PACKET_FANOUT group */
 };
 
 struct capture;
@@ -34,16 +37,21 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
 struct capture *capture_open_files(const char *const *files, size_t n, const char *bpf, int snaplen,
                                    char *err, size_t errlen);
 /* 1: a packet; 0: no packet right now (live timeout; try again); -1: end of
- * input; -2: error (err filled, capture is over). */
+ * input; -2: error (err filled, capture is over). Live: socket 0. */
 int capture_next(struct capture *c, struct capture_pkt *out, char *err, size_t errlen);
+/* Live: the same from socket i (< capture_n_src); each socket may be read by
+ * its own thread, one thread per socket. */
+int capture_next_live(struct capture *c, unsigned i, struct capture_pkt *out, char *err,
+                      size_t errlen);
 bool capture_is_live(const struct capture *c);
-/* Kernel/interface drops (live) ; false when not available. */
+/* Kernel/interface drops (live), summed over the sockets; false when not
+ * available. */
 bool capture_kernel_drops(struct capture *c, uint64_t *recv, uint64_t *drop, uint64_t *ifdrop);
 /* Bytes read so far / total size of the files (progress), 0 when unknown. */
 void capture_progress(const struct capture *c, uint64_t *done, uint64_t *total);
 /* Packets removed by the BPF filter in offline runs. */
 uint64_t capture_filtered(const struct capture *c);
-/* The sources: -r files in the order given (or the interface), with the
+/* The sources: -r files in the order given (or the interface's sockets), with the
  * snap length of their header (0 when unknown, e.g. pcapng). */
 size_t capture_n_src(const struct capture *c);
 const char *capture_src_name(const struct capture *c, size_t i);

@@ -470,11 +470,12 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         w->ft = w->sc ? flow_table_new(&cfg->flow, smtp_consumer_ops(w->sc)) : NULL;
         if (w->ft) /* sessions are charged to the flow table's memcap */
             smtp_consumer_bind(w->sc, w->ft);
-        if (pl->n > 1) {
+        bool ring = pl->n > 1 && !cfg->self_fed;
+        if (ring) {
             w->slots = calloc(slots, sizeof(*w->slots));
             w->mask = slots - 1;
         }
-        if (!w->sc || !w->ft || (pl->n > 1 && !w->slots)) {
+        if (!w->sc || !w->ft || (ring && !w->slots)) {
             snprintf(err, errlen, "worker %u: cannot allocate its flow table", i);
             pl->n = i + 1;
             pipeline_free(pl);
@@ -486,7 +487,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        for (unsigned i = 0; i < pl->n; i++) {
+        for (unsigned i = 0; i < pl->n && !cfg->self_fed; i++) {
             if (pthread_create(&pl->w[i].th, NULL, worker_main, &pl->w[i]) == 0)
                 pl->w[i].started = true;
         }
@@ -494,7 +495,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
             pl->out_started = true;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         for (unsigned i = 0; i < pl->n; i++) {
-            if (!pl->w[i].started || !pl->out_started) {
+            if ((!pl->w[i].started && !cfg->self_fed) || !pl->out_started) {
                 snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
                 pipeline_finish(pl);
                 pipeline_free(pl);
@@ -527,6 +528,55 @@ void pipeline_packet(struct pipeline *pl, const struct pkt *p)
     ring_publish(w);
 }
 
+/* ---- self-fed workers (live fanout) ---- */
+
+/* Tells the output thread that worker w has finished sessions. */
+static void wake_output(struct worker *w)
+{
+    pthread_mutex_lock(&w->pl->out_wake_mu);
+    pthread_cond_signal(&w->pl->out_wake);
+    pthread_mutex_unlock(&w->pl->out_wake_mu);
+}
+
+void pipeline_worker_packet(struct pipeline *pl, unsigned i, const struct pkt *p, uint64_t key)
+{
+    struct worker *w = &pl->w[i];
+    size_t before = w->n_out;
+    w->cur_no = key;
+    flow_table_packet(w->ft, p);
+    if (key > atomic_load_explicit(&w->watermark, memory_order_relaxed))
+        atomic_store_explicit(&w->watermark, key, memory_order_release);
+    if (w->n_out != before)
+        wake_output(w);
+}
+
+void pipeline_worker_tick(struct pipeline *pl, unsigned i, sw_usec now, uint64_t key, bool expire)
+{
+    struct worker *w = &pl->w[i];
+    size_t before = w->n_out;
+    w->cur_no = key;
+    if (expire)
+        flow_table_expire(w->ft, now);
+    if (key > atomic_load_explicit(&w->watermark, memory_order_relaxed))
+        atomic_store_explicit(&w->watermark, key, memory_order_release);
+    if (w->n_out != before || expire)
+        wake_output(w);
+}
+
+/* Worker i's input is over: its open flows are closed. */
+static void worker_end(struct pipeline *pl, unsigned i)
+{
+    struct worker *w = &pl->w[i];
+    if (!w->ft)
+        return;
+    w->cur_no = UINT64_MAX;
+    w->final = *flow_table_stats(w->ft);
+    flow_table_free(w->ft);
+    w->ft = NULL;
+    atomic_store_explicit(&w->watermark, UINT64_MAX, memory_order_release);
+    wake_output(w);
+}
+
 void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
 {
     if (pl->n == 1) {
@@ -554,6 +604,8 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
 
 void pipeline_idle(struct pipeline *pl)
 {
+    if (pl->cfg.self_fed)
+        return;
     if (pl->n != 1) {
         for (unsigned i = 0; i < pl->n; i++)
             ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
@@ -578,6 +630,8 @@ void pipeline_finish(struct pipeline *pl)
         pump(pl);
         return;
     }
+    for (unsigned i = 0; i < pl->n && pl->cfg.self_fed; i++)
+        worker_end(pl, i); /* the feeding threads are gone */
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
         if (!w->started)

@@ -10,7 +10,13 @@
  * key order once every worker has passed that packet number (watermarks), so
  * the output is identical for every worker count. Sessions still open at the
  * end are keyed (UINT64_MAX, uid). Released sessions are written as JSON
- * lines and handed to the detector. */
+ * lines and handed to the detector.
+ *
+ * Self-fed (live fanout, several workers): no rings and no worker threads
+ * here; each worker is driven by its own capture thread through
+ * pipeline_worker_*() (worker i from one thread only), with keys that grow
+ * per worker (capture time); the output thread releases by the same rule.
+ * pipeline_finish() closes their flows once the feeding threads are gone. */
 #ifndef SW_PIPELINE_H
 #define SW_PIPELINE_H
 
@@ -24,6 +30,7 @@
 struct pipeline_cfg {
     unsigned workers;
     bool live;            /* full rings drop (counted) instead of waiting */
+    bool self_fed;        /* with workers > 1: pipeline_worker_*() feed the workers */
     uint32_t ring_slots;  /* per worker, power of two (default 1024) */
     struct flow_cfg flow; /* per worker */
     struct smtp_cfg smtp; /* template; on_event is set by the pipeline */
@@ -46,6 +53,11 @@ struct pipeline;
 struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t errlen);
 /* A decoded TCP segment (p->no set; p->payload may point into borrowed memory). */
 void pipeline_packet(struct pipeline *pl, const struct pkt *p);
+/* Self-fed: a decoded TCP segment for worker i, keyed key (>= the worker's
+ * earlier keys to keep the order; smaller ones are released at once). */
+void pipeline_worker_packet(struct pipeline *pl, unsigned i, const struct pkt *p, uint64_t key);
+/* Self-fed: worker i is past key; with expire, its flows are timed out at now. */
+void pipeline_worker_tick(struct pipeline *pl, unsigned i, sw_usec now, uint64_t key, bool expire);
 /* Capture time now has crossed a second boundary at packet pkt_no. */
 void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no);
 /* Lets the output stage drive the detector's policy I/O when the capture

@@ -18,6 +18,7 @@
 #include "policy/policy.h"
 #include "sensor/capture.h"
 #include "sensor/clock.h"
+#include "sensor/fanout.h"
 #include "sensor/health.h"
 #include "sensor/inputcheck.h"
 #include "sensor/log.h"
@@ -56,6 +57,7 @@ struct run {
     struct detector *det;
     struct health *health;
     struct input_check *input; /* offline: undecodable frames per file */
+    struct fanout *fan;        /* live with several workers: one capture thread each */
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
@@ -113,6 +115,8 @@ static void print_summary(struct run *r)
 {
     if (!r->sum)
         return;
+    if (r->fan)
+        fanout_counts(r->fan, &r->packets, &r->bytes, r->status);
     struct summary_counts c = {.packets = r->packets};
     if (r->pl) {
         struct pipeline_stats ps;
@@ -127,6 +131,8 @@ static void print_summary(struct run *r)
 
 static void print_stats_to(struct run *r, FILE *f)
 {
+    if (r->fan)
+        fanout_counts(r->fan, &r->packets, &r->bytes, r->status);
     uint64_t recv = 0, drop = 0, ifdrop = 0;
     bool kd = r->cap && capture_kernel_drops(r->cap, &recv, &drop, &ifdrop);
     fprintf(f, "stripwatch: stats packets=%llu bytes=%llu filtered=%llu", U(r->packets),
@@ -140,7 +146,12 @@ static void print_stats_to(struct run *r, FILE *f)
         fprintf(f, " %s=%llu", pkt_status_str((enum pkt_status)i), U(r->status[i]));
     fputc('\n', f);
     if (r->frag) {
+        struct frag_stats fs_sum;
         const struct frag_stats *s = frag_table_stats(r->frag);
+        if (r->fan) {
+            fanout_frag_stats(r->fan, &fs_sum);
+            s = &fs_sum;
+        }
         fprintf(f,
                 "stripwatch: stats frag fragments=%llu datagrams=%llu reassembled=%llu "
                 "overlaps=%llu overlap_conflicts=%llu bound_dropped=%llu bad_dropped=%llu "
@@ -384,6 +395,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     memset(&plc, 0, sizeof(plc));
     plc.workers = o->workers;
     plc.live = o->iface != NULL;
+    plc.self_fed = capture_n_src(r->cap) > 1 && capture_is_live(r->cap);
     flow_cfg_defaults(&plc.flow);
     if (o->memcap)
         plc.flow.memcap = o->memcap / o->workers;
@@ -505,6 +517,8 @@ static void reload(struct run *r)
 static bool close_all(struct run *r, bool print)
 {
     bool ok = true;
+    if (r->fan)
+        fanout_stop(r->fan); /* no packet after this */
     if (r->pl)
         pipeline_finish(r->pl);
     if (r->det && !r->no_save)
@@ -541,6 +555,9 @@ static bool close_all(struct run *r, bool print)
     summary_free(r->sum);
     sink_free(r->sink);
     policy_engine_free(r->pol);
+    if (r->fan) /* the statistics above read its counters */
+        fanout_counts(r->fan, &r->packets, &r->bytes, r->status);
+    fanout_free(r->fan);
     pipeline_free(r->pl);
     frag_table_free(r->frag);
     capture_free(r->cap);
@@ -548,6 +565,38 @@ static bool close_all(struct run *r, bool print)
         fclose(r->sessions);
     fflush(stdout);
     return ok;
+}
+
+/* Live with several workers: the capture threads do the packets (fanout.c);
+ * this thread handles signals, statistics and health records. Returns the
+ * exit status. */
+static int run_fanout(struct run *r, long every)
+{
+    char err[1024];
+    double last_stats = now_mono();
+    while (!g_stop) {
+        if (g_usr1) {
+            g_usr1 = 0;
+            print_summary(r);
+            print_stats(r);
+        }
+        if (every > 0 && now_mono() - last_stats >= (double)every) {
+            last_stats = now_mono();
+            print_stats(r);
+        }
+        if (g_hup) {
+            g_hup = 0;
+            reload(r);
+        }
+        if (fanout_failed(r->fan, err, sizeof(err))) {
+            sw_log(LOG_ERR, "%s", err);
+            return 1;
+        }
+        health_poll(r->health, wall_usec());
+        struct timespec nap = {0, 50 * 1000000L}; /* a signal ends it early */
+        nanosleep(&nap, NULL);
+    }
+    return 0;
 }
 
 int sensor_run(const struct sensor_opts *o)
@@ -564,8 +613,9 @@ int sensor_run(const struct sensor_opts *o)
             .iface = o->iface,
             .bpf = o->bpf ? o->bpf : (o->any_port ? "tcp" : SENSOR_DEFAULT_BPF),
             .snaplen = o->snaplen,
-            .buffer_size = o->buffer_size,
+            .buffer_size = o->buffer_size ? o->buffer_size : SENSOR_DEFAULT_BUFFER_SIZE,
             .immediate = o->immediate,
+            .fanout = o->workers,
         };
         r.cap = capture_open_live(&lc, err, sizeof(err));
     } else {
@@ -588,6 +638,19 @@ int sensor_run(const struct sensor_opts *o)
         health_start(r.health, wall_usec());
     else
         r.input = input_check_new(r.cap);
+    if (live && capture_n_src(r.cap) > 1) {
+        int rc = 0;
+        if (!(r.fan = fanout_start(r.cap, r.pl, err, sizeof(err)))) {
+            sw_log(LOG_ERR, "%s", err);
+            rc = 1;
+        } else {
+            rc = run_fanout(&r, o->stats_interval >= 0 ? o->stats_interval : (o->quiet ? 0 : 300));
+        }
+        if (!close_all(&r, !o->quiet))
+            rc = 1;
+        sw_log_close();
+        return rc;
+    }
     bool show_progress = !live && !o->quiet && isatty(STDERR_FILENO);
     double t0 = now_mono(), last_progress = t0, last_stats = t0;
     /* --stats-interval: wall time live, capture time offline */

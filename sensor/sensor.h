@@ -13,12 +13,14 @@
 #include "alerts/tuning.h"
 #include "sensor/privdrop.h"
 
-#define SENSOR_MAX_FILES         64
-#define SENSOR_MAX_WORKERS       64
-#define SENSOR_DEFAULT_BPF       "tcp port 25 or tcp port 587 or tcp port 465"
-#define SENSOR_DEFAULT_CONFIG    "/etc/stripwatch/stripwatch.conf"
-#define SENSOR_DEFAULT_STATE_DIR "/var/lib/stripwatch"
-#define SENSOR_OPTS_MAX          64 /* entries of the option table (cli.c) */
+#define SENSOR_MAX_FILES   64
+#define SENSOR_MAX_WORKERS 64
+/* live ring buffer in all (shared out over the --workers sockets) */
+#define SENSOR_DEFAULT_BUFFER_SIZE (256 << 20)
+#define SENSOR_DEFAULT_BPF         "tcp port 25 or tcp port 587 or tcp port 465"
+#define SENSOR_DEFAULT_CONFIG      "/etc/stripwatch/stripwatch.conf"
+#define SENSOR_DEFAULT_STATE_DIR   "/var/lib/stripwatch"
+#define SENSOR_OPTS_MAX            64 /* entries of the option table (cli.c) */
 
 struct sensor_str; /* the strings an options struct owns */
 
@@ -30,7 +32,7 @@ struct sensor_opts {
     size_t n_files;
     const char *bpf;          /* --bpf; NULL: default for live, none offline */
     int snaplen;              /* --snaplen (default 262144) */
-    int buffer_size;          /* --buffer-size bytes (default 0: libpcap's) */
+    int buffer_size;          /* --buffer-size bytes (0: SENSOR_DEFAULT_BUFFER_SIZE) */
     bool immediate;           /* --immediate */
     unsigned workers;         /* --workers (default 1) */
     const char *sessions_out; /* --sessions-out; NULL: none */

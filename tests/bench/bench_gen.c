@@ -6,7 +6,8 @@
  * after a banner, EHLO, 20 capabilities and one transaction of 5 recipients;
  * the SMTP-only capture merged with a SYN flood and idle sessions spread over
  * it, for the throughput under attack), runs stripwatch on them and a bare libpcap read loop over
- * the same files, prints the figures, deletes the files. --only picks one part. It also writes the
+ * the same files, prints the figures, deletes the files. The real-mix case (bench_realmix.c) is
+ * built from real captures instead. --only picks one part. It also writes the
  * captures some tests read (--write-*). Frames follow RFC 894 / RFC 791 / RFC 9293; SMTP RFC 5321;
  * the TLS records are shaped as RFC 8446 (contents are filler). */
 #include <errno.h>
@@ -23,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+
+#include "bench_realmix.h"
 
 #define MSS     1460
 #define TLS_REC 16384
@@ -869,6 +872,8 @@ int main(int argc, char **argv)
     uint64_t mixed_mb = 1100, smtp_mb = 600;
     uint32_t flows = 1000000, sessions = 200000;
     const char *only = NULL;
+    const char *rm_dirs[16];
+    struct realmix_cfg rm = {.dirs = rm_dirs};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--stripwatch") == 0 && i + 1 < argc)
             sw = argv[++i];
@@ -918,13 +923,24 @@ int main(int argc, char **argv)
             sessions = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
-        else {
+        else if (strcmp(argv[i], "--pcaps") == 0 && i + 1 < argc && rm.n_dirs < 16)
+            rm_dirs[rm.n_dirs++] = argv[++i];
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            rm.rounds = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            rm.runs = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--write-real-mix") == 0 && i + 1 < argc) {
+            /* only write the real-mix capture (for profiling); after --pcaps */
+            return bench_realmix_write(argv[++i], &rm) ? 0 : 1;
+        } else {
             fprintf(stderr,
                     "usage: bench_gen --stripwatch PATH [--mixed-mb N] [--smtp-mb N] "
-                    "[--flows N] [--sessions N] [--only mixed|smtp|idle|sessions|policies|attack]\n"
+                    "[--flows N] [--sessions N] [--pcaps DIR]... [--rounds N] [--runs N]\n"
+                    "               [--only mixed|smtp|idle|sessions|policies|attack|real-mix]\n"
                     "       bench_gen --write-mixed FILE MB\n"
                     "       bench_gen --write-smtp FILE MB\n"
-                    "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n");
+                    "       bench_gen --write-flood FILE SYNS SESSIONS BEFORE.pcap\n"
+                    "       bench_gen --pcaps DIR... [--rounds N] --write-real-mix FILE\n");
             return 2;
         }
     }
@@ -954,6 +970,7 @@ int main(int argc, char **argv)
     bool do_sessions = !only || !strcmp(only, "sessions");
     bool do_policies = !only || !strcmp(only, "policies");
     bool do_attack = !only || !strcmp(only, "attack");
+    bool do_realmix = !only || !strcmp(only, "real-mix");
     if ((do_mixed && !generate(mixed, mixed_mb << 20, 64, false, &gm)) ||
         ((do_smtp || do_attack) && !generate(smtp, smtp_mb << 20, 16, true, &gs))) {
         fprintf(stderr, "bench: cannot write the captures in %s\n", dir);
@@ -981,6 +998,10 @@ int main(int argc, char **argv)
            b.secs / c1.secs, b.secs / c2.secs);
 
 smtp_only:
+    if (do_realmix && !bench_realmix(sw, dir, &rm)) {
+        rc = 1;
+        goto out;
+    }
     if (do_attack && !bench_attack(sw, dir, smtp, &gs, flows, sessions)) {
         rc = 1;
         goto out;

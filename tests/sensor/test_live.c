@@ -9,7 +9,11 @@
  * (what `ip netns exec` and `ip -n` do, which fails where / is not a mount
  * point, e.g. in a chroot). Where the namespaces or the veth pair cannot be
  * made (not root, no CAP_SYS_ADMIN, no veth), the test is skipped with one
- * line on stderr saying why. Namespaces are removed at the end. */
+ * line on stderr saying why. Namespaces are removed at the end.
+ * With --workers 2 (one PACKET_FANOUT socket per worker) the alerts and
+ * session records of a replayed capture of many flows (the bench generator's
+ * real mix of the project's own captures) are those of the offline run,
+ * fields of capture time, live policy lookups and packet numbers aside. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,13 +23,15 @@
 #include <dirent.h>
 #include <jansson.h>
 
+#include "alertcmp.h"
 #include "runbin.h"
 
-#define CAPTURE SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
+#define CAPTURE  SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
+#define BENCHGEN SW_BINARY_DIR "/tests/bench/bench_gen"
 
 static char *tmp;
-static char ns_a[64], ns_b[64];
-static bool ns_made;
+static char ns_a[64], ns_b[64], ns_c[64], ns_d[64];
+static bool ns_made, ns2_made;
 
 __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
 {
@@ -74,18 +80,19 @@ static bool try_sh(const char *cmd, char *why, size_t whylen)
         skip();                                                                                    \
     } while (0)
 
-/* True when pid holds a packet socket bound to an interface for every
- * protocol (ETH_P_ALL): from then on the kernel queues what it captures.
+/* How many packet sockets pid holds bound to an interface for every
+ * protocol (ETH_P_ALL): from then on the kernel queues what each captures.
  * /proc/PID/net/packet lists the sockets of pid's network namespace. */
-static bool capturing(pid_t pid)
+static int capture_sockets(pid_t pid)
 {
     char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/%d/net/packet", (int)pid);
     FILE *f = fopen(path, "r");
     if (!f)
-        return false;
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f)) {
+        return 0;
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        bool found = false;
         unsigned proto;
         int iface;
         unsigned long inode;
@@ -99,14 +106,20 @@ static bool capturing(pid_t pid)
         for (struct dirent *e; d && !found && (e = readdir(d)) != NULL;) {
             char fd[320], target[64];
             snprintf(fd, sizeof(fd), "%s/%s", fddir, e->d_name);
-            ssize_t n = readlink(fd, target, sizeof(target) - 1);
-            found = n > 0 && (target[n] = '\0', strcmp(target, want) == 0);
+            ssize_t tl = readlink(fd, target, sizeof(target) - 1);
+            found = tl > 0 && (target[tl] = '\0', strcmp(target, want) == 0);
         }
         if (d)
             closedir(d);
+        n += found;
     }
     fclose(f);
-    return found;
+    return n;
+}
+
+static bool capturing(pid_t pid)
+{
+    return capture_sockets(pid) > 0;
 }
 
 /* The packets=N of the last "stripwatch: stats packets=" line in text, or -1. */
@@ -267,6 +280,194 @@ static void test_live_matches_offline(void **st)
     free(osc);
 }
 
+/* Drops, at every depth, what depends on capture time or on live policy
+ * lookups: @timestamp, ts, event start/end, *uid, *_ts, mta_sts.detail. */
+static void scrub_alert(json_t *j)
+{
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        void *it;
+        json_object_foreach_safe(j, it, k, v)
+        {
+            size_t l = strlen(k);
+            if (!strcmp(k, "@timestamp") || !strcmp(k, "ts") || !strcmp(k, "start") ||
+                !strcmp(k, "end") || (l >= 3 && !strcmp(k + l - 3, "uid")) ||
+                (l >= 3 && !strcmp(k + l - 3, "_ts")))
+                json_object_del(j, k);
+            else if (!strcmp(k, "mta_sts") && json_is_object(v))
+                json_object_del(v, "detail");
+            else
+                scrub_alert(v);
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            scrub_alert(json_array_get(j, i));
+    }
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The alerts (health records left out) or records of file, scrubbed, one
+ * per line, sorted; *n gets how many. */
+static char *scrubbed_sorted(const char *file, size_t *n)
+{
+    size_t len;
+    char *text = slurp(file, &len);
+    char **lines = NULL;
+    *n = 0;
+    for (char *p = text, *e; *p; p = e + 1) {
+        e = strchr(p, '\n');
+        assert_non_null(e);
+        if (alert_line_is_health(p, (size_t)(e - p)))
+            continue;
+        json_error_t err;
+        json_t *j = json_loadb(p, (size_t)(e - p), 0, &err);
+        assert_non_null(j);
+        scrub_alert(j);
+        alert_drop_packet_numbers(j);
+        lines = realloc(lines, (*n + 1) * sizeof(*lines));
+        lines[(*n)++] = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(j);
+    }
+    qsort(lines, *n, sizeof(*lines), cmp_line);
+    size_t total = 1;
+    for (size_t i = 0; i < *n; i++)
+        total += strlen(lines[i]) + 1;
+    char *out = calloc(1, total);
+    for (size_t i = 0; i < *n; i++) {
+        strcat(out, lines[i]);
+        strcat(out, "\n");
+        free(lines[i]);
+    }
+    free(lines);
+    free(text);
+    return out;
+}
+
+static void test_live_fanout_matches_offline(void **st)
+{
+    (void)st;
+    if (geteuid() != 0)
+        SKIP_BECAUSE("not run as root (needs two network namespaces and a veth pair)");
+    snprintf(ns_c, sizeof(ns_c), "swlive%d-c", (int)getpid());
+    snprintf(ns_d, sizeof(ns_d), "swlive%d-d", (int)getpid());
+    char cmd[1024], why[512];
+    snprintf(cmd, sizeof(cmd), "ip netns add %s", ns_c);
+    if (!try_sh(cmd, why, sizeof(why)))
+        SKIP_BECAUSE("cannot make a network namespace (ip netns add: %s)", why);
+    ns2_made = true;
+    assert_int_equal(sh("ip netns add %s", ns_d), 0);
+    snprintf(cmd, sizeof(cmd), "ip link add va netns %s type veth peer name vb netns %s", ns_c,
+             ns_d);
+    if (!try_sh(cmd, why, sizeof(why)))
+        SKIP_BECAUSE("cannot make a veth pair (ip link add type veth: %s)", why);
+    char net_c[128], net_d[128];
+    snprintf(net_c, sizeof(net_c), "--net=/run/netns/%s", ns_c);
+    snprintf(net_d, sizeof(net_d), "--net=/run/netns/%s", ns_d);
+    assert_int_equal(
+        sh("nsenter %s ip link set va up && nsenter %s ip link set vb up", net_c, net_d), 0);
+
+    /* the capture: the project's own captures, twice, each copy with other
+     * addresses, all at once (many flows over both workers) */
+    char caps[4096], mix[4096], live_s[4096], live_a[4096], off_s[4096], off_a[4096];
+    snprintf(caps, sizeof(caps), "%s/caps", tmp);
+    snprintf(mix, sizeof(mix), "%s/mix.pcap", tmp);
+    snprintf(live_s, sizeof(live_s), "%s/fanout-sessions.json", tmp);
+    snprintf(live_a, sizeof(live_a), "%s/fanout-alerts.json", tmp);
+    snprintf(off_s, sizeof(off_s), "%s/fanout-offline-sessions.json", tmp);
+    snprintf(off_a, sizeof(off_a), "%s/fanout-offline-alerts.json", tmp);
+    assert_int_equal(sh("mkdir '%s' && ln -s '%s'/pcaps/*.pcap '%s'/", caps, SW_SOURCE_DIR, caps),
+                     0);
+    char *gen[] = {BENCHGEN, "--pcaps", caps, "--rounds", "2", "--write-real-mix", mix, NULL};
+    struct run_out r;
+    run(tmp, gen, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+
+    char *offline[] = {STRIPWATCH, "-r",           mix,   "--bpf", "tcp", "--sessions-out",
+                       off_s,      "--alerts-out", off_a, NULL};
+    run(tmp, offline, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    long long want_packets = stats_packets(r.err);
+    assert_true(want_packets > 0);
+    run_free(&r);
+
+    char *sensor[] = {"nsenter",        net_c,  STRIPWATCH,     "-i",        "va",
+                      "--bpf",          "tcp",  "--immediate",  "--workers", "2",
+                      "--sessions-out", live_s, "--alerts-out", live_a,      NULL};
+    char sdir[4096], serr[4200];
+    snprintf(sdir, sizeof(sdir), "%s/sensor2", tmp);
+    snprintf(serr, sizeof(serr), "%s/.stderr", sdir);
+    mkdir(sdir, 0700);
+    pid_t pid = run_start(sdir, sensor, NULL);
+    assert_true(pid > 0);
+    /* wait (up to 30 s) until both sockets capture */
+    struct timespec tick = {0, 20 * 1000 * 1000};
+    int socks = 0;
+    for (int i = 0; i < 1500 && (socks = capture_sockets(pid)) < 2; i++) {
+        if (waitpid(pid, NULL, WNOHANG) != 0) {
+            struct run_out so;
+            run_collect(sdir, &so);
+            fail_msg("the sensor ended before capturing: %s", so.err);
+        }
+        nanosleep(&tick, NULL);
+    }
+    if (socks != 2)
+        fail_msg("after 30 s the sensor has %d packet sockets bound to va, not 2", socks);
+
+    char *replay[] = {"nsenter", net_d, "tcpreplay", "-q", "--pps", "1000", "-i", "vb", mix, NULL};
+    run(tmp, replay, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    run_free(&r);
+    long long seen = -1;
+    for (int i = 0; i < 300 && seen != want_packets; i++) {
+        kill(pid, SIGUSR1);
+        struct timespec t = {0, 100 * 1000 * 1000};
+        nanosleep(&t, NULL);
+        size_t len;
+        char *err = slurp(serr, &len);
+        seen = stats_packets(err);
+        free(err);
+    }
+    kill(pid, SIGINT);
+    int status = run_wait(pid, 30);
+    struct run_out so;
+    run_collect(sdir, &so);
+    if (seen != want_packets)
+        fail_msg("after 30 s the sensor counted %lld packets, not %lld: %s", seen, want_packets,
+                 so.err);
+    if (status != 0)
+        fail_msg("sensor exit %d: %s", status, so.err);
+    /* the statistics at exit (the last ones) sum both sockets' counters:
+     * every packet received, none dropped */
+    const char *last = so.err;
+    for (const char *p = so.err; (p = strstr(p, "stripwatch: stats packets=")) != NULL; p++)
+        last = p;
+    assert_int_equal(stats_value(last, "stripwatch: stats packets=", "kernel_received"),
+                     (unsigned long long)want_packets);
+    assert_int_equal(stats_value(last, "stripwatch: stats packets=", "kernel_dropped"), 0);
+    assert_int_equal(stats_value(last, "stripwatch: stats workers", "n"), 2);
+    run_free(&so);
+
+    size_t n_live, n_off;
+    char *la = scrubbed_sorted(live_a, &n_live), *oa = scrubbed_sorted(off_a, &n_off);
+    assert_true(n_off >= 20);
+    assert_int_equal(n_live, n_off);
+    assert_string_equal(la, oa);
+    free(la);
+    free(oa);
+    char *ls = scrubbed_sorted(live_s, &n_live), *os = scrubbed_sorted(off_s, &n_off);
+    assert_true(n_off >= 40);
+    assert_int_equal(n_live, n_off);
+    assert_string_equal(ls, os);
+    free(ls);
+    free(os);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -281,12 +482,17 @@ static int teardown(void **st)
         sh("ip netns del %s 2>/dev/null", ns_a);
         sh("ip netns del %s 2>/dev/null", ns_b);
     }
+    if (ns2_made) {
+        sh("ip netns del %s 2>/dev/null", ns_c);
+        sh("ip netns del %s 2>/dev/null", ns_d);
+    }
     rm_rf(tmp);
     return 0;
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_live_matches_offline)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_live_matches_offline),
+                                       cmocka_unit_test(test_live_fanout_matches_offline)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# live_rate.sh: the `bench-live` target: the highest tcpreplay rate at which
+# `stripwatch -i` loses nothing (kernel_dropped=0 and every packet counted),
+# for 1 and 2 workers (one PACKET_FANOUT socket each), on a veth pair between
+# two network namespaces this script makes and removes. The traffic is the
+# bench's real mix (bench_gen --write-real-mix; 1000 rounds are more than
+# the default ring buffer holds), replayed LOOPS times per rate. Needs root,
+# tcpreplay, iproute2 and nsenter; without root it says so and exits 0.
+#   live_rate.sh STRIPWATCH BENCH_GEN DIR...   (DIR: folders of captures)
+# Environment: ROUNDS (1000), LOOPS (1), RATES (Mbit/s, "250 500 1000 top"), WORKERS ("1 2"), SENSOR_ARGS (more stripwatch flags, e.g.
+# --buffer-size 67108864).
+set -euo pipefail
+sw=$1
+gen=$2
+shift 2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench-live: skipped: needs root (network namespaces and a veth pair)"
+  exit 0
+fi
+rounds=${ROUNDS:-1000}
+loops=${LOOPS:-1}
+rates=${RATES:-250 500 1000 top}
+workers_list=${WORKERS:-1 2}
+tmp=$(mktemp -d)
+a=swbench$$-a
+b=swbench$$-b
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null || true; fi
+  ip netns del "$a" 2>/dev/null || true
+  ip netns del "$b" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+ip netns add "$a"
+ip netns add "$b"
+ip link add va netns "$a" type veth peer name vb netns "$b"
+nsenter --net="/run/netns/$a" ip link set va up
+nsenter --net="/run/netns/$b" ip link set vb up
+dirs=()
+for d in "$@"; do dirs+=(--pcaps "$d"); done
+read -r frames bytes < <("$gen" "${dirs[@]}" --rounds "$rounds" --write-real-mix "$tmp/mix.pcap")
+echo "bench-live: real mix of $rounds rounds: $frames frames, $((bytes / 1000000)) MB, replayed $loops times per rate on a veth pair; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+
+# trial WORKERS RATE: prints "received dropped interface_dropped counted sent Mbps pps"
+trial() {
+  local w=$1 rate=$2 speed
+  if [ "$rate" = top ]; then speed=(--topspeed); else speed=(--mbps "$rate"); fi
+  # shellcheck disable=SC2086
+  nsenter --net="/run/netns/$a" "$sw" -i va --workers "$w" --state-dir "$tmp" \
+    --sessions-out /dev/null --alerts-out /dev/null ${SENSOR_ARGS:-} 2>"$tmp/err" &
+  pid=$!
+  local i n=0
+  for i in $(seq 600); do
+    n=$(awk 'NR > 1 && $4 == "0003" && $5 != "0"' "/proc/$pid/net/packet" 2>/dev/null | wc -l)
+    [ "$n" -ge "$w" ] && break
+    sleep 0.05
+  done
+  [ "$n" -ge "$w" ] || { echo "bench-live: the sensor did not open $w sockets" >&2; cat "$tmp/err" >&2; exit 1; }
+  nsenter --net="/run/netns/$b" tcpreplay --preload-pcap --loop "$loops" "${speed[@]}" -i vb \
+    "$tmp/mix.pcap" >"$tmp/replay" 2>&1
+  # let the sensor drain its rings (its packet count stops moving)
+  local last=-1 now=0
+  for i in $(seq 600); do
+    kill -USR1 "$pid"
+    sleep 0.5
+    now=$(grep -o 'stats packets=[0-9]*' "$tmp/err" | tail -1 | cut -d= -f2)
+    [ "$now" = "$last" ] && break
+    last=$now
+  done
+  kill -INT "$pid"
+  wait "$pid"
+  pid=
+  local st sent mbps pps
+  st=$(grep 'stripwatch: stats packets=' "$tmp/err" | tail -1)
+  sent=$(sed -n 's/.*Actual: \([0-9]*\) packets.*/\1/p' "$tmp/replay")
+  mbps=$(sed -n 's/.*Rated: .*, \([0-9.]*\) Mbps.*/\1/p' "$tmp/replay")
+  pps=$(sed -n 's/.*Rated: .*Mbps, \([0-9.]*\) pps.*/\1/p' "$tmp/replay")
+  echo "$(sed 's/.*kernel_received=\([0-9]*\) kernel_dropped=\([0-9]*\) interface_dropped=\([0-9]*\).*/\1 \2 \3/' <<<"$st") $(sed 's/.*packets=\([0-9]*\) .*/\1/' <<<"$st") $sent $mbps $pps"
+}
+
+for w in $workers_list; do
+  best=none
+  limit="no rate tried"
+  for rate in $rates; do
+    read -r recv drop ifdrop counted sent mbps pps < <(trial "$w" "$rate")
+    echo "  --workers $w, tcpreplay ${rate} Mbit/s: sent $sent frames at $mbps Mbit/s ($pps packets/s); sensor counted $counted, kernel received $recv, dropped $drop, interface dropped $ifdrop"
+    if [ "$drop" = 0 ] && [ "$ifdrop" = 0 ]; then
+      best="$mbps Mbit/s, $pps packets/s"
+      limit="no drop at any rate tried: tcpreplay's own speed is the limit"
+    else
+      limit="drops at tcpreplay $rate Mbit/s ($mbps Mbit/s reached)"
+      break
+    fi
+  done
+  echo "  --workers $w: highest rate without a kernel drop: $best ($limit; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+done
