@@ -360,6 +360,9 @@ void evidence_packet(struct evidence *e, const struct pkt *p)
     /* how much of the frame to keep */
     uint32_t keep = p->caplen;
     bool control = (p->tcp_flags & (PKT_TH_SYN | PKT_TH_FIN | PKT_TH_RST)) != 0;
+    /* the payload lies in the frame (not for a datagram rebuilt from
+     * fragments): the frame can be cut after n payload bytes */
+    bool inside = p->payload >= p->frame && p->payload + p->payload_len <= p->frame + p->caplen;
     if (!f->triggered && p->payload_len && is_trigger(p->payload, p->payload_len)) {
         f->triggered = true;
         /* the triggering command itself belongs to the command phase */
@@ -376,11 +379,9 @@ void evidence_packet(struct evidence *e, const struct pkt *p)
                 f->after[1] >= e->cfg.bytes_per_dir)
                 keep = 0;
         } else if (room == 0) {
-            keep = control ? (uint32_t)(p->payload - p->frame) : 0;
+            keep = control && inside ? (uint32_t)(p->payload - p->frame) : 0;
         } else {
             uint64_t take = p->payload_len < room ? p->payload_len : room;
-            const uint8_t *end = p->frame + p->caplen;
-            bool inside = p->payload >= p->frame && p->payload + p->payload_len <= end;
             if (!inside)
                 take = p->payload_len; /* reassembled fragments: kept whole */
             else if (take < p->payload_len)
