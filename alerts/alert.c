@@ -77,6 +77,11 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
     json_object_set_new(sw, "severity_name", json_string(rule_severity_name(v->severity)));
     json_object_set_new(sw, "confidence", json_string(rule_confidence_str(v->confidence)));
     json_object_set_new(sw, "evidence", v->evidence ? json_deep_copy(v->evidence) : json_object());
+    /* --evidence-dir: stripwatch.evidence.pcap, the file holding the
+     * session's packets (sensor/evidence.c); absent without it */
+    json_t *evj = json_object_get(sw, "evidence");
+    if (ctx && ctx->evidence_pcap && json_is_object(evj))
+        json_object_set_new(evj, "pcap", json_string(ctx->evidence_pcap));
     json_object_set_new(sw, "suppressed", json_integer(ctx ? (json_int_t)ctx->suppressed : 0));
     json_object_set_new(sw, "version", json_string(SW_VERSION));
 

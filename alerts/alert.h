@@ -14,7 +14,8 @@
 
 struct alert_ctx {
     const char *observer_name;
-    uint64_t suppressed; /* alerts of this (rule, server) suppressed before this one */
+    uint64_t suppressed;       /* alerts of this (rule, server) suppressed before this one */
+    const char *evidence_pcap; /* --evidence-dir: file name of the session's packets, or NULL */
 };
 
 /* NULL on allocation failure; *len gets the length. */

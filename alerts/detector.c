@@ -255,6 +255,8 @@ static void record_emit(struct detector *d, struct record *r)
     size_t n = rules_judge(r->f, &r->pv, r->pols, r->n_pols, v);
     char srv[128];
     server_str(r->f, srv, sizeof srv);
+    char pcap[64] = "";
+    bool evidence_asked = false;
     for (size_t i = 0; i < n; i++) {
         uint64_t supp = 0;
         if (tuned_out(d, r->f, &v[i]))
@@ -264,7 +266,12 @@ static void record_emit(struct detector *d, struct record *r)
             d->stats.suppressed++;
             continue;
         }
-        struct alert_ctx ctx = {d->observer, supp};
+        if (d->cfg.evidence && !evidence_asked) {
+            evidence_asked = true;
+            if (!d->cfg.evidence(d->cfg.evidence_arg, r->f, true, pcap, sizeof pcap))
+                pcap[0] = '\0';
+        }
+        struct alert_ctx ctx = {d->observer, supp, pcap[0] ? pcap : NULL};
         size_t len = 0;
         char *s = alert_build(r->f, &v[i], r->pols, r->n_pols, &ctx, &len);
         if (!s)
@@ -274,6 +281,8 @@ static void record_emit(struct detector *d, struct record *r)
         d->stats.alerts++;
         d->stats.by_rule[v[i].rule]++;
     }
+    if (d->cfg.evidence && !evidence_asked)
+        d->cfg.evidence(d->cfg.evidence_arg, r->f, false, NULL, 0);
     rules_verdicts_clear(v, n);
     record_free(r);
 }

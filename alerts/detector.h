@@ -38,6 +38,14 @@ struct detector_cfg {
      * this is set). Tests and embedders use it; called on the owner thread. */
     void (*emit)(void *arg, const char *json, size_t len);
     void *emit_arg;
+    /* Evidence packets (--evidence-dir; may be NULL): called once per judged
+     * session on the owner thread, alerted true just before its first alert
+     * is built (then a true return with the file name in name puts it into
+     * stripwatch.evidence.pcap of each of its alerts), else alerted false
+     * once its verdicts are done (name NULL, the return ignored). */
+    bool (*evidence)(void *arg, const struct smtp_facts *f, bool alerted, char *name,
+                     size_t namelen);
+    void *evidence_arg;
 };
 void detector_cfg_defaults(struct detector_cfg *c);
 

@@ -55,6 +55,12 @@ static void usage(FILE *f)
           "  --spool FILE             on-disk spool while Redis is away (default\n"
           "                           STATE-DIR/alerts.spool)\n"
           "  --spool-max BYTES        spool bound\n"
+          "  --evidence-dir DIR       write the packets of each session that raised an\n"
+          "                           alert to DIR/UID.pcap (stripwatch.evidence.pcap)\n"
+          "  --evidence-bytes BYTES   payload kept per direction after the first DATA, BDAT\n"
+          "                           or TLS record (default 4K)\n"
+          "  --evidence-max-size BYTES  total size of DIR's pcap files, oldest removed\n"
+          "                           first (default 1G)\n"
           "rules (also per rule in the config file: [rule.id] enabled, severity, rate-limit):\n"
           "  --rate-limit N           alerts per minute per rule and server (default 10, 0: none)\n"
           "  --allow-server ADDR[/LEN]  no alert for sessions to these servers (repeatable)\n"
@@ -142,6 +148,9 @@ enum {
     OPT_ALLOW_DOMAIN,
     OPT_SYSLOG,
     OPT_STATS_INTERVAL,
+    OPT_EVIDENCE_DIR,
+    OPT_EVIDENCE_BYTES,
+    OPT_EVIDENCE_MAX_SIZE,
     OPT_COUNT,
 };
 
@@ -198,6 +207,9 @@ static const struct {
     [OPT_ALLOW_DOMAIN] = {"allow-domain", 0, A | RP | RL},
     [OPT_SYSLOG] = {"syslog", 0, 0},
     [OPT_STATS_INTERVAL] = {"stats-interval", 0, A},
+    [OPT_EVIDENCE_DIR] = {"evidence-dir", 0, A},
+    [OPT_EVIDENCE_BYTES] = {"evidence-bytes", 0, A},
+    [OPT_EVIDENCE_MAX_SIZE] = {"evidence-max-size", 0, A},
 };
 _Static_assert(OPT_COUNT <= SENSOR_OPTS_MAX, "SENSOR_OPTS_MAX too small");
 
@@ -504,6 +516,20 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
         return true;
     case OPT_OBSERVER:
         o->observer_name = v;
+        return true;
+    case OPT_EVIDENCE_DIR:
+        o->evidence_dir = v;
+        return true;
+    case OPT_EVIDENCE_BYTES:
+        if (!sensor_parse_u64(v, true, 0, 1u << 30, &n, err, errlen))
+            return false;
+        o->evidence_bytes = n;
+        o->evidence_bytes_set = true;
+        return true;
+    case OPT_EVIDENCE_MAX_SIZE:
+        if (!sensor_parse_u64(v, true, 1u << 16, UINT64_MAX, &n, err, errlen))
+            return false;
+        o->evidence_max_size = n;
         return true;
     case OPT_MEMCAP:
         if (!sensor_parse_u64(v, true, 1u << 20, UINT64_MAX, &n, err, errlen))

@@ -16,6 +16,7 @@
 #include "decode/pkt.h"
 #include "policy/policy.h"
 #include "sensor/capture.h"
+#include "sensor/evidence.h"
 #include "sensor/pipeline.h"
 
 /* Every counter that says "something was dropped or pushed out by a bound",
@@ -29,6 +30,7 @@ struct snap {
     const struct detector_stats *ds;
     const struct policy_stats *pol;
     const struct sink_stats *ss;
+    struct evidence_stats es;
     uint64_t kdrop, ifdrop;
 };
 
@@ -109,6 +111,15 @@ static uint64_t c_spool(const struct snap *s)
     return s->ss ? s->ss->dropped_spool_full : 0;
 }
 
+static uint64_t c_evmem(const struct snap *s)
+{
+    return s->es.pkts_memcap;
+}
+static uint64_t c_everr(const struct snap *s)
+{
+    return s->es.write_errors + s->es.files_too_large;
+}
+
 static const struct counter {
     const char *name;
     int severity;
@@ -123,7 +134,8 @@ static const struct counter {
     {"detector.pending_dropped", 2, c_pend}, {"detector.policy_domains_dropped", 2, c_doms},
     {"policy.lookups_dropped", 2, c_ldrop},  {"policy.dns_skipped", 2, c_skip},
     {"policy.dns_resolver_down", 2, c_down}, {"policy.cache_full", 2, c_cfull},
-    {"flows.evicted_session", 3, c_evsess},
+    {"flows.evicted_session", 3, c_evsess},  {"evidence.pkts_memcap", 2, c_evmem},
+    {"evidence.not_written", 2, c_everr},
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
 
@@ -167,6 +179,8 @@ static void take(struct health *h, uint64_t now[N_COUNTERS])
         s.pol = policy_engine_stats(h->cfg.pol);
     if (h->cfg.sink)
         s.ss = sink_stats(h->cfg.sink);
+    if (h->cfg.ev)
+        evidence_get_stats(h->cfg.ev, &s.es);
     uint64_t recv = 0;
     if (h->cfg.cap)
         capture_kernel_drops(h->cfg.cap, &recv, &s.kdrop, &s.ifdrop);

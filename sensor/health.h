@@ -4,7 +4,8 @@
  * event.kind "state"). It reads the loss counters of every bound (kernel and
  * ring drops, flow evictions and refusals, out-of-order drops, SMTP memcap
  * and command-pipeline overflow, fragment bounds, verdicts pushed out, policy
- * lookups dropped or skipped while the resolver is down, spool full) through
+ * lookups dropped or skipped while the resolver is down, spool full, evidence
+ * packets not kept or not written) through
  * the modules' statistics getters, and emits a record with the counters that
  * moved (delta and total) and a severity: one at start, one at stop, and in
  * between at most one per period, only when a counter moved. Time is capture
@@ -25,6 +26,7 @@ struct pipeline;
 struct detector;
 struct sink;
 struct policy_engine;
+struct evidence;
 
 /* Where the counters come from (all borrowed, any may be NULL) and where
  * records go. */
@@ -35,6 +37,7 @@ struct health_cfg {
     struct pipeline *pl;
     struct detector *det;
     struct policy_engine *pol;
+    struct evidence *ev;       /* --evidence-dir */
     const char *observer_name; /* NULL: host name */
     bool live;                 /* wall time; else capture time */
     int64_t period_s;          /* at most one record per period between start and stop (10) */

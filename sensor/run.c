@@ -19,6 +19,7 @@
 #include "sensor/capture.h"
 #include "sensor/clock.h"
 #include "sensor/fanout.h"
+#include "sensor/evidence.h"
 #include "sensor/health.h"
 #include "sensor/inputcheck.h"
 #include "sensor/log.h"
@@ -58,6 +59,7 @@ struct run {
     struct health *health;
     struct input_check *input; /* offline: undecodable frames per file */
     struct fanout *fan;        /* live with several workers: one capture thread each */
+    struct evidence *ev;       /* --evidence-dir; NULL without it */
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
@@ -228,6 +230,19 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(s->dropped_spool_full), U(s->reconnects), U(s->errors), U(s->duplicates_skipped),
                 U(s->pending), U(s->spool_bytes));
     }
+    if (r->ev) {
+        struct evidence_stats es;
+        evidence_get_stats(r->ev, &es);
+        fprintf(f,
+                "stripwatch: stats evidence held_flows=%llu held_bytes=%llu held_peak=%llu "
+                "pkts_kept=%llu pkts_bounded=%llu pkts_memcap=%llu flows_expired=%llu "
+                "sessions_unmatched=%llu files_written=%llu files_rotated=%llu "
+                "files_too_large=%llu write_errors=%llu dir_files=%llu dir_bytes=%llu\n",
+                U(es.held_flows), U(es.held_bytes), U(es.held_peak), U(es.pkts_kept),
+                U(es.pkts_bounded), U(es.pkts_memcap), U(es.flows_expired),
+                U(es.sessions_unmatched), U(es.files_written), U(es.files_rotated),
+                U(es.files_too_large), U(es.write_errors), U(es.dir_files), U(es.dir_bytes));
+    }
     if (r->pol) {
         const struct policy_stats *p = policy_engine_stats(r->pol);
         fprintf(f,
@@ -307,6 +322,13 @@ static bool state_dir_ok(const struct sensor_opts *o, char *err, size_t errlen)
     return why == NULL;
 }
 
+/* The detector's evidence hook (detector.h): the session's packets. */
+static bool evidence_of_session(void *arg, const struct smtp_facts *f, bool alerted, char *name,
+                                size_t namelen)
+{
+    return evidence_session(arg, &f->flow, alerted, name, namelen);
+}
+
 /* Opens everything but the capture; 0 or an error line in err. With --user,
  * privileges are dropped once the files are open (sessions, policy file,
  * alerts, spool, state file) and before the pipeline starts its threads. */
@@ -376,18 +398,41 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         dc.emit = summary_alert;
         dc.emit_arg = r->sum;
     }
+    if (o->evidence_dir) {
+        struct evidence_cfg ec;
+        evidence_cfg_defaults(&ec);
+        ec.dir = o->evidence_dir;
+        if (o->evidence_bytes_set)
+            ec.bytes_per_dir = o->evidence_bytes;
+        if (o->evidence_max_size)
+            ec.max_size = o->evidence_max_size;
+        e[0] = '\0';
+        r->ev = evidence_new(&ec, e, sizeof(e));
+        if (!r->ev) {
+            snprintf(err, errlen, "%s", e);
+            return -1;
+        }
+        dc.evidence = evidence_of_session;
+        dc.evidence_arg = r->ev;
+    }
     e[0] = '\0';
     r->det = detector_new(&dc, e, sizeof(e));
     if (!r->det) {
         snprintf(err, errlen, "%s", e[0] ? e : "detector: cannot start");
         return -1;
     }
+    /* a file in the evidence directory: the drop's check that USER may write there */
+    char evidence_probe[4200] = "";
+    if (o->evidence_dir)
+        snprintf(evidence_probe, sizeof(evidence_probe), "%s/", o->evidence_dir);
     /* everything that opens a file as root is done; no worker thread yet */
     if (!privdrop_apply(&o->drop, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--save-policies", o->save_policies, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--state-file", o->state_file, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--spool", o->redis_url ? sc.spool_path : NULL, err,
-                                 errlen)) {
+                                 errlen) ||
+        !privdrop_check_writable(&o->drop, "--evidence-dir",
+                                 o->evidence_dir ? evidence_probe : NULL, err, errlen)) {
         r->no_save = true; /* nothing learned yet; one error line only */
         return -1;
     }
@@ -416,6 +461,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
                             .pl = r->pl,
                             .det = r->det,
                             .pol = r->pol,
+                            .ev = r->ev,
                             .observer_name = o->observer_name,
                             .live = o->iface != NULL};
     if (!r->frag || !(r->health = health_new(&hc))) {
@@ -552,6 +598,7 @@ static bool close_all(struct run *r, bool print)
         print_stats(r);
     health_free(r->health);
     detector_free(r->det);
+    evidence_free(r->ev);
     summary_free(r->sum);
     sink_free(r->sink);
     policy_engine_free(r->pol);
@@ -615,7 +662,8 @@ int sensor_run(const struct sensor_opts *o)
             .snaplen = o->snaplen,
             .buffer_size = o->buffer_size ? o->buffer_size : SENSOR_DEFAULT_BUFFER_SIZE,
             .immediate = o->immediate,
-            .fanout = o->workers,
+            /* the evidence store is fed by the one capture thread (evidence.c) */
+            .fanout = o->evidence_dir ? 1 : o->workers,
         };
         r.cap = capture_open_live(&lc, err, sizeof(err));
     } else {
@@ -711,6 +759,7 @@ int sensor_run(const struct sensor_opts *o)
             health_start(r.health, live ? wall_usec() : cp.ts);
         if (sw_clock_step(&r.clock, cp.ts)) {
             frag_table_expire(r.frag, cp.ts);
+            evidence_tick(r.ev, cp.ts);
             pipeline_tick(r.pl, cp.ts, no);
             health_poll(r.health, health_time(&r, cp.ts));
         }
@@ -733,8 +782,10 @@ int sensor_run(const struct sensor_opts *o)
         enum pkt_status st = pkt_decode(&p, r.frag);
         r.status[st]++;
         input_check_packet(r.input, &cp, st);
-        if (st == PKT_TCP)
+        if (st == PKT_TCP) {
+            evidence_packet(r.ev, &p); /* before the session can end */
             pipeline_packet(r.pl, &p);
+        }
         if ((no & 0xFFF) == 0)
             pipeline_idle(r.pl);
         if (show_progress && (no & 0xFFFF) == 0) {

@@ -64,8 +64,12 @@ struct sensor_opts {
                                               given), to tell what changed at SIGHUP */
     unsigned char origin[SENSOR_OPTS_MAX]; /* 0 not given, 1 the file, 2 the command line */
     struct sensor_str *strings;
-    bool syslog;         /* --syslog: log lines to syslog instead of stderr */
-    long stats_interval; /* --stats-interval seconds; -1: default (live 300, offline 0) */
+    bool syslog;              /* --syslog: log lines to syslog instead of stderr */
+    long stats_interval;      /* --stats-interval seconds; -1: default (live 300, offline 0) */
+    const char *evidence_dir; /* --evidence-dir; NULL: no evidence packets kept */
+    uint64_t evidence_bytes;  /* --evidence-bytes (evidence_bytes_set: given, may be 0) */
+    bool evidence_bytes_set;
+    uint64_t evidence_max_size; /* --evidence-max-size (0: default 1 GiB) */
 };
 
 /* Reads the config file (--config FILE, else the default one when it

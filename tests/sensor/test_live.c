@@ -4,7 +4,8 @@
  * replays a capture from the other; once the sensor has counted every packet
  * (its statistics on SIGUSR1), SIGINT stops it, and it must exit 0 with the
  * same session records as the offline run of the same file (capture-time
- * fields aside: @timestamp, uid, ts). Commands enter a namespace with
+ * fields aside: @timestamp, uid, ts); the evidence pcap of each of its
+ * alerts (--evidence-dir), read back, raises that alert. Commands enter a namespace with
  * `nsenter --net` only: no mount namespace, so no `mount --make-rslave /`
  * (what `ip netns exec` and `ip -n` do, which fails where / is not a mount
  * point, e.g. in a chroot). Where the namespaces or the veth pair cannot be
@@ -177,6 +178,46 @@ static char *scrub_lines(const char *text)
     return out;
 }
 
+/* --evidence-dir live: every alert names a file in evdir that, read back
+ * offline, raises an alert of the same rule for the same session uid. */
+static void check_live_evidence(const char *alerts, const char *evdir)
+{
+    size_t len;
+    char *text = slurp(alerts, &len);
+    int n_alerts = 0;
+    for (char *p = text, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        json_error_t je;
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &je);
+        assert_non_null(j);
+        json_t *ev = json_object_get(j, "event"), *sw = json_object_get(j, "stripwatch");
+        if (strcmp(json_string_value(json_object_get(ev, "kind")), "alert") != 0) {
+            json_decref(j);
+            continue;
+        }
+        n_alerts++;
+        const char *name =
+            json_string_value(json_object_get(json_object_get(sw, "evidence"), "pcap"));
+        const char *uid = json_string_value(json_object_get(sw, "uid"));
+        const char *rule = json_string_value(json_object_get(json_object_get(j, "rule"), "id"));
+        assert_non_null(name);
+        char want_name[64], pcap[4400], want[256];
+        snprintf(want_name, sizeof(want_name), "%s.pcap", uid);
+        assert_string_equal(name, want_name);
+        snprintf(pcap, sizeof(pcap), "%s/%s", evdir, name);
+        char *back[] = {STRIPWATCH, "--no-config", "-q", "-r", pcap, NULL};
+        struct run_out r;
+        run(tmp, back, NULL, 60, &r);
+        assert_int_equal(r.status, 0);
+        snprintf(want, sizeof(want), "\"rule\":{\"id\":\"%s\"", rule);
+        if (!strstr(r.out, want) || !strstr(r.out, uid))
+            fail_msg("%s read back: no %s alert for %s:\n%s", name, rule, uid, r.out);
+        run_free(&r);
+        json_decref(j);
+    }
+    assert_true(n_alerts > 0);
+    free(text);
+}
+
 static void test_live_matches_offline(void **st)
 {
     (void)st;
@@ -216,8 +257,22 @@ static void test_live_matches_offline(void **st)
     assert_true(want_packets > 0);
     run_free(&r);
 
-    char *sensor[] = {"nsenter", net_a,         STRIPWATCH,       "-i",   "va",           "--bpf",
-                      "tcp",     "--immediate", "--sessions-out", live_s, "--alerts-out", live_a,
+    char evdir[4200];
+    snprintf(evdir, sizeof(evdir), "%s/evidence", tmp);
+    char *sensor[] = {"nsenter",
+                      net_a,
+                      STRIPWATCH,
+                      "-i",
+                      "va",
+                      "--bpf",
+                      "tcp",
+                      "--immediate",
+                      "--sessions-out",
+                      live_s,
+                      "--alerts-out",
+                      live_a,
+                      "--evidence-dir",
+                      evdir,
                       NULL};
     char sdir[4096], serr[4200];
     snprintf(sdir, sizeof(sdir), "%s/sensor", tmp);
@@ -278,6 +333,7 @@ static void test_live_matches_offline(void **st)
     free(os);
     free(lsc);
     free(osc);
+    check_live_evidence(live_a, evdir);
 }
 
 /* Drops, at every depth, what depends on capture time or on live policy
