@@ -14,9 +14,11 @@
 #include <time.h>
 
 static const struct rule_desc rule_descs[RULE_COUNT] = {
-    [RULE_STARTTLS_STRIPPED] = {"starttls.stripped", "STARTTLS stripped",
-                                "The EHLO reply lacks STARTTLS although this server offered it "
-                                "before or a recipient domain's MTA-STS policy names it."},
+    [RULE_STARTTLS_STRIPPED] =
+        {"starttls.stripped", "STARTTLS stripped",
+         "The EHLO reply lacks STARTTLS although this server offered it "
+         "before, a recipient domain's MTA-STS policy names it, or its DNSSEC-secure "
+         "TLSA records (DANE) make TLS mandatory."},
     [RULE_STARTTLS_TAMPERED] =
         {"starttls.tampered", "STARTTLS exchange tampered with",
          "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
@@ -41,6 +43,10 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
                                          "this MX and the session went on."},
     [RULE_AUTH_CLEARTEXT] = {"auth.cleartext", "Cleartext SMTP authentication",
                              "AUTH PLAIN or LOGIN credentials were sent before TLS."},
+    [RULE_DELIVERY_PLAINTEXT_DANE] = {"delivery.plaintext_dane",
+                                      "Plaintext delivery to a DANE-protected MX",
+                                      "Message content crossed the wire in cleartext to a server "
+                                      "whose DNSSEC-secure TLSA records make TLS mandatory."},
 };
 
 const struct rule_desc *rule_desc(enum rule_id r)
