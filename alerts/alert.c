@@ -21,6 +21,7 @@ static const char *event_type(enum rule_id r)
     case RULE_AUTH_CLEARTEXT:
     case RULE_DELIVERY_PLAINTEXT_POLICY:
     case RULE_DELIVERY_PLAINTEXT_DANE:
+    case RULE_DANE_CERTIFICATE_MISMATCH:
     case RULE_POLICY_MX_MISMATCH:
     case RULE_POLICY_CERTIFICATE_INVALID:
         return "denied"; /* a policy that should have refused it */

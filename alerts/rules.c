@@ -47,6 +47,11 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
                                       "Plaintext delivery to a DANE-protected MX",
                                       "Message content crossed the wire in cleartext to a server "
                                       "whose DNSSEC-secure TLSA records make TLS mandatory."},
+    [RULE_DANE_CERTIFICATE_MISMATCH] = {"dane.certificate_mismatch",
+                                        "Certificate matches no DANE TLSA record",
+                                        "The server's certificate chain matches none of its "
+                                        "usable DNSSEC-secure TLSA records and the session went "
+                                        "on."},
 };
 
 const struct rule_desc *rule_desc(enum rule_id r)

@@ -2,8 +2,10 @@
 /* rules_dane.c: the DANE rules: TLS made mandatory by DNSSEC-secure TLSA
  * records of the receiving MX, and sessions that went without it.
  * RFC 7672 §2.2 (secure TLSA RRset: TLS mandatory, no fallback to
- * cleartext), §3.1 (usable records: DANE-TA(2), DANE-EE(3)). */
+ * cleartext), §3.1 (usable records: DANE-TA(2), DANE-EE(3)), RFC 7671 §5
+ * (matching a certificate chain). */
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,6 +39,9 @@ void rule_dane_set(struct rule_dane *dn, const char *host, const struct dane_ans
     dn->status = a ? a->status : DANE_ST_UNKNOWN;
     json_t *recs = json_array();
     const struct dane_entry *e = a ? a->entry : NULL;
+    if (e)
+        dn->entry = dane_entry_new(e->host, e->status, e->rr, e->n, e->why, e->fetched_at, e->ttl,
+                                   e->source);
     for (size_t i = 0; e && i < e->n; i++) {
         char buf[DANE_MAX_DATA * 2 + 16];
         json_array_append_new(recs, json_string(dane_tlsa_format(&e->rr[i], buf, sizeof(buf))));
@@ -52,13 +57,65 @@ void rule_dane_set(struct rule_dane *dn, const char *host, const struct dane_ans
 
 bool rule_dane_in_force(const struct rule_dane *dn)
 {
-    return dn && dn->answered && dn->status == DANE_ST_SECURE && dn->n_usable > 0;
+    return dn && dn->answered && dn->status == DANE_ST_SECURE && dn->n_usable > 0 && dn->entry;
 }
 
 void rule_dane_clear(struct rule_dane *dn)
 {
     json_decref(dn->json);
+    dane_entry_free(dn->entry);
     memset(dn, 0, sizeof(*dn));
+}
+
+static void hex_of(const unsigned char *p, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+bool rules_dane_match(const struct dane_tlsa *t, const char *digests)
+{
+    if (!digests || !dane_tlsa_is_usable(t))
+        return false;
+    /* the digest the record names, hex */
+    char want[2 * 64 + 1];
+    int field; /* 0 cert-256, 1 cert-512, 2 spki-256, 3 spki-512 */
+    if (t->mtype == 0) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (EVP_Digest(t->data, t->len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+            return false;
+        hex_of(md, 32, want);
+        field = t->selector ? 2 : 0;
+    } else {
+        hex_of(t->data, t->len, want);
+        field = (t->selector ? 2 : 0) + (t->mtype == 2 ? 1 : 0);
+    }
+    size_t wl = strlen(want);
+    int cert = 0;
+    for (const char *p = digests; *p; cert++) {
+        const char *end = strchr(p, ';');
+        if (!end)
+            end = p + strlen(p);
+        bool ee = cert == 0;
+        if ((t->usage == 3 && ee) || (t->usage == 2 && !ee)) {
+            const char *f = p;
+            for (int k = 0; k < field && f && f < end; k++) {
+                f = strchr(f, ' ');
+                if (f)
+                    f++;
+            }
+            if (f && f < end && (size_t)(end - f) >= wl && strncmp(f, want, wl) == 0 &&
+                (f[wl] == ' ' || f + wl == end))
+                return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
 }
 
 static json_t *ts_json(sw_usec t)
@@ -84,12 +141,40 @@ static json_t *dane_evidence(const struct smtp_facts *f, const struct rule_dane 
     return ev;
 }
 
+/* dane.certificate_mismatch: TLS <= 1.2 with the chain visible, no fatal
+ * alert, and no usable record matches it. */
+static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *dn,
+                            struct verdict *out, size_t n)
+{
+    const struct facts_x509 *c = &f->tls->cert;
+    const struct dane_entry *e = dn->entry;
+    if (!c->present || !c->dane_digests || f->tls->alert_level == 2 || n >= RULES_VERDICTS_MAX)
+        return n;
+    for (size_t i = 0; i < e->n; i++)
+        if (rules_dane_match(&e->rr[i], c->dane_digests))
+            return n;
+    json_t *ev = dane_evidence(f, dn,
+                               "the certificate chain matches none of the server's usable "
+                               "DNSSEC-secure TLSA records (DANE)");
+    json_object_set_new(
+        ev, "certificate",
+        json_pack("{s:o, s:o, s:o, s:I}", "subject", facts_json_wire_str(c->subject), "issuer",
+                  facts_json_wire_str(c->issuer), "sha256", facts_json_wire_str(c->sha256),
+                  "chain_length", (json_int_t)c->chain_len));
+    json_object_set_new(
+        ev, "sni", f->tls->sni && f->tls->sni[0] ? facts_json_wire_str(f->tls->sni) : json_null());
+    out[n++] = (struct verdict){RULE_DANE_CERTIFICATE_MISMATCH, SEV_MEDIUM, CONF_HIGH,
+                                "certificate-fails-dane",       -1,         ev};
+    return n;
+}
+
 size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, struct verdict *out,
                         size_t n)
 {
-    if (!rule_dane_in_force(dn) || rules_is_submission(f) || f->tls->established ||
-        f->tls->implicit)
+    if (!rule_dane_in_force(dn) || rules_is_submission(f) || f->tls->implicit)
         return n;
+    if (f->tls->established)
+        return cert_mismatch(f, dn, out, n);
     /* starttls.stripped: the EHLO reply lacks STARTTLS (not mangled: that is
      * starttls.tampered) */
     bool ehlo_ok = f->ehlo_code >= 200 && f->ehlo_code < 300;

@@ -21,7 +21,14 @@
 
 /* Runs the sensor on PCAP with dane_file; the alerts (not health records)
  * as a JSON array; *rc the exit status; stderr into err. */
+static json_t *run_pcap(const char *pcap, const char *dane_file, int *rc, char *err, size_t errlen);
+
 static json_t *run(const char *dane_file, int *rc, char *err, size_t errlen)
+{
+    return run_pcap(PCAP, dane_file, rc, err, errlen);
+}
+
+static json_t *run_pcap(const char *pcap, const char *dane_file, int *rc, char *err, size_t errlen)
 {
     char cmd[2048], errpath[] = "/tmp/sw-dane-rules-XXXXXX";
     int efd = mkstemp(errpath);
@@ -30,7 +37,7 @@ static json_t *run(const char *dane_file, int *rc, char *err, size_t errlen)
     snprintf(cmd, sizeof(cmd),
              "'%s/stripwatch' --no-config -q -r '%s' --dane-file '%s' --alerts-out - "
              "--sessions-out /dev/null 2>'%s'",
-             SW_BINARY_DIR, PCAP, dane_file, errpath);
+             SW_BINARY_DIR, pcap, dane_file, errpath);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     json_t *alerts = json_array();
@@ -160,6 +167,51 @@ static void test_bad_entry_reported(void **state)
     unlink(path);
 }
 
+#define TLS12        SW_SOURCE_DIR "/pcaps/postfix-tls12-certificate.pcap"
+#define LEAF_SPKI256 "6bcaf13a6737429e791a135e863bfe57b67d7aafc8e240577012720c5472bb2d"
+#define LEAF_CERT256 "ec5f842cd6c429d7c626f806201f053c1130ec17acbc170d9df7c8e13e31a0b1"
+
+/* TLS 1.2, certificate visible: records naming another key (DANE-EE) and a
+ * trust anchor the chain does not hold (DANE-TA) are a mismatch (medium);
+ * the leaf's SPKI or certificate digest matches (no alert). */
+static void test_certificate_mismatch(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run_pcap(TLS12, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 1);
+    json_t *m = json_array_get(a, 0);
+    assert_string_equal(str_at(m, "rule", "id"), "dane.certificate_mismatch");
+    assert_string_equal(str_at(m, "event", "action"), "certificate-fails-dane");
+    assert_string_equal(str_at(m, "stripwatch", "severity_name"), "medium");
+    assert_string_equal(str_at(m, "stripwatch", "confidence"), "high");
+    assert_string_equal(str_at(m, "dane", "host"), "mx.tls12.example");
+    json_t *c = json_object_get(json_object_get(json_object_get(m, "stripwatch"), "evidence"),
+                                "certificate");
+    assert_string_equal(json_string_value(json_object_get(c, "sha256")), LEAF_CERT256);
+    json_decref(a);
+
+    const char *ok[] = {"3 1 1 " LEAF_SPKI256, "3 0 1 " LEAF_CERT256};
+    for (size_t i = 0; i < 2; i++) {
+        char path[] = "/tmp/sw-dane-file-XXXXXX", text[512];
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(text, sizeof(text),
+                 "{\"mx.tls12.example\": {\"status\": \"secure\", \"records\": [\"%s\"], "
+                 "\"fetched_at\": \"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n",
+                 ok[i]);
+        write_file(path, text);
+        a = run_pcap(TLS12, path, &rc, err, sizeof(err));
+        assert_int_equal(rc, 0);
+        assert_int_equal(json_array_size(a), 0);
+        json_decref(a);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_bogus_and_insecure_ignored),
         cmocka_unit_test(test_unusable_records_ignored),
         cmocka_unit_test(test_bad_entry_reported),
+        cmocka_unit_test(test_certificate_mismatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
