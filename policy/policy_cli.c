@@ -14,6 +14,7 @@
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/policy.h"
+#include "policy/policy_check.h"
 
 #define CLI_DNS_TIMEOUT_MS 10000
 
@@ -39,8 +40,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: stripwatch policy DOMAIN [--dns-server ADDR[@PORT]] [--ca-file FILE]\n"
                "                         [--https-port N] [--allow-private-policy-hosts]\n"
-               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461): exit 0 when a valid\n"
-               "policy is published, 1 when not, 2 on a usage error.\n");
+               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461) and that its MX hosts\n"
+               "match the policy's mx patterns: exit 0 when a valid policy is published and\n"
+               "covers every MX, 1 when not, 2 on a usage error.\n");
 }
 
 __attribute__((format(printf, 4, 5))) static void check(struct cli *c, bool ok, const char *sec,
@@ -486,7 +488,36 @@ int policy_cli_main(int argc, char **argv)
     check(&c, true, "§3.2", "policy syntax");
     if (p.max_age < 86400)
         printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n", p.max_age);
-    printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+    /* §4.1: every MX host of the domain must match the policy's mx
+     * patterns, or senders that enforce it refuse to deliver there */
+    char dwhy[512];
+    size_t uncovered = 0;
+    for (size_t i = 0; i < c.n_txt; i++)
+        free(c.txt[i]);
+    free(c.txt);
+    free(c.txt_len);
+    c.txt = NULL;
+    c.txt_len = NULL;
+    c.n_txt = 0;
+    c.dns_done = false;
+    memset(&c.dres, 0, sizeof(c.dres));
+    err[0] = 0;
+    if (!pdns_query_mx(c.dns, c.domain, on_txt, &c, err, sizeof(err)) ||
+        !wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain, err[0] ? err : "timed out");
+    } else if (c.dres.err || (c.dres.rcode != 0 && c.dres.rcode != 3)) {
+        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain,
+              policy_cli_dns_why(&c.dres, dwhy, sizeof(dwhy)));
+    } else {
+        uncovered =
+            policy_cli_mx_check(c.domain, &p, (const char *const *)c.txt, c.n_txt, &c.fails);
+    }
+    if (c.fails)
+        printf("result: policy published (mode %s, id %s) but %s\n", mtasts_mode_str(p.mode), id,
+               uncovered ? "MX hosts are not covered by its mx patterns"
+                         : "the MX records could not be checked");
+    else
+        printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
     mtasts_policy_clear(&p);
     return finish(&c, c.fails ? 1 : 0);
 }

@@ -204,6 +204,14 @@ CONF
   echo "  local-data: '_mta-sts.twotxt.example. 1 IN TXT \"v=STSv1; id=a1;\"'"
   echo "  local-data: '_mta-sts.twotxt.example. 1 IN TXT \"v=STSv1; id=a2;\"'"
   echo "  local-data: '_mta-sts.other.example. 1 IN TXT \"v=spf1 -all\"'"
+  # MX records `stripwatch policy` checks against the mx patterns: covered,
+  # except multi.example's (mx.elsewhere.example is not mx.multi.example)
+  echo '  local-data: "valid.example. 1 IN MX 10 mail.valid.example."'
+  echo '  local-data: "valid.example. 1 IN MX 20 a.mx.valid.example."'
+  for d in dup v6 fallback; do
+    echo "  local-data: \"$d.example. 1 IN MX 10 mx.$d.example.\""
+  done
+  echo '  local-data: "multi.example. 1 IN MX 10 mx.elsewhere.example."'
   echo "remote-control:"
   echo "  control-enable: yes"
   echo "  control-interface: \"$dir/unbound.ctl\""
