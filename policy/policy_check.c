@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* policy_check.c: `stripwatch policy DOMAIN`: the domain's MX hosts against
- * its MTA-STS policy's mx patterns. RFC 8461 §4.1 (MX host validation),
- * RFC 5321 §5.1 (implicit MX). */
+ * its MTA-STS policy's mx patterns, and its TLS-RPT record. RFC 8461 §4.1
+ * (MX host validation), RFC 5321 §5.1 (implicit MX), RFC 8460 §3 (TLS-RPT
+ * record). */
 #include "policy/policy_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 const char *policy_cli_dns_why(const struct pdns_result *r, char *buf, size_t len)
 {
@@ -51,4 +53,88 @@ size_t policy_cli_mx_check(const char *domain, const struct mtasts_policy *p, co
         bad += one_host(p, host, fails);
     }
     return bad;
+}
+
+/* "mailto:" or "https:" followed by at least one character, no space. */
+static bool rua_uri_ok(const char *s, size_t n)
+{
+    size_t k = 0;
+    if (n > 7 && strncasecmp(s, "mailto:", 7) == 0)
+        k = 7;
+    else if (n > 8 && strncasecmp(s, "https://", 8) == 0)
+        k = 8;
+    else
+        return false;
+    for (size_t i = k; i < n; i++)
+        if (s[i] <= ' ' || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+bool tlsrpt_record_check(const char *s, size_t n, size_t *n_rua, char *why, size_t whylen)
+{
+    const char *end = s + n;
+    bool have_rua = false;
+    *n_rua = 0;
+    if (n < 11 || strncmp(s, "v=TLSRPTv1", 10) != 0) {
+        snprintf(why, whylen, "does not start with v=TLSRPTv1");
+        return false;
+    }
+    const char *p = s + 10;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == end)
+            break;
+        if (*p != ';') {
+            snprintf(why, whylen, "fields are not separated by \";\"");
+            return false;
+        }
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == end)
+            break; /* a final ";" */
+        const char *f = p;
+        while (p < end && *p != ';')
+            p++;
+        const char *fe = p;
+        while (fe > f && (fe[-1] == ' ' || fe[-1] == '\t'))
+            fe--;
+        const char *eq = memchr(f, '=', (size_t)(fe - f));
+        if (!eq || eq == f) {
+            snprintf(why, whylen, "field \"%.*s\" is not NAME=VALUE", (int)(fe - f), f);
+            return false;
+        }
+        if ((size_t)(eq - f) == 3 && strncmp(f, "rua", 3) == 0) {
+            if (have_rua) {
+                snprintf(why, whylen, "rua given twice");
+                return false;
+            }
+            have_rua = true;
+            for (const char *u = eq + 1; u <= fe;) {
+                const char *c = memchr(u, ',', (size_t)(fe - u));
+                const char *ue = c ? c : fe;
+                while (u < ue && (*u == ' ' || *u == '\t'))
+                    u++;
+                const char *ut = ue;
+                while (ut > u && (ut[-1] == ' ' || ut[-1] == '\t'))
+                    ut--;
+                if (!rua_uri_ok(u, (size_t)(ut - u))) {
+                    snprintf(why, whylen, "rua \"%.*s\" is not a mailto: or https:// URI",
+                             (int)(ut - u), u);
+                    return false;
+                }
+                (*n_rua)++;
+                if (!c)
+                    break;
+                u = c + 1;
+            }
+        }
+    }
+    if (!have_rua) {
+        snprintf(why, whylen, "no rua field");
+        return false;
+    }
+    return true;
 }

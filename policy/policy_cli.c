@@ -256,6 +256,63 @@ static int parse_args(struct cli *c, int argc, char **argv)
     return 0;
 }
 
+static void clear_txt(struct cli *c)
+{
+    for (size_t i = 0; i < c->n_txt; i++)
+        free(c->txt[i]);
+    free(c->txt);
+    free(c->txt_len);
+    c->txt = NULL;
+    c->txt_len = NULL;
+    c->n_txt = 0;
+}
+
+/* _smtp._tls.DOMAIN TXT: none is a NOTE, one valid record a PASS. */
+static void policy_cli_tlsrpt(struct cli *c)
+{
+    char qname[300], err[256] = "", why[256];
+    snprintf(qname, sizeof(qname), "_smtp._tls.%s", c->domain);
+    clear_txt(c);
+    c->dns_done = false;
+    memset(&c->dres, 0, sizeof(c->dres));
+    if (!pdns_query_txt(c->dns, qname, on_txt, c, err, sizeof(err)) ||
+        !wait_for(c, &c->dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(c, false, "TLSRPT§3", "TXT lookup %s: %s", qname, err[0] ? err : "timed out");
+        return;
+    }
+    if (c->dres.err || (c->dres.rcode != 0 && c->dres.rcode != 3)) {
+        check(c, false, "TLSRPT§3", "TXT lookup %s: %s", qname,
+              policy_cli_dns_why(&c->dres, why, sizeof(why)));
+        return;
+    }
+    size_t n_rpt = 0, at = 0;
+    for (size_t i = 0; i < c->n_txt; i++) {
+        printf("TXT %s: \"", qname);
+        print_escaped(c->txt[i], c->txt_len[i]);
+        bool rpt = c->txt_len[i] >= 10 && strncmp(c->txt[i], "v=TLSRPTv1", 10) == 0;
+        printf("\"%s\n", rpt ? "" : " (not TLSRPTv1: discarded)");
+        if (rpt) {
+            n_rpt++;
+            at = i;
+        }
+    }
+    if (n_rpt == 0) {
+        printf("NOTE TLSRPT§3 no TLS-RPT record: failures to deliver with TLS are not reported "
+               "to the domain (RFC 8460)\n");
+        return;
+    }
+    if (n_rpt > 1) {
+        check(c, false, "TLSRPT§3", "exactly one TLSRPTv1 TXT record: %zu found", n_rpt);
+        return;
+    }
+    size_t n_rua = 0;
+    if (tlsrpt_record_check(c->txt[at], c->txt_len[at], &n_rua, why, sizeof(why)))
+        check(c, true, "TLSRPT§3", "TLS-RPT record syntax (%zu rua URI%s)", n_rua,
+              n_rua == 1 ? "" : "s");
+    else
+        check(c, false, "TLSRPT§3", "TLS-RPT record syntax: %s", why);
+}
+
 static int finish(struct cli *c, int code)
 {
     for (size_t i = 0; i < c->n_txt; i++)
@@ -512,12 +569,17 @@ int policy_cli_main(int argc, char **argv)
         uncovered =
             policy_cli_mx_check(c.domain, &p, (const char *const *)c.txt, c.n_txt, &c.fails);
     }
-    if (c.fails)
-        printf("result: policy published (mode %s, id %s) but %s\n", mtasts_mode_str(p.mode), id,
-               uncovered ? "MX hosts are not covered by its mx patterns"
-                         : "the MX records could not be checked");
-    else
+    /* RFC 8460 §3: the TLS-RPT record (optional; invalid is a failure) */
+    int fails_before = c.fails;
+    policy_cli_tlsrpt(&c);
+    bool rpt_bad = c.fails > fails_before;
+    if (!c.fails)
         printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+    else
+        printf("result: policy published (mode %s, id %s) but %s\n", mtasts_mode_str(p.mode), id,
+               uncovered                      ? "MX hosts are not covered by its mx patterns"
+               : rpt_bad && fails_before == 0 ? "its TLS-RPT record is invalid"
+                                              : "the MX records could not be checked");
     mtasts_policy_clear(&p);
     return finish(&c, c.fails ? 1 : 0);
 }

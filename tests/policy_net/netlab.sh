@@ -212,6 +212,10 @@ CONF
     echo "  local-data: \"$d.example. 1 IN MX 10 mx.$d.example.\""
   done
   echo '  local-data: "multi.example. 1 IN MX 10 mx.elsewhere.example."'
+  # TLS-RPT records (RFC 8460 §3): valid.example's is valid, multi.example's
+  # has no rua; the others publish none
+  echo "  local-data: '_smtp._tls.valid.example. 1 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@valid.example,https://rpt.valid.example/r;\"'"
+  echo "  local-data: '_smtp._tls.multi.example. 1 IN TXT \"v=TLSRPTv1; ruf=mailto:x@multi.example\"'"
   echo "remote-control:"
   echo "  control-enable: yes"
   echo "  control-interface: \"$dir/unbound.ctl\""
