@@ -20,6 +20,8 @@ static const char *event_type(enum rule_id r)
         return "indicator";
     case RULE_AUTH_CLEARTEXT:
     case RULE_DELIVERY_PLAINTEXT_POLICY:
+    case RULE_DELIVERY_PLAINTEXT_DANE:
+    case RULE_DANE_CERTIFICATE_MISMATCH:
     case RULE_POLICY_MX_MISMATCH:
     case RULE_POLICY_CERTIFICATE_INVALID:
         return "denied"; /* a policy that should have refused it */
@@ -68,6 +70,7 @@ char *alert_build(const struct smtp_facts *f, const struct verdict *v,
             json_object_set_new(m, "derived_from_server_name", json_true());
         json_object_set_new(o, "mta_sts", m);
     }
+    alert_add_dane(o, ctx ? ctx->dane : NULL);
 
     json_t *sw = json_object_get(o, "stripwatch");
     if (!json_is_object(sw)) {

@@ -29,8 +29,9 @@ struct record {
     struct posture_view pv;
     struct rule_policy pols[RULES_DOMAINS_MAX];
     size_t n_pols;
-    size_t waiting;      /* lookups not answered yet */
-    int64_t deadline_ms; /* monotonic */
+    struct rule_dane dane; /* the server's TLSA answer (dane.host "" when none) */
+    size_t waiting;        /* lookups not answered yet */
+    int64_t deadline_ms;   /* monotonic */
 };
 
 /* Outlives the detector while policy callbacks are still owed to it. The
@@ -45,10 +46,12 @@ struct handle {
     struct handle *onext, *oprev; /* orphan list, once the detector is gone */
 };
 
+#define LOOKUP_DANE SIZE_MAX /* lookup_ctx.idx of the DANE lookup */
+
 struct lookup_ctx {
     struct handle *h;
     uint64_t seq;
-    size_t idx;
+    size_t idx; /* into pols, or LOOKUP_DANE */
     struct lookup_ctx *next, *prev;
 };
 
@@ -177,6 +180,7 @@ static void record_free(struct record *r)
         return;
     for (size_t i = 0; i < r->n_pols; i++)
         rule_policy_clear(&r->pols[i]);
+    rule_dane_clear(&r->dane);
     facts_free(r->f);
     free(r);
 }
@@ -251,8 +255,15 @@ static void record_emit(struct detector *d, struct record *r)
         rule_policy_set(&r->pols[i], &a);
         d->stats.policy_unknown++;
     }
+    if (r->dane.host[0] && !r->dane.answered) {
+        struct dane_answer a = {DANE_ST_UNKNOWN, NULL, "DANE lookup deadline passed"};
+        char host[FACTS_HOST_MAX];
+        memcpy(host, r->dane.host, sizeof host);
+        rule_dane_set(&r->dane, host, &a);
+    }
     struct verdict v[RULES_VERDICTS_MAX];
     size_t n = rules_judge(r->f, &r->pv, r->pols, r->n_pols, v);
+    n = rules_judge_dane(r->f, &r->dane, v, n);
     char srv[128];
     server_str(r->f, srv, sizeof srv);
     char pcap[64] = "";
@@ -271,7 +282,7 @@ static void record_emit(struct detector *d, struct record *r)
             if (!d->cfg.evidence(d->cfg.evidence_arg, r->f, true, pcap, sizeof pcap))
                 pcap[0] = '\0';
         }
-        struct alert_ctx ctx = {d->observer, supp, pcap[0] ? pcap : NULL};
+        struct alert_ctx ctx = {d->observer, supp, pcap[0] ? pcap : NULL, &r->dane};
         size_t len = 0;
         char *s = alert_build(r->f, &v[i], r->pols, r->n_pols, &ctx, &len);
         if (!s)
@@ -312,6 +323,67 @@ static void drain(struct detector *d, bool force)
         }
         pop_emit(d);
     }
+}
+
+/* The record a lookup context belongs to, if it is still queued. */
+static struct record *ctx_record(struct lookup_ctx *c)
+{
+    struct detector *d = c->h->d;
+    if (!d || c->seq < d->head_seq || c->seq >= d->head_seq + d->count)
+        return NULL;
+    return d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
+}
+
+static void on_dane(void *arg, const char *host, const struct dane_answer *a)
+{
+    struct lookup_ctx *c = arg;
+    struct detector *d = c->h->d;
+    if (d)
+        d->stats.lookups_in_flight--;
+    struct record *r = ctx_record(c);
+    if (r && !r->dane.answered) {
+        rule_dane_set(&r->dane, host, a);
+        r->waiting--;
+    }
+    struct handle *h = c->h;
+    ctx_unlink(c);
+    free(c);
+    handle_unref(h);
+}
+
+/* Starts the DANE lookup of the session's server (record r, not queued
+ * yet: its seq is d->next_seq). */
+static void dane_start(struct detector *d, struct record *r)
+{
+    struct dane *dn = d->cfg.policy ? policy_engine_dane(d->cfg.policy) : NULL;
+    char host[FACTS_HOST_MAX];
+    if (!dn || !rules_dane_host(r->f, host))
+        return;
+    memcpy(r->dane.host, host, sizeof host);
+    struct lookup_ctx *c = calloc(1, sizeof *c);
+    struct dane_answer a;
+    if (!c) {
+        a = (struct dane_answer){DANE_ST_UNKNOWN, NULL, "out of memory"};
+        rule_dane_set(&r->dane, host, &a);
+        return;
+    }
+    c->h = d->h;
+    c->seq = d->next_seq;
+    c->idx = LOOKUP_DANE;
+    if (dane_lookup(dn, host, on_dane, c, &a) == SW_AGAIN) {
+        pthread_mutex_lock(&orphan_mu);
+        d->h->refs++;
+        c->next = d->h->ctxs;
+        if (c->next)
+            c->next->prev = c;
+        d->h->ctxs = c;
+        pthread_mutex_unlock(&orphan_mu);
+        d->stats.lookups_in_flight++;
+        r->waiting++;
+        return;
+    }
+    free(c);
+    rule_dane_set(&r->dane, host, &a);
 }
 
 static void on_policy(void *arg, const char *domain, const struct policy_answer *a)
@@ -396,6 +468,7 @@ void detector_session(struct detector *d, struct smtp_facts *f)
                 rule_policy_set(p, &u);
             }
         }
+        dane_start(d, r);
     }
     if (d->count == d->cap) {
         /* the queue bound: the oldest verdict leaves now, its missing

@@ -59,7 +59,7 @@ struct detector_stats {
      * recipient domain is allow-listed; then `suppressed`: the rate limit */
     uint64_t suppressed_disabled, suppressed_allow_server, suppressed_allow_client,
         suppressed_allow_domain;
-    uint64_t by_rule[8];
+    uint64_t by_rule[RULE_COUNT];
     uint64_t lookups_in_flight; /* policy callbacks still owed to the detector */
     /* learned posture: entries held, pushed out by posture_max, aged out by
      * posture_max_age, Redis reads/writes that failed (posture.h) */

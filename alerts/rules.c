@@ -14,9 +14,11 @@
 #include <time.h>
 
 static const struct rule_desc rule_descs[RULE_COUNT] = {
-    [RULE_STARTTLS_STRIPPED] = {"starttls.stripped", "STARTTLS stripped",
-                                "The EHLO reply lacks STARTTLS although this server offered it "
-                                "before or a recipient domain's MTA-STS policy names it."},
+    [RULE_STARTTLS_STRIPPED] =
+        {"starttls.stripped", "STARTTLS stripped",
+         "The EHLO reply lacks STARTTLS although this server offered it "
+         "before, a recipient domain's MTA-STS policy names it, or its DNSSEC-secure "
+         "TLSA records (DANE) make TLS mandatory."},
     [RULE_STARTTLS_TAMPERED] =
         {"starttls.tampered", "STARTTLS exchange tampered with",
          "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
@@ -46,6 +48,15 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
                                       "An ESMTP-inspection device replaced EHLO capabilities "
                                       "with masks (XXXA, XXXXXXXB); nothing shows that STARTTLS "
                                       "was among them."},
+    [RULE_DELIVERY_PLAINTEXT_DANE] = {"delivery.plaintext_dane",
+                                      "Plaintext delivery to a DANE-protected MX",
+                                      "Message content crossed the wire in cleartext to a server "
+                                      "whose DNSSEC-secure TLSA records make TLS mandatory."},
+    [RULE_DANE_CERTIFICATE_MISMATCH] = {"dane.certificate_mismatch",
+                                        "Certificate matches no DANE TLSA record",
+                                        "The server's certificate chain matches none of its "
+                                        "usable DNSSEC-secure TLSA records and the session went "
+                                        "on."},
 };
 
 const struct rule_desc *rule_desc(enum rule_id r)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "decode/facts.h"
+#include "policy/dane.h"
 #include "policy/policy.h"
 
 /* Stable rule ids, in the order detector_stats.by_rule counts them. */
@@ -25,6 +26,8 @@ enum rule_id {
     RULE_POLICY_CERTIFICATE_INVALID,
     RULE_AUTH_CLEARTEXT,
     RULE_ESMTP_MASKED_EXTENSIONS,
+    RULE_DELIVERY_PLAINTEXT_DANE,
+    RULE_DANE_CERTIFICATE_MISMATCH,
     RULE_COUNT,
 };
 
@@ -110,6 +113,39 @@ struct verdict {
 size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
                    const struct rule_policy *pols, size_t n_pols, struct verdict *out);
 void rules_verdicts_clear(struct verdict *v, size_t n);
+
+/* The DANE answer for the session's server (alerts/rules_dane.c), copied
+ * (the engine's answer is borrowed for the call only). */
+struct rule_dane {
+    char host[FACTS_HOST_MAX]; /* "" when no host was looked up */
+    bool answered;             /* false while the lookup is pending */
+    enum dane_status status;
+    size_t n_usable;          /* records usable for SMTP (RFC 7672 §3.1) */
+    struct dane_entry *entry; /* a copy of the answer's entry, or NULL; owned */
+    struct json_t *json;      /* the alert's dane object: host, records, status; owned */
+};
+/* The host whose TLSA records matter: the SNI, else the banner's host, else
+ * the EHLO reply's (not an address literal); false when none or for a
+ * submission session (DANE for SMTP governs MX delivery only). */
+bool rules_dane_host(const struct smtp_facts *f, char out[FACTS_HOST_MAX]);
+void rule_dane_set(struct rule_dane *dn, const char *host, const struct dane_answer *a);
+/* Secure TLSA records with at least one usable: TLS is mandatory. */
+bool rule_dane_in_force(const struct rule_dane *dn);
+void rule_dane_clear(struct rule_dane *dn);
+/* Whether record t matches the chain whose DANE digests are digests
+ * (facts_x509.dane_digests): DANE-EE(3) the leaf, DANE-TA(2) a certificate
+ * after it; selector Cert(0)/SPKI(1); Full(0) by its SHA-256, SHA2-256(1),
+ * SHA2-512(2) (RFC 7671 §5.1, §5.2, RFC 7672 §3.1). */
+bool rules_dane_match(const struct dane_tlsa *t, const char *digests);
+/* The DANE rules, after rules_judge() filled out[0..n), for a server whose
+ * DANE makes TLS mandatory. Without TLS: delivery.plaintext_dane for
+ * content sent in clear; starttls.stripped when the EHLO reply lacks
+ * STARTTLS (a verdict rules_judge() gave already is raised to high, with
+ * the DANE reason in its evidence). With TLS <= 1.2 and the certificate
+ * chain visible: dane.certificate_mismatch when no usable record matches
+ * (rules_dane_match). Returns the new count. */
+size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, struct verdict *out,
+                        size_t n);
 
 /* Helpers shared with alert.c and posture.c. */
 bool rules_host_is_ip_literal(const char *h);

@@ -292,6 +292,7 @@ static void each_slot(struct smtp_facts *f, slot_fn fn, void *ctx)
         fn(f, &t->cert.not_before, false, ctx);
         fn(f, &t->cert.not_after, false, ctx);
         fn(f, &t->cert.sha256, false, ctx);
+        fn(f, &t->cert.dane_digests, false, ctx);
         for (size_t i = 0; i < t->cert.n_san; i++)
             fn(f, &t->cert.san_dns[i], false, ctx);
     }

@@ -18,13 +18,14 @@
 
 #include "decode/flow.h"
 
-#define FACTS_HOST_MAX 256 /* host names, domains (RFC 5321 limit is 255) */
-#define FACTS_ADDR_MAX 256 /* a full mail address (only with --log-addresses) */
-#define FACTS_CAPS_MAX 64  /* EHLO capability lines kept */
-#define FACTS_TX_MAX   32  /* mail transactions kept per session */
-#define FACTS_RCPT_MAX 128 /* recipients kept per transaction */
-#define FACTS_ANOM_MAX 16  /* anomalies kept per session (a ring, facts_add_anomaly) */
-#define FACTS_SAN_MAX  32  /* certificate DNS names kept */
+#define FACTS_HOST_MAX   256 /* host names, domains (RFC 5321 limit is 255) */
+#define FACTS_ADDR_MAX   256 /* a full mail address (only with --log-addresses) */
+#define FACTS_CAPS_MAX   64  /* EHLO capability lines kept */
+#define FACTS_TX_MAX     32  /* mail transactions kept per session */
+#define FACTS_RCPT_MAX   128 /* recipients kept per transaction */
+#define FACTS_ANOM_MAX   16  /* anomalies kept per session (a ring, facts_add_anomaly) */
+#define FACTS_SAN_MAX    32  /* certificate DNS names kept */
+#define FACTS_DANE_CERTS 4   /* chain certificates whose DANE digests are kept */
 
 /* Anomalies: the detector's evidence. The names (anomaly_kind_str) are stable
  * and appear in stripwatch.anomalies[].kind. */
@@ -112,6 +113,10 @@ struct facts_x509 {
     const char *not_after;
     const char *sha256; /* fingerprint of the leaf, hex */
     size_t chain_len;
+    /* DANE (RFC 6698 §2.1): per certificate of the chain (leaf first, at most
+     * FACTS_DANE_CERTS), "CERT256 CERT512 SPKI256 SPKI512" in hex, ";"
+     * between certificates; NULL when none parsed. Not in the JSON. */
+    const char *dane_digests;
 };
 
 struct facts_tls {

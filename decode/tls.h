@@ -62,6 +62,12 @@ const char *tls_alert_str(int desc);
  * facts; strings set in f) with OpenSSL d2i_X509. Returns false when it is
  * not a certificate. */
 bool x509_parse_leaf(struct smtp_facts *f, struct facts_x509 *c, const uint8_t *der, size_t len);
+/* The digests DANE matches a certificate with (RFC 6698 §2.1), hex, space
+ * separated: SHA-256 and SHA-512 of the whole DER, then of its
+ * subjectPublicKeyInfo. Returns the length written into out (NUL-terminated;
+ * outlen >= X509_DANE_DIGESTS_LEN), 0 when the DER does not parse. */
+#define X509_DANE_DIGESTS_LEN (2 * (64 + 128) + 3 + 1)
+size_t x509_dane_digests(const uint8_t *der, size_t len, char *out, size_t outlen);
 
 /* A bounded cache of parsed certificates keyed by the SHA-256 of the DER, so
  * that the certificate a server shows in every session is decoded once:

@@ -3,9 +3,10 @@
  * subject, issuer, SAN DNS names, validity, SHA-256 fingerprint, whether it
  * is self-signed. Parsed with OpenSSL (d2i_X509), never verified here;
  * the results are kept in a bounded cache keyed by the DER's SHA-256 so that
- * the same certificate is decoded once.
+ * the same certificate is decoded once. And the digests DANE matches each
+ * certificate of the chain with.
  * Follows RFC 5280 (certificate fields), RFC 4514 (DN strings),
- * RFC 3339 (validity times). */
+ * RFC 3339 (validity times), RFC 6698 §2.1 (TLSA selectors and digests). */
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -313,4 +314,98 @@ bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, stru
     facts_set(f, &c->sha256, hex, 64, 0);
     c->self_signed = e->self_signed;
     return true;
+}
+
+/* One DER TLV at *p (before end): its tag, its contents [*c, *c + *clen);
+ * *p moves past it. False when it does not fit. */
+static bool der_next(const uint8_t **p, const uint8_t *end, uint8_t *tag, const uint8_t **c,
+                     size_t *clen)
+{
+    const uint8_t *q = *p;
+    if (end - q < 2)
+        return false;
+    *tag = *q++;
+    size_t len = *q++;
+    if (len & 0x80) {
+        size_t k = len & 0x7f;
+        if (k == 0 || k > 4 || (size_t)(end - q) < k)
+            return false;
+        len = 0;
+        while (k--)
+            len = len << 8 | *q++;
+    }
+    if ((size_t)(end - q) < len)
+        return false;
+    *c = q;
+    *clen = len;
+    *p = q + len;
+    return true;
+}
+
+/* The subjectPublicKeyInfo of a DER certificate, TLV included. */
+static bool der_spki(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len)
+{
+    const uint8_t *p = der, *c, *tbs;
+    size_t clen, tlen;
+    uint8_t tag;
+    if (!der_next(&p, der + len, &tag, &c, &clen) || tag != 0x30)
+        return false;
+    p = c;
+    if (!der_next(&p, c + clen, &tag, &tbs, &tlen) || tag != 0x30)
+        return false;
+    const uint8_t *end = tbs + tlen;
+    p = tbs;
+    /* [0] version (optional), serial, signature, issuer, validity, subject */
+    const uint8_t *at = p;
+    if (!der_next(&p, end, &tag, &c, &clen))
+        return false;
+    if (tag != 0xa0)
+        p = at;
+    for (int i = 0; i < 5; i++)
+        if (!der_next(&p, end, &tag, &c, &clen))
+            return false;
+    at = p;
+    if (!der_next(&p, end, &tag, &c, &clen) || tag != 0x30)
+        return false;
+    *spki = at;
+    *spki_len = (size_t)(p - at);
+    return true;
+}
+
+static void hex_of(const unsigned char *md, unsigned n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (unsigned i = 0; i < n; i++) {
+        out[2 * i] = hx[md[i] >> 4];
+        out[2 * i + 1] = hx[md[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+size_t x509_dane_digests(const uint8_t *der, size_t len, char *out, size_t outlen)
+{
+    const uint8_t *spki;
+    size_t spki_len;
+    if (outlen < X509_DANE_DIGESTS_LEN || !der_spki(der, len, &spki, &spki_len))
+        return 0;
+    const struct {
+        const uint8_t *p;
+        size_t n;
+        const EVP_MD *md;
+    } v[4] = {{der, len, EVP_sha256()},
+              {der, len, EVP_sha512()},
+              {spki, spki_len, EVP_sha256()},
+              {spki, spki_len, EVP_sha512()}};
+    size_t o = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (EVP_Digest(v[i].p, v[i].n, md, &n, v[i].md, NULL) != 1)
+            return 0;
+        if (i)
+            out[o++] = ' ';
+        hex_of(md, n, out + o);
+        o += 2 * n;
+    }
+    return o;
 }

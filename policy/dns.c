@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* dns.c: asynchronous TXT and A/AAAA lookups through libunbound.
- * RFC 1035 (TXT character-strings), RFC 8461 §3.1 (concatenated strings). */
+ * RFC 1035 (TXT character-strings, MX), RFC 8461 §3.1 (concatenated strings). */
 #include "policy/dns.h"
 
 #include <arpa/inet.h>
@@ -272,6 +272,34 @@ static int add_txt(struct pdns_result *res, const unsigned char *rd, size_t len)
     return SW_OK;
 }
 
+/* MX rdata: preference, then the exchange in (uncompressed) wire form. */
+static int add_mx(struct pdns_result *res, const unsigned char *rd, size_t len)
+{
+    char name[300];
+    size_t o = 0, p = 2;
+    if (len < 3)
+        return SW_OK;
+    while (p < len && rd[p] && o < 255) {
+        size_t n = rd[p++];
+        if (n > 63 || n > len - p)
+            return SW_OK;
+        if (o)
+            name[o++] = '.';
+        for (size_t i = 0; i < n && o < 255; i++) {
+            unsigned char c = rd[p + i];
+            name[o++] = (char)(c > 0x20 && c < 0x7f ? c : '?');
+        }
+        p += n;
+    }
+    name[o] = 0;
+    char line[320];
+    int k = snprintf(line, sizeof(line), "%u %s", (unsigned)(rd[0] << 8 | rd[1]), o ? name : ".");
+    unsigned char tmp[330];
+    tmp[0] = (unsigned char)(k > 255 ? 255 : k);
+    memcpy(tmp + 1, line, tmp[0]);
+    return add_txt(res, tmp, (size_t)tmp[0] + 1);
+}
+
 void pdns_answer_take(struct pdns_result *res, char *canon, size_t canon_len, int rrtype,
                       bool is_addr, const struct ub_result *ub)
 {
@@ -284,8 +312,9 @@ void pdns_answer_take(struct pdns_result *res, char *canon, size_t canon_len, in
     for (int i = 0; ub->havedata && ub->data[i]; i++) {
         size_t len = (size_t)ub->len[i];
         const unsigned char *rd = (const unsigned char *)ub->data[i];
-        if (rrtype == RR_TXT) {
-            if (add_txt(res, rd, len) != SW_OK && !res->err) {
+        if (rrtype == RR_TXT || rrtype == RR_MX) {
+            int rc = rrtype == RR_TXT ? add_txt(res, rd, len) : add_mx(res, rd, len);
+            if (rc != SW_OK && !res->err) {
                 res->err = -1;
                 res->errstr = "out of memory";
             }
@@ -337,8 +366,8 @@ static void on_result(void *mydata, int err, struct ub_result *ub)
     req_free(q);
 }
 
-static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pdns_cb cb, void *arg,
-                              char *err, size_t errlen)
+static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, int rrtype,
+                              pdns_cb cb, void *arg, char *err, size_t errlen)
 {
     struct pdns_req *q = calloc(1, sizeof(*q));
     if (!q) {
@@ -350,7 +379,7 @@ static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pd
     q->arg = arg;
     q->is_addr = is_addr;
     q->n_sub = is_addr ? 2 : 1;
-    q->sub[0].rrtype = is_addr ? RR_A : RR_TXT;
+    q->sub[0].rrtype = is_addr ? RR_A : rrtype;
     q->sub[1].rrtype = RR_AAAA;
     q->next = d->reqs;
     if (d->reqs)
@@ -374,13 +403,19 @@ static struct pdns_req *start(struct pdns *d, const char *name, bool is_addr, pd
 struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
                                 size_t errlen)
 {
-    return start(d, name, false, cb, arg, err, errlen);
+    return start(d, name, false, RR_TXT, cb, arg, err, errlen);
+}
+
+struct pdns_req *pdns_query_mx(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                               size_t errlen)
+{
+    return start(d, name, false, RR_MX, cb, arg, err, errlen);
 }
 
 struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
                                  size_t errlen)
 {
-    return start(d, name, true, cb, arg, err, errlen);
+    return start(d, name, true, RR_A, cb, arg, err, errlen);
 }
 
 int pdns_fd(const struct pdns *d)

@@ -18,7 +18,8 @@ struct pdns_result {
     int rcode;          /* DNS rcode (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN) */
     bool nxdomain;
     const char *canonname; /* after CNAMEs, or NULL */
-    /* TXT queries: one entry per record, its strings concatenated. */
+    /* TXT queries: one entry per record, its strings concatenated; MX
+     * queries: one entry per record, "PREFERENCE EXCHANGE" (no final dot). */
     size_t n_txt;
     char **txt;
     size_t *txt_len;
@@ -46,6 +47,8 @@ struct pdns_req *pdns_query_txt(struct pdns *d, const char *name, pdns_cb cb, vo
                                 size_t errlen);
 struct pdns_req *pdns_query_addr(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
                                  size_t errlen);
+struct pdns_req *pdns_query_mx(struct pdns *d, const char *name, pdns_cb cb, void *arg, char *err,
+                               size_t errlen);
 void pdns_cancel(struct pdns *d, struct pdns_req *r);
 
 int pdns_fd(const struct pdns *d);

@@ -12,6 +12,7 @@
 #include "policy/dns.h"
 
 #define RR_A    1
+#define RR_MX   15
 #define RR_TXT  16
 #define RR_AAAA 28
 

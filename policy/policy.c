@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "decode/sw.h"
+#include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/lru.h"
@@ -94,6 +95,7 @@ struct policy_engine {
     struct pdns *dns;
     struct pfetch *fetch;
     struct rcache *rc;
+    struct dane *dane; /* NULL unless cfg.dane */
     struct dom *redis_h, *redis_t, *wait_h, *wait_t, *fetch_h, *fetch_t, *dns_h, *dns_t;
     struct dom *dnsq_h, *dnsq_t;
     int redis_n, wait_n, fetch_n, dns_n, dnsq_n;
@@ -1204,6 +1206,9 @@ struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err,
         goto fail;
     if (cfg->policy_file && policy_engine_load_file(e, cfg->policy_file, err, errlen) != SW_OK)
         goto fail;
+    if (cfg->dane && !(e->dane = dane_new_for_policy(&e->cfg, cfg, err, errlen)))
+        goto fail;
+    e->cfg.trust_anchor = e->cfg.dane_file = NULL;
     return e;
 fail:
     policy_engine_free(e);
@@ -1218,6 +1223,7 @@ void policy_engine_free(struct policy_engine *e)
      * libunbound's thread, and the records below no longer cancel theirs */
     pdns_free(e->dns);
     e->dns = NULL;
+    dane_free(e->dane);
     lru_free(e->neg); /* cancels the fetches in flight, no callbacks */
     lru_free(e->pos);
     rcache_free(e->rc);
@@ -1388,6 +1394,8 @@ int policy_engine_run(struct policy_engine *e, int timeout_ms)
             pdns_process(e->dns);
         if (e->fetch)
             pfetch_perform(e->fetch);
+        if (e->dane)
+            e->fired += (uint64_t)dane_process(e->dane);
         pump(e);
         if (e->fired > before)
             break;
@@ -1399,11 +1407,16 @@ int policy_engine_run(struct policy_engine *e, int timeout_ms)
             wait = POLICY_POLL_MS;
         if (e->fetch_h && wait > 50)
             wait = 50;
-        if (wait > 100 && e->dns && pdns_in_flight(e->dns))
+        if (wait > 100 &&
+            ((e->dns && pdns_in_flight(e->dns)) || (e->dane && dane_in_flight(e->dane))))
             wait = 100; /* DNS deadlines */
         if (e->fetch) {
-            int fd = e->dns ? pdns_fd(e->dns) : -1;
-            pfetch_wait(e->fetch, &fd, fd >= 0 ? 1 : 0, (int)wait);
+            int fds[2], nfd = 0;
+            if (e->dns)
+                fds[nfd++] = pdns_fd(e->dns);
+            if (e->dane && dane_fd(e->dane) >= 0)
+                fds[nfd++] = dane_fd(e->dane);
+            pfetch_wait(e->fetch, fds, nfd, (int)wait);
         } else {
             struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
             nanosleep(&ts, NULL);
@@ -1453,6 +1466,11 @@ int policy_engine_save(struct policy_engine *e, const char *path, char *err, siz
     int r = snapshot_save(path, sc.items, sc.n, err, errlen);
     free(sc.items);
     return r;
+}
+
+struct dane *policy_engine_dane(struct policy_engine *e)
+{
+    return e->dane;
 }
 
 const struct policy_stats *policy_engine_stats(const struct policy_engine *e)

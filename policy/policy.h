@@ -84,6 +84,13 @@ struct policy_cfg {
                                  deadline, so a silent resolver is a counted error) */
     long lock_wait_ms;        /* wait for another sensor's fetch via Redis (10000) */
     size_t max_queued;        /* fetches waiting for a slot (4096); past it: throttled */
+    /* DANE (policy/dane.h), looked up beside the policies when dane is set:
+     * through the same resolver, validated against trust_anchor (NULL: the
+     * root anchor of dns-root-data), with fetch, redis_url and the memory
+     * bounds of the engine; dane_file is the DANE snapshot to load. */
+    bool dane;
+    const char *trust_anchor;
+    const char *dane_file;
 };
 void policy_cfg_defaults(struct policy_cfg *c);
 
@@ -162,6 +169,11 @@ int policy_engine_load_file(struct policy_engine *e, const char *path, char *err
 /* Writes the snapshot file (same format as --policy-file). */
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen);
 const struct policy_stats *policy_engine_stats(const struct policy_engine *e);
+
+/* The engine's DANE lookups (dane.h), or NULL when cfg.dane was not set.
+ * Its callbacks fire from policy_engine_run() like the policies'. */
+struct dane;
+struct dane *policy_engine_dane(struct policy_engine *e);
 
 /* The mta_sts object of an alert: domain, id, mode, mx, max_age, fetched_at,
  * source, status. Caller owns the result. */

@@ -14,6 +14,7 @@
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/policy.h"
+#include "policy/policy_check.h"
 
 #define CLI_DNS_TIMEOUT_MS 10000
 
@@ -39,8 +40,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: stripwatch policy DOMAIN [--dns-server ADDR[@PORT]] [--ca-file FILE]\n"
                "                         [--https-port N] [--allow-private-policy-hosts]\n"
-               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461): exit 0 when a valid\n"
-               "policy is published, 1 when not, 2 on a usage error.\n");
+               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461) and that its MX hosts\n"
+               "match the policy's mx patterns: exit 0 when a valid policy is published and\n"
+               "covers every MX, 1 when not, 2 on a usage error.\n");
 }
 
 __attribute__((format(printf, 4, 5))) static void check(struct cli *c, bool ok, const char *sec,
@@ -252,6 +254,63 @@ static int parse_args(struct cli *c, int argc, char **argv)
         return 2;
     }
     return 0;
+}
+
+static void clear_txt(struct cli *c)
+{
+    for (size_t i = 0; i < c->n_txt; i++)
+        free(c->txt[i]);
+    free(c->txt);
+    free(c->txt_len);
+    c->txt = NULL;
+    c->txt_len = NULL;
+    c->n_txt = 0;
+}
+
+/* _smtp._tls.DOMAIN TXT: none is a NOTE, one valid record a PASS. */
+static void policy_cli_tlsrpt(struct cli *c)
+{
+    char qname[300], err[256] = "", why[256];
+    snprintf(qname, sizeof(qname), "_smtp._tls.%s", c->domain);
+    clear_txt(c);
+    c->dns_done = false;
+    memset(&c->dres, 0, sizeof(c->dres));
+    if (!pdns_query_txt(c->dns, qname, on_txt, c, err, sizeof(err)) ||
+        !wait_for(c, &c->dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(c, false, "TLSRPT§3", "TXT lookup %s: %s", qname, err[0] ? err : "timed out");
+        return;
+    }
+    if (c->dres.err || (c->dres.rcode != 0 && c->dres.rcode != 3)) {
+        check(c, false, "TLSRPT§3", "TXT lookup %s: %s", qname,
+              policy_cli_dns_why(&c->dres, why, sizeof(why)));
+        return;
+    }
+    size_t n_rpt = 0, at = 0;
+    for (size_t i = 0; i < c->n_txt; i++) {
+        printf("TXT %s: \"", qname);
+        print_escaped(c->txt[i], c->txt_len[i]);
+        bool rpt = c->txt_len[i] >= 10 && strncmp(c->txt[i], "v=TLSRPTv1", 10) == 0;
+        printf("\"%s\n", rpt ? "" : " (not TLSRPTv1: discarded)");
+        if (rpt) {
+            n_rpt++;
+            at = i;
+        }
+    }
+    if (n_rpt == 0) {
+        printf("NOTE TLSRPT§3 no TLS-RPT record: failures to deliver with TLS are not reported "
+               "to the domain (RFC 8460)\n");
+        return;
+    }
+    if (n_rpt > 1) {
+        check(c, false, "TLSRPT§3", "exactly one TLSRPTv1 TXT record: %zu found", n_rpt);
+        return;
+    }
+    size_t n_rua = 0;
+    if (tlsrpt_record_check(c->txt[at], c->txt_len[at], &n_rua, why, sizeof(why)))
+        check(c, true, "TLSRPT§3", "TLS-RPT record syntax (%zu rua URI%s)", n_rua,
+              n_rua == 1 ? "" : "s");
+    else
+        check(c, false, "TLSRPT§3", "TLS-RPT record syntax: %s", why);
 }
 
 static int finish(struct cli *c, int code)
@@ -486,7 +545,41 @@ int policy_cli_main(int argc, char **argv)
     check(&c, true, "§3.2", "policy syntax");
     if (p.max_age < 86400)
         printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n", p.max_age);
-    printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+    /* §4.1: every MX host of the domain must match the policy's mx
+     * patterns, or senders that enforce it refuse to deliver there */
+    char dwhy[512];
+    size_t uncovered = 0;
+    for (size_t i = 0; i < c.n_txt; i++)
+        free(c.txt[i]);
+    free(c.txt);
+    free(c.txt_len);
+    c.txt = NULL;
+    c.txt_len = NULL;
+    c.n_txt = 0;
+    c.dns_done = false;
+    memset(&c.dres, 0, sizeof(c.dres));
+    err[0] = 0;
+    if (!pdns_query_mx(c.dns, c.domain, on_txt, &c, err, sizeof(err)) ||
+        !wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain, err[0] ? err : "timed out");
+    } else if (c.dres.err || (c.dres.rcode != 0 && c.dres.rcode != 3)) {
+        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain,
+              policy_cli_dns_why(&c.dres, dwhy, sizeof(dwhy)));
+    } else {
+        uncovered =
+            policy_cli_mx_check(c.domain, &p, (const char *const *)c.txt, c.n_txt, &c.fails);
+    }
+    /* RFC 8460 §3: the TLS-RPT record (optional; invalid is a failure) */
+    int fails_before = c.fails;
+    policy_cli_tlsrpt(&c);
+    bool rpt_bad = c.fails > fails_before;
+    if (!c.fails)
+        printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+    else
+        printf("result: policy published (mode %s, id %s) but %s\n", mtasts_mode_str(p.mode), id,
+               uncovered                      ? "MX hosts are not covered by its mx patterns"
+               : rpt_bad && fails_before == 0 ? "its TLS-RPT record is invalid"
+                                              : "the MX records could not be checked");
     mtasts_policy_clear(&p);
     return finish(&c, c.fails ? 1 : 0);
 }

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "policy/dane.h"
 #include "policy/policy.h"
 #include "sensor/config.h"
 #include "sensor/sensor.h"
@@ -76,7 +77,15 @@ static void usage(FILE *f)
           "  --save-policies FILE     write the policies known at exit (live default\n"
           "                           STATE-DIR/policies.json)\n"
           "  --fetch-policies         fetch MTA-STS policies in offline runs too\n"
-          "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT lookups\n"
+          "  --dns-server ADDR[@PORT] resolver for MTA-STS TXT and DANE TLSA lookups\n"
+          "  --trust-anchor FILE      DNSSEC trust anchor DANE answers are validated with\n"
+          "                           (default " DANE_DEFAULT_TA ")\n"
+          "  --dane-file FILE         DANE (TLSA) snapshot to load (live default\n"
+          "                           STATE-DIR/dane.json when it exists)\n"
+          "  --save-dane FILE         write the DANE answers known at exit (live default\n"
+          "                           STATE-DIR/dane.json)\n"
+          "  --no-dane                no DANE lookups (live runs and --fetch-policies\n"
+          "                           look TLSA records up, offline runs read --dane-file)\n"
           "  --ca-file FILE           CA bundle for policy fetches and rediss://\n"
           "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
           "  --state-file FILE        learned posture loaded at start, saved at exit (live\n"
@@ -151,6 +160,10 @@ enum {
     OPT_EVIDENCE_DIR,
     OPT_EVIDENCE_BYTES,
     OPT_EVIDENCE_MAX_SIZE,
+    OPT_TRUST_ANCHOR,
+    OPT_DANE_FILE,
+    OPT_SAVE_DANE,
+    OPT_NO_DANE,
     OPT_COUNT,
 };
 
@@ -210,6 +223,10 @@ static const struct {
     [OPT_EVIDENCE_DIR] = {"evidence-dir", 0, A},
     [OPT_EVIDENCE_BYTES] = {"evidence-bytes", 0, A},
     [OPT_EVIDENCE_MAX_SIZE] = {"evidence-max-size", 0, A},
+    [OPT_TRUST_ANCHOR] = {"trust-anchor", 0, A},
+    [OPT_DANE_FILE] = {"dane-file", 0, A},
+    [OPT_SAVE_DANE] = {"save-dane", 0, A},
+    [OPT_NO_DANE] = {"no-dane", 0, 0},
 };
 _Static_assert(OPT_COUNT <= SENSOR_OPTS_MAX, "SENSOR_OPTS_MAX too small");
 
@@ -503,6 +520,17 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
     case OPT_DNS:
         o->dns_server = v;
         return true;
+    case OPT_TRUST_ANCHOR:
+        o->trust_anchor = v;
+        return true;
+    case OPT_DANE_FILE:
+        o->dane_file = v;
+        return true;
+    case OPT_SAVE_DANE:
+        o->save_dane = v;
+        return true;
+    case OPT_NO_DANE:
+        return sensor_parse_bool(value, &o->no_dane, err, errlen);
     case OPT_CA:
         o->ca_file = v;
         return true;
@@ -704,6 +732,17 @@ static bool fill_defaults(struct sensor_opts *o, char *err, size_t errlen)
         }
         if (!o->save_policies) {
             if (!(o->save_policies = sensor_opts_keep(o, path)))
+                goto oom;
+            o->state_dir_used = true;
+        }
+        snprintf(path, sizeof(path), "%s/dane.json", o->state_dir);
+        if (!o->no_dane && !o->dane_file && access(path, F_OK) == 0) {
+            if (!(o->dane_file = sensor_opts_keep(o, path)))
+                goto oom;
+            o->state_dir_used = true;
+        }
+        if (!o->no_dane && !o->save_dane) {
+            if (!(o->save_dane = sensor_opts_keep(o, path)))
                 goto oom;
             o->state_dir_used = true;
         }

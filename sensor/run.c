@@ -15,6 +15,7 @@
 #include "alerts/detector.h"
 #include "alerts/sink.h"
 #include "decode/pkt.h"
+#include "policy/dane.h"
 #include "policy/policy.h"
 #include "sensor/capture.h"
 #include "sensor/clock.h"
@@ -356,6 +357,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     pc.allow_private_hosts = o->allow_private_policy_hosts;
     pc.redis_url = o->redis_url;
     pc.policy_file = o->policy_file;
+    pc.dane = !o->no_dane && (pc.fetch || o->dane_file);
+    pc.trust_anchor = o->trust_anchor;
+    pc.dane_file = o->dane_file;
     char e[512] = "";
     r->pol = policy_engine_new(&pc, e, sizeof(e));
     if (!r->pol) {
@@ -427,6 +431,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         snprintf(evidence_probe, sizeof(evidence_probe), "%s/", o->evidence_dir);
     /* everything that opens a file as root is done; no worker thread yet */
     if (!privdrop_apply(&o->drop, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--save-dane", o->save_dane, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--save-policies", o->save_policies, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--state-file", o->state_file, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--spool", o->redis_url ? sc.spool_path : NULL, err,
@@ -575,6 +580,14 @@ static bool close_all(struct run *r, bool print)
         char e[512] = "";
         if (policy_engine_save(r->pol, r->o->save_policies, e, sizeof(e)) != SW_OK) {
             sw_log(LOG_ERR, "%s", e[0] ? e : r->o->save_policies);
+            ok = false;
+        }
+    }
+    struct dane *dane = r->pol ? policy_engine_dane(r->pol) : NULL;
+    if (dane && r->o->save_dane && !r->no_save) {
+        char e[512] = "";
+        if (dane_save(dane, r->o->save_dane, e, sizeof(e)) != SW_OK) {
+            sw_log(LOG_ERR, "%s", e[0] ? e : r->o->save_dane);
             ok = false;
         }
     }

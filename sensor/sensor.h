@@ -47,6 +47,8 @@ struct sensor_opts {
     const char *policy_file, *save_policies;
     bool fetch_policies;
     const char *dns_server, *ca_file;
+    const char *trust_anchor, *dane_file, *save_dane; /* DANE (policy/dane.h) */
+    bool no_dane;
     bool allow_private_policy_hosts;
     const char *state_file, *observer_name;
     uint64_t memcap;      /* --memcap (0: flow default, split over workers) */

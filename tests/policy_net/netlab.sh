@@ -204,6 +204,18 @@ CONF
   echo "  local-data: '_mta-sts.twotxt.example. 1 IN TXT \"v=STSv1; id=a1;\"'"
   echo "  local-data: '_mta-sts.twotxt.example. 1 IN TXT \"v=STSv1; id=a2;\"'"
   echo "  local-data: '_mta-sts.other.example. 1 IN TXT \"v=spf1 -all\"'"
+  # MX records `stripwatch policy` checks against the mx patterns: covered,
+  # except multi.example's (mx.elsewhere.example is not mx.multi.example)
+  echo '  local-data: "valid.example. 1 IN MX 10 mail.valid.example."'
+  echo '  local-data: "valid.example. 1 IN MX 20 a.mx.valid.example."'
+  for d in dup v6 fallback; do
+    echo "  local-data: \"$d.example. 1 IN MX 10 mx.$d.example.\""
+  done
+  echo '  local-data: "multi.example. 1 IN MX 10 mx.elsewhere.example."'
+  # TLS-RPT records (RFC 8460 §3): valid.example's is valid, multi.example's
+  # has no rua; the others publish none
+  echo "  local-data: '_smtp._tls.valid.example. 1 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@valid.example,https://rpt.valid.example/r;\"'"
+  echo "  local-data: '_smtp._tls.multi.example. 1 IN TXT \"v=TLSRPTv1; ruf=mailto:x@multi.example\"'"
   echo "remote-control:"
   echo "  control-enable: yes"
   echo "  control-interface: \"$dir/unbound.ctl\""

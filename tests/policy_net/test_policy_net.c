@@ -1023,8 +1023,25 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "  mx: *.mx.valid.example\n"));
     assert_non_null(strstr(out, "PASS §3.1 exactly one STSv1 TXT record\n"));
     assert_non_null(strstr(out, "PASS §3.2 policy syntax\n"));
+    assert_non_null(strstr(out, "MX valid.example: 10 mail.valid.example\n"));
+    assert_non_null(strstr(out, "PASS §4.1 MX mail.valid.example matches the policy's mx "
+                                "patterns\n"));
+    assert_non_null(strstr(out, "PASS §4.1 MX a.mx.valid.example matches the policy's mx "
+                                "patterns\n"));
+    assert_non_null(strstr(out, "PASS TLSRPT§3 TLS-RPT record syntax (2 rua URIs)\n"));
     assert_null(strstr(out, "FAIL"));
     assert_non_null(strstr(out, "result: valid policy published (mode enforce, id valid1)\n"));
+
+    /* a valid policy whose MX host it does not cover is a failure */
+    assert_int_equal(run_cli(false, "multi.example", true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "PASS §3.2 policy syntax\n"));
+    assert_non_null(strstr(out, "MX multi.example: 10 mx.elsewhere.example\n"));
+    assert_non_null(strstr(out, "FAIL TLSRPT§3 TLS-RPT record syntax: no rua field\n"));
+    assert_non_null(strstr(out, "FAIL §4.1 MX mx.elsewhere.example matches none of the policy's "
+                                "mx patterns (senders that enforce the policy will not deliver "
+                                "there)\n"));
+    assert_non_null(strstr(out, "result: policy published (mode enforce, id multi2) but MX hosts "
+                                "are not covered by its mx patterns\n"));
 
     assert_int_equal(run_cli(false, "redirect.example", true, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "  status: 301\n"));
@@ -1052,6 +1069,8 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "NOTE §3.2 line 3: repeated mode ignored (the first, on line 2, "
                                 "wins)\n"));
     assert_non_null(strstr(out, "  mode: testing\n"));
+    assert_non_null(strstr(out, "NOTE TLSRPT§3 no TLS-RPT record: failures to deliver with TLS "
+                                "are not reported to the domain (RFC 8460)\n"));
     assert_int_equal(run_cli(false, "Bad_Domain..example", true, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "stripwatch policy: domain \"Bad_Domain..example\": "));
 }

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rules_dane.c: the DANE rules: TLS made mandatory by DNSSEC-secure TLSA
+ * records of the receiving MX, and sessions that went without it.
+ * RFC 7672 §2.2 (secure TLSA RRset: TLS mandatory, no fallback to
+ * cleartext), §3.1 (usable records: DANE-TA(2), DANE-EE(3)), RFC 7671 §5
+ * (matching a certificate chain). */
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alerts/rules.h"
+
+bool rules_dane_host(const struct smtp_facts *f, char out[FACTS_HOST_MAX])
+{
+    const char *c[3] = {f->tls->sni, f->banner_host, f->ehlo_host};
+    out[0] = 0;
+    if (rules_is_submission(f))
+        return false;
+    for (int i = 0; i < 3; i++) {
+        if (!c[i] || !c[i][0] || rules_host_is_ip_literal(c[i]) || !strchr(c[i], '.'))
+            continue;
+        size_t k = 0;
+        for (; c[i][k] && k + 1 < FACTS_HOST_MAX; k++)
+            out[k] = (char)(c[i][k] >= 'A' && c[i][k] <= 'Z' ? c[i][k] - 'A' + 'a' : c[i][k]);
+        out[k] = 0;
+        if (k && out[k - 1] == '.')
+            out[k - 1] = 0;
+        return out[0] != 0;
+    }
+    return false;
+}
+
+void rule_dane_set(struct rule_dane *dn, const char *host, const struct dane_answer *a)
+{
+    rule_dane_clear(dn);
+    snprintf(dn->host, sizeof(dn->host), "%s", host);
+    dn->answered = true;
+    dn->status = a ? a->status : DANE_ST_UNKNOWN;
+    json_t *recs = json_array();
+    const struct dane_entry *e = a ? a->entry : NULL;
+    if (e)
+        dn->entry = dane_entry_new(e->host, e->status, e->rr, e->n, e->why, e->fetched_at, e->ttl,
+                                   e->source);
+    for (size_t i = 0; e && i < e->n; i++) {
+        char buf[DANE_MAX_DATA * 2 + 16];
+        json_array_append_new(recs, json_string(dane_tlsa_format(&e->rr[i], buf, sizeof(buf))));
+        if (dane_tlsa_is_usable(&e->rr[i]))
+            dn->n_usable++;
+    }
+    dn->json = json_pack("{s:s, s:o, s:s}", "host", dn->host, "records", recs, "status",
+                         dane_status_str(dn->status));
+    if (dn->json && a && a->detail &&
+        (dn->status == DANE_ST_BOGUS || dn->status == DANE_ST_UNKNOWN))
+        json_object_set_new(dn->json, "detail", json_string(a->detail));
+}
+
+bool rule_dane_in_force(const struct rule_dane *dn)
+{
+    return dn && dn->answered && dn->status == DANE_ST_SECURE && dn->n_usable > 0 && dn->entry;
+}
+
+void rule_dane_clear(struct rule_dane *dn)
+{
+    json_decref(dn->json);
+    dane_entry_free(dn->entry);
+    memset(dn, 0, sizeof(*dn));
+}
+
+static void hex_of(const unsigned char *p, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+bool rules_dane_match(const struct dane_tlsa *t, const char *digests)
+{
+    if (!digests || !dane_tlsa_is_usable(t))
+        return false;
+    /* the digest the record names, hex */
+    char want[2 * 64 + 1];
+    int field; /* 0 cert-256, 1 cert-512, 2 spki-256, 3 spki-512 */
+    if (t->mtype == 0) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (EVP_Digest(t->data, t->len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+            return false;
+        hex_of(md, 32, want);
+        field = t->selector ? 2 : 0;
+    } else {
+        hex_of(t->data, t->len, want);
+        field = (t->selector ? 2 : 0) + (t->mtype == 2 ? 1 : 0);
+    }
+    size_t wl = strlen(want);
+    int cert = 0;
+    for (const char *p = digests; *p; cert++) {
+        const char *end = strchr(p, ';');
+        if (!end)
+            end = p + strlen(p);
+        bool ee = cert == 0;
+        if ((t->usage == 3 && ee) || (t->usage == 2 && !ee)) {
+            const char *f = p;
+            for (int k = 0; k < field && f && f < end; k++) {
+                f = strchr(f, ' ');
+                if (f)
+                    f++;
+            }
+            if (f && f < end && (size_t)(end - f) >= wl && strncmp(f, want, wl) == 0 &&
+                (f[wl] == ' ' || f + wl == end))
+                return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
+}
+
+static json_t *ts_json(sw_usec t)
+{
+    char buf[40];
+    facts_fmt_time(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
+{
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        if (f->anomalies[i].kind == k)
+            return true;
+    return false;
+}
+
+static json_t *dane_evidence(const struct smtp_facts *f, const struct rule_dane *dn,
+                             const char *reason)
+{
+    json_t *ev = json_pack("{s:s, s:s}", "session_uid", f->flow.uid, "reason", reason);
+    json_object_set_new(ev, "dane", json_deep_copy(dn->json));
+    return ev;
+}
+
+/* dane.certificate_mismatch: TLS <= 1.2 with the chain visible, no fatal
+ * alert, and no usable record matches it. */
+static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *dn,
+                            struct verdict *out, size_t n)
+{
+    const struct facts_x509 *c = &f->tls->cert;
+    const struct dane_entry *e = dn->entry;
+    if (!c->present || !c->dane_digests || f->tls->alert_level == 2 || n >= RULES_VERDICTS_MAX)
+        return n;
+    for (size_t i = 0; i < e->n; i++)
+        if (rules_dane_match(&e->rr[i], c->dane_digests))
+            return n;
+    json_t *ev = dane_evidence(f, dn,
+                               "the certificate chain matches none of the server's usable "
+                               "DNSSEC-secure TLSA records (DANE)");
+    json_object_set_new(
+        ev, "certificate",
+        json_pack("{s:o, s:o, s:o, s:I}", "subject", facts_json_wire_str(c->subject), "issuer",
+                  facts_json_wire_str(c->issuer), "sha256", facts_json_wire_str(c->sha256),
+                  "chain_length", (json_int_t)c->chain_len));
+    json_object_set_new(
+        ev, "sni", f->tls->sni && f->tls->sni[0] ? facts_json_wire_str(f->tls->sni) : json_null());
+    out[n++] = (struct verdict){RULE_DANE_CERTIFICATE_MISMATCH, SEV_MEDIUM, CONF_HIGH,
+                                "certificate-fails-dane",       -1,         ev};
+    return n;
+}
+
+size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, struct verdict *out,
+                        size_t n)
+{
+    if (!rule_dane_in_force(dn) || rules_is_submission(f) || f->tls->implicit)
+        return n;
+    if (f->tls->established)
+        return cert_mismatch(f, dn, out, n);
+    /* starttls.stripped: the EHLO reply lacks STARTTLS (not mangled: that is
+     * starttls.tampered) */
+    bool ehlo_ok = f->ehlo_code >= 200 && f->ehlo_code < 300;
+    if (ehlo_ok && !f->starttls_offered && !f->caps_dropped && !has_anom(f, ANOM_CAP_MANGLED)) {
+        const char *why = "EHLO reply without STARTTLS from a server whose DNSSEC-secure TLSA "
+                          "records make TLS mandatory (DANE)";
+        size_t i = 0;
+        while (i < n && out[i].rule != RULE_STARTTLS_STRIPPED)
+            i++;
+        if (i < n) {
+            out[i].severity = SEV_HIGH;
+            out[i].confidence = CONF_HIGH;
+            json_object_set_new(out[i].evidence, "dane", json_deep_copy(dn->json));
+            json_object_set_new(out[i].evidence, "reason", json_string(why));
+        } else if (n < RULES_VERDICTS_MAX) {
+            json_t *ev = dane_evidence(f, dn, why);
+            json_t *caps = json_array();
+            for (size_t k = 0; k < f->n_caps; k++)
+                json_array_append_new(caps, facts_json_wire_str(facts_cap(f, k)));
+            json_object_set_new(ev, "capabilities", caps);
+            json_object_set_new(ev, "ehlo_reply_code", json_integer(f->ehlo_code));
+            /* rule order: starttls.stripped is the first rule */
+            memmove(&out[1], &out[0], n * sizeof(*out));
+            out[0] = (struct verdict){RULE_STARTTLS_STRIPPED, SEV_HIGH, CONF_HIGH,
+                                      "starttls-stripped",    -1,       ev};
+            n++;
+        }
+    }
+    /* delivery.plaintext_dane: message content in clear */
+    uint64_t bytes = 0, pkt = 0;
+    size_t n_tx = 0;
+    sw_usec ts = 0;
+    for (size_t i = 0; i < f->n_tx; i++) {
+        const struct facts_tx *t = &f->tx[i];
+        if (!(t->data_sent && t->cleartext))
+            continue;
+        if (!n_tx) {
+            pkt = t->pkt_no;
+            ts = t->ts;
+        }
+        n_tx++;
+        bytes += t->data_bytes;
+    }
+    if (n_tx && n < RULES_VERDICTS_MAX) {
+        json_t *ev = dane_evidence(f, dn,
+                                   "content sent in clear to a server whose DNSSEC-secure TLSA "
+                                   "records make TLS mandatory (DANE)");
+        json_object_set_new(ev, "cleartext_data",
+                            json_pack("{s:I, s:I, s:o, s:I}", "bytes", (json_int_t)bytes,
+                                      "transactions", (json_int_t)n_tx, "mail_from_ts", ts_json(ts),
+                                      "mail_from_packet", (json_int_t)pkt));
+        json_object_set_new(ev, "starttls",
+                            json_pack("{s:b, s:b, s:b}", "offered", f->starttls_offered,
+                                      "requested", f->starttls_requested, "tls_established",
+                                      f->tls->established));
+        out[n++] = (struct verdict){RULE_DELIVERY_PLAINTEXT_DANE, SEV_HIGH, CONF_HIGH,
+                                    "plaintext-delivery-dane",    -1,       ev};
+    }
+    return n;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* policy_check.h: checks of `stripwatch policy DOMAIN` beyond the policy
+ * itself (policy/policy_check.c): the domain's MX records against the
+ * policy's mx patterns, its TLS-RPT record. Output: one line per finding
+ * on stdout. */
+#ifndef SW_POLICY_CHECK_H
+#define SW_POLICY_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy/dns.h"
+#include "policy/mtasts.h"
+
+/* mx: the MX answer's entries ("PREFERENCE EXCHANGE", dns.h). Prints
+ * "MX DOMAIN: PREF HOST" per record, then "PASS §4.1 MX HOST matches the
+ * policy's mx patterns" or "FAIL §4.1 MX HOST matches none of the policy's
+ * mx patterns (...)" per host; no MX at all is a NOTE (RFC 5321 §5.1: the
+ * domain itself is the MX), checked as the host DOMAIN. Adds the failures
+ * to *fails; returns how many hosts are not covered. */
+size_t policy_cli_mx_check(const char *domain, const struct mtasts_policy *p, const char *const *mx,
+                           size_t n, int *fails);
+/* One TXT record of _smtp._tls.DOMAIN (RFC 8460 §3): "v=TLSRPTv1" first,
+ * fields separated by ";" (whitespace around them allowed, a final ";"
+ * too), exactly one rua= with comma-separated mailto: or https:// URIs,
+ * other NAME=VALUE fields allowed. false with the reason in why. */
+bool tlsrpt_record_check(const char *s, size_t n, size_t *n_rua, char *why, size_t whylen);
+/* Why a DNS answer failed: its error string or "rcode N". */
+const char *policy_cli_dns_why(const struct pdns_result *r, char *buf, size_t len);
+
+#endif

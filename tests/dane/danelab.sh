@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# danelab.sh: the DANE lookups' integration lab on loopback. A zone
+# dane.example signed here (ldns-keygen, ldns-signzone) and an unsigned zone
+# plain.example, both served by nsd; the key-signing key is written as the
+# trust anchor DIR/ta.key that the validating libunbound of the test uses.
+# One TLSA record is changed after signing, so its signature is broken
+# (bogus). And a redis-server for the shared cache. Everything lives in
+# DIR; only processes started here are stopped here (DIR/pids).
+#   danelab.sh start DIR DNS_PORT REDIS_PORT
+#   danelab.sh stop DIR
+# Records (dane.example, signed):
+#   _25._tcp.mx1   TLSA 3 1 1 11..11 and 2 0 2 22..22 (64 bytes)
+#   _25._tcp.bogus TLSA 3 1 1 33..33, changed to 44..44 after signing
+#   mx-none        A 127.0.0.1, no TLSA (secure denial)
+# plain.example (unsigned): _25._tcp.mx TLSA 3 1 1 55..55 (insecure)
+set -euo pipefail
+
+cmd=$1 dir=$2
+
+stop() {
+  [ -f "$dir/pids" ] || return 0
+  while read -r pid; do
+    kill "$pid" 2>/dev/null || true
+  done <"$dir/pids"
+  for _ in $(seq 50); do
+    alive=0
+    while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done <"$dir/pids"
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done <"$dir/pids"
+  rm -f "$dir/pids"
+}
+
+if [ "$cmd" = stop ]; then
+  stop
+  exit 0
+fi
+[ "$cmd" = start ] || { echo "danelab.sh: unknown command '$cmd'" >&2; exit 2; }
+dns_port=$3 redis_port=$4
+rep() { printf "%0${2}d" 0 | tr 0 "$1"; }
+
+cd "$dir"
+cat >dane.example.zone <<ZONE
+\$ORIGIN dane.example.
+\$TTL 300
+@ IN SOA ns.dane.example. admin.dane.example. 1 3600 600 86400 300
+@ IN NS ns
+ns IN A 127.0.0.1
+mx1 IN A 127.0.0.1
+mx-none IN A 127.0.0.1
+_25._tcp.mx1 IN TLSA 3 1 1 $(rep 1 64)
+_25._tcp.mx1 IN TLSA 2 0 2 $(rep 2 128)
+_25._tcp.bogus IN TLSA 3 1 1 $(rep 3 64)
+ZONE
+cat >plain.example.zone <<ZONE
+\$ORIGIN plain.example.
+\$TTL 300
+@ IN SOA ns.plain.example. admin.plain.example. 1 3600 600 86400 300
+@ IN NS ns
+ns IN A 127.0.0.1
+_25._tcp.mx IN TLSA 3 1 1 $(rep 5 64)
+ZONE
+ksk=$(ldns-keygen -a ECDSAP256SHA256 -k dane.example)
+zsk=$(ldns-keygen -a ECDSAP256SHA256 dane.example)
+ldns-signzone -n -o dane.example. -f dane.example.signed dane.example.zone "$ksk" "$zsk"
+# break the signature of one RRset: its data changes, its RRSIG does not
+sed -i "s/^\(_25\._tcp\.bogus\.dane\.example\.\t.*TLSA\t3 1 1 \)$(rep 3 64)/\1$(rep 4 64)/" \
+  dane.example.signed
+grep -q "TLSA	3 1 1 $(rep 4 64)" dane.example.signed
+cp "$ksk.key" ta.key
+
+cat >nsd.conf <<CONF
+server:
+  ip-address: 127.0.0.1@$dns_port
+  port: $dns_port
+  username: ""
+  chroot: ""
+  zonesdir: "$dir"
+  database: ""
+  pidfile: "$dir/nsd.pid"
+  logfile: "$dir/nsd.log"
+  xfrdfile: "$dir/xfrd.state"
+  zonelistfile: "$dir/zone.list"
+  server-count: 1
+  verbosity: 1
+remote-control:
+  control-enable: no
+zone:
+  name: dane.example
+  zonefile: dane.example.signed
+zone:
+  name: plain.example
+  zonefile: plain.example.zone
+CONF
+: >pids
+nsd -d -c "$dir/nsd.conf" >"$dir/nsd.out" 2>&1 &
+echo $! >>pids
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$dir" >"$dir/redis.out" 2>&1 &
+echo $! >>pids
+for _ in $(seq 100); do
+  if grep -q "nsd started" "$dir/nsd.log" 2>/dev/null &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$dns_port") 2>/dev/null &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "danelab.sh: servers did not come up" >&2
+cat "$dir"/nsd.out "$dir"/nsd.log "$dir"/redis.out >&2 2>/dev/null || true
+stop
+exit 1

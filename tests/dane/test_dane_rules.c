@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_dane_rules.c: the DANE rules end to end: `stripwatch -r` on the
+ * committed capture of a STARTTLS-stripping man in the middle, with a DANE
+ * snapshot (--dane-file) that says the server mx.example.org has secure,
+ * bogus or insecure TLSA records. RFC 7672 §2.2. */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define PCAP   SW_SOURCE_DIR "/pcaps/mitm-strip-sender-side.pcap"
+#define RECORD "3 1 1 8f3c7a1d5e2b9046c1a7e3d2f5b8091c4e6a2d7f3b1c9e8a5d4f2b7c6e1a3d90"
+
+/* Runs the sensor on PCAP with dane_file; the alerts (not health records)
+ * as a JSON array; *rc the exit status; stderr into err. */
+static json_t *run_pcap(const char *pcap, const char *dane_file, int *rc, char *err, size_t errlen);
+
+static json_t *run(const char *dane_file, int *rc, char *err, size_t errlen)
+{
+    return run_pcap(PCAP, dane_file, rc, err, errlen);
+}
+
+static json_t *run_pcap(const char *pcap, const char *dane_file, int *rc, char *err, size_t errlen)
+{
+    char cmd[2048], errpath[] = "/tmp/sw-dane-rules-XXXXXX";
+    int efd = mkstemp(errpath);
+    assert_true(efd >= 0);
+    close(efd);
+    snprintf(cmd, sizeof(cmd),
+             "'%s/stripwatch' --no-config -q -r '%s' --dane-file '%s' --alerts-out - "
+             "--sessions-out /dev/null 2>'%s'",
+             SW_BINARY_DIR, pcap, dane_file, errpath);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_t *alerts = json_array();
+    char line[65536];
+    while (fgets(line, sizeof(line), p)) {
+        json_t *o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        if (json_object_get(o, "rule"))
+            json_array_append(alerts, o);
+        json_decref(o);
+    }
+    int st = pclose(p);
+    *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    FILE *e = fopen(errpath, "r");
+    size_t n = e ? fread(err, 1, errlen - 1, e) : 0;
+    err[n] = 0;
+    if (e)
+        fclose(e);
+    unlink(errpath);
+    return alerts;
+}
+
+static const char *str_at(json_t *o, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(o, a), b));
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_secure_strip_and_plaintext(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run(SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    assert_int_equal(json_array_size(a), 2);
+    json_t *s = json_array_get(a, 0), *p = json_array_get(a, 1);
+    assert_string_equal(str_at(s, "rule", "id"), "starttls.stripped");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(s, "event"), "severity")),
+                     3);
+    assert_string_equal(str_at(s, "stripwatch", "confidence"), "high");
+    assert_string_equal(str_at(p, "rule", "id"), "delivery.plaintext_dane");
+    assert_string_equal(str_at(p, "event", "action"), "plaintext-delivery-dane");
+    assert_string_equal(str_at(p, "stripwatch", "severity_name"), "high");
+    for (size_t i = 0; i < 2; i++) {
+        json_t *d = json_object_get(json_array_get(a, i), "dane");
+        char *txt = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(txt, "{\"host\":\"mx.example.org\",\"records\":[\"" RECORD "\"],"
+                                 "\"status\":\"secure\"}");
+        free(txt);
+    }
+    json_t *ev = json_object_get(json_object_get(p, "stripwatch"), "evidence");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(ev, "cleartext_data"), "bytes")), 506);
+    json_decref(a);
+}
+
+/* A bogus answer is ignored (no DANE alert; with no history and no policy
+ * nothing else fires), and so is an insecure one (DANE does not apply). */
+static void test_bogus_and_insecure_ignored(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sw-dane-file-XXXXXX", err[4096];
+    int fd = mkstemp(path), rc;
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "{\"mx.example.org\": {\"status\": \"bogus\", \"records\": [\"" RECORD
+                     "\"], \"why\": \"validation failure\", \"fetched_at\": "
+                     "\"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n");
+    json_t *a = run(path, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+    write_file(path, "{\"mx.example.org\": {\"status\": \"insecure\", \"records\": [\"" RECORD
+                     "\"], \"fetched_at\": \"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n");
+    a = run(path, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+    unlink(path);
+}
+
+/* Secure records none of which is usable for SMTP (PKIX-EE(1)): no DANE. */
+static void test_unusable_records_ignored(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sw-dane-file-XXXXXX", err[4096];
+    int fd = mkstemp(path), rc;
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "{\"mx.example.org\": {\"status\": \"secure\", \"records\": [\"1 1 1 "
+                     "8f3c7a1d5e2b9046c1a7e3d2f5b8091c4e6a2d7f3b1c9e8a5d4f2b7c6e1a3d90\"], "
+                     "\"fetched_at\": \"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n");
+    json_t *a = run(path, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+    unlink(path);
+}
+
+/* A bad entry is reported with the file and host, and skipped. */
+static void test_bad_entry_reported(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sw-dane-file-XXXXXX", err[4096], want[256];
+    int fd = mkstemp(path), rc;
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, "{\"mx.example.org\": {\"status\": \"secure\", \"records\": [\"3 1 1 zz\"], "
+                     "\"fetched_at\": \"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n");
+    json_t *a = run(path, &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 0);
+    snprintf(want, sizeof(want),
+             "stripwatch: %s: host \"mx.example.org\": records[0]: association data: not hex\n",
+             path);
+    assert_string_equal(err, want);
+    json_decref(a);
+    unlink(path);
+}
+
+#define TLS12        SW_SOURCE_DIR "/pcaps/postfix-tls12-certificate.pcap"
+#define LEAF_SPKI256 "6bcaf13a6737429e791a135e863bfe57b67d7aafc8e240577012720c5472bb2d"
+#define LEAF_CERT256 "ec5f842cd6c429d7c626f806201f053c1130ec17acbc170d9df7c8e13e31a0b1"
+
+/* TLS 1.2, certificate visible: records naming another key (DANE-EE) and a
+ * trust anchor the chain does not hold (DANE-TA) are a mismatch (medium);
+ * the leaf's SPKI or certificate digest matches (no alert). */
+static void test_certificate_mismatch(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run_pcap(TLS12, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 1);
+    json_t *m = json_array_get(a, 0);
+    assert_string_equal(str_at(m, "rule", "id"), "dane.certificate_mismatch");
+    assert_string_equal(str_at(m, "event", "action"), "certificate-fails-dane");
+    assert_string_equal(str_at(m, "stripwatch", "severity_name"), "medium");
+    assert_string_equal(str_at(m, "stripwatch", "confidence"), "high");
+    assert_string_equal(str_at(m, "dane", "host"), "mx.tls12.example");
+    json_t *c = json_object_get(json_object_get(json_object_get(m, "stripwatch"), "evidence"),
+                                "certificate");
+    assert_string_equal(json_string_value(json_object_get(c, "sha256")), LEAF_CERT256);
+    json_decref(a);
+
+    const char *ok[] = {"3 1 1 " LEAF_SPKI256, "3 0 1 " LEAF_CERT256};
+    for (size_t i = 0; i < 2; i++) {
+        char path[] = "/tmp/sw-dane-file-XXXXXX", text[512];
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(text, sizeof(text),
+                 "{\"mx.tls12.example\": {\"status\": \"secure\", \"records\": [\"%s\"], "
+                 "\"fetched_at\": \"2026-11-22T17:00:00Z\", \"ttl\": 300}}\n",
+                 ok[i]);
+        write_file(path, text);
+        a = run_pcap(TLS12, path, &rc, err, sizeof(err));
+        assert_int_equal(rc, 0);
+        assert_int_equal(json_array_size(a), 0);
+        json_decref(a);
+        unlink(path);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secure_strip_and_plaintext),
+        cmocka_unit_test(test_bogus_and_insecure_ignored),
+        cmocka_unit_test(test_unusable_records_ignored),
+        cmocka_unit_test(test_bad_entry_reported),
+        cmocka_unit_test(test_certificate_mismatch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
