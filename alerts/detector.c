@@ -68,6 +68,7 @@ struct detector {
     size_t cap, head, count;
     uint64_t head_seq, next_seq;
     bool saved;
+    struct jsonw out; /* the alert being written, reused */
 };
 
 static void posture_counts(struct detector *d);
@@ -265,12 +266,10 @@ static void record_emit(struct detector *d, struct record *r)
             continue;
         }
         struct alert_ctx ctx = {d->observer, supp};
-        size_t len = 0;
-        char *s = alert_build(r->f, &v[i], r->pols, r->n_pols, &ctx, &len);
-        if (!s)
+        jsonw_reset(&d->out);
+        if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;
-        emit_line(d, s, len);
-        free(s);
+        emit_line(d, d->out.buf, d->out.len);
         d->stats.alerts++;
         d->stats.by_rule[v[i].rule]++;
     }
@@ -477,6 +476,7 @@ void detector_free(struct detector *d)
         d->count--;
     }
     free(d->ring);
+    jsonw_free(&d->out);
     posture_free(d->posture);
     ratelimit_free(d->rl);
     rules_tuning_free(&d->tuning);
