@@ -3,6 +3,7 @@
  * straight to JSON, one function per object. Follows RFC 8259 (JSON),
  * RFC 3339 (times), RFC 5321 (SMTP fields), RFC 8446 (TLS fields). */
 #include "alerts/session_json.h"
+#include "alerts/community_id.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -72,6 +73,10 @@ static void w_network(struct jsonw *w, const struct smtp_facts *f)
     jsonw_obj_open(w, "network");
     jsonw_str(w, "transport", "tcp");
     jsonw_str(w, "protocol", "smtp");
+    char cid[COMMUNITY_ID_LEN];
+    if (community_id_v1(&f->flow.client, f->flow.cport, &f->flow.server, f->flow.sport,
+                        COMMUNITY_ID_TCP, 0, cid))
+        jsonw_str(w, "community_id", cid);
     if (f->flow.vlan) {
         jsonw_obj_open(w, "vlan");
         jsonw_int(w, "id", f->flow.vlan);
