@@ -6,6 +6,8 @@
 #include "alerts/alert.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,12 +26,12 @@ struct alert_doc {
     const struct alert_ctx *ctx;
 };
 
+/* event.type: of the values ECS allows with category intrusion_detection
+ * (allowed, denied, info): "denied" where a policy should have refused the
+ * session, "info" otherwise. */
 static const char *event_type(enum rule_id r)
 {
     switch (r) {
-    case RULE_STARTTLS_STRIPPED:
-    case RULE_STARTTLS_TAMPERED:
-        return "indicator";
     case RULE_AUTH_CLEARTEXT:
     case RULE_DELIVERY_PLAINTEXT_POLICY:
     case RULE_POLICY_MX_MISMATCH:
@@ -40,10 +42,35 @@ static const char *event_type(enum rule_id r)
     }
 }
 
+/* event.id: the same for the same session and rule whenever and however
+ * often it is written (restart, spool replay, re-analysis): the first 16
+ * bytes of SHA-256("<session uid>|<rule id>") in hex. */
+static void alert_event_id(const struct alert_doc *a, char out[33])
+{
+    char in[64];
+    int n = snprintf(in, sizeof in, "%s|%s", a->f->flow.uid, rule_desc(a->v->rule)->id);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    out[0] = '\0';
+    if (n < 0 || (size_t)n >= sizeof in ||
+        !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
+        return;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
 /* event.*: after the record's kind and dataset */
 static void alert_event(struct jsonw *w, const void *arg)
 {
     const struct alert_doc *a = arg;
+    char id[33];
+    alert_event_id(a, id);
+    if (id[0])
+        jsonw_str(w, "id", id);
     jsonw_arr_open(w, "category");
     jsonw_str(w, NULL, "network");
     jsonw_str(w, NULL, "intrusion_detection");
@@ -54,9 +81,6 @@ static void alert_event(struct jsonw *w, const void *arg)
     jsonw_int(w, "severity", a->v->severity);
     jsonw_str(w, "action", a->v->action);
     jsonw_str(w, "module", "stripwatch");
-    char ts[40];
-    facts_fmt_time(a->f->flow.start, ts, sizeof ts);
-    jsonw_str(w, "start", ts);
 }
 
 /* stripwatch.*: after the record's uid, end, anomalies, ttl */
@@ -83,7 +107,8 @@ static void alert_rule(struct jsonw *w, const struct alert_doc *a)
     jsonw_str(w, "name", rd->name);
     jsonw_str(w, "description", rd->description);
     jsonw_str(w, "ruleset", "stripwatch");
-    jsonw_str(w, "reference", "alerts/RULES.md");
+    /* rule.reference: ECS wants an absolute URL; the rule pages ship with
+     * the sensor (alerts/RULES.md), not at a URL, so it is left out */
     jsonw_obj_close(w);
 }
 

@@ -17,7 +17,9 @@
 
 struct alert_ctx {
     const char *observer_name;
-    uint64_t suppressed; /* alerts of this (rule, server) suppressed before this one */
+    const char *hostname;  /* observer.hostname; NULL or "": left out */
+    const char *interface; /* observer.ingress.interface.name; NULL: left out */
+    uint64_t suppressed;   /* alerts of this (rule, server) suppressed before this one */
 };
 
 /* Appends the alert to w (reset it first for one alert per buffer); false

@@ -59,6 +59,7 @@ struct detector {
     struct detector_cfg cfg;
     struct detector_stats stats;
     char observer[256];
+    char hostname[256]; /* observer.hostname */
     struct posture *posture;
     struct ratelimit *rl;
     struct rules_tuning tuning;
@@ -106,6 +107,8 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
         snprintf(d->observer, sizeof d->observer, "%s", cfg->observer_name);
     else if (gethostname(d->observer, sizeof d->observer - 1) != 0 || !d->observer[0])
         snprintf(d->observer, sizeof d->observer, "stripwatch");
+    if (gethostname(d->hostname, sizeof d->hostname - 1) != 0)
+        d->hostname[0] = '\0';
     if (cfg->tuning) {
         if (!rules_tuning_copy(&d->tuning, cfg->tuning)) {
             snprintf(err, errlen, "detector: out of memory");
@@ -265,7 +268,7 @@ static void record_emit(struct detector *d, struct record *r)
             d->stats.suppressed++;
             continue;
         }
-        struct alert_ctx ctx = {d->observer, supp};
+        struct alert_ctx ctx = {d->observer, d->hostname, d->cfg.interface, supp};
         jsonw_reset(&d->out);
         if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;

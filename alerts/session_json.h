@@ -15,11 +15,16 @@
 #include "alerts/jsonw.h"
 #include "decode/facts.h"
 
+/* The ECS version the documents follow (ecs.version). */
+#define SESSION_JSON_ECS_VERSION "8.11.0"
+
 /* What an alert adds; any hook may be NULL. Each is called inside its object,
  * after the record's own members, with arg. */
 struct session_json_ext {
     const char *kind, *dataset; /* event.kind, event.dataset (NULL: the record's) */
-    void (*event)(struct jsonw *w, const void *arg);      /* inside "event" */
+    /* inside "event", after kind and dataset, in place of the record's
+     * category and type; start, end, duration and created follow */
+    void (*event)(struct jsonw *w, const void *arg);
     void (*stripwatch)(struct jsonw *w, const void *arg); /* inside "stripwatch" */
     void (*tail)(struct jsonw *w, const void *arg);       /* top level, after "tls" */
     const void *arg;

@@ -178,9 +178,12 @@ struct smtp_facts {
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
     uint64_t bytes_c2s, bytes_s2c;  /* application bytes seen per direction */
+    sw_usec pkt_last_ts;            /* the last TCP packet's capture time: unlike last_ts,
+                                       never a timeout's or close's time */
     uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload
                                        packet, 0 when none (posture across sessions) */
     bool saw_c2s, saw_s2c;          /* each direction carried payload */
+    uint32_t pkts_c2s, pkts_s2c;    /* TCP packets of the session per direction */
 
     /* storage (facts.c) */
     uint8_t storage;     /* enum facts_storage */
