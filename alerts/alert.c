@@ -116,6 +116,15 @@ static void alert_observer(struct jsonw *w, const struct alert_doc *a)
 {
     jsonw_obj_open(w, "observer");
     jsonw_str(w, "name", a->ctx && a->ctx->observer_name ? a->ctx->observer_name : "stripwatch");
+    if (a->ctx && a->ctx->hostname && a->ctx->hostname[0])
+        jsonw_str(w, "hostname", a->ctx->hostname);
+    if (a->ctx && a->ctx->interface && a->ctx->interface[0]) {
+        jsonw_obj_open(w, "ingress");
+        jsonw_obj_open(w, "interface");
+        jsonw_str(w, "name", a->ctx->interface);
+        jsonw_obj_close(w);
+        jsonw_obj_close(w);
+    }
     jsonw_str(w, "type", "sensor");
     jsonw_str(w, "vendor", "stripwatch");
     jsonw_str(w, "product", "stripwatch");
