@@ -4,8 +4,9 @@
  * The SMTP decoder fills a struct smtp_facts as the conversation goes; the
  * detector reads it. Facts handed to another thread are deep copies made with
  * facts_copy(); facts_free() releases one (NULL is a no-op). facts_to_json()
- * renders the session record of shared DESIGN.md (ECS names; the caller owns
- * the returned json_t). Every list is bounded; what did not fit is counted in
+ * renders the facts as a jansson tree for the decoder's tests and fuzzers
+ * (the caller owns it); the session record the sensor writes is
+ * alerts/session_json.h. Every list is bounded; what did not fit is counted in
  * the matching *_dropped field. Facts keep what was seen, sized to it:
  * strings interned (decode/strtab.h) or one heap copy each, lists grown one
  * entry at a time, TLS facts allocated when TLS is seen; a copy is one block. */
