@@ -1,23 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* alert.c: the alert JSON: the session record plus the judgment, in Elastic
- * Common Schema names where one exists (event.*, rule.*, observer.*).
+ * Common Schema names where one exists (event.*, rule.*, observer.*), written
+ * with the direct writer (alerts/jsonw.h), one function per object.
  * Follows RFC 8259 (JSON), RFC 3339 (times), RFC 8461 (mta_sts fields). */
 #include "alerts/alert.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "alerts/session_json.h"
 
 #ifndef SW_VERSION
 #define SW_VERSION "0.0.0"
 #endif
 
+/* What the hooks below read. */
+struct alert_doc {
+    const struct smtp_facts *f;
+    const struct verdict *v;
+    const struct rule_policy *pols;
+    size_t n_pols;
+    const struct alert_ctx *ctx;
+};
+
+/* event.type: of the values ECS allows with category intrusion_detection
+ * (allowed, denied, info): "denied" where a policy should have refused the
+ * session, "info" otherwise. */
 static const char *event_type(enum rule_id r)
 {
     switch (r) {
-    case RULE_STARTTLS_STRIPPED:
-    case RULE_STARTTLS_TAMPERED:
-        return "indicator";
     case RULE_AUTH_CLEARTEXT:
     case RULE_DELIVERY_PLAINTEXT_POLICY:
     case RULE_DELIVERY_PLAINTEXT_DANE:
@@ -30,67 +44,160 @@ static const char *event_type(enum rule_id r)
     }
 }
 
+/* event.id: the same for the same session and rule whenever and however
+ * often it is written (restart, spool replay, re-analysis): the first 16
+ * bytes of SHA-256("<session uid>|<rule id>") in hex. */
+static void alert_event_id(const struct alert_doc *a, char out[33])
+{
+    char in[64];
+    int n = snprintf(in, sizeof in, "%s|%s", a->f->flow.uid, rule_desc(a->v->rule)->id);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    out[0] = '\0';
+    if (n < 0 || (size_t)n >= sizeof in ||
+        !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
+        return;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+/* event.*: after the record's kind and dataset */
+static void alert_event(struct jsonw *w, const void *arg)
+{
+    const struct alert_doc *a = arg;
+    char id[33];
+    alert_event_id(a, id);
+    if (id[0])
+        jsonw_str(w, "id", id);
+    jsonw_arr_open(w, "category");
+    jsonw_str(w, NULL, "network");
+    jsonw_str(w, NULL, "intrusion_detection");
+    jsonw_arr_close(w);
+    jsonw_arr_open(w, "type");
+    jsonw_str(w, NULL, event_type(a->v->rule));
+    jsonw_arr_close(w);
+    jsonw_int(w, "severity", a->v->severity);
+    jsonw_str(w, "action", a->v->action);
+    jsonw_str(w, "module", "stripwatch");
+}
+
+/* stripwatch.*: after the record's uid, end, anomalies, ttl */
+static void alert_stripwatch(struct jsonw *w, const void *arg)
+{
+    const struct alert_doc *a = arg;
+    jsonw_str(w, "severity_name", rule_severity_name(a->v->severity));
+    jsonw_str(w, "confidence", rule_confidence_str(a->v->confidence));
+    jsonw_obj_open(w, "evidence");
+    const char *k;
+    json_t *e;
+    if (a->v->evidence)
+        json_object_foreach(a->v->evidence, k, e)
+        {
+            jsonw_json(w, k, e);
+        }
+    /* --evidence-dir: the file holding the session's packets
+     * (sensor/evidence.c); absent without it */
+    if (a->ctx && a->ctx->evidence_pcap)
+        jsonw_str(w, "pcap", a->ctx->evidence_pcap);
+    jsonw_obj_close(w);
+    jsonw_int(w, "suppressed", a->ctx ? (int64_t)a->ctx->suppressed : 0);
+    jsonw_str(w, "version", SW_VERSION);
+}
+
+static void alert_rule(struct jsonw *w, const struct alert_doc *a)
+{
+    const struct rule_desc *rd = rule_desc(a->v->rule);
+    jsonw_obj_open(w, "rule");
+    jsonw_str(w, "id", rd->id);
+    jsonw_str(w, "name", rd->name);
+    jsonw_str(w, "description", rd->description);
+    jsonw_str(w, "ruleset", "stripwatch");
+    /* rule.reference: ECS wants an absolute URL; the rule pages ship with
+     * the sensor (alerts/RULES.md), not at a URL, so it is left out */
+    jsonw_obj_close(w);
+}
+
+static void alert_observer(struct jsonw *w, const struct alert_doc *a)
+{
+    jsonw_obj_open(w, "observer");
+    jsonw_str(w, "name", a->ctx && a->ctx->observer_name ? a->ctx->observer_name : "stripwatch");
+    if (a->ctx && a->ctx->hostname && a->ctx->hostname[0])
+        jsonw_str(w, "hostname", a->ctx->hostname);
+    if (a->ctx && a->ctx->interface && a->ctx->interface[0]) {
+        jsonw_obj_open(w, "ingress");
+        jsonw_obj_open(w, "interface");
+        jsonw_str(w, "name", a->ctx->interface);
+        jsonw_obj_close(w);
+        jsonw_obj_close(w);
+    }
+    jsonw_str(w, "type", "sensor");
+    jsonw_str(w, "vendor", "stripwatch");
+    jsonw_str(w, "product", "stripwatch");
+    jsonw_str(w, "version", SW_VERSION);
+    jsonw_obj_close(w);
+}
+
+/* mta_sts: the policy answer the verdict rests on, when there is one */
+static void alert_mta_sts(struct jsonw *w, const struct alert_doc *a)
+{
+    int p = a->v->policy;
+    if (p < 0 || (size_t)p >= a->n_pols || !a->pols[p].json)
+        return;
+    const struct rule_policy *rp = &a->pols[p];
+    const char *k;
+    json_t *m;
+    bool derived_done = false;
+    jsonw_obj_open(w, "mta_sts");
+    json_object_foreach(rp->json, k, m)
+    {
+        if (rp->derived && strcmp(k, "derived_from_server_name") == 0) {
+            jsonw_bool(w, k, true);
+            derived_done = true;
+            continue;
+        }
+        jsonw_json(w, k, m);
+    }
+    if (rp->derived && !derived_done)
+        jsonw_bool(w, "derived_from_server_name", true);
+    jsonw_obj_close(w);
+}
+
+/* top level: after the record's tls */
+static void alert_tail(struct jsonw *w, const void *arg)
+{
+    const struct alert_doc *a = arg;
+    alert_rule(w, a);
+    alert_observer(w, a);
+    alert_mta_sts(w, a);
+    alert_write_dane(w, a->ctx ? a->ctx->dane : NULL);
+}
+
+bool alert_write(struct jsonw *w, const struct smtp_facts *f, const struct verdict *v,
+                 const struct rule_policy *pols, size_t n_pols, const struct alert_ctx *ctx)
+{
+    struct alert_doc a = {f, v, pols, n_pols, ctx};
+    struct session_json_ext x = {
+        "alert", "stripwatch.alert", alert_event, alert_stripwatch, alert_tail, &a,
+    };
+    session_json_write(w, f, &x);
+    return jsonw_ok(w);
+}
+
 char *alert_build(const struct smtp_facts *f, const struct verdict *v,
                   const struct rule_policy *pols, size_t n_pols, const struct alert_ctx *ctx,
                   size_t *len)
 {
-    json_t *o = facts_to_json(f);
-    if (!o)
+    struct jsonw w;
+    jsonw_init(&w);
+    if (!alert_write(&w, f, v, pols, n_pols, ctx)) {
+        jsonw_free(&w);
         return NULL;
-    const struct rule_desc *rd = rule_desc(v->rule);
-
-    json_t *ev = json_object_get(o, "event");
-    if (!json_is_object(ev)) {
-        ev = json_object();
-        json_object_set_new(o, "event", ev);
     }
-    json_object_set_new(ev, "kind", json_string("alert"));
-    json_object_set_new(ev, "dataset", json_string("stripwatch.alert"));
-    json_object_set_new(ev, "category", json_pack("[s, s]", "network", "intrusion_detection"));
-    json_object_set_new(ev, "type", json_pack("[s]", event_type(v->rule)));
-    json_object_set_new(ev, "severity", json_integer(v->severity));
-    json_object_set_new(ev, "action", json_string(v->action));
-    json_object_set_new(ev, "module", json_string("stripwatch"));
-    char ts[40];
-    facts_fmt_time(f->flow.start, ts, sizeof ts);
-    json_object_set_new(ev, "start", json_string(ts));
-
-    json_object_set_new(o, "rule",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", rd->id, "name", rd->name,
-                                  "description", rd->description, "ruleset", "stripwatch",
-                                  "reference", "alerts/RULES.md"));
-    json_object_set_new(o, "observer",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "name",
-                                  ctx && ctx->observer_name ? ctx->observer_name : "stripwatch",
-                                  "type", "sensor", "vendor", "stripwatch", "product", "stripwatch",
-                                  "version", SW_VERSION));
-    if (v->policy >= 0 && (size_t)v->policy < n_pols && pols[v->policy].json) {
-        json_t *m = json_deep_copy(pols[v->policy].json);
-        if (pols[v->policy].derived)
-            json_object_set_new(m, "derived_from_server_name", json_true());
-        json_object_set_new(o, "mta_sts", m);
-    }
-    alert_add_dane(o, ctx ? ctx->dane : NULL);
-
-    json_t *sw = json_object_get(o, "stripwatch");
-    if (!json_is_object(sw)) {
-        sw = json_object();
-        json_object_set_new(o, "stripwatch", sw);
-    }
-    json_object_set_new(sw, "severity_name", json_string(rule_severity_name(v->severity)));
-    json_object_set_new(sw, "confidence", json_string(rule_confidence_str(v->confidence)));
-    json_object_set_new(sw, "evidence", v->evidence ? json_deep_copy(v->evidence) : json_object());
-    /* --evidence-dir: stripwatch.evidence.pcap, the file holding the
-     * session's packets (sensor/evidence.c); absent without it */
-    json_t *evj = json_object_get(sw, "evidence");
-    if (ctx && ctx->evidence_pcap && json_is_object(evj))
-        json_object_set_new(evj, "pcap", json_string(ctx->evidence_pcap));
-    json_object_set_new(sw, "suppressed", json_integer(ctx ? (json_int_t)ctx->suppressed : 0));
-    json_object_set_new(sw, "version", json_string(SW_VERSION));
-
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s && len)
-        *len = strlen(s);
-    return s;
+    if (len)
+        *len = w.len;
+    return w.buf; /* ownership passes to the caller */
 }

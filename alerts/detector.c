@@ -62,6 +62,7 @@ struct detector {
     struct detector_cfg cfg;
     struct detector_stats stats;
     char observer[256];
+    char hostname[256]; /* observer.hostname */
     struct posture *posture;
     struct ratelimit *rl;
     struct rules_tuning tuning;
@@ -71,6 +72,7 @@ struct detector {
     size_t cap, head, count;
     uint64_t head_seq, next_seq;
     bool saved;
+    struct jsonw out; /* the alert being written, reused */
 };
 
 static void posture_counts(struct detector *d);
@@ -108,6 +110,8 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
         snprintf(d->observer, sizeof d->observer, "%s", cfg->observer_name);
     else if (gethostname(d->observer, sizeof d->observer - 1) != 0 || !d->observer[0])
         snprintf(d->observer, sizeof d->observer, "stripwatch");
+    if (gethostname(d->hostname, sizeof d->hostname - 1) != 0)
+        d->hostname[0] = '\0';
     if (cfg->tuning) {
         if (!rules_tuning_copy(&d->tuning, cfg->tuning)) {
             snprintf(err, errlen, "detector: out of memory");
@@ -282,13 +286,12 @@ static void record_emit(struct detector *d, struct record *r)
             if (!d->cfg.evidence(d->cfg.evidence_arg, r->f, true, pcap, sizeof pcap))
                 pcap[0] = '\0';
         }
-        struct alert_ctx ctx = {d->observer, supp, pcap[0] ? pcap : NULL, &r->dane};
-        size_t len = 0;
-        char *s = alert_build(r->f, &v[i], r->pols, r->n_pols, &ctx, &len);
-        if (!s)
+        struct alert_ctx ctx = {d->observer, d->hostname,           d->cfg.interface,
+                                supp,        pcap[0] ? pcap : NULL, &r->dane};
+        jsonw_reset(&d->out);
+        if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;
-        emit_line(d, s, len);
-        free(s);
+        emit_line(d, d->out.buf, d->out.len);
         d->stats.alerts++;
         d->stats.by_rule[v[i].rule]++;
     }
@@ -559,6 +562,7 @@ void detector_free(struct detector *d)
         d->count--;
     }
     free(d->ring);
+    jsonw_free(&d->out);
     posture_free(d->posture);
     ratelimit_free(d->rl);
     rules_tuning_free(&d->tuning);

@@ -4,8 +4,9 @@
  * The SMTP decoder fills a struct smtp_facts as the conversation goes; the
  * detector reads it. Facts handed to another thread are deep copies made with
  * facts_copy(); facts_free() releases one (NULL is a no-op). facts_to_json()
- * renders the session record of shared DESIGN.md (ECS names; the caller owns
- * the returned json_t). Every list is bounded; what did not fit is counted in
+ * renders the facts as a jansson tree for the decoder's tests and fuzzers
+ * (the caller owns it); the session record the sensor writes is
+ * alerts/session_json.h. Every list is bounded; what did not fit is counted in
  * the matching *_dropped field. Facts keep what was seen, sized to it:
  * strings interned (decode/strtab.h) or one heap copy each, lists grown one
  * entry at a time, TLS facts allocated when TLS is seen; a copy is one block. */
@@ -187,9 +188,12 @@ struct smtp_facts {
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
     uint64_t bytes_c2s, bytes_s2c;  /* application bytes seen per direction */
+    sw_usec pkt_last_ts;            /* the last TCP packet's capture time: unlike last_ts,
+                                       never a timeout's or close's time */
     uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload
                                        packet, 0 when none (posture across sessions) */
     bool saw_c2s, saw_s2c;          /* each direction carried payload */
+    uint32_t pkts_c2s, pkts_s2c;    /* TCP packets of the session per direction */
 
     /* storage (facts.c) */
     uint8_t storage;     /* enum facts_storage */

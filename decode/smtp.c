@@ -756,6 +756,12 @@ void smtp_session_packet(struct smtp_session *s, enum stream_dir dir, const stru
 void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
                              const struct stream_meta *m, uint8_t tcp_flags)
 {
+    if (dir == DIR_C2S)
+        s->f.pkts_c2s++;
+    else
+        s->f.pkts_s2c++;
+    if (m)
+        s->f.pkt_last_ts = m->ts;
     packet_fp(s, dir, m, tcp_flags);
 }
 

@@ -3,7 +3,6 @@
  * and the output stage that merges finished sessions in a deterministic
  * order (see pipeline.h). No RFC: process plumbing. */
 #include <errno.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,6 +12,8 @@
 #include <time.h>
 
 #include "sensor/pipeline.h"
+
+#include "alerts/session_json.h"
 
 #define RING_BATCH 128 /* slots filled before the worker is told */
 #ifndef SPIN_CONSUMER
@@ -179,17 +180,16 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
     if (f->tls && (f->tls->established || f->tls->implicit))
         __atomic_add_fetch(&pl->sessions_tls, 1, __ATOMIC_RELAXED);
     if (pl->cfg.sessions_out) {
-        json_t *j = facts_to_json(f);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        size_t len = 0;
+        char *s = session_json(f, &len);
         if (s) {
-            fputs(s, pl->cfg.sessions_out);
-            fputc('\n', pl->cfg.sessions_out);
+            s[len] = '\n'; /* the NUL's place: one write for the line */
+            fwrite(s, 1, len + 1, pl->cfg.sessions_out);
             if (pl->cfg.live)
                 fflush(pl->cfg.sessions_out);
             pl->sessions_out++;
         }
         free(s);
-        json_decref(j);
     }
     if (pl->cfg.det)
         detector_session(pl->cfg.det, f);

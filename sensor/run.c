@@ -396,6 +396,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     dc.state_file = o->state_file;
     dc.redis_url = o->redis_url;
     dc.offline = o->iface == NULL;
+    dc.interface = o->iface;
     dc.tuning = &o->tuning;
     r->sum = summary_new();
     if (r->sum) {

@@ -163,6 +163,27 @@ static void proc_status(pid_t pid, const char *key, char *out, size_t outlen)
     fclose(f);
 }
 
+/* event.id (from the uid), start, end, created and duration depend on capture time
+ * too (the live run's is now); only a live run has an ingress interface, and
+ * packet numbers count differently. */
+static void scrub_event_times(json_t *j)
+{
+    json_t *o = json_object_get(j, "observer");
+    if (json_is_object(o))
+        json_object_del(o, "ingress");
+    json_t *sw = json_object_get(j, "stripwatch");
+    if (json_is_object(sw))
+        json_object_del(sw, "packet");
+    json_t *ev = json_object_get(j, "event");
+    if (!json_is_object(ev))
+        return;
+    json_object_del(ev, "id");
+    json_object_del(ev, "start");
+    json_object_del(ev, "end");
+    json_object_del(ev, "created");
+    json_object_del(ev, "duration");
+}
+
 /* Fields whose value depends on the capture time (the live run's is now). */
 static bool is_capture_time_key(const char *k)
 {
@@ -175,6 +196,7 @@ static bool is_capture_time_key(const char *k)
 static void scrub(json_t *j)
 {
     if (json_is_object(j)) {
+        scrub_event_times(j);
         const char *k;
         json_t *v;
         void *t;

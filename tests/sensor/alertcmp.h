@@ -22,7 +22,7 @@ static inline bool alert_line_is_health(const char *line, size_t n)
 }
 
 /* Removes, at every depth of j, the integer members whose name holds
- * "packet". */
+ * "packet" (counts too) and the "packet" objects (stripwatch.packet.first/last). */
 static inline void alert_drop_packet_numbers(json_t *j)
 {
     if (json_is_object(j)) {
@@ -31,7 +31,7 @@ static inline void alert_drop_packet_numbers(json_t *j)
         void *it;
         json_object_foreach_safe(j, it, k, v)
         {
-            if (strstr(k, "packet") && json_is_integer(v))
+            if (strstr(k, "packet") && (json_is_integer(v) || !strcmp(k, "packet")))
                 json_object_del(j, k);
             else
                 alert_drop_packet_numbers(v);

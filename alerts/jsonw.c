@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* jsonw.c: a direct, compact JSON writer into a growable buffer, escaping
+ * as jansson's json_dumps(JSON_COMPACT) does. Follows RFC 8259 (JSON) and
+ * RFC 3629 (UTF-8). */
+#include "alerts/jsonw.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSONW_FIRST_CAP 2048
+
+void jsonw_init(struct jsonw *w)
+{
+    memset(w, 0, sizeof *w);
+}
+
+void jsonw_reset(struct jsonw *w)
+{
+    w->len = 0;
+    w->comma = false;
+    w->oom = false;
+    if (w->buf)
+        w->buf[0] = '\0';
+}
+
+void jsonw_free(struct jsonw *w)
+{
+    free(w->buf);
+    jsonw_init(w);
+}
+
+/* Room for n more bytes and the NUL. */
+static bool reserve(struct jsonw *w, size_t n)
+{
+    if (w->oom)
+        return false;
+    if (w->len + n + 1 <= w->cap)
+        return true;
+    size_t cap = w->cap ? w->cap : JSONW_FIRST_CAP;
+    while (cap < w->len + n + 1) {
+        if (cap > SIZE_MAX / 2) {
+            w->oom = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    char *b = realloc(w->buf, cap);
+    if (!b) {
+        w->oom = true;
+        return false;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return true;
+}
+
+static void put(struct jsonw *w, const char *s, size_t n)
+{
+    if (!reserve(w, n))
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+static void putc1(struct jsonw *w, char c)
+{
+    if (!reserve(w, 1))
+        return;
+    w->buf[w->len++] = c;
+    w->buf[w->len] = '\0';
+}
+
+/* Bytes a JSON string must escape: '"', '\\' and the C0 controls. */
+static inline bool must_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/* The quoted, escaped text of s[0..n) (valid UTF-8 or the '?' rendering). */
+static void put_quoted(struct jsonw *w, const char *s, size_t n)
+{
+    /* worst case: every byte \u00XX */
+    if (!reserve(w, n + 2))
+        return;
+    w->buf[w->len++] = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && !must_escape((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            put(w, s + i, run - i);
+            i = run;
+            if (i == n)
+                break;
+        }
+        unsigned char c = (unsigned char)s[i++];
+        char esc[8];
+        switch (c) {
+        case '"':
+            put(w, "\\\"", 2);
+            break;
+        case '\\':
+            put(w, "\\\\", 2);
+            break;
+        case '\b':
+            put(w, "\\b", 2);
+            break;
+        case '\f':
+            put(w, "\\f", 2);
+            break;
+        case '\n':
+            put(w, "\\n", 2);
+            break;
+        case '\r':
+            put(w, "\\r", 2);
+            break;
+        case '\t':
+            put(w, "\\t", 2);
+            break;
+        default: /* jansson writes the other controls as \u00XX, upper-case hex */
+            snprintf(esc, sizeof esc, "\\u%04X", (unsigned)c);
+            put(w, esc, 6);
+        }
+    }
+    putc1(w, '"');
+}
+
+/* The separator and the key before a value. */
+static void prefix(struct jsonw *w, const char *key)
+{
+    if (w->comma)
+        putc1(w, ',');
+    if (key) {
+        put_quoted(w, key, strlen(key));
+        putc1(w, ':');
+    }
+    w->comma = true;
+}
+
+void jsonw_obj_open(struct jsonw *w, const char *key)
+{
+    prefix(w, key);
+    putc1(w, '{');
+    w->comma = false;
+}
+
+void jsonw_obj_close(struct jsonw *w)
+{
+    putc1(w, '}');
+    w->comma = true;
+}
+
+void jsonw_arr_open(struct jsonw *w, const char *key)
+{
+    prefix(w, key);
+    putc1(w, '[');
+    w->comma = false;
+}
+
+void jsonw_arr_close(struct jsonw *w)
+{
+    putc1(w, ']');
+    w->comma = true;
+}
+
+void jsonw_strn(struct jsonw *w, const char *key, const char *s, size_t n)
+{
+    prefix(w, key);
+    put_quoted(w, s, n);
+}
+
+void jsonw_str(struct jsonw *w, const char *key, const char *s)
+{
+    if (!s) {
+        jsonw_null(w, key);
+        return;
+    }
+    jsonw_strn(w, key, s, strlen(s));
+}
+
+/* The length of the UTF-8 sequence a lead byte starts, 0 when it starts none
+ * (a continuation byte, C0/C1 overlong leads, F5..FF). */
+static size_t utf8_lead_len(unsigned char u)
+{
+    if (u < 0x80)
+        return 1;
+    if (u < 0xC2)
+        return 0;
+    if (u <= 0xDF)
+        return 2;
+    if (u <= 0xEF)
+        return 3;
+    if (u <= 0xF4)
+        return 4;
+    return 0;
+}
+
+bool jsonw_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = utf8_lead_len(p[i]);
+        if (k == 0 || k > n - i)
+            return false;
+        uint32_t v = p[i] & (k == 2 ? 0x1F : k == 3 ? 0x0F : 0x07);
+        for (size_t j = 1; j < k; j++) {
+            if (p[i + j] < 0x80 || p[i + j] > 0xBF)
+                return false;
+            v = (v << 6) | (p[i + j] & 0x3F);
+        }
+        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (k == 3 && v < 0x800) ||
+            (k == 4 && v < 0x10000))
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+void jsonw_wire_str(struct jsonw *w, const char *key, const char *s)
+{
+    if (!s)
+        s = "";
+    size_t n = strlen(s);
+    if (jsonw_utf8_valid(s, n)) {
+        jsonw_strn(w, key, s, n);
+        return;
+    }
+    prefix(w, key);
+    if (!reserve(w, n + 2))
+        return;
+    char *o = w->buf + w->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char r = (c < 0x20 || c > 0x7e) ? '?' : (char)c;
+        if (r == '"' || r == '\\') { /* rare: escape through the slow path */
+            w->len = (size_t)(o - w->buf);
+            put(w, r == '"' ? "\\\"" : "\\\\", 2);
+            if (w->oom)
+                return;
+            if (!reserve(w, n - i + 1))
+                return;
+            o = w->buf + w->len;
+            continue;
+        }
+        *o++ = r;
+    }
+    *o++ = '"';
+    *o = '\0';
+    w->len = (size_t)(o - w->buf);
+}
+
+void jsonw_wire_str_or_null(struct jsonw *w, const char *key, const char *s)
+{
+    if (s && *s)
+        jsonw_wire_str(w, key, s);
+    else
+        jsonw_null(w, key);
+}
+
+void jsonw_int(struct jsonw *w, const char *key, int64_t v)
+{
+    char b[24];
+    int n = snprintf(b, sizeof b, "%" PRId64, v);
+    prefix(w, key);
+    put(w, b, (size_t)n);
+}
+
+void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v)
+{
+    if (v)
+        jsonw_int(w, key, v);
+    else
+        jsonw_null(w, key);
+}
+
+void jsonw_bool(struct jsonw *w, const char *key, bool v)
+{
+    prefix(w, key);
+    if (v)
+        put(w, "true", 4);
+    else
+        put(w, "false", 5);
+}
+
+void jsonw_null(struct jsonw *w, const char *key)
+{
+    prefix(w, key);
+    put(w, "null", 4);
+}
+
+void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
+{
+    json_t *v = (json_t *)cv; /* jansson's getters take non-const pointers */
+    if (!v) {
+        jsonw_null(w, key);
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *m;
+        jsonw_obj_open(w, key);
+        json_object_foreach(v, k, m)
+        {
+            jsonw_json(w, k, m);
+        }
+        jsonw_obj_close(w);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *m;
+        jsonw_arr_open(w, key);
+        json_array_foreach(v, i, m)
+        {
+            jsonw_json(w, NULL, m);
+        }
+        jsonw_arr_close(w);
+        break;
+    }
+    case JSON_STRING:
+        jsonw_strn(w, key, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        jsonw_int(w, key, (int64_t)json_integer_value(v));
+        break;
+    case JSON_REAL: { /* jansson's own number format */
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (!s) {
+            w->oom = true;
+            return;
+        }
+        prefix(w, key);
+        put(w, s, strlen(s));
+        free(s);
+        break;
+    }
+    case JSON_TRUE:
+        jsonw_bool(w, key, true);
+        break;
+    case JSON_FALSE:
+        jsonw_bool(w, key, false);
+        break;
+    case JSON_NULL:
+        jsonw_null(w, key);
+        break;
+    }
+}

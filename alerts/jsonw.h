@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* jsonw.h: a direct JSON writer (alerts/jsonw.c) for the hot path: session
+ * records and alerts are written straight into one growable buffer, compact
+ * (no spaces), keys in the order written, no tree built. Strings are escaped
+ * exactly as jansson's json_dumps(JSON_COMPACT) escapes them, so output is
+ * byte-identical with the jansson rendering it replaces. The writer keeps the
+ * comma state itself: callers open, write and close, never write separators.
+ * Out of memory is sticky: every later call is a no-op and jsonw_ok() is false.
+ * The caller owns the struct; jsonw_free() releases the buffer. */
+#ifndef SW_JSONW_H
+#define SW_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_t;
+
+struct jsonw {
+    char *buf;       /* NUL-terminated while ok */
+    size_t len, cap; /* bytes written, bytes held */
+    bool comma;      /* the next member or element needs a ',' first */
+    bool oom;
+};
+
+/* An empty writer (no allocation until the first byte). */
+void jsonw_init(struct jsonw *w);
+/* Empties the text, keeps the buffer for the next document. */
+void jsonw_reset(struct jsonw *w);
+void jsonw_free(struct jsonw *w);
+static inline bool jsonw_ok(const struct jsonw *w)
+{
+    return !w->oom;
+}
+
+/* Every call below takes key: the member name inside an object, NULL for an
+ * array element or the top-level value. Keys are written escaped too. */
+void jsonw_obj_open(struct jsonw *w, const char *key);
+void jsonw_obj_close(struct jsonw *w);
+void jsonw_arr_open(struct jsonw *w, const char *key);
+void jsonw_arr_close(struct jsonw *w);
+
+/* s must be valid UTF-8 (program text, numbers formatted here, names from
+ * tables); NULL writes null. */
+void jsonw_str(struct jsonw *w, const char *key, const char *s);
+/* n bytes of s, valid UTF-8. */
+void jsonw_strn(struct jsonw *w, const char *key, const char *s, size_t n);
+/* Bytes from the wire: written as they are when valid UTF-8 (RFC 3629, as
+ * jansson checks it: no overlong forms, surrogates or code points past
+ * U+10FFFF), else every byte outside printable ASCII (0x20..0x7e) becomes
+ * '?'. NULL is "". The same text as decode/facts.h facts_json_wire_str(). */
+void jsonw_wire_str(struct jsonw *w, const char *key, const char *s);
+/* jsonw_wire_str, or null for NULL and "". */
+void jsonw_wire_str_or_null(struct jsonw *w, const char *key, const char *s);
+void jsonw_int(struct jsonw *w, const char *key, int64_t v);
+/* v, or null when v is 0 (reply codes, TTLs: 0 means not seen). */
+void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v);
+void jsonw_bool(struct jsonw *w, const char *key, bool v);
+void jsonw_null(struct jsonw *w, const char *key);
+/* A jansson value (policy text, evidence built elsewhere), members in their
+ * insertion order as json_dumps writes them; NULL writes null. */
+void jsonw_json(struct jsonw *w, const char *key, const struct json_t *v);
+
+/* True when s[0..n) is valid UTF-8 in jansson's sense (see jsonw_wire_str). */
+bool jsonw_utf8_valid(const char *s, size_t n);
+
+#endif
