@@ -242,7 +242,7 @@ static bool scan_dir(struct evidence *e, char *err, size_t errlen)
         struct ev_file *f = calloc(1, sizeof(*f));
         if (!f)
             break;
-        snprintf(f->name, sizeof(f->name), "%s", de->d_name);
+        memcpy(f->name, de->d_name, l + 1); /* l < sizeof(f->name), checked above */
         f->size = (uint64_t)sb.st_size;
         f->mtime = (sw_usec)sb.st_mtim.tv_sec * SW_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000;
         v[n++] = f;
