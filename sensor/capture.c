@@ -132,7 +132,8 @@ static bool live_join_fanout(struct capture_src *s, uint16_t *id, char *err, siz
 {
     int fd = pcap_get_selectable_fd(s->pc);
     int mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
-    int val = *id | (mode | (*id ? 0 : PACKET_FANOUT_FLAG_UNIQUEID)) << 16;
+    unsigned flags = (unsigned)mode | (*id ? 0u : (unsigned)PACKET_FANOUT_FLAG_UNIQUEID);
+    int val = (int)((unsigned)*id | flags << 16); /* id in the low 16 bits, mode and flags above */
     if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
         snprintf(err, errlen, "%s: cannot join a PACKET_FANOUT group (--workers): %s", s->name,
                  strerror(errno));
