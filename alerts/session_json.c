@@ -95,8 +95,14 @@ static void w_stripwatch(struct jsonw *w, const struct smtp_facts *f,
     jsonw_int_or_null(w, "server", f->server_ttl);
     jsonw_obj_close(w);
     /* where the evidence is: packet numbers in the capture as read (1 is
-     * the first packet of the first -r file; several files count on) */
+     * the first packet of the first -r file; several files, merged by
+     * time, count on), and offline the file of the first packet (its
+     * base name; "stdin" for -) */
     jsonw_obj_open(w, "packet");
+    if (f->flow.file) {
+        const char *slash = strrchr(f->flow.file, '/');
+        jsonw_wire_str(w, "file", slash ? slash + 1 : f->flow.file);
+    }
     jsonw_int(w, "first", (int64_t)f->flow.first_pkt);
     jsonw_int(w, "last",
               (int64_t)(f->last_pkt > f->flow.first_pkt ? f->last_pkt : f->flow.first_pkt));

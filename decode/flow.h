@@ -31,6 +31,7 @@ struct flow_info {
     bool midstream;        /* no SYN seen: roles guessed from the ports */
     sw_usec start;         /* first packet's timestamp */
     uint64_t first_pkt;    /* first packet's number */
+    const char *file;      /* first packet's file (struct pkt file); NULL live */
 };
 
 /* Per-chunk facts from the packet(s) the bytes came from. */

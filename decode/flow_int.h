@@ -124,6 +124,7 @@ struct flow {
     struct flow_dir d[2]; /* indexed by enum stream_dir */
     sw_usec start;        /* first packet (flow_info, for a lazy open) */
     uint64_t first_pkt;
+    const char *file;
 };
 #define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
 
@@ -134,6 +135,7 @@ struct flow {
 struct flow_emb {
     sw_usec start;
     uint64_t first_pkt;
+    const char *file;
     uint32_t isn;
 };
 #define FLOW_EMB_SIZE (FLOW_TOMB_SIZE + sizeof(struct flow_emb))

@@ -43,6 +43,9 @@ struct pkt {
     /* filled by the caller (sensor/) */
     sw_usec ts;  /* capture timestamp */
     uint64_t no; /* 1-based packet number in capture (merge) order */
+    /* offline: the -r file the packet came from, its name as given (owned
+     * by the capture, which outlives every flow); NULL live */
+    const char *file;
     const uint8_t *frame;
     uint32_t caplen; /* bytes captured */
     uint32_t len;    /* bytes on the wire */

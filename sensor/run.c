@@ -823,6 +823,7 @@ int sensor_run(const struct sensor_opts *o)
         memset(&p, 0, sizeof(p));
         p.ts = cp.ts;
         p.no = no;
+        p.file = live ? NULL : capture_src_name(r.cap, cp.src);
         p.frame = cp.data;
         p.caplen = cp.caplen;
         p.len = cp.len;
