@@ -694,7 +694,6 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
         struct flow_emb *e = flow_emb_of(f);
         e->start = proto.start;
         e->first_pkt = proto.first_pkt;
-        e->file = proto.file;
         e->isn = p->seq;
     } else {
         memcpy(f, &proto, sz);
@@ -732,7 +731,6 @@ static struct flow *flow_grow(struct flow_table *t, struct flow *f)
     n->emb = false;
     n->start = e.start;
     n->first_pkt = e.first_pkt;
-    n->file = e.file;
     struct flow_dir *c = &n->d[DIR_C2S];
     c->flags = FD_SEEN | FD_SYN | FD_KNOWN;
     c->isn = e.isn;

@@ -119,12 +119,14 @@ struct flow {
     uint8_t list;
     uint8_t flags;
     bool emb; /* embryonic: only the header and struct flow_emb */
+    /* the first packet's file (struct pkt file), in the header's padding:
+     * no flow grows for it */
+    uint8_t file;
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */
     sw_usec start;        /* first packet (flow_info, for a lazy open) */
     uint64_t first_pkt;
-    const char *file;
 };
 #define FLOW_TOMB_SIZE offsetof(struct flow, cstate)
 
@@ -135,7 +137,6 @@ struct flow {
 struct flow_emb {
     sw_usec start;
     uint64_t first_pkt;
-    const char *file;
     uint32_t isn;
 };
 #define FLOW_EMB_SIZE (FLOW_TOMB_SIZE + sizeof(struct flow_emb))

@@ -43,9 +43,6 @@ struct pkt {
     /* filled by the caller (sensor/) */
     sw_usec ts;  /* capture timestamp */
     uint64_t no; /* 1-based packet number in capture (merge) order */
-    /* offline: the -r file the packet came from, its name as given (owned
-     * by the capture, which outlives every flow); NULL live */
-    const char *file;
     const uint8_t *frame;
     uint32_t caplen; /* bytes captured */
     uint32_t len;    /* bytes on the wire */
@@ -64,6 +61,11 @@ struct pkt {
     uint16_t win;
     const uint8_t *payload;
     uint32_t payload_len;
+
+    /* filled by the caller (sensor/), here in the tail padding: offline, 1 +
+     * the index of the -r file the packet came from (in the order given; 0
+     * live or past the 255th file) */
+    uint8_t file;
 };
 
 /* Why a frame was not decoded to a TCP segment. Each kind is counted. */

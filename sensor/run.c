@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "alerts/detector.h"
+#include "alerts/session_json.h"
 #include "alerts/sink.h"
 #include "decode/pkt.h"
 #include "policy/dane.h"
@@ -722,6 +723,16 @@ int sensor_run(const struct sensor_opts *o)
         sw_log_close();
         return 1;
     }
+    /* stripwatch.packet.file: struct pkt file - 1 indexes the sources (the
+     * capture owns the names; "stdin" for -) */
+    const char *src_names[255];
+    size_t n_src_names = 0;
+    if (!capture_is_live(r.cap)) {
+        n_src_names = capture_n_src(r.cap) < 255 ? capture_n_src(r.cap) : 255;
+        for (size_t i = 0; i < n_src_names; i++)
+            src_names[i] = capture_src_name(r.cap, i);
+        session_json_files(src_names, n_src_names);
+    }
     if (!state_dir_ok(o, err, sizeof(err)) || open_outputs(&r, err, sizeof(err)) < 0) {
         sw_log(LOG_ERR, "%s", err);
         close_all(&r, false);
@@ -823,7 +834,7 @@ int sensor_run(const struct sensor_opts *o)
         memset(&p, 0, sizeof(p));
         p.ts = cp.ts;
         p.no = no;
-        p.file = live ? NULL : capture_src_name(r.cap, cp.src);
+        p.file = live || cp.src >= 255 ? 0 : (uint8_t)(cp.src + 1);
         p.frame = cp.data;
         p.caplen = cp.caplen;
         p.len = cp.len;
@@ -852,6 +863,7 @@ int sensor_run(const struct sensor_opts *o)
     input_check_free(r.input);
     if (!close_all(&r, !o->quiet))
         exit_code = 1;
+    session_json_files(NULL, 0); /* src_names ends here */
     sw_log_close();
     return exit_code;
 }
