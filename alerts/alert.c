@@ -127,6 +127,13 @@ static void alert_observer(struct jsonw *w, const struct alert_doc *a)
     jsonw_str(w, "name", a->ctx && a->ctx->observer_name ? a->ctx->observer_name : "stripwatch");
     if (a->ctx && a->ctx->hostname && a->ctx->hostname[0])
         jsonw_str(w, "hostname", a->ctx->hostname);
+    /* observer.ip: the capture interface's addresses (live runs only) */
+    if (a->ctx && a->ctx->n_ips > 0) {
+        jsonw_arr_open(w, "ip");
+        for (size_t i = 0; i < a->ctx->n_ips; i++)
+            jsonw_str(w, NULL, a->ctx->ips[i]);
+        jsonw_arr_close(w);
+    }
     if (a->ctx && a->ctx->interface && a->ctx->interface[0]) {
         jsonw_obj_open(w, "ingress");
         jsonw_obj_open(w, "interface");

@@ -23,6 +23,8 @@ struct alert_ctx {
     uint64_t suppressed;          /* alerts of this (rule, server) suppressed before this one */
     const char *evidence_pcap;    /* --evidence-dir: file name of the session's packets, or NULL */
     const struct rule_dane *dane; /* the session's DANE answer, or NULL */
+    const char *const *ips;       /* observer.ip: n_ips addresses as text; left out when 0 */
+    size_t n_ips;
 };
 
 /* Writes the dane object {host, records, status[, detail]} when the

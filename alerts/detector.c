@@ -62,7 +62,10 @@ struct detector {
     struct detector_cfg cfg;
     struct detector_stats stats;
     char observer[256];
-    char hostname[256]; /* observer.hostname */
+    char hostname[256];            /* observer.hostname */
+    char ip[DETECTOR_MAX_IPS][64]; /* observer.ip */
+    const char *ips[DETECTOR_MAX_IPS];
+    size_t n_ips;
     struct posture *posture;
     struct ratelimit *rl;
     struct rules_tuning tuning;
@@ -112,6 +115,13 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
         snprintf(d->observer, sizeof d->observer, "stripwatch");
     if (gethostname(d->hostname, sizeof d->hostname - 1) != 0)
         d->hostname[0] = '\0';
+    for (size_t i = 0; i < cfg->n_ips && d->n_ips < DETECTOR_MAX_IPS; i++) {
+        snprintf(d->ip[d->n_ips], sizeof d->ip[0], "%s", cfg->ips[i]);
+        d->ips[d->n_ips] = d->ip[d->n_ips];
+        d->n_ips++;
+    }
+    d->cfg.ips = NULL;
+    d->cfg.n_ips = 0;
     if (cfg->tuning) {
         if (!rules_tuning_copy(&d->tuning, cfg->tuning)) {
             snprintf(err, errlen, "detector: out of memory");
@@ -286,8 +296,8 @@ static void record_emit(struct detector *d, struct record *r)
             if (!d->cfg.evidence(d->cfg.evidence_arg, r->f, true, pcap, sizeof pcap))
                 pcap[0] = '\0';
         }
-        struct alert_ctx ctx = {d->observer, d->hostname,           d->cfg.interface,
-                                supp,        pcap[0] ? pcap : NULL, &r->dane};
+        struct alert_ctx ctx = {d->observer,           d->hostname, d->cfg.interface, supp,
+                                pcap[0] ? pcap : NULL, &r->dane,    d->ips,           d->n_ips};
         jsonw_reset(&d->out);
         if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;

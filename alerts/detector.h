@@ -18,11 +18,16 @@
 #include "decode/facts.h"
 #include "policy/policy.h"
 
+#define DETECTOR_MAX_IPS 16
+
 struct detector_cfg {
-    struct policy_engine *policy;      /* borrowed; may be NULL (no policy rules) */
-    struct sink *sink;                 /* borrowed */
-    const char *observer_name;         /* observer.name; default: host name */
-    const char *interface;             /* observer.ingress.interface.name; NULL offline */
+    struct policy_engine *policy; /* borrowed; may be NULL (no policy rules) */
+    struct sink *sink;            /* borrowed */
+    const char *observer_name;    /* observer.name; default: host name */
+    const char *interface;        /* observer.ingress.interface.name; NULL offline */
+    const char *const *ips;       /* observer.ip: the interface's addresses as text (copied,
+                                     at most DETECTOR_MAX_IPS kept); n_ips 0 offline */
+    size_t n_ips;
     const char *state_file;            /* --state-file: posture loaded at start, saved at end */
     const char *redis_url;             /* posture shared through Redis; NULL for none */
     const char *redis_ca_file;         /* CA bundle for a rediss:// URL; NULL: system store */

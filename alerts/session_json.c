@@ -10,6 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* session_json_files(): the -r files, for stripwatch.packet.file */
+static const char *const *files;
+static size_t n_files;
+
+void session_json_files(const char *const *names, size_t n)
+{
+    files = names;
+    n_files = n;
+}
+
 static void addr_str(const struct sw_addr *a, char *buf, size_t len)
 {
     buf[0] = '\0';
@@ -95,8 +105,14 @@ static void w_stripwatch(struct jsonw *w, const struct smtp_facts *f,
     jsonw_int_or_null(w, "server", f->server_ttl);
     jsonw_obj_close(w);
     /* where the evidence is: packet numbers in the capture as read (1 is
-     * the first packet of the first -r file; several files count on) */
+     * the first packet of the first -r file; several files, merged by
+     * time, count on), and offline the file of the first packet (its
+     * base name; "stdin" for -) */
     jsonw_obj_open(w, "packet");
+    if (f->flow.file && f->flow.file <= n_files) {
+        const char *name = files[f->flow.file - 1], *slash = strrchr(name, '/');
+        jsonw_wire_str(w, "file", slash ? slash + 1 : name);
+    }
     jsonw_int(w, "first", (int64_t)f->flow.first_pkt);
     jsonw_int(w, "last",
               (int64_t)(f->last_pkt > f->flow.first_pkt ? f->last_pkt : f->flow.first_pkt));

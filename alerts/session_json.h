@@ -30,6 +30,13 @@ struct session_json_ext {
     const void *arg;
 };
 
+/* The names of the -r files (borrowed; in the order given, so that
+ * f->flow.file - 1 indexes them) for stripwatch.packet.file, which is
+ * written as the base name. Process-wide: set once before any document is
+ * written (and before threads start); without it (live runs) the field is
+ * left out. */
+void session_json_files(const char *const *names, size_t n);
+
 /* Appends the document for f to w (x NULL: the session record,
  * event.kind "event", dataset stripwatch.session). Check jsonw_ok(w). */
 void session_json_write(struct jsonw *w, const struct smtp_facts *f,

@@ -605,6 +605,7 @@ static void flow_info_of(const struct flow *f, struct flow_info *fi)
     fi->vlan = (f->flags & F_VLAN2) ? f->key.vlan[1] : f->key.vlan[0];
     fi->start = f->start;
     fi->first_pkt = f->first_pkt;
+    fi->file = f->file;
     fi->midstream = f->flags & F_MIDSTREAM;
 }
 
@@ -647,6 +648,7 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
     proto.key = *k;
     proto.start = p->ts;
     proto.first_pkt = p->no;
+    proto.file = p->file;
     if (src_is_client == from_a)
         proto.flags |= F_CLIENT_IS_A;
     if (midstream)

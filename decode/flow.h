@@ -29,6 +29,7 @@ struct flow_info {
     uint16_t cport, sport; /* client and server TCP ports */
     uint16_t vlan;         /* innermost VLAN id, 0 when none */
     bool midstream;        /* no SYN seen: roles guessed from the ports */
+    uint8_t file;          /* first packet's file (struct pkt file); 0 none */
     sw_usec start;         /* first packet's timestamp */
     uint64_t first_pkt;    /* first packet's number */
 };

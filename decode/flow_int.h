@@ -119,6 +119,9 @@ struct flow {
     uint8_t list;
     uint8_t flags;
     bool emb; /* embryonic: only the header and struct flow_emb */
+    /* the first packet's file (struct pkt file), in the header's padding:
+     * no flow grows for it */
+    uint8_t file;
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */

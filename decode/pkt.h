@@ -61,6 +61,11 @@ struct pkt {
     uint16_t win;
     const uint8_t *payload;
     uint32_t payload_len;
+
+    /* filled by the caller (sensor/), here in the tail padding: offline, 1 +
+     * the index of the -r file the packet came from (in the order given; 0
+     * live or past the 255th file) */
+    uint8_t file;
 };
 
 /* Why a frame was not decoded to a TCP segment. Each kind is counted. */

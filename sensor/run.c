@@ -3,16 +3,21 @@
  * detector, runs the capture loop (decode, clock ticks, pipeline), handles
  * signals, prints the summary and statistics (through sensor/log.c), and
  * flushes everything at the end. No RFC. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alerts/detector.h"
+#include "alerts/session_json.h"
 #include "alerts/sink.h"
 #include "decode/pkt.h"
 #include "policy/dane.h"
@@ -80,6 +85,30 @@ static sw_usec wall_usec(void)
 static sw_usec health_time(const struct run *r, sw_usec capture_ts)
 {
     return capture_is_live(r->cap) || !r->clock.set ? wall_usec() : capture_ts;
+}
+
+/* observer.ip: the IPv4 and IPv6 addresses of the capture interface, in
+ * getifaddrs order, as text; 0 when it has none or they cannot be read
+ * (the field is then left out). */
+static size_t iface_addrs(const char *iface, char ip[][64], size_t max)
+{
+    struct ifaddrs *ifa, *i;
+    size_t n = 0;
+    if (!iface || getifaddrs(&ifa) != 0)
+        return 0;
+    for (i = ifa; i && n < max; i = i->ifa_next) {
+        if (!i->ifa_addr || !i->ifa_name || strcmp(i->ifa_name, iface) != 0)
+            continue;
+        const void *a = NULL;
+        if (i->ifa_addr->sa_family == AF_INET)
+            a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
+        else if (i->ifa_addr->sa_family == AF_INET6)
+            a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+        if (a && inet_ntop(i->ifa_addr->sa_family, a, ip[n], 64))
+            n++;
+    }
+    freeifaddrs(ifa);
+    return n;
 }
 
 static double now_mono(void)
@@ -397,6 +426,12 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     dc.redis_url = o->redis_url;
     dc.offline = o->iface == NULL;
     dc.interface = o->iface;
+    char ip[DETECTOR_MAX_IPS][64];
+    const char *ips[DETECTOR_MAX_IPS];
+    dc.n_ips = iface_addrs(o->iface, ip, DETECTOR_MAX_IPS);
+    for (size_t i = 0; i < dc.n_ips; i++)
+        ips[i] = ip[i];
+    dc.ips = ips;
     dc.tuning = &o->tuning;
     r->sum = summary_new();
     if (r->sum) {
@@ -688,6 +723,16 @@ int sensor_run(const struct sensor_opts *o)
         sw_log_close();
         return 1;
     }
+    /* stripwatch.packet.file: struct pkt file - 1 indexes the sources (the
+     * capture owns the names; "stdin" for -) */
+    const char *src_names[255];
+    size_t n_src_names = 0;
+    if (!capture_is_live(r.cap)) {
+        n_src_names = capture_n_src(r.cap) < 255 ? capture_n_src(r.cap) : 255;
+        for (size_t i = 0; i < n_src_names; i++)
+            src_names[i] = capture_src_name(r.cap, i);
+        session_json_files(src_names, n_src_names);
+    }
     if (!state_dir_ok(o, err, sizeof(err)) || open_outputs(&r, err, sizeof(err)) < 0) {
         sw_log(LOG_ERR, "%s", err);
         close_all(&r, false);
@@ -789,6 +834,7 @@ int sensor_run(const struct sensor_opts *o)
         memset(&p, 0, sizeof(p));
         p.ts = cp.ts;
         p.no = no;
+        p.file = live || cp.src >= 255 ? 0 : (uint8_t)(cp.src + 1);
         p.frame = cp.data;
         p.caplen = cp.caplen;
         p.len = cp.len;
@@ -817,6 +863,7 @@ int sensor_run(const struct sensor_opts *o)
     input_check_free(r.input);
     if (!close_all(&r, !o->quiet))
         exit_code = 1;
+    session_json_files(NULL, 0); /* src_names ends here */
     sw_log_close();
     return exit_code;
 }

@@ -41,6 +41,9 @@ static void test_unused_low(void **state)
     assert_int_equal(jint(o, "destination.port"), 25);
     assert_string_equal(jstr(o, "smtp.transactions.0.rcpt.0.domain"), "other.example");
     assert_int_equal(jint(o, "stripwatch.evidence.cleartext_data.bytes"), 1506);
+    /* offline: no interface, so no observer.ip */
+    assert_null(jget(o, "observer.ip"));
+    assert_null(jget(o, "observer.ingress"));
     /* other.example is not in the file: offline, the policy is unknown */
     assert_string_equal(jstr(o, "mta_sts.domain"), "other.example");
     assert_string_equal(jstr(o, "mta_sts.status"), "unknown");
@@ -460,6 +463,34 @@ static void test_auth_cleartext(void **state)
     json_decref(o);
 }
 
+/* live: observer.ip carries the interface's addresses in the order given,
+ * beside observer.ingress.interface.name */
+static void test_observer_ip(void **state)
+{
+    struct fx *x = *state;
+    detector_free(x->d);
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    static const char *const ips[] = {"192.0.2.1", "2001:db8::1"};
+    c.interface = "veth-test";
+    c.ips = ips;
+    c.n_ips = 2;
+    x->d = fx_detector(x, &c);
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, T0);
+    banner(f, "mx.other.example");
+    caps(f, "PIPELINING", "STARTTLS", NULL);
+    tx(f, true, 1506, "other.example:250", NULL);
+    feed(x, f);
+    finish(x);
+    assert_int_equal(x->out.n, 1);
+    json_t *o = expect(x, 0, "starttls.unused", 1, "low");
+    assert_int_equal(json_array_size(jget(o, "observer.ip")), 2);
+    assert_string_equal(jstr(o, "observer.ip.0"), "192.0.2.1");
+    assert_string_equal(jstr(o, "observer.ip.1"), "2001:db8::1");
+    assert_string_equal(jstr(o, "observer.ingress.interface.name"), "veth-test");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plaintext_testing_and_mx_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_cleartext, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_observer_ip, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,13 +164,15 @@ static void proc_status(pid_t pid, const char *key, char *out, size_t outlen)
 }
 
 /* event.id (from the uid), start, end, created and duration depend on capture time
- * too (the live run's is now); only a live run has an ingress interface, and
- * packet numbers count differently. */
+ * too (the live run's is now); only a live run has an ingress interface and
+ * observer.ip, and packet numbers count differently. */
 static void scrub_event_times(json_t *j)
 {
     json_t *o = json_object_get(j, "observer");
-    if (json_is_object(o))
+    if (json_is_object(o)) {
         json_object_del(o, "ingress");
+        json_object_del(o, "ip");
+    }
     json_t *sw = json_object_get(j, "stripwatch");
     if (json_is_object(sw))
         json_object_del(sw, "packet");

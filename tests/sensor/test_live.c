@@ -133,13 +133,15 @@ static long long stats_packets(const char *text)
 }
 
 /* event.id (from the uid), start, end, created and duration depend on capture time
- * too (the live run's is now); only a live run has an ingress interface, and
- * packet numbers count differently. */
+ * too (the live run's is now); only a live run has an ingress interface and
+ * observer.ip, and packet numbers count differently. */
 static void scrub_event_times(json_t *j)
 {
     json_t *o = json_object_get(j, "observer");
-    if (json_is_object(o))
+    if (json_is_object(o)) {
         json_object_del(o, "ingress");
+        json_object_del(o, "ip");
+    }
     json_t *sw = json_object_get(j, "stripwatch");
     if (json_is_object(sw))
         json_object_del(sw, "packet");
@@ -217,6 +219,11 @@ static void check_live_evidence(const char *alerts, const char *evdir)
             continue;
         }
         n_alerts++;
+        /* observer.ip: the addresses given to va, IPv4 first (getifaddrs order) */
+        char *ips = json_dumps(json_object_get(json_object_get(j, "observer"), "ip"), JSON_COMPACT);
+        assert_non_null(ips);
+        assert_string_equal(ips, "[\"192.0.2.77\",\"2001:db8::77\"]");
+        free(ips);
         const char *name =
             json_string_value(json_object_get(json_object_get(sw, "evidence"), "pcap"));
         const char *uid = json_string_value(json_object_get(sw, "uid"));
@@ -260,6 +267,13 @@ static void test_live_matches_offline(void **st)
     char net_a[128], net_b[128];
     snprintf(net_a, sizeof(net_a), "--net=/run/netns/%s", ns_a);
     snprintf(net_b, sizeof(net_b), "--net=/run/netns/%s", ns_b);
+    /* va's addresses are observer.ip of the live alerts: one IPv4, one IPv6
+     * and no link-local address (addrgenmode none) */
+    assert_int_equal(sh("nsenter %s ip link set va addrgenmode none && "
+                        "nsenter %s ip addr add 192.0.2.77/24 dev va && "
+                        "nsenter %s ip addr add 2001:db8::77/64 dev va nodad",
+                        net_a, net_a, net_a),
+                     0);
     assert_int_equal(
         sh("nsenter %s ip link set va up && nsenter %s ip link set vb up", net_a, net_b), 0);
 
