@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* posture.c: learned posture: servers that offered STARTTLS, clients that
  * used it (or failed to), bounded LRU, aged, saved to a JSON state file and
- * shared through Redis. Follows RFC 3207 (STARTTLS), RFC 8259 (JSON). */
+ * shared through Redis. Every fact carries the capture time it was learned
+ * at and is shown only to sessions that started after it; entries merge by
+ * time (earliest and latest kept), so shared state does not depend on the
+ * order sensors or runs wrote it. Follows RFC 3207 (STARTTLS), RFC 8259
+ * (JSON). */
 #include "alerts/posture.h"
 
 #include <errno.h>
@@ -35,9 +39,11 @@ static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
 struct pentry {
     char key[PKEY_MAX];
     uint8_t kind;
-    sw_usec seen;  /* last update, for ageing */
-    sw_usec ok_ts; /* server: offered STARTTLS; client: used it */
+    sw_usec seen;  /* latest capture time learned at, for ageing */
+    sw_usec ok_ts; /* server: offered STARTTLS; client: used it (latest time) */
     char ok_uid[18];
+    sw_usec first_ts; /* ... the earliest time (0: none) */
+    char first_uid[18];
     sw_usec fail_ts; /* client: last failed attempt */
     char fail_uid[18];
     char fail_detail[96];
@@ -144,8 +150,10 @@ static void set_learned(struct pentry *e, const struct pentry *src)
 {
     e->seen = src->seen;
     e->ok_ts = src->ok_ts;
+    e->first_ts = src->first_ts;
     e->fail_ts = src->fail_ts;
     memcpy(e->ok_uid, src->ok_uid, sizeof e->ok_uid);
+    memcpy(e->first_uid, src->first_uid, sizeof e->first_uid);
     memcpy(e->fail_uid, src->fail_uid, sizeof e->fail_uid);
     memcpy(e->fail_detail, src->fail_detail, sizeof e->fail_detail);
 }
@@ -218,6 +226,40 @@ static void redis_failed(struct posture *p)
     p->redis_retry_at = wall_now() + 10;
 }
 
+/* Merges an entry into the Redis hash by time, so that the result does not
+ * depend on the order sensors write: seen, ok and fail keep the latest time
+ * (ties: the greater uid), first the earliest; an entry an older version
+ * wrote without first_ts gets its ok_ts as first. ARGV: seen, ok_ts, ok_uid,
+ * first_ts, first_uid, fail_ts, fail_uid, fail_detail, ttl. */
+static const char merge_lua[] =
+    "local k = KEYS[1]\n"
+    "local function num(f) return tonumber(redis.call('HGET', k, f) or '0') or 0 end\n"
+    "local function str(f) return redis.call('HGET', k, f) or '' end\n"
+    "local function later(t, u, tf, uf)\n"
+    "  local o = num(tf)\n"
+    "  return t > o or (t == o and u > str(uf))\n"
+    "end\n"
+    "if num('first_ts') == 0 and num('ok_ts') > 0 then\n"
+    "  redis.call('HSET', k, 'first_ts', str('ok_ts'), 'first_uid', str('ok_uid'))\n"
+    "end\n"
+    "local seen, ok, first, fail = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]),\n"
+    "  tonumber(ARGV[6])\n"
+    "if seen > num('seen') then redis.call('HSET', k, 'seen', ARGV[1]) end\n"
+    "if ok > 0 and later(ok, ARGV[3], 'ok_ts', 'ok_uid') then\n"
+    "  redis.call('HSET', k, 'ok_ts', ARGV[2], 'ok_uid', ARGV[3])\n"
+    "end\n"
+    "if first > 0 then\n"
+    "  local o = num('first_ts')\n"
+    "  if o == 0 or first < o or (first == o and ARGV[5] < str('first_uid')) then\n"
+    "    redis.call('HSET', k, 'first_ts', ARGV[4], 'first_uid', ARGV[5])\n"
+    "  end\n"
+    "end\n"
+    "if fail > 0 and later(fail, ARGV[7], 'fail_ts', 'fail_uid') then\n"
+    "  redis.call('HSET', k, 'fail_ts', ARGV[6], 'fail_uid', ARGV[7], 'fail_detail', ARGV[8])\n"
+    "end\n"
+    "redis.call('EXPIRE', k, ARGV[9])\n"
+    "return 1\n";
+
 static void redis_write(struct posture *p, struct pentry *e, bool urgent)
 {
     if (!p->redis)
@@ -230,34 +272,29 @@ static void redis_write(struct posture *p, struct pentry *e, bool urgent)
     e->redis_written = e->seen;
     char rkey[PKEY_MAX + 40];
     snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
-    char seen[24], ok[24], fail[24];
+    char seen[24], ok[24], first[24], fail[24], ttl[24];
     snprintf(seen, sizeof seen, "%lld", (long long)e->seen);
     snprintf(ok, sizeof ok, "%lld", (long long)e->ok_ts);
+    snprintf(first, sizeof first, "%lld", (long long)e->first_ts);
     snprintf(fail, sizeof fail, "%lld", (long long)e->fail_ts);
-    const char *argv[] = {"HSET",     rkey,        "seen",        seen,          "ok_ts",
-                          ok,         "ok_uid",    e->ok_uid,     "fail_ts",     fail,
-                          "fail_uid", e->fail_uid, "fail_detail", e->fail_detail};
-    size_t lens[14];
-    for (int i = 0; i < 14; i++)
-        lens[i] = strlen(argv[i]);
-    char ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
-    if (redis_conn_append_argv(p->redis, 14, argv, lens) != SW_OK ||
-        redis_conn_append(p->redis, "EXPIRE %s %s", rkey, ttl) != SW_OK) {
+    const char *argv[] = {"EVAL", merge_lua,    "1",  rkey,        seen,           ok, e->ok_uid,
+                          first,  e->first_uid, fail, e->fail_uid, e->fail_detail, ttl};
+    enum { NARGS = sizeof argv / sizeof argv[0] };
+    size_t lens[NARGS];
+    for (int i = 0; i < NARGS; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = NULL;
+    if (redis_conn_append_argv(p->redis, NARGS, argv, lens) != SW_OK ||
+        redis_conn_get_reply(p->redis, 500, &r) != SW_OK) {
         redis_failed(p);
         return;
     }
-    for (int i = 0; i < 2; i++) {
-        redisReply *r = NULL;
-        if (redis_conn_get_reply(p->redis, 500, &r) != SW_OK) {
-            redis_failed(p);
-            return;
-        }
-        if (r->type == REDIS_REPLY_ERROR)
-            p->st.redis_errors++;
-        freeReplyObject(r);
-    }
-    p->st.redis_writes++;
+    if (r->type == REDIS_REPLY_ERROR)
+        p->st.redis_errors++;
+    else
+        p->st.redis_writes++;
+    freeReplyObject(r);
 }
 
 static int64_t reply_ll(const redisReply *r, size_t i)
@@ -294,8 +331,12 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
                 tmp.ok_ts = reply_ll(r, i + 1);
             else if (!strcmp(k, "fail_ts"))
                 tmp.fail_ts = reply_ll(r, i + 1);
+            else if (!strcmp(k, "first_ts"))
+                tmp.first_ts = reply_ll(r, i + 1);
             else if (!strcmp(k, "ok_uid"))
                 snprintf(tmp.ok_uid, sizeof tmp.ok_uid, "%s", v);
+            else if (!strcmp(k, "first_uid"))
+                snprintf(tmp.first_uid, sizeof tmp.first_uid, "%s", v);
             else if (!strcmp(k, "fail_uid"))
                 snprintf(tmp.fail_uid, sizeof tmp.fail_uid, "%s", v);
             else if (!strcmp(k, "fail_detail"))
@@ -303,6 +344,10 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
         }
     }
     freeReplyObject(r);
+    if (!tmp.first_ts && tmp.ok_ts) { /* written by a version without first_ts */
+        tmp.first_ts = tmp.ok_ts;
+        memcpy(tmp.first_uid, tmp.ok_uid, sizeof tmp.first_uid);
+    }
     struct pentry *e = get_or_add(p, kind, key);
     if (!e)
         return NULL;
@@ -344,35 +389,58 @@ static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, s
     return e;
 }
 
+/* When e first showed "offered" / "used", if that was before now: a fact
+ * learned at a later capture time (by another sensor, an earlier run or a
+ * state file) is not shown to an earlier session, and the earliest time is
+ * the one every run agrees on, whatever it learned after. */
+static bool ok_before(const struct pentry *e, sw_usec now, sw_usec *ts, const char **uid)
+{
+    if (!e->first_ts || e->first_ts >= now)
+        return false;
+    *ts = e->first_ts;
+    *uid = e->first_uid;
+    return true;
+}
+
+/* The latest success before now (for "not followed by a success"). */
+static sw_usec ok_latest_before(const struct pentry *e, sw_usec now)
+{
+    if (e->ok_ts && e->ok_ts < now)
+        return e->ok_ts;
+    return e->first_ts && e->first_ts < now ? e->first_ts : 0;
+}
+
 void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
 {
     memset(out, 0, sizeof *out);
-    sw_usec now = f->flow.start;
+    sw_usec now = f->flow.start, ts = 0;
+    const char *uid = NULL;
     char key[PKEY_MAX];
     server_key(f, key, sizeof key);
     struct pentry *e = lookup(p, PK_SERVER, key, now);
-    if (e && e->ok_ts) {
+    if (e && ok_before(e, now, &ts, &uid)) {
         out->server_offered = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
-        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
-        out->server_ts = e->ok_ts;
-    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) && e->ok_ts) {
+        memcpy(out->server_uid, uid, sizeof out->server_uid);
+        out->server_ts = ts;
+    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) &&
+               ok_before(e, now, &ts, &uid)) {
         out->server_offered = true;
         out->server_by_name = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
-        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
-        out->server_ts = e->ok_ts;
+        memcpy(out->server_uid, uid, sizeof out->server_uid);
+        out->server_ts = ts;
     }
     client_key(f, key, sizeof key);
     e = lookup(p, PK_CLIENT, key, now);
-    if (e && e->ok_ts) {
+    if (e && ok_before(e, now, &ts, &uid)) {
         out->client_used = true;
-        memcpy(out->client_uid, e->ok_uid, sizeof out->client_uid);
-        out->client_ts = e->ok_ts;
+        memcpy(out->client_uid, uid, sizeof out->client_uid);
+        out->client_ts = ts;
     }
-    /* a failure explains this session when it is recent and not followed by
-     * a success */
-    if (e && e->fail_ts && e->fail_ts >= e->ok_ts && now >= e->fail_ts &&
+    /* a failure explains this session when it is recent, before it, and not
+     * followed by a success before it */
+    if (e && e->fail_ts && e->fail_ts >= ok_latest_before(e, now) && e->fail_ts < now &&
         now - e->fail_ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail_uid, sizeof out->client_failed_uid);
@@ -396,6 +464,32 @@ static void learned(struct posture *p, struct pentry *e, bool urgent)
     redis_write(p, e, urgent);
 }
 
+/* t/uid later than the recorded ts/rec_uid (ties: the greater uid), so that
+ * merging gives one answer whatever the order. */
+static bool is_later(sw_usec t, const char *uid, sw_usec ts, const char *rec_uid)
+{
+    return t > ts || (t == ts && strcmp(uid, rec_uid) > 0);
+}
+
+/* Records "offered" / "used" at now by f; true when it is news for other
+ * sensors (the first, or an earlier first). */
+static bool learn_ok(struct pentry *e, const struct smtp_facts *f, sw_usec now)
+{
+    bool news = !e->first_ts || now < e->first_ts ||
+                (now == e->first_ts && strcmp(f->flow.uid, e->first_uid) < 0);
+    if (now > e->seen)
+        e->seen = now;
+    if (news) {
+        e->first_ts = now;
+        memcpy(e->first_uid, f->flow.uid, sizeof e->first_uid);
+    }
+    if (!e->ok_ts || is_later(now, f->flow.uid, e->ok_ts, e->ok_uid)) {
+        e->ok_ts = now;
+        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+    }
+    return news;
+}
+
 void posture_learn(struct posture *p, const struct smtp_facts *f)
 {
     sw_usec now = f->flow.start;
@@ -403,20 +497,10 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     struct pentry *e;
     if (f->starttls_offered) {
         server_key(f, key, sizeof key);
-        if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
-            bool urgent = e->ok_ts == 0;
-            e->seen = now;
-            e->ok_ts = now;
-            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e, urgent);
-        }
-        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL) {
-            bool urgent = e->ok_ts == 0;
-            e->seen = now;
-            e->ok_ts = now;
-            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e, urgent);
-        }
+        if ((e = get_or_add(p, PK_SERVER, key)) != NULL)
+            learned(p, e, learn_ok(e, f, now));
+        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL)
+            learned(p, e, learn_ok(e, f, now));
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
      * failed (STARTTLS refused, or a handshake that did not complete) */
@@ -426,27 +510,27 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     client_key(f, key, sizeof key);
     if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
         return;
-    e->seen = now;
-    bool urgent = !f->tls->established || e->ok_ts == 0; /* news for other sensors */
     if (f->tls->established) {
-        e->ok_ts = now;
-        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-    } else {
-        e->fail_ts = now;
-        memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
-        if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d",
-                     f->starttls_code);
-        else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
-            snprintf(e->fail_detail, sizeof e->fail_detail,
-                     "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
-                     f->tls->alert_desc);
-        else if (f->starttls_requested && !f->starttls_code)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
-        else
-            snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+        learned(p, e, learn_ok(e, f, now));
+        return;
     }
-    learned(p, e, urgent);
+    if (now > e->seen)
+        e->seen = now;
+    if (e->fail_ts && !is_later(now, f->flow.uid, e->fail_ts, e->fail_uid))
+        return; /* a later failure is known already */
+    e->fail_ts = now;
+    memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
+    if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d", f->starttls_code);
+    else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
+        snprintf(e->fail_detail, sizeof e->fail_detail,
+                 "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
+                 f->tls->alert_desc);
+    else if (f->starttls_requested && !f->starttls_code)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
+    else
+        snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+    learned(p, e, true); /* news for other sensors */
 }
 
 /* ---- state file ---- */
@@ -466,9 +550,12 @@ static int collect_entry(void *arg, const char *key, void *value)
 }
 
 /* Format: {"stripwatch_posture": 1, "entries": [{"kind": "server", "key":
- * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "fail_ts":
- * usec, "fail_uid": "...", "fail_detail": "..."}, ...]}, least recently used
- * first. Times are microseconds since the epoch (capture time). */
+ * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "first_ts":
+ * usec, "first_uid": "S...", "fail_ts": usec, "fail_uid": "...",
+ * "fail_detail": "..."}, ...]}, least recently used first. Times are
+ * microseconds since the epoch (capture time); ok_ts is the latest time
+ * learned, first_ts the earliest (optional when loading: files written
+ * before it existed have ok_ts only). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
     /* oldest first: the map walks newest first, so collect and walk back */
@@ -484,12 +571,13 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
         const struct pentry *e = c.v[--c.n];
         if (!e->ok_ts && !e->fail_ts)
             continue; /* an empty Redis probe */
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
-                                        pkind_names[e->kind], "key", e->key, "seen",
-                                        (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
-                                        "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts,
-                                        "fail_uid", e->fail_uid, "fail_detail", e->fail_detail));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:I, s:s, s:s}",
+                                             "kind", pkind_names[e->kind], "key", e->key, "seen",
+                                             (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
+                                             "ok_uid", e->ok_uid, "first_ts",
+                                             (json_int_t)e->first_ts, "first_uid", e->first_uid,
+                                             "fail_ts", (json_int_t)e->fail_ts, "fail_uid",
+                                             e->fail_uid, "fail_detail", e->fail_detail));
     }
     free(c.v);
     json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
@@ -598,6 +686,17 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             !get_str(o, "fail_detail", t.fail_detail, sizeof t.fail_detail)) {
             rc = bad(err, errlen, path, i, "ok_uid/fail_uid/fail_detail: missing or too long");
             break;
+        }
+        if (json_object_get(o, "first_ts") || json_object_get(o, "first_uid")) {
+            if (!get_i64(o, "first_ts", &t.first_ts) ||
+                !get_str(o, "first_uid", t.first_uid, sizeof t.first_uid)) {
+                rc = bad(err, errlen, path, i,
+                         "first_ts/first_uid: not an integer and a string (or too long)");
+                break;
+            }
+        } else if (t.ok_ts) { /* written before first_ts existed */
+            t.first_ts = t.ok_ts;
+            memcpy(t.first_uid, t.ok_uid, sizeof t.first_uid);
         }
         struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
         if (!e) {
