@@ -227,8 +227,9 @@ static void test_posture_bound_and_age(void **state)
 }
 
 /* Issue 8: the state file follows the capture-time rule: what it holds is
- * shown only to sessions after the time it was learned at, also in a second
- * run; a file written before first_ts existed loads with ok_ts as first. */
+ * shown only to sessions that started after the time it was learned at (the
+ * end of the session that showed it), also in a second run; a file written
+ * before first and the learned-at times existed loads as learned at ok_ts. */
 static void test_state_file_capture_time(void **state)
 {
     struct fx *x = *state;
@@ -251,13 +252,14 @@ static void test_state_file_capture_time(void **state)
 
     d = fx_detector(x, &c);              /* a second run from the file */
     strip(d, "198.51.100.9", T0);        /* the same session again: still none */
-    strip(d, "198.51.100.9", T0 + 1000); /* the same microsecond: not after it */
-    strip(d, "198.51.100.9", T0 + 1001); /* after it: alert */
+    strip(d, "198.51.100.9", T0 + 1001); /* while it ran (it ended at T0+1002): none */
+    strip(d, "198.51.100.9", T0 + 1002); /* the microsecond it was learned at: none */
+    strip(d, "198.51.100.9", T0 + 1003); /* after it: alert */
     detector_finish(d);
     detector_free(d);
     assert_int_equal(x->out.n, 1);
     json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
-    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:23:21.000000Z");
+    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:23:23.000000Z");
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"), uid);
     json_decref(o);
     lines_clear(&x->out);
@@ -286,7 +288,9 @@ static void test_state_file_capture_time(void **state)
     char err[600] = "", want[600];
     assert_null(detector_new(&c, err, sizeof err));
     snprintf(want, sizeof want,
-             "%s: entries[0]: first_ts/first_uid: not an integer and a string (or too long)", path);
+             "%s: entries[0]: first_ts/first_at/ok_at/fail_at/first_uid: not integers and a "
+             "string, or too long",
+             path);
     assert_string_equal(err, want);
 }
 
