@@ -3,10 +3,10 @@
  * used it (or failed to), bounded LRU, aged, saved to a JSON state file and
  * shared through Redis. Every fact carries the capture time it was learned
  * at (the end of the session that showed it) and is shown only to sessions
- * that started after it; entries merge by that time (the earliest and the
- * latest kept), so shared state does not depend on the order in which
- * sensors or runs wrote it. Follows RFC 3207 (STARTTLS), RFC 8259
- * (JSON). */
+ * that ended after it (judged later in capture time); entries merge by that
+ * time (the earliest and the latest kept), so shared state does not depend
+ * on the order in which sensors or runs wrote it. Follows RFC 3207
+ * (STARTTLS), RFC 8259 (JSON). */
 #include "alerts/posture.h"
 
 #include <errno.h>
@@ -428,40 +428,42 @@ static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, s
     return e;
 }
 
-/* f learned before now (the start of the session judged)? */
-static bool fact_before(const struct pfact *f, sw_usec now)
+/* f learned before the sensor had the whole session judged (its end)? */
+static bool fact_before(const struct pfact *f, sw_usec end)
 {
-    return f->ts && f->at < now;
+    return f->ts && f->at < end;
 }
 
-/* The latest success learned before now (for "not followed by a success"):
- * the latest when it is before now, else the earliest when that is. */
-static const struct pfact *ok_latest_before(const struct pentry *e, sw_usec now)
+/* The latest success learned before end (for "not followed by a success"):
+ * the latest when it is before end, else the earliest when that is. */
+static const struct pfact *ok_latest_before(const struct pentry *e, sw_usec end)
 {
-    if (fact_before(&e->ok, now))
+    if (fact_before(&e->ok, end))
         return &e->ok;
-    return fact_before(&e->first, now) ? &e->first : NULL;
+    return fact_before(&e->first, end) ? &e->first : NULL;
 }
 
-/* What e shows a session starting at now: the first session that showed
- * "offered" / "used", if it was learned before now. A fact learned at a
- * later capture time (by another sensor, an earlier run, a state file) is
- * not shown to an earlier session, and the earliest is the one every run
- * agrees on whatever it learned after. */
+/* What posture shows session f: for "offered" / "used", the first session
+ * that showed it, if it was learned before f's end, when the sensor judges
+ * f. That is what a single run in capture order knows at that point, so a
+ * fact learned at a later capture time (by another sensor, an earlier run,
+ * a state file) is not shown, and the earliest is the one every run agrees
+ * on whatever it learned after. */
 void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
 {
     memset(out, 0, sizeof *out);
-    sw_usec now = f->flow.start;
+    sw_usec now = f->flow.start; /* ageing and the fallback window */
+    sw_usec end = f->last_ts > now ? f->last_ts : now;
     char key[PKEY_MAX];
     server_key(f, key, sizeof key);
     struct pentry *e = lookup(p, PK_SERVER, key, now);
-    if (e && fact_before(&e->first, now)) {
+    if (e && fact_before(&e->first, end)) {
         out->server_offered = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
     } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) &&
-               fact_before(&e->first, now)) {
+               fact_before(&e->first, end)) {
         out->server_offered = true;
         out->server_by_name = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
@@ -470,15 +472,15 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
     }
     client_key(f, key, sizeof key);
     e = lookup(p, PK_CLIENT, key, now);
-    if (e && fact_before(&e->first, now)) {
+    if (e && fact_before(&e->first, end)) {
         out->client_used = true;
         memcpy(out->client_uid, e->first.uid, sizeof out->client_uid);
         out->client_ts = e->first.ts;
     }
-    /* a failure explains this session when it was learned before it, is
-     * recent, and no success was learned after it */
-    const struct pfact *ok = e ? ok_latest_before(e, now) : NULL;
-    if (e && fact_before(&e->fail, now) && (!ok || e->fail.at >= ok->at) &&
+    /* a failure explains this session when it was learned before its end,
+     * started before it, is recent, and no later success was learned */
+    const struct pfact *ok = e ? ok_latest_before(e, end) : NULL;
+    if (e && fact_before(&e->fail, end) && (!ok || e->fail.ts >= ok->ts) && now >= e->fail.ts &&
         now - e->fail.ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail.uid, sizeof out->client_failed_uid);

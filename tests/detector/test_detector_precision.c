@@ -177,8 +177,7 @@ static void test_ttl_route_noise_and_reply_shift(void **state)
     caps(a, "STARTTLS", NULL);
     starttls(a, 220, true);
     feed(x, a);
-    /* after the offer was learned (its session ended at T0+4) */
-    struct smtp_facts *h = session("192.0.2.10", "198.51.100.52", 25, T0 + 5);
+    struct smtp_facts *h = session("192.0.2.10", "198.51.100.52", 25, T0 + 3);
     caps(h, "PIPELINING", NULL);
     tx(h, true, 900, "other.example:250", NULL);
     anomaly(h, ANOM_TTL_SHIFT_REPLY, "ttl 57->62 on the EHLO reply (5 hops)", 6);

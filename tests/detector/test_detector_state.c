@@ -227,7 +227,7 @@ static void test_posture_bound_and_age(void **state)
 }
 
 /* Issue 8: the state file follows the capture-time rule: what it holds is
- * shown only to sessions that started after the time it was learned at (the
+ * shown only to sessions that ended after the time it was learned at (the
  * end of the session that showed it), also in a second run; a file written
  * before first and the learned-at times existed loads as learned at ok_ts. */
 static void test_state_file_capture_time(void **state)
@@ -250,16 +250,17 @@ static void test_state_file_capture_time(void **state)
     detector_free(d);
     assert_int_equal(x->out.n, 0);
 
-    d = fx_detector(x, &c);              /* a second run from the file */
+    /* a second run from the file (strips last 2 s, the offer ended at T0+1002) */
+    d = fx_detector(x, &c);
     strip(d, "198.51.100.9", T0);        /* the same session again: still none */
-    strip(d, "198.51.100.9", T0 + 1001); /* while it ran (it ended at T0+1002): none */
-    strip(d, "198.51.100.9", T0 + 1002); /* the microsecond it was learned at: none */
-    strip(d, "198.51.100.9", T0 + 1003); /* after it: alert */
+    strip(d, "198.51.100.9", T0 + 999);  /* ended at T0+1001, before it was learned */
+    strip(d, "198.51.100.9", T0 + 1000); /* ended the microsecond it was learned at */
+    strip(d, "198.51.100.9", T0 + 1001); /* ended after it: alert */
     detector_finish(d);
     detector_free(d);
     assert_int_equal(x->out.n, 1);
     json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
-    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:23:23.000000Z");
+    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:23:21.000000Z");
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"), uid);
     json_decref(o);
     lines_clear(&x->out);
