@@ -780,8 +780,9 @@ static int cross_check(struct sensor_opts *o, char *err, size_t errlen)
         return EXIT_USAGE;
     }
     if (o->posture_redis && !o->redis_url) {
-        snprintf(err, errlen, "--posture-redis: needs --redis URL (the Redis the posture is "
-                              "shared through)");
+        snprintf(err, errlen,
+                 "--posture-redis: needs --redis URL (the Redis the posture is "
+                 "shared through)");
         return EXIT_USAGE;
     }
     if (!privdrop_resolve(&o->drop, o->user, o->group, err, errlen))
