@@ -29,7 +29,8 @@ struct detector_cfg {
                                      at most DETECTOR_MAX_IPS kept); n_ips 0 offline */
     size_t n_ips;
     const char *state_file;            /* --state-file: posture loaded at start, saved at end */
-    const char *redis_url;             /* posture shared through Redis; NULL for none */
+    const char *redis_url;             /* posture shared through Redis; NULL for none (the
+                                          sensor: live runs, offline with --posture-redis) */
     const char *redis_ca_file;         /* CA bundle for a rediss:// URL; NULL: system store */
     bool offline;                      /* capture time drives deadlines and ageing */
     int policy_deadline_ms;            /* how long a verdict waits for its policy (default 5000) */

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* posture.c: learned posture: servers that offered STARTTLS, clients that
  * used it (or failed to), bounded LRU, aged, saved to a JSON state file and
- * shared through Redis. Follows RFC 3207 (STARTTLS), RFC 8259 (JSON). */
+ * shared through Redis. Every fact carries the capture time it was learned
+ * at (the end of the session that showed it) and is shown only to sessions
+ * that ended after it (judged later in capture time); entries merge by that
+ * time (the earliest and the latest kept), so shared state does not depend
+ * on the order in which sensors or runs wrote it. Follows RFC 3207
+ * (STARTTLS), RFC 8259 (JSON). */
 #include "alerts/posture.h"
 
 #include <errno.h>
@@ -32,14 +37,22 @@ static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
  * and a key Redis did not have is asked again after this long. */
 #define POSTURE_REDIS_REFRESH_US (60 * SW_USEC_PER_SEC)
 
+/* One session that showed something: when it started (ts, shown as
+ * evidence), when it was learned (at: the session's end, the time the
+ * sensor knew it; the capture-time rule and merging use this), its uid.
+ * ts 0: none. */
+struct pfact {
+    sw_usec ts, at;
+    char uid[18];
+};
+
 struct pentry {
     char key[PKEY_MAX];
     uint8_t kind;
-    sw_usec seen;  /* last update, for ageing */
-    sw_usec ok_ts; /* server: offered STARTTLS; client: used it */
-    char ok_uid[18];
-    sw_usec fail_ts; /* client: last failed attempt */
-    char fail_uid[18];
+    sw_usec seen; /* latest time learned at, for ageing */
+    /* server: offered STARTTLS; client: used it; the earliest and the latest */
+    struct pfact first, ok;
+    struct pfact fail; /* client: the latest failed attempt */
     char fail_detail[96];
     sw_usec redis_written; /* capture time of the last write to Redis, 0 never */
     sw_usec redis_miss;    /* an empty probe: Redis had nothing at this time */
@@ -143,10 +156,9 @@ static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *ke
 static void set_learned(struct pentry *e, const struct pentry *src)
 {
     e->seen = src->seen;
-    e->ok_ts = src->ok_ts;
-    e->fail_ts = src->fail_ts;
-    memcpy(e->ok_uid, src->ok_uid, sizeof e->ok_uid);
-    memcpy(e->fail_uid, src->fail_uid, sizeof e->fail_uid);
+    e->first = src->first;
+    e->ok = src->ok;
+    e->fail = src->fail;
     memcpy(e->fail_detail, src->fail_detail, sizeof e->fail_detail);
 }
 
@@ -218,6 +230,42 @@ static void redis_failed(struct posture *p)
     p->redis_retry_at = wall_now() + 10;
 }
 
+/* Merges an entry into the Redis hash by the time each fact was learned at,
+ * so that the result does not depend on the order sensors write: ok and
+ * fail keep the latest (ties: the greater uid), first the earliest (ties:
+ * the smaller uid), seen the latest. Facts written by a version without
+ * learned-at times (*_at) count as learned at their ts; an entry without
+ * first gets its ok as first. ARGV: seen, ttl, then ts, at, uid of first,
+ * ok and fail, then fail_detail. */
+static const char merge_lua[] =
+    "local k = KEYS[1]\n"
+    "local function num(f) return tonumber(redis.call('HGET', k, f) or '0') or 0 end\n"
+    "local function str(f) return redis.call('HGET', k, f) or '' end\n"
+    "local function at(p) local a = num(p .. '_at') if a == 0 then a = num(p .. '_ts') end "
+    "return a end\n"
+    "if num('first_ts') == 0 and num('ok_ts') > 0 then\n"
+    "  redis.call('HSET', k, 'first_ts', str('ok_ts'), 'first_at', at('ok'), 'first_uid',\n"
+    "             str('ok_uid'))\n"
+    "end\n"
+    "local function merge(p, i, earliest)\n"
+    "  local ts, a, u = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]\n"
+    "  if ts == 0 then return false end\n"
+    "  local o, ou = at(p), str(p .. '_uid')\n"
+    "  local take = num(p .. '_ts') == 0\n"
+    "  if earliest then take = take or a < o or (a == o and u < ou)\n"
+    "  else take = take or a > o or (a == o and u > ou) end\n"
+    "  if take then\n"
+    "    redis.call('HSET', k, p .. '_ts', ARGV[i], p .. '_at', ARGV[i + 1], p .. '_uid', u)\n"
+    "  end\n"
+    "  return take\n"
+    "end\n"
+    "if tonumber(ARGV[1]) > num('seen') then redis.call('HSET', k, 'seen', ARGV[1]) end\n"
+    "merge('first', 3, true)\n"
+    "merge('ok', 6, false)\n"
+    "if merge('fail', 9, false) then redis.call('HSET', k, 'fail_detail', ARGV[12]) end\n"
+    "redis.call('EXPIRE', k, ARGV[2])\n"
+    "return 1\n";
+
 static void redis_write(struct posture *p, struct pentry *e, bool urgent)
 {
     if (!p->redis)
@@ -230,34 +278,75 @@ static void redis_write(struct posture *p, struct pentry *e, bool urgent)
     e->redis_written = e->seen;
     char rkey[PKEY_MAX + 40];
     snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
-    char seen[24], ok[24], fail[24];
-    snprintf(seen, sizeof seen, "%lld", (long long)e->seen);
-    snprintf(ok, sizeof ok, "%lld", (long long)e->ok_ts);
-    snprintf(fail, sizeof fail, "%lld", (long long)e->fail_ts);
-    const char *argv[] = {"HSET",     rkey,        "seen",        seen,          "ok_ts",
-                          ok,         "ok_uid",    e->ok_uid,     "fail_ts",     fail,
-                          "fail_uid", e->fail_uid, "fail_detail", e->fail_detail};
-    size_t lens[14];
-    for (int i = 0; i < 14; i++)
+    char num[8][24];
+    const struct pfact *fa[3] = {&e->first, &e->ok, &e->fail};
+    snprintf(num[0], sizeof num[0], "%lld", (long long)e->seen);
+    snprintf(num[1], sizeof num[1], "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
+    for (int i = 0; i < 3; i++) {
+        snprintf(num[2 + 2 * i], sizeof num[0], "%lld", (long long)fa[i]->ts);
+        snprintf(num[3 + 2 * i], sizeof num[0], "%lld", (long long)fa[i]->at);
+    }
+    const char *argv[] = {"EVAL", merge_lua, "1",          rkey,          num[0], num[1],
+                          num[2], num[3],    e->first.uid, num[4],        num[5], e->ok.uid,
+                          num[6], num[7],    e->fail.uid,  e->fail_detail};
+    enum { NARGS = sizeof argv / sizeof argv[0] };
+    size_t lens[NARGS];
+    for (int i = 0; i < NARGS; i++)
         lens[i] = strlen(argv[i]);
-    char ttl[24];
-    snprintf(ttl, sizeof ttl, "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
-    if (redis_conn_append_argv(p->redis, 14, argv, lens) != SW_OK ||
-        redis_conn_append(p->redis, "EXPIRE %s %s", rkey, ttl) != SW_OK) {
+    redisReply *r = NULL;
+    if (redis_conn_append_argv(p->redis, NARGS, argv, lens) != SW_OK ||
+        redis_conn_get_reply(p->redis, 500, &r) != SW_OK) {
         redis_failed(p);
         return;
     }
-    for (int i = 0; i < 2; i++) {
-        redisReply *r = NULL;
-        if (redis_conn_get_reply(p->redis, 500, &r) != SW_OK) {
-            redis_failed(p);
-            return;
+    if (r->type == REDIS_REPLY_ERROR)
+        p->st.redis_errors++;
+    else
+        p->st.redis_writes++;
+    freeReplyObject(r);
+}
+
+/* The fact a field name ("ok_ts", "first_uid", ...) belongs to, and the
+ * field's suffix; NULL for another name. */
+static struct pfact *fact_of(struct pentry *e, const char *name, const char **suffix)
+{
+    static const char *const pre[] = {"first_", "ok_", "fail_"};
+    struct pfact *fa[] = {&e->first, &e->ok, &e->fail};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(pre[i]);
+        if (!strncmp(name, pre[i], n)) {
+            *suffix = name + n;
+            return fa[i];
         }
-        if (r->type == REDIS_REPLY_ERROR)
-            p->st.redis_errors++;
-        freeReplyObject(r);
     }
-    p->st.redis_writes++;
+    return NULL;
+}
+
+/* Sets the field name of e from Redis' text v; other names are ignored. */
+static void fact_field(struct pentry *e, const char *name, const char *v)
+{
+    const char *sfx;
+    struct pfact *f = fact_of(e, name, &sfx);
+    if (!f)
+        return;
+    if (!strcmp(sfx, "ts"))
+        f->ts = strtoll(v, NULL, 10);
+    else if (!strcmp(sfx, "at"))
+        f->at = strtoll(v, NULL, 10);
+    else if (!strcmp(sfx, "uid"))
+        snprintf(f->uid, sizeof f->uid, "%s", v);
+}
+
+/* What an entry written before learned-at times and first existed means:
+ * a fact learned at its ts; its ok as first. */
+static void fact_defaults(struct pentry *e)
+{
+    struct pfact *fa[] = {&e->first, &e->ok, &e->fail};
+    for (int i = 0; i < 3; i++)
+        if (fa[i]->ts && !fa[i]->at)
+            fa[i]->at = fa[i]->ts;
+    if (!e->first.ts && e->ok.ts)
+        e->first = e->ok;
 }
 
 static int64_t reply_ll(const redisReply *r, size_t i)
@@ -290,19 +379,14 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
             any = true;
             if (!strcmp(k, "seen"))
                 tmp.seen = reply_ll(r, i + 1);
-            else if (!strcmp(k, "ok_ts"))
-                tmp.ok_ts = reply_ll(r, i + 1);
-            else if (!strcmp(k, "fail_ts"))
-                tmp.fail_ts = reply_ll(r, i + 1);
-            else if (!strcmp(k, "ok_uid"))
-                snprintf(tmp.ok_uid, sizeof tmp.ok_uid, "%s", v);
-            else if (!strcmp(k, "fail_uid"))
-                snprintf(tmp.fail_uid, sizeof tmp.fail_uid, "%s", v);
             else if (!strcmp(k, "fail_detail"))
                 snprintf(tmp.fail_detail, sizeof tmp.fail_detail, "%s", v);
+            else
+                fact_field(&tmp, k, v);
         }
     }
     freeReplyObject(r);
+    fact_defaults(&tmp);
     struct pentry *e = get_or_add(p, kind, key);
     if (!e)
         return NULL;
@@ -333,7 +417,7 @@ static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, s
 {
     struct pentry *e = find(p, kind, key);
     if (p->redis &&
-        (!e || (e->redis_miss && !e->ok_ts && !e->fail_ts &&
+        (!e || (e->redis_miss && !e->ok.ts && !e->fail.ts &&
                 (now < e->redis_miss || now - e->redis_miss >= POSTURE_REDIS_REFRESH_US))))
         e = redis_read(p, kind, key, now);
     if (e && expired(p, e, now)) {
@@ -344,39 +428,63 @@ static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, s
     return e;
 }
 
+/* f learned before the sensor had the whole session judged (its end)? */
+static bool fact_before(const struct pfact *f, sw_usec end)
+{
+    return f->ts && f->at < end;
+}
+
+/* The latest success learned before end (for "not followed by a success"):
+ * the latest when it is before end, else the earliest when that is. */
+static const struct pfact *ok_latest_before(const struct pentry *e, sw_usec end)
+{
+    if (fact_before(&e->ok, end))
+        return &e->ok;
+    return fact_before(&e->first, end) ? &e->first : NULL;
+}
+
+/* What posture shows session f: for "offered" / "used", the first session
+ * that showed it, if it was learned before f's end, when the sensor judges
+ * f. That is what a single run in capture order knows at that point, so a
+ * fact learned at a later capture time (by another sensor, an earlier run,
+ * a state file) is not shown, and the earliest is the one every run agrees
+ * on whatever it learned after. */
 void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
 {
     memset(out, 0, sizeof *out);
-    sw_usec now = f->flow.start;
+    sw_usec now = f->flow.start; /* ageing and the fallback window */
+    sw_usec end = f->last_ts > now ? f->last_ts : now;
     char key[PKEY_MAX];
     server_key(f, key, sizeof key);
     struct pentry *e = lookup(p, PK_SERVER, key, now);
-    if (e && e->ok_ts) {
+    if (e && fact_before(&e->first, end)) {
         out->server_offered = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
-        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
-        out->server_ts = e->ok_ts;
-    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) && e->ok_ts) {
+        memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
+        out->server_ts = e->first.ts;
+    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) &&
+               fact_before(&e->first, end)) {
         out->server_offered = true;
         out->server_by_name = true;
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
-        memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
-        out->server_ts = e->ok_ts;
+        memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
+        out->server_ts = e->first.ts;
     }
     client_key(f, key, sizeof key);
     e = lookup(p, PK_CLIENT, key, now);
-    if (e && e->ok_ts) {
+    if (e && fact_before(&e->first, end)) {
         out->client_used = true;
-        memcpy(out->client_uid, e->ok_uid, sizeof out->client_uid);
-        out->client_ts = e->ok_ts;
+        memcpy(out->client_uid, e->first.uid, sizeof out->client_uid);
+        out->client_ts = e->first.ts;
     }
-    /* a failure explains this session when it is recent and not followed by
-     * a success */
-    if (e && e->fail_ts && e->fail_ts >= e->ok_ts && now >= e->fail_ts &&
-        now - e->fail_ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
+    /* a failure explains this session when it was learned before its end,
+     * started before it, is recent, and no later success was learned */
+    const struct pfact *ok = e ? ok_latest_before(e, end) : NULL;
+    if (e && fact_before(&e->fail, end) && (!ok || e->fail.ts >= ok->ts) && now >= e->fail.ts &&
+        now - e->fail.ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
         out->client_failed = true;
-        memcpy(out->client_failed_uid, e->fail_uid, sizeof out->client_failed_uid);
-        out->client_failed_ts = e->fail_ts;
+        memcpy(out->client_failed_uid, e->fail.uid, sizeof out->client_failed_uid);
+        out->client_failed_ts = e->fail.ts;
         snprintf(out->client_failed_detail, sizeof out->client_failed_detail, "%s", e->fail_detail);
     }
 }
@@ -396,27 +504,55 @@ static void learned(struct posture *p, struct pentry *e, bool urgent)
     redis_write(p, e, urgent);
 }
 
+/* The fact f shows (started at its start, learned at its end). */
+static struct pfact fact_from(const struct smtp_facts *f)
+{
+    struct pfact x;
+    memset(&x, 0, sizeof x);
+    x.ts = f->flow.start ? f->flow.start : 1;
+    x.at = f->last_ts > f->flow.start ? f->last_ts : f->flow.start;
+    memcpy(x.uid, f->flow.uid, sizeof x.uid);
+    return x;
+}
+
+/* x learned later than have (ties: the greater uid); any fact is later than
+ * none. The same rule as merge_lua's, so merging gives one answer whatever
+ * the order. */
+static bool fact_later(const struct pfact *x, const struct pfact *have)
+{
+    return !have->ts || x->at > have->at || (x->at == have->at && strcmp(x->uid, have->uid) > 0);
+}
+
+static bool fact_earlier(const struct pfact *x, const struct pfact *have)
+{
+    return !have->ts || x->at < have->at || (x->at == have->at && strcmp(x->uid, have->uid) < 0);
+}
+
+/* Records "offered" / "used" shown by f; true when it is news for other
+ * sensors (the first, or an earlier first). */
+static bool learn_ok(struct pentry *e, const struct smtp_facts *f)
+{
+    struct pfact x = fact_from(f);
+    if (x.at > e->seen)
+        e->seen = x.at;
+    bool news = fact_earlier(&x, &e->first);
+    if (news)
+        e->first = x;
+    if (fact_later(&x, &e->ok))
+        e->ok = x;
+    return news;
+}
+
 void posture_learn(struct posture *p, const struct smtp_facts *f)
 {
-    sw_usec now = f->flow.start;
     char key[PKEY_MAX];
     struct pentry *e;
     if (f->starttls_offered) {
         server_key(f, key, sizeof key);
-        if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
-            bool urgent = e->ok_ts == 0;
-            e->seen = now;
-            e->ok_ts = now;
-            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e, urgent);
-        }
-        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL) {
-            bool urgent = e->ok_ts == 0;
-            e->seen = now;
-            e->ok_ts = now;
-            memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-            learned(p, e, urgent);
-        }
+        if ((e = get_or_add(p, PK_SERVER, key)) != NULL)
+            learned(p, e, learn_ok(e, f));
+        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL)
+            learned(p, e, learn_ok(e, f));
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
      * failed (STARTTLS refused, or a handshake that did not complete) */
@@ -426,27 +562,27 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     client_key(f, key, sizeof key);
     if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
         return;
-    e->seen = now;
-    bool urgent = !f->tls->established || e->ok_ts == 0; /* news for other sensors */
     if (f->tls->established) {
-        e->ok_ts = now;
-        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-    } else {
-        e->fail_ts = now;
-        memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
-        if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d",
-                     f->starttls_code);
-        else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
-            snprintf(e->fail_detail, sizeof e->fail_detail,
-                     "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
-                     f->tls->alert_desc);
-        else if (f->starttls_requested && !f->starttls_code)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
-        else
-            snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+        learned(p, e, learn_ok(e, f));
+        return;
     }
-    learned(p, e, urgent);
+    struct pfact x = fact_from(f);
+    if (x.at > e->seen)
+        e->seen = x.at;
+    if (!fact_later(&x, &e->fail))
+        return; /* a later failure is known already */
+    e->fail = x;
+    if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d", f->starttls_code);
+    else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
+        snprintf(e->fail_detail, sizeof e->fail_detail,
+                 "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
+                 f->tls->alert_desc);
+    else if (f->starttls_requested && !f->starttls_code)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
+    else
+        snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+    learned(p, e, true); /* news for other sensors */
 }
 
 /* ---- state file ---- */
@@ -466,9 +602,14 @@ static int collect_entry(void *arg, const char *key, void *value)
 }
 
 /* Format: {"stripwatch_posture": 1, "entries": [{"kind": "server", "key":
- * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "fail_ts":
- * usec, "fail_uid": "...", "fail_detail": "..."}, ...]}, least recently used
- * first. Times are microseconds since the epoch (capture time). */
+ * "192.0.2.1:25", "seen": usec, "first_ts": usec, "first_at": usec,
+ * "first_uid": "S...", "ok_ts": usec, "ok_at": usec, "ok_uid": "S...",
+ * "fail_ts": usec, "fail_at": usec, "fail_uid": "...", "fail_detail": "..."},
+ * ...]}, least recently used first. Times are microseconds since the epoch
+ * (capture time): *_ts when the session that showed it started, *_at when it
+ * was learned (that session's end). first_* and *_at are optional when
+ * loading (files written before they existed: learned at *_ts, first =
+ * ok). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
     /* oldest first: the map walks newest first, so collect and walk back */
@@ -482,14 +623,24 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
     json_t *arr = json_array();
     while (c.n > 0) {
         const struct pentry *e = c.v[--c.n];
-        if (!e->ok_ts && !e->fail_ts)
+        if (!e->ok.ts && !e->fail.ts)
             continue; /* an empty Redis probe */
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
-                                        pkind_names[e->kind], "key", e->key, "seen",
-                                        (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
-                                        "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts,
-                                        "fail_uid", e->fail_uid, "fail_detail", e->fail_detail));
+        json_t *o = json_pack("{s:s, s:s, s:I}", "kind", pkind_names[e->kind], "key", e->key,
+                              "seen", (json_int_t)e->seen);
+        static const char *const pre[] = {"first", "ok", "fail"};
+        const struct pfact *fa[] = {&e->first, &e->ok, &e->fail};
+        for (int i = 0; o && i < 3; i++) {
+            char n[3][16];
+            snprintf(n[0], sizeof n[0], "%s_ts", pre[i]);
+            snprintf(n[1], sizeof n[1], "%s_at", pre[i]);
+            snprintf(n[2], sizeof n[2], "%s_uid", pre[i]);
+            json_object_set_new(o, n[0], json_integer(fa[i]->ts));
+            json_object_set_new(o, n[1], json_integer(fa[i]->at));
+            json_object_set_new(o, n[2], json_string(fa[i]->uid));
+        }
+        if (o)
+            json_object_set_new(o, "fail_detail", json_string(e->fail_detail));
+        json_array_append_new(arr, o);
     }
     free(c.v);
     json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
@@ -588,17 +739,29 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             rc = bad(err, errlen, path, i, "key: missing, empty or too long");
             break;
         }
-        if (!get_i64(o, "seen", &t.seen) || !get_i64(o, "ok_ts", &t.ok_ts) ||
-            !get_i64(o, "fail_ts", &t.fail_ts)) {
+        if (!get_i64(o, "seen", &t.seen) || !get_i64(o, "ok_ts", &t.ok.ts) ||
+            !get_i64(o, "fail_ts", &t.fail.ts)) {
             rc = bad(err, errlen, path, i, "seen/ok_ts/fail_ts: missing or not integers");
             break;
         }
-        if (!get_str(o, "ok_uid", t.ok_uid, sizeof t.ok_uid) ||
-            !get_str(o, "fail_uid", t.fail_uid, sizeof t.fail_uid) ||
+        if (!get_str(o, "ok_uid", t.ok.uid, sizeof t.ok.uid) ||
+            !get_str(o, "fail_uid", t.fail.uid, sizeof t.fail.uid) ||
             !get_str(o, "fail_detail", t.fail_detail, sizeof t.fail_detail)) {
             rc = bad(err, errlen, path, i, "ok_uid/fail_uid/fail_detail: missing or too long");
             break;
         }
+        if ((json_object_get(o, "ok_at") && !get_i64(o, "ok_at", &t.ok.at)) ||
+            (json_object_get(o, "fail_at") && !get_i64(o, "fail_at", &t.fail.at)) ||
+            (json_object_get(o, "first_at") && !get_i64(o, "first_at", &t.first.at)) ||
+            (json_object_get(o, "first_ts") && !get_i64(o, "first_ts", &t.first.ts)) ||
+            (json_object_get(o, "first_uid") &&
+             !get_str(o, "first_uid", t.first.uid, sizeof t.first.uid))) {
+            rc = bad(err, errlen, path, i,
+                     "first_ts/first_at/ok_at/fail_at/first_uid: not integers and a string, or "
+                     "too long");
+            break;
+        }
+        fact_defaults(&t);
         struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
         if (!e) {
             snprintf(err, errlen, "%s: out of memory", path);

@@ -4,7 +4,10 @@
  * which servers, and whose last attempt failed. Bounded (LRU), aged (entries
  * older than max_age are ignored and dropped), in memory; loaded from and
  * saved to a JSON state file; optionally shared through Redis. Time is the
- * sessions' capture time. Single-threaded (the detector's thread). */
+ * sessions' capture time: a fact is learned at the end of the session that
+ * showed it and shown only to sessions that end after it, wherever it came
+ * from (memory, state file, Redis). Single-threaded (the detector's
+ * thread). */
 #ifndef SW_POSTURE_H
 #define SW_POSTURE_H
 
@@ -27,7 +30,9 @@ struct posture;
 struct posture *posture_new(size_t max_entries, int64_t max_age_s);
 void posture_free(struct posture *p);
 
-/* What the posture shows about f's server and client, before f. */
+/* What the posture shows about f's server and client: facts learned before
+ * f's end (f->last_ts); the first session that showed an offer or a use,
+ * the latest failure. */
 void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out);
 /* Learns from f (after posture_view_of for the same session). */
 void posture_learn(struct posture *p, const struct smtp_facts *f);
@@ -38,9 +43,10 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen);
 /* Writes the state file atomically (temp file + rename). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen);
 
-/* Shares posture through Redis (keys stripwatch:posture:<kind>:<key>, HSET +
- * EXPIRE max_age): written on learn, read on a memory miss. SW_OK or SW_EIO
- * with err (bad URL). Unreachable Redis later is counted, never fatal. */
+/* Shares posture through Redis (keys stripwatch:posture:<kind>:<key>, one
+ * EVAL merging by learned-at time + EXPIRE max_age): written on learn, read
+ * on a memory miss. SW_OK or SW_EIO with err (bad URL). Unreachable Redis
+ * later is counted, never fatal. */
 int posture_attach_redis(struct posture *p, const char *url, const char *ca_file, char *err,
                          size_t errlen);
 

@@ -90,6 +90,9 @@ static void usage(FILE *f)
           "  --allow-private-policy-hosts  allow policy hosts on private addresses\n"
           "  --state-file FILE        learned posture loaded at start, saved at exit (live\n"
           "                           default STATE-DIR/state.json)\n"
+          "  --posture-redis          share learned posture through --redis in an offline\n"
+          "                           run too (live runs share it unless the config file\n"
+          "                           says posture-redis = no)\n"
           "process:\n"
           "  --user USER              drop root to USER once the capture and files are open\n"
           "                           (--save-policies, --state-file and --spool are written\n"
@@ -141,6 +144,7 @@ enum {
     OPT_POLICY_FILE,
     OPT_SAVE_POLICIES,
     OPT_FETCH,
+    OPT_POSTURE_REDIS,
     OPT_DNS,
     OPT_CA,
     OPT_PRIVATE,
@@ -204,6 +208,7 @@ static const struct {
     [OPT_POLICY_FILE] = {"policy-file", 0, A | RL},
     [OPT_SAVE_POLICIES] = {"save-policies", 0, A},
     [OPT_FETCH] = {"fetch-policies", 0, 0},
+    [OPT_POSTURE_REDIS] = {"posture-redis", 0, 0},
     [OPT_DNS] = {"dns-server", 0, A},
     [OPT_CA] = {"ca-file", 0, A},
     [OPT_PRIVATE] = {"allow-private-policy-hosts", 0, 0},
@@ -517,6 +522,9 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
         return true;
     case OPT_FETCH:
         return sensor_parse_bool(value, &o->fetch_policies, err, errlen);
+    case OPT_POSTURE_REDIS:
+        o->posture_redis_set = true;
+        return sensor_parse_bool(value, &o->posture_redis, err, errlen);
     case OPT_DNS:
         o->dns_server = v;
         return true;
@@ -769,6 +777,12 @@ static int cross_check(struct sensor_opts *o, char *err, size_t errlen)
         stdin_uses += strcmp(o->files[i], "-") == 0;
     if (stdin_uses > 1) {
         snprintf(err, errlen, "-r -: stdin can be read only once");
+        return EXIT_USAGE;
+    }
+    if (o->posture_redis && !o->redis_url) {
+        snprintf(err, errlen,
+                 "--posture-redis: needs --redis URL (the Redis the posture is "
+                 "shared through)");
         return EXIT_USAGE;
     }
     if (!privdrop_resolve(&o->drop, o->user, o->group, err, errlen))

@@ -423,7 +423,11 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     if (o->observer_name)
         dc.observer_name = o->observer_name;
     dc.state_file = o->state_file;
-    dc.redis_url = o->redis_url;
+    /* posture through Redis: live runs share it (one sensor per tap, one
+     * Redis); an offline run only when asked, so that re-analysing a capture
+     * neither changes nor is changed by what production sensors learned */
+    bool share_posture = o->posture_redis_set ? o->posture_redis : o->iface != NULL;
+    dc.redis_url = share_posture ? o->redis_url : NULL;
     dc.offline = o->iface == NULL;
     dc.interface = o->iface;
     char ip[DETECTOR_MAX_IPS][64];

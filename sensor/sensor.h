@@ -51,6 +51,9 @@ struct sensor_opts {
     bool no_dane;
     bool allow_private_policy_hosts;
     const char *state_file, *observer_name;
+    /* --posture-redis: learned posture shared through --redis; unset
+     * (posture_redis_set false): live runs yes, offline runs no */
+    bool posture_redis, posture_redis_set;
     uint64_t memcap;      /* --memcap (0: flow default, split over workers) */
     uint32_t max_flows;   /* --max-flows (0: flow default, split over workers) */
     struct privdrop drop; /* --user, --group (drop.user NULL: stay as started) */

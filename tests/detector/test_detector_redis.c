@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_detector_redis.c: learned posture shared through a real redis-server
  * started on a loopback port picked by the test: what one sensor learned
- * raises another sensor's verdict; an unreachable Redis is not fatal. */
+ * raises another sensor's verdict, only for sessions after the capture time
+ * it was learned at; entries merge by time whatever the order they were
+ * written in; an unreachable Redis is not fatal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -184,9 +186,15 @@ static void test_posture_shared_through_redis(void **state)
                            "ok_uid");
     assert_string_equal(r->str, "S00000000000000a5");
     freeReplyObject(r);
+    /* the earliest stays the first sensor's */
+    r = redis_conn_command(c, 1000, "HGET %s %s", "stripwatch:posture:server:198.51.100.25:25",
+                           "first_uid");
+    assert_string_equal(r->str, "S00000000000000a1");
+    freeReplyObject(r);
     redis_conn_free(c);
 
-    /* a second sensor with empty memory sees the same server stripped */
+    /* a second sensor with empty memory sees the same server stripped; the
+     * evidence names the first session that showed STARTTLS offered */
     struct detector *d2 = det(redis_url, &b);
     detector_session(d2, session("S00000000000000b2", "192.0.2.11", false, T0 + 200));
     detector_finish(d2);
@@ -200,9 +208,114 @@ static void test_posture_shared_through_redis(void **state)
         json_object_get(json_object_get(json_object_get(o, "stripwatch"), "evidence"), "posture"),
         "server");
     assert_string_equal(json_string_value(json_object_get(srv, "session_uid")),
-                        "S00000000000000a5");
+                        "S00000000000000a1");
     json_decref(o);
     free(b.v[0]);
+}
+
+static void flushall(void)
+{
+    char err[256];
+    struct redis_conn *c = redis_conn_new(redis_url, NULL, err, sizeof err);
+    assert_int_equal(redis_conn_connect(c), SW_OK);
+    redisReply *r = redis_conn_command(c, 1000, "FLUSHALL");
+    assert_non_null(r);
+    freeReplyObject(r);
+    redis_conn_free(c);
+}
+
+/* Runs one sensor (a fresh detector) over sessions; returns its alert count
+ * and, for the first alert, the posture.server session uid in uid. */
+static size_t run_sensor(struct smtp_facts **v, size_t n, char *uid, size_t uidlen)
+{
+    struct lines out = {0};
+    struct detector *d = det(redis_url, &out);
+    for (size_t i = 0; i < n; i++)
+        detector_session(d, v[i]);
+    detector_finish(d);
+    detector_free(d);
+    uid[0] = '\0';
+    if (out.n) {
+        json_t *o = json_loads(out.v[0], 0, NULL);
+        assert_non_null(o);
+        json_t *srv = json_object_get(
+            json_object_get(json_object_get(json_object_get(o, "stripwatch"), "evidence"),
+                            "posture"),
+            "server");
+        const char *s = json_string_value(json_object_get(srv, "session_uid"));
+        snprintf(uid, uidlen, "%s", s ? s : "");
+        json_decref(o);
+    }
+    for (size_t i = 0; i < out.n; i++)
+        free(out.v[i]);
+    return out.n;
+}
+
+/* Issue 8: posture learned at a later capture time is not shown to an
+ * earlier session, so a repeated run gives the same verdicts as the first. */
+static void test_learned_later_not_used_earlier(void **state)
+{
+    (void)state;
+    flushall();
+    char uid[32];
+    /* a stripped session at T0+100, STARTTLS offered at T0+500 */
+    struct smtp_facts *v1[] = {session("S00000000000000d1", "192.0.2.20", false, T0 + 100),
+                               session("S00000000000000d2", "192.0.2.21", true, T0 + 500)};
+    assert_int_equal(run_sensor(v1, 2, uid, sizeof uid), 0);
+    /* the same capture again, Redis holding what the first run learned */
+    struct smtp_facts *v2[] = {session("S00000000000000d1", "192.0.2.20", false, T0 + 100),
+                               session("S00000000000000d2", "192.0.2.21", true, T0 + 500)};
+    assert_int_equal(run_sensor(v2, 2, uid, sizeof uid), 0);
+    /* a session after T0+500 sees it */
+    struct smtp_facts *v3[] = {session("S00000000000000d3", "192.0.2.22", false, T0 + 501)};
+    assert_int_equal(run_sensor(v3, 1, uid, sizeof uid), 1);
+    assert_string_equal(uid, "S00000000000000d2");
+    /* an older capture analysed afterwards: its offer at T0+50 becomes the
+     * earliest, its strip at T0+60 is judged by it, not by T0+500 */
+    struct smtp_facts *v4[] = {session("S00000000000000d4", "192.0.2.23", true, T0 + 50),
+                               session("S00000000000000d5", "192.0.2.24", false, T0 + 60)};
+    assert_int_equal(run_sensor(v4, 2, uid, sizeof uid), 1);
+    assert_string_equal(uid, "S00000000000000d4");
+    /* and a session before every offer still gets none */
+    struct smtp_facts *v5[] = {session("S00000000000000d6", "192.0.2.25", false, T0 + 10)};
+    assert_int_equal(run_sensor(v5, 1, uid, sizeof uid), 0);
+}
+
+/* The Redis entry is a merge by time: the same entries written in either
+ * order leave the same hash. */
+static void test_merge_order_independent(void **state)
+{
+    (void)state;
+    const char *key = "stripwatch:posture:server:198.51.100.25:25";
+    char got[2][512];
+    for (int order = 0; order < 2; order++) {
+        flushall();
+        char uid[32];
+        struct smtp_facts *late[] = {session("S00000000000000e2", "192.0.2.30", true, T0 + 900)};
+        struct smtp_facts *early[] = {session("S00000000000000e1", "192.0.2.31", true, T0 + 20)};
+        if (order == 0) {
+            run_sensor(early, 1, uid, sizeof uid);
+            run_sensor(late, 1, uid, sizeof uid);
+        } else {
+            run_sensor(late, 1, uid, sizeof uid);
+            run_sensor(early, 1, uid, sizeof uid);
+        }
+        char err[256];
+        struct redis_conn *c = redis_conn_new(redis_url, NULL, err, sizeof err);
+        assert_int_equal(redis_conn_connect(c), SW_OK);
+        redisReply *r =
+            redis_conn_command(c, 1000, "HMGET %s seen ok_ts ok_uid first_ts first_uid", key);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 5);
+        snprintf(got[order], sizeof got[order], "%s %s %s %s %s", r->element[0]->str,
+                 r->element[1]->str, r->element[2]->str, r->element[3]->str, r->element[4]->str);
+        freeReplyObject(r);
+        redis_conn_free(c);
+    }
+    assert_string_equal(got[0], "1795000900000000 1795000900000000 S00000000000000e2 "
+                                "1795000020000000 S00000000000000e1");
+    assert_string_equal(got[1], got[0]);
 }
 
 static void test_redis_unreachable_is_not_fatal(void **state)
@@ -234,6 +347,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_posture_shared_through_redis),
         cmocka_unit_test(test_redis_unreachable_is_not_fatal),
+        cmocka_unit_test(test_learned_later_not_used_earlier),
+        cmocka_unit_test(test_merge_order_independent),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }

@@ -209,7 +209,7 @@ static void test_posture_bound_and_age(void **state)
     offer(d, "198.51.100.3", T0 + 2);    /* pushes .1 out */
     strip(d, "198.51.100.1", T0 + 10);   /* forgotten: no alert */
     strip(d, "198.51.100.3", T0 + 20);   /* alert 0 */
-    strip(d, "198.51.100.3", T0 - 500);  /* earlier in time: still known, alert 1 */
+    strip(d, "198.51.100.3", T0 - 500);  /* before T0+2, when it was learned: no alert */
     strip(d, "198.51.100.3", T0 + 7200); /* aged out: no alert */
     strip(d, "198.51.100.3", T0 + 30);   /* and forgotten since */
     detector_finish(d);
@@ -219,13 +219,80 @@ static void test_posture_bound_and_age(void **state)
     assert_int_equal(detector_stats(d)->posture_evicted, 2);
     assert_int_equal(detector_stats(d)->posture_expired, 2);
     detector_free(d);
-    assert_int_equal(x->out.n, 2);
+    assert_int_equal(x->out.n, 1);
     json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
     assert_string_equal(jstr(o, "destination.ip"), "198.51.100.3");
+    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:07:00.000000Z");
     json_decref(o);
-    o = expect(x, 1, "starttls.stripped", 3, "medium");
-    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T10:58:20.000000Z");
+}
+
+/* Issue 8: the state file follows the capture-time rule: what it holds is
+ * shown only to sessions that ended after the time it was learned at (the
+ * end of the session that showed it), also in a second run; a file written
+ * before first and the learned-at times existed loads as learned at ok_ts. */
+static void test_state_file_capture_time(void **state)
+{
+    struct fx *x = *state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/state.json", x->dir);
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    c.state_file = path;
+    struct detector *d = fx_detector(x, &c);
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.9", 25, T0 + 1000);
+    caps(f, "STARTTLS", NULL);
+    starttls(f, 220, true);
+    char uid[18];
+    memcpy(uid, f->flow.uid, sizeof uid);
+    detector_session(d, f);
+    strip(d, "198.51.100.9", T0); /* judged after, but before it in capture time */
+    detector_finish(d);
+    detector_free(d);
+    assert_int_equal(x->out.n, 0);
+
+    /* a second run from the file (strips last 2 s, the offer ended at T0+1002) */
+    d = fx_detector(x, &c);
+    strip(d, "198.51.100.9", T0);        /* the same session again: still none */
+    strip(d, "198.51.100.9", T0 + 999);  /* ended at T0+1001, before it was learned */
+    strip(d, "198.51.100.9", T0 + 1000); /* ended the microsecond it was learned at */
+    strip(d, "198.51.100.9", T0 + 1001); /* ended after it: alert */
+    detector_finish(d);
+    detector_free(d);
+    assert_int_equal(x->out.n, 1);
+    json_t *o = expect(x, 0, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "@timestamp"), "2026-11-18T11:23:21.000000Z");
+    assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"), uid);
     json_decref(o);
+    lines_clear(&x->out);
+
+    /* the older format: ok_ts only */
+    write_file(path, "{\"stripwatch_posture\": 1, \"entries\": [{\"kind\": \"server\", \"key\": "
+                     "\"198.51.100.8:25\", \"seen\": 1795000100000000, \"ok_ts\": "
+                     "1795000100000000, \"ok_uid\": \"S00000000000000f1\", \"fail_ts\": 0, "
+                     "\"fail_uid\": \"\", \"fail_detail\": \"\"}]}");
+    d = fx_detector(x, &c);
+    strip(d, "198.51.100.8", T0 + 50);
+    strip(d, "198.51.100.8", T0 + 150);
+    detector_finish(d);
+    detector_free(d);
+    assert_int_equal(x->out.n, 1);
+    o = expect(x, 0, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"),
+                        "S00000000000000f1");
+    json_decref(o);
+
+    /* first_ts of the wrong type is refused, naming the entry */
+    write_file(path, "{\"stripwatch_posture\": 1, \"entries\": [{\"kind\": \"server\", \"key\": "
+                     "\"198.51.100.8:25\", \"seen\": 1, \"ok_ts\": 1, \"ok_uid\": \"\", "
+                     "\"first_ts\": \"1\", \"first_uid\": \"\", \"fail_ts\": 0, \"fail_uid\": "
+                     "\"\", \"fail_detail\": \"\"}]}");
+    char err[600] = "", want[600];
+    assert_null(detector_new(&c, err, sizeof err));
+    snprintf(want, sizeof want,
+             "%s: entries[0]: first_ts/first_at/ok_at/fail_at/first_uid: not integers and a "
+             "string, or too long",
+             path);
+    assert_string_equal(err, want);
 }
 
 /* The real path: alerts through a JSON-lines file sink. */
@@ -420,6 +487,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_state_file_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_file_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_file_capture_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_posture_bound_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_suppression, setup, teardown),
         cmocka_unit_test(test_ratelimit_unit),

@@ -66,7 +66,7 @@ static void feed_lines_free(char **v, size_t n)
 }
 
 /* copies copies of FEED_CAPTURE (classic pcap), each one hour later. */
-static void feed_make_input(const char *out, uint32_t copies)
+__attribute__((unused)) static void feed_make_input(const char *out, uint32_t copies)
 {
     size_t len;
     char *p = feed_slurp(FEED_CAPTURE, &len);
@@ -104,8 +104,10 @@ static void feed_make_input(const char *out, uint32_t copies)
 /* Runs the sensor on in into Redis (url, mode, key) with a copy of every
  * line in alerts and the spool in spool; returns its exit status (-1 when it
  * ran past timeout_s and was killed). stderr goes to err. */
-static int feed_run_sensor(const char *in, const char *url, const char *mode, const char *alerts,
-                           const char *spool, const char *err, int timeout_s)
+__attribute__((unused)) static int feed_run_sensor(const char *in, const char *url,
+                                                   const char *mode, const char *alerts,
+                                                   const char *spool, const char *err,
+                                                   int timeout_s)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);

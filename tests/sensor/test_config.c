@@ -246,6 +246,25 @@ static void test_flags_override(void **st)
     assert_int_equal(load(&o, err, sizeof(err), "--config", conf, NULL), 2);
     assert_string_equal(err, "-i and -r cannot be combined");
     sensor_opts_free(&o);
+    /* --posture-redis: set or not, from the command line or the file; it
+     * needs --redis */
+    assert_int_equal(load(&o, err, sizeof(err), "-r", "x.pcap", "--no-config", NULL), -1);
+    assert_false(o.posture_redis_set);
+    sensor_opts_free(&o);
+    assert_int_equal(load(&o, err, sizeof(err), "-r", "x.pcap", "--no-config", "--redis",
+                          "redis://127.0.0.1:6379/0", "--posture-redis", NULL),
+                     -1);
+    assert_true(o.posture_redis_set && o.posture_redis);
+    sensor_opts_free(&o);
+    write_conf("interface = eth9\nredis = redis://127.0.0.1:6379/0\nposture-redis = no\n");
+    assert_int_equal(load(&o, err, sizeof(err), "--config", conf, NULL), -1);
+    assert_true(o.posture_redis_set && !o.posture_redis);
+    sensor_opts_free(&o);
+    assert_int_equal(
+        load(&o, err, sizeof(err), "-r", "x.pcap", "--no-config", "--posture-redis", NULL), 2);
+    assert_string_equal(err, "--posture-redis: needs --redis URL (the Redis the posture is "
+                             "shared through)");
+    sensor_opts_free(&o);
 }
 
 static void test_rule_sections(void **st)
