@@ -303,9 +303,11 @@ static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, cons
     return n + 1;
 }
 
-static bool rcpt_accepted(const struct facts_rcpt *r)
+/* Accepted: a 2xx reply, or no reply at all where the server's side is not
+ * in the capture (asymmetric routing: only the client's packets). */
+static bool rcpt_accepted(const struct smtp_facts *f, const struct facts_rcpt *r)
 {
-    return r->code >= 200 && r->code < 300;
+    return (r->code >= 200 && r->code < 300) || (r->code == 0 && !f->saw_s2c);
 }
 
 static bool ehlo_ok(const struct smtp_facts *f)
@@ -332,10 +334,10 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
     for (size_t i = 0; i < f->n_tx; i++) {
         const struct facts_tx *t = &f->tx[i];
         for (size_t j = 0; j < t->n_rcpt; j++)
-            if (rcpt_accepted(&t->rcpt[j]))
+            if (rcpt_accepted(f, &t->rcpt[j]))
                 n = add_domain(out, n, max, facts_s(t->rcpt[j].domain), dropped, &set);
         for (size_t j = 0; j < t->n_domains; j++)
-            if (t->domains[j].accepted)
+            if (t->domains[j].accepted || (!f->saw_s2c && t->domains[j].rcpts))
                 n = add_domain(out, n, max, facts_s(t->domains[j].domain), dropped, &set);
         *dropped += t->domains_dropped;
     }

@@ -146,10 +146,16 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
             s->ring_len--;
         } else {
             memset(&s->reply_cmd, 0, sizeof s->reply_cmd);
-            s->reply_cmd.tx = s->reply_cmd.rcpt = -1;
+            s->reply_cmd.tx = s->reply_cmd.rcpt = s->reply_cmd.dom = -1;
+            /* Only the server's side in the capture (asymmetric routing):
+             * the first multi-line 2xx reply is the EHLO reply, judged as
+             * one; replies to commands never seen are no anomaly there. */
+            bool server_only = !s->f.saw_c2s && !s->any_command;
+            if (server_only && more && is_2xx(code) && !s->caps_done)
+                s->reply_cmd.cmd = SMTP_CMD_EHLO;
             /* 421 may come unasked (RFC 5321 3.8); a midstream pickup
              * starts with replies to commands it never saw */
-            if (code != 421 && !(s->f.flow.midstream && !s->any_command)) {
+            if (code != 421 && !server_only && !(s->f.flow.midstream && !s->any_command)) {
                 s->stats->replies_unmatched++;
                 smtp_anomaly(s, ANOM_REPLY_WITHOUT_COMMAND, DIR_S2C, m, "reply %d", code);
             }
