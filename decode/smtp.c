@@ -169,7 +169,6 @@ bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rc
     p->last = last;
     p->tx = (int16_t)tx;
     p->rcpt = (int16_t)rcpt;
-    p->dom = -1;
     s->ring_len++;
     return true;
 }

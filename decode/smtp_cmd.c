@@ -298,8 +298,11 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
                          FACTS_DOMAINS_MAX);
     }
     int tx = (int)(t - s->f.tx);
-    if (smtp_pending_push(s, SMTP_CMD_RCPT_TO, tx, r ? (int)(t->n_rcpt - 1) : -1, false))
-        s->ring[(s->ring_head + s->ring_len - 1) % s->ring_cap].dom = (int16_t)dom;
+    /* a recipient past those kept: its slot names its domain instead */
+    if (r)
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, tx, (int)(t->n_rcpt - 1), false);
+    else
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, tx, dom, dom >= 0);
 }
 
 static void cmd_data(struct smtp_session *s, const char *arg, size_t len,

@@ -65,10 +65,9 @@ enum smtp_srv_state {
 /* A command waiting for its reply (RFC 2920 pipelining ring). */
 struct smtp_pending {
     uint8_t cmd;  /* enum smtp_cmd */
-    uint8_t last; /* BDAT ... LAST */
+    uint8_t last; /* BDAT ... LAST; MAIL: nested; RCPT: rcpt indexes tx.domains */
     int16_t tx;   /* index into facts.tx, -1 when not kept */
-    int16_t rcpt; /* index into tx.rcpt, -1 when not kept */
-    int16_t dom;  /* index into tx.domains (RCPT), -1 when not kept */
+    int16_t rcpt; /* index into tx.rcpt (or tx.domains, see last), -1 when not kept */
 };
 
 /* One direction's partial line: lines that arrive whole in one chunk are

@@ -146,12 +146,13 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
             s->ring_len--;
         } else {
             memset(&s->reply_cmd, 0, sizeof s->reply_cmd);
-            s->reply_cmd.tx = s->reply_cmd.rcpt = s->reply_cmd.dom = -1;
+            s->reply_cmd.tx = s->reply_cmd.rcpt = -1;
             /* Only the server's side in the capture (asymmetric routing):
-             * the first multi-line 2xx reply is the EHLO reply, judged as
-             * one; replies to commands never seen are no anomaly there. */
-            bool server_only = !s->f.saw_c2s && !s->any_command;
-            if (server_only && more && is_2xx(code) && !s->caps_done)
+             * the first multi-line 2xx reply before any client byte is the
+             * EHLO reply, judged as one (no anomaly for it). */
+            bool server_only =
+                !s->f.saw_c2s && !s->any_command && more && is_2xx(code) && !s->caps_done;
+            if (server_only)
                 s->reply_cmd.cmd = SMTP_CMD_EHLO;
             /* 421 may come unasked (RFC 5321 3.8); a midstream pickup
              * starts with replies to commands it never saw */
@@ -242,12 +243,12 @@ void smtp_reply_rcpt(struct smtp_session *s, const struct smtp_pending *p, int c
     struct facts_tx *t = smtp_tx(s, p->tx);
     if (!t || t->closed)
         return;
-    if (p->rcpt >= 0 && (size_t)p->rcpt < t->n_rcpt)
+    if (!p->last && p->rcpt >= 0 && (size_t)p->rcpt < t->n_rcpt)
         t->rcpt[p->rcpt].code = code;
     if (is_2xx(code)) {
         t->rcpt_accepted++;
-        if (p->dom >= 0 && (size_t)p->dom < t->n_domains)
-            t->domains[p->dom].accepted++;
+        if (p->last && p->rcpt >= 0 && (size_t)p->rcpt < t->n_domains)
+            t->domains[p->rcpt].accepted++;
     }
 }
 

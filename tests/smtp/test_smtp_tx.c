@@ -218,6 +218,30 @@ static void test_data_without_mail_from(void **state)
     conv_result_free(&r);
 }
 
+/* Only the server's side (asymmetric routing): the first multi-line 2xx
+ * reply is the EHLO reply; a single-line one stays a reply without its
+ * command. */
+static void test_server_side_only(void **state)
+{
+    (void)state;
+    static const struct step conv[] = {
+        S("220 mx.example.org ESMTP\r\n"),
+        S("250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+        S("250 2.1.0 Ok\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+    const struct smtp_facts *f = r.facts;
+    assert_int_equal(f->ehlo_code, 250);
+    assert_string_equal(f->ehlo_host, "mx.example.org");
+    assert_int_equal(f->n_caps, 2);
+    assert_false(f->starttls_offered);
+    assert_true(f->pipelining_offered);
+    assert_int_equal(conv_anomalies(f, ANOM_REPLY_WITHOUT_COMMAND), 1);
+    assert_string_equal(r.events, "ehlo_reply,end");
+    conv_result_free(&r);
+}
+
 /* 1,300 recipients in 1,300 domains: 128 kept, the next 1,024 domains in
  * tx.domains, the rest counted; the bounds say so once each. */
 static void test_recipient_domains_bound(void **state)
@@ -320,6 +344,7 @@ int main(void)
         cmocka_unit_test_setup(test_closed_transaction_stays_closed, setup),
         cmocka_unit_test_setup(test_refused_mail_opens_nothing, setup),
         cmocka_unit_test_setup(test_data_without_mail_from, setup),
+        cmocka_unit_test_setup(test_server_side_only, setup),
         cmocka_unit_test_setup(test_recipient_domains_bound, setup),
         cmocka_unit_test_setup(test_truncated_fields, setup),
     };
