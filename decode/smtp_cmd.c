@@ -242,9 +242,10 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
 }
 
 /* The transaction a RCPT, DATA or BDAT belongs to: the open one; else, when
- * no MAIL FROM was seen at all (the capture began inside the session, or
- * holds only the server's side of it), one begun before the capture; else
- * none (ANOM_NO_TRANSACTION naming the command; the server refuses it). */
+ * no MAIL FROM was seen at all and the start of the session was not either
+ * (the capture began inside it, or lost its first commands), one begun
+ * before the capture; else none (ANOM_NO_TRANSACTION naming the command;
+ * the server refuses it). */
 static struct facts_tx *tx_for(struct smtp_session *s, const char *verb,
                                const struct stream_meta *m)
 {
@@ -252,7 +253,8 @@ static struct facts_tx *tx_for(struct smtp_session *s, const char *verb,
     if (t)
         return t;
     struct smtp_facts *f = &s->f;
-    if (f->n_tx == 0 && f->tx_dropped == 0 && (t = facts_add_tx(f))) {
+    if (f->n_tx == 0 && f->tx_dropped == 0 && (f->flow.midstream || !s->helo_seen) &&
+        (t = facts_add_tx(f))) {
         t->before_capture = true;
         t->ts = m ? m->ts : f->last_ts;
         t->pkt_no = m ? m->pkt_no : f->last_pkt;

@@ -216,6 +216,19 @@ static void test_data_without_mail_from(void **state)
     assert_true(r.facts->tx[0].cleartext);
     assert_int_equal(r.facts->tx[0].data_bytes, 7);
     conv_result_free(&r);
+
+    /* the whole session seen, RCPT before any MAIL: no transaction */
+    static const struct step early[] = {
+        S("220 mx\r\n"),
+        C("HELO c\r\n"),
+        S("250 mx\r\n"),
+        C("RCPT TO:<b@y.org>\r\n"),
+        S("503 5.5.1 need MAIL\r\n"),
+    };
+    conv_check(&cfg, &fi, early, CONV_N(early), true, &r);
+    assert_int_equal(r.facts->n_tx, 0);
+    assert_int_equal(conv_anomalies(r.facts, ANOM_NO_TRANSACTION), 1);
+    conv_result_free(&r);
 }
 
 /* Only the server's side (asymmetric routing): the first multi-line 2xx
