@@ -82,6 +82,7 @@ static void test_policy_domains_every_one(void **state)
     t->rcpt_dropped = 150;
     t->rcpt_total = 278;
     t->rcpt_accepted = 228;
+    f->saw_s2c = true; /* the replies were seen: refused.example got none 2xx */
     feed(x, f);
     finish(x);
     assert_int_equal(detector_stats(x->d)->policy_domains_dropped, 0);
