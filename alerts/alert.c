@@ -85,6 +85,44 @@ static void alert_event(struct jsonw *w, const void *arg)
     jsonw_str(w, "module", "stripwatch");
 }
 
+/* stripwatch.recipients: how many recipients the session named (every RCPT,
+ * kept in the record or not), how many were accepted, and the distinct
+ * accepted recipient domains, those whose policies matter (0 for a
+ * submission), and those the decoder could not keep; left out when no RCPT
+ * was seen. */
+static void alert_recipients(struct jsonw *w, const struct alert_doc *a)
+{
+    uint64_t total = 0, accepted = 0, dropped = 0;
+    for (size_t i = 0; i < a->f->n_tx; i++) {
+        const struct facts_tx *t = &a->f->tx[i];
+        uint64_t kept_ok = 0;
+        for (size_t j = 0; j < t->n_rcpt; j++)
+            kept_ok += t->rcpt[j].code >= 200 && t->rcpt[j].code < 300;
+        /* facts built without the decoder's counts: what is kept */
+        total += t->rcpt_total ? t->rcpt_total : t->n_rcpt + t->rcpt_dropped;
+        accepted += t->rcpt_total ? t->rcpt_accepted : kept_ok;
+        dropped += t->domains_dropped;
+    }
+    if (!total)
+        return;
+    size_t domains = 0, max = rules_policy_domains_max(a->f);
+    char(*doms)[FACTS_HOST_MAX] = malloc(max * sizeof *doms);
+    bool derived = false;
+    uint32_t left = 0;
+    if (doms)
+        domains = rules_policy_domains(a->f, doms, max, &derived, &left);
+    free(doms);
+    if (derived)
+        domains = 0; /* names of the server, not recipients' */
+    jsonw_obj_open(w, "recipients");
+    jsonw_int(w, "count", (int64_t)total);
+    jsonw_int(w, "accepted", (int64_t)accepted);
+    jsonw_int(w, "domains", (int64_t)domains);
+    if (dropped)
+        jsonw_int(w, "domains_dropped", (int64_t)dropped);
+    jsonw_obj_close(w);
+}
+
 /* stripwatch.*: after the record's uid, end, anomalies, ttl */
 static void alert_stripwatch(struct jsonw *w, const void *arg)
 {
@@ -105,6 +143,7 @@ static void alert_stripwatch(struct jsonw *w, const void *arg)
         jsonw_str(w, "pcap", a->ctx->evidence_pcap);
     jsonw_obj_close(w);
     jsonw_int(w, "suppressed", a->ctx ? (int64_t)a->ctx->suppressed : 0);
+    alert_recipients(w, a);
     jsonw_str(w, "version", SW_VERSION);
 }
 

@@ -21,14 +21,20 @@
 #include "decode/pkt.h"
 
 #define RATELIMIT_KEYS 65536
+/* Policy lookups one session has in flight at once; the others wait their
+ * turn (deferred, never skipped): each answer starts the next. */
+#define LOOKUPS_PER_SESSION 16
 
 /* One session waiting for its policies (or for an earlier one to leave). */
 struct record {
     uint64_t seq;
     struct smtp_facts *f;
     struct posture_view pv;
-    struct rule_policy pols[RULES_DOMAINS_MAX];
+    struct rule_policy *pols; /* every domain whose policy matters */
     size_t n_pols;
+    size_t next_lookup;    /* pols[next_lookup..n_pols) not asked yet */
+    size_t in_flight;      /* lookups asked, not answered */
+    bool deferred;         /* some waited for their turn */
     struct rule_dane dane; /* the server's TLSA answer (dane.host "" when none) */
     size_t waiting;        /* lookups not answered yet */
     int64_t deadline_ms;   /* monotonic */
@@ -194,6 +200,7 @@ static void record_free(struct record *r)
         return;
     for (size_t i = 0; i < r->n_pols; i++)
         rule_policy_clear(&r->pols[i]);
+    free(r->pols);
     rule_dane_clear(&r->dane);
     facts_free(r->f);
     free(r);
@@ -399,6 +406,62 @@ static void dane_start(struct detector *d, struct record *r)
     rule_dane_set(&r->dane, host, &a);
 }
 
+static void on_policy(void *arg, const char *domain, const struct policy_answer *a);
+
+/* Asks for the policies of record r (its seq is seq) not asked yet, while
+ * fewer than LOOKUPS_PER_SESSION are in flight; the answers that come at
+ * once are set here. A lookup that has to wait for its turn is deferred:
+ * each answer starts the next one, and the record's deadline runs from the
+ * latest start, so no domain is left out for having come late in the
+ * RCPT order. */
+static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
+{
+    bool started = false;
+    while (r->next_lookup < r->n_pols && r->in_flight < LOOKUPS_PER_SESSION) {
+        struct rule_policy *p = &r->pols[r->next_lookup];
+        size_t idx = r->next_lookup++;
+        struct lookup_ctx *c = calloc(1, sizeof *c);
+        if (!c) {
+            struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
+            rule_policy_set(p, &a);
+            continue;
+        }
+        c->h = d->h;
+        c->seq = seq;
+        c->idx = idx;
+        struct policy_answer a;
+        memset(&a, 0, sizeof a);
+        if (d->cfg.offline)
+            policy_engine_set_time(d->cfg.policy, true, r->f->flow.start / SW_USEC_PER_SEC);
+        int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
+        if (rc == SW_AGAIN) {
+            pthread_mutex_lock(&orphan_mu);
+            d->h->refs++;
+            c->next = d->h->ctxs;
+            if (c->next)
+                c->next->prev = c;
+            d->h->ctxs = c;
+            pthread_mutex_unlock(&orphan_mu);
+            d->stats.lookups_in_flight++;
+            r->waiting++;
+            r->in_flight++;
+            started = true;
+            continue;
+        }
+        free(c);
+        if (rc == SW_OK) {
+            rule_policy_set(p, &a);
+        } else {
+            struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
+            rule_policy_set(p, &u);
+        }
+    }
+    if (r->next_lookup < r->n_pols && r->in_flight >= LOOKUPS_PER_SESSION)
+        r->deferred = true;
+    if (started && r->deferred)
+        r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
+}
+
 static void on_policy(void *arg, const char *domain, const struct policy_answer *a)
 {
     struct lookup_ctx *c = arg;
@@ -411,6 +474,9 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
         if (r && c->idx < r->n_pols && !r->pols[c->idx].answered) {
             rule_policy_set(&r->pols[c->idx], a);
             r->waiting--;
+            r->in_flight--;
+            if (r->next_lookup < r->n_pols)
+                lookups_start(d, r, c->seq);
         }
     }
     struct handle *h = c->h;
@@ -435,52 +501,29 @@ void detector_session(struct detector *d, struct smtp_facts *f)
     posture_learn(d->posture, f);
 
     if (d->cfg.policy) {
-        char doms[RULES_DOMAINS_MAX][FACTS_HOST_MAX];
+        size_t max = rules_policy_domains_max(f);
+        char(*doms)[FACTS_HOST_MAX] = malloc(max * sizeof *doms);
         bool derived = false;
         uint32_t dropped = 0;
-        size_t n = rules_policy_domains(f, doms, RULES_DOMAINS_MAX, &derived, &dropped);
+        size_t n = doms ? rules_policy_domains(f, doms, max, &derived, &dropped) : 0;
         d->stats.policy_domains_dropped += dropped;
+        if (n && !(r->pols = calloc(n, sizeof *r->pols))) {
+            d->stats.policy_domains_dropped += n;
+            n = 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+            memcpy(r->pols[i].domain, doms[i], sizeof r->pols[i].domain);
+            r->pols[i].derived = derived;
+        }
+        free(doms);
+        r->n_pols = n;
         /* offline: the policy in force when the session took place */
         if (d->cfg.offline)
             policy_engine_set_time(d->cfg.policy, true, f->flow.start / SW_USEC_PER_SEC);
-        for (size_t i = 0; i < n; i++) {
-            struct rule_policy *p = &r->pols[r->n_pols];
-            memcpy(p->domain, doms[i], sizeof p->domain);
-            p->derived = derived;
-            struct lookup_ctx *c = calloc(1, sizeof *c);
-            if (!c) {
-                struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
-                rule_policy_set(p, &a);
-                r->n_pols++;
-                continue;
-            }
-            c->h = d->h;
-            c->seq = d->next_seq;
-            c->idx = r->n_pols;
-            struct policy_answer a;
-            memset(&a, 0, sizeof a);
-            r->n_pols++;
-            int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
-            if (rc == SW_AGAIN) {
-                pthread_mutex_lock(&orphan_mu);
-                d->h->refs++;
-                c->next = d->h->ctxs;
-                if (c->next)
-                    c->next->prev = c;
-                d->h->ctxs = c;
-                pthread_mutex_unlock(&orphan_mu);
-                d->stats.lookups_in_flight++;
-                r->waiting++;
-                continue;
-            }
-            free(c);
-            if (rc == SW_OK) {
-                rule_policy_set(p, &a);
-            } else {
-                struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
-                rule_policy_set(p, &u);
-            }
-        }
+        r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
+        lookups_start(d, r, d->next_seq);
+        if (r->deferred)
+            d->stats.policy_lookups_deferred += r->n_pols - r->next_lookup;
         dane_start(d, r);
     }
     if (d->count == d->cap) {
@@ -490,7 +533,8 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         pop_emit(d);
     }
     r->seq = d->next_seq++;
-    r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
+    if (!r->deadline_ms)
+        r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
     d->ring[(d->head + d->count) % d->cap] = r;
     d->count++;
     if (r->waiting && d->count > d->stats.pending_peak)

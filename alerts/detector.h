@@ -71,7 +71,10 @@ struct detector_stats {
     /* learned posture: entries held, pushed out by posture_max, aged out by
      * posture_max_age, Redis reads/writes that failed (posture.h) */
     uint64_t posture_entries, posture_evicted, posture_expired, posture_redis_errors;
-    uint64_t policy_domains_dropped; /* recipient domains past 16 per session, not consulted */
+    uint64_t policy_domains_dropped;  /* recipient domains not consulted: past the decoder's
+                                         bound (1,024 more per transaction) or out of memory */
+    uint64_t policy_lookups_deferred; /* lookups that waited for their session's turn (at most
+                                         16 in flight per session), then were made */
 };
 
 struct detector;

@@ -257,8 +257,23 @@ static void lower_copy(char *dst, const char *src, size_t len)
         dst[--i] = 0;
 }
 
+/* Domains already in out, by hash (open addressing, indices + 1; NULL for
+ * the few derived names, searched linearly). */
+struct domset {
+    uint32_t *slot;
+    size_t mask;
+};
+
+static uint32_t dom_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, const char *d,
-                         uint32_t *dropped)
+                         uint32_t *dropped, struct domset *set)
 {
     char tmp[FACTS_HOST_MAX];
     lower_copy(tmp, d, sizeof tmp);
@@ -267,21 +282,32 @@ static size_t add_domain(char (*out)[FACTS_HOST_MAX], size_t n, size_t max, cons
     for (const char *c = tmp; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '/' || *c == '\\')
             return n; /* not a domain: never looked up */
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(out[i], tmp))
-            return n;
+    size_t at = 0;
+    if (set && set->slot) {
+        for (at = dom_hash(tmp) & set->mask; set->slot[at]; at = (at + 1) & set->mask)
+            if (!strcmp(out[set->slot[at] - 1], tmp))
+                return n;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(out[i], tmp))
+                return n;
+    }
     if (n >= max) {
         if (dropped)
             (*dropped)++;
         return n;
     }
     memcpy(out[n], tmp, sizeof tmp);
+    if (set && set->slot)
+        set->slot[at] = (uint32_t)n + 1;
     return n + 1;
 }
 
-static bool rcpt_accepted(const struct facts_rcpt *r)
+/* Accepted: a 2xx reply, or no reply at all where the server's side is not
+ * in the capture (asymmetric routing: only the client's packets). */
+static bool rcpt_accepted(const struct smtp_facts *f, const struct facts_rcpt *r)
 {
-    return r->code >= 200 && r->code < 300;
+    return (r->code >= 200 && r->code < 300) || (r->code == 0 && !f->saw_s2c);
 }
 
 static bool ehlo_ok(const struct smtp_facts *f)
@@ -297,10 +323,25 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
     *dropped = 0;
     if (rules_is_submission(f))
         return 0;
-    for (size_t i = 0; i < f->n_tx; i++)
-        for (size_t j = 0; j < f->tx[i].n_rcpt; j++)
-            if (rcpt_accepted(&f->tx[i].rcpt[j]))
-                n = add_domain(out, n, max, facts_s(f->tx[i].rcpt[j].domain), dropped);
+    /* every accepted recipient's domain, those past the kept recipients
+     * too (tx.domains); the decoder counts what it could not keep */
+    struct domset set = {NULL, 0};
+    size_t cap = 16;
+    while (cap < 2 * max && cap < ((size_t)1 << 20))
+        cap *= 2;
+    if (max > 16 && (set.slot = calloc(cap, sizeof *set.slot)) != NULL)
+        set.mask = cap - 1;
+    for (size_t i = 0; i < f->n_tx; i++) {
+        const struct facts_tx *t = &f->tx[i];
+        for (size_t j = 0; j < t->n_rcpt; j++)
+            if (rcpt_accepted(f, &t->rcpt[j]))
+                n = add_domain(out, n, max, facts_s(t->rcpt[j].domain), dropped, &set);
+        for (size_t j = 0; j < t->n_domains; j++)
+            if (t->domains[j].accepted || (!f->saw_s2c && t->domains[j].rcpts))
+                n = add_domain(out, n, max, facts_s(t->domains[j].domain), dropped, &set);
+        *dropped += t->domains_dropped;
+    }
+    free(set.slot);
     if (n > 0)
         return n;
     /* No recipient visible: the checks that need a policy naming this MX
@@ -322,9 +363,17 @@ size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_M
             if (!dot || !strchr(dot + 1, '.'))
                 break; /* keep at least two labels */
             p = dot + 1;
-            n = add_domain(out, n, max, p, NULL);
+            n = add_domain(out, n, max, p, NULL, NULL);
         }
     }
+    return n;
+}
+
+size_t rules_policy_domains_max(const struct smtp_facts *f)
+{
+    size_t n = RULES_DERIVED_MAX;
+    for (size_t i = 0; i < f->n_tx; i++)
+        n += f->tx[i].n_rcpt + f->tx[i].n_domains;
     return n;
 }
 

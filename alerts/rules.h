@@ -48,8 +48,7 @@ const char *rule_severity_name(int sev); /* "low", "medium", "high" */
 enum rule_confidence { CONF_LOW = 0, CONF_MEDIUM, CONF_HIGH };
 const char *rule_confidence_str(enum rule_confidence c);
 
-#define RULES_DOMAINS_MAX 16 /* policy domains consulted per session */
-#define RULES_DERIVED_MAX 4  /* ... of them derived from the server's names */
+#define RULES_DERIVED_MAX 4 /* policy domains derived from the server's names */
 
 /* One domain whose policy was consulted, with its answer copied (the engine's
  * answer pointers are borrowed only for the call). */
@@ -88,14 +87,18 @@ struct posture_view {
 };
 
 /* Which domains' policies matter for this session: the recipient domains
- * whose RCPT got a 2xx reply (deduplicated, lowercased), or, when none is
- * visible (TLS hid them, or the client stopped after EHLO), parents of the
- * server's names for the checks that need them. Returns the count (at most
- * max; *dropped counts recipient domains past max); *derived tells which
- * kind. Submission sessions (port 587/465, or authenticated) get none:
- * MTA-STS governs MX delivery only. */
+ * whose RCPT got a 2xx reply (deduplicated, lowercased; those of the
+ * recipients past the kept ones too, tx.domains), or, when none is visible
+ * (TLS hid them, or the client stopped after EHLO), parents of the server's
+ * names for the checks that need them. Returns the count (at most max;
+ * rules_policy_domains_max(f) holds them all); *dropped counts recipient
+ * domains left out: past max, or past the decoder's bound
+ * (tx.domains_dropped); *derived tells which kind. Submission sessions (port 587/465, or
+ * authenticated) get none: MTA-STS governs MX delivery only. */
 size_t rules_policy_domains(const struct smtp_facts *f, char (*out)[FACTS_HOST_MAX], size_t max,
                             bool *derived, uint32_t *dropped);
+/* An out size that holds every domain rules_policy_domains can return. */
+size_t rules_policy_domains_max(const struct smtp_facts *f);
 
 struct verdict {
     enum rule_id rule;

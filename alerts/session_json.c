@@ -172,6 +172,22 @@ static void w_tx(struct jsonw *w, const struct facts_tx *t)
         jsonw_wire_str(w, "mail_from", t->mail_from);
     if (t->rcpt_dropped)
         jsonw_int(w, "rcpt_dropped", t->rcpt_dropped);
+    if (t->n_domains) {
+        /* the domains of the recipients past those kept in rcpt */
+        jsonw_arr_open(w, "rcpt_more_domains");
+        for (size_t j = 0; j < t->n_domains; j++) {
+            jsonw_obj_open(w, NULL);
+            jsonw_wire_str(w, "domain", t->domains[j].domain);
+            jsonw_int(w, "rcpt", t->domains[j].rcpts);
+            jsonw_int(w, "accepted", t->domains[j].accepted);
+            jsonw_obj_close(w);
+        }
+        jsonw_arr_close(w);
+    }
+    if (t->domains_dropped)
+        jsonw_int(w, "rcpt_domains_dropped", t->domains_dropped);
+    if (t->before_capture)
+        jsonw_bool(w, "before_capture", true);
     jsonw_obj_close(w);
 }
 

@@ -30,6 +30,10 @@ static const char *const anom_names[ANOM_KIND_COUNT] = {
     [ANOM_STARTTLS_NOT_OFFERED] = "starttls_not_offered",
     [ANOM_EHLO_PADDED] = "ehlo_reply_padded",
     [ANOM_TTL_SHIFT_REPLY] = "ttl_shift_reply",
+    [ANOM_REPLY_CODE_CHANGED] = "reply_code_changed",
+    [ANOM_NO_TRANSACTION] = "no_transaction",
+    [ANOM_FIELD_TRUNCATED] = "field_truncated",
+    [ANOM_BOUND_REACHED] = "bound_reached",
 };
 
 const char *anomaly_kind_str(enum anomaly_kind k)
@@ -195,6 +199,28 @@ struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t)
     return &a[t->n_rcpt++];
 }
 
+int facts_tx_domain(struct smtp_facts *f, struct facts_tx *t, const char *d)
+{
+    if (!d)
+        d = "";
+    /* interned strings compare by pointer; heap ones by content */
+    for (size_t i = 0; i < t->n_domains; i++) {
+        const char *x = facts_s(t->domains[i].domain);
+        if (x == d || !strcmp(x, d))
+            return (int)i;
+    }
+    if (t->n_domains >= FACTS_DOMAINS_MAX) {
+        t->domains_dropped++;
+        return -1;
+    }
+    struct facts_domain *a = grow1(f, t->domains, t->n_domains, sizeof *a);
+    if (!a)
+        return -1;
+    t->domains = a;
+    facts_set(f, &a[t->n_domains].domain, d, strlen(d), 0);
+    return (int)t->n_domains++;
+}
+
 /* The entry to drop from a full anomaly ring: the oldest repeat of a kind
  * (an entry whose kind an older entry has too), else the oldest. */
 static size_t anomaly_victim(const struct smtp_facts *f)
@@ -279,6 +305,8 @@ static void each_slot(struct smtp_facts *f, slot_fn fn, void *ctx)
             fn(f, &t->rcpt[j].domain, false, ctx);
             fn(f, &t->rcpt[j].address, false, ctx);
         }
+        for (size_t j = 0; j < t->n_domains; j++)
+            fn(f, &t->domains[j].domain, false, ctx);
     }
     for (size_t i = 0; i < f->n_anomalies; i++)
         fn(f, &f->anomalies[i].detail, false, ctx);
@@ -317,8 +345,10 @@ void facts_clear(struct smtp_facts *f)
         return;
     if (f->storage != FACTS_PACKED) {
         each_slot(f, slot_drop, NULL);
-        for (size_t i = 0; i < f->n_tx; i++)
+        for (size_t i = 0; i < f->n_tx; i++) {
             free(f->tx[i].rcpt);
+            free(f->tx[i].domains);
+        }
         free(f->tx);
         free(f->anomalies);
         if (f->tls != &facts_tls_none) {
@@ -352,7 +382,8 @@ static size_t lists_size(const struct smtp_facts *f)
 {
     size_t n = sizeof *f + f->n_anomalies * sizeof *f->anomalies + f->n_tx * sizeof *f->tx;
     for (size_t i = 0; i < f->n_tx; i++)
-        n += f->tx[i].n_rcpt * sizeof *f->tx[i].rcpt;
+        n +=
+            f->tx[i].n_rcpt * sizeof *f->tx[i].rcpt + f->tx[i].n_domains * sizeof *f->tx[i].domains;
     if (f->tls != &facts_tls_none)
         n += sizeof *f->tls + f->tls->cert.n_san * sizeof *f->tls->cert.san_dns;
     return n;
@@ -404,10 +435,12 @@ struct smtp_facts *facts_copy(const struct smtp_facts *f)
     c->anomalies =
         f->n_anomalies ? take(&p, f->anomalies, f->n_anomalies * sizeof *f->anomalies) : NULL;
     c->tx = f->n_tx ? take(&p, f->tx, f->n_tx * sizeof *f->tx) : NULL;
-    for (size_t i = 0; i < f->n_tx; i++)
-        c->tx[i].rcpt = f->tx[i].n_rcpt
-                            ? take(&p, f->tx[i].rcpt, f->tx[i].n_rcpt * sizeof *f->tx[i].rcpt)
-                            : NULL;
+    for (size_t i = 0; i < f->n_tx; i++) {
+        const struct facts_tx *t = &f->tx[i];
+        c->tx[i].rcpt = t->n_rcpt ? take(&p, t->rcpt, t->n_rcpt * sizeof *t->rcpt) : NULL;
+        c->tx[i].domains =
+            t->n_domains ? take(&p, t->domains, t->n_domains * sizeof *t->domains) : NULL;
+    }
     if (f->tls != &facts_tls_none) {
         struct facts_tls *t = take(&p, f->tls, sizeof *f->tls);
         t->cert.san_dns = f->tls->cert.n_san ? take(&p, f->tls->cert.san_dns,
@@ -546,6 +579,19 @@ static json_t *tx_json(const struct facts_tx *t)
         json_object_set_new(o, "mail_from", facts_json_wire_str(t->mail_from));
     if (t->rcpt_dropped)
         json_object_set_new(o, "rcpt_dropped", json_integer(t->rcpt_dropped));
+    if (t->n_domains) {
+        json_t *md = json_array();
+        for (size_t j = 0; j < t->n_domains; j++)
+            json_array_append_new(md, json_pack("{s:o, s:I, s:I}", "domain",
+                                                facts_json_wire_str(t->domains[j].domain), "rcpt",
+                                                (json_int_t)t->domains[j].rcpts, "accepted",
+                                                (json_int_t)t->domains[j].accepted));
+        json_object_set_new(o, "rcpt_more_domains", md);
+    }
+    if (t->domains_dropped)
+        json_object_set_new(o, "rcpt_domains_dropped", json_integer(t->domains_dropped));
+    if (t->before_capture)
+        json_object_set_new(o, "before_capture", json_true());
     return o;
 }
 

@@ -19,14 +19,15 @@
 
 #include "decode/flow.h"
 
-#define FACTS_HOST_MAX   256 /* host names, domains (RFC 5321 limit is 255) */
-#define FACTS_ADDR_MAX   256 /* a full mail address (only with --log-addresses) */
-#define FACTS_CAPS_MAX   64  /* EHLO capability lines kept */
-#define FACTS_TX_MAX     32  /* mail transactions kept per session */
-#define FACTS_RCPT_MAX   128 /* recipients kept per transaction */
-#define FACTS_ANOM_MAX   16  /* anomalies kept per session (a ring, facts_add_anomaly) */
-#define FACTS_SAN_MAX    32  /* certificate DNS names kept */
-#define FACTS_DANE_CERTS 4   /* chain certificates whose DANE digests are kept */
+#define FACTS_HOST_MAX    256  /* host names, domains (RFC 5321 limit is 255) */
+#define FACTS_ADDR_MAX    256  /* a full mail address (only with --log-addresses) */
+#define FACTS_CAPS_MAX    64   /* EHLO capability lines kept */
+#define FACTS_TX_MAX      32   /* mail transactions kept per session */
+#define FACTS_RCPT_MAX    128  /* recipients kept per transaction */
+#define FACTS_DOMAINS_MAX 1024 /* distinct domains of recipients past FACTS_RCPT_MAX */
+#define FACTS_ANOM_MAX    16   /* anomalies kept per session (a ring, facts_add_anomaly) */
+#define FACTS_SAN_MAX     32   /* certificate DNS names kept */
+#define FACTS_DANE_CERTS  4    /* chain certificates whose DANE digests are kept */
 
 /* Anomalies: the detector's evidence. The names (anomaly_kind_str) are stable
  * and appear in stripwatch.anomalies[].kind. */
@@ -48,6 +49,10 @@ enum anomaly_kind {
     ANOM_TTL_SHIFT_REPLY,        /* the EHLO / STARTTLS reply's packet left the banner's TTL by more
                                     than a route change (>= 2 hops, another initial TTL, or with an
                                     IPv4 ID break on the same packet) */
+    ANOM_REPLY_CODE_CHANGED,     /* a multi-line reply changed code: ended at the change */
+    ANOM_NO_TRANSACTION,         /* RCPT / DATA / BDAT with no open transaction */
+    ANOM_FIELD_TRUNCATED,        /* a field kept cut at its bound (detail: field, length) */
+    ANOM_BOUND_REACHED,          /* a list bound was reached (recipients, recipient domains) */
     ANOM_KIND_COUNT,
 };
 const char *anomaly_kind_str(enum anomaly_kind k);
@@ -83,6 +88,13 @@ struct facts_rcpt {
     int code;            /* reply code, 0 when no reply seen */
 };
 
+/* A distinct recipient domain of a transaction: how many RCPT named it,
+ * how many of those got a 2xx. */
+struct facts_domain {
+    const char *domain;
+    uint32_t rcpts, accepted;
+};
+
 struct facts_tx {
     const char *mail_from_domain; /* "" or NULL for the null sender <> */
     const char *mail_from;        /* only with --log-addresses */
@@ -97,6 +109,15 @@ struct facts_tx {
     int data_code; /* final reply to the content, 0 when not seen */
     int accepted;  /* -1 unknown, 0 refused, 1 accepted (2xx) */
     uint32_t rcpt_dropped;
+    /* the recipients past FACTS_RCPT_MAX (not in rcpt): their distinct
+     * domains, at most FACTS_DOMAINS_MAX (the rest counted) */
+    struct facts_domain *domains;
+    size_t n_domains;
+    uint32_t domains_dropped;
+    uint32_t rcpt_total;    /* RCPT commands, kept or not */
+    uint32_t rcpt_accepted; /* ... answered 2xx */
+    bool before_capture;    /* content without a visible MAIL FROM: begun before the capture */
+    bool closed;            /* the final reply to its content was seen */
     /* content */
     bool data_sent; /* DATA accepted with 354, or BDAT chunks sent */
     bool bdat;      /* content went by BDAT (CHUNKING) */
@@ -225,6 +246,10 @@ const char *facts_cap(const struct smtp_facts *f, size_t i);
 struct facts_tx *facts_add_tx(struct smtp_facts *f);
 /* A new zeroed recipient at the end of t->rcpt (t one of f->tx). */
 struct facts_rcpt *facts_add_rcpt(struct smtp_facts *f, struct facts_tx *t);
+/* The recipient domain d (lowercased by the caller) of t: its index in
+ * t->domains, added when new; -1 when the list is full (counted in
+ * t->domains_dropped) or out of memory. */
+int facts_tx_domain(struct smtp_facts *f, struct facts_tx *t, const char *d);
 /* A new zeroed anomaly at the end of f->anomalies. The list is a small ring
  * of at most FACTS_ANOM_MAX in the order seen: when it is full, the oldest
  * repeat of a kind (an entry whose kind an older entry has too) leaves, else

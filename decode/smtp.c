@@ -100,6 +100,17 @@ void smtp_anomaly(struct smtp_session *s, enum anomaly_kind k, enum stream_dir d
     facts_set(f, &a->detail, detail, n < 0 ? 0 : (size_t)n, sizeof detail);
 }
 
+void smtp_set_field(struct smtp_session *s, const char **slot, const char *name, const char *src,
+                    size_t n, size_t max, enum stream_dir dir, const struct stream_meta *m)
+{
+    const char *nul = memchr(src, '\0', n);
+    size_t len = nul ? (size_t)(nul - src) : n;
+    if (max && len > max - 1)
+        smtp_anomaly(s, ANOM_FIELD_TRUNCATED, dir, m, "field=%s length=%zu kept=%zu", name, len,
+                     max - 1);
+    facts_set(&s->f, slot, src, n, max);
+}
+
 /* Every change of the client phase goes through here (one place to trace). */
 void smtp_enter_state(struct smtp_session *s, enum smtp_state to)
 {

@@ -87,6 +87,11 @@ struct facts_tx *smtp_tx(struct smtp_session *s, int idx)
     return &s->f.tx[idx];
 }
 
+static bool is_2xx_code(int code)
+{
+    return code >= 200 && code < 300;
+}
+
 static size_t skip_sp(const char *a, size_t len, size_t i)
 {
     while (i < len && (a[i] == ' ' || a[i] == '\t'))
@@ -107,7 +112,8 @@ static void lower(char *p)
         *p = (char)tolower((unsigned char)*p);
 }
 
-static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg, size_t len)
+static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg, size_t len,
+                            const struct stream_meta *m)
 {
     if (s->helo_seen)
         return;
@@ -115,31 +121,32 @@ static void cmd_helo_common(struct smtp_session *s, const char *verb, const char
     memcpy(s->f.helo_verb, verb, 5);
     size_t b = skip_sp(arg, len, 0);
     size_t e = word_end(arg, len, b);
-    facts_set(&s->f, &s->f.helo_host, arg + b, e - b, FACTS_HOST_MAX);
+    smtp_set_field(s, &s->f.helo_host, "helo.host", arg + b, e - b, FACTS_HOST_MAX, DIR_C2S, m);
 }
 
 static void cmd_helo(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)m;
-    cmd_helo_common(s, "HELO", arg, len);
+    cmd_helo_common(s, "HELO", arg, len, m);
     smtp_pending_push(s, SMTP_CMD_HELO, -1, -1, false);
 }
 
 static void cmd_ehlo(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)m;
-    cmd_helo_common(s, "EHLO", arg, len);
+    cmd_helo_common(s, "EHLO", arg, len, m);
     smtp_pending_push(s, SMTP_CMD_EHLO, -1, -1, false);
 }
 
 /* Reads a reverse- or forward-path ("<a@b>" or a bare address, RFC 5321
- * 4.1.2; a source route "@x,@y:" is skipped) starting at arg[i]. Sets *dom
- * to the domain (lower case, at most FACTS_HOST_MAX - 1 bytes) and, with
- * keep_addr, *addr to the full address. Returns the index after the path. */
-static size_t parse_path(struct smtp_facts *f, const char *arg, size_t len, size_t i,
-                         const char **dom, const char **addr, bool keep_addr)
+ * 4.1.2; a source route "@x,@y:" is skipped) starting at arg[i]. Copies the
+ * domain (lower case, at most FACTS_HOST_MAX - 1 bytes) into d and, with
+ * keep_addr, sets *addr to the full address; a field cut at its bound is an
+ * anomaly naming it (what: "mail_from" / "rcpt"). Returns the index after
+ * the path. */
+static size_t parse_path(struct smtp_session *s, const char *arg, size_t len, size_t i,
+                         char d[FACTS_HOST_MAX], const char **addr, const char *what,
+                         const struct stream_meta *m)
 {
     i = skip_sp(arg, len, i);
     size_t b, e;
@@ -166,13 +173,16 @@ static size_t parse_path(struct smtp_facts *f, const char *arg, size_t len, size
             at = k - 1;
             break;
         }
-    char d[FACTS_HOST_MAX] = "";
-    if (at < e)
-        smtp_strlcpy_n(d, sizeof d, arg + at + 1, e - at - 1);
+    d[0] = '\0';
+    if (at < e && !smtp_strlcpy_n(d, FACTS_HOST_MAX, arg + at + 1, e - at - 1))
+        smtp_anomaly(s, ANOM_FIELD_TRUNCATED, DIR_C2S, m, "field=%s.domain length=%zu kept=%d",
+                     what, e - at - 1, FACTS_HOST_MAX - 1);
     lower(d);
-    facts_set(f, dom, d, strlen(d), 0);
-    if (keep_addr)
-        facts_set(f, addr, arg + b, e - b, FACTS_ADDR_MAX);
+    if (s->cfg->log_addresses) {
+        char name[32];
+        snprintf(name, sizeof name, "%s.address", what);
+        smtp_set_field(s, addr, name, arg + b, e - b, FACTS_ADDR_MAX, DIR_C2S, m);
+    }
     return i;
 }
 
@@ -180,17 +190,28 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
     struct smtp_facts *f = &s->f;
-    s->cur_tx = -1;
+    /* A MAIL inside an open transaction (its content not sent yet, its
+     * MAIL not refused) is nested: RFC 5321 4.1.4 has the server refuse it
+     * (503), and the open transaction keeps the RCPT and DATA that follow.
+     * It is recorded, as a refused transaction of its own. */
+    struct facts_tx *open = smtp_tx(s, s->cur_tx);
+    bool nested = open && !open->closed && !open->data_code &&
+                  (open->mail_code == 0 || is_2xx_code(open->mail_code));
+    if (!nested)
+        s->cur_tx = -1;
     struct facts_tx *t;
     if (f->n_tx >= FACTS_TX_MAX || !(t = facts_add_tx(f))) {
+        if (!nested && !f->tx_dropped)
+            smtp_anomaly(s, ANOM_BOUND_REACHED, DIR_C2S, m, "transactions %d", FACTS_TX_MAX);
         f->tx_dropped++;
         smtp_pending_push(s, SMTP_CMD_MAIL_FROM, -1, -1, false);
         return;
     }
     t->ts = m ? m->ts : f->last_ts;
     t->pkt_no = m ? m->pkt_no : f->last_pkt;
-    size_t i =
-        parse_path(f, arg, len, 0, &t->mail_from_domain, &t->mail_from, s->cfg->log_addresses);
+    char d[FACTS_HOST_MAX];
+    size_t i = parse_path(s, arg, len, 0, d, &t->mail_from, "mail_from", m);
+    facts_set(f, &t->mail_from_domain, d, strlen(d), 0);
     /* ESMTP parameters: SIZE=n (RFC 1870), BODY=x (RFC 6152) */
     while ((i = skip_sp(arg, len, i)) < len) {
         size_t e = word_end(arg, len, i);
@@ -202,42 +223,98 @@ static void cmd_mail(struct smtp_session *s, const char *arg, size_t len,
             t->size_param = v;
         } else if (e - i > 5 && strncasecmp(arg + i, "BODY=", 5) == 0) {
             char body[16];
-            smtp_strlcpy_n(body, sizeof body, arg + i + 5, e - i - 5);
+            if (!smtp_strlcpy_n(body, sizeof body, arg + i + 5, e - i - 5))
+                smtp_anomaly(s, ANOM_FIELD_TRUNCATED, DIR_C2S, m,
+                             "field=mail_from.body length=%zu kept=%zu", e - i - 5,
+                             sizeof body - 1);
             for (char *p = body; *p; p++)
                 *p = (char)toupper((unsigned char)*p);
             facts_set(f, &t->body_param, body, strlen(body), 0);
         }
         i = e;
     }
+    if (nested) {
+        smtp_pending_push(s, SMTP_CMD_MAIL_FROM, (int)(f->n_tx - 1), -1, true);
+        return;
+    }
     s->cur_tx = (int16_t)(f->n_tx - 1);
     smtp_pending_push(s, SMTP_CMD_MAIL_FROM, s->cur_tx, -1, false);
+}
+
+/* The transaction a RCPT, DATA or BDAT belongs to: the open one; else, when
+ * no MAIL FROM was seen at all and the start of the session was not either
+ * (the capture began inside it, or lost its first commands), one begun
+ * before the capture; else none (ANOM_NO_TRANSACTION naming the command;
+ * the server refuses it). */
+static struct facts_tx *tx_for(struct smtp_session *s, const char *verb,
+                               const struct stream_meta *m)
+{
+    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    if (t)
+        return t;
+    struct smtp_facts *f = &s->f;
+    if (f->n_tx == 0 && f->tx_dropped == 0 && (f->flow.midstream || !s->helo_seen) &&
+        (t = facts_add_tx(f))) {
+        t->before_capture = true;
+        t->ts = m ? m->ts : f->last_ts;
+        t->pkt_no = m ? m->pkt_no : f->last_pkt;
+        s->cur_tx = 0;
+        return t;
+    }
+    smtp_anomaly(s, ANOM_NO_TRANSACTION, DIR_C2S, m, "%s outside a transaction", verb);
+    return NULL;
 }
 
 static void cmd_rcpt(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)m;
-    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    struct facts_tx *t = tx_for(s, "RCPT", m);
     if (!t) {
         smtp_pending_push(s, SMTP_CMD_RCPT_TO, -1, -1, false);
         return;
     }
-    struct facts_rcpt *r;
-    if (t->n_rcpt >= FACTS_RCPT_MAX || !(r = facts_add_rcpt(&s->f, t))) {
+    /* every recipient counts; past the FACTS_RCPT_MAX kept, the domain
+     * still is (t->domains, up to FACTS_DOMAINS_MAX distinct ones), so that
+     * the order of RCPT lines never decides which policies are consulted */
+    t->rcpt_total++;
+    char d[FACTS_HOST_MAX];
+    struct facts_rcpt *r = NULL;
+    int dom = -1;
+    if (t->n_rcpt < FACTS_RCPT_MAX && (r = facts_add_rcpt(&s->f, t)) != NULL) {
+        parse_path(s, arg, len, 0, d, &r->address, "rcpt", m);
+        facts_set(&s->f, &r->domain, d, strlen(d), 0);
+    } else {
+        if (!t->rcpt_dropped)
+            smtp_anomaly(s, ANOM_BOUND_REACHED, DIR_C2S, m, "recipients %d, domains kept up to %d",
+                         FACTS_RCPT_MAX, FACTS_DOMAINS_MAX);
         t->rcpt_dropped++;
-        smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, -1, false);
-        return;
+        const char *addr = NULL;
+        parse_path(s, arg, len, 0, d, &addr, "rcpt", m);
+        facts_set(&s->f, &addr, NULL, 0, 0);
+        uint32_t dropped = t->domains_dropped;
+        dom = facts_tx_domain(&s->f, t, d);
+        if (dom >= 0)
+            t->domains[dom].rcpts++;
+        else if (!dropped && t->domains_dropped)
+            smtp_anomaly(s, ANOM_BOUND_REACHED, DIR_C2S, m, "recipient domains %d",
+                         FACTS_DOMAINS_MAX);
     }
-    parse_path(&s->f, arg, len, 0, &r->domain, &r->address, s->cfg->log_addresses);
-    smtp_pending_push(s, SMTP_CMD_RCPT_TO, s->cur_tx, (int)(t->n_rcpt - 1), false);
+    int tx = (int)(t - s->f.tx);
+    /* a recipient past those kept: its slot names its domain instead */
+    if (r)
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, tx, (int)(t->n_rcpt - 1), false);
+    else
+        smtp_pending_push(s, SMTP_CMD_RCPT_TO, tx, dom, dom >= 0);
 }
 
 static void cmd_data(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)arg, (void)len, (void)m;
-    smtp_pending_push(s, SMTP_CMD_DATA, s->cur_tx, -1, false);
-    s->data_tx = s->cur_tx;
+    (void)arg, (void)len;
+    struct facts_tx *t = tx_for(s, "DATA", m);
+    int tx = t ? (int)(t - s->f.tx) : -1;
+    smtp_pending_push(s, SMTP_CMD_DATA, tx, -1, false);
+    s->data_tx = (int16_t)tx;
     s->body_bytes = 0;
     s->eod = SMTP_EOD_BOL;
     smtp_enter_state(s, SMTP_ST_DATA_WAIT);
@@ -246,7 +323,6 @@ static void cmd_data(struct smtp_session *s, const char *arg, size_t len,
 static void cmd_bdat(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)m;
     size_t i = skip_sp(arg, len, 0);
     size_t e = word_end(arg, len, i);
     uint64_t size = 0;
@@ -271,11 +347,14 @@ static void cmd_bdat(struct smtp_session *s, const char *arg, size_t len,
         smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);
         return;
     }
-    struct facts_tx *t = smtp_tx(s, s->cur_tx);
+    struct facts_tx *t = tx_for(s, "BDAT", m);
+    int tx = t ? (int)(t - s->f.tx) : -1;
     if (t)
         t->bdat = true; /* content counts once its bytes are seen */
-    s->data_tx = s->cur_tx;
-    smtp_pending_push(s, SMTP_CMD_BDAT, s->cur_tx, -1, last);
+    s->data_tx = (int16_t)tx;
+    smtp_pending_push(s, SMTP_CMD_BDAT, tx, -1, last);
+    if (last)
+        s->cur_tx = -1; /* the transaction's content is complete */
     s->bdat_left = size;
     if (size)
         smtp_enter_state(s, SMTP_ST_BDAT);
@@ -308,12 +387,13 @@ static void cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
 static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
-    (void)m;
     size_t b = skip_sp(arg, len, 0);
     size_t e = word_end(arg, len, b);
     /* the mechanism only: an initial response (credentials) is never kept */
     char mech[32];
-    smtp_strlcpy_n(mech, sizeof mech, arg + b, e - b);
+    if (!smtp_strlcpy_n(mech, sizeof mech, arg + b, e - b))
+        smtp_anomaly(s, ANOM_FIELD_TRUNCATED, DIR_C2S, m,
+                     "field=auth.mechanism length=%zu kept=%zu", e - b, sizeof mech - 1);
     for (char *p = mech; *p; p++)
         *p = (char)toupper((unsigned char)*p);
     facts_set(&s->f, &s->f.auth_mechanism, mech, strlen(mech), 0);
@@ -393,6 +473,8 @@ static void content_end(struct smtp_session *s, size_t dot_len)
         t->data_bytes = s->body_bytes - dot_len;
     }
     smtp_pending_push(s, SMTP_CMD_DATA_END, s->data_tx, -1, false);
+    if (s->cur_tx == s->data_tx)
+        s->cur_tx = -1; /* its content is sent: what follows is another transaction */
     s->eod = SMTP_EOD_BOL;
     smtp_enter_state(s, SMTP_ST_COMMAND);
 }

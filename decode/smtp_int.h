@@ -65,9 +65,9 @@ enum smtp_srv_state {
 /* A command waiting for its reply (RFC 2920 pipelining ring). */
 struct smtp_pending {
     uint8_t cmd;  /* enum smtp_cmd */
-    uint8_t last; /* BDAT ... LAST */
+    uint8_t last; /* BDAT ... LAST; MAIL: nested; RCPT: rcpt indexes tx.domains */
     int16_t tx;   /* index into facts.tx, -1 when not kept */
-    int16_t rcpt; /* index into tx.rcpt, -1 when not kept */
+    int16_t rcpt; /* index into tx.rcpt (or tx.domains, see last), -1 when not kept */
 };
 
 /* One direction's partial line: lines that arrive whole in one chunk are
@@ -169,6 +169,10 @@ bool smtp_pending_push(struct smtp_session *s, enum smtp_cmd cmd, int tx, int rc
 /* Copies at most dstlen-1 bytes of src[0..n) into dst, NUL-terminated;
  * returns false when it had to truncate. */
 bool smtp_strlcpy_n(char *dst, size_t dstlen, const char *src, size_t n);
+/* facts_set(&s->f, slot, src, n, max) with ANOM_FIELD_TRUNCATED ("field=NAME
+ * length=N") when src[0..n) does not fit in max - 1 bytes. */
+void smtp_set_field(struct smtp_session *s, const char **slot, const char *name, const char *src,
+                    size_t n, size_t max, enum stream_dir dir, const struct stream_meta *m);
 
 /* Replays bytes held back while the flow was classified (ndpi_smtp.c). */
 void smtp_session_replay(struct smtp_session *s, enum stream_dir dir, const uint8_t *buf,

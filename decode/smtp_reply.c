@@ -98,13 +98,15 @@ static void reply_line(struct smtp_session *s, const char *text, size_t len, boo
     switch (s->reply_cmd.cmd) {
     case SMTP_CMD_BANNER:
         if (s->reply_lines == 0 && !f->banner_code)
-            facts_set(f, &f->banner_host, text, first_word, FACTS_HOST_MAX);
+            smtp_set_field(s, &f->banner_host, "banner.host", text, first_word, FACTS_HOST_MAX,
+                           DIR_S2C, m);
         break;
     case SMTP_CMD_EHLO:
         if (s->caps_done || !is_2xx(s->reply_code))
             break;
         if (s->reply_lines == 0)
-            facts_set(f, &f->ehlo_host, text, first_word, FACTS_HOST_MAX);
+            smtp_set_field(s, &f->ehlo_host, "ehlo.host", text, first_word, FACTS_HOST_MAX, DIR_S2C,
+                           m);
         else
             add_capability(s, text, len, !overflow, m);
         break;
@@ -112,6 +114,8 @@ static void reply_line(struct smtp_session *s, const char *text, size_t len, boo
         break;
     }
 }
+
+static void reply_end(struct smtp_session *s, const struct stream_meta *m);
 
 void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m)
@@ -124,6 +128,14 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
     const char *text = len > 4 ? line + 4 : "";
     size_t tlen = len > 4 ? len - 4 : 0;
 
+    if (s->in_reply && code != s->reply_code) {
+        /* RFC 5321 4.2.1: every line of a reply has the same code. A line
+         * with another code starts the next reply; the one before ends
+         * here, as if its last line had come. */
+        smtp_anomaly(s, ANOM_REPLY_CODE_CHANGED, DIR_S2C, m, "reply %d ended by a %d line",
+                     s->reply_code, code);
+        reply_end(s, m);
+    }
     if (!s->in_reply) {
         s->in_reply = true;
         s->reply_code = code;
@@ -135,9 +147,16 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
         } else {
             memset(&s->reply_cmd, 0, sizeof s->reply_cmd);
             s->reply_cmd.tx = s->reply_cmd.rcpt = -1;
+            /* Only the server's side in the capture (asymmetric routing):
+             * the first multi-line 2xx reply before any client byte is the
+             * EHLO reply, judged as one (no anomaly for it). */
+            bool server_only =
+                !s->f.saw_c2s && !s->any_command && more && is_2xx(code) && !s->caps_done;
+            if (server_only)
+                s->reply_cmd.cmd = SMTP_CMD_EHLO;
             /* 421 may come unasked (RFC 5321 3.8); a midstream pickup
              * starts with replies to commands it never saw */
-            if (code != 421 && !(s->f.flow.midstream && !s->any_command)) {
+            if (code != 421 && !server_only && !(s->f.flow.midstream && !s->any_command)) {
                 s->stats->replies_unmatched++;
                 smtp_anomaly(s, ANOM_REPLY_WITHOUT_COMMAND, DIR_S2C, m, "reply %d", code);
             }
@@ -149,8 +168,13 @@ void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool
         smtp_ttl_at_reply(s, SMTP_TTL_AT_STARTTLS, m);
     reply_line(s, text, tlen, overflow, m);
     s->reply_lines++;
-    if (more)
-        return;
+    if (!more)
+        reply_end(s, m);
+}
+
+/* The reply being assembled is complete: its command's handler runs. */
+static void reply_end(struct smtp_session *s, const struct stream_meta *m)
+{
     s->in_reply = false;
     struct smtp_pending p = s->reply_cmd;
     if (s->cfg->on_trace)
@@ -196,8 +220,20 @@ void smtp_reply_mail(struct smtp_session *s, const struct smtp_pending *p, int c
 {
     (void)m;
     struct facts_tx *t = smtp_tx(s, p->tx);
-    if (t)
-        t->mail_code = code;
+    if (!t)
+        return;
+    t->mail_code = code;
+    if (!is_2xx(code)) {
+        /* no transaction began: a command sent from now on has none */
+        t->accepted = 0;
+        t->closed = true;
+        if (s->cur_tx == p->tx)
+            s->cur_tx = -1;
+    } else if (p->last) {
+        /* a nested MAIL accepted after all: what is sent from now on is
+         * its transaction's */
+        s->cur_tx = p->tx;
+    }
 }
 
 void smtp_reply_rcpt(struct smtp_session *s, const struct smtp_pending *p, int code,
@@ -205,8 +241,15 @@ void smtp_reply_rcpt(struct smtp_session *s, const struct smtp_pending *p, int c
 {
     (void)m;
     struct facts_tx *t = smtp_tx(s, p->tx);
-    if (t && p->rcpt >= 0 && (size_t)p->rcpt < t->n_rcpt)
+    if (!t || t->closed)
+        return;
+    if (!p->last && p->rcpt >= 0 && (size_t)p->rcpt < t->n_rcpt)
         t->rcpt[p->rcpt].code = code;
+    if (is_2xx(code)) {
+        t->rcpt_accepted++;
+        if (p->last && p->rcpt >= 0 && (size_t)p->rcpt < t->n_domains)
+            t->domains[p->rcpt].accepted++;
+    }
 }
 
 void smtp_reply_data(struct smtp_session *s, const struct smtp_pending *p, int code,
@@ -214,6 +257,8 @@ void smtp_reply_data(struct smtp_session *s, const struct smtp_pending *p, int c
 {
     (void)m;
     struct facts_tx *t = smtp_tx(s, p->tx);
+    if (t && t->closed)
+        t = NULL;
     if (code == 354) {
         if (t) {
             t->data_sent = true;
@@ -232,6 +277,9 @@ void smtp_reply_data(struct smtp_session *s, const struct smtp_pending *p, int c
 
 static void content_reply(struct smtp_session *s, struct facts_tx *t, int code)
 {
+    if (t->closed)
+        return;
+    t->closed = true; /* its final reply: nothing later changes it */
     t->data_code = code;
     if (t->accepted != 0)
         t->accepted = is_2xx(code) ? 1 : 0;
@@ -262,7 +310,7 @@ void smtp_reply_bdat(struct smtp_session *s, const struct smtp_pending *p, int c
         smtp_enter_state(s, SMTP_ST_COMMAND);
     }
     struct facts_tx *t = smtp_tx(s, p->tx);
-    if (!t)
+    if (!t || t->closed)
         return;
     if (p->last) {
         content_reply(s, t, code);

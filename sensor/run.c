@@ -241,14 +241,15 @@ static void print_stats_to(struct run *r, FILE *f)
                 "suppressed_disabled=%llu suppressed_allow_server=%llu "
                 "suppressed_allow_client=%llu suppressed_allow_domain=%llu "
                 "pending_peak=%llu pending_dropped=%llu policy_unknown=%llu "
-                "lookups_in_flight=%llu policy_domains_dropped=%llu posture_entries=%llu "
+                "lookups_in_flight=%llu policy_domains_dropped=%llu policy_lookups_deferred=%llu "
+                "posture_entries=%llu "
                 "posture_evicted=%llu posture_expired=%llu posture_redis_errors=%llu\n",
                 U(d->sessions), U(d->alerts), U(d->suppressed), U(d->suppressed_disabled),
                 U(d->suppressed_allow_server), U(d->suppressed_allow_client),
                 U(d->suppressed_allow_domain), U(d->pending_peak), U(d->pending_dropped),
                 U(d->policy_unknown), U(d->lookups_in_flight), U(d->policy_domains_dropped),
-                U(d->posture_entries), U(d->posture_evicted), U(d->posture_expired),
-                U(d->posture_redis_errors));
+                U(d->policy_lookups_deferred), U(d->posture_entries), U(d->posture_evicted),
+                U(d->posture_expired), U(d->posture_redis_errors));
     }
     if (r->sink) {
         const struct sink_stats *s = sink_stats(r->sink);

@@ -51,24 +51,52 @@ static void test_unused_low(void **state)
     json_decref(o);
 }
 
-/* At most 16 recipient domains are consulted per session; the rest counted. */
-static void test_policy_domains_bound(void **state)
+/* Every accepted recipient domain is consulted, whatever its place in the
+ * RCPT order: 19 decoys first (no policy), enforce.example 20th, and 150
+ * more recipients past the 128 the record keeps (their domains in
+ * tx.domains: one more decoy, and a refused one that is not consulted).
+ * At most 16 lookups are in flight per session; the rest wait their turn. */
+static void test_policy_domains_every_one(void **state)
 {
     struct fx *x = *state;
-    struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, T0);
-    caps(f, "STARTTLS", NULL);
+    struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0);
+    banner(f, "mx.enforce.example");
+    caps(f, "PIPELINING", NULL);
     tx(f, true, 10, "d0.example:250", NULL);
     struct facts_tx *t = &f->tx[0];
-    for (int i = 1; i < 20; i++) {
+    for (int i = 1; i < 128; i++) {
         struct facts_rcpt *r = facts_add_rcpt(f, t);
         assert_non_null(r);
-        fset(f, &r->domain, "d%d.example", i);
+        if (i == 19)
+            fset(f, &r->domain, "enforce.example");
+        else
+            fset(f, &r->domain, "d%d.example", i < 20 ? i : 1);
         r->code = 250;
     }
+    int more = facts_tx_domain(f, t, "more.example");
+    int refused = facts_tx_domain(f, t, "refused.example");
+    assert_int_equal(more, 0);
+    assert_int_equal(refused, 1);
+    t->domains[0].rcpts = t->domains[0].accepted = 100;
+    t->domains[1].rcpts = 50;
+    t->rcpt_dropped = 150;
+    t->rcpt_total = 278;
+    t->rcpt_accepted = 228;
+    f->saw_s2c = true; /* the replies were seen: refused.example got none 2xx */
     feed(x, f);
     finish(x);
-    assert_int_equal(detector_stats(x->d)->policy_domains_dropped, 4);
-    assert_int_equal(x->out.n, 1);
+    assert_int_equal(detector_stats(x->d)->policy_domains_dropped, 0);
+    assert_int_equal(x->out.n, 2);
+    json_t *o = expect(x, 0, "starttls.stripped", 3, "high");
+    assert_string_equal(jstr(o, "mta_sts.domain"), "enforce.example");
+    assert_int_equal(jint(o, "stripwatch.recipients.count"), 278);
+    assert_int_equal(jint(o, "stripwatch.recipients.accepted"), 228);
+    assert_int_equal(jint(o, "stripwatch.recipients.domains"), 21);
+    assert_null(jget(o, "stripwatch.recipients.domains_dropped"));
+    json_decref(o);
+    o = expect(x, 1, "delivery.plaintext_policy", 3, "high");
+    assert_string_equal(jstr(o, "mta_sts.domain"), "enforce.example");
+    json_decref(o);
 }
 
 static void test_unused_without_data_is_clean(void **state)
@@ -497,7 +525,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_starttls_used_is_clean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_low, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_without_data_is_clean, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_policy_domains_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_domains_every_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unused_after_client_used_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_posture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stripped_by_enforce_policy, setup, teardown),

@@ -8,7 +8,14 @@
 #  - crafted SMTP dialogues (complete TCP connections, fixed timestamps) for
 #    the parser cases no shipped capture holds: a malformed BDAT pipelined
 #    before a transaction, an Exchange 2003 EHLO reply masked by an
-#    ESMTP-inspection box, a padded EHLO reply with STARTTLS stripped.
+#    ESMTP-inspection box, a padded EHLO reply with STARTTLS stripped;
+#    recipients whose enforce domain comes late in RCPT order (21st, and
+#    past the 128 recipients a record keeps), a nested MAIL refused with
+#    503, RCPT and DATA after a completed transaction, a multi-line reply
+#    that changes code, a 4 KB HELO argument;
+#  - one-sided and cut captures: a shipped capture with only the client's
+#    packets or only the server's (asymmetric routing), and a crafted one
+#    that begins after MAIL FROM (DATA without a visible MAIL FROM).
 # tests/precision/CMakeLists.txt checks that the committed copies in
 # tests/precision/pcaps/ are what this script writes.
 #
@@ -117,6 +124,42 @@ def crafted(out, srv, steps):
     recs = []
     Conn(recs, srv, 40001, T0).dialogue(steps)
     write_pcap(out, PCAP_HDR, recs)
+    return recs
+
+
+def one_side(src, out, ip):
+    """Only the packets sent from ip (IPv4), as a tap on one path sees them."""
+    hdr, recs = read_pcap(src)
+    a = bytes(int(x) for x in ip.split("."))
+    write_pcap(out, hdr, [r for r in recs if r[3][12:14] == b"\x08\x00" and bytes(r[3][26:30]) == a])
+
+
+def rcpts(domains):
+    """A RCPT TO and its 250 for each domain, one step each."""
+    steps = []
+    for i, d in enumerate(domains):
+        steps.append((C, b"RCPT TO:<u%d@%s>\r\n" % (i, d.encode())))
+        steps.append((S, b"250 2.1.5 Ok\r\n"))
+    return steps
+
+
+def plain_delivery(domains, before=(), mail=None):
+    """A delivery in clear to domains, STARTTLS not offered (stripped)."""
+    return [
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"EHLO mail.example.net\r\n"),
+        (S, b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+    ] + list(before) + [
+        (C, mail or b"MAIL FROM:<alice@example.net>\r\n"),
+        (S, b"250 2.1.0 Ok\r\n"),
+    ] + rcpts(domains) + [
+        (C, b"DATA\r\n"),
+        (S, b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+        (C, BODY),
+        (S, b"250 2.0.0 Ok: queued\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 2.0.0 Bye\r\n"),
+    ]
 
 
 C, S = True, False
@@ -197,6 +240,68 @@ def main():
         (C, b"QUIT\r\n"),
         (S, b"221 2.0.0 Bye\r\n"),
     ])
+
+    # Issue 12 item 3: the enforce domain example.org named 21st, after 20
+    # decoy domains (the sensor used to consult 16 per session) ...
+    decoys = ["decoy%02d.example" % i for i in range(20)]
+    crafted(p(out, "recipients-enforce-21st.pcap"), "198.51.100.25",
+            plain_delivery(decoys + ["example.org"]))
+    # ... and 141st, past the 128 recipients a record keeps.
+    many = ["decoy%02d.example" % (i % 20) for i in range(140)]
+    crafted(p(out, "recipients-enforce-past-kept.pcap"), "198.51.100.25",
+            plain_delivery(many + ["example.org"]))
+    # Item 4: a nested MAIL refused with 503 opens no transaction: the
+    # accepted sender keeps the RCPT and the message sent in clear.
+    crafted(p(out, "nested-mail-503.pcap"), "198.51.100.25", [
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"EHLO mail.example.net\r\n"),
+        (S, b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+        (C, b"MAIL FROM:<alice@example.net>\r\nMAIL FROM:<eve@example.com>\r\n"
+            b"RCPT TO:<bob@example.org>\r\nDATA\r\n"),
+        (S, b"250 2.1.0 Ok\r\n503 5.5.1 Error: nested MAIL command\r\n250 2.1.5 Ok\r\n"
+            b"354 End data with <CR><LF>.<CR><LF>\r\n"),
+        (C, BODY),
+        (S, b"250 2.0.0 Ok: queued\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 2.0.0 Bye\r\n"),
+    ])
+    # RCPT and DATA after the transaction completed, both answered 503: the
+    # completed transaction keeps its 250.
+    crafted(p(out, "after-transaction-503.pcap"), "198.51.100.25",
+            plain_delivery(["example.org"])[:-2] + [
+                (C, b"RCPT TO:<carol@example.org>\r\nDATA\r\n"),
+                (S, b"503 5.5.1 Error: need MAIL command\r\n503 5.5.1 Error: need RCPT command\r\n"),
+                (C, b"QUIT\r\n"),
+                (S, b"221 2.0.0 Bye\r\n"),
+            ])
+    # A lone "250-" EHLO reply line followed by a 502 line (another code):
+    # two replies; the MAIL, RCPT and DATA replies keep their commands.
+    steps = plain_delivery(["example.org"])
+    steps[2:3] = [
+        (S, b"250-mx.example.org\r\n"),
+        (C, b"HELP\r\n"),
+        (S, b"502 5.5.2 Error: command not recognized\r\n"),
+    ]
+    crafted(p(out, "reply-code-change.pcap"), "198.51.100.25", steps)
+    # A 4,000-byte HELO argument (kept cut at 255 bytes, said so).
+    crafted(p(out, "helo-4k.pcap"), "198.51.100.25", [
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"HELO " + b"h" * 4000 + b"\r\n"),
+        (S, b"250 mx.example.org\r\n"),
+        (C, b"QUIT\r\n"),
+        (S, b"221 2.0.0 Bye\r\n"),
+    ])
+    # A capture that begins after MAIL FROM and RCPT: DATA without a
+    # visible MAIL FROM, the message in clear (cut from a whole session).
+    whole = crafted(p(out, "tmp-whole.pcap"), "198.51.100.25", plain_delivery(["example.org"]))
+    os.remove(p(out, "tmp-whole.pcap"))
+    at = next(i for i, r in enumerate(whole) if r[3][54:60] == b"DATA\r\n")
+    write_pcap(p(out, "capture-starts-at-data.pcap"), PCAP_HDR, whole[at:])
+    # The shipped strip capture seen from one side only.
+    one_side(p(src, "pcaps/mitm-strip-sender-side.pcap"), p(out, "strip-client-side-only.pcap"),
+             "192.0.2.10")
+    one_side(p(src, "pcaps/mitm-strip-sender-side.pcap"), p(out, "strip-server-side-only.pcap"),
+             "198.51.100.25")
 
 
 if __name__ == "__main__":

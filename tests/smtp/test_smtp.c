@@ -928,8 +928,14 @@ static void test_bounds_tx_rcpt_anomalies(void **state)
     assert_int_equal(f->tx[0].rcpt[127].code, 250);
     assert_string_equal(f->tx[31].mail_from_domain, "t31.org");
     assert_int_equal(f->n_anomalies, FACTS_ANOM_MAX);
-    assert_int_equal(f->anomalies_dropped, 40 - FACTS_ANOM_MAX);
-    assert_non_null(strstr(r.json, "\"anomalies_dropped\":24"));
+    /* 40 unasked replies and the recipient bound reached */
+    assert_int_equal(f->anomalies_dropped, 41 - FACTS_ANOM_MAX);
+    assert_int_equal(f->tx[0].rcpt_total, 200);
+    assert_int_equal(f->tx[0].rcpt_accepted, 200);
+    assert_int_equal(f->tx[0].n_domains, 200 - FACTS_RCPT_MAX);
+    assert_string_equal(f->tx[0].domains[0].domain, "d128.example");
+    assert_int_equal(f->tx[0].domains[0].accepted, 1);
+    assert_non_null(strstr(r.json, "\"anomalies_dropped\":25"));
     assert_non_null(strstr(r.json, "\"rcpt_dropped\":72"));
     assert_non_null(strstr(r.json, "\"transactions_dropped\":8"));
     conv_result_free(&r);
@@ -1254,6 +1260,10 @@ static void test_names(void **state)
         "starttls_not_offered",
         "ehlo_reply_padded",
         "ttl_shift_reply",
+        "reply_code_changed",
+        "no_transaction",
+        "field_truncated",
+        "bound_reached",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
         assert_string_equal(anomaly_kind_str((enum anomaly_kind)k), kinds[k]);
