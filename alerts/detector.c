@@ -18,6 +18,7 @@
 #include "alerts/posture.h"
 #include "alerts/ratelimit.h"
 #include "alerts/rules.h"
+#include "alerts/tlsrpt.h"
 #include "decode/pkt.h"
 
 #define RATELIMIT_KEYS 65536
@@ -28,7 +29,8 @@ struct record {
     struct smtp_facts *f;
     struct posture_view pv;
     struct rule_policy pols[RULES_DOMAINS_MAX];
-    size_t n_pols;
+    size_t n_pols;         /* judged by the rules: pols[0..n_pols) */
+    size_t n_all;          /* with the lookups only TLS-RPT asked for: pols[0..n_all) */
     struct rule_dane dane; /* the server's TLSA answer (dane.host "" when none) */
     size_t waiting;        /* lookups not answered yet */
     int64_t deadline_ms;   /* monotonic */
@@ -192,7 +194,7 @@ static void record_free(struct record *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_pols; i++)
+    for (size_t i = 0; i < r->n_all; i++)
         rule_policy_clear(&r->pols[i]);
     rule_dane_clear(&r->dane);
     facts_free(r->f);
@@ -262,7 +264,7 @@ static bool tuned_out(struct detector *d, const struct smtp_facts *f, struct ver
 /* Judges the record and emits its alerts; frees it. */
 static void record_emit(struct detector *d, struct record *r)
 {
-    for (size_t i = 0; i < r->n_pols; i++) {
+    for (size_t i = 0; i < r->n_all; i++) {
         if (r->pols[i].answered)
             continue;
         struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "policy lookup deadline passed"};
@@ -307,6 +309,11 @@ static void record_emit(struct detector *d, struct record *r)
     }
     if (d->cfg.evidence && !evidence_asked)
         d->cfg.evidence(d->cfg.evidence_arg, r->f, false, NULL, 0);
+    if (d->cfg.tlsrpt) {
+        struct tlsrpt_session ts;
+        tlsrpt_session_of_facts(r->f, &ts);
+        tlsrpt_add(d->cfg.tlsrpt, &ts, r->pols, r->n_all, &r->dane);
+    }
     rules_verdicts_clear(v, n);
     record_free(r);
 }
@@ -408,7 +415,7 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
         d->stats.lookups_in_flight--;
     if (d && c->seq >= d->head_seq && c->seq < d->head_seq + d->count) {
         struct record *r = d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
-        if (r && c->idx < r->n_pols && !r->pols[c->idx].answered) {
+        if (r && c->idx < r->n_all && !r->pols[c->idx].answered) {
             rule_policy_set(&r->pols[c->idx], a);
             r->waiting--;
         }
@@ -417,6 +424,48 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
     ctx_unlink(c);
     free(c);
     handle_unref(h);
+}
+
+/* Starts the policy lookup of domain for record r (not queued yet: its seq
+ * is d->next_seq) into r->pols[r->n_all]. */
+static void policy_start(struct detector *d, struct record *r, const char *domain, bool derived)
+{
+    struct rule_policy *p = &r->pols[r->n_all];
+    snprintf(p->domain, sizeof p->domain, "%s", domain);
+    p->derived = derived;
+    struct lookup_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
+        rule_policy_set(p, &a);
+        r->n_all++;
+        return;
+    }
+    c->h = d->h;
+    c->seq = d->next_seq;
+    c->idx = r->n_all;
+    struct policy_answer a;
+    memset(&a, 0, sizeof a);
+    r->n_all++;
+    int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
+    if (rc == SW_AGAIN) {
+        pthread_mutex_lock(&orphan_mu);
+        d->h->refs++;
+        c->next = d->h->ctxs;
+        if (c->next)
+            c->next->prev = c;
+        d->h->ctxs = c;
+        pthread_mutex_unlock(&orphan_mu);
+        d->stats.lookups_in_flight++;
+        r->waiting++;
+        return;
+    }
+    free(c);
+    if (rc == SW_OK) {
+        rule_policy_set(p, &a);
+    } else {
+        struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
+        rule_policy_set(p, &u);
+    }
 }
 
 void detector_session(struct detector *d, struct smtp_facts *f)
@@ -443,42 +492,20 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         /* offline: the policy in force when the session took place */
         if (d->cfg.offline)
             policy_engine_set_time(d->cfg.policy, true, f->flow.start / SW_USEC_PER_SEC);
-        for (size_t i = 0; i < n; i++) {
-            struct rule_policy *p = &r->pols[r->n_pols];
-            memcpy(p->domain, doms[i], sizeof p->domain);
-            p->derived = derived;
-            struct lookup_ctx *c = calloc(1, sizeof *c);
-            if (!c) {
-                struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
-                rule_policy_set(p, &a);
-                r->n_pols++;
-                continue;
-            }
-            c->h = d->h;
-            c->seq = d->next_seq;
-            c->idx = r->n_pols;
-            struct policy_answer a;
-            memset(&a, 0, sizeof a);
-            r->n_pols++;
-            int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
-            if (rc == SW_AGAIN) {
-                pthread_mutex_lock(&orphan_mu);
-                d->h->refs++;
-                c->next = d->h->ctxs;
-                if (c->next)
-                    c->next->prev = c;
-                d->h->ctxs = c;
-                pthread_mutex_unlock(&orphan_mu);
-                d->stats.lookups_in_flight++;
-                r->waiting++;
-                continue;
-            }
-            free(c);
-            if (rc == SW_OK) {
-                rule_policy_set(p, &a);
-            } else {
-                struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
-                rule_policy_set(p, &u);
+        for (size_t i = 0; i < n; i++)
+            policy_start(d, r, doms[i], derived);
+        r->n_pols = r->n_all;
+        if (d->cfg.tlsrpt) {
+            /* TLS-RPT: the domains that may count this session */
+            struct tlsrpt_session ts;
+            tlsrpt_session_of_facts(f, &ts);
+            n = tlsrpt_domains(&ts, doms, RULES_DOMAINS_MAX);
+            for (size_t i = 0; i < n && r->n_all < RULES_DOMAINS_MAX; i++) {
+                bool have = false;
+                for (size_t k = 0; k < r->n_all && !have; k++)
+                    have = strcmp(r->pols[k].domain, doms[i]) == 0;
+                if (!have)
+                    policy_start(d, r, doms[i], true);
             }
         }
         dane_start(d, r);
@@ -511,6 +538,8 @@ void detector_run(struct detector *d, int timeout_ms)
         policy_engine_run(d->cfg.policy, t < 0 ? 0 : t);
     }
     drain(d, false);
+    if (d->cfg.tlsrpt && !d->cfg.offline)
+        tlsrpt_tick(d->cfg.tlsrpt, (int64_t)time(NULL));
 }
 
 void detector_finish(struct detector *d)
