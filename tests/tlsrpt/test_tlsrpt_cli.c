@@ -135,12 +135,26 @@ static char *sensor_report(const char *dir, const char *name, const char *worker
     char *out = mkdir_in(dir, name);
     char sessions[4300];
     snprintf(sessions, sizeof sessions, "%s/%s.jsonl", dir, name);
-    char *argv[] = {STRIPWATCH,        "-q",          "-r",         CAPTURE,
-                    "--policy-file",   PCAPS "policies.json",       "--observer-name",
-                    OBSERVER,          "--tlsrpt-contact",          CONTACT,
-                    "--tlsrpt-out",    out,           "--sessions-out", sessions,
-                    "--workers",       (char *)workers,             "--alerts-out",
-                    "/dev/null",       dane ? "--dane-file" : NULL, PCAPS "dane.json",
+    char *argv[] = {STRIPWATCH,
+                    "-q",
+                    "-r",
+                    CAPTURE,
+                    "--policy-file",
+                    PCAPS "policies.json",
+                    "--observer-name",
+                    OBSERVER,
+                    "--tlsrpt-contact",
+                    CONTACT,
+                    "--tlsrpt-out",
+                    out,
+                    "--sessions-out",
+                    sessions,
+                    "--workers",
+                    (char *)workers,
+                    "--alerts-out",
+                    "/dev/null",
+                    dane ? "--dane-file" : NULL,
+                    PCAPS "dane.json",
                     NULL};
     struct run_out r;
     run(dir, argv, NULL, 60, &r);
@@ -162,12 +176,21 @@ static char *offline_report(const char *dir, const char *name, bool dane)
     snprintf(oname, sizeof oname, "%s-offline", name);
     snprintf(sessions, sizeof sessions, "%s/%s.jsonl", dir, name);
     char *out = mkdir_in(dir, oname);
-    char *argv[] = {STRIPWATCH,       "report",      "--tlsrpt",
-                    sessions,         "--tlsrpt-out", out,
-                    "--policy-file",  PCAPS "policies.json",
-                    "--observer-name", OBSERVER,    "--tlsrpt-contact",
-                    CONTACT,          dane ? "--dane-file" : NULL,
-                    PCAPS "dane.json", NULL};
+    char *argv[] = {STRIPWATCH,
+                    "report",
+                    "--tlsrpt",
+                    sessions,
+                    "--tlsrpt-out",
+                    out,
+                    "--policy-file",
+                    PCAPS "policies.json",
+                    "--observer-name",
+                    OBSERVER,
+                    "--tlsrpt-contact",
+                    CONTACT,
+                    dane ? "--dane-file" : NULL,
+                    PCAPS "dane.json",
+                    NULL};
     struct run_out r;
     run(dir, argv, NULL, 60, &r);
     assert_int_equal(r.status, 0);
@@ -220,8 +243,8 @@ static void test_errors(void **st)
     struct run_out r;
     char missing[4300];
     snprintf(missing, sizeof missing, "%s/missing", dir);
-    char *a1[] = {STRIPWATCH,   "-q",         "-r", CAPTURE, "--alerts-out", "/dev/null",
-                  "--tlsrpt-out", missing,    NULL};
+    char *a1[] = {STRIPWATCH,  "-q",           "-r",    CAPTURE, "--alerts-out",
+                  "/dev/null", "--tlsrpt-out", missing, NULL};
     run(dir, a1, NULL, 60, &r);
     assert_int_equal(r.status, 1);
     char want[4500];
@@ -245,8 +268,8 @@ static void test_errors(void **st)
     char *a3[] = {STRIPWATCH, "report", "--tlsrpt", bad, "--tlsrpt-out", (char *)dir, NULL};
     run(dir, a3, NULL, 60, &r);
     assert_int_equal(r.status, 1);
-    snprintf(want, sizeof want,
-             "stripwatch: %s:3: not JSON: unexpected token near end of file\n", bad);
+    snprintf(want, sizeof want, "stripwatch: %s:3: not JSON: unexpected token near end of file\n",
+             bad);
     assert_string_equal(r.err, want);
     run_free(&r);
 
