@@ -275,6 +275,14 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(es.sessions_unmatched), U(es.files_written), U(es.files_rotated),
                 U(es.files_too_large), U(es.write_errors), U(es.dir_files), U(es.dir_bytes));
     }
+    if (r->tlsrpt) {
+        const struct tlsrpt_stats *ts = tlsrpt_stats(r->tlsrpt);
+        fprintf(f,
+                "stripwatch: stats tlsrpt sessions_counted=%llu reports_written=%llu "
+                "write_errors=%llu dropped=%llu\n",
+                U(ts->sessions_counted), U(ts->reports_written), U(ts->write_errors),
+                U(ts->dropped));
+    }
     if (r->pol) {
         const struct policy_stats *p = policy_engine_stats(r->pol);
         fprintf(f,

@@ -237,6 +237,21 @@ static void test_dane_report(void **st)
     free(off);
 }
 
+/* the statistics line: 2 sessions counted, 1 report */
+static void test_stats(void **st)
+{
+    const char *dir = *st;
+    char *argv[] = {
+        STRIPWATCH,     "-r",        CAPTURE,        "--policy-file", PCAPS "policies.json",
+        "--tlsrpt-out", (char *)dir, "--alerts-out", "/dev/null",     NULL};
+    struct run_out r;
+    run(dir, argv, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "\nstripwatch: stats tlsrpt sessions_counted=2 "
+                                  "reports_written=1 write_errors=0 dropped=0\n"));
+    run_free(&r);
+}
+
 static void test_errors(void **st)
 {
     const char *dir = *st;
@@ -290,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sts_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dane_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
