@@ -495,6 +495,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     char evidence_probe[4200] = "";
     if (o->evidence_dir)
         snprintf(evidence_probe, sizeof(evidence_probe), "%s/", o->evidence_dir);
+    char tlsrpt_probe[4200] = "";
+    if (o->tlsrpt_out)
+        snprintf(tlsrpt_probe, sizeof(tlsrpt_probe), "%s/", o->tlsrpt_out);
     /* everything that opens a file as root is done; no worker thread yet */
     if (!privdrop_apply(&o->drop, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--save-dane", o->save_dane, err, errlen) ||
@@ -503,7 +506,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         !privdrop_check_writable(&o->drop, "--spool", o->redis_url ? sc.spool_path : NULL, err,
                                  errlen) ||
         !privdrop_check_writable(&o->drop, "--evidence-dir",
-                                 o->evidence_dir ? evidence_probe : NULL, err, errlen)) {
+                                 o->evidence_dir ? evidence_probe : NULL, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--tlsrpt-out", o->tlsrpt_out ? tlsrpt_probe : NULL, err,
+                                 errlen)) {
         r->no_save = true; /* nothing learned yet; one error line only */
         return -1;
     }
