@@ -408,6 +408,15 @@ static int finish(struct cli *c, int code)
     return code;
 }
 
+static int mx_cmp(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    long px = strtol(x, NULL, 10), py = strtol(y, NULL, 10);
+    if (px != py)
+        return px < py ? -1 : 1;
+    return strcmp(x, y);
+}
+
 /* The domain's MX records (into c->txt), listed, and with a policy p
  * checked against its mx patterns (*uncovered: hosts it does not cover).
  * False when the lookup failed (a FAIL line). */
@@ -428,6 +437,10 @@ static bool mx_lookup(struct cli *c, const struct mtasts_policy *p, size_t *unco
               policy_cli_dns_why(&c->dres, dwhy, sizeof(dwhy)));
         return false;
     }
+    /* by preference, then name (answers come in any order) */
+    qsort(c->txt, c->n_txt, sizeof(*c->txt), mx_cmp);
+    for (size_t i = 0; i < c->n_txt; i++)
+        c->txt_len[i] = strlen(c->txt[i]);
     if (p) {
         *uncovered =
             policy_cli_mx_check(c->domain, p, (const char *const *)c->txt, c->n_txt, &c->fails);

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -75,6 +76,11 @@ static void lookup(struct dane *d, const char *host, struct dwait *w)
     }
 }
 
+static int rec_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b); /* the text is the first member */
+}
+
 /* One host: its records and one finding. */
 static void one(struct dane *d, const char *host, int *fails, json_t *tlsa)
 {
@@ -83,15 +89,24 @@ static void one(struct dane *d, const char *host, int *fails, json_t *tlsa)
     lookup(d, host, &w);
     size_t usable = 0, n = w.entry ? w.entry->n : 0;
     json_t *recs = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char buf[2 * DANE_MAX_DATA + 32];
-        dane_tlsa_format(&w.entry->rr[i], buf, sizeof buf);
-        bool u = dane_tlsa_is_usable(&w.entry->rr[i]);
-        usable += u;
-        fprintf(o, "TLSA _25._tcp.%s: %s%s\n", host, buf,
-                u ? "" : " (not usable for SMTP: RFC 7672 §3.1)");
-        json_array_append_new(recs, json_string(buf));
+    /* in presentation order (an RRset has none: answers differ in order) */
+    struct rec {
+        char text[2 * DANE_MAX_DATA + 32];
+        bool usable;
+    } *r = calloc(n ? n : 1, sizeof *r);
+    for (size_t i = 0; r && i < n; i++) {
+        dane_tlsa_format(&w.entry->rr[i], r[i].text, sizeof r[i].text);
+        r[i].usable = dane_tlsa_is_usable(&w.entry->rr[i]);
     }
+    if (r)
+        qsort(r, n, sizeof *r, rec_cmp);
+    for (size_t i = 0; r && i < n; i++) {
+        usable += r[i].usable;
+        fprintf(o, "TLSA _25._tcp.%s: %s%s\n", host, r[i].text,
+                r[i].usable ? "" : " (not usable for SMTP: RFC 7672 §3.1)");
+        json_array_append_new(recs, json_string(r[i].text));
+    }
+    free(r);
     switch (w.status) {
     case DANE_ST_SECURE:
         if (usable) {
