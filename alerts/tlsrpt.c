@@ -574,7 +574,8 @@ static json_t *report_json(const struct tlsrpt *t, struct report *r)
     json_object_set_new(j, "contact-info", json_string(t->contact));
     json_object_set_new(j, "report-id", json_string(id));
     json_t *pols = json_array();
-    qsort(r->p, r->n_p, sizeof *r->p, pol_cmp);
+    if (r->n_p)
+        qsort(r->p, r->n_p, sizeof *r->p, pol_cmp);
     for (size_t i = 0; i < r->n_p; i++) {
         struct pol *p = &r->p[i];
         json_t *pj = json_object();
@@ -587,7 +588,8 @@ static json_t *report_json(const struct tlsrpt *t, struct report *r)
                                       (json_int_t)p->ok, "total-failure-session-count",
                                       (json_int_t)p->fail));
         json_t *fd = json_array();
-        qsort(p->d, p->n_d, sizeof *p->d, detail_cmp);
+        if (p->n_d)
+            qsort(p->d, p->n_d, sizeof *p->d, detail_cmp);
         for (size_t k = 0; k < p->n_d; k++) {
             const struct detail *d = &p->d[k];
             json_t *dj = json_object();

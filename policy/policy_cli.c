@@ -438,7 +438,8 @@ static bool mx_lookup(struct cli *c, const struct mtasts_policy *p, size_t *unco
         return false;
     }
     /* by preference, then name (answers come in any order) */
-    qsort(c->txt, c->n_txt, sizeof(*c->txt), mx_cmp);
+    if (c->n_txt)
+        qsort(c->txt, c->n_txt, sizeof(*c->txt), mx_cmp);
     for (size_t i = 0; i < c->n_txt; i++)
         c->txt_len[i] = strlen(c->txt[i]);
     if (p) {

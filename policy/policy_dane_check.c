@@ -98,7 +98,7 @@ static void one(struct dane *d, const char *host, int *fails, json_t *tlsa)
         dane_tlsa_format(&w.entry->rr[i], r[i].text, sizeof r[i].text);
         r[i].usable = dane_tlsa_is_usable(&w.entry->rr[i]);
     }
-    if (r)
+    if (r && n)
         qsort(r, n, sizeof *r, rec_cmp);
     for (size_t i = 0; r && i < n; i++) {
         usable += r[i].usable;
