@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* tlsrpt.h: TLS-RPT aggregate reports (RFC 8460 §4) built from the sessions
- * seen on the wire (alerts/tlsrpt.c, tlsrpt_json.c). A session is reduced to
+ * seen on the wire (alerts/tlsrpt.c). A session is reduced to
  * a struct tlsrpt_session (from its facts, or from its JSON record for
  * `stripwatch report --tlsrpt`), its policy answers are those of the domains
  * tlsrpt_domains() names (MTA-STS) and of its MX host (DANE), and
