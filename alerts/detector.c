@@ -18,6 +18,7 @@
 #include "alerts/posture.h"
 #include "alerts/ratelimit.h"
 #include "alerts/rules.h"
+#include "alerts/tlsrpt.h"
 #include "decode/pkt.h"
 
 #define RATELIMIT_KEYS 65536
@@ -31,13 +32,14 @@ struct record {
     struct smtp_facts *f;
     struct posture_view pv;
     struct rule_policy *pols; /* every domain whose policy matters */
-    size_t n_pols;
-    size_t next_lookup;    /* pols[next_lookup..n_pols) not asked yet */
-    size_t in_flight;      /* lookups asked, not answered */
-    bool deferred;         /* some waited for their turn */
-    struct rule_dane dane; /* the server's TLSA answer (dane.host "" when none) */
-    size_t waiting;        /* lookups not answered yet */
-    int64_t deadline_ms;   /* monotonic */
+    size_t n_pols;            /* judged by the rules: pols[0..n_pols) */
+    size_t n_all;             /* with the lookups only TLS-RPT asked for: pols[0..n_all) */
+    size_t next_lookup;       /* pols[next_lookup..n_all) not asked yet */
+    size_t in_flight;         /* lookups asked, not answered */
+    bool deferred;            /* some waited for their turn */
+    struct rule_dane dane;    /* the server's TLSA answer (dane.host "" when none) */
+    size_t waiting;           /* lookups not answered yet */
+    int64_t deadline_ms;      /* monotonic */
 };
 
 /* Outlives the detector while policy callbacks are still owed to it. The
@@ -198,7 +200,7 @@ static void record_free(struct record *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_pols; i++)
+    for (size_t i = 0; i < r->n_all; i++)
         rule_policy_clear(&r->pols[i]);
     free(r->pols);
     rule_dane_clear(&r->dane);
@@ -269,7 +271,7 @@ static bool tuned_out(struct detector *d, const struct smtp_facts *f, struct ver
 /* Judges the record and emits its alerts; frees it. */
 static void record_emit(struct detector *d, struct record *r)
 {
-    for (size_t i = 0; i < r->n_pols; i++) {
+    for (size_t i = 0; i < r->n_all; i++) {
         if (r->pols[i].answered)
             continue;
         struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "policy lookup deadline passed"};
@@ -314,6 +316,11 @@ static void record_emit(struct detector *d, struct record *r)
     }
     if (d->cfg.evidence && !evidence_asked)
         d->cfg.evidence(d->cfg.evidence_arg, r->f, false, NULL, 0);
+    if (d->cfg.tlsrpt) {
+        struct tlsrpt_session ts;
+        tlsrpt_session_of_facts(r->f, &ts);
+        tlsrpt_add(d->cfg.tlsrpt, &ts, r->pols, r->n_all, &r->dane);
+    }
     rules_verdicts_clear(v, n);
     record_free(r);
 }
@@ -417,7 +424,7 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
 static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
 {
     bool started = false;
-    while (r->next_lookup < r->n_pols && r->in_flight < LOOKUPS_PER_SESSION) {
+    while (r->next_lookup < r->n_all && r->in_flight < LOOKUPS_PER_SESSION) {
         struct rule_policy *p = &r->pols[r->next_lookup];
         size_t idx = r->next_lookup++;
         struct lookup_ctx *c = calloc(1, sizeof *c);
@@ -456,7 +463,7 @@ static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
             rule_policy_set(p, &u);
         }
     }
-    if (r->next_lookup < r->n_pols && r->in_flight >= LOOKUPS_PER_SESSION)
+    if (r->next_lookup < r->n_all && r->in_flight >= LOOKUPS_PER_SESSION)
         r->deferred = true;
     if (started && r->deferred)
         r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
@@ -471,11 +478,11 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
         d->stats.lookups_in_flight--;
     if (d && c->seq >= d->head_seq && c->seq < d->head_seq + d->count) {
         struct record *r = d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
-        if (r && c->idx < r->n_pols && !r->pols[c->idx].answered) {
+        if (r && c->idx < r->n_all && !r->pols[c->idx].answered) {
             rule_policy_set(&r->pols[c->idx], a);
             r->waiting--;
             r->in_flight--;
-            if (r->next_lookup < r->n_pols)
+            if (r->next_lookup < r->n_all)
                 lookups_start(d, r, c->seq);
         }
     }
@@ -507,23 +514,49 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         uint32_t dropped = 0;
         size_t n = doms ? rules_policy_domains(f, doms, max, &derived, &dropped) : 0;
         d->stats.policy_domains_dropped += dropped;
-        if (n && !(r->pols = calloc(n, sizeof *r->pols))) {
+        /* TLS-RPT: the domains that may count this session and that the
+         * rules do not judge (the MX host's parents for a TLS session) */
+        char(*extra)[FACTS_HOST_MAX] = NULL;
+        size_t n_extra = 0;
+        if (d->cfg.tlsrpt && (extra = malloc(TLSRPT_RCPT_MAX * sizeof *extra))) {
+            struct tlsrpt_session *ts = malloc(sizeof *ts);
+            size_t m = 0;
+            if (ts) {
+                tlsrpt_session_of_facts(f, ts);
+                m = tlsrpt_domains(ts, extra, TLSRPT_RCPT_MAX);
+                free(ts);
+            }
+            for (size_t i = 0; i < m; i++) {
+                bool have = false;
+                for (size_t k = 0; k < n && !have; k++)
+                    have = strcmp(doms[k], extra[i]) == 0;
+                if (!have)
+                    memmove(extra[n_extra++], extra[i], sizeof extra[i]);
+            }
+        }
+        if (n + n_extra && !(r->pols = calloc(n + n_extra, sizeof *r->pols))) {
             d->stats.policy_domains_dropped += n;
-            n = 0;
+            n = n_extra = 0;
         }
         for (size_t i = 0; i < n; i++) {
             memcpy(r->pols[i].domain, doms[i], sizeof r->pols[i].domain);
             r->pols[i].derived = derived;
         }
+        for (size_t i = 0; i < n_extra; i++) {
+            memcpy(r->pols[n + i].domain, extra[i], sizeof r->pols[n + i].domain);
+            r->pols[n + i].derived = true;
+        }
         free(doms);
+        free(extra);
         r->n_pols = n;
+        r->n_all = n + n_extra;
         /* offline: the policy in force when the session took place */
         if (d->cfg.offline)
             policy_engine_set_time(d->cfg.policy, true, f->flow.start / SW_USEC_PER_SEC);
         r->deadline_ms = mono_ms() + d->cfg.policy_deadline_ms;
         lookups_start(d, r, d->next_seq);
         if (r->deferred)
-            d->stats.policy_lookups_deferred += r->n_pols - r->next_lookup;
+            d->stats.policy_lookups_deferred += r->n_all - r->next_lookup;
         dane_start(d, r);
     }
     if (d->count == d->cap) {
@@ -555,6 +588,8 @@ void detector_run(struct detector *d, int timeout_ms)
         policy_engine_run(d->cfg.policy, t < 0 ? 0 : t);
     }
     drain(d, false);
+    if (d->cfg.tlsrpt && !d->cfg.offline)
+        tlsrpt_tick(d->cfg.tlsrpt, (int64_t)time(NULL));
 }
 
 void detector_finish(struct detector *d)

@@ -53,6 +53,11 @@ struct detector_cfg {
     bool (*evidence)(void *arg, const struct smtp_facts *f, bool alerted, char *name,
                      size_t namelen);
     void *evidence_arg;
+    /* TLS-RPT reports (--tlsrpt-out; borrowed, may be NULL): every judged
+     * session is counted there with its policy answers (a TLS session also
+     * looks up the policies of its MX host's parent domains, tlsrpt.h);
+     * live runs tick it with the wall clock from detector_run(). */
+    struct tlsrpt *tlsrpt;
 };
 void detector_cfg_defaults(struct detector_cfg *c);
 

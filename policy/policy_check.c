@@ -22,12 +22,13 @@ const char *policy_cli_dns_why(const struct pdns_result *r, char *buf, size_t le
 static size_t one_host(const struct mtasts_policy *p, const char *host, int *fails)
 {
     if (mtasts_mx_match(p, host)) {
-        printf("PASS §4.1 MX %s matches the policy's mx patterns\n", host);
+        fprintf(policy_cli_stream(), "PASS §4.1 MX %s matches the policy's mx patterns\n", host);
         return 0;
     }
-    printf("FAIL §4.1 MX %s matches none of the policy's mx patterns (senders that enforce the "
-           "policy will not deliver there)\n",
-           host);
+    fprintf(policy_cli_stream(),
+            "FAIL §4.1 MX %s matches none of the policy's mx patterns (senders that enforce the "
+            "policy will not deliver there)\n",
+            host);
     (*fails)++;
     return 1;
 }
@@ -37,17 +38,19 @@ size_t policy_cli_mx_check(const char *domain, const struct mtasts_policy *p, co
 {
     size_t bad = 0;
     if (n == 0) {
-        printf("MX %s: none\n", domain);
-        printf("NOTE §4.1 no MX record: the domain itself is the MX (RFC 5321 §5.1)\n");
+        fprintf(policy_cli_stream(), "MX %s: none\n", domain);
+        fprintf(policy_cli_stream(),
+                "NOTE §4.1 no MX record: the domain itself is the MX (RFC 5321 §5.1)\n");
         return one_host(p, domain, fails);
     }
     for (size_t i = 0; i < n; i++)
-        printf("MX %s: %s\n", domain, mx[i]);
+        fprintf(policy_cli_stream(), "MX %s: %s\n", domain, mx[i]);
     for (size_t i = 0; i < n; i++) {
         const char *sp = strchr(mx[i], ' ');
         const char *host = sp ? sp + 1 : mx[i];
         if (strcmp(host, ".") == 0) {
-            printf("NOTE §4.1 null MX: the domain accepts no mail (RFC 7505)\n");
+            fprintf(policy_cli_stream(),
+                    "NOTE §4.1 null MX: the domain accepts no mail (RFC 7505)\n");
             continue;
         }
         bad += one_host(p, host, fails);

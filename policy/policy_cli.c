@@ -3,6 +3,7 @@
  * RFC 8461 §3.1 (TXT), §3.2 (policy), §3.3 (fetch), §7 (policy host address);
  * stricter than common validators: no redirects, first duplicate key wins,
  * wildcards one label deep (the same parser as the sensor). */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/policy.h"
@@ -21,9 +23,13 @@
 struct cli {
     const char *domain_arg;
     char domain[256];
-    const char *dns_server, *ca_file;
+    const char *dns_server, *ca_file, *trust_anchor;
     unsigned port;
-    bool allow_private;
+    bool allow_private, json, no_dane;
+    FILE *out; /* --json: the lines, turned into the object at the end */
+    char *out_buf;
+    size_t out_len;
+    json_t *tlsa; /* --json: the TLSA findings per MX host */
     struct pdns *dns;
     struct pfetch *fetch;
     int fails;
@@ -36,13 +42,26 @@ struct cli {
     char *body;
 };
 
+static FILE *cli_stream;
+
+FILE *policy_cli_stream(void)
+{
+    return cli_stream ? cli_stream : stdout;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: stripwatch policy DOMAIN [--dns-server ADDR[@PORT]] [--ca-file FILE]\n"
                "                         [--https-port N] [--allow-private-policy-hosts]\n"
-               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461) and that its MX hosts\n"
-               "match the policy's mx patterns: exit 0 when a valid policy is published and\n"
-               "covers every MX, 1 when not, 2 on a usage error.\n");
+               "                         [--trust-anchor FILE] [--no-dane] [--json]\n"
+               "Checks the MTA-STS policy DOMAIN publishes (RFC 8461), that its MX hosts\n"
+               "match the policy's mx patterns, its TLS-RPT record (RFC 8460) and the TLSA\n"
+               "records of its MX hosts (DANE, RFC 7672, validated with --trust-anchor,\n"
+               "default " DANE_DEFAULT_TA "; the resolver must pass DNSSEC data;\n"
+               "--no-dane skips them): one line per finding, or with --json\n"
+               "one JSON object. Exit 0 for a fully valid setup (a valid policy covering\n"
+               "every MX, no invalid TLS-RPT record, no failed TLSA check), 1 when not, 2 on\n"
+               "a usage error.\n");
 }
 
 __attribute__((format(printf, 4, 5))) static void check(struct cli *c, bool ok, const char *sec,
@@ -53,7 +72,7 @@ __attribute__((format(printf, 4, 5))) static void check(struct cli *c, bool ok, 
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    printf("%s %s %s\n", ok ? "PASS" : "FAIL", sec, what);
+    fprintf(policy_cli_stream(), "%s %s %s\n", ok ? "PASS" : "FAIL", sec, what);
     if (!ok)
         c->fails++;
 }
@@ -64,11 +83,11 @@ static void print_escaped(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
+            fprintf(policy_cli_stream(), "\\%c", ch);
         else if (ch >= 0x20 && ch < 0x7f)
-            putchar(ch);
+            fputc(ch, policy_cli_stream());
         else
-            printf("\\x%02x", ch);
+            fprintf(policy_cli_stream(), "\\x%02x", ch);
     }
 }
 
@@ -142,9 +161,10 @@ static void note_repeats(const char *body, size_t len)
             size_t kl = strlen(keys[k]);
             if (n > kl && !memcmp(s, keys[k], kl) && s[kl] == ':') {
                 if (first[k])
-                    printf("NOTE §3.2 line %d: repeated %s ignored (the first, on line %d, "
-                           "wins)\n",
-                           line, keys[k], first[k]);
+                    fprintf(policy_cli_stream(),
+                            "NOTE §3.2 line %d: repeated %s ignored (the first, on line %d, "
+                            "wins)\n",
+                            line, keys[k], first[k]);
                 else
                     first[k] = line;
             }
@@ -189,8 +209,8 @@ static int parse_args(struct cli *c, int argc, char **argv)
             v = eq + 1;
             a = name;
         }
-        bool takes =
-            !strcmp(a, "--dns-server") || !strcmp(a, "--ca-file") || !strcmp(a, "--https-port");
+        bool takes = !strcmp(a, "--dns-server") || !strcmp(a, "--ca-file") ||
+                     !strcmp(a, "--https-port") || !strcmp(a, "--trust-anchor");
         if (takes && !v) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "stripwatch policy: %s: missing value\n", a);
@@ -210,6 +230,12 @@ static int parse_args(struct cli *c, int argc, char **argv)
             c->dns_server = v;
         } else if (!strcmp(a, "--ca-file")) {
             c->ca_file = v;
+        } else if (!strcmp(a, "--trust-anchor")) {
+            c->trust_anchor = v;
+        } else if (!strcmp(a, "--json") && !v) {
+            c->json = true;
+        } else if (!strcmp(a, "--no-dane") && !v) {
+            c->no_dane = true;
         } else if (!strcmp(a, "--https-port")) {
             char *end;
             unsigned long p = strtoul(v, &end, 10);
@@ -287,18 +313,19 @@ static void policy_cli_tlsrpt(struct cli *c)
     }
     size_t n_rpt = 0, at = 0;
     for (size_t i = 0; i < c->n_txt; i++) {
-        printf("TXT %s: \"", qname);
+        fprintf(policy_cli_stream(), "TXT %s: \"", qname);
         print_escaped(c->txt[i], c->txt_len[i]);
         bool rpt = c->txt_len[i] >= 10 && strncmp(c->txt[i], "v=TLSRPTv1", 10) == 0;
-        printf("\"%s\n", rpt ? "" : " (not TLSRPTv1: discarded)");
+        fprintf(policy_cli_stream(), "\"%s\n", rpt ? "" : " (not TLSRPTv1: discarded)");
         if (rpt) {
             n_rpt++;
             at = i;
         }
     }
     if (n_rpt == 0) {
-        printf("NOTE TLSRPT§3 no TLS-RPT record: failures to deliver with TLS are not reported "
-               "to the domain (RFC 8460)\n");
+        fprintf(policy_cli_stream(),
+                "NOTE TLSRPT§3 no TLS-RPT record: failures to deliver with TLS are not reported "
+                "to the domain (RFC 8460)\n");
         return;
     }
     if (n_rpt > 1) {
@@ -313,8 +340,64 @@ static void policy_cli_tlsrpt(struct cli *c)
         check(c, false, "TLSRPT§3", "TLS-RPT record syntax: %s", why);
 }
 
+/* --json: the lines written, as one object: "domain", "resolver", "findings"
+ * (PASS/FAIL/NOTE/SKIP lines as {"status", "check", "text"}, the others as
+ * {"status": "INFO", "text"}), "tlsa" (per MX host), "result", "exit". */
+static void print_json(struct cli *c, int code)
+{
+    json_t *j = json_object(), *f = json_array();
+    json_object_set_new(j, "domain", json_string(c->domain));
+    char *s = c->out_buf ? c->out_buf : "";
+    while (*s) {
+        char *nl = strchr(s, '\n');
+        if (nl)
+            *nl = '\0';
+        const char *st[] = {"PASS ", "FAIL ", "NOTE ", "SKIP "};
+        int k = 0;
+        while (k < 4 && strncmp(s, st[k], 5) != 0)
+            k++;
+        if (k < 4 && strchr(s + 5, ' ')) {
+            char *sp = strchr(s + 5, ' ');
+            json_array_append_new(f, json_pack("{s:s#,s:s#,s:s}", "status", s, (size_t)4, "check",
+                                               s + 5, (size_t)(sp - s - 5), "text", sp + 1));
+        } else if (!strncmp(s, "result: ", 8)) {
+            json_object_set_new(j, "result", json_string(s + 8));
+        } else if (!strncmp(s, "domain: ", 8)) {
+            /* the object's "domain" */
+        } else if (!strncmp(s, "resolver: ", 10)) {
+            json_object_set_new(j, "resolver", json_string(s + 10));
+        } else if (*s) {
+            const char *t = s;
+            while (*t == ' ')
+                t++;
+            json_array_append_new(f, json_pack("{s:s,s:s}", "status", "INFO", "text", t));
+        }
+        if (!nl)
+            break;
+        s = nl + 1;
+    }
+    json_object_set_new(j, "findings", f);
+    json_object_set(j, "tlsa", c->tlsa ? c->tlsa : json_array());
+    json_object_set_new(j, "exit", json_integer(code));
+    char *out = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    if (out)
+        printf("%s\n", out);
+    free(out);
+    json_decref(j);
+}
+
 static int finish(struct cli *c, int code)
 {
+    if (c->json && c->out) {
+        fclose(c->out);
+        c->out = NULL;
+        cli_stream = NULL;
+        if (code != 2)
+            print_json(c, code);
+        free(c->out_buf);
+        c->out_buf = NULL;
+    }
+    json_decref(c->tlsa);
     for (size_t i = 0; i < c->n_txt; i++)
         free(c->txt[i]);
     free(c->txt);
@@ -325,9 +408,74 @@ static int finish(struct cli *c, int code)
     return code;
 }
 
+static int mx_cmp(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    long px = strtol(x, NULL, 10), py = strtol(y, NULL, 10);
+    if (px != py)
+        return px < py ? -1 : 1;
+    return strcmp(x, y);
+}
+
+/* The domain's MX records (into c->txt), listed, and with a policy p
+ * checked against its mx patterns (*uncovered: hosts it does not cover).
+ * False when the lookup failed (a FAIL line). */
+static bool mx_lookup(struct cli *c, const struct mtasts_policy *p, size_t *uncovered)
+{
+    char err[512] = "", dwhy[512];
+    FILE *o = policy_cli_stream();
+    clear_txt(c);
+    c->dns_done = false;
+    memset(&c->dres, 0, sizeof(c->dres));
+    if (!pdns_query_mx(c->dns, c->domain, on_txt, c, err, sizeof(err)) ||
+        !wait_for(c, &c->dns_done, CLI_DNS_TIMEOUT_MS)) {
+        check(c, false, "§4.1", "MX lookup %s: %s", c->domain, err[0] ? err : "timed out");
+        return false;
+    }
+    if (c->dres.err || (c->dres.rcode != 0 && c->dres.rcode != 3)) {
+        check(c, false, "§4.1", "MX lookup %s: %s", c->domain,
+              policy_cli_dns_why(&c->dres, dwhy, sizeof(dwhy)));
+        return false;
+    }
+    /* by preference, then name (answers come in any order) */
+    if (c->n_txt)
+        qsort(c->txt, c->n_txt, sizeof(*c->txt), mx_cmp);
+    for (size_t i = 0; i < c->n_txt; i++)
+        c->txt_len[i] = strlen(c->txt[i]);
+    if (p) {
+        *uncovered =
+            policy_cli_mx_check(c->domain, p, (const char *const *)c->txt, c->n_txt, &c->fails);
+    } else if (c->n_txt == 0) {
+        fprintf(o, "MX %s: none\n", c->domain);
+    } else {
+        for (size_t i = 0; i < c->n_txt; i++)
+            fprintf(o, "MX %s: %s\n", c->domain, c->txt[i]);
+    }
+    return true;
+}
+
+/* RFC 7672: the TLSA records of the MX hosts in c->txt. */
+static void dane_checks(struct cli *c)
+{
+    char err[512] = "";
+    if (c->no_dane) {
+        fprintf(policy_cli_stream(), "SKIP DANE§2.2 TLSA records of the MX hosts not checked "
+                                     "(--no-dane)\n");
+        return;
+    }
+    if (!policy_cli_dane_check(c->domain, (const char *const *)c->txt, c->n_txt, c->dns_server,
+                               c->trust_anchor, &c->fails, c->tlsa, err, sizeof(err)))
+        check(c, false, "DANE§2.2", "TLSA lookups: %s", err);
+}
+
+/* No valid policy: the MX hosts' TLSA records and the TLS-RPT record are
+ * still reported, then the result. */
 static int fail_result(struct cli *c, const char *why)
 {
-    printf("result: no valid policy published (%s)\n", why);
+    if (mx_lookup(c, NULL, NULL))
+        dane_checks(c);
+    policy_cli_tlsrpt(c);
+    fprintf(policy_cli_stream(), "result: no valid policy published (%s)\n", why);
     return finish(c, 1);
 }
 
@@ -349,8 +497,18 @@ int policy_cli_main(int argc, char **argv)
         return finish(&c, 2);
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("domain: %s\n", c.domain);
-    printf("resolver: %s\n", c.dns_server ? c.dns_server : "/etc/resolv.conf");
+    if (c.json) {
+        c.out = open_memstream(&c.out_buf, &c.out_len);
+        c.tlsa = json_array();
+        if (!c.out || !c.tlsa) {
+            fprintf(stderr, "stripwatch policy: out of memory\n");
+            return finish(&c, 2);
+        }
+        cli_stream = c.out;
+    }
+    fprintf(policy_cli_stream(), "domain: %s\n", c.domain);
+    fprintf(policy_cli_stream(), "resolver: %s\n",
+            c.dns_server ? c.dns_server : "/etc/resolv.conf");
 
     /* §3.1: TXT discovery */
     char qname[300];
@@ -371,16 +529,17 @@ int policy_cli_main(int argc, char **argv)
         return fail_result(&c, "DNS failure");
     }
     if (c.n_txt == 0)
-        printf("TXT %s: none%s\n", qname, c.dres.nxdomain ? " (NXDOMAIN)" : "");
+        fprintf(policy_cli_stream(), "TXT %s: none%s\n", qname,
+                c.dres.nxdomain ? " (NXDOMAIN)" : "");
     size_t n_sts = 0, n_ok = 0;
     char id[33] = "", bad[200] = "";
     for (size_t i = 0; i < c.n_txt; i++) {
-        printf("TXT %s: \"", qname);
+        fprintf(policy_cli_stream(), "TXT %s: \"", qname);
         print_escaped(c.txt[i], c.txt_len[i]);
         char tid[33];
         struct mtasts_error te;
         int pr = mtasts_txt_parse(c.txt[i], c.txt_len[i], tid, &te);
-        printf("\"%s\n", pr == SW_AGAIN ? " (not STSv1: discarded)" : "");
+        fprintf(policy_cli_stream(), "\"%s\n", pr == SW_AGAIN ? " (not STSv1: discarded)" : "");
         if (pr == SW_AGAIN)
             continue;
         n_sts++;
@@ -421,7 +580,7 @@ int policy_cli_main(int argc, char **argv)
         return fail_result(&c, "policy host does not resolve");
     }
     for (size_t i = 0; i < c.dres.n_addr; i++)
-        printf("address: %s -> %s\n", host, c.dres.addr[i]);
+        fprintf(policy_cli_stream(), "address: %s -> %s\n", host, c.dres.addr[i]);
     /* candidates, in order: the public addresses, or with the flag all */
     size_t cand[PDNS_MAX_ADDR], n_cand = 0;
     const char *why = NULL, *first_why = NULL;
@@ -435,12 +594,14 @@ int policy_cli_main(int argc, char **argv)
     if (!first_why) {
         check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[cand[0]]);
     } else if (c.allow_private) {
-        printf("SKIP §7 policy host address is public: %s is a %s address (allowed by "
-               "--allow-private-policy-hosts)\n",
-               c.dres.addr[0], first_why);
+        fprintf(policy_cli_stream(),
+                "SKIP §7 policy host address is public: %s is a %s address (allowed by "
+                "--allow-private-policy-hosts)\n",
+                c.dres.addr[0], first_why);
     } else if (n_cand) {
-        printf("NOTE §7 non-public addresses of %s skipped (%s is a %s address)\n", host,
-               c.dres.addr[0], first_why);
+        fprintf(policy_cli_stream(),
+                "NOTE §7 non-public addresses of %s skipped (%s is a %s address)\n", host,
+                c.dres.addr[0], first_why);
         check(&c, true, "§7", "policy host address is public (%s)", c.dres.addr[cand[0]]);
     } else {
         check(&c, false, "§7",
@@ -474,21 +635,24 @@ int policy_cli_main(int argc, char **argv)
         }
         if (c.fres.outcome != PFETCH_CONNECT || k + 1 == n_cand)
             break;
-        printf("connect: %s: %s; trying the next address\n", c.fres.pinned, c.fres.curl_error);
+        fprintf(policy_cli_stream(), "connect: %s: %s; trying the next address\n", c.fres.pinned,
+                c.fres.curl_error);
     }
     const struct pfetch_result *f = &c.fres;
-    printf("https:\n");
-    printf("  url: %s\n", f->url);
-    printf("  pinned address: %s\n", f->pinned);
-    printf("  tls: %s\n", f->tls_version[0] ? f->tls_version : "(no handshake)");
+    fprintf(policy_cli_stream(), "https:\n");
+    fprintf(policy_cli_stream(), "  url: %s\n", f->url);
+    fprintf(policy_cli_stream(), "  pinned address: %s\n", f->pinned);
+    fprintf(policy_cli_stream(), "  tls: %s\n",
+            f->tls_version[0] ? f->tls_version : "(no handshake)");
     if (f->http_code)
-        printf("  status: %ld\n", f->http_code);
+        fprintf(policy_cli_stream(), "  status: %ld\n", f->http_code);
     else
-        printf("  status: (no response)\n");
-    printf("  content-type: %s\n", f->content_type[0] ? f->content_type : "(none)");
-    printf("  bytes: %zu\n", f->bytes);
+        fprintf(policy_cli_stream(), "  status: (no response)\n");
+    fprintf(policy_cli_stream(), "  content-type: %s\n",
+            f->content_type[0] ? f->content_type : "(none)");
+    fprintf(policy_cli_stream(), "  bytes: %zu\n", f->bytes);
     if (f->curl_error[0])
-        printf("  error: %s\n", f->curl_error);
+        fprintf(policy_cli_stream(), "  error: %s\n", f->curl_error);
 
     if (f->outcome == PFETCH_TLS_ERROR) {
         check(&c, false, "§3.3", "HTTPS with a certificate valid for %s: %s", host, f->curl_error);
@@ -522,64 +686,56 @@ int policy_cli_main(int argc, char **argv)
     const char *body = f->body ? f->body : "";
     if (mtasts_policy_parse(body, f->body_len, &p, &pe) != SW_OK) {
         char buf[256];
-        printf("body:\n");
+        fprintf(policy_cli_stream(), "body:\n");
         const char *s = body;
         for (int line = 0; line < 50 && s < body + f->body_len; line++) {
             const char *nl = memchr(s, '\n', (size_t)(body + f->body_len - s));
             size_t len = nl ? (size_t)(nl - s) : (size_t)(body + f->body_len - s);
-            printf("  %3d| ", line + 1);
+            fprintf(policy_cli_stream(), "  %3d| ", line + 1);
             print_escaped(s, len);
-            putchar('\n');
+            fputc('\n', policy_cli_stream());
             s += len + (nl ? 1 : 0);
         }
         check(&c, false, "§3.2", "policy syntax: %s", mtasts_error_format(&pe, buf, sizeof(buf)));
         return fail_result(&c, "invalid policy");
     }
     note_repeats(body, f->body_len);
-    printf("policy:\n");
-    printf("  version: STSv1\n");
-    printf("  mode: %s\n", mtasts_mode_str(p.mode));
+    fprintf(policy_cli_stream(), "policy:\n");
+    fprintf(policy_cli_stream(), "  version: STSv1\n");
+    fprintf(policy_cli_stream(), "  mode: %s\n", mtasts_mode_str(p.mode));
     for (size_t i = 0; i < p.n_mx; i++)
-        printf("  mx: %s\n", p.mx[i]);
-    printf("  max_age: %u\n", p.max_age);
+        fprintf(policy_cli_stream(), "  mx: %s\n", p.mx[i]);
+    fprintf(policy_cli_stream(), "  max_age: %u\n", p.max_age);
     check(&c, true, "§3.2", "policy syntax");
     if (p.max_age < 86400)
-        printf("NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n", p.max_age);
+        fprintf(policy_cli_stream(),
+                "NOTE §3.2 max_age %u is under a day; weeks or more are recommended\n", p.max_age);
     /* §4.1: every MX host of the domain must match the policy's mx
      * patterns, or senders that enforce it refuse to deliver there */
-    char dwhy[512];
     size_t uncovered = 0;
-    for (size_t i = 0; i < c.n_txt; i++)
-        free(c.txt[i]);
-    free(c.txt);
-    free(c.txt_len);
-    c.txt = NULL;
-    c.txt_len = NULL;
-    c.n_txt = 0;
-    c.dns_done = false;
-    memset(&c.dres, 0, sizeof(c.dres));
-    err[0] = 0;
-    if (!pdns_query_mx(c.dns, c.domain, on_txt, &c, err, sizeof(err)) ||
-        !wait_for(&c, &c.dns_done, CLI_DNS_TIMEOUT_MS)) {
-        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain, err[0] ? err : "timed out");
-    } else if (c.dres.err || (c.dres.rcode != 0 && c.dres.rcode != 3)) {
-        check(&c, false, "§4.1", "MX lookup %s: %s", c.domain,
-              policy_cli_dns_why(&c.dres, dwhy, sizeof(dwhy)));
-    } else {
-        uncovered =
-            policy_cli_mx_check(c.domain, &p, (const char *const *)c.txt, c.n_txt, &c.fails);
-    }
-    /* RFC 8460 §3: the TLS-RPT record (optional; invalid is a failure) */
     int fails_before = c.fails;
+    bool mx_ok = mx_lookup(&c, &p, &uncovered);
+    bool mx_bad = c.fails > fails_before;
+    /* RFC 7672: the MX hosts' TLSA records */
+    fails_before = c.fails;
+    if (mx_ok)
+        dane_checks(&c);
+    bool dane_bad = c.fails > fails_before;
+    /* RFC 8460 §3: the TLS-RPT record (optional; invalid is a failure) */
+    fails_before = c.fails;
     policy_cli_tlsrpt(&c);
     bool rpt_bad = c.fails > fails_before;
     if (!c.fails)
-        printf("result: valid policy published (mode %s, id %s)\n", mtasts_mode_str(p.mode), id);
+        fprintf(policy_cli_stream(), "result: valid policy published (mode %s, id %s)\n",
+                mtasts_mode_str(p.mode), id);
     else
-        printf("result: policy published (mode %s, id %s) but %s\n", mtasts_mode_str(p.mode), id,
-               uncovered                      ? "MX hosts are not covered by its mx patterns"
-               : rpt_bad && fails_before == 0 ? "its TLS-RPT record is invalid"
-                                              : "the MX records could not be checked");
+        fprintf(policy_cli_stream(), "result: policy published (mode %s, id %s) but %s\n",
+                mtasts_mode_str(p.mode), id,
+                uncovered  ? "MX hosts are not covered by its mx patterns"
+                : mx_bad   ? "the MX records could not be checked"
+                : dane_bad ? "the TLSA records of its MX hosts fail DANE checks"
+                : rpt_bad  ? "its TLS-RPT record is invalid"
+                           : "a check failed");
     mtasts_policy_clear(&p);
     return finish(&c, c.fails ? 1 : 0);
 }

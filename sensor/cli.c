@@ -21,6 +21,7 @@ static void usage(FILE *f)
 {
     fputs("usage: stripwatch (-i IFACE | -r FILE [-r FILE]...) [options]\n"
           "       stripwatch policy DOMAIN... [policy options]   (MTA-STS check)\n"
+          "       stripwatch report --tlsrpt SESSIONS.jsonl [report options]   (TLS-RPT)\n"
           "\n"
           "Watches SMTP for STARTTLS stripping and plaintext delivery to MTA-STS domains.\n"
           "\n"
@@ -62,6 +63,9 @@ static void usage(FILE *f)
           "                           or TLS record (default 4K)\n"
           "  --evidence-max-size BYTES  total size of DIR's pcap files, oldest removed\n"
           "                           first (default 1G)\n"
+          "  --tlsrpt-out DIR         write TLS-RPT reports (RFC 8460) per policy domain and\n"
+          "                           UTC day to DIR (live: at each day change and at exit)\n"
+          "  --tlsrpt-contact TEXT    their contact-info (default postmaster@OBSERVER-NAME)\n"
           "rules (also per rule in the config file: [rule.id] enabled, severity, rate-limit):\n"
           "  --rate-limit N           alerts per minute per rule and server (default 10, 0: none)\n"
           "  --allow-server ADDR[/LEN]  no alert for sessions to these servers (repeatable)\n"
@@ -95,9 +99,9 @@ static void usage(FILE *f)
           "                           says posture-redis = no)\n"
           "process:\n"
           "  --user USER              drop root to USER once the capture and files are open\n"
-          "                           (--save-policies, --state-file and --spool are written\n"
-          "                           again later: they and their directories must be\n"
-          "                           writable by USER)\n"
+          "                           (--save-policies, --state-file, --spool and\n"
+          "                           --tlsrpt-out are written again later: they and their\n"
+          "                           directories must be writable by USER)\n"
           "  --group GROUP            group for --user (default USER's primary group)\n"
           "  --syslog                 log lines (errors, warnings, summary, statistics) to\n"
           "                           syslog (daemon facility) instead of stderr\n"
@@ -168,6 +172,8 @@ enum {
     OPT_DANE_FILE,
     OPT_SAVE_DANE,
     OPT_NO_DANE,
+    OPT_TLSRPT_OUT,
+    OPT_TLSRPT_CONTACT,
     OPT_COUNT,
 };
 
@@ -232,6 +238,8 @@ static const struct {
     [OPT_DANE_FILE] = {"dane-file", 0, A},
     [OPT_SAVE_DANE] = {"save-dane", 0, A},
     [OPT_NO_DANE] = {"no-dane", 0, 0},
+    [OPT_TLSRPT_OUT] = {"tlsrpt-out", 0, A},
+    [OPT_TLSRPT_CONTACT] = {"tlsrpt-contact", 0, A},
 };
 _Static_assert(OPT_COUNT <= SENSOR_OPTS_MAX, "SENSOR_OPTS_MAX too small");
 
@@ -553,6 +561,12 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
     case OPT_OBSERVER:
         o->observer_name = v;
         return true;
+    case OPT_TLSRPT_OUT:
+        o->tlsrpt_out = v;
+        return true;
+    case OPT_TLSRPT_CONTACT:
+        o->tlsrpt_contact = v;
+        return true;
     case OPT_EVIDENCE_DIR:
         o->evidence_dir = v;
         return true;
@@ -822,6 +836,8 @@ int sensor_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "policy") == 0)
         return policy_cli_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "report") == 0)
+        return sensor_report_main(argc - 1, argv + 1);
     struct sensor_opts o;
     char err[1024] = "";
     int rc = sensor_opts_load(&o, argc, argv, false, err, sizeof(err));

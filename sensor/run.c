@@ -19,6 +19,7 @@
 #include "alerts/detector.h"
 #include "alerts/session_json.h"
 #include "alerts/sink.h"
+#include "alerts/tlsrpt.h"
 #include "decode/pkt.h"
 #include "policy/dane.h"
 #include "policy/policy.h"
@@ -66,6 +67,7 @@ struct run {
     struct input_check *input; /* offline: undecodable frames per file */
     struct fanout *fan;        /* live with several workers: one capture thread each */
     struct evidence *ev;       /* --evidence-dir; NULL without it */
+    struct tlsrpt *tlsrpt;     /* --tlsrpt-out; NULL without it */
     FILE *sessions;
     bool no_save; /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
@@ -274,6 +276,14 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(es.sessions_unmatched), U(es.files_written), U(es.files_rotated),
                 U(es.files_too_large), U(es.write_errors), U(es.dir_files), U(es.dir_bytes));
     }
+    if (r->tlsrpt) {
+        const struct tlsrpt_stats *ts = tlsrpt_stats(r->tlsrpt);
+        fprintf(f,
+                "stripwatch: stats tlsrpt sessions_counted=%llu reports_written=%llu "
+                "write_errors=%llu dropped=%llu\n",
+                U(ts->sessions_counted), U(ts->reports_written), U(ts->write_errors),
+                U(ts->dropped));
+    }
     if (r->pol) {
         const struct policy_stats *p = policy_engine_stats(r->pol);
         fprintf(f,
@@ -460,6 +470,26 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         dc.evidence = evidence_of_session;
         dc.evidence_arg = r->ev;
     }
+    if (o->tlsrpt_out) {
+        struct stat st;
+        int src = stat(o->tlsrpt_out, &st);
+        if (src != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "--tlsrpt-out %s: %s", o->tlsrpt_out,
+                     src != 0 ? strerror(errno) : "not a directory");
+            return -1;
+        }
+        char host[256] = "";
+        if (!o->observer_name && gethostname(host, sizeof(host) - 1) != 0)
+            host[0] = '\0';
+        struct tlsrpt_cfg tc = {o->tlsrpt_out, o->observer_name ? o->observer_name : host,
+                                o->tlsrpt_contact};
+        r->tlsrpt = tlsrpt_new(&tc);
+        if (!r->tlsrpt) {
+            snprintf(err, errlen, "TLS-RPT: out of memory");
+            return -1;
+        }
+        dc.tlsrpt = r->tlsrpt;
+    }
     e[0] = '\0';
     r->det = detector_new(&dc, e, sizeof(e));
     if (!r->det) {
@@ -470,6 +500,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     char evidence_probe[4200] = "";
     if (o->evidence_dir)
         snprintf(evidence_probe, sizeof(evidence_probe), "%s/", o->evidence_dir);
+    char tlsrpt_probe[4200] = "";
+    if (o->tlsrpt_out)
+        snprintf(tlsrpt_probe, sizeof(tlsrpt_probe), "%s/", o->tlsrpt_out);
     /* everything that opens a file as root is done; no worker thread yet */
     if (!privdrop_apply(&o->drop, err, errlen) ||
         !privdrop_check_writable(&o->drop, "--save-dane", o->save_dane, err, errlen) ||
@@ -478,7 +511,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         !privdrop_check_writable(&o->drop, "--spool", o->redis_url ? sc.spool_path : NULL, err,
                                  errlen) ||
         !privdrop_check_writable(&o->drop, "--evidence-dir",
-                                 o->evidence_dir ? evidence_probe : NULL, err, errlen)) {
+                                 o->evidence_dir ? evidence_probe : NULL, err, errlen) ||
+        !privdrop_check_writable(&o->drop, "--tlsrpt-out", o->tlsrpt_out ? tlsrpt_probe : NULL, err,
+                                 errlen)) {
         r->no_save = true; /* nothing learned yet; one error line only */
         return -1;
     }
@@ -615,6 +650,8 @@ static bool close_all(struct run *r, bool print)
         pipeline_finish(r->pl);
     if (r->det && !r->no_save)
         detector_finish(r->det);
+    if (r->tlsrpt && !r->no_save && !tlsrpt_flush(r->tlsrpt))
+        ok = false;
     if (r->health)
         health_stop(r->health, health_time(r, r->clock.now));
     if (r->pol && r->o->save_policies && !r->no_save) {
@@ -652,6 +689,7 @@ static bool close_all(struct run *r, bool print)
         print_stats(r);
     health_free(r->health);
     detector_free(r->det);
+    tlsrpt_free(r->tlsrpt);
     evidence_free(r->ev);
     summary_free(r->sum);
     sink_free(r->sink);

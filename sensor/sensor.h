@@ -75,6 +75,8 @@ struct sensor_opts {
     uint64_t evidence_bytes;  /* --evidence-bytes (evidence_bytes_set: given, may be 0) */
     bool evidence_bytes_set;
     uint64_t evidence_max_size; /* --evidence-max-size (0: default 1 GiB) */
+    const char *tlsrpt_out;     /* --tlsrpt-out DIR; NULL: no TLS-RPT reports */
+    const char *tlsrpt_contact; /* --tlsrpt-contact (NULL: postmaster@observer) */
 };
 
 /* Reads the config file (--config FILE, else the default one when it
@@ -116,6 +118,9 @@ bool sensor_parse_bool(const char *s, bool *out, char *err, size_t errlen);
 const char *sensor_opts_keep(struct sensor_opts *o, const char *s);
 
 int sensor_main(int argc, char **argv);
+/* `stripwatch report --tlsrpt SESSIONS.jsonl ...` (sensor/report.c): TLS-RPT
+ * reports from a session log; returns the exit code. */
+int sensor_report_main(int argc, char **argv);
 /* Runs the configured capture to its end; returns the exit code. */
 int sensor_run(const struct sensor_opts *o);
 

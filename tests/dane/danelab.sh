@@ -5,15 +5,22 @@
 # plain.example, both served by nsd; the key-signing key is written as the
 # trust anchor DIR/ta.key that the validating libunbound of the test uses.
 # One TLSA record is changed after signing, so its signature is broken
-# (bogus). And a redis-server for the shared cache. Everything lives in
-# DIR; only processes started here are stopped here (DIR/pids).
-#   danelab.sh start DIR DNS_PORT REDIS_PORT
+# (bogus). And a redis-server for the shared cache. With HTTPS_PORT, also
+# the MTA-STS policy host of ok.dane.example and okbogus.dane.example
+# (openssl s_server -WWW with a certificate of the lab's CA DIR/ca.pem,
+# policy mx *.dane.example). Everything lives in DIR; only
+# processes started here are stopped here (DIR/pids).
+#   danelab.sh start DIR DNS_PORT REDIS_PORT [HTTPS_PORT]
 #   danelab.sh stop DIR
 # Records (dane.example, signed):
 #   _25._tcp.mx1   TLSA 3 1 1 11..11 and 2 0 2 22..22 (64 bytes)
 #   _25._tcp.bogus TLSA 3 1 1 33..33, changed to 44..44 after signing
 #   mx-none        A 127.0.0.1, no TLSA (secure denial)
-# plain.example (unsigned): _25._tcp.mx TLSA 3 1 1 55..55 (insecure)
+#   _25._tcp.mx-pkix TLSA 1 1 1 66..66 (PKIX-EE: not usable for SMTP)
+#   MX: dane.example -> mx1, bogus, mx-none; ok -> mx1 (with an MTA-STS
+#   policy naming it and a TLS-RPT record); okbogus -> mx1, bogus (the same
+#   policy, no TLS-RPT record); pkix -> mx-pkix
+# plain.example (unsigned): _25._tcp.mx TLSA 3 1 1 55..55 (insecure); MX mx
 set -euo pipefail
 
 cmd=$1 dir=$2
@@ -38,7 +45,7 @@ if [ "$cmd" = stop ]; then
   exit 0
 fi
 [ "$cmd" = start ] || { echo "danelab.sh: unknown command '$cmd'" >&2; exit 2; }
-dns_port=$3 redis_port=$4
+dns_port=$3 redis_port=$4 https_port=${5:-}
 rep() { printf "%0${2}d" 0 | tr 0 "$1"; }
 
 cd "$dir"
@@ -53,6 +60,20 @@ mx-none IN A 127.0.0.1
 _25._tcp.mx1 IN TLSA 3 1 1 $(rep 1 64)
 _25._tcp.mx1 IN TLSA 2 0 2 $(rep 2 128)
 _25._tcp.bogus IN TLSA 3 1 1 $(rep 3 64)
+@ IN MX 10 mx1
+@ IN MX 20 bogus
+@ IN MX 30 mx-none
+mx-pkix IN A 127.0.0.1
+_25._tcp.mx-pkix IN TLSA 1 1 1 $(rep 6 64)
+pkix IN MX 10 mx-pkix
+ok IN MX 10 mx1
+_mta-sts.ok IN TXT "v=STSv1; id=ok1;"
+mta-sts.ok IN A 127.0.0.1
+_smtp._tls.ok IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@ok.dane.example"
+okbogus IN MX 10 mx1
+okbogus IN MX 20 bogus
+_mta-sts.okbogus IN TXT "v=STSv1; id=okbogus1;"
+mta-sts.okbogus IN A 127.0.0.1
 ZONE
 cat >plain.example.zone <<ZONE
 \$ORIGIN plain.example.
@@ -61,6 +82,7 @@ cat >plain.example.zone <<ZONE
 @ IN NS ns
 ns IN A 127.0.0.1
 _25._tcp.mx IN TLSA 3 1 1 $(rep 5 64)
+@ IN MX 10 mx
 ZONE
 ksk=$(ldns-keygen -a ECDSAP256SHA256 -k dane.example)
 zsk=$(ldns-keygen -a ECDSAP256SHA256 dane.example)
@@ -100,10 +122,29 @@ echo $! >>pids
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$dir" >"$dir/redis.out" 2>&1 &
 echo $! >>pids
+https_up() { true; }
+if [ -n "$https_port" ]; then
+  # the MTA-STS policy host of ok.dane.example, certified by the lab's CA
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+    -out ca.pem -days 30 -subj /CN=danelab-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sts.key -out sts.csr \
+    -subj /CN=mta-sts.ok.dane.example 2>/dev/null
+  printf 'subjectAltName=DNS:mta-sts.ok.dane.example,DNS:mta-sts.okbogus.dane.example\n' \
+    >sts.ext
+  openssl x509 -req -in sts.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sts.pem -days 30 \
+    -extfile sts.ext 2>/dev/null
+  mkdir -p www/.well-known
+  printf 'version: STSv1\nmode: enforce\nmx: *.dane.example\nmax_age: 604800\n' \
+    >www/.well-known/mta-sts.txt
+  (cd www && exec openssl s_server -quiet -accept "127.0.0.1:$https_port" -cert ../sts.pem \
+    -key ../sts.key -WWW) >"$dir/https.out" 2>&1 &
+  echo $! >>pids
+  https_up() { (exec 3<>"/dev/tcp/127.0.0.1/$https_port") 2>/dev/null; }
+fi
 for _ in $(seq 100); do
   if grep -q "nsd started" "$dir/nsd.log" 2>/dev/null &&
     (exec 3<>"/dev/tcp/127.0.0.1/$dns_port") 2>/dev/null &&
-    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && https_up; then
     exit 0
   fi
   sleep 0.1
