@@ -199,12 +199,12 @@ static void record_free(struct record *r)
     free(r);
 }
 
-static void emit_line(struct detector *d, const char *s, size_t len)
+static void emit_line(struct detector *d, const char *s, size_t len, const struct verdict *v)
 {
     if (d->cfg.sink)
         sink_emit(d->cfg.sink, s, len);
     if (d->cfg.emit)
-        d->cfg.emit(d->cfg.emit_arg, s, len);
+        d->cfg.emit(d->cfg.emit_arg, s, len, rule_desc(v->rule)->id, v->severity);
 }
 
 static void server_str(const struct smtp_facts *f, char *buf, size_t len)
@@ -301,7 +301,7 @@ static void record_emit(struct detector *d, struct record *r)
         jsonw_reset(&d->out);
         if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;
-        emit_line(d, d->out.buf, d->out.len);
+        emit_line(d, d->out.buf, d->out.len, &v[i]);
         d->stats.alerts++;
         d->stats.by_rule[v[i].rule]++;
     }
