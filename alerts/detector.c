@@ -212,7 +212,22 @@ static void server_str(const struct smtp_facts *f, char *buf, size_t len)
 {
     char ip[64];
     sw_addr_str(&f->flow.server, ip, sizeof ip);
-    snprintf(buf, len, "%s|%u", ip, f->flow.sport);
+    /* "%s|%u" by hand: once per session */
+    size_t n = strlen(ip);
+    char port[8], *e = port + sizeof port, *q = e;
+    unsigned v = f->flow.sport;
+    do {
+        *--q = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (n + 1 + (size_t)(e - q) < len) {
+        memcpy(buf, ip, n);
+        buf[n] = '|';
+        memcpy(buf + n + 1, q, (size_t)(e - q));
+        buf[n + 1 + (e - q)] = '\0';
+    } else {
+        snprintf(buf, len, "%s|%u", ip, f->flow.sport);
+    }
 }
 
 /* True when every recipient domain of the session (there is at least one)

@@ -83,9 +83,38 @@ const struct posture_stats *posture_stats(const struct posture *p)
     return &p->st;
 }
 
+/* Appends the n bytes of s to buf[*at..len) as snprintf would (cut to fit,
+ * always NUL-terminated). */
+static void key_cat(char *buf, size_t len, size_t *at, const char *s, size_t n)
+{
+    if (*at + 1 >= len)
+        return;
+    if (n > len - 1 - *at)
+        n = len - 1 - *at;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    buf[*at] = '\0';
+}
+
+static void key_cat_port(char *buf, size_t len, size_t *at, unsigned port)
+{
+    char d[8], *e = d + sizeof d, *p = e;
+    do {
+        *--p = (char)('0' + port % 10);
+        port /= 10;
+    } while (port);
+    key_cat(buf, len, at, p, (size_t)(e - p));
+}
+
 static void map_key(uint8_t kind, const char *key, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s:%s", pkind_names[kind], key);
+    /* "%s:%s" by hand: three times per session */
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, pkind_names[kind], strlen(pkind_names[kind]));
+    key_cat(buf, len, &at, ":", 1);
+    key_cat(buf, len, &at, key, strlen(key));
 }
 
 /* The counters the map keeps, copied after every change. */
@@ -152,29 +181,6 @@ static void set_learned(struct pentry *e, const struct pentry *src)
 
 /* ---- keys ---- */
 
-/* Appends the n bytes of s to buf[*at..len) as snprintf would (cut to fit,
- * always NUL-terminated). */
-static void key_cat(char *buf, size_t len, size_t *at, const char *s, size_t n)
-{
-    if (*at + 1 >= len)
-        return;
-    if (n > len - 1 - *at)
-        n = len - 1 - *at;
-    memcpy(buf + *at, s, n);
-    *at += n;
-    buf[*at] = '\0';
-}
-
-static void key_cat_port(char *buf, size_t len, size_t *at, unsigned port)
-{
-    char d[8], *e = d + sizeof d, *p = e;
-    do {
-        *--p = (char)('0' + port % 10);
-        port /= 10;
-    } while (port);
-    key_cat(buf, len, at, p, (size_t)(e - p));
-}
-
 /* "ADDR:PORT", "[ADDR]:PORT" for IPv6 (written without snprintf: per session) */
 static void addr_port(const struct sw_addr *a, uint16_t port, char *buf, size_t len)
 {
@@ -208,7 +214,12 @@ static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
     for (; h[i] && i + 1 < sizeof low; i++)
         low[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
     low[i] = 0;
-    snprintf(buf, len, "%s:%u", low, f->flow.sport);
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, low, i);
+    key_cat(buf, len, &at, ":", 1);
+    key_cat_port(buf, len, &at, f->flow.sport);
     return true;
 }
 

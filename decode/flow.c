@@ -587,7 +587,12 @@ static void make_uid(char uid[18], const struct flow_key *k, sw_usec first)
     uint8_t buf[sizeof(*k) + sizeof(first)];
     memcpy(buf, k, sizeof(*k));
     memcpy(buf + sizeof(*k), &first, sizeof(first));
-    snprintf(uid, 18, "S%016llx", (unsigned long long)hash_bytes(FLOW_HASH_SEED, buf, sizeof(buf)));
+    /* "S%016llx", written by hand: every flow gets one */
+    uint64_t h = hash_bytes(FLOW_HASH_SEED, buf, sizeof(buf));
+    uid[0] = 'S';
+    for (int i = 16; i >= 1; i--, h >>= 4)
+        uid[i] = "0123456789abcdef"[h & 15];
+    uid[17] = '\0';
 }
 
 /* What the consumer is told about f (the same at creation and at a lazy
