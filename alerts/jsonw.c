@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define JSONW_FIRST_CAP 2048
+#define PREFIX_FAST     48 /* key bytes prefix() writes in one pass */
 
 void jsonw_init(struct jsonw *w)
 {
@@ -85,55 +86,82 @@ static inline bool must_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
+/* Nonzero when one of the 8 bytes of x must be escaped: the exact
+ * any-byte tests for '"', '\\' (zero after XOR) and < 0x20. */
+static inline uint64_t escape_mask8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & high;
+}
+
+/* The escape of c (one that must_escape) at o; returns the end. */
+static char *put_escape(char *o, unsigned char c)
+{
+    *o++ = '\\';
+    switch (c) {
+    case '"':
+        *o++ = '"';
+        break;
+    case '\\':
+        *o++ = '\\';
+        break;
+    case '\b':
+        *o++ = 'b';
+        break;
+    case '\f':
+        *o++ = 'f';
+        break;
+    case '\n':
+        *o++ = 'n';
+        break;
+    case '\r':
+        *o++ = 'r';
+        break;
+    case '\t':
+        *o++ = 't';
+        break;
+    default: /* jansson writes the other controls as \u00XX, upper-case hex */
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = "0123456789ABCDEF"[c >> 4];
+        *o++ = "0123456789ABCDEF"[c & 15];
+    }
+    return o;
+}
+
 /* The quoted, escaped text of s[0..n) (valid UTF-8 or the '?' rendering),
- * written straight into the buffer: room for the plain case first, more at
- * each escape (for it and the rest). */
+ * written straight into the buffer, 8 bytes at a time while none needs an
+ * escape: room for the plain case first, more at each escape (for it and
+ * the rest). */
 static void put_quoted(struct jsonw *w, const char *s, size_t n)
 {
     if (!reserve(w, n + 2))
         return;
     char *o = w->buf + w->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t i = 0;
+    while (i < n) {
+        if (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (!escape_mask8(x)) {
+                memcpy(o, &x, 8);
+                o += 8;
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = (unsigned char)s[i++];
         if (!must_escape(c)) {
             *o++ = (char)c;
             continue;
         }
         w->len = (size_t)(o - w->buf);
-        if (!reserve(w, 6 + (n - i - 1) + 1))
+        if (!reserve(w, 6 + (n - i) + 1))
             return;
-        o = w->buf + w->len;
-        *o++ = '\\';
-        switch (c) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '\b':
-            *o++ = 'b';
-            break;
-        case '\f':
-            *o++ = 'f';
-            break;
-        case '\n':
-            *o++ = 'n';
-            break;
-        case '\r':
-            *o++ = 'r';
-            break;
-        case '\t':
-            *o++ = 't';
-            break;
-        default: /* jansson writes the other controls as \u00XX, upper-case hex */
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = "0123456789ABCDEF"[c >> 4];
-            *o++ = "0123456789ABCDEF"[c & 15];
-        }
+        o = put_escape(w->buf + w->len, c);
     }
     *o++ = '"';
     *o = '\0';
@@ -143,6 +171,29 @@ static void put_quoted(struct jsonw *w, const char *s, size_t n)
 /* The separator and the key before a value. */
 static void prefix(struct jsonw *w, const char *key)
 {
+    if (key && reserve(w, 4 + PREFIX_FAST)) {
+        /* a short key with nothing to escape (every key the writers pass
+         * literally), in one pass; anything else takes the general path,
+         * the bytes written here past len being scratch */
+        char *o = w->buf + w->len;
+        if (w->comma)
+            *o++ = ',';
+        *o++ = '"';
+        for (size_t i = 0; i < PREFIX_FAST; i++) {
+            unsigned char c = (unsigned char)key[i];
+            if (!c) {
+                *o++ = '"';
+                *o++ = ':';
+                *o = '\0';
+                w->len = (size_t)(o - w->buf);
+                w->comma = true;
+                return;
+            }
+            if (must_escape(c))
+                break;
+            *o++ = (char)c;
+        }
+    }
     if (w->comma)
         putc1(w, ',');
     if (key) {
