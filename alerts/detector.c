@@ -59,8 +59,12 @@ struct lookup_ctx {
 static pthread_mutex_t orphan_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *orphans;
 
+#define SPARE_RECORDS 8 /* emitted records kept for the next sessions */
+
 struct detector {
     struct detector_cfg cfg;
+    struct record *spare[SPARE_RECORDS]; /* emptied records, reused before malloc */
+    size_t n_spare;
     struct detector_stats stats;
     char observer[256];
     char hostname[256];            /* observer.hostname */
@@ -200,6 +204,22 @@ static void record_free(struct record *r)
     free(r);
 }
 
+/* record_free, keeping the block for the next session when there is room */
+static void record_release(struct detector *d, struct record *r)
+{
+    if (!r)
+        return;
+    if (d->n_spare == SPARE_RECORDS) {
+        record_free(r);
+        return;
+    }
+    for (size_t i = 0; i < r->n_pols; i++)
+        rule_policy_clear(&r->pols[i]);
+    rule_dane_clear(&r->dane);
+    facts_free(r->f);
+    d->spare[d->n_spare++] = r;
+}
+
 static void emit_line(struct detector *d, const char *s, size_t len, const struct verdict *v)
 {
     if (d->cfg.sink)
@@ -324,7 +344,7 @@ static void record_emit(struct detector *d, struct record *r)
     if (d->cfg.evidence && !evidence_asked)
         d->cfg.evidence(d->cfg.evidence_arg, r->f, false, NULL, 0);
     rules_verdicts_clear(v, n);
-    record_free(r);
+    record_release(d, r);
 }
 
 static void pop_emit(struct detector *d)
@@ -442,7 +462,7 @@ void detector_session(struct detector *d, struct smtp_facts *f)
     d->stats.sessions++;
     /* zeroed but for pols[], which is zeroed entry by entry as used
      * (nothing reads past n_pols): the array is most of the record */
-    struct record *r = malloc(sizeof *r);
+    struct record *r = d->n_spare ? d->spare[--d->n_spare] : malloc(sizeof *r);
     if (r) {
         memset(r, 0, offsetof(struct record, pols));
         memset(&r->n_pols, 0, sizeof *r - offsetof(struct record, n_pols));
@@ -594,6 +614,8 @@ void detector_free(struct detector *d)
         d->head = (d->head + 1) % d->cap;
         d->count--;
     }
+    while (d->n_spare)
+        free(d->spare[--d->n_spare]);
     free(d->ring);
     jsonw_free(&d->out);
     posture_free(d->posture);
