@@ -6,6 +6,18 @@
 
 #include <openssl/evp.h>
 #include <string.h>
+#include <threads.h>
+
+/* SHA-1 fetched once: EVP_sha1() in EVP_Digest makes OpenSSL 3 look the
+ * implementation up again for every call (half of the hash's cost); kept
+ * for the life of the process. */
+static EVP_MD *g_sha1;
+static once_flag g_sha1_once = ONCE_FLAG_INIT;
+
+static void sha1_fetch(void)
+{
+    g_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
 
 bool community_id_v1(const struct sw_addr *a, uint16_t ap, const struct sw_addr *b, uint16_t bp,
                      uint8_t proto, uint16_t seed, char out[COMMUNITY_ID_LEN])
@@ -43,7 +55,8 @@ bool community_id_v1(const struct sw_addr *a, uint16_t ap, const struct sw_addr 
     in[n++] = (uint8_t)bp;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(in, n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
+    call_once(&g_sha1_once, sha1_fetch);
+    if (!EVP_Digest(in, n, md, &mdlen, g_sha1 ? g_sha1 : EVP_sha1(), NULL) || mdlen != 20)
         return false;
     memcpy(out, "1:", 2);
     /* 20 bytes -> 28 characters and a NUL */

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,12 @@ struct lookup_ctx {
 static pthread_mutex_t orphan_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct handle *orphans;
 
+#define SPARE_RECORDS 8 /* emitted records kept for the next sessions */
+
 struct detector {
     struct detector_cfg cfg;
+    struct record *spare[SPARE_RECORDS]; /* emptied records, reused before malloc */
+    size_t n_spare;
     struct detector_stats stats;
     char observer[256];
     char hostname[256];            /* observer.hostname */
@@ -208,19 +213,51 @@ static void record_free(struct record *r)
     free(r);
 }
 
-static void emit_line(struct detector *d, const char *s, size_t len)
+/* record_free, keeping the block for the next session when there is room */
+static void record_release(struct detector *d, struct record *r)
+{
+    if (!r)
+        return;
+    if (d->n_spare == SPARE_RECORDS) {
+        record_free(r);
+        return;
+    }
+    for (size_t i = 0; i < r->n_all; i++)
+        rule_policy_clear(&r->pols[i]);
+    free(r->pols);
+    rule_dane_clear(&r->dane);
+    facts_free(r->f);
+    d->spare[d->n_spare++] = r;
+}
+
+static void emit_line(struct detector *d, const char *s, size_t len, const struct verdict *v)
 {
     if (d->cfg.sink)
         sink_emit(d->cfg.sink, s, len);
     if (d->cfg.emit)
-        d->cfg.emit(d->cfg.emit_arg, s, len);
+        d->cfg.emit(d->cfg.emit_arg, s, len, rule_desc(v->rule)->id, v->severity);
 }
 
 static void server_str(const struct smtp_facts *f, char *buf, size_t len)
 {
     char ip[64];
     sw_addr_str(&f->flow.server, ip, sizeof ip);
-    snprintf(buf, len, "%s|%u", ip, f->flow.sport);
+    /* "%s|%u" by hand: once per session */
+    size_t n = strlen(ip);
+    char port[8], *e = port + sizeof port, *q = e;
+    unsigned v = f->flow.sport;
+    do {
+        *--q = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (n + 1 + (size_t)(e - q) < len) {
+        memcpy(buf, ip, n);
+        buf[n] = '|';
+        memcpy(buf + n + 1, q, (size_t)(e - q));
+        buf[n + 1 + (e - q)] = '\0';
+    } else {
+        snprintf(buf, len, "%s|%u", ip, f->flow.sport);
+    }
 }
 
 /* True when every recipient domain of the session (there is at least one)
@@ -310,7 +347,7 @@ static void record_emit(struct detector *d, struct record *r)
         jsonw_reset(&d->out);
         if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;
-        emit_line(d, d->out.buf, d->out.len);
+        emit_line(d, d->out.buf, d->out.len, &v[i]);
         d->stats.alerts++;
         d->stats.by_rule[v[i].rule]++;
     }
@@ -322,7 +359,7 @@ static void record_emit(struct detector *d, struct record *r)
         tlsrpt_add(d->cfg.tlsrpt, &ts, r->pols, r->n_all, &r->dane);
     }
     rules_verdicts_clear(v, n);
-    record_free(r);
+    record_release(d, r);
 }
 
 static void pop_emit(struct detector *d)
@@ -497,7 +534,9 @@ void detector_session(struct detector *d, struct smtp_facts *f)
     if (!f)
         return;
     d->stats.sessions++;
-    struct record *r = calloc(1, sizeof *r);
+    struct record *r = d->n_spare ? d->spare[--d->n_spare] : malloc(sizeof *r);
+    if (r)
+        memset(r, 0, sizeof *r);
     if (!r) {
         d->stats.pending_dropped++;
         facts_free(f);
@@ -650,6 +689,8 @@ void detector_free(struct detector *d)
         d->head = (d->head + 1) % d->cap;
         d->count--;
     }
+    while (d->n_spare)
+        free(d->spare[--d->n_spare]);
     free(d->ring);
     jsonw_free(&d->out);
     posture_free(d->posture);

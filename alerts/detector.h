@@ -42,8 +42,10 @@ struct detector_cfg {
     const struct rules_tuning *tuning; /* rules enabled, severities, rate limits, allow-lists
                                           (copied); NULL: defaults, rate_per_rule_server */
     /* Also hands every alert line here (may be NULL; sink may be NULL when
-     * this is set). Tests and embedders use it; called on the owner thread. */
-    void (*emit)(void *arg, const char *json, size_t len);
+     * this is set), with the alert's rule.id and event.severity as written
+     * in it (so that a counter need not parse the line). Tests and
+     * embedders use it; called on the owner thread. */
+    void (*emit)(void *arg, const char *json, size_t len, const char *rule, int severity);
     void *emit_arg;
     /* Evidence packets (--evidence-dir; may be NULL): called once per judged
      * session on the owner thread, alerted true just before its first alert

@@ -4,13 +4,13 @@
  * RFC 3629 (UTF-8). */
 #include "alerts/jsonw.h"
 
-#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define JSONW_FIRST_CAP 2048
+#define PREFIX_FAST     48 /* key bytes prefix() writes in one pass */
 
 void jsonw_init(struct jsonw *w)
 {
@@ -32,13 +32,11 @@ void jsonw_free(struct jsonw *w)
     jsonw_init(w);
 }
 
-/* Room for n more bytes and the NUL. */
-static bool reserve(struct jsonw *w, size_t n)
+/* Grows the buffer to hold n more bytes and the NUL. */
+static bool grow(struct jsonw *w, size_t n)
 {
     if (w->oom)
         return false;
-    if (w->len + n + 1 <= w->cap)
-        return true;
     size_t cap = w->cap ? w->cap : JSONW_FIRST_CAP;
     while (cap < w->len + n + 1) {
         if (cap > SIZE_MAX / 2) {
@@ -57,7 +55,15 @@ static bool reserve(struct jsonw *w, size_t n)
     return true;
 }
 
-static void put(struct jsonw *w, const char *s, size_t n)
+/* Room for n more bytes and the NUL. */
+static inline bool reserve(struct jsonw *w, size_t n)
+{
+    if (__builtin_expect(!w->oom && w->len + n + 1 <= w->cap, 1))
+        return true;
+    return grow(w, n);
+}
+
+static inline void put(struct jsonw *w, const char *s, size_t n)
 {
     if (!reserve(w, n))
         return;
@@ -66,7 +72,7 @@ static void put(struct jsonw *w, const char *s, size_t n)
     w->buf[w->len] = '\0';
 }
 
-static void putc1(struct jsonw *w, char c)
+static inline void putc1(struct jsonw *w, char c)
 {
     if (!reserve(w, 1))
         return;
@@ -80,59 +86,114 @@ static inline bool must_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-/* The quoted, escaped text of s[0..n) (valid UTF-8 or the '?' rendering). */
+/* Nonzero when one of the 8 bytes of x must be escaped: the exact
+ * any-byte tests for '"', '\\' (zero after XOR) and < 0x20. */
+static inline uint64_t escape_mask8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x)) & high;
+}
+
+/* The escape of c (one that must_escape) at o; returns the end. */
+static char *put_escape(char *o, unsigned char c)
+{
+    *o++ = '\\';
+    switch (c) {
+    case '"':
+        *o++ = '"';
+        break;
+    case '\\':
+        *o++ = '\\';
+        break;
+    case '\b':
+        *o++ = 'b';
+        break;
+    case '\f':
+        *o++ = 'f';
+        break;
+    case '\n':
+        *o++ = 'n';
+        break;
+    case '\r':
+        *o++ = 'r';
+        break;
+    case '\t':
+        *o++ = 't';
+        break;
+    default: /* jansson writes the other controls as \u00XX, upper-case hex */
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = "0123456789ABCDEF"[c >> 4];
+        *o++ = "0123456789ABCDEF"[c & 15];
+    }
+    return o;
+}
+
+/* The quoted, escaped text of s[0..n) (valid UTF-8 or the '?' rendering),
+ * written straight into the buffer, 8 bytes at a time while none needs an
+ * escape: room for the plain case first, more at each escape (for it and
+ * the rest). */
 static void put_quoted(struct jsonw *w, const char *s, size_t n)
 {
-    /* worst case: every byte \u00XX */
     if (!reserve(w, n + 2))
         return;
-    w->buf[w->len++] = '"';
+    char *o = w->buf + w->len;
+    *o++ = '"';
     size_t i = 0;
     while (i < n) {
-        size_t run = i;
-        while (run < n && !must_escape((unsigned char)s[run]))
-            run++;
-        if (run > i) {
-            put(w, s + i, run - i);
-            i = run;
-            if (i == n)
-                break;
+        if (n - i >= 8) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            if (!escape_mask8(x)) {
+                memcpy(o, &x, 8);
+                o += 8;
+                i += 8;
+                continue;
+            }
         }
         unsigned char c = (unsigned char)s[i++];
-        char esc[8];
-        switch (c) {
-        case '"':
-            put(w, "\\\"", 2);
-            break;
-        case '\\':
-            put(w, "\\\\", 2);
-            break;
-        case '\b':
-            put(w, "\\b", 2);
-            break;
-        case '\f':
-            put(w, "\\f", 2);
-            break;
-        case '\n':
-            put(w, "\\n", 2);
-            break;
-        case '\r':
-            put(w, "\\r", 2);
-            break;
-        case '\t':
-            put(w, "\\t", 2);
-            break;
-        default: /* jansson writes the other controls as \u00XX, upper-case hex */
-            snprintf(esc, sizeof esc, "\\u%04X", (unsigned)c);
-            put(w, esc, 6);
+        if (!must_escape(c)) {
+            *o++ = (char)c;
+            continue;
         }
+        w->len = (size_t)(o - w->buf);
+        if (!reserve(w, 6 + (n - i) + 1))
+            return;
+        o = put_escape(w->buf + w->len, c);
     }
-    putc1(w, '"');
+    *o++ = '"';
+    *o = '\0';
+    w->len = (size_t)(o - w->buf);
 }
 
 /* The separator and the key before a value. */
 static void prefix(struct jsonw *w, const char *key)
 {
+    if (key && reserve(w, 4 + PREFIX_FAST)) {
+        /* a short key with nothing to escape (every key the writers pass
+         * literally), in one pass; anything else takes the general path,
+         * the bytes written here past len being scratch */
+        char *o = w->buf + w->len;
+        if (w->comma)
+            *o++ = ',';
+        *o++ = '"';
+        for (size_t i = 0; i < PREFIX_FAST; i++) {
+            unsigned char c = (unsigned char)key[i];
+            if (!c) {
+                *o++ = '"';
+                *o++ = ':';
+                *o = '\0';
+                w->len = (size_t)(o - w->buf);
+                w->comma = true;
+                return;
+            }
+            if (must_escape(c))
+                break;
+            *o++ = (char)c;
+        }
+    }
     if (w->comma)
         putc1(w, ',');
     if (key) {
@@ -270,10 +331,16 @@ void jsonw_wire_str_or_null(struct jsonw *w, const char *key, const char *s)
 
 void jsonw_int(struct jsonw *w, const char *key, int64_t v)
 {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%" PRId64, v);
+    char b[24], *e = b + sizeof b, *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
     prefix(w, key);
-    put(w, b, (size_t)n);
+    put(w, p, (size_t)(e - p));
 }
 
 void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v)

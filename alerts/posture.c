@@ -96,9 +96,38 @@ const struct posture_stats *posture_stats(const struct posture *p)
     return &p->st;
 }
 
+/* Appends the n bytes of s to buf[*at..len) as snprintf would (cut to fit,
+ * always NUL-terminated). */
+static void key_cat(char *buf, size_t len, size_t *at, const char *s, size_t n)
+{
+    if (*at + 1 >= len)
+        return;
+    if (n > len - 1 - *at)
+        n = len - 1 - *at;
+    memcpy(buf + *at, s, n);
+    *at += n;
+    buf[*at] = '\0';
+}
+
+static void key_cat_port(char *buf, size_t len, size_t *at, unsigned port)
+{
+    char d[8], *e = d + sizeof d, *p = e;
+    do {
+        *--p = (char)('0' + port % 10);
+        port /= 10;
+    } while (port);
+    key_cat(buf, len, at, p, (size_t)(e - p));
+}
+
 static void map_key(uint8_t kind, const char *key, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s:%s", pkind_names[kind], key);
+    /* "%s:%s" by hand: three times per session */
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, pkind_names[kind], strlen(pkind_names[kind]));
+    key_cat(buf, len, &at, ":", 1);
+    key_cat(buf, len, &at, key, strlen(key));
 }
 
 /* The counters the map keeps, copied after every change. */
@@ -164,14 +193,19 @@ static void set_learned(struct pentry *e, const struct pentry *src)
 
 /* ---- keys ---- */
 
+/* "ADDR:PORT", "[ADDR]:PORT" for IPv6 (written without snprintf: per session) */
 static void addr_port(const struct sw_addr *a, uint16_t port, char *buf, size_t len)
 {
     char ip[64];
     sw_addr_str(a, ip, sizeof ip);
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
     if (a->family == 6)
-        snprintf(buf, len, "[%s]:%u", ip, port);
-    else
-        snprintf(buf, len, "%s:%u", ip, port);
+        key_cat(buf, len, &at, "[", 1);
+    key_cat(buf, len, &at, ip, strlen(ip));
+    key_cat(buf, len, &at, a->family == 6 ? "]:" : ":", a->family == 6 ? 2 : 1);
+    key_cat_port(buf, len, &at, port);
 }
 
 static void server_key(const struct smtp_facts *f, char *buf, size_t len)
@@ -192,7 +226,12 @@ static bool name_key(const struct smtp_facts *f, char *buf, size_t len)
     for (; h[i] && i + 1 < sizeof low; i++)
         low[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
     low[i] = 0;
-    snprintf(buf, len, "%s:%u", low, f->flow.sport);
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, low, i);
+    key_cat(buf, len, &at, ":", 1);
+    key_cat_port(buf, len, &at, f->flow.sport);
     return true;
 }
 
@@ -201,7 +240,12 @@ static void client_key(const struct smtp_facts *f, char *buf, size_t len)
     char ip[64], srv[128];
     sw_addr_str(&f->flow.client, ip, sizeof ip);
     server_key(f, srv, sizeof srv);
-    snprintf(buf, len, "%s>%s", ip, srv);
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, ip, strlen(ip));
+    key_cat(buf, len, &at, ">", 1);
+    key_cat(buf, len, &at, srv, strlen(srv));
 }
 
 /* ---- Redis sharing ---- */

@@ -4,6 +4,7 @@
  * RFC 3339 (times), RFC 5321 (SMTP fields), RFC 8446 (TLS fields). */
 #include "alerts/session_json.h"
 #include "alerts/community_id.h"
+#include "decode/pkt.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -23,10 +24,8 @@ void session_json_files(const char *const *names, size_t n)
 static void addr_str(const struct sw_addr *a, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (a->family == 4)
-        inet_ntop(AF_INET, a->b, buf, (socklen_t)len);
-    else if (a->family == 6)
-        inet_ntop(AF_INET6, a->b, buf, (socklen_t)len);
+    if (a->family == 4 || a->family == 6)
+        sw_addr_str(a, buf, len);
 }
 
 /* source / destination: bytes and packets are those this side sent */

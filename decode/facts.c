@@ -463,6 +463,15 @@ bool facts_has_cleartext_data(const struct smtp_facts *f)
 }
 
 /* RFC 3339 UTC with microseconds: 2026-11-22T10:00:01.123456Z */
+static char *put_digits(char *o, unsigned long long v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return o + n;
+}
+
 void facts_fmt_time(sw_usec ts, char *buf, size_t len)
 {
     long long sec = ts / SW_USEC_PER_SEC;
@@ -470,6 +479,37 @@ void facts_fmt_time(sw_usec ts, char *buf, size_t len)
     if (us < 0) {
         us += SW_USEC_PER_SEC;
         sec--;
+    }
+    /* years 1970 to 9999: the civil date from the day number (H. Hinnant's
+     * days_from_civil inverse, proleptic Gregorian as gmtime_r), written
+     * without snprintf; the same text as the general path below */
+    if (sec >= 0 && sec < 253402300800LL && len >= 28) {
+        unsigned long long days = (unsigned long long)sec / 86400,
+                           sod = (unsigned long long)sec % 86400;
+        unsigned long long z = days + 719468, era = z / 146097;
+        unsigned doe = (unsigned)(z - era * 146097);
+        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        unsigned mp = (5 * doy + 2) / 153;
+        unsigned d = doy - (153 * mp + 2) / 5 + 1;
+        unsigned m = mp < 10 ? mp + 3 : mp - 9;
+        unsigned long long y = yoe + era * 400 + (m <= 2);
+        char *o = put_digits(buf, y, 4);
+        *o++ = '-';
+        o = put_digits(o, m, 2);
+        *o++ = '-';
+        o = put_digits(o, d, 2);
+        *o++ = 'T';
+        o = put_digits(o, sod / 3600, 2);
+        *o++ = ':';
+        o = put_digits(o, sod / 60 % 60, 2);
+        *o++ = ':';
+        o = put_digits(o, sod % 60, 2);
+        *o++ = '.';
+        o = put_digits(o, (unsigned long long)us, 6);
+        *o++ = 'Z';
+        *o = '\0';
+        return;
     }
     time_t t = (time_t)sec;
     struct tm tm;

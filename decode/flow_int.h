@@ -168,6 +168,7 @@ struct flow_table {
     struct flow *cur; /* the flow being processed: never evicted */
     bool evicting;    /* inside an eviction: charges do not evict again */
     bool emergency;
+    bool tearing_down; /* flow_table_free: entries leave without unlinking their chains */
     struct stream_consumer c;
     struct flow_stats st;
     struct flow **buckets;

@@ -219,7 +219,9 @@ static bool is_grease(uint16_t v)
 
 struct ja3 {
     EVP_MD_CTX *ctx;
-    bool first; /* no value yet in the current field */
+    bool first;    /* no value yet in the current field */
+    size_t n;      /* bytes in buf, not hashed yet */
+    char buf[256]; /* the JA3 string is hashed in chunks, not value by value */
 };
 
 /* MD5 fetched once: EVP_md5() in EVP_DigestInit_ex makes OpenSSL 3 look the
@@ -242,19 +244,35 @@ static void ja3_begin(struct ja3 *j)
         j->ctx = NULL;
     }
     j->first = true;
+    j->n = 0;
+}
+
+static void ja3_flush(struct ja3 *j)
+{
+    if (j->ctx && j->n)
+        EVP_DigestUpdate(j->ctx, j->buf, j->n);
+    j->n = 0;
 }
 
 static void ja3_put(struct ja3 *j, const char *s, size_t n)
 {
-    if (j->ctx)
-        EVP_DigestUpdate(j->ctx, s, n);
+    if (j->n + n > sizeof j->buf)
+        ja3_flush(j);
+    memcpy(j->buf + j->n, s, n); /* n is at most 11 */
+    j->n += n;
 }
 
+/* "-%u" ("%u" first in its field), written by hand: tens per hello */
 static void ja3_value(struct ja3 *j, unsigned v)
 {
-    char b[8];
-    int n = snprintf(b, sizeof b, "%s%u", j->first ? "" : "-", v);
-    ja3_put(j, b, (size_t)n);
+    char b[16], *e = b + sizeof b, *p = e;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (!j->first)
+        *--p = '-';
+    ja3_put(j, p, (size_t)(e - p));
     j->first = false;
 }
 
@@ -272,9 +290,14 @@ static void ja3_end(struct ja3 *j, char out[33])
     out[0] = '\0';
     if (!j->ctx)
         return;
-    if (EVP_DigestFinal_ex(j->ctx, md, &n) == 1 && n == 16)
-        for (unsigned i = 0; i < 16; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
+    ja3_flush(j);
+    if (EVP_DigestFinal_ex(j->ctx, md, &n) == 1 && n == 16) {
+        for (unsigned i = 0; i < 16; i++) {
+            out[2 * i] = "0123456789abcdef"[md[i] >> 4];
+            out[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+        }
+        out[32] = '\0';
+    }
     EVP_MD_CTX_free(j->ctx);
     j->ctx = NULL;
 }

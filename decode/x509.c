@@ -76,8 +76,11 @@ static bool der_sha256(const uint8_t *der, size_t len, uint8_t md[32], char hex[
     unsigned int n = 0;
     if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
         return false;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < 32; i++) {
+        hex[2 * i] = "0123456789abcdef"[md[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+    }
+    hex[64] = '\0';
     return true;
 }
 

@@ -81,6 +81,7 @@ struct pipeline {
     struct out_item *heap;
     size_t n_heap, cap_heap;
     uint64_t sessions_out;
+    struct jsonw line; /* the session record being written, reused (output stage only) */
     uint64_t sessions_seen, sessions_tls; /* atomics: read by the capture thread */
     pthread_t out_th;
     bool out_started;
@@ -180,16 +181,16 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
     if (f->tls && (f->tls->established || f->tls->implicit))
         __atomic_add_fetch(&pl->sessions_tls, 1, __ATOMIC_RELAXED);
     if (pl->cfg.sessions_out) {
-        size_t len = 0;
-        char *s = session_json(f, &len);
-        if (s) {
-            s[len] = '\n'; /* the NUL's place: one write for the line */
-            fwrite(s, 1, len + 1, pl->cfg.sessions_out);
+        struct jsonw *w = &pl->line;
+        jsonw_reset(w);
+        session_json_write(w, f, NULL);
+        if (jsonw_ok(w)) {
+            w->buf[w->len] = '\n'; /* the NUL's place: one write for the line */
+            fwrite(w->buf, 1, w->len + 1, pl->cfg.sessions_out);
             if (pl->cfg.live)
                 fflush(pl->cfg.sessions_out);
             pl->sessions_out++;
         }
-        free(s);
     }
     if (pl->cfg.det)
         detector_session(pl->cfg.det, f);
@@ -740,6 +741,7 @@ void pipeline_free(struct pipeline *pl)
     for (size_t k = 0; k < pl->n_heap; k++)
         facts_free(pl->heap[k].f);
     free(pl->heap);
+    jsonw_free(&pl->line);
     free(pl->w);
     pthread_mutex_destroy(&pl->out_wake_mu);
     pthread_cond_destroy(&pl->out_wake);

@@ -387,6 +387,8 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
                 snprintf(err, errlen, "%s: %s", o->sessions_out, strerror(errno));
                 return -1;
             }
+            /* one write per MiB of records offline (live runs flush each line) */
+            setvbuf(r->sessions, NULL, _IOFBF, 1 << 20);
         }
     }
     struct policy_cfg pc;
@@ -599,6 +601,8 @@ static void reload(struct run *r)
     j.n = &n;
     if (r->sessions && r->sessions != stdout) {
         j.sessions = fopen(o->sessions_out, "ae");
+        if (j.sessions)
+            setvbuf(j.sessions, NULL, _IOFBF, 1 << 20);
         if (!j.sessions)
             snprintf(j.warn, sizeof(j.warn), "%s: %s", o->sessions_out, strerror(errno));
     }

@@ -87,19 +87,9 @@ static const char *recipient_domain(json_t *o)
     return d ? d : "-";
 }
 
-void summary_alert(void *arg, const char *json, size_t len)
+void summary_alert(void *arg, const char *json, size_t len, const char *rule, int sev)
 {
     struct summary *s = arg;
-    json_t *o = json_loadb(json, len, 0, NULL);
-    if (!o)
-        return;
-    const char *rule = jstr(o, "rule", "id");
-    json_int_t sev = json_integer_value(json_object_get(json_object_get(o, "event"), "severity"));
-    const char *sevname = jstr(o, "stripwatch", "severity_name");
-    const char *uid = jstr(o, "stripwatch", "uid");
-    char cli[64], srv[72];
-    endpoint(o, "source", false, cli, sizeof(cli));
-    endpoint(o, "destination", true, srv, sizeof(srv));
     if (!rule)
         rule = "?";
     pthread_mutex_lock(&s->mu);
@@ -113,9 +103,17 @@ void summary_alert(void *arg, const char *json, size_t len)
         s->rules[r].n[sev >= 1 && sev <= 3 ? sev : 0]++;
     else
         s->other_rules++;
-    if (s->n_list < SUMMARY_LIST)
+    /* only the listed alerts are read back from their JSON */
+    json_t *o = s->n_list < SUMMARY_LIST ? json_loadb(json, len, 0, NULL) : NULL;
+    if (o) {
+        const char *sevname = jstr(o, "stripwatch", "severity_name");
+        const char *uid = jstr(o, "stripwatch", "uid");
+        char cli[64], srv[72];
+        endpoint(o, "source", false, cli, sizeof(cli));
+        endpoint(o, "destination", true, srv, sizeof(srv));
         snprintf(s->list[s->n_list++], sizeof(s->list[0]), "%s %s %s -> %s %s (%s)", rule,
                  sevname ? sevname : "?", cli, srv, recipient_domain(o), uid ? uid : "?");
+    }
     pthread_mutex_unlock(&s->mu);
     json_decref(o);
 }

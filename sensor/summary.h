@@ -21,8 +21,10 @@ struct summary_counts {
 struct summary;
 struct summary *summary_new(void); /* NULL when out of memory */
 void summary_free(struct summary *s);
-/* The detector's emit hook (arg is the summary): one alert JSON line. */
-void summary_alert(void *arg, const char *json, size_t len);
+/* The detector's emit hook (arg is the summary): one alert JSON line with
+ * its rule.id and event.severity; the line is parsed only for the alerts
+ * listed (the first SUMMARY_LIST). */
+void summary_alert(void *arg, const char *json, size_t len, const char *rule, int severity);
 /* Formats the summary into buf (lines end with '\n'; the first starts with
  * "stripwatch: summary: "); returns the length it needed (as snprintf). */
 size_t summary_format(struct summary *s, const struct summary_counts *c, char *buf, size_t len);

@@ -53,7 +53,7 @@ struct fx {
     struct lines out;
 };
 
-static inline void on_emit(void *arg, const char *json, size_t len)
+static inline void on_emit(void *arg, const char *json, size_t len, const char *rule, int severity)
 {
     struct lines *l = arg;
     if (getenv("SW_TEST_PRINT"))
@@ -61,6 +61,13 @@ static inline void on_emit(void *arg, const char *json, size_t len)
     l->v = realloc(l->v, (l->n + 1) * sizeof *l->v);
     l->v[l->n] = strndup(json, len);
     l->n++;
+    /* the hook's rule and severity are the line's rule.id and event.severity */
+    json_t *o = json_loadb(json, len, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "rule"), "id")), rule);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "event"), "severity")),
+                     severity);
+    json_decref(o);
 }
 
 static inline void lines_clear(struct lines *l)

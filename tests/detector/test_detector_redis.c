@@ -100,9 +100,11 @@ struct lines {
     size_t n;
 };
 
-static void on_emit(void *arg, const char *json, size_t len)
+static void on_emit(void *arg, const char *json, size_t len, const char *rule, int severity)
 {
     struct lines *l = arg;
+    (void)rule;
+    (void)severity;
     if (l->n < 16)
         l->v[l->n++] = strndup(json, len);
 }

@@ -204,6 +204,58 @@ static void test_random_strings(void **state)
     }
 }
 
+/* Strings past one 8-byte word (the writer copies words while none needs
+ * an escape) and keys of every length around the one-pass limit, with and
+ * without escapes, as jansson writes them. */
+static void test_long_strings_and_keys(void **state)
+{
+    (void)state;
+    static const unsigned char alphabet[] = {'a',  'b',  ' ',  '"',  '\\', '\n', 0x01, 0x1f,
+                                             0x20, 0x7f, 0xc3, 0xa9, 0xe2, 0x82, 0xac};
+    uint32_t x = 88172645u;
+    char s[72];
+    for (int round = 0; round < 50000; round++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        size_t n = 1 + x % (sizeof s - 1);
+        bool plain = round % 2; /* half without anything to escape */
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            s[i] = plain ? (char)('a' + x % 26) : (char)alphabet[x % sizeof alphabet];
+        }
+        s[n] = '\0';
+        same_as_jansson(s, n);
+        /* the same bytes as a key, after another member */
+        json_t *o = json_pack("{s:i}", "k", 1);
+        json_t *v = json_stringn(s, n);
+        if (!v || !jsonw_utf8_valid(s, n)) {
+            json_decref(o);
+            json_decref(v);
+            continue;
+        }
+        json_decref(v);
+        json_object_set_new(o, s, json_integer(2));
+        char *want = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        struct jsonw w;
+        jsonw_init(&w);
+        jsonw_obj_open(&w, NULL);
+        jsonw_int(&w, "k", 1);
+        jsonw_int(&w, s, 2);
+        jsonw_obj_close(&w);
+        assert_true(jsonw_ok(&w));
+        if (strcmp(s, "k") == 0) /* the second member replaced the first */
+            assert_string_equal(want, "{\"k\":2}");
+        else
+            assert_string_equal(w.buf, want);
+        free(want);
+        jsonw_free(&w);
+        json_decref(o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_json_value_as_jansson),
         cmocka_unit_test(test_every_short_string),
         cmocka_unit_test(test_random_strings),
+        cmocka_unit_test(test_long_strings_and_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
