@@ -20,7 +20,8 @@
 enum pkind {
     PK_SERVER = 0, /* "192.0.2.1:25": offered STARTTLS */
     PK_NAME,       /* "mx.example.org:25": offered STARTTLS (banner host) */
-    PK_CLIENT,     /* "192.0.2.9>192.0.2.1:25": used STARTTLS / failed */
+    PK_CLIENT,     /* "192.0.2.9>192.0.2.1:25" or "192.0.2.9>mx.example.org:25" (the
+                      server's banner host): used STARTTLS / failed */
     PK_COUNT,
 };
 static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
@@ -47,6 +48,7 @@ struct pentry {
 
 struct posture {
     int64_t max_age_us;
+    int64_t fallback_window_us;
     /* kind-prefixed key -> struct pentry; keys come from the traffic, so the
      * map's seeded hash matters (no chosen-collision flooding) */
     struct lru *map;
@@ -55,12 +57,14 @@ struct posture {
     int64_t redis_retry_at; /* wall seconds: skip Redis until then after a failure */
 };
 
-struct posture *posture_new(size_t max_entries, int64_t max_age_s)
+struct posture *posture_new(size_t max_entries, int64_t max_age_s, int64_t fallback_window_s)
 {
     struct posture *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->max_age_us = max_age_s * SW_USEC_PER_SEC;
+    p->fallback_window_us =
+        (fallback_window_s > 0 ? fallback_window_s : POSTURE_FALLBACK_WINDOW_S) * SW_USEC_PER_SEC;
     p->map = lru_new(max_entries ? max_entries : 1, free);
     if (!p->map) {
         free(p);
@@ -190,6 +194,18 @@ static void client_key(const struct smtp_facts *f, char *buf, size_t len)
     sw_addr_str(&f->flow.client, ip, sizeof ip);
     server_key(f, srv, sizeof srv);
     snprintf(buf, len, "%s>%s", ip, srv);
+}
+
+/* The client and the server's name (name_key); false without a usable name. */
+static bool client_name_key(const struct smtp_facts *f, char *buf, size_t len)
+{
+    char ip[64], name[PKEY_MAX];
+    if (!name_key(f, name, sizeof name))
+        return false;
+    sw_addr_str(&f->flow.client, ip, sizeof ip);
+    /* a name too long for the key is cut, the same way every time */
+    snprintf(buf, len, "%s>%.*s", ip, (int)(len > 80 ? len - 80 : 1), name);
+    return true;
 }
 
 /* ---- Redis sharing ---- */
@@ -344,6 +360,12 @@ static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, s
     return e;
 }
 
+static bool failure_in_window(const struct posture *p, const struct pentry *e, sw_usec now)
+{
+    return e && e->fail_ts && e->fail_ts >= e->ok_ts && now >= e->fail_ts &&
+           now - e->fail_ts <= p->fallback_window_us;
+}
+
 void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
 {
     memset(out, 0, sizeof *out);
@@ -370,10 +392,14 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         memcpy(out->client_uid, e->ok_uid, sizeof out->client_uid);
         out->client_ts = e->ok_ts;
     }
-    /* a failure explains this session when it is recent and not followed by
-     * a success */
-    if (e && e->fail_ts && e->fail_ts >= e->ok_ts && now >= e->fail_ts &&
-        now - e->fail_ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
+    /* a failure explains this session when its last packet came within the
+     * window before this session began and no success followed it: first to
+     * this address, else to a server of the same name */
+    if (!failure_in_window(p, e, now) && client_name_key(f, key, sizeof key)) {
+        e = lookup(p, PK_CLIENT, key, now);
+        out->client_failed_by_name = failure_in_window(p, e, now);
+    }
+    if (failure_in_window(p, e, now)) {
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail_uid, sizeof out->client_failed_uid);
         out->client_failed_ts = e->fail_ts;
@@ -381,10 +407,10 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
     }
 }
 
-static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
+static bool has_anom_dir(const struct smtp_facts *f, enum anomaly_kind k, enum stream_dir dir)
 {
     for (size_t i = 0; i < f->n_anomalies; i++)
-        if (f->anomalies[i].kind == k)
+        if (f->anomalies[i].kind == k && f->anomalies[i].dir == dir)
             return true;
     return false;
 }
@@ -394,6 +420,42 @@ static void learned(struct posture *p, struct pentry *e, bool urgent)
     p->st.learned++;
     e->redis_miss = 0;
     redis_write(p, e, urgent);
+}
+
+/* The client's TLS attempt of f, as a client entry records it. */
+static void learn_client(struct posture *p, struct pentry *e, const struct smtp_facts *f)
+{
+    e->seen = f->flow.start;
+    bool urgent = !f->tls->established || e->ok_ts == 0; /* news for other sensors */
+    if (f->tls->established) {
+        e->ok_ts = f->flow.start;
+        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+        learned(p, e, urgent);
+        return;
+    }
+    /* when it failed: the attempt's last packet (a timeout's close counts
+     * from the last packet seen, not from the sensor's idle timer) */
+    sw_usec end = f->pkt_last_ts > f->flow.start ? f->pkt_last_ts : f->flow.start;
+    e->fail_ts = end;
+    memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
+    if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d", f->starttls_code);
+    else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
+        snprintf(e->fail_detail, sizeof e->fail_detail,
+                 "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
+                 f->tls->alert_desc);
+    else if (f->starttls_requested && !f->starttls_code)
+        snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
+    else if (has_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_S2C))
+        snprintf(e->fail_detail, sizeof e->fail_detail, "%s",
+                 f->tls->client_hello ? "ClientHello answered in plaintext"
+                                      : "plaintext reply where TLS was expected");
+    else if (f->tls->client_hello)
+        snprintf(e->fail_detail, sizeof e->fail_detail,
+                 "ClientHello not answered (reset or timeout)");
+    else
+        snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
+    learned(p, e, urgent);
 }
 
 void posture_learn(struct posture *p, const struct smtp_facts *f)
@@ -419,34 +481,18 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
         }
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
-     * failed (STARTTLS refused, or a handshake that did not complete) */
+     * failed (STARTTLS refused, or 220 and then anything but a completed
+     * handshake: a plaintext reply, a TLS alert, a reset, silence). A client
+     * that went on in plaintext itself after 220 (a capture written after
+     * decryption, a device answering STARTTLS) made no attempt to judge. */
     bool tried = f->starttls_requested || f->tls->implicit;
-    if (!tried || has_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS))
+    if (!tried || has_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_C2S))
         return;
     client_key(f, key, sizeof key);
-    if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
-        return;
-    e->seen = now;
-    bool urgent = !f->tls->established || e->ok_ts == 0; /* news for other sensors */
-    if (f->tls->established) {
-        e->ok_ts = now;
-        memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
-    } else {
-        e->fail_ts = now;
-        memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
-        if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d",
-                     f->starttls_code);
-        else if (f->tls->alert_level >= 0 && (f->tls->client_hello || f->tls->server_hello))
-            snprintf(e->fail_detail, sizeof e->fail_detail,
-                     "TLS handshake failed (alert level %d description %d)", f->tls->alert_level,
-                     f->tls->alert_desc);
-        else if (f->starttls_requested && !f->starttls_code)
-            snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
-        else
-            snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
-    }
-    learned(p, e, urgent);
+    if ((e = get_or_add(p, PK_CLIENT, key)) != NULL)
+        learn_client(p, e, f);
+    if (client_name_key(f, key, sizeof key) && (e = get_or_add(p, PK_CLIENT, key)) != NULL)
+        learn_client(p, e, f);
 }
 
 /* ---- state file ---- */

@@ -435,8 +435,11 @@ static void ev_client_posture(json_t *ev, const struct posture_view *pv, bool us
     if (failed && pv->client_failed)
         json_object_set_new(p, "client_failure",
                             json_pack("{s:s, s:o, s:s, s:s}", "showed",
-                                      "client's TLS attempt to this server failed", "ts",
-                                      ts_json(pv->client_failed_ts), "session_uid",
+                                      pv->client_failed_by_name
+                                          ? "client's TLS attempt to a server of the same name "
+                                            "failed"
+                                          : "client's TLS attempt to this server failed",
+                                      "ts", ts_json(pv->client_failed_ts), "session_uid",
                                       pv->client_failed_uid, "detail", pv->client_failed_detail));
 }
 
@@ -781,8 +784,12 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
         sev = SEV_LOW;
         conf = CONF_LOW;
         action = "starttls-plaintext-after-220";
-        reason = "220 to STARTTLS, then plaintext instead of a TLS handshake (a TLS-inspecting "
-                 "device, a capture written after decryption, or a proxy answering STARTTLS)";
+        reason = f->tls->client_hello && find_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_S2C)
+                     ? "220 to STARTTLS, then the client's ClientHello answered in plaintext "
+                       "(a failed TLS attempt: a plaintext retry is starttls.fallback)"
+                     : "220 to STARTTLS, then plaintext instead of a TLS handshake (a "
+                       "TLS-inspecting device, a capture written after decryption, or a proxy "
+                       "answering STARTTLS)";
     } else if (stripped) {
         /* the weaker signs below are evidence of that alert already */
     } else if (ttl_shift(f) && !f->tls->established) {
@@ -822,15 +829,19 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
     push(out, n, RULE_STARTTLS_TAMPERED, sev, conf, action, j->primary, ev);
 }
 
-/* In-session refusal followed by cleartext content, or an earlier failed
- * attempt from this client to this server. */
+/* Cleartext content after a failed TLS attempt: in this session (STARTTLS
+ * refused, or accepted and the client's ClientHello not answered by a
+ * handshake), or an earlier session of this client to this server or one of
+ * the same name, within the fallback window (posture). */
 static bool fallback_applies(const struct judge *j, bool *in_session)
 {
     const struct smtp_facts *f = j->f;
     *in_session = false;
     if (!j->cd.any || (f->tls->established && !find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)))
         return false;
-    if (f->starttls_requested && f->starttls_code >= 400) {
+    if (f->starttls_requested &&
+        (f->starttls_code >= 400 ||
+         (f->starttls_code == 220 && f->tls->client_hello && !f->tls->established))) {
         *in_session = true;
         return true;
     }
@@ -884,7 +895,11 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
     bool in_session;
     if (!fallback_applies(j, &in_session))
         return;
-    int sev = in_session ? SEV_MEDIUM : SEV_HIGH;
+    /* high when the server offered STARTTLS again in the plaintext session
+     * (it does TLS; something broke the attempt) or a recipient's policy is
+     * enforce */
+    bool again = !in_session && f->starttls_offered;
+    int sev = again ? SEV_HIGH : SEV_MEDIUM;
     enum rule_confidence conf = CONF_MEDIUM;
     enum mtasts_mode mode;
     int pidx = recipient_policy(j->pols, j->n_pols, &mode);
@@ -893,12 +908,18 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
         conf = conf_expired(CONF_HIGH, j->pols, pidx);
     }
     char reason[160];
-    if (in_session)
+    if (in_session && f->starttls_code != 220)
         snprintf(reason, sizeof reason, "STARTTLS answered %d, then content sent in clear",
                  f->starttls_code);
+    else if (in_session)
+        snprintf(reason, sizeof reason,
+                 "STARTTLS answered 220, the TLS handshake not completed, then content sent "
+                 "in clear");
     else
         snprintf(reason, sizeof reason,
-                 "plaintext delivery after a failed TLS attempt by the same client");
+                 "plaintext delivery after a failed TLS attempt by the same client%s%s",
+                 j->pv->client_failed_by_name ? " to a server of the same name" : "",
+                 again ? ", STARTTLS offered again" : "");
     json_t *ev = evidence_new(f, reason);
     json_object_set_new(ev, "starttls", starttls_json(f));
     json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));

@@ -81,7 +81,9 @@ struct posture_view {
     bool client_used; /* this client used STARTTLS to this server before */
     char client_uid[18];
     sw_usec client_ts;
-    bool client_failed; /* its last STARTTLS/TLS attempt to this server failed */
+    bool client_failed;         /* its last STARTTLS/TLS attempt to this server failed, within
+                                   the fallback window (alerts/posture.h) */
+    bool client_failed_by_name; /* ... to another address of the same server name */
     char client_failed_uid[18];
     sw_usec client_failed_ts;
     char client_failed_detail[96];

@@ -423,6 +423,8 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     if (o->observer_name)
         dc.observer_name = o->observer_name;
     dc.state_file = o->state_file;
+    if (o->fallback_window > 0)
+        dc.fallback_window = o->fallback_window;
     dc.redis_url = o->redis_url;
     dc.offline = o->iface == NULL;
     dc.interface = o->iface;
