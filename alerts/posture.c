@@ -392,7 +392,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         memcpy(out->client_uid, e->ok_uid, sizeof out->client_uid);
         out->client_ts = e->ok_ts;
     }
-    /* a failure explains this session when its last packet came within the
+    /* a failure explains this session when the attempt came within the
      * window before this session began and no success followed it: first to
      * this address, else to a server of the same name */
     if (!failure_in_window(p, e, now) && client_name_key(f, key, sizeof key)) {
@@ -433,10 +433,11 @@ static void learn_client(struct posture *p, struct pentry *e, const struct smtp_
         learned(p, e, urgent);
         return;
     }
-    /* when it failed: the attempt's last packet (a timeout's close counts
-     * from the last packet seen, not from the sensor's idle timer) */
-    sw_usec end = f->pkt_last_ts > f->flow.start ? f->pkt_last_ts : f->flow.start;
-    e->fail_ts = end;
+    /* dated by the attempt (the STARTTLS command; the start on an
+     * implicit-TLS port), not by the session's last packet: a client that
+     * gives up reconnects before the old connection's last FIN */
+    e->fail_ts =
+        f->starttls_requested && f->starttls_ts >= f->flow.start ? f->starttls_ts : f->flow.start;
     memcpy(e->fail_uid, f->flow.uid, sizeof e->fail_uid);
     if (f->starttls_requested && f->starttls_code && f->starttls_code != 220)
         snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS answered %d", f->starttls_code);

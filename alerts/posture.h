@@ -15,9 +15,9 @@
 #include "decode/facts.h"
 
 /* A failed TLS attempt explains a plaintext session from the same client to
- * the same server (address and port, or banner host and port) when its last
- * packet came at most this long before the plaintext session began: the
- * default of --fallback-window. */
+ * the same server (address and port, or banner host and port) when the
+ * attempt (its STARTTLS command) came at most this long before the plaintext
+ * session began: the default of --fallback-window. */
 #define POSTURE_FALLBACK_WINDOW_S 600
 
 struct posture_stats {
