@@ -734,8 +734,9 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
     ev_server_posture(ev, j->pv);
     static const enum anomaly_kind k[] = {
         ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
-        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED};
-    ev_anoms(ev, f, k, 6);
+        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED,
+        ANOM_GREETING_CLIENT_ADDR};
+    ev_anoms(ev, f, k, 7);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);
@@ -820,8 +821,9 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
                                           ANOM_TTL_SHIFT,
                                           ANOM_IPID_SHIFT,
                                           ANOM_STARTTLS_REFUSED,
-                                          ANOM_EHLO_PADDED};
-    ev_anoms(ev, f, k, 8);
+                                          ANOM_EHLO_PADDED,
+                                          ANOM_GREETING_CLIENT_ADDR};
+    ev_anoms(ev, f, k, 9);
     ev_server_posture(ev, j->pv);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));

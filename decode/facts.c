@@ -30,6 +30,7 @@ static const char *const anom_names[ANOM_KIND_COUNT] = {
     [ANOM_STARTTLS_NOT_OFFERED] = "starttls_not_offered",
     [ANOM_EHLO_PADDED] = "ehlo_reply_padded",
     [ANOM_TTL_SHIFT_REPLY] = "ttl_shift_reply",
+    [ANOM_GREETING_CLIENT_ADDR] = "greeting_client_addr",
 };
 
 const char *anomaly_kind_str(enum anomaly_kind k)

@@ -48,6 +48,8 @@ enum anomaly_kind {
     ANOM_TTL_SHIFT_REPLY,        /* the EHLO / STARTTLS reply's packet left the banner's TTL by more
                                     than a route change (>= 2 hops, another initial TTL, or with an
                                     IPv4 ID break on the same packet) */
+    ANOM_GREETING_CLIENT_ADDR,   /* the banner or EHLO reply names a client address ("[ip]")
+                                    other than the wire's: a proxy (or NAT) on the path */
     ANOM_KIND_COUNT,
 };
 const char *anomaly_kind_str(enum anomaly_kind k);

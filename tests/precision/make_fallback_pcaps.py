@@ -178,10 +178,48 @@ def fallback_cases(out):
     ])
 
 
+# SYN-ACK fingerprints: (TTL, window, TCP options). The real server: Linux 7
+# hops away (MSS, SACK permitted, timestamps, NOP, window scale 7); the box
+# that answers in its place: another stack next door (MSS only).
+SYNACK_REAL = (57, 65160, b"\x02\x04\x05\xb4\x04\x02\x08\x0a\x00\x00\x00\x01\x00\x00\x00\x01"
+               b"\x01\x03\x03\x07")
+SYNACK_BOX = (64, 29200, b"\x02\x04\x05\xb4")
+
+
+def path_evidence_cases(out):
+    p = os.path.join
+    srv = "198.51.100.25"
+    ehlo_proxy = (b"250-mx.example.org Hello mail.example.net [203.0.113.7]\r\n"
+                  b"250-PIPELINING\r\n250 8BITMIME\r\n")
+    # Session 1 learns the real server (STARTTLS offered and used, its
+    # SYN-ACK); an hour later session 2's SYN-ACK comes from another stack,
+    # the EHLO reply names a client address that is not the wire's (the box
+    # relays the connection) and lacks STARTTLS: the strip, with both as
+    # evidence.
+    write(p(out, "strip-proxy-path-evidence.pcap"), [
+        (srv, 40001, T0, [(S, BANNER), (C, EHLO), (S, CAPS_TLS), (C, b"STARTTLS\r\n"),
+                          (S, b"220 2.0.0 Ready to start TLS\r\n"), (C, client_hello())],
+         "fin", SYNACK_REAL),
+        (srv, 40002, T0 + 3600 * SEC, delivery(ehlo_proxy), "fin", SYNACK_BOX),
+    ])
+    # The same path evidence without a strip (STARTTLS offered and used):
+    # anomalies on the record, no alert.
+    ehlo_proxy_tls = (b"250-mx.example.org Hello mail.example.net [203.0.113.7]\r\n"
+                      b"250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+    write(p(out, "proxy-path-evidence-alone.pcap"), [
+        (srv, 40001, T0, [(S, BANNER), (C, EHLO), (S, CAPS_TLS), (C, b"QUIT\r\n"),
+                          (S, b"221 2.0.0 Bye\r\n")], "fin", SYNACK_REAL),
+        (srv, 40002, T0 + 3600 * SEC,
+         [(S, BANNER), (C, EHLO), (S, ehlo_proxy_tls), (C, b"QUIT\r\n"),
+          (S, b"221 2.0.0 Bye\r\n")], "fin", SYNACK_BOX),
+    ])
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     fallback_cases(out)
+    path_evidence_cases(out)
 
 
 if __name__ == "__main__":
