@@ -1290,6 +1290,7 @@ static void test_names(void **state)
         "starttls_not_offered",
         "ehlo_reply_padded",
         "ttl_shift_reply",
+        "greeting_client_addr",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
         assert_string_equal(anomaly_kind_str((enum anomaly_kind)k), kinds[k]);
