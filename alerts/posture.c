@@ -42,6 +42,8 @@ struct pentry {
     sw_usec fail_ts; /* client: last failed attempt */
     char fail_uid[18];
     char fail_detail[96];
+    uint32_t syn_ack;      /* server: the SYN-ACK fingerprint of the last session that offered
+                              STARTTLS with its handshake seen (flow_syn_ack_fp), 0 none */
     sw_usec redis_written; /* capture time of the last write to Redis, 0 never */
     sw_usec redis_miss;    /* an empty probe: Redis had nothing at this time */
 };
@@ -152,6 +154,7 @@ static void set_learned(struct pentry *e, const struct pentry *src)
     memcpy(e->ok_uid, src->ok_uid, sizeof e->ok_uid);
     memcpy(e->fail_uid, src->fail_uid, sizeof e->fail_uid);
     memcpy(e->fail_detail, src->fail_detail, sizeof e->fail_detail);
+    e->syn_ack = src->syn_ack;
 }
 
 /* ---- keys ---- */
@@ -246,19 +249,20 @@ static void redis_write(struct posture *p, struct pentry *e, bool urgent)
     e->redis_written = e->seen;
     char rkey[PKEY_MAX + 40];
     snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
-    char seen[24], ok[24], fail[24];
+    char seen[24], ok[24], fail[24], syn[16];
+    snprintf(syn, sizeof syn, "%lu", (unsigned long)e->syn_ack);
     snprintf(seen, sizeof seen, "%lld", (long long)e->seen);
     snprintf(ok, sizeof ok, "%lld", (long long)e->ok_ts);
     snprintf(fail, sizeof fail, "%lld", (long long)e->fail_ts);
-    const char *argv[] = {"HSET",     rkey,        "seen",        seen,          "ok_ts",
-                          ok,         "ok_uid",    e->ok_uid,     "fail_ts",     fail,
-                          "fail_uid", e->fail_uid, "fail_detail", e->fail_detail};
-    size_t lens[14];
-    for (int i = 0; i < 14; i++)
+    const char *argv[] = {"HSET",        rkey,           "seen",    seen, "ok_ts",    ok,
+                          "ok_uid",      e->ok_uid,      "fail_ts", fail, "fail_uid", e->fail_uid,
+                          "fail_detail", e->fail_detail, "syn_ack", syn};
+    size_t lens[16];
+    for (int i = 0; i < 16; i++)
         lens[i] = strlen(argv[i]);
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
-    if (redis_conn_append_argv(p->redis, 14, argv, lens) != SW_OK ||
+    if (redis_conn_append_argv(p->redis, 16, argv, lens) != SW_OK ||
         redis_conn_append(p->redis, "EXPIRE %s %s", rkey, ttl) != SW_OK) {
         redis_failed(p);
         return;
@@ -316,6 +320,8 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
                 snprintf(tmp.fail_uid, sizeof tmp.fail_uid, "%s", v);
             else if (!strcmp(k, "fail_detail"))
                 snprintf(tmp.fail_detail, sizeof tmp.fail_detail, "%s", v);
+            else if (!strcmp(k, "syn_ack"))
+                tmp.syn_ack = (uint32_t)strtoul(v, NULL, 10);
         }
     }
     freeReplyObject(r);
@@ -378,6 +384,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
         memcpy(out->server_uid, e->ok_uid, sizeof out->server_uid);
         out->server_ts = e->ok_ts;
+        out->server_syn_ack = e->syn_ack;
     } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) && e->ok_ts) {
         out->server_offered = true;
         out->server_by_name = true;
@@ -471,6 +478,8 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
             e->seen = now;
             e->ok_ts = now;
             memcpy(e->ok_uid, f->flow.uid, sizeof e->ok_uid);
+            if (f->flow.syn_ack)
+                e->syn_ack = f->flow.syn_ack;
             learned(p, e, urgent);
         }
         if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL) {
@@ -514,7 +523,8 @@ static int collect_entry(void *arg, const char *key, void *value)
 
 /* Format: {"stripwatch_posture": 1, "entries": [{"kind": "server", "key":
  * "192.0.2.1:25", "seen": usec, "ok_ts": usec, "ok_uid": "S...", "fail_ts":
- * usec, "fail_uid": "...", "fail_detail": "..."}, ...]}, least recently used
+ * usec, "fail_uid": "...", "fail_detail": "...", "syn_ack": n (optional: a
+ * server's SYN-ACK fingerprint, flow_syn_ack_fp)}, ...]}, least recently used
  * first. Times are microseconds since the epoch (capture time). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
@@ -531,12 +541,14 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
         const struct pentry *e = c.v[--c.n];
         if (!e->ok_ts && !e->fail_ts)
             continue; /* an empty Redis probe */
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind",
-                                        pkind_names[e->kind], "key", e->key, "seen",
-                                        (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
-                                        "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts,
-                                        "fail_uid", e->fail_uid, "fail_detail", e->fail_detail));
+        json_t *o =
+            json_pack("{s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "kind", pkind_names[e->kind],
+                      "key", e->key, "seen", (json_int_t)e->seen, "ok_ts", (json_int_t)e->ok_ts,
+                      "ok_uid", e->ok_uid, "fail_ts", (json_int_t)e->fail_ts, "fail_uid",
+                      e->fail_uid, "fail_detail", e->fail_detail);
+        if (e->syn_ack) /* optional: older files have none */
+            json_object_set_new(o, "syn_ack", json_integer((json_int_t)e->syn_ack));
+        json_array_append_new(arr, o);
     }
     free(c.v);
     json_t *root = json_pack("{s:i, s:o}", "stripwatch_posture", 1, "entries", arr);
@@ -646,6 +658,13 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             rc = bad(err, errlen, path, i, "ok_uid/fail_uid/fail_detail: missing or too long");
             break;
         }
+        json_t *sa = json_object_get(o, "syn_ack");
+        if (sa && (!json_is_integer(sa) || json_integer_value(sa) < 0 ||
+                   json_integer_value(sa) > (json_int_t)UINT32_MAX)) {
+            rc = bad(err, errlen, path, i, "syn_ack: not an integer in 0-4294967295");
+            break;
+        }
+        t.syn_ack = sa ? (uint32_t)json_integer_value(sa) : 0;
         struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
         if (!e) {
             snprintf(err, errlen, "%s: out of memory", path);

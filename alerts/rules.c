@@ -402,6 +402,35 @@ static void ev_anoms(json_t *ev, const struct smtp_facts *f, const enum anomaly_
         json_decref(a);
 }
 
+static json_t *syn_ack_json(uint32_t fp)
+{
+    char opts[8];
+    snprintf(opts, sizeof opts, "%02x", FLOW_FP_OPTS(fp));
+    return json_pack("{s:i, s:i, s:s}", "ttl", FLOW_FP_TTL(fp), "window", FLOW_FP_WIN(fp),
+                     "options", opts);
+}
+
+/* Path evidence (never a verdict alone): this session's SYN-ACK against the
+ * one learned from this server address's earlier session that offered
+ * STARTTLS, when they differ: another stack or another path answers. */
+static void ev_path(json_t *ev, const struct smtp_facts *f, const struct posture_view *pv)
+{
+    uint32_t now = f->flow.syn_ack, then = pv->server_syn_ack;
+    if (!now || !then || now == then || !pv->server_offered || pv->server_by_name)
+        return;
+    json_t *changed = json_array();
+    if (FLOW_FP_TTL(now) != FLOW_FP_TTL(then))
+        json_array_append_new(changed, json_string("ttl"));
+    if (FLOW_FP_WIN(now) != FLOW_FP_WIN(then))
+        json_array_append_new(changed, json_string("window"));
+    if (FLOW_FP_OPTS(now) != FLOW_FP_OPTS(then))
+        json_array_append_new(changed, json_string("options"));
+    json_object_set_new(ev, "path",
+                        json_pack("{s:o, s:o, s:s, s:o}", "syn_ack", syn_ack_json(now),
+                                  "syn_ack_before", syn_ack_json(then), "before_session_uid",
+                                  pv->server_uid, "changed", changed));
+}
+
 static void ev_server_posture(json_t *ev, const struct posture_view *pv)
 {
     if (!pv->server_offered)
@@ -732,6 +761,7 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
                         f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
     json_object_set_new(ev, "server_names", names_json(&j->nm));
     ev_server_posture(ev, j->pv);
+    ev_path(ev, f, j->pv);
     static const enum anomaly_kind k[] = {
         ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
         ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED,
@@ -825,6 +855,7 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
                                           ANOM_GREETING_CLIENT_ADDR};
     ev_anoms(ev, f, k, 9);
     ev_server_posture(ev, j->pv);
+    ev_path(ev, f, j->pv);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);

@@ -119,14 +119,16 @@ static void test_stripped_by_posture(void **state)
     banner(a, "mx.other.example");
     caps(a, "PIPELINING", "STARTTLS", NULL);
     starttls(a, 220, true);
+    a->flow.syn_ack = flow_syn_ack_fp(57, 65160, 0x61);
     char uid_a[18];
     memcpy(uid_a, a->flow.uid, sizeof uid_a);
     feed(x, a);
-    /* the same server, later, without STARTTLS */
+    /* the same server, later, without STARTTLS, another SYN-ACK */
     struct smtp_facts *b = session("192.0.2.12", "198.51.100.25", 25, T0 + 3600);
     banner(b, "mx.other.example");
     caps(b, "PIPELINING", "8BITMIME", NULL);
     tx(b, true, 700, "other.example:250", NULL);
+    b->flow.syn_ack = flow_syn_ack_fp(64, 65160, 0xd1);
     /* path evidence: the EHLO reply names another client address */
     anomaly(b, ANOM_GREETING_CLIENT_ADDR,
             "EHLO reply names 203.0.113.7, client on the wire 192.0.2.12", 5);
@@ -156,10 +158,20 @@ static void test_stripped_by_posture(void **state)
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "greeting_client_addr");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"),
                         "EHLO reply names 203.0.113.7, client on the wire 192.0.2.12");
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack.ttl"), 64);
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack.window"), 65160);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.syn_ack.options"), "d1");
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack_before.ttl"), 57);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.syn_ack_before.options"), "61");
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.before_session_uid"), uid_a);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.changed.0"), "ttl");
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.changed.1"), "options");
+    assert_null(jget(o, "stripwatch.evidence.path.changed.2"));
     assert_string_equal(jstr(o, "source.ip"), "192.0.2.12");
     json_decref(o);
     o = expect(x, 1, "starttls.stripped", 3, "low");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "gap");
+    assert_null(jget(o, "stripwatch.evidence.path")); /* no SYN-ACK seen */
     json_decref(o);
 }
 
