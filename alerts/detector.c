@@ -107,6 +107,7 @@ void detector_cfg_defaults(struct detector_cfg *c)
     c->max_pending = 10000;
     c->posture_max = 100000;
     c->posture_max_age = 90LL * 24 * 3600;
+    c->fallback_window = POSTURE_FALLBACK_WINDOW_S;
     c->rate_per_rule_server = 10;
 }
 
@@ -148,7 +149,7 @@ struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t 
     d->cfg.tuning = NULL;
     d->cap = d->cfg.max_pending;
     d->ring = calloc(d->cap, sizeof *d->ring);
-    d->posture = posture_new(d->cfg.posture_max, d->cfg.posture_max_age);
+    d->posture = posture_new(d->cfg.posture_max, d->cfg.posture_max_age, d->cfg.fallback_window);
     d->rl = ratelimit_new(d->tuning.rate_limit, RATELIMIT_KEYS);
     d->h = calloc(1, sizeof *d->h);
     if (!d->ring || !d->posture || !d->rl || !d->h) {

@@ -37,6 +37,9 @@ struct detector_cfg {
     size_t max_pending;                /* parked verdicts (default 10,000) */
     size_t posture_max;                /* learned servers/clients kept (default 100,000) */
     int64_t posture_max_age;           /* seconds (default 90 days) */
+    int64_t fallback_window;           /* seconds: a failed TLS attempt explains a plaintext
+                                          session this long after it (starttls.fallback;
+                                          default 600) */
     unsigned rate_per_rule_server;     /* alerts per (rule, server) per minute before suppression
                                           (default 10); used when tuning is NULL */
     const struct rules_tuning *tuning; /* rules enabled, severities, rate limits, allow-lists

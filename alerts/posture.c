@@ -25,7 +25,8 @@
 enum pkind {
     PK_SERVER = 0, /* "192.0.2.1:25": offered STARTTLS */
     PK_NAME,       /* "mx.example.org:25": offered STARTTLS (banner host) */
-    PK_CLIENT,     /* "192.0.2.9>192.0.2.1:25": used STARTTLS / failed */
+    PK_CLIENT,     /* "192.0.2.9>192.0.2.1:25" or "192.0.2.9>mx.example.org:25" (the
+                      server's banner host): used STARTTLS / failed */
     PK_COUNT,
 };
 static const char *const pkind_names[PK_COUNT] = {"server", "name", "client"};
@@ -54,12 +55,15 @@ struct pentry {
     struct pfact first, ok;
     struct pfact fail; /* client: the latest failed attempt */
     char fail_detail[96];
+    uint32_t syn_ack;      /* server: the SYN-ACK fingerprint of the last session that offered
+                              STARTTLS with its handshake seen (flow_syn_ack_fp), 0 none */
     sw_usec redis_written; /* capture time of the last write to Redis, 0 never */
     sw_usec redis_miss;    /* an empty probe: Redis had nothing at this time */
 };
 
 struct posture {
     int64_t max_age_us;
+    int64_t fallback_window_us;
     /* kind-prefixed key -> struct pentry; keys come from the traffic, so the
      * map's seeded hash matters (no chosen-collision flooding) */
     struct lru *map;
@@ -68,12 +72,14 @@ struct posture {
     int64_t redis_retry_at; /* wall seconds: skip Redis until then after a failure */
 };
 
-struct posture *posture_new(size_t max_entries, int64_t max_age_s)
+struct posture *posture_new(size_t max_entries, int64_t max_age_s, int64_t fallback_window_s)
 {
     struct posture *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->max_age_us = max_age_s * SW_USEC_PER_SEC;
+    p->fallback_window_us =
+        (fallback_window_s > 0 ? fallback_window_s : POSTURE_FALLBACK_WINDOW_S) * SW_USEC_PER_SEC;
     p->map = lru_new(max_entries ? max_entries : 1, free);
     if (!p->map) {
         free(p);
@@ -189,6 +195,7 @@ static void set_learned(struct pentry *e, const struct pentry *src)
     e->ok = src->ok;
     e->fail = src->fail;
     memcpy(e->fail_detail, src->fail_detail, sizeof e->fail_detail);
+    e->syn_ack = src->syn_ack;
 }
 
 /* ---- keys ---- */
@@ -248,6 +255,18 @@ static void client_key(const struct smtp_facts *f, char *buf, size_t len)
     key_cat(buf, len, &at, srv, strlen(srv));
 }
 
+/* The client and the server's name (name_key); false without a usable name. */
+static bool client_name_key(const struct smtp_facts *f, char *buf, size_t len)
+{
+    char ip[64], name[PKEY_MAX];
+    if (!name_key(f, name, sizeof name))
+        return false;
+    sw_addr_str(&f->flow.client, ip, sizeof ip);
+    /* a name too long for the key is cut, the same way every time */
+    snprintf(buf, len, "%s>%.*s", ip, (int)(len > 80 ? len - 80 : 1), name);
+    return true;
+}
+
 /* ---- Redis sharing ---- */
 
 static int64_t wall_now(void)
@@ -280,7 +299,8 @@ static void redis_failed(struct posture *p)
  * the smaller uid), seen the latest. Facts written by a version without
  * learned-at times (*_at) count as learned at their ts; an entry without
  * first gets its ok as first. ARGV: seen, ttl, then ts, at, uid of first,
- * ok and fail, then fail_detail. */
+ * ok and fail, then fail_detail, then syn_ack (0: none; kept with the
+ * latest ok, or when the hash has none). */
 static const char merge_lua[] =
     "local k = KEYS[1]\n"
     "local function num(f) return tonumber(redis.call('HGET', k, f) or '0') or 0 end\n"
@@ -305,8 +325,11 @@ static const char merge_lua[] =
     "end\n"
     "if tonumber(ARGV[1]) > num('seen') then redis.call('HSET', k, 'seen', ARGV[1]) end\n"
     "merge('first', 3, true)\n"
-    "merge('ok', 6, false)\n"
+    "local took_ok = merge('ok', 6, false)\n"
     "if merge('fail', 9, false) then redis.call('HSET', k, 'fail_detail', ARGV[12]) end\n"
+    "if ARGV[13] ~= '0' and (took_ok or str('syn_ack') == '') then\n"
+    "  redis.call('HSET', k, 'syn_ack', ARGV[13])\n"
+    "end\n"
     "redis.call('EXPIRE', k, ARGV[2])\n"
     "return 1\n";
 
@@ -322,7 +345,7 @@ static void redis_write(struct posture *p, struct pentry *e, bool urgent)
     e->redis_written = e->seen;
     char rkey[PKEY_MAX + 40];
     snprintf(rkey, sizeof rkey, "stripwatch:posture:%s:%s", pkind_names[e->kind], e->key);
-    char num[8][24];
+    char num[8][24], syn[16];
     const struct pfact *fa[3] = {&e->first, &e->ok, &e->fail};
     snprintf(num[0], sizeof num[0], "%lld", (long long)e->seen);
     snprintf(num[1], sizeof num[1], "%lld", (long long)(p->max_age_us / SW_USEC_PER_SEC));
@@ -330,9 +353,10 @@ static void redis_write(struct posture *p, struct pentry *e, bool urgent)
         snprintf(num[2 + 2 * i], sizeof num[0], "%lld", (long long)fa[i]->ts);
         snprintf(num[3 + 2 * i], sizeof num[0], "%lld", (long long)fa[i]->at);
     }
-    const char *argv[] = {"EVAL", merge_lua, "1",          rkey,          num[0], num[1],
-                          num[2], num[3],    e->first.uid, num[4],        num[5], e->ok.uid,
-                          num[6], num[7],    e->fail.uid,  e->fail_detail};
+    snprintf(syn, sizeof syn, "%lu", (unsigned long)e->syn_ack);
+    const char *argv[] = {"EVAL", merge_lua, "1",          rkey,           num[0], num[1],
+                          num[2], num[3],    e->first.uid, num[4],         num[5], e->ok.uid,
+                          num[6], num[7],    e->fail.uid,  e->fail_detail, syn};
     enum { NARGS = sizeof argv / sizeof argv[0] };
     size_t lens[NARGS];
     for (int i = 0; i < NARGS; i++)
@@ -425,6 +449,8 @@ static struct pentry *redis_read(struct posture *p, uint8_t kind, const char *ke
                 tmp.seen = reply_ll(r, i + 1);
             else if (!strcmp(k, "fail_detail"))
                 snprintf(tmp.fail_detail, sizeof tmp.fail_detail, "%s", v);
+            else if (!strcmp(k, "syn_ack"))
+                tmp.syn_ack = (uint32_t)strtoul(v, NULL, 10);
             else
                 fact_field(&tmp, k, v);
         }
@@ -487,6 +513,19 @@ static const struct pfact *ok_latest_before(const struct pentry *e, sw_usec end)
     return fact_before(&e->first, end) ? &e->first : NULL;
 }
 
+/* A failed attempt in e that explains a plaintext session starting at now
+ * and ending at end: learned before end, within the window before now, and
+ * no success learned before end that came after it. */
+static bool failure_in_window(const struct posture *p, const struct pentry *e, sw_usec now,
+                              sw_usec end)
+{
+    if (!e || !fact_before(&e->fail, end))
+        return false;
+    const struct pfact *ok = ok_latest_before(e, end);
+    return (!ok || e->fail.ts >= ok->ts) && now >= e->fail.ts &&
+           now - e->fail.ts <= p->fallback_window_us;
+}
+
 /* What posture shows session f: for "offered" / "used", the first session
  * that showed it, if it was learned before f's end, when the sensor judges
  * f. That is what a single run in capture order knows at that point, so a
@@ -506,6 +545,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         snprintf(out->server_key, sizeof out->server_key, "%s", key);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
+        out->server_syn_ack = e->syn_ack;
     } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) &&
                fact_before(&e->first, end)) {
         out->server_offered = true;
@@ -522,10 +562,14 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         out->client_ts = e->first.ts;
     }
     /* a failure explains this session when it was learned before its end,
-     * started before it, is recent, and no later success was learned */
-    const struct pfact *ok = e ? ok_latest_before(e, end) : NULL;
-    if (e && fact_before(&e->fail, end) && (!ok || e->fail.ts >= ok->ts) && now >= e->fail.ts &&
-        now - e->fail.ts <= (sw_usec)POSTURE_FALLBACK_WINDOW_S * SW_USEC_PER_SEC) {
+     * came within the window before this session began, and no later
+     * success was learned: first to this address, else to a server of the
+     * same name */
+    if (!failure_in_window(p, e, now, end) && client_name_key(f, key, sizeof key)) {
+        e = lookup(p, PK_CLIENT, key, now);
+        out->client_failed_by_name = failure_in_window(p, e, now, end);
+    }
+    if (failure_in_window(p, e, now, end)) {
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail.uid, sizeof out->client_failed_uid);
         out->client_failed_ts = e->fail.ts;
@@ -533,10 +577,10 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
     }
 }
 
-static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
+static bool has_anom_dir(const struct smtp_facts *f, enum anomaly_kind k, enum stream_dir dir)
 {
     for (size_t i = 0; i < f->n_anomalies; i++)
-        if (f->anomalies[i].kind == k)
+        if (f->anomalies[i].kind == k && f->anomalies[i].dir == dir)
             return true;
     return false;
 }
@@ -587,30 +631,20 @@ static bool learn_ok(struct pentry *e, const struct smtp_facts *f)
     return news;
 }
 
-void posture_learn(struct posture *p, const struct smtp_facts *f)
+/* The client's TLS attempt of f, as a client entry records it. */
+static void learn_client(struct posture *p, struct pentry *e, const struct smtp_facts *f)
 {
-    char key[PKEY_MAX];
-    struct pentry *e;
-    if (f->starttls_offered) {
-        server_key(f, key, sizeof key);
-        if ((e = get_or_add(p, PK_SERVER, key)) != NULL)
-            learned(p, e, learn_ok(e, f));
-        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL)
-            learned(p, e, learn_ok(e, f));
-    }
-    /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
-     * failed (STARTTLS refused, or a handshake that did not complete) */
-    bool tried = f->starttls_requested || f->tls->implicit;
-    if (!tried || has_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS))
-        return;
-    client_key(f, key, sizeof key);
-    if ((e = get_or_add(p, PK_CLIENT, key)) == NULL)
-        return;
     if (f->tls->established) {
         learned(p, e, learn_ok(e, f));
         return;
     }
     struct pfact x = fact_from(f);
+    /* dated by the attempt (the STARTTLS command; the start on an
+     * implicit-TLS port), not by the session's start: the window runs from
+     * it, and a client that gives up reconnects before the old
+     * connection's last FIN */
+    if (f->starttls_requested && f->starttls_ts >= f->flow.start)
+        x.ts = f->starttls_ts;
     if (x.at > e->seen)
         e->seen = x.at;
     if (!fact_later(&x, &e->fail))
@@ -624,9 +658,45 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
                  f->tls->alert_desc);
     else if (f->starttls_requested && !f->starttls_code)
         snprintf(e->fail_detail, sizeof e->fail_detail, "STARTTLS not answered");
+    else if (has_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_S2C))
+        snprintf(e->fail_detail, sizeof e->fail_detail, "%s",
+                 f->tls->client_hello ? "ClientHello answered in plaintext"
+                                      : "plaintext reply where TLS was expected");
+    else if (f->tls->client_hello)
+        snprintf(e->fail_detail, sizeof e->fail_detail,
+                 "ClientHello not answered (reset or timeout)");
     else
         snprintf(e->fail_detail, sizeof e->fail_detail, "TLS handshake not completed");
     learned(p, e, true); /* news for other sensors */
+}
+
+void posture_learn(struct posture *p, const struct smtp_facts *f)
+{
+    char key[PKEY_MAX];
+    struct pentry *e;
+    if (f->starttls_offered) {
+        server_key(f, key, sizeof key);
+        if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
+            if (f->flow.syn_ack)
+                e->syn_ack = f->flow.syn_ack;
+            learned(p, e, learn_ok(e, f));
+        }
+        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL)
+            learned(p, e, learn_ok(e, f));
+    }
+    /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
+     * failed (STARTTLS refused, or 220 and then anything but a completed
+     * handshake: a plaintext reply, a TLS alert, a reset, silence). A client
+     * that went on in plaintext itself after 220 (a capture written after
+     * decryption, a device answering STARTTLS) made no attempt to judge. */
+    bool tried = f->starttls_requested || f->tls->implicit;
+    if (!tried || has_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_C2S))
+        return;
+    client_key(f, key, sizeof key);
+    if ((e = get_or_add(p, PK_CLIENT, key)) != NULL)
+        learn_client(p, e, f);
+    if (client_name_key(f, key, sizeof key) && (e = get_or_add(p, PK_CLIENT, key)) != NULL)
+        learn_client(p, e, f);
 }
 
 /* ---- state file ---- */
@@ -653,7 +723,8 @@ static int collect_entry(void *arg, const char *key, void *value)
  * (capture time): *_ts when the session that showed it started, *_at when it
  * was learned (that session's end). first_* and *_at are optional when
  * loading (files written before they existed: learned at *_ts, first =
- * ok). */
+ * ok), and so is "syn_ack": n (a server's SYN-ACK fingerprint,
+ * flow_syn_ack_fp). */
 int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
 {
     /* oldest first: the map walks newest first, so collect and walk back */
@@ -684,6 +755,8 @@ int posture_save(struct posture *p, const char *path, char *err, size_t errlen)
         }
         if (o)
             json_object_set_new(o, "fail_detail", json_string(e->fail_detail));
+        if (o && e->syn_ack) /* optional: older files have none */
+            json_object_set_new(o, "syn_ack", json_integer((json_int_t)e->syn_ack));
         json_array_append_new(arr, o);
     }
     free(c.v);
@@ -806,6 +879,13 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             break;
         }
         fact_defaults(&t);
+        json_t *sa = json_object_get(o, "syn_ack");
+        if (sa && (!json_is_integer(sa) || json_integer_value(sa) < 0 ||
+                   json_integer_value(sa) > (json_int_t)UINT32_MAX)) {
+            rc = bad(err, errlen, path, i, "syn_ack: not an integer in 0-4294967295");
+            break;
+        }
+        t.syn_ack = sa ? (uint32_t)json_integer_value(sa) : 0;
         struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
         if (!e) {
             snprintf(err, errlen, "%s: out of memory", path);

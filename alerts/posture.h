@@ -18,8 +18,10 @@
 #include "decode/facts.h"
 
 /* A failed TLS attempt explains a plaintext session from the same client to
- * the same server when it happened at most this long before it. */
-#define POSTURE_FALLBACK_WINDOW_S 3600
+ * the same server (address and port, or banner host and port) when the
+ * attempt (its STARTTLS command) came at most this long before the plaintext
+ * session began: the default of --fallback-window. */
+#define POSTURE_FALLBACK_WINDOW_S 600
 
 struct posture_stats {
     uint64_t entries, learned, evicted, expired, loaded, saved;
@@ -27,7 +29,8 @@ struct posture_stats {
 };
 
 struct posture;
-struct posture *posture_new(size_t max_entries, int64_t max_age_s);
+/* fallback_window_s: see POSTURE_FALLBACK_WINDOW_S (0: that default). */
+struct posture *posture_new(size_t max_entries, int64_t max_age_s, int64_t fallback_window_s);
 void posture_free(struct posture *p);
 
 /* What the posture shows about f's server and client: facts learned before

@@ -451,6 +451,35 @@ static void ev_anoms(json_t *ev, const struct smtp_facts *f, const enum anomaly_
         json_decref(a);
 }
 
+static json_t *syn_ack_json(uint32_t fp)
+{
+    char opts[8];
+    snprintf(opts, sizeof opts, "%02x", FLOW_FP_OPTS(fp));
+    return json_pack("{s:i, s:i, s:s}", "ttl", FLOW_FP_TTL(fp), "window", FLOW_FP_WIN(fp),
+                     "options", opts);
+}
+
+/* Path evidence (never a verdict alone): this session's SYN-ACK against the
+ * one learned from this server address's earlier session that offered
+ * STARTTLS, when they differ: another stack or another path answers. */
+static void ev_path(json_t *ev, const struct smtp_facts *f, const struct posture_view *pv)
+{
+    uint32_t now = f->flow.syn_ack, then = pv->server_syn_ack;
+    if (!now || !then || now == then || !pv->server_offered || pv->server_by_name)
+        return;
+    json_t *changed = json_array();
+    if (FLOW_FP_TTL(now) != FLOW_FP_TTL(then))
+        json_array_append_new(changed, json_string("ttl"));
+    if (FLOW_FP_WIN(now) != FLOW_FP_WIN(then))
+        json_array_append_new(changed, json_string("window"));
+    if (FLOW_FP_OPTS(now) != FLOW_FP_OPTS(then))
+        json_array_append_new(changed, json_string("options"));
+    json_object_set_new(ev, "path",
+                        json_pack("{s:o, s:o, s:s, s:o}", "syn_ack", syn_ack_json(now),
+                                  "syn_ack_before", syn_ack_json(then), "before_session_uid",
+                                  pv->server_uid, "changed", changed));
+}
+
 static void ev_server_posture(json_t *ev, const struct posture_view *pv)
 {
     if (!pv->server_offered)
@@ -484,8 +513,11 @@ static void ev_client_posture(json_t *ev, const struct posture_view *pv, bool us
     if (failed && pv->client_failed)
         json_object_set_new(p, "client_failure",
                             json_pack("{s:s, s:o, s:s, s:s}", "showed",
-                                      "client's TLS attempt to this server failed", "ts",
-                                      ts_json(pv->client_failed_ts), "session_uid",
+                                      pv->client_failed_by_name
+                                          ? "client's TLS attempt to a server of the same name "
+                                            "failed"
+                                          : "client's TLS attempt to this server failed",
+                                      "ts", ts_json(pv->client_failed_ts), "session_uid",
                                       pv->client_failed_uid, "detail", pv->client_failed_detail));
 }
 
@@ -778,10 +810,12 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
                         f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
     json_object_set_new(ev, "server_names", names_json(&j->nm));
     ev_server_posture(ev, j->pv);
+    ev_path(ev, f, j->pv);
     static const enum anomaly_kind k[] = {
         ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
-        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED};
-    ev_anoms(ev, f, k, 6);
+        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED,
+        ANOM_GREETING_CLIENT_ADDR};
+    ev_anoms(ev, f, k, 7);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);
@@ -830,8 +864,12 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
         sev = SEV_LOW;
         conf = CONF_LOW;
         action = "starttls-plaintext-after-220";
-        reason = "220 to STARTTLS, then plaintext instead of a TLS handshake (a TLS-inspecting "
-                 "device, a capture written after decryption, or a proxy answering STARTTLS)";
+        reason = f->tls->client_hello && find_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_S2C)
+                     ? "220 to STARTTLS, then the client's ClientHello answered in plaintext "
+                       "(a failed TLS attempt: a plaintext retry is starttls.fallback)"
+                     : "220 to STARTTLS, then plaintext instead of a TLS handshake (a "
+                       "TLS-inspecting device, a capture written after decryption, or a proxy "
+                       "answering STARTTLS)";
     } else if (stripped) {
         /* the weaker signs below are evidence of that alert already */
     } else if (ttl_shift(f) && !f->tls->established) {
@@ -862,24 +900,30 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
                                           ANOM_TTL_SHIFT,
                                           ANOM_IPID_SHIFT,
                                           ANOM_STARTTLS_REFUSED,
-                                          ANOM_EHLO_PADDED};
-    ev_anoms(ev, f, k, 8);
+                                          ANOM_EHLO_PADDED,
+                                          ANOM_GREETING_CLIENT_ADDR};
+    ev_anoms(ev, f, k, 9);
     ev_server_posture(ev, j->pv);
+    ev_path(ev, f, j->pv);
     if (j->cd.any)
         json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
     ev_policies(ev, j->pols, j->n_pols, true);
     push(out, n, RULE_STARTTLS_TAMPERED, sev, conf, action, j->primary, ev);
 }
 
-/* In-session refusal followed by cleartext content, or an earlier failed
- * attempt from this client to this server. */
+/* Cleartext content after a failed TLS attempt: in this session (STARTTLS
+ * refused, or accepted and the client's ClientHello not answered by a
+ * handshake), or an earlier session of this client to this server or one of
+ * the same name, within the fallback window (posture). */
 static bool fallback_applies(const struct judge *j, bool *in_session)
 {
     const struct smtp_facts *f = j->f;
     *in_session = false;
     if (!j->cd.any || (f->tls->established && !find_anom(f, ANOM_NOT_TLS_AFTER_STARTTLS)))
         return false;
-    if (f->starttls_requested && f->starttls_code >= 400) {
+    if (f->starttls_requested &&
+        (f->starttls_code >= 400 ||
+         (f->starttls_code == 220 && f->tls->client_hello && !f->tls->established))) {
         *in_session = true;
         return true;
     }
@@ -933,7 +977,11 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
     bool in_session;
     if (!fallback_applies(j, &in_session))
         return;
-    int sev = in_session ? SEV_MEDIUM : SEV_HIGH;
+    /* high when the server offered STARTTLS again in the plaintext session
+     * (it does TLS; something broke the attempt) or a recipient's policy is
+     * enforce */
+    bool again = !in_session && f->starttls_offered;
+    int sev = again ? SEV_HIGH : SEV_MEDIUM;
     enum rule_confidence conf = CONF_MEDIUM;
     enum mtasts_mode mode;
     int pidx = recipient_policy(j->pols, j->n_pols, &mode);
@@ -942,12 +990,18 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
         conf = conf_expired(CONF_HIGH, j->pols, pidx);
     }
     char reason[160];
-    if (in_session)
+    if (in_session && f->starttls_code != 220)
         snprintf(reason, sizeof reason, "STARTTLS answered %d, then content sent in clear",
                  f->starttls_code);
+    else if (in_session)
+        snprintf(reason, sizeof reason,
+                 "STARTTLS answered 220, the TLS handshake not completed, then content sent "
+                 "in clear");
     else
         snprintf(reason, sizeof reason,
-                 "plaintext delivery after a failed TLS attempt by the same client");
+                 "plaintext delivery after a failed TLS attempt by the same client%s%s",
+                 j->pv->client_failed_by_name ? " to a server of the same name" : "",
+                 again ? ", STARTTLS offered again" : "");
     json_t *ev = evidence_new(f, reason);
     json_object_set_new(ev, "starttls", starttls_json(f));
     json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));

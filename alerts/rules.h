@@ -77,10 +77,13 @@ struct posture_view {
     char server_key[300];
     char server_uid[18];
     sw_usec server_ts;
-    bool client_used; /* this client used STARTTLS to this server before */
+    uint32_t server_syn_ack; /* its SYN-ACK fingerprint then (by address only), 0 unknown */
+    bool client_used;        /* this client used STARTTLS to this server before */
     char client_uid[18];
     sw_usec client_ts;
-    bool client_failed; /* its last STARTTLS/TLS attempt to this server failed */
+    bool client_failed;         /* its last STARTTLS/TLS attempt to this server failed, within
+                                   the fallback window (alerts/posture.h) */
+    bool client_failed_by_name; /* ... to another address of the same server name */
     char client_failed_uid[18];
     sw_usec client_failed_ts;
     char client_failed_detail[96];

@@ -34,6 +34,7 @@ static const char *const anom_names[ANOM_KIND_COUNT] = {
     [ANOM_NO_TRANSACTION] = "no_transaction",
     [ANOM_FIELD_TRUNCATED] = "field_truncated",
     [ANOM_BOUND_REACHED] = "bound_reached",
+    [ANOM_GREETING_CLIENT_ADDR] = "greeting_client_addr",
 };
 
 const char *anomaly_kind_str(enum anomaly_kind k)

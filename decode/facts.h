@@ -53,6 +53,8 @@ enum anomaly_kind {
     ANOM_NO_TRANSACTION,         /* RCPT / DATA / BDAT with no open transaction */
     ANOM_FIELD_TRUNCATED,        /* a field kept cut at its bound (detail: field, length) */
     ANOM_BOUND_REACHED,          /* a list bound was reached (recipients, recipient domains) */
+    ANOM_GREETING_CLIENT_ADDR,   /* the banner or EHLO reply names a client address ("[ip]")
+                                    other than the wire's: a proxy (or NAT) on the path */
     ANOM_KIND_COUNT,
 };
 const char *anomaly_kind_str(enum anomaly_kind k);

@@ -601,6 +601,11 @@ static void make_uid(char uid[18], const struct flow_key *k, sw_usec first)
 
 /* What the consumer is told about f (the same at creation and at a lazy
  * open). */
+uint32_t flow_syn_ack_fp(uint8_t ttl, uint16_t win, uint8_t opt_hash)
+{
+    return (uint32_t)(ttl ? ttl : 1) << 24 | (uint32_t)opt_hash << 16 | win;
+}
+
 static void flow_info_of(const struct flow *f, struct flow_info *fi)
 {
     memset(fi, 0, sizeof(*fi));
@@ -616,6 +621,9 @@ static void flow_info_of(const struct flow *f, struct flow_info *fi)
     fi->first_pkt = f->first_pkt;
     fi->file = f->file;
     fi->midstream = f->flags & F_MIDSTREAM;
+    /* the server direction's isn holds its SYN-ACK's fingerprint */
+    if ((f->d[DIR_S2C].flags & FD_SYN) && !(f->flags & F_MIDSTREAM))
+        fi->syn_ack = f->d[DIR_S2C].isn;
 }
 
 static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const struct flow_key *k,
@@ -879,7 +887,10 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
         lru_touch(t, f, FL_CLOSED);
         return;
     }
+    bool first_syn = (fl & PKT_TH_SYN) && !(f->d[dir].flags & FD_SYN);
     reasm_packet(t, f, dir, p, &m);
+    if (first_syn && dir == DIR_S2C && (fl & PKT_TH_ACK))
+        f->d[DIR_S2C].isn = flow_syn_ack_fp(p->ttl, p->win, p->tcp_opt_hash);
 
     const struct flow_dir *c2s = &f->d[DIR_C2S], *s2c = &f->d[DIR_S2C];
     if ((c2s->flags & FD_FIN_DONE) && (s2c->flags & FD_FIN_DONE)) {

@@ -30,8 +30,11 @@ struct flow_info {
     uint16_t vlan;         /* innermost VLAN id, 0 when none */
     bool midstream;        /* no SYN seen: roles guessed from the ports */
     uint8_t file;          /* first packet's file (struct pkt file); 0 none */
-    sw_usec start;         /* first packet's timestamp */
-    uint64_t first_pkt;    /* first packet's number */
+    /* the server's SYN-ACK (flow_syn_ack_fp), in the padding before start;
+     * 0 when none was seen */
+    uint32_t syn_ack;
+    sw_usec start;      /* first packet's timestamp */
+    uint64_t first_pkt; /* first packet's number */
 };
 
 /* Per-chunk facts from the packet(s) the bytes came from. */
@@ -52,6 +55,16 @@ enum flow_end {
     FLOW_END_SHUTDOWN, /* end of capture / process exit */
 };
 const char *flow_end_str(enum flow_end e);
+
+/* A SYN-ACK as a 32-bit fingerprint (flow_info.syn_ack): the IP TTL or hop
+ * limit in bits 24-31 (never 0: a TTL of 0 is taken as 1), the options hash
+ * (struct pkt tcp_opt_hash) in bits 16-23, the window in bits 0-15. Equal
+ * stacks on equal paths give equal fingerprints; the parts tell what
+ * changed. */
+uint32_t flow_syn_ack_fp(uint8_t ttl, uint16_t win, uint8_t opt_hash);
+#define FLOW_FP_TTL(fp)  ((uint8_t)((fp) >> 24))
+#define FLOW_FP_OPTS(fp) ((uint8_t)((fp) >> 16))
+#define FLOW_FP_WIN(fp)  ((uint16_t)(fp))
 
 /* Returned by data(): directions the reassembler should stop buffering from
  * now on (their later bytes are counted and dropped, never delivered). */

@@ -72,7 +72,10 @@ struct flow_dir {
     uint32_t next;    /* next expected sequence number */
     uint32_t fin_seq; /* sequence number of the FIN (FD_FIN) */
     uint32_t acked;   /* highest peer ACK beyond next (FD_ACKED) */
-    uint32_t isn;     /* sequence number of the SYN (FD_SYN) */
+    uint32_t isn;     /* sequence number of the SYN (FD_SYN); in the server
+                         direction, once its SYN-ACK was seen, that SYN-ACK's
+                         fingerprint instead (flow_syn_ack_fp): nothing reads
+                         the server's isn */
     uint32_t q_bytes;
     uint16_t q_n;
     uint8_t flags;

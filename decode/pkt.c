@@ -51,6 +51,30 @@ static inline uint32_t be32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
+/* struct pkt tcp_opt_hash (FNV-1a folded to 8 bits). */
+static uint8_t tcp_opt_hash(const uint8_t *opts, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len;) {
+        uint8_t k = opts[i];
+        h = (h ^ k) * 16777619u;
+        if (k == 0)
+            break; /* end of list */
+        if (k == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= len || opts[i + 1] < 2 || i + opts[i + 1] > len)
+            break; /* malformed: what came before is the layout */
+        uint8_t ol = opts[i + 1];
+        if (k == 2 || k == 3) /* MSS, window scale: their values belong to the stack */
+            for (uint8_t j = 2; j < ol; j++)
+                h = (h ^ opts[i + j]) * 16777619u;
+        i += ol;
+    }
+    return (uint8_t)(h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24));
+}
+
 /* TCP header at r (seg_len bytes of segment captured from r's position). */
 static enum pkt_status decode_tcp(struct pkt *p, const uint8_t *seg, size_t seg_len)
 {
@@ -68,6 +92,8 @@ static enum pkt_status decode_tcp(struct pkt *p, const uint8_t *seg, size_t seg_
     /* options are read only for their structure (MSS, WS, SACK, TS are not
      * needed downstream); a malformed list is ignored, as end hosts do */
     p->tcp_flags = seg[13];
+    /* only SYNs: their options say what stack answers (flow_syn_ack_fp) */
+    p->tcp_opt_hash = (seg[13] & PKT_TH_SYN) ? tcp_opt_hash(seg + 20, hlen - 20) : 0;
     p->payload = seg + hlen;
     p->payload_len = (uint32_t)(seg_len - hlen);
     return PKT_TCP;

@@ -66,6 +66,11 @@ struct pkt {
      * the index of the -r file the packet came from (in the order given; 0
      * live or past the 255th file) */
     uint8_t file;
+    /* filled by pkt_decode, also in the tail padding: an 8-bit hash of the
+     * TCP options' kinds in order with the MSS and window-scale values
+     * (timestamps and SACK blocks vary per connection and are left out);
+     * what a SYN-ACK's fingerprint is made of (flow_syn_ack_fp) */
+    uint8_t tcp_opt_hash;
 };
 
 /* Why a frame was not decoded to a TCP segment. Each kind is counted. */

@@ -397,7 +397,10 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
     for (char *p = mech; *p; p++)
         *p = (char)toupper((unsigned char)*p);
     facts_set(&s->f, &s->f.auth_mechanism, mech, strlen(mech), 0);
-    s->f.auth_cleartext = true;
+    /* an initial response other than "=" (empty) is a credential */
+    size_t r = skip_sp(arg, len, e);
+    if (r < len && !(len - r == 1 && arg[r] == '='))
+        s->f.auth_cleartext = true;
     smtp_pending_push(s, SMTP_CMD_AUTH, -1, -1, false);
     smtp_enter_state(s, SMTP_ST_AUTH);
 }
@@ -408,11 +411,32 @@ static void trace(struct smtp_session *s, const char *verb)
         s->cfg->on_trace(s->cfg->trace_ctx, &s->f, DIR_C2S, verb, 0);
 }
 
+/* A line of the SASL exchange that reads as an SMTP command instead: a verb
+ * of the table alone or followed by a space or ':' (base64 has neither, and
+ * no verb alone decodes to text). */
+static bool sasl_line_is_command(const char *line, size_t len)
+{
+    size_t ve = 0;
+    while (ve < len && line[ve] != ' ' && line[ve] != '\t' && line[ve] != ':')
+        ve++;
+    for (int c = SMTP_CMD_HELO; c < SMTP_CMD_COUNT; c++) {
+        const char *v = cmd_table[c].verb;
+        if (v[0] && ve == strlen(v) && strncasecmp(line, v, ve) == 0)
+            return true;
+    }
+    return false;
+}
+
 void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m)
 {
-    if (s->st == SMTP_ST_AUTH) {
-        /* a SASL response: credentials, never parsed, kept or traced */
+    if (s->st == SMTP_ST_AUTH && !overflow && sasl_line_is_command(line, len)) {
+        smtp_enter_state(s, SMTP_ST_COMMAND); /* the client left the exchange */
+    } else if (s->st == SMTP_ST_AUTH) {
+        /* a SASL response: credentials, never parsed, kept or traced; "*"
+         * cancels the exchange, an empty line carries none */
+        if (len > 0 && !(len == 1 && line[0] == '*'))
+            s->f.auth_cleartext = true;
         smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
         return;
     }

@@ -4,6 +4,7 @@
  * tokens, and what each reply means for the session.
  * Follows RFC 5321 4.2 (reply lines), RFC 2920 (pipelining), RFC 3207
  * (STARTTLS reply codes), RFC 4954 (334 continuation), RFC 3030 (BDAT). */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,58 @@ static void add_capability(struct smtp_session *s, const char *text, size_t len,
         f->caps_dropped++;
 }
 
+/* RFC 1918 and RFC 6598 (shared) IPv4 addresses: a client there reaches
+ * servers through NAT. */
+static bool is_private4(const struct sw_addr *a)
+{
+    const uint8_t *b = a->b;
+    return a->family == 4 && (b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+                              (b[0] == 192 && b[1] == 168) || (b[0] == 100 && (b[1] & 0xc0) == 64));
+}
+
+/* The first address literal ("[192.0.2.9]", "[IPv6:2001:db8::9]", RFC 5321
+ * 4.1.3) in a greeting line, when it is not the client's address on the
+ * wire: the server saw the connection come from elsewhere (a proxy or NAT
+ * between the client and the server). Once per session. */
+static void greeting_addr(struct smtp_session *s, const char *text, size_t len, const char *where,
+                          const struct stream_meta *m)
+{
+    const struct smtp_facts *f = &s->f;
+    const char *o = memchr(text, '[', len);
+    if (!o)
+        return;
+    const char *c = memchr(o, ']', len - (size_t)(o - text));
+    if (!c)
+        return;
+    const char *a = o + 1;
+    size_t al = (size_t)(c - a);
+    bool v6 = al > 5 && strncasecmp(a, "IPv6:", 5) == 0;
+    if (v6)
+        a += 5, al -= 5;
+    char lit[INET6_ADDRSTRLEN];
+    if (al == 0 || al >= sizeof lit)
+        return;
+    memcpy(lit, a, al);
+    lit[al] = 0;
+    struct sw_addr x = {.family = 0};
+    if (!v6 && inet_pton(AF_INET, lit, x.b) == 1)
+        x.family = 4;
+    else if (v6 && inet_pton(AF_INET6, lit, x.b) == 1)
+        x.family = 6;
+    else
+        return;
+    for (size_t i = 0; i < f->n_anomalies; i++)
+        if (f->anomalies[i].kind == ANOM_GREETING_CLIENT_ADDR)
+            return;
+    size_t n = x.family == 4 ? 4 : 16;
+    if (x.family == f->flow.client.family && memcmp(x.b, f->flow.client.b, n) == 0)
+        return;
+    char wire[64];
+    sw_addr_str(&f->flow.client, wire, sizeof wire);
+    smtp_anomaly(s, ANOM_GREETING_CLIENT_ADDR, DIR_S2C, m, "%s names %s, client on the wire %s%s",
+                 where, lit, wire, is_private4(&f->flow.client) ? " (private: NAT likely)" : "");
+}
+
 /* One line of a reply, before its last line is known. */
 static void reply_line(struct smtp_session *s, const char *text, size_t len, bool overflow,
                        const struct stream_meta *m)
@@ -100,14 +153,17 @@ static void reply_line(struct smtp_session *s, const char *text, size_t len, boo
         if (s->reply_lines == 0 && !f->banner_code)
             smtp_set_field(s, &f->banner_host, "banner.host", text, first_word, FACTS_HOST_MAX,
                            DIR_S2C, m);
+        if (!f->banner_code)
+            greeting_addr(s, text, len, "banner", m);
         break;
     case SMTP_CMD_EHLO:
         if (s->caps_done || !is_2xx(s->reply_code))
             break;
-        if (s->reply_lines == 0)
+        if (s->reply_lines == 0) {
             smtp_set_field(s, &f->ehlo_host, "ehlo.host", text, first_word, FACTS_HOST_MAX, DIR_S2C,
                            m);
-        else
+            greeting_addr(s, text, len, "EHLO reply", m);
+        } else
             add_capability(s, text, len, !overflow, m);
         break;
     default:

@@ -72,6 +72,9 @@ static void usage(FILE *f)
           "  --allow-client ADDR[/LEN]  ... from these clients (repeatable)\n"
           "  --allow-domain DOMAIN    ... whose recipient domains are all this domain or under\n"
           "                           it (repeatable)\n"
+          "  --fallback-window SECONDS  a failed TLS attempt explains a plaintext session\n"
+          "                           from the same client to the same server this long\n"
+          "                           after it (starttls.fallback; default 600)\n"
           "policy and state:\n"
           "  --state-dir DIR          default directory of the spool, and of live runs' state\n"
           "                           and policy files ($STATE_DIRECTORY, else\n"
@@ -174,6 +177,7 @@ enum {
     OPT_NO_DANE,
     OPT_TLSRPT_OUT,
     OPT_TLSRPT_CONTACT,
+    OPT_FALLBACK_WINDOW,
     OPT_COUNT,
 };
 
@@ -240,6 +244,7 @@ static const struct {
     [OPT_NO_DANE] = {"no-dane", 0, 0},
     [OPT_TLSRPT_OUT] = {"tlsrpt-out", 0, A},
     [OPT_TLSRPT_CONTACT] = {"tlsrpt-contact", 0, A},
+    [OPT_FALLBACK_WINDOW] = {"fallback-window", 0, A},
 };
 _Static_assert(OPT_COUNT <= SENSOR_OPTS_MAX, "SENSOR_OPTS_MAX too small");
 
@@ -614,6 +619,11 @@ bool sensor_opt_apply(struct sensor_opts *o, int idx, const char *value, bool fr
         if (!sensor_parse_u64(v, false, 0, 31536000, &n, err, errlen))
             return false;
         o->stats_interval = (long)n;
+        return true;
+    case OPT_FALLBACK_WINDOW:
+        if (!sensor_parse_u64(v, false, 1, 86400, &n, err, errlen))
+            return false;
+        o->fallback_window = (int64_t)n;
         return true;
     default: /* command-line only: handled by the caller */
         return true;

@@ -441,6 +441,8 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
      * neither changes nor is changed by what production sensors learned */
     bool share_posture = o->posture_redis_set ? o->posture_redis : o->iface != NULL;
     dc.redis_url = share_posture ? o->redis_url : NULL;
+    if (o->fallback_window > 0)
+        dc.fallback_window = o->fallback_window;
     dc.offline = o->iface == NULL;
     dc.interface = o->iface;
     char ip[DETECTOR_MAX_IPS][64];

@@ -71,6 +71,7 @@ struct sensor_opts {
     struct sensor_str *strings;
     bool syslog;              /* --syslog: log lines to syslog instead of stderr */
     long stats_interval;      /* --stats-interval seconds; -1: default (live 300, offline 0) */
+    int64_t fallback_window;  /* --fallback-window seconds; 0: default (600) */
     const char *evidence_dir; /* --evidence-dir; NULL: no evidence packets kept */
     uint64_t evidence_bytes;  /* --evidence-bytes (evidence_bytes_set: given, may be 0) */
     bool evidence_bytes_set;

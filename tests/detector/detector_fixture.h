@@ -87,6 +87,19 @@ static inline void write_file(const char *path, const char *text)
     fclose(fp);
 }
 
+/* The whole file, NUL-terminated (free it), or NULL. */
+static inline char *slurp_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    char *buf = calloc(1, 1 << 16);
+    size_t n = buf ? fread(buf, 1, (1 << 16) - 1, fp) : 0;
+    (void)n;
+    fclose(fp);
+    return buf;
+}
+
 static inline struct policy_engine *engine_new(const char *policy_file, bool fetch, const char *dns)
 {
     struct policy_cfg pc;

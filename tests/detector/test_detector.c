@@ -147,14 +147,19 @@ static void test_stripped_by_posture(void **state)
     banner(a, "mx.other.example");
     caps(a, "PIPELINING", "STARTTLS", NULL);
     starttls(a, 220, true);
+    a->flow.syn_ack = flow_syn_ack_fp(57, 65160, 0x61);
     char uid_a[18];
     memcpy(uid_a, a->flow.uid, sizeof uid_a);
     feed(x, a);
-    /* the same server, later, without STARTTLS */
+    /* the same server, later, without STARTTLS, another SYN-ACK */
     struct smtp_facts *b = session("192.0.2.12", "198.51.100.25", 25, T0 + 3600);
     banner(b, "mx.other.example");
     caps(b, "PIPELINING", "8BITMIME", NULL);
     tx(b, true, 700, "other.example:250", NULL);
+    b->flow.syn_ack = flow_syn_ack_fp(64, 65160, 0xd1);
+    /* path evidence: the EHLO reply names another client address */
+    anomaly(b, ANOM_GREETING_CLIENT_ADDR,
+            "EHLO reply names 203.0.113.7, client on the wire 192.0.2.12", 5);
     feed(x, b);
     /* the same, with bytes missing from the server side: low confidence */
     struct smtp_facts *g = session("192.0.2.13", "198.51.100.25", 25, T0 + 3650);
@@ -178,10 +183,23 @@ static void test_stripped_by_posture(void **state)
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.ts"),
                         "2026-11-18T11:06:40.000000Z");
     assert_string_equal(jstr(o, "stripwatch.evidence.capabilities.0"), "PIPELINING");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "greeting_client_addr");
+    assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.detail"),
+                        "EHLO reply names 203.0.113.7, client on the wire 192.0.2.12");
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack.ttl"), 64);
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack.window"), 65160);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.syn_ack.options"), "d1");
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack_before.ttl"), 57);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.syn_ack_before.options"), "61");
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.before_session_uid"), uid_a);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.changed.0"), "ttl");
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.changed.1"), "options");
+    assert_null(jget(o, "stripwatch.evidence.path.changed.2"));
     assert_string_equal(jstr(o, "source.ip"), "192.0.2.12");
     json_decref(o);
     o = expect(x, 1, "starttls.stripped", 3, "low");
     assert_string_equal(jstr(o, "stripwatch.evidence.anomalies.0.kind"), "gap");
+    assert_null(jget(o, "stripwatch.evidence.path")); /* no SYN-ACK seen */
     json_decref(o);
 }
 
@@ -375,8 +393,26 @@ static void test_fallback(void **state)
     caps(b, "STARTTLS", NULL);
     tx(b, true, 300, "enforce.example:250", NULL);
     feed(x, b);
+    /* a failed attempt (220, then nothing), the retry to another address of
+     * the same banner name, without a STARTTLS offer: medium */
+    struct smtp_facts *d = session("192.0.2.40", "198.51.100.31", 25, T0 + 200);
+    banner(d, "mx.named.example");
+    caps(d, "STARTTLS", NULL);
+    starttls(d, 220, false);
+    feed(x, d);
+    struct smtp_facts *e = session("192.0.2.40", "198.51.100.32", 25, T0 + 260);
+    banner(e, "mx.named.example");
+    caps(e, "8BITMIME", NULL);
+    tx(e, true, 300, "other.example:250", NULL);
+    feed(x, e);
+    /* the retry 601 s after the attempt: outside the default window */
+    struct smtp_facts *h = session("192.0.2.40", "198.51.100.31", 25, T0 + 801);
+    banner(h, "mx.named.example");
+    caps(h, "8BITMIME", NULL);
+    tx(h, true, 300, "other.example:250", NULL);
+    feed(x, h);
     finish(x);
-    assert_int_equal(x->out.n, 3);
+    assert_int_equal(x->out.n, 6);
     json_t *o = expect(x, 0, "starttls.fallback", 2, "medium");
     assert_string_equal(jstr(o, "stripwatch.evidence.reason"),
                         "STARTTLS answered 454, then content sent in clear");
@@ -391,6 +427,24 @@ static void test_fallback(void **state)
      * (no names) cannot be checked against the mx list; starttls.unused is
      * left out: the fallback explains it */
     o = expect(x, 2, "delivery.plaintext_policy", 3, "high");
+    json_decref(o);
+    /* the retry without STARTTLS is also stripped (only its name offered
+     * it before: medium) */
+    o = expect(x, 3, "starttls.stripped", 2, "medium");
+    json_decref(o);
+    o = expect(x, 4, "starttls.fallback", 2, "medium");
+    assert_string_equal(jstr(o, "stripwatch.evidence.reason"),
+                        "plaintext delivery after a failed TLS attempt by the same client to a "
+                        "server of the same name");
+    assert_string_equal(jstr(o, "stripwatch.evidence.posture.client_failure.showed"),
+                        "client's TLS attempt to a server of the same name failed");
+    assert_string_equal(jstr(o, "stripwatch.evidence.posture.client_failure.detail"),
+                        "ClientHello not answered (reset or timeout)");
+    json_decref(o);
+    /* outside the window: stripped only (this address offered STARTTLS
+     * before: high), no fallback */
+    o = expect(x, 5, "starttls.stripped", 3, "medium");
+    assert_string_equal(jstr(o, "destination.ip"), "198.51.100.31");
     json_decref(o);
 }
 

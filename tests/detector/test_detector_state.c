@@ -18,12 +18,16 @@ static void test_state_file_round_trip(void **state)
     banner(a, "mx.other.example");
     caps(a, "STARTTLS", NULL);
     starttls(a, 220, true);
+    a->flow.syn_ack = flow_syn_ack_fp(57, 65160, 0x61);
     char uid_a[18];
     memcpy(uid_a, a->flow.uid, sizeof uid_a);
     detector_session(d1, a);
     detector_finish(d1);
     detector_free(d1);
     assert_int_equal(x->out.n, 0);
+    char *saved = slurp_file(path);
+    assert_non_null(strstr(saved, "\"syn_ack\": 962723464")); /* 57<<24 | 0x61<<16 | 65160 */
+    free(saved);
 
     /* a second run (another process in real life) starts from the file; the
      * server answers from a new address, known by its banner host */
@@ -32,14 +36,31 @@ static void test_state_file_round_trip(void **state)
     banner(b, "MX.other.example");
     caps(b, "PIPELINING", NULL);
     tx(b, true, 10, "other.example:250", NULL);
+    b->flow.syn_ack = flow_syn_ack_fp(64, 65535, 0x61);
     detector_session(d2, b);
+    /* the first address again, its SYN-ACK from another TTL: the learned
+     * fingerprint came back from the file */
+    struct smtp_facts *e = session("192.0.2.12", "198.51.100.25", 25, T0 + 86500);
+    banner(e, "mx.other.example");
+    caps(e, "PIPELINING", NULL);
+    tx(e, true, 10, "other.example:250", NULL);
+    e->flow.syn_ack = flow_syn_ack_fp(58, 65160, 0x61);
+    detector_session(d2, e);
     detector_finish(d2);
     detector_free(d2);
-    assert_int_equal(x->out.n, 1);
+    assert_int_equal(x->out.n, 2);
     json_t *o = expect(x, 0, "starttls.stripped", 2, "medium");
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.session_uid"), uid_a);
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.by"), "banner_host");
     assert_string_equal(jstr(o, "stripwatch.evidence.posture.server.key"), "mx.other.example:25");
+    /* known by name only: another address's SYN-ACK says nothing */
+    assert_null(jget(o, "stripwatch.evidence.path"));
+    json_decref(o);
+    o = expect(x, 1, "starttls.stripped", 3, "medium");
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack_before.ttl"), 57);
+    assert_int_equal(jint(o, "stripwatch.evidence.path.syn_ack.ttl"), 58);
+    assert_string_equal(jstr(o, "stripwatch.evidence.path.changed.0"), "ttl");
+    assert_null(jget(o, "stripwatch.evidence.path.changed.1"));
     json_decref(o);
 }
 

@@ -321,14 +321,14 @@ static void test_offline_leaves_shared_posture_alone(void **state)
     assert_int_equal(posture_keys(), 0);
     /* what a production sensor learned ... */
     sensor(out, "-r", half_a, "--redis", srv.url, "--posture-redis", (char *)NULL);
-    assert_int_equal(posture_keys(), 3); /* server, banner name, client */
+    assert_int_equal(posture_keys(), 4); /* server, banner name, client>server, client>name */
     char *before = hget(SERVER_KEY, "seen");
     /* ... is not read by a re-analysis without --posture-redis */
     sensor(out, "-r", half_b, "--redis", srv.url, (char *)NULL);
     json_t *a = alerts_of(out);
     assert_int_equal(json_array_size(a), 0);
     json_decref(a);
-    assert_int_equal(posture_keys(), 3);
+    assert_int_equal(posture_keys(), 4);
     char *after = hget(SERVER_KEY, "seen");
     assert_string_equal(before, after);
     free(before);

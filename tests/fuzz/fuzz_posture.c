@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(out1, sizeof(out1), "%s/state1.json", dir);
     snprintf(out2, sizeof(out2), "%s/state2.json", dir);
     fuzz_write_file(in, data, size);
-    struct posture *p = posture_new(64, 30 * 86400);
+    struct posture *p = posture_new(64, 30 * 86400, 0);
     if (!p)
         abort();
     int rc = posture_load(p, in, err, sizeof(err));
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (posture_save(p, out1, err, sizeof(err)) != SW_OK)
         abort();
     posture_free(p);
-    p = posture_new(64, 30 * 86400);
+    p = posture_new(64, 30 * 86400, 0);
     if (posture_load(p, out1, err, sizeof(err)) != SW_OK)
         abort(); /* a saved state must load */
     if (posture_save(p, out2, err, sizeof(err)) != SW_OK)

@@ -442,6 +442,42 @@ static void test_auth_never_keeps_credentials(void **state)
     conv_result_free(&r);
 }
 
+/* AUTH offered, started and left before a credential: no cleartext AUTH. */
+static void test_auth_without_credential(void **state)
+{
+    (void)state;
+    static const struct step quit[] = {
+        S("220 mx\r\n"),     C("EHLO c\r\n"),           S("250-mx\r\n250 AUTH LOGIN PLAIN\r\n"),
+        C("AUTH LOGIN\r\n"), S("334 VXNlcm5hbWU6\r\n"), C("QUIT\r\n"),
+        S("221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, quit, CONV_N(quit), true, &r);
+    assert_string_equal(r.facts->auth_mechanism, "LOGIN");
+    assert_false(r.facts->auth_cleartext);
+    assert_int_equal(r.facts->auth_code, 0); /* 221 answers QUIT, not AUTH */
+    assert_int_equal(r.facts->end, SMTP_END_QUIT);
+    conv_result_free(&r);
+
+    static const struct step cancel[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        S("250-mx\r\n250 AUTH PLAIN\r\n"),
+        C("AUTH PLAIN =\r\n"),
+        S("334 \r\n"),
+        C("*\r\n"),
+        S("501 5.7.0 aborted\r\n"),
+        C("mail from:<a@x.org>\r\n"),
+        S("250 ok\r\n"),
+    };
+    conv_check(&cfg, &fi, cancel, CONV_N(cancel), true, &r);
+    assert_false(r.facts->auth_cleartext);
+    assert_int_equal(r.facts->auth_code, 501);
+    assert_int_equal(r.facts->n_tx, 1);
+    assert_non_null(strstr(r.json, "\"auth\":{\"cleartext\":false,\"mechanism\":\"PLAIN\"}"));
+    conv_result_free(&r);
+}
+
 static void test_starttls_refused(void **state)
 {
     (void)state;
@@ -1264,6 +1300,7 @@ static void test_names(void **state)
         "no_transaction",
         "field_truncated",
         "bound_reached",
+        "greeting_client_addr",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
         assert_string_equal(anomaly_kind_str((enum anomaly_kind)k), kinds[k]);
@@ -1330,6 +1367,7 @@ int main(void)
         cmocka_unit_test_setup(test_bdat_refused_then_quit, setup),
         cmocka_unit_test_setup(test_bdat_bad_tail_then_message, setup),
         cmocka_unit_test_setup(test_auth_never_keeps_credentials, setup),
+        cmocka_unit_test_setup(test_auth_without_credential, setup),
         cmocka_unit_test_setup(test_starttls_refused, setup),
         cmocka_unit_test_setup(test_starttls_unknown_and_not_offered, setup),
         cmocka_unit_test_setup(test_starttls_command_mangled, setup),
