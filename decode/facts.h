@@ -179,7 +179,9 @@ struct smtp_facts {
     const char *banner_host;
     const char *helo_host;
     const char *ehlo_host; /* host named in the first line of the EHLO reply */
-    char helo_verb[5];     /* "EHLO", "HELO", "" */
+    /* the greeting the capabilities belong to: the last HELO/EHLO before
+     * the EHLO reply that gave them (helo_host is its argument) */
+    char helo_verb[5]; /* "EHLO", "HELO", "" */
     bool starttls_offered;
     bool starttls_requested;
     bool pipelining_offered;

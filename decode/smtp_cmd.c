@@ -112,10 +112,15 @@ static void lower(char *p)
         *p = (char)tolower((unsigned char)*p);
 }
 
+/* The greeting recorded is the one the capabilities belong to: each
+ * HELO/EHLO replaces the record until an EHLO reply has given the
+ * capabilities (caps_done), then the record stays. So HELO then EHLO
+ * records the EHLO, EHLO refused then HELO records the HELO, and an EHLO
+ * sent again after the capabilities does not change them. */
 static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg, size_t len,
                             const struct stream_meta *m)
 {
-    if (s->helo_seen)
+    if (s->caps_done)
         return;
     s->helo_seen = true;
     memcpy(s->f.helo_verb, verb, 5);

@@ -68,6 +68,12 @@ CASES = {
         "smtp.transactions.0.rcpt.0.domain": "example.org",
         "smtp.transactions.0.data.cleartext": True,
     },
+    # HELO answered, then EHLO with the capabilities: the EHLO is recorded
+    "helo-then-ehlo.pcap": {
+        "smtp.helo.verb": "EHLO",
+        "smtp.helo.host": "mail.example.net",
+        "smtp.capabilities.0": "PIPELINING",
+    },
     "strip-server-side-only.pcap": {
         "smtp.capabilities.0": "PIPELINING",
         "smtp.starttls.offered": False,

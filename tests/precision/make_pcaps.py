@@ -302,6 +302,20 @@ def main():
              "192.0.2.10")
     one_side(p(src, "pcaps/mitm-strip-sender-side.pcap"), p(out, "strip-server-side-only.pcap"),
              "198.51.100.25")
+    decoder_findings(out)
+
+
+# ---- decoder findings: AUTH, HELO then EHLO, overlapping copies ----------
+def decoder_findings(out):
+    p = os.path.join
+    # HELO answered 250, then EHLO whose reply gives the capabilities: the
+    # record names the EHLO and its host (was: HELO and the HELO's host).
+    crafted(p(out, "helo-then-ehlo.pcap"), "198.51.100.25", [
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"HELO old.example.net\r\n"),
+        (S, b"250 mx.example.org\r\n"),
+    ] + plain_delivery(["example.org"])[1:])
+# ---- end of decoder findings ---------------------------------------------
 
 
 if __name__ == "__main__":

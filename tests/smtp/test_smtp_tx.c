@@ -348,6 +348,41 @@ static void test_truncated_fields(void **state)
     conv_result_free(&r);
 }
 
+/* The greeting recorded is the one the capabilities belong to: HELO
+ * answered 250, then EHLO with the capabilities records the EHLO and its
+ * host; an EHLO refused, then HELO, records the HELO; an EHLO sent again
+ * after the capabilities changes nothing. */
+static void test_greeting_of_the_capabilities(void **state)
+{
+    (void)state;
+    static const struct step helo_ehlo[] = {
+        S("220 mx\r\n"),
+        C("HELO old.example\r\n"),
+        S("250 mx\r\n"),
+        C("EHLO new.example\r\n"),
+        EHLO_PIPE,
+        C("EHLO again.example\r\n"),
+        S("250-mx\r\n250 X\r\n"),
+        C("QUIT\r\n"),
+        S("221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, helo_ehlo, CONV_N(helo_ehlo), true, &r);
+    assert_string_equal(r.facts->helo_verb, "EHLO");
+    assert_string_equal(r.facts->helo_host, "new.example");
+    assert_true(r.facts->pipelining_offered);
+    conv_result_free(&r);
+
+    static const struct step ehlo_helo[] = {
+        S("220 mx\r\n"),           C("EHLO new.example\r\n"), S("502 5.5.2 unknown\r\n"),
+        C("HELO old.example\r\n"), S("250 mx\r\n"),
+    };
+    conv_check(&cfg, &fi, ehlo_helo, CONV_N(ehlo_helo), true, &r);
+    assert_string_equal(r.facts->helo_verb, "HELO");
+    assert_string_equal(r.facts->helo_host, "old.example");
+    conv_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +395,7 @@ int main(void)
         cmocka_unit_test_setup(test_server_side_only, setup),
         cmocka_unit_test_setup(test_recipient_domains_bound, setup),
         cmocka_unit_test_setup(test_truncated_fields, setup),
+        cmocka_unit_test_setup(test_greeting_of_the_capabilities, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
