@@ -197,6 +197,11 @@ struct smtp_facts {
 
     bool chunking_offered;
     bool auth_cleartext;
+    /* SASL lines that may carry a credential, sent in clear after AUTH:
+     * an initial response on the AUTH line counts, "=" (empty), "*"
+     * (cancel) and a line that reads as an SMTP command do not (saturates
+     * at 255). 0 after AUTH: no credential crossed. */
+    uint8_t auth_lines;
     const char *auth_mechanism; /* AUTH before TLS (at most 31 bytes). Never credentials. */
     int auth_code;
 

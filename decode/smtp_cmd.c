@@ -389,6 +389,21 @@ static void cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
     smtp_enter_state(s, SMTP_ST_STARTTLS_WAIT);
 }
 
+/* SASL response lines a mechanism takes after the AUTH line, an initial
+ * response (ir) being the first (RFC 4616 PLAIN, draft-murchison-sasl-login
+ * LOGIN, RFC 2195 CRAM-MD5, RFC 7628 OAUTHBEARER, XOAUTH2). */
+static uint8_t auth_lines_taken(const char *mech, bool ir)
+{
+    static const struct {
+        const char *name;
+        uint8_t lines;
+    } known[] = {{"PLAIN", 1}, {"LOGIN", 2}, {"CRAM-MD5", 1}, {"OAUTHBEARER", 1}, {"XOAUTH2", 1}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(mech, known[i].name) == 0)
+            return (uint8_t)(known[i].lines - (ir ? 1 : 0));
+    return SMTP_AUTH_NEED_UNKNOWN;
+}
+
 static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
@@ -403,8 +418,55 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
         *p = (char)toupper((unsigned char)*p);
     facts_set(&s->f, &s->f.auth_mechanism, mech, strlen(mech), 0);
     s->f.auth_cleartext = true;
+    size_t ib = skip_sp(arg, len, e);
+    size_t ie = word_end(arg, len, ib);
+    bool ir = ie > ib;
+    if (ir && !(ie - ib == 1 && arg[ib] == '=') && s->f.auth_lines < UINT8_MAX)
+        s->f.auth_lines++;
+    s->auth_need = auth_lines_taken(mech, ir);
+    s->auth_invited = 0;
     smtp_pending_push(s, SMTP_CMD_AUTH, -1, -1, false);
     smtp_enter_state(s, SMTP_ST_AUTH);
+}
+
+/* True when a client line reads as an SMTP command: a verb of the command
+ * table alone, or followed by a space (a base64 SASL line has no space). */
+static bool line_is_command(const char *line, size_t len)
+{
+    size_t ve = word_end(line, len, 0);
+    if (ve != len && line[ve] != ' ')
+        return false;
+    for (int c = SMTP_CMD_HELO; c < SMTP_CMD_COUNT; c++) {
+        const char *v = cmd_table[c].verb;
+        if (v[0] && ve == strlen(v) && strncasecmp(line, v, ve) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* One client line inside an AUTH exchange. Returns true when it was a SASL
+ * line (pushed), false when the exchange ended before it and the line is a
+ * command. It is a SASL line when the server asked for one (334), and else
+ * while the mechanism takes more lines (PLAIN one, LOGIN two, one of them
+ * an initial response) and the line does not read as a command: where the
+ * server's replies are not in the capture, the MAIL, RCPT and message
+ * that follow are not taken for credentials. */
+static bool auth_line(struct smtp_session *s, const char *line, size_t len, bool overflow)
+{
+    bool invited = s->auth_invited > 0;
+    bool command = !overflow && line_is_command(line, len);
+    if (!invited && (s->auth_need == 0 || command)) {
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+        return false;
+    }
+    if (invited)
+        s->auth_invited--;
+    if (s->auth_need && s->auth_need != SMTP_AUTH_NEED_UNKNOWN)
+        s->auth_need--;
+    if (!command && !(len == 1 && line[0] == '*') && len > 0 && s->f.auth_lines < UINT8_MAX)
+        s->f.auth_lines++;
+    smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
+    return true;
 }
 
 static void trace(struct smtp_session *s, const char *verb)
@@ -416,11 +478,9 @@ static void trace(struct smtp_session *s, const char *verb)
 void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m)
 {
-    if (s->st == SMTP_ST_AUTH) {
-        /* a SASL response: credentials, never parsed, kept or traced */
-        smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
+    /* a SASL response: credentials, never parsed further, kept or traced */
+    if (s->st == SMTP_ST_AUTH && auth_line(s, line, len, overflow))
         return;
-    }
     s->any_command = true;
     if (overflow || len == 0) {
         smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);

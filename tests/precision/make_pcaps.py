@@ -315,6 +315,22 @@ def decoder_findings(out):
         (C, b"HELO old.example.net\r\n"),
         (S, b"250 mx.example.org\r\n"),
     ] + plain_delivery(["example.org"])[1:])
+    # AUTH LOGIN, then a delivery in clear, seen from the client's side only
+    # (asymmetric routing): the exchange ends after the two lines LOGIN
+    # takes; the MAIL, RCPT and message are a transaction (was: swallowed
+    # as credentials, no transaction).
+    steps = plain_delivery(["example.org"])
+    steps[3:3] = [
+        (C, b"AUTH LOGIN\r\n"),
+        (S, b"334 VXNlcm5hbWU6\r\n"),
+        (C, b"YWxpY2U=\r\n"),
+        (S, b"334 UGFzc3dvcmQ6\r\n"),
+        (C, b"c2VjcmV0\r\n"),
+        (S, b"235 2.7.0 Authentication successful\r\n"),
+    ]
+    crafted(p(out, "tmp-auth.pcap"), "198.51.100.25", steps)
+    one_side(p(out, "tmp-auth.pcap"), p(out, "auth-login-client-side-only.pcap"), "192.0.2.10")
+    os.remove(p(out, "tmp-auth.pcap"))
 # ---- end of decoder findings ---------------------------------------------
 
 

@@ -417,7 +417,8 @@ static void test_auth_never_keeps_credentials(void **state)
     assert_int_equal(r.facts->n_anomalies, 0);
     assert_null(strstr(r.json, "YWxpY2U"));
     assert_null(strstr(r.json, "c2VjcmV0"));
-    assert_non_null(strstr(r.json, "\"auth\":{\"cleartext\":true,\"mechanism\":\"LOGIN\"}"));
+    assert_non_null(
+        strstr(r.json, "\"auth\":{\"cleartext\":true,\"lines\":2,\"mechanism\":\"LOGIN\"}"));
     conv_result_free(&r);
 
     static const struct step plain[] = {
