@@ -705,6 +705,8 @@ json_t *facts_to_json(const struct smtp_facts *f)
         "starttls", "offered", f->starttls_offered, "requested", f->starttls_requested,
         "reply_code", code_or_null(f->starttls_code), "auth", "mechanism",
         str_or_null(f->auth_mechanism), "cleartext", f->auth_cleartext, "transactions", txs);
+    if (f->auth_lines)
+        json_object_set_new(json_object_get(smtp, "auth"), "lines", json_integer(f->auth_lines));
     if (f->caps_dropped)
         json_object_set_new(smtp, "capabilities_dropped", json_integer(f->caps_dropped));
     if (f->tx_dropped)

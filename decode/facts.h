@@ -181,7 +181,9 @@ struct smtp_facts {
     const char *banner_host;
     const char *helo_host;
     const char *ehlo_host; /* host named in the first line of the EHLO reply */
-    char helo_verb[5];     /* "EHLO", "HELO", "" */
+    /* the greeting the capabilities belong to: the last HELO/EHLO before
+     * the EHLO reply that gave them (helo_host is its argument) */
+    char helo_verb[5]; /* "EHLO", "HELO", "" */
     bool starttls_offered;
     bool starttls_requested;
     bool pipelining_offered;
@@ -197,6 +199,11 @@ struct smtp_facts {
 
     bool chunking_offered;
     bool auth_cleartext;
+    /* SASL lines that may carry a credential, sent in clear after AUTH:
+     * an initial response on the AUTH line counts, "=" (empty), "*"
+     * (cancel) and a line that reads as an SMTP command do not (saturates
+     * at 255). 0 after AUTH: no credential crossed. */
+    uint8_t auth_lines;
     const char *auth_mechanism; /* AUTH before TLS (at most 31 bytes). Never credentials. */
     int auth_code;
 

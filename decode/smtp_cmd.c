@@ -112,10 +112,15 @@ static void lower(char *p)
         *p = (char)tolower((unsigned char)*p);
 }
 
+/* The greeting recorded is the one the capabilities belong to: each
+ * HELO/EHLO replaces the record until an EHLO reply has given the
+ * capabilities (caps_done), then the record stays. So HELO then EHLO
+ * records the EHLO, EHLO refused then HELO records the HELO, and an EHLO
+ * sent again after the capabilities does not change them. */
 static void cmd_helo_common(struct smtp_session *s, const char *verb, const char *arg, size_t len,
                             const struct stream_meta *m)
 {
-    if (s->helo_seen)
+    if (s->caps_done)
         return;
     s->helo_seen = true;
     memcpy(s->f.helo_verb, verb, 5);
@@ -384,6 +389,21 @@ static void cmd_starttls(struct smtp_session *s, const char *arg, size_t len,
     smtp_enter_state(s, SMTP_ST_STARTTLS_WAIT);
 }
 
+/* SASL response lines a mechanism takes after the AUTH line, an initial
+ * response (ir) being the first (RFC 4616 PLAIN, draft-murchison-sasl-login
+ * LOGIN, RFC 2195 CRAM-MD5, RFC 7628 OAUTHBEARER, XOAUTH2). */
+static uint8_t auth_lines_taken(const char *mech, bool ir)
+{
+    static const struct {
+        const char *name;
+        uint8_t lines;
+    } known[] = {{"PLAIN", 1}, {"LOGIN", 2}, {"CRAM-MD5", 1}, {"OAUTHBEARER", 1}, {"XOAUTH2", 1}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(mech, known[i].name) == 0)
+            return (uint8_t)(known[i].lines - (ir ? 1 : 0));
+    return SMTP_AUTH_NEED_UNKNOWN;
+}
+
 static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
                      const struct stream_meta *m)
 {
@@ -397,28 +417,28 @@ static void cmd_auth(struct smtp_session *s, const char *arg, size_t len,
     for (char *p = mech; *p; p++)
         *p = (char)toupper((unsigned char)*p);
     facts_set(&s->f, &s->f.auth_mechanism, mech, strlen(mech), 0);
+    size_t ib = skip_sp(arg, len, e);
+    size_t ie = word_end(arg, len, ib);
+    bool ir = ie > ib;
     /* an initial response other than "=" (empty) is a credential */
-    size_t r = skip_sp(arg, len, e);
-    if (r < len && !(len - r == 1 && arg[r] == '='))
+    if (ir && !(ie - ib == 1 && arg[ib] == '=')) {
         s->f.auth_cleartext = true;
+        if (s->f.auth_lines < UINT8_MAX)
+            s->f.auth_lines++;
+    }
+    s->auth_need = auth_lines_taken(mech, ir);
+    s->auth_invited = 0;
     smtp_pending_push(s, SMTP_CMD_AUTH, -1, -1, false);
     smtp_enter_state(s, SMTP_ST_AUTH);
 }
 
-static void trace(struct smtp_session *s, const char *verb)
+/* True when a client line reads as an SMTP command: a verb of the command
+ * table alone, or followed by a space (a base64 SASL line has no space). */
+static bool line_is_command(const char *line, size_t len)
 {
-    if (s->cfg->on_trace)
-        s->cfg->on_trace(s->cfg->trace_ctx, &s->f, DIR_C2S, verb, 0);
-}
-
-/* A line of the SASL exchange that reads as an SMTP command instead: a verb
- * of the table alone or followed by a space or ':' (base64 has neither, and
- * no verb alone decodes to text). */
-static bool sasl_line_is_command(const char *line, size_t len)
-{
-    size_t ve = 0;
-    while (ve < len && line[ve] != ' ' && line[ve] != '\t' && line[ve] != ':')
-        ve++;
+    size_t ve = word_end(line, len, 0);
+    if (ve != len && line[ve] != ' ')
+        return false;
     for (int c = SMTP_CMD_HELO; c < SMTP_CMD_COUNT; c++) {
         const char *v = cmd_table[c].verb;
         if (v[0] && ve == strlen(v) && strncasecmp(line, v, ve) == 0)
@@ -427,19 +447,47 @@ static bool sasl_line_is_command(const char *line, size_t len)
     return false;
 }
 
+/* One client line inside an AUTH exchange. Returns true when it was a SASL
+ * line (pushed), false when the exchange ended before it and the line is a
+ * command. It is a SASL line when the server asked for one (334), and else
+ * while the mechanism takes more lines (PLAIN one, LOGIN two, one of them
+ * an initial response) and the line does not read as a command: where the
+ * server's replies are not in the capture, the MAIL, RCPT and message
+ * that follow are not taken for credentials. */
+static bool auth_line(struct smtp_session *s, const char *line, size_t len, bool overflow)
+{
+    bool invited = s->auth_invited > 0;
+    bool command = !overflow && line_is_command(line, len);
+    if (!invited && (s->auth_need == 0 || command)) {
+        smtp_enter_state(s, SMTP_ST_COMMAND);
+        return false;
+    }
+    if (invited)
+        s->auth_invited--;
+    if (s->auth_need && s->auth_need != SMTP_AUTH_NEED_UNKNOWN)
+        s->auth_need--;
+    /* a credential crossed: not "*" (cancel), not empty, not a command */
+    if (!command && !(len == 1 && line[0] == '*') && len > 0) {
+        s->f.auth_cleartext = true;
+        if (s->f.auth_lines < UINT8_MAX)
+            s->f.auth_lines++;
+    }
+    smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
+    return true;
+}
+
+static void trace(struct smtp_session *s, const char *verb)
+{
+    if (s->cfg->on_trace)
+        s->cfg->on_trace(s->cfg->trace_ctx, &s->f, DIR_C2S, verb, 0);
+}
+
 void smtp_client_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m)
 {
-    if (s->st == SMTP_ST_AUTH && !overflow && sasl_line_is_command(line, len)) {
-        smtp_enter_state(s, SMTP_ST_COMMAND); /* the client left the exchange */
-    } else if (s->st == SMTP_ST_AUTH) {
-        /* a SASL response: credentials, never parsed, kept or traced; "*"
-         * cancels the exchange, an empty line carries none */
-        if (len > 0 && !(len == 1 && line[0] == '*'))
-            s->f.auth_cleartext = true;
-        smtp_pending_push(s, SMTP_CMD_AUTH_DATA, -1, -1, false);
+    /* a SASL response: credentials, never parsed further, kept or traced */
+    if (s->st == SMTP_ST_AUTH && auth_line(s, line, len, overflow))
         return;
-    }
     s->any_command = true;
     if (overflow || len == 0) {
         smtp_pending_push(s, SMTP_CMD_UNKNOWN, -1, -1, false);

@@ -94,6 +94,8 @@ enum smtp_eod {
 struct smtp_tunnel; /* SOCKS / HTTP CONNECT prefix skipper (ndpi_smtp.c) */
 struct ndpi_smtp_flow;
 
+#define SMTP_AUTH_NEED_UNKNOWN 0xFF
+
 /* First member of a session (a marker for debugging). */
 #define SMTP_OBJ_SESSION 0x53455353u /* "SESS" */
 
@@ -131,6 +133,9 @@ struct smtp_session {
     bool implicit_tls;
     bool not_tls_reported;
     bool starttls_dropped; /* STARTTLS was on an EHLO reply line not stored */
+    /* AUTH exchange (RFC 4954): SASL lines the mechanism still takes
+     * (SMTP_AUTH_NEED_UNKNOWN: not known), and 334 replies not answered */
+    uint8_t auth_need, auth_invited;
 
     /* server packet fingerprints (TTL, IPv4 ID) */
     bool server_fin;

@@ -401,8 +401,16 @@ void smtp_reply_auth(struct smtp_session *s, const struct smtp_pending *p, int c
                      const struct stream_meta *m)
 {
     (void)p, (void)m;
-    if (code == 334)
-        return; /* the client sends one SASL line next */
+    if (code == 334) {
+        /* the client sends one SASL line next: a server asking for more
+         * lines than the mechanism takes is followed while nothing else
+         * waits for a reply */
+        if (s->st == SMTP_ST_COMMAND && s->ring_len == 0 && s->f.auth_mechanism)
+            smtp_enter_state(s, SMTP_ST_AUTH);
+        if (s->st == SMTP_ST_AUTH && s->auth_invited < UINT8_MAX)
+            s->auth_invited++;
+        return;
+    }
     s->f.auth_code = code;
     if (s->st == SMTP_ST_AUTH)
         smtp_enter_state(s, SMTP_ST_COMMAND);

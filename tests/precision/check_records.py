@@ -68,6 +68,21 @@ CASES = {
         "smtp.transactions.0.rcpt.0.domain": "example.org",
         "smtp.transactions.0.data.cleartext": True,
     },
+    # HELO answered, then EHLO with the capabilities: the EHLO is recorded
+    "helo-then-ehlo.pcap": {
+        "smtp.helo.verb": "EHLO",
+        "smtp.helo.host": "mail.example.net",
+        "smtp.capabilities.0": "PIPELINING",
+    },
+    # AUTH LOGIN seen from the client's side only: the delivery after it
+    "auth-login-client-side-only.pcap": {
+        "smtp.auth.mechanism": "LOGIN",
+        "smtp.auth.cleartext": True,
+        "smtp.transactions.0.mail_from_domain": "example.net",
+        "smtp.transactions.0.rcpt.0.domain": "example.org",
+        "smtp.transactions.0.data.cleartext": True,
+        "smtp.transactions.0.data.bytes": 63,
+    },
     "strip-server-side-only.pcap": {
         "smtp.capabilities.0": "PIPELINING",
         "smtp.starttls.offered": False,

@@ -302,6 +302,36 @@ def main():
              "192.0.2.10")
     one_side(p(src, "pcaps/mitm-strip-sender-side.pcap"), p(out, "strip-server-side-only.pcap"),
              "198.51.100.25")
+    decoder_findings(out)
+
+
+# ---- decoder findings: AUTH, HELO then EHLO, overlapping copies ----------
+def decoder_findings(out):
+    p = os.path.join
+    # HELO answered 250, then EHLO whose reply gives the capabilities: the
+    # record names the EHLO and its host (was: HELO and the HELO's host).
+    crafted(p(out, "helo-then-ehlo.pcap"), "198.51.100.25", [
+        (S, b"220 mx.example.org ESMTP\r\n"),
+        (C, b"HELO old.example.net\r\n"),
+        (S, b"250 mx.example.org\r\n"),
+    ] + plain_delivery(["example.org"])[1:])
+    # AUTH LOGIN, then a delivery in clear, seen from the client's side only
+    # (asymmetric routing): the exchange ends after the two lines LOGIN
+    # takes; the MAIL, RCPT and message are a transaction (was: swallowed
+    # as credentials, no transaction).
+    steps = plain_delivery(["example.org"])
+    steps[3:3] = [
+        (C, b"AUTH LOGIN\r\n"),
+        (S, b"334 VXNlcm5hbWU6\r\n"),
+        (C, b"YWxpY2U=\r\n"),
+        (S, b"334 UGFzc3dvcmQ6\r\n"),
+        (C, b"c2VjcmV0\r\n"),
+        (S, b"235 2.7.0 Authentication successful\r\n"),
+    ]
+    crafted(p(out, "tmp-auth.pcap"), "198.51.100.25", steps)
+    one_side(p(out, "tmp-auth.pcap"), p(out, "auth-login-client-side-only.pcap"), "192.0.2.10")
+    os.remove(p(out, "tmp-auth.pcap"))
+# ---- end of decoder findings ---------------------------------------------
 
 
 if __name__ == "__main__":

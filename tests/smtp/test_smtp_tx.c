@@ -348,6 +348,131 @@ static void test_truncated_fields(void **state)
     conv_result_free(&r);
 }
 
+/* The greeting recorded is the one the capabilities belong to: HELO
+ * answered 250, then EHLO with the capabilities records the EHLO and its
+ * host; an EHLO refused, then HELO, records the HELO; an EHLO sent again
+ * after the capabilities changes nothing. */
+static void test_greeting_of_the_capabilities(void **state)
+{
+    (void)state;
+    static const struct step helo_ehlo[] = {
+        S("220 mx\r\n"),
+        C("HELO old.example\r\n"),
+        S("250 mx\r\n"),
+        C("EHLO new.example\r\n"),
+        EHLO_PIPE,
+        C("EHLO again.example\r\n"),
+        S("250-mx\r\n250 X\r\n"),
+        C("QUIT\r\n"),
+        S("221 bye\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, helo_ehlo, CONV_N(helo_ehlo), true, &r);
+    assert_string_equal(r.facts->helo_verb, "EHLO");
+    assert_string_equal(r.facts->helo_host, "new.example");
+    assert_true(r.facts->pipelining_offered);
+    conv_result_free(&r);
+
+    static const struct step ehlo_helo[] = {
+        S("220 mx\r\n"),           C("EHLO new.example\r\n"), S("502 5.5.2 unknown\r\n"),
+        C("HELO old.example\r\n"), S("250 mx\r\n"),
+    };
+    conv_check(&cfg, &fi, ehlo_helo, CONV_N(ehlo_helo), true, &r);
+    assert_string_equal(r.facts->helo_verb, "HELO");
+    assert_string_equal(r.facts->helo_host, "old.example");
+    conv_result_free(&r);
+}
+
+#define AUTH_MAIL C("MAIL FROM:<a@x.org>\r\n"), C("RCPT TO:<b@example.org>\r\n"), C("DATA\r\n")
+
+/* AUTH with the server's side not in the capture: the exchange ends at the
+ * lines the mechanism takes (LOGIN: two, or one after an initial
+ * response; PLAIN: one, or none after it), or, for a mechanism of unknown
+ * length, at the next line that reads as a command; the MAIL, RCPT and
+ * message that follow are a transaction in clear. */
+static void test_auth_client_side_only(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *auth;
+        const char *lines;
+        int n;
+    } cases[] = {
+        {"AUTH LOGIN\r\n", "dXNlcg==\r\ncGFzcw==\r\n", 2},
+        {"AUTH LOGIN dXNlcg==\r\n", "cGFzcw==\r\n", 2},
+        {"AUTH PLAIN\r\n", "AHVzZXIAcGFzcw==\r\n", 1},
+        {"AUTH PLAIN AHVzZXIAcGFzcw==\r\n", "", 1},
+        {"AUTH NTLM\r\n", "TlRMTVNTUAABAAAA\r\nTlRMTVNTUAADAAAA\r\n", 2},
+        /* LOGIN with a command where the password would be: a command */
+        {"AUTH LOGIN\r\n", "dXNlcg==\r\n", 1},
+    };
+    for (size_t i = 0; i < CONV_N(cases); i++) {
+        const struct step conv[] = {
+            C("EHLO c\r\n"),
+            {DIR_C2S, cases[i].auth, strlen(cases[i].auth)},
+            {DIR_C2S, cases[i].lines, strlen(cases[i].lines)},
+            AUTH_MAIL,
+            C("Subject: x\r\n\r\nhi\r\n.\r\n"),
+            C("QUIT\r\n"),
+        };
+        struct conv_result r;
+        conv_check(&cfg, &fi, conv, CONV_N(conv), true, &r);
+        const struct smtp_facts *f = r.facts;
+        assert_true(f->auth_cleartext);
+        assert_int_equal(f->auth_lines, cases[i].n);
+        assert_int_equal(f->n_tx, 1);
+        assert_string_equal(f->tx[0].mail_from_domain, "x.org");
+        assert_int_equal(f->tx[0].n_rcpt, 1);
+        assert_true(f->tx[0].cleartext);
+        assert_int_equal(f->tx[0].data_bytes, 18);
+        conv_result_free(&r);
+    }
+}
+
+/* With the server's side: a 334 asks for each line, whatever it reads as;
+ * QUIT answered to "334 Username:" carries no credential; a server asking
+ * LOGIN for a third line gets it; the replies keep their commands. */
+static void test_auth_with_replies(void **state)
+{
+    (void)state;
+    static const struct step quit[] = {
+        S("220 mx\r\n"),        C("EHLO c\r\n"),           EHLO_PIPE,
+        C("AUTH LOGIN\r\n"),    S("334 VXNlcm5hbWU6\r\n"), C("QUIT\r\n"),
+        S("501 5.5.2 bad\r\n"),
+    };
+    struct conv_result r;
+    conv_check(&cfg, &fi, quit, CONV_N(quit), true, &r);
+    assert_false(r.facts->auth_cleartext); /* no credential crossed */
+    assert_int_equal(r.facts->auth_lines, 0);
+    assert_int_equal(r.facts->auth_code, 501);
+    conv_result_free(&r);
+
+    static const struct step third[] = {
+        S("220 mx\r\n"),
+        C("EHLO c\r\n"),
+        EHLO_PIPE,
+        C("AUTH LOGIN\r\n"),
+        S("334 VXNlcm5hbWU6\r\n"),
+        C("dXNlcg==\r\n"),
+        S("334 UGFzc3dvcmQ6\r\n"),
+        C("cGFzcw==\r\n"),
+        S("334 T1RQOg==\r\n"),
+        C("MTIzNDU2\r\n"),
+        S("235 2.7.0 ok\r\n"),
+        C("MAIL FROM:<a@x.org>\r\n"),
+        S("250 ok\r\n"),
+        C("RCPT TO:<b@example.org>\r\n"),
+        S("250 ok\r\n"),
+    };
+    conv_check(&cfg, &fi, third, CONV_N(third), true, &r);
+    assert_int_equal(r.facts->auth_lines, 3);
+    assert_int_equal(r.facts->auth_code, 235);
+    assert_int_equal(r.facts->tx[0].mail_code, 250);
+    assert_int_equal(r.facts->tx[0].rcpt[0].code, 250);
+    assert_int_equal(conv_anomalies(r.facts, ANOM_REPLY_WITHOUT_COMMAND), 0);
+    conv_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +485,9 @@ int main(void)
         cmocka_unit_test_setup(test_server_side_only, setup),
         cmocka_unit_test_setup(test_recipient_domains_bound, setup),
         cmocka_unit_test_setup(test_truncated_fields, setup),
+        cmocka_unit_test_setup(test_greeting_of_the_capabilities, setup),
+        cmocka_unit_test_setup(test_auth_client_side_only, setup),
+        cmocka_unit_test_setup(test_auth_with_replies, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
