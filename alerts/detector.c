@@ -399,6 +399,22 @@ static struct record *ctx_record(struct lookup_ctx *c)
     return d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
 }
 
+/* A lookup of record r answers later through c: c joins the handle's
+ * contexts (reachable, never leaked, if the detector goes first) and r
+ * waits for it. */
+static void ctx_link(struct detector *d, struct record *r, struct lookup_ctx *c)
+{
+    pthread_mutex_lock(&orphan_mu);
+    d->h->refs++;
+    c->next = d->h->ctxs;
+    if (c->next)
+        c->next->prev = c;
+    d->h->ctxs = c;
+    pthread_mutex_unlock(&orphan_mu);
+    d->stats.lookups_in_flight++;
+    r->waiting++;
+}
+
 static void on_dane(void *arg, const char *host, const struct dane_answer *a)
 {
     struct lookup_ctx *c = arg;
@@ -436,15 +452,7 @@ static void dane_start(struct detector *d, struct record *r)
     c->seq = d->next_seq;
     c->idx = LOOKUP_DANE;
     if (dane_lookup(dn, host, on_dane, c, &a) == SW_AGAIN) {
-        pthread_mutex_lock(&orphan_mu);
-        d->h->refs++;
-        c->next = d->h->ctxs;
-        if (c->next)
-            c->next->prev = c;
-        d->h->ctxs = c;
-        pthread_mutex_unlock(&orphan_mu);
-        d->stats.lookups_in_flight++;
-        r->waiting++;
+        ctx_link(d, r, c);
         return;
     }
     free(c);
@@ -480,15 +488,7 @@ static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
             policy_engine_set_time(d->cfg.policy, true, r->f->flow.start / SW_USEC_PER_SEC);
         int rc = policy_lookup(d->cfg.policy, p->domain, on_policy, c, &a);
         if (rc == SW_AGAIN) {
-            pthread_mutex_lock(&orphan_mu);
-            d->h->refs++;
-            c->next = d->h->ctxs;
-            if (c->next)
-                c->next->prev = c;
-            d->h->ctxs = c;
-            pthread_mutex_unlock(&orphan_mu);
-            d->stats.lookups_in_flight++;
-            r->waiting++;
+            ctx_link(d, r, c);
             r->in_flight++;
             started = true;
             continue;
