@@ -117,7 +117,11 @@ static bool one(struct tlsrpt *t, struct policy_engine *e, const json_t *rec, ch
     return true;
 }
 
-static int run(const char *in, struct tlsrpt *t, struct policy_engine *e)
+/* Counts the session records of in; a line that does not parse or lacks
+ * what a report needs is named on stderr and skipped (*skipped), the others
+ * still count. Returns 1 when in cannot be read, else 0. */
+static int run(const char *in, struct tlsrpt *t, struct policy_engine *e, unsigned long *skipped,
+               unsigned long *lines)
 {
     FILE *f = strcmp(in, "-") == 0 ? stdin : fopen(in, "r");
     if (!f) {
@@ -138,15 +142,15 @@ static int run(const char *in, struct tlsrpt *t, struct policy_engine *e)
         char err[300] = "";
         if (!rec) {
             fprintf(stderr, "stripwatch: %s:%lu: not JSON: %s\n", in, no, je.text);
-            rc = 1;
-            break;
+            (*skipped)++;
+            continue;
         }
         /* session records only (an alert repeats its session's facts) */
         const char *ds =
             json_string_value(json_object_get(json_object_get(rec, "event"), "dataset"));
         if (ds && strcmp(ds, "stripwatch.session") == 0 && !one(t, e, rec, err, sizeof err)) {
             fprintf(stderr, "stripwatch: %s:%lu: %s\n", in, no, err);
-            rc = 1;
+            (*skipped)++;
         }
         json_decref(rec);
     }
@@ -154,6 +158,7 @@ static int run(const char *in, struct tlsrpt *t, struct policy_engine *e)
         fprintf(stderr, "stripwatch: %s: %s\n", in, strerror(errno));
         rc = 1;
     }
+    *lines = no;
     free(line);
     if (f != stdin)
         fclose(f);
@@ -242,8 +247,18 @@ int sensor_report_main(int argc, char **argv)
     int rc = 1;
     if (!t)
         fprintf(stderr, "stripwatch: report: out of memory\n");
-    else if ((rc = run(in, t, e)) == 0 && !tlsrpt_flush(t))
-        rc = 1;
+    else {
+        unsigned long skipped = 0, lines = 0;
+        rc = run(in, t, e, &skipped, &lines);
+        if (!tlsrpt_flush(t))
+            rc = 1;
+        if (skipped) {
+            fprintf(stderr,
+                    "stripwatch: %s: %lu of %lu lines skipped; the reports count the others\n", in,
+                    skipped, lines);
+            rc = 1;
+        }
+    }
     tlsrpt_free(t);
     policy_engine_free(e);
     return rc;

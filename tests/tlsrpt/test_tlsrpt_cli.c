@@ -217,6 +217,54 @@ static void test_sts_report(void **st)
     free(one);
     free(three);
     free(off);
+
+    /* a log cut in the middle of a line (the sensor still writing): that
+     * line is named and skipped, the report counts the others, exit 1 */
+    char path[4300], cut[4300];
+    snprintf(path, sizeof path, "%s/w1.jsonl", dir);
+    snprintf(cut, sizeof cut, "%s/cut.jsonl", dir);
+    size_t len;
+    char *log = slurp(path, &len);
+    assert_non_null(log);
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += log[i] == '\n';
+    char *text = malloc(len + 32);
+    assert_non_null(text);
+    memcpy(text, log, len);
+    static const char part[] = "{\"event\": {\"dataset\"";
+    memcpy(text + len, part, sizeof part - 1);
+    assert_true(spit(cut, text, len + sizeof part - 1));
+    free(text);
+    free(log);
+    char *out = mkdir_in(dir, "cut-offline");
+    char *argv[] = {STRIPWATCH,
+                    "report",
+                    "--tlsrpt",
+                    cut,
+                    "--tlsrpt-out",
+                    out,
+                    "--policy-file",
+                    PCAPS "policies.json",
+                    "--observer-name",
+                    OBSERVER,
+                    "--tlsrpt-contact",
+                    CONTACT,
+                    NULL};
+    struct run_out r;
+    run(dir, argv, NULL, 60, &r);
+    assert_int_equal(r.status, 1);
+    char want[9000];
+    snprintf(want, sizeof want,
+             "stripwatch: %s:%zu: not JSON: ':' expected near end of file\n"
+             "stripwatch: %s: 1 of %zu lines skipped; the reports count the others\n",
+             cut, lines + 1, cut, lines + 1);
+    assert_string_equal(r.err, want);
+    run_free(&r);
+    char *rep = report_of(out);
+    assert_string_equal(rep, expected_sts);
+    free(rep);
+    free(out);
 }
 
 static void test_dane_report(void **st)
@@ -262,7 +310,7 @@ static void test_errors(void **st)
                   "/dev/null", "--tlsrpt-out", missing, NULL};
     run(dir, a1, NULL, 60, &r);
     assert_int_equal(r.status, 1);
-    char want[4500];
+    char want[9000];
     snprintf(want, sizeof want, "stripwatch: --tlsrpt-out %s: No such file or directory\n",
              missing);
     assert_string_equal(r.err, want);
@@ -283,8 +331,10 @@ static void test_errors(void **st)
     char *a3[] = {STRIPWATCH, "report", "--tlsrpt", bad, "--tlsrpt-out", (char *)dir, NULL};
     run(dir, a3, NULL, 60, &r);
     assert_int_equal(r.status, 1);
-    snprintf(want, sizeof want, "stripwatch: %s:3: not JSON: unexpected token near end of file\n",
-             bad);
+    snprintf(want, sizeof want,
+             "stripwatch: %s:3: not JSON: unexpected token near end of file\n"
+             "stripwatch: %s: 1 of 3 lines skipped; the reports count the others\n",
+             bad, bad);
     assert_string_equal(r.err, want);
     run_free(&r);
 
@@ -295,7 +345,9 @@ static void test_errors(void **st)
     run(dir, a3, NULL, 60, &r);
     assert_int_equal(r.status, 1);
     snprintf(want, sizeof want,
-             "stripwatch: %s:1: source.ip, destination.ip or destination.port missing\n", bad);
+             "stripwatch: %s:1: source.ip, destination.ip or destination.port missing\n"
+             "stripwatch: %s: 1 of 1 lines skipped; the reports count the others\n",
+             bad, bad);
     assert_string_equal(r.err, want);
     run_free(&r);
 }
