@@ -366,6 +366,16 @@ void jsonw_null(struct jsonw *w, const char *key)
     put(w, "null", 4);
 }
 
+void jsonw_members(struct jsonw *w, const char *s, size_t n)
+{
+    if (!n)
+        return;
+    if (w->comma)
+        putc1(w, ',');
+    put(w, s, n);
+    w->comma = true;
+}
+
 void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
 {
     json_t *v = (json_t *)cv; /* jansson's getters take non-const pointers */
