@@ -130,13 +130,8 @@ static void alert_stripwatch(struct jsonw *w, const void *arg)
     jsonw_str(w, "severity_name", rule_severity_name(a->v->severity));
     jsonw_str(w, "confidence", rule_confidence_str(a->v->confidence));
     jsonw_obj_open(w, "evidence");
-    const char *k;
-    json_t *e;
     if (a->v->evidence)
-        json_object_foreach(a->v->evidence, k, e)
-        {
-            jsonw_json(w, k, e);
-        }
+        jsonw_members(w, a->v->evidence, a->v->evidence_len);
     /* --evidence-dir: the file holding the session's packets
      * (sensor/evidence.c); absent without it */
     if (a->ctx && a->ctx->evidence_pcap)

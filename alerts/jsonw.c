@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define JSONW_FIRST_CAP 2048
-#define PREFIX_FAST     48 /* key bytes prefix() writes in one pass */
 
 void jsonw_init(struct jsonw *w)
 {
@@ -171,29 +170,40 @@ static void put_quoted(struct jsonw *w, const char *s, size_t n)
 /* The separator and the key before a value. */
 static void prefix(struct jsonw *w, const char *key)
 {
-    if (key && reserve(w, 4 + PREFIX_FAST)) {
-        /* a short key with nothing to escape (every key the writers pass
-         * literally), in one pass; anything else takes the general path,
-         * the bytes written here past len being scratch */
-        char *o = w->buf + w->len;
-        if (w->comma)
-            *o++ = ',';
-        *o++ = '"';
-        for (size_t i = 0; i < PREFIX_FAST; i++) {
-            unsigned char c = (unsigned char)key[i];
-            if (!c) {
-                *o++ = '"';
-                *o++ = ':';
-                *o = '\0';
-                w->len = (size_t)(o - w->buf);
-                w->comma = true;
-                return;
+    if (key) {
+        /* a key with nothing to escape (every key the writers pass
+         * literally), 8 bytes at a time; anything else takes the general
+         * path, the bytes written here past len being scratch */
+        size_t n = strlen(key);
+        if (reserve(w, n + 4)) {
+            char *o = w->buf + w->len;
+            if (w->comma)
+                *o++ = ',';
+            *o++ = '"';
+            size_t i = 0;
+            for (; i + 8 <= n; i += 8) {
+                uint64_t x;
+                memcpy(&x, key + i, 8);
+                if (escape_mask8(x))
+                    goto general;
+                memcpy(o, &x, 8);
+                o += 8;
             }
-            if (must_escape(c))
-                break;
-            *o++ = (char)c;
+            for (; i < n; i++) {
+                unsigned char c = (unsigned char)key[i];
+                if (must_escape(c))
+                    goto general;
+                *o++ = (char)c;
+            }
+            *o++ = '"';
+            *o++ = ':';
+            *o = '\0';
+            w->len = (size_t)(o - w->buf);
+            w->comma = true;
+            return;
         }
     }
+general:
     if (w->comma)
         putc1(w, ',');
     if (key) {
@@ -364,6 +374,16 @@ void jsonw_null(struct jsonw *w, const char *key)
 {
     prefix(w, key);
     put(w, "null", 4);
+}
+
+void jsonw_members(struct jsonw *w, const char *s, size_t n)
+{
+    if (!n)
+        return;
+    if (w->comma)
+        putc1(w, ',');
+    put(w, s, n);
+    w->comma = true;
 }
 
 void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)

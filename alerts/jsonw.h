@@ -57,9 +57,14 @@ void jsonw_int(struct jsonw *w, const char *key, int64_t v);
 void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v);
 void jsonw_bool(struct jsonw *w, const char *key, bool v);
 void jsonw_null(struct jsonw *w, const char *key);
-/* A jansson value (policy text, evidence built elsewhere), members in their
+/* A jansson value (policy and DANE answers), members in their
  * insertion order as json_dumps writes them; NULL writes null. */
 void jsonw_json(struct jsonw *w, const char *key, const struct json_t *v);
+
+/* Members written elsewhere into the object open here: s[0..n) is a
+ * fragment of a writer's output, '"k":v' separated by commas, no braces
+ * (a verdict's evidence, alerts/rules.h); n 0 writes nothing. */
+void jsonw_members(struct jsonw *w, const char *s, size_t n);
 
 /* True when s[0..n) is valid UTF-8 in jansson's sense (see jsonw_wire_str). */
 bool jsonw_utf8_valid(const char *s, size_t n);

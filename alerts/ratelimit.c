@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ratelimit.c: per (rule, server) token buckets with suppressed counts.
- * No RFC; a bounded open-addressing table of buckets. */
+ * No RFC; a bounded open-addressing table of bucket indexes (4 bytes a
+ * slot), the buckets themselves dense in a pool that grows as keys come, so
+ * a run with few keys touches few pages. */
 #include "alerts/ratelimit.h"
 
 #include <stdio.h>
@@ -11,7 +13,6 @@
 #define RL_PROBE   8
 
 struct bucket {
-    bool used;
     int rule;
     char server[RL_KEY_MAX];
     double tokens;
@@ -23,7 +24,9 @@ struct bucket {
 struct ratelimit {
     unsigned rate;
     size_t n;
-    struct bucket *b;
+    uint32_t *slot;      /* n slots: 0 free, else 1 + the bucket's index in pool */
+    struct bucket *pool; /* n_pool used of cap_pool, at most n */
+    size_t n_pool, cap_pool;
     uint64_t clock;
     uint64_t lost;
 };
@@ -35,8 +38,10 @@ struct ratelimit *ratelimit_new(unsigned rate_per_min, size_t max_keys)
         return NULL;
     r->rate = rate_per_min;
     r->n = max_keys < RL_PROBE ? RL_PROBE : max_keys;
-    r->b = calloc(r->n, sizeof *r->b);
-    if (!r->b) {
+    if (r->n > UINT32_MAX - 1)
+        r->n = UINT32_MAX - 1;
+    r->slot = calloc(r->n, sizeof *r->slot);
+    if (!r->slot) {
         free(r);
         return NULL;
     }
@@ -47,7 +52,8 @@ void ratelimit_free(struct ratelimit *r)
 {
     if (!r)
         return;
-    free(r->b);
+    free(r->slot);
+    free(r->pool);
     free(r);
 }
 
@@ -66,26 +72,57 @@ static uint64_t hash_key(int rule, const char *s)
     return h;
 }
 
+/* The bucket in slot s, NULL when the slot is free. */
+static struct bucket *slot_bucket(const struct ratelimit *r, size_t s)
+{
+    return r->slot[s] ? &r->pool[r->slot[s] - 1] : NULL;
+}
+
+/* A new bucket for the free slot s; NULL when out of memory. */
+static struct bucket *bucket_add(struct ratelimit *r, size_t s)
+{
+    if (r->n_pool == r->cap_pool) {
+        size_t cap = r->cap_pool ? r->cap_pool * 2 : 16;
+        if (cap > r->n)
+            cap = r->n;
+        struct bucket *p = realloc(r->pool, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        r->pool = p;
+        r->cap_pool = cap;
+    }
+    r->slot[s] = (uint32_t)++r->n_pool;
+    return &r->pool[r->n_pool - 1];
+}
+
+/* The key's bucket, made when new (replacing the least recently used one of
+ * the probe window when no slot of it is free); NULL when out of memory. */
 static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *server, sw_usec now,
                                  unsigned rate)
 {
     size_t start = hash_key(rule, server) % r->n;
+    size_t free_slot = SIZE_MAX;
     struct bucket *victim = NULL;
     for (size_t i = 0; i < RL_PROBE; i++) {
-        struct bucket *b = &r->b[(start + i) % r->n];
-        if (b->used && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1))
+        size_t s = (start + i) % r->n;
+        struct bucket *b = slot_bucket(r, s);
+        if (b && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1))
             return b;
-        if (!b->used) {
-            if (!victim || victim->used)
-                victim = b;
-        } else if (!victim || (victim->used && b->touched < victim->touched)) {
+        if (!b) {
+            if (free_slot == SIZE_MAX)
+                free_slot = s;
+        } else if (!victim || b->touched < victim->touched) {
             victim = b;
         }
     }
-    if (victim->used)
+    if (free_slot != SIZE_MAX) {
+        victim = bucket_add(r, free_slot);
+        if (!victim)
+            return NULL;
+    } else {
         r->lost += victim->suppressed;
+    }
     memset(victim, 0, sizeof *victim);
-    victim->used = true;
     victim->rule = rule;
     snprintf(victim->server, sizeof victim->server, "%s", server);
     victim->tokens = rate;
@@ -107,8 +144,8 @@ bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_
         /* unlimited; a bucket left from a limited time hands its count on */
         size_t start = hash_key(rule, server) % r->n;
         for (size_t i = 0; i < RL_PROBE; i++) {
-            struct bucket *b = &r->b[(start + i) % r->n];
-            if (b->used && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1)) {
+            struct bucket *b = slot_bucket(r, (start + i) % r->n);
+            if (b && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1)) {
                 *suppressed = b->suppressed;
                 b->suppressed = 0;
                 break;
@@ -117,6 +154,8 @@ bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_
         return true;
     }
     struct bucket *b = bucket_for(r, rule, server, now, rate);
+    if (!b)
+        return true; /* out of memory: not limited */
     b->touched = ++r->clock;
     if (now > b->last) {
         b->tokens += (double)(now - b->last) * rate / (60.0 * SW_USEC_PER_SEC);

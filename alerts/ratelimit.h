@@ -5,7 +5,8 @@
  * What is suppressed is counted and handed to the next alert that passes for
  * the same key. Bounded: at most max_keys buckets (a new key replaces the
  * least recently used one in its probe window; the count it carried is added
- * to lost_suppressed). */
+ * to lost_suppressed). Memory grows with the keys seen, not max_keys (4
+ * bytes a key slot up front); a key that finds no memory is not limited. */
 #ifndef SW_RATELIMIT_H
 #define SW_RATELIMIT_H
 

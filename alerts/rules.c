@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "alerts/jsonw.h"
+
 static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_STARTTLS_STRIPPED] =
         {"starttls.stripped", "STARTTLS stripped",
@@ -237,12 +239,12 @@ static bool names_have_strong(const struct names *n)
     return false;
 }
 
-static json_t *names_json(const struct names *n)
+static void names_json(struct jsonw *w, const char *key, const struct names *n)
 {
-    json_t *a = json_array();
+    jsonw_arr_open(w, key);
     for (size_t i = 0; i < n->n; i++)
-        json_array_append_new(a, facts_json_wire_str(n->v[i]));
-    return a;
+        jsonw_wire_str(w, NULL, n->v[i]);
+    jsonw_arr_close(w);
 }
 
 /* ---- which domains ---- */
@@ -396,147 +398,191 @@ static const struct facts_anomaly *find_anom_dir(const struct smtp_facts *f, enu
     return NULL;
 }
 
-static json_t *ts_json(sw_usec t)
+static void ts_json(struct jsonw *w, const char *key, sw_usec t)
 {
     char buf[40];
     facts_fmt_time(t, buf, sizeof buf);
-    return json_string(buf);
+    jsonw_str(w, key, buf);
 }
 
-static json_t *anom_json(const struct facts_anomaly *a)
+static void anom_json(struct jsonw *w, const struct facts_anomaly *a)
 {
-    return json_pack("{s:s, s:s, s:o, s:I, s:o}", "kind", anomaly_kind_str(a->kind), "dir",
-                     a->dir == DIR_C2S ? "c2s" : "s2c", "ts", ts_json(a->ts), "packet",
-                     (json_int_t)a->pkt_no, "detail", facts_json_wire_str(a->detail));
+    jsonw_obj_open(w, NULL);
+    jsonw_str(w, "kind", anomaly_kind_str(a->kind));
+    jsonw_str(w, "dir", a->dir == DIR_C2S ? "c2s" : "s2c");
+    ts_json(w, "ts", a->ts);
+    jsonw_int(w, "packet", (int64_t)a->pkt_no);
+    jsonw_wire_str(w, "detail", a->detail);
+    jsonw_obj_close(w);
 }
 
-static json_t *caps_json(const struct smtp_facts *f)
+static void caps_json(struct jsonw *w, const struct smtp_facts *f)
 {
-    json_t *a = json_array();
+    jsonw_arr_open(w, "capabilities");
     for (size_t i = 0; i < f->n_caps; i++)
-        json_array_append_new(a, facts_json_wire_str(facts_cap(f, i)));
-    return a;
+        jsonw_wire_str(w, NULL, facts_cap(f, i));
+    jsonw_arr_close(w);
 }
 
-static json_t *starttls_json(const struct smtp_facts *f)
+static void starttls_json(struct jsonw *w, const struct smtp_facts *f)
 {
-    json_t *o =
-        json_pack("{s:b, s:b}", "offered", f->starttls_offered, "requested", f->starttls_requested);
-    json_object_set_new(o, "reply_code",
-                        f->starttls_code ? json_integer(f->starttls_code) : json_null());
+    jsonw_obj_open(w, "starttls");
+    jsonw_bool(w, "offered", f->starttls_offered);
+    jsonw_bool(w, "requested", f->starttls_requested);
+    jsonw_int_or_null(w, "reply_code", f->starttls_code);
     if (f->starttls_requested && f->starttls_ts)
-        json_object_set_new(o, "ts", ts_json(f->starttls_ts));
-    json_object_set_new(o, "tls_established", json_boolean(f->tls->established));
-    return o;
+        ts_json(w, "ts", f->starttls_ts);
+    jsonw_bool(w, "tls_established", f->tls->established);
+    jsonw_obj_close(w);
 }
 
-static json_t *evidence_new(const struct smtp_facts *f, const char *reason)
+/* A verdict's evidence starts with the session's uid and the reason;
+ * returns where the reason ends (struct verdict.reason_end). */
+static size_t evidence_new(struct jsonw *w, const struct smtp_facts *f, const char *reason)
 {
-    return json_pack("{s:s, s:s}", "session_uid", f->flow.uid, "reason", reason);
+    jsonw_init(w);
+    jsonw_str(w, "session_uid", f->flow.uid);
+    jsonw_str(w, "reason", reason);
+    return w->len;
 }
 
-static void ev_anoms(json_t *ev, const struct smtp_facts *f, const enum anomaly_kind *kinds,
+static bool anom_in(const struct facts_anomaly *a, const enum anomaly_kind *kinds, size_t nk)
+{
+    for (size_t k = 0; k < nk; k++)
+        if (a->kind == kinds[k])
+            return true;
+    return false;
+}
+
+static void ev_anoms(struct jsonw *w, const struct smtp_facts *f, const enum anomaly_kind *kinds,
                      size_t nk)
 {
-    json_t *a = json_array();
+    bool open = false;
     for (size_t i = 0; i < f->n_anomalies; i++)
-        for (size_t k = 0; k < nk; k++)
-            if (f->anomalies[i].kind == kinds[k]) {
-                json_array_append_new(a, anom_json(&f->anomalies[i]));
-                break;
-            }
-    if (json_array_size(a))
-        json_object_set_new(ev, "anomalies", a);
-    else
-        json_decref(a);
+        if (anom_in(&f->anomalies[i], kinds, nk)) {
+            if (!open)
+                jsonw_arr_open(w, "anomalies");
+            open = true;
+            anom_json(w, &f->anomalies[i]);
+        }
+    if (open)
+        jsonw_arr_close(w);
 }
 
-static json_t *syn_ack_json(uint32_t fp)
+static void syn_ack_json(struct jsonw *w, const char *key, uint32_t fp)
 {
     char opts[8];
     snprintf(opts, sizeof opts, "%02x", FLOW_FP_OPTS(fp));
-    return json_pack("{s:i, s:i, s:s}", "ttl", FLOW_FP_TTL(fp), "window", FLOW_FP_WIN(fp),
-                     "options", opts);
+    jsonw_obj_open(w, key);
+    jsonw_int(w, "ttl", FLOW_FP_TTL(fp));
+    jsonw_int(w, "window", FLOW_FP_WIN(fp));
+    jsonw_str(w, "options", opts);
+    jsonw_obj_close(w);
 }
 
 /* Path evidence (never a verdict alone): this session's SYN-ACK against the
  * one learned from this server address's earlier session that offered
  * STARTTLS, when they differ: another stack or another path answers. */
-static void ev_path(json_t *ev, const struct smtp_facts *f, const struct posture_view *pv)
+static void ev_path(struct jsonw *w, const struct smtp_facts *f, const struct posture_view *pv)
 {
     uint32_t now = f->flow.syn_ack, then = pv->server_syn_ack;
     if (!now || !then || now == then || !pv->server_offered || pv->server_by_name)
         return;
-    json_t *changed = json_array();
+    jsonw_obj_open(w, "path");
+    syn_ack_json(w, "syn_ack", now);
+    syn_ack_json(w, "syn_ack_before", then);
+    jsonw_str(w, "before_session_uid", pv->server_uid);
+    jsonw_arr_open(w, "changed");
     if (FLOW_FP_TTL(now) != FLOW_FP_TTL(then))
-        json_array_append_new(changed, json_string("ttl"));
+        jsonw_str(w, NULL, "ttl");
     if (FLOW_FP_WIN(now) != FLOW_FP_WIN(then))
-        json_array_append_new(changed, json_string("window"));
+        jsonw_str(w, NULL, "window");
     if (FLOW_FP_OPTS(now) != FLOW_FP_OPTS(then))
-        json_array_append_new(changed, json_string("options"));
-    json_object_set_new(ev, "path",
-                        json_pack("{s:o, s:o, s:s, s:o}", "syn_ack", syn_ack_json(now),
-                                  "syn_ack_before", syn_ack_json(then), "before_session_uid",
-                                  pv->server_uid, "changed", changed));
+        jsonw_str(w, NULL, "options");
+    jsonw_arr_close(w);
+    jsonw_obj_close(w);
 }
 
-static void ev_server_posture(json_t *ev, const struct posture_view *pv)
+static void ev_server_posture(struct jsonw *w, const struct posture_view *pv)
 {
     if (!pv->server_offered)
         return;
-    json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:s}", "showed", "server offered STARTTLS", "key",
-                          facts_json_wire_str(pv->server_key), "by",
-                          pv->server_by_name ? "banner_host" : "address", "ts",
-                          ts_json(pv->server_ts), "session_uid", pv->server_uid);
-    json_t *p = json_object_get(ev, "posture");
-    if (!p) {
-        p = json_object();
-        json_object_set_new(ev, "posture", p);
-    }
-    json_object_set_new(p, "server", o);
+    jsonw_obj_open(w, "posture");
+    jsonw_obj_open(w, "server");
+    jsonw_str(w, "showed", "server offered STARTTLS");
+    jsonw_wire_str(w, "key", pv->server_key);
+    jsonw_str(w, "by", pv->server_by_name ? "banner_host" : "address");
+    ts_json(w, "ts", pv->server_ts);
+    jsonw_str(w, "session_uid", pv->server_uid);
+    jsonw_obj_close(w);
+    jsonw_obj_close(w);
 }
 
-static void ev_client_posture(json_t *ev, const struct posture_view *pv, bool used, bool failed)
+/* A verdict has the server's posture or the client's, never both. */
+static void ev_client_posture(struct jsonw *w, const struct posture_view *pv, bool used,
+                              bool failed)
 {
-    json_t *p = json_object_get(ev, "posture");
-    if ((used && pv->client_used) || (failed && pv->client_failed)) {
-        if (!p) {
-            p = json_object();
-            json_object_set_new(ev, "posture", p);
-        }
+    if (!((used && pv->client_used) || (failed && pv->client_failed)))
+        return;
+    jsonw_obj_open(w, "posture");
+    if (used && pv->client_used) {
+        jsonw_obj_open(w, "client");
+        jsonw_str(w, "showed", "client used STARTTLS to this server");
+        ts_json(w, "ts", pv->client_ts);
+        jsonw_str(w, "session_uid", pv->client_uid);
+        jsonw_obj_close(w);
     }
-    if (used && pv->client_used)
-        json_object_set_new(p, "client",
-                            json_pack("{s:s, s:o, s:s}", "showed",
-                                      "client used STARTTLS to this server", "ts",
-                                      ts_json(pv->client_ts), "session_uid", pv->client_uid));
-    if (failed && pv->client_failed)
-        json_object_set_new(p, "client_failure",
-                            json_pack("{s:s, s:o, s:s, s:s}", "showed",
-                                      pv->client_failed_by_name
-                                          ? "client's TLS attempt to a server of the same name "
-                                            "failed"
-                                          : "client's TLS attempt to this server failed",
-                                      "ts", ts_json(pv->client_failed_ts), "session_uid",
-                                      pv->client_failed_uid, "detail", pv->client_failed_detail));
+    /* left out when the detail is not valid UTF-8 (as the tree built with
+     * jansson did) */
+    if (failed && pv->client_failed &&
+        jsonw_utf8_valid(pv->client_failed_detail, strlen(pv->client_failed_detail))) {
+        jsonw_obj_open(w, "client_failure");
+        jsonw_str(w, "showed",
+                  pv->client_failed_by_name
+                      ? "client's TLS attempt to a server of the same name failed"
+                      : "client's TLS attempt to this server failed");
+        ts_json(w, "ts", pv->client_failed_ts);
+        jsonw_str(w, "session_uid", pv->client_failed_uid);
+        jsonw_str(w, "detail", pv->client_failed_detail);
+        jsonw_obj_close(w);
+    }
+    jsonw_obj_close(w);
 }
 
 /* Policies consulted, as mta_sts objects, for the evidence. */
-static void ev_policies(json_t *ev, const struct rule_policy *pols, size_t n, bool valid_only)
+static void ev_policies(struct jsonw *w, const struct rule_policy *pols, size_t n, bool valid_only)
 {
-    json_t *a = json_array();
+    bool open = false;
     for (size_t i = 0; i < n; i++) {
         if (!pols[i].json || (valid_only && !rule_policy_in_force(&pols[i])))
             continue;
-        json_t *c = json_deep_copy(pols[i].json);
-        if (pols[i].derived)
-            json_object_set_new(c, "derived_from_server_name", json_true());
-        json_array_append_new(a, c);
+        if (!open)
+            jsonw_arr_open(w, "policies");
+        open = true;
+        if (!pols[i].derived || !json_is_object(pols[i].json)) {
+            jsonw_json(w, NULL, pols[i].json);
+            continue;
+        }
+        /* derived_from_server_name: true, in its place when the answer has it */
+        const char *k;
+        json_t *m;
+        bool done = false;
+        jsonw_obj_open(w, NULL);
+        json_object_foreach(pols[i].json, k, m)
+        {
+            if (strcmp(k, "derived_from_server_name") == 0) {
+                jsonw_bool(w, k, true);
+                done = true;
+            } else {
+                jsonw_json(w, k, m);
+            }
+        }
+        if (!done)
+            jsonw_bool(w, "derived_from_server_name", true);
+        jsonw_obj_close(w);
     }
-    if (json_array_size(a))
-        json_object_set_new(ev, "policies", a);
-    else
-        json_decref(a);
+    if (open)
+        jsonw_arr_close(w);
 }
 
 struct clear_data {
@@ -564,11 +610,14 @@ static void clear_data_of(const struct smtp_facts *f, struct clear_data *c)
     }
 }
 
-static json_t *clear_data_json(const struct clear_data *c)
+static void clear_data_json(struct jsonw *w, const struct clear_data *c)
 {
-    return json_pack("{s:I, s:I, s:o, s:I}", "bytes", (json_int_t)c->bytes, "transactions",
-                     (json_int_t)c->n_tx, "mail_from_ts", ts_json(c->ts), "mail_from_packet",
-                     (json_int_t)c->pkt_no);
+    jsonw_obj_open(w, "cleartext_data");
+    jsonw_int(w, "bytes", (int64_t)c->bytes);
+    jsonw_int(w, "transactions", (int64_t)c->n_tx);
+    ts_json(w, "mail_from_ts", c->ts);
+    jsonw_int(w, "mail_from_packet", (int64_t)c->pkt_no);
+    jsonw_obj_close(w);
 }
 
 /* Index of the most relevant policy for mta_sts: enforce naming the server,
@@ -665,14 +714,19 @@ static enum rule_confidence conf_max(enum rule_confidence a, enum rule_confidenc
     return a > b ? a : b;
 }
 
+/* Takes ev's buffer (an empty evidence when the writer ran out of memory). */
 static void push(struct verdict *out, size_t *n, enum rule_id r, int sev, enum rule_confidence c,
-                 const char *action, int policy, json_t *ev)
+                 const char *action, int policy, struct jsonw *ev, size_t reason_end)
 {
-    if (*n >= RULES_VERDICTS_MAX) {
-        json_decref(ev);
-        return;
+    if (*n >= RULES_VERDICTS_MAX || !jsonw_ok(ev)) {
+        jsonw_free(ev);
+        ev->buf = NULL;
+        ev->len = 0;
+        reason_end = 0;
+        if (*n >= RULES_VERDICTS_MAX)
+            return;
     }
-    out[*n] = (struct verdict){r, sev, c, action, policy, ev};
+    out[*n] = (struct verdict){r, sev, c, action, policy, ev->buf, ev->len, reason_end};
     (*n)++;
 }
 
@@ -798,29 +852,30 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
         gap |= f->anomalies[i].kind == ANOM_GAP && f->anomalies[i].dir == DIR_S2C;
     if (gap)
         conf = CONF_LOW;
-    json_t *ev = evidence_new(
-        f, ehlo_refused && !no_starttls ? "EHLO refused by a server that offered STARTTLS before"
-           : gap                        ? "EHLO reply without STARTTLS (bytes missing from the "
-                                          "server side: the reply may be incomplete)"
-           : f->caps_dropped            ? "EHLO reply without STARTTLS, padded past the capability "
-                                          "bounds (every line scanned)"
-                                        : "EHLO reply without STARTTLS");
-    json_object_set_new(ev, "capabilities", caps_json(f));
-    json_object_set_new(ev, "ehlo_reply_code",
-                        f->ehlo_code ? json_integer(f->ehlo_code) : json_null());
-    json_object_set_new(ev, "server_names", names_json(&j->nm));
-    ev_server_posture(ev, j->pv);
-    ev_path(ev, f, j->pv);
+    struct jsonw ev;
+    size_t re = evidence_new(
+        &ev, f,
+        ehlo_refused && !no_starttls ? "EHLO refused by a server that offered STARTTLS before"
+        : gap                        ? "EHLO reply without STARTTLS (bytes missing from the "
+                                       "server side: the reply may be incomplete)"
+        : f->caps_dropped            ? "EHLO reply without STARTTLS, padded past the capability "
+                                       "bounds (every line scanned)"
+                                     : "EHLO reply without STARTTLS");
+    caps_json(&ev, f);
+    jsonw_int_or_null(&ev, "ehlo_reply_code", f->ehlo_code);
+    names_json(&ev, "server_names", &j->nm);
+    ev_server_posture(&ev, j->pv);
+    ev_path(&ev, f, j->pv);
     static const enum anomaly_kind k[] = {
         ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
         ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED,
         ANOM_GREETING_CLIENT_ADDR};
-    ev_anoms(ev, f, k, 7);
+    ev_anoms(&ev, f, k, 7);
     if (j->cd.any)
-        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
-    ev_policies(ev, j->pols, j->n_pols, true);
+        clear_data_json(&ev, &j->cd);
+    ev_policies(&ev, j->pols, j->n_pols, true);
     push(out, n, RULE_STARTTLS_STRIPPED, sev, conf, "starttls-stripped",
-         pidx >= 0 ? pidx : j->primary, ev);
+         pidx >= 0 ? pidx : j->primary, &ev, re);
 }
 
 static void rule_tampered(const struct judge *j, bool stripped, struct verdict *out, size_t *n)
@@ -890,9 +945,10 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
         return;
     if (sev == SEV_HIGH && ttl_shift(f))
         conf = CONF_HIGH;
-    json_t *ev = evidence_new(f, reason);
-    json_object_set_new(ev, "capabilities", caps_json(f));
-    json_object_set_new(ev, "starttls", starttls_json(f));
+    struct jsonw ev;
+    size_t re = evidence_new(&ev, f, reason);
+    caps_json(&ev, f);
+    starttls_json(&ev, f);
     static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,
                                           ANOM_STARTTLS_UNKNOWN_CMD,
                                           ANOM_NOT_TLS_AFTER_STARTTLS,
@@ -902,13 +958,13 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
                                           ANOM_STARTTLS_REFUSED,
                                           ANOM_EHLO_PADDED,
                                           ANOM_GREETING_CLIENT_ADDR};
-    ev_anoms(ev, f, k, 9);
-    ev_server_posture(ev, j->pv);
-    ev_path(ev, f, j->pv);
+    ev_anoms(&ev, f, k, 9);
+    ev_server_posture(&ev, j->pv);
+    ev_path(&ev, f, j->pv);
     if (j->cd.any)
-        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
-    ev_policies(ev, j->pols, j->n_pols, true);
-    push(out, n, RULE_STARTTLS_TAMPERED, sev, conf, action, j->primary, ev);
+        clear_data_json(&ev, &j->cd);
+    ev_policies(&ev, j->pols, j->n_pols, true);
+    push(out, n, RULE_STARTTLS_TAMPERED, sev, conf, action, j->primary, &ev, re);
 }
 
 /* Cleartext content after a failed TLS attempt: in this session (STARTTLS
@@ -958,17 +1014,19 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
         sev = SEV_MEDIUM;
         conf = CONF_HIGH;
     }
-    json_t *ev = evidence_new(f, j->pv->client_used
-                                     ? "STARTTLS offered and not used by a client that used it "
-                                       "to this server before"
-                                     : "STARTTLS offered and not used; content sent in clear");
-    json_object_set_new(ev, "capabilities", caps_json(f));
-    json_object_set_new(ev, "starttls", starttls_json(f));
-    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
-    ev_client_posture(ev, j->pv, true, false);
-    ev_policies(ev, j->pols, j->n_pols, true);
+    struct jsonw ev;
+    size_t re =
+        evidence_new(&ev, f,
+                     j->pv->client_used ? "STARTTLS offered and not used by a client that used it "
+                                          "to this server before"
+                                        : "STARTTLS offered and not used; content sent in clear");
+    caps_json(&ev, f);
+    starttls_json(&ev, f);
+    clear_data_json(&ev, &j->cd);
+    ev_client_posture(&ev, j->pv, true, false);
+    ev_policies(&ev, j->pols, j->n_pols, true);
     push(out, n, RULE_STARTTLS_UNUSED, sev, conf, "starttls-not-used",
-         pidx >= 0 ? pidx : j->primary, ev);
+         pidx >= 0 ? pidx : j->primary, &ev, re);
 }
 
 static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
@@ -1002,16 +1060,17 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
                  "plaintext delivery after a failed TLS attempt by the same client%s%s",
                  j->pv->client_failed_by_name ? " to a server of the same name" : "",
                  again ? ", STARTTLS offered again" : "");
-    json_t *ev = evidence_new(f, reason);
-    json_object_set_new(ev, "starttls", starttls_json(f));
-    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
+    struct jsonw ev;
+    size_t re = evidence_new(&ev, f, reason);
+    starttls_json(&ev, f);
+    clear_data_json(&ev, &j->cd);
     static const enum anomaly_kind k[] = {ANOM_STARTTLS_REFUSED, ANOM_TLS_ALERT};
-    ev_anoms(ev, f, k, 2);
+    ev_anoms(&ev, f, k, 2);
     if (!in_session)
-        ev_client_posture(ev, j->pv, false, true);
-    ev_policies(ev, j->pols, j->n_pols, true);
+        ev_client_posture(&ev, j->pv, false, true);
+    ev_policies(&ev, j->pols, j->n_pols, true);
     push(out, n, RULE_STARTTLS_FALLBACK, sev, conf, "starttls-fallback-plaintext",
-         pidx >= 0 ? pidx : j->primary, ev);
+         pidx >= 0 ? pidx : j->primary, &ev, re);
 }
 
 static void rule_plaintext_policy(const struct judge *j, struct verdict *out, size_t *n)
@@ -1023,17 +1082,18 @@ static void rule_plaintext_policy(const struct judge *j, struct verdict *out, si
     if (pidx < 0)
         return;
     bool enforce = mode == MTASTS_MODE_ENFORCE;
-    json_t *ev =
-        evidence_new(j->f, enforce ? "content sent in clear to a domain whose MTA-STS policy is "
-                                     "enforce"
-                                   : "content sent in clear to a domain whose MTA-STS policy is "
-                                     "testing");
-    json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
-    json_object_set_new(ev, "starttls", starttls_json(j->f));
-    ev_policies(ev, j->pols, j->n_pols, true);
+    struct jsonw ev;
+    size_t re = evidence_new(&ev, j->f,
+                             enforce ? "content sent in clear to a domain whose MTA-STS policy is "
+                                       "enforce"
+                                     : "content sent in clear to a domain whose MTA-STS policy is "
+                                       "testing");
+    clear_data_json(&ev, &j->cd);
+    starttls_json(&ev, j->f);
+    ev_policies(&ev, j->pols, j->n_pols, true);
     push(out, n, RULE_DELIVERY_PLAINTEXT_POLICY, enforce ? SEV_HIGH : SEV_LOW,
          conf_expired(CONF_HIGH, j->pols, pidx),
-         enforce ? "plaintext-delivery-enforce" : "plaintext-delivery-testing", pidx, ev);
+         enforce ? "plaintext-delivery-enforce" : "plaintext-delivery-testing", pidx, &ev, re);
 }
 
 static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t *n)
@@ -1053,16 +1113,18 @@ static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t 
     if (pidx < 0)
         return;
     bool strong = names_have_strong(&j->nm);
-    json_t *ev = evidence_new(j->f, "the server's names match none of the enforce policy's mx "
-                                    "patterns");
-    json_object_set_new(ev, "server_names", names_json(&j->nm));
-    json_object_set_new(ev, "names_from", json_string(strong ? "tls" : "smtp"));
+    struct jsonw ev;
+    size_t re = evidence_new(&ev, j->f,
+                             "the server's names match none of the enforce policy's mx "
+                             "patterns");
+    names_json(&ev, "server_names", &j->nm);
+    jsonw_str(&ev, "names_from", strong ? "tls" : "smtp");
     if (j->cd.any)
-        json_object_set_new(ev, "cleartext_data", clear_data_json(&j->cd));
-    ev_policies(ev, j->pols, j->n_pols, true);
+        clear_data_json(&ev, &j->cd);
+    ev_policies(&ev, j->pols, j->n_pols, true);
     push(out, n, RULE_POLICY_MX_MISMATCH, strong ? SEV_HIGH : SEV_MEDIUM,
          conf_expired(strong ? CONF_HIGH : CONF_MEDIUM, j->pols, pidx), "mx-not-in-policy", pidx,
-         ev);
+         &ev, re);
 }
 
 /* "2026-01-02T03:04:05Z" (or with fractions / offset-free) to Unix seconds;
@@ -1092,14 +1154,15 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
             continue;
         if (p->derived && !policy_names_server(&p->pol, &j->nm, false))
             continue; /* a guessed domain must name this server to matter */
-        json_t *problems = json_array();
+        const char *problems[4];
+        size_t n_problems = 0;
         if (c->self_signed)
-            json_array_append_new(problems, json_string("self-signed"));
+            problems[n_problems++] = "self-signed";
         int64_t now = f->flow.start / SW_USEC_PER_SEC, t;
         if (c->not_after && parse_rfc3339(c->not_after, &t) && t < now)
-            json_array_append_new(problems, json_string("expired"));
+            problems[n_problems++] = "expired";
         if (c->not_before && parse_rfc3339(c->not_before, &t) && t > now)
-            json_array_append_new(problems, json_string("not yet valid"));
+            problems[n_problems++] = "not yet valid";
         /* names: the certificate must name the MX the client meant (SNI when
          * the policy allows it), else some host the policy allows */
         bool sni_ok = f->tls->sni && f->tls->sni[0] && mtasts_mx_match(&p->pol, f->tls->sni);
@@ -1124,33 +1187,35 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
                     name_ok = !strcasecmp(p->pol.mx[m], cnames[k]);
         }
         if (!name_ok)
-            json_array_append_new(problems,
-                                  json_string(sni_ok ? "certificate does not name the SNI host"
-                                                     : "certificate names match no mx pattern"));
-        if (json_array_size(problems) == 0) {
-            json_decref(problems);
+            problems[n_problems++] = sni_ok ? "certificate does not name the SNI host"
+                                            : "certificate names match no mx pattern";
+        if (n_problems == 0)
             continue;
-        }
-        json_t *ev = evidence_new(f, "the certificate fails MTA-STS validation and the session "
-                                     "went on");
-        json_object_set_new(ev, "problems", problems);
-        json_t *names = json_array();
+        struct jsonw ev;
+        size_t re = evidence_new(&ev, f,
+                                 "the certificate fails MTA-STS validation and the session "
+                                 "went on");
+        jsonw_arr_open(&ev, "problems");
+        for (size_t k = 0; k < n_problems; k++)
+            jsonw_str(&ev, NULL, problems[k]);
+        jsonw_arr_close(&ev);
+        jsonw_obj_open(&ev, "certificate");
+        jsonw_wire_str(&ev, "subject", c->subject);
+        jsonw_wire_str(&ev, "issuer", c->issuer);
+        jsonw_arr_open(&ev, "names");
         for (size_t k = 0; k < nc; k++)
-            json_array_append_new(names, facts_json_wire_str(cnames[k]));
-        json_object_set_new(ev, "certificate",
-                            json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "subject",
-                                      facts_json_wire_str(c->subject), "issuer",
-                                      facts_json_wire_str(c->issuer), "names", names, "not_before",
-                                      facts_json_wire_str(c->not_before), "not_after",
-                                      facts_json_wire_str(c->not_after), "self_signed",
-                                      c->self_signed, "sha256", facts_json_wire_str(c->sha256)));
-        json_object_set_new(ev, "sni",
-                            f->tls->sni && f->tls->sni[0] ? facts_json_wire_str(f->tls->sni)
-                                                          : json_null());
-        ev_policies(ev, j->pols, j->n_pols, true);
+            jsonw_wire_str(&ev, NULL, cnames[k]);
+        jsonw_arr_close(&ev);
+        jsonw_wire_str(&ev, "not_before", c->not_before);
+        jsonw_wire_str(&ev, "not_after", c->not_after);
+        jsonw_bool(&ev, "self_signed", c->self_signed);
+        jsonw_wire_str(&ev, "sha256", c->sha256);
+        jsonw_obj_close(&ev);
+        jsonw_wire_str_or_null(&ev, "sni", f->tls->sni);
+        ev_policies(&ev, j->pols, j->n_pols, true);
         push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
              conf_expired(p->derived ? CONF_MEDIUM : CONF_HIGH, j->pols, (int)i),
-             "certificate-fails-mta-sts", (int)i, ev);
+             "certificate-fails-mta-sts", (int)i, &ev, re);
         return;
     }
 }
@@ -1167,15 +1232,16 @@ static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
     if (f->auth_code >= 500 && f->auth_code <= 504)
         return;
     bool accepted = f->auth_code >= 200 && f->auth_code < 300;
-    json_t *ev = evidence_new(f, accepted ? "credentials sent in clear and accepted"
-                                          : "credentials sent in clear");
-    json_object_set_new(ev, "auth",
-                        json_pack("{s:o, s:o}", "mechanism", facts_json_wire_str(f->auth_mechanism),
-                                  "reply_code",
-                                  f->auth_code ? json_integer(f->auth_code) : json_null()));
-    json_object_set_new(ev, "starttls", starttls_json(f));
+    struct jsonw ev;
+    size_t re = evidence_new(
+        &ev, f, accepted ? "credentials sent in clear and accepted" : "credentials sent in clear");
+    jsonw_obj_open(&ev, "auth");
+    jsonw_wire_str(&ev, "mechanism", f->auth_mechanism);
+    jsonw_int_or_null(&ev, "reply_code", f->auth_code);
+    jsonw_obj_close(&ev);
+    starttls_json(&ev, f);
     push(out, n, RULE_AUTH_CLEARTEXT, accepted ? SEV_HIGH : SEV_MEDIUM, CONF_HIGH,
-         "cleartext-credentials", -1, ev);
+         "cleartext-credentials", -1, &ev, re);
 }
 
 /* Masks that are not evidence about STARTTLS: the inspection device itself,
@@ -1185,15 +1251,17 @@ static void rule_masked(const struct judge *j, struct verdict *out, size_t *n)
     const struct smtp_facts *f = j->f;
     if (!j->mk.n || j->mk.plausible || find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S))
         return;
-    json_t *ev = evidence_new(f, "EHLO capabilities masked by an ESMTP-inspection device; "
-                                 "nothing shows STARTTLS among them");
-    json_object_set_new(ev, "capabilities", caps_json(f));
-    json_object_set_new(ev, "starttls", starttls_json(f));
+    struct jsonw ev;
+    size_t re = evidence_new(&ev, f,
+                             "EHLO capabilities masked by an ESMTP-inspection device; "
+                             "nothing shows STARTTLS among them");
+    caps_json(&ev, f);
+    starttls_json(&ev, f);
     static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED};
-    ev_anoms(ev, f, k, 1);
-    ev_server_posture(ev, j->pv);
+    ev_anoms(&ev, f, k, 1);
+    ev_server_posture(&ev, j->pv);
     push(out, n, RULE_ESMTP_MASKED_EXTENSIONS, SEV_LOW, CONF_HIGH, "esmtp-extensions-masked",
-         j->primary, ev);
+         j->primary, &ev, re);
 }
 
 size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
@@ -1221,7 +1289,8 @@ size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
 void rules_verdicts_clear(struct verdict *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        json_decref(v[i].evidence);
+        free(v[i].evidence);
         v[i].evidence = NULL;
+        v[i].evidence_len = 0;
     }
 }

@@ -3,7 +3,8 @@
  * session + what posture showed before it + the MTA-STS answers for the
  * domains it concerns -> zero or more verdicts. No I/O, no global state.
  * Severity and confidence per rule and evidence are tabled in alerts/RULES.md.
- * Verdicts own their evidence JSON (rules_verdicts_clear releases it). */
+ * Verdicts own their evidence, written as JSON text at judgment time
+ * (rules_verdicts_clear releases it). */
 #ifndef SW_RULES_H
 #define SW_RULES_H
 
@@ -107,9 +108,16 @@ struct verdict {
     enum rule_id rule;
     int severity;
     enum rule_confidence confidence;
-    const char *action;      /* event.action, static string */
-    int policy;              /* index into the policies array for mta_sts, -1 none */
-    struct json_t *evidence; /* owned */
+    const char *action; /* event.action, static string */
+    int policy;         /* index into the policies array for mta_sts, -1 none */
+    /* stripwatch.evidence's members as the direct writer wrote them
+     * (alerts/jsonw.h): '"session_uid":...,"reason":...,...' without the
+     * braces, evidence_len bytes, NUL-terminated; owned, NULL when none.
+     * reason_end: the offset just past the reason member, where
+     * rules_judge_dane() splices a new reason in. */
+    char *evidence;
+    size_t evidence_len;
+    size_t reason_end;
 };
 
 #define RULES_VERDICTS_MAX RULE_COUNT /* each rule at most once */

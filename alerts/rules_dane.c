@@ -7,8 +7,10 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "alerts/jsonw.h"
 #include "alerts/rules.h"
 
 bool rules_dane_host(const struct smtp_facts *f, char out[FACTS_HOST_MAX])
@@ -118,11 +120,11 @@ bool rules_dane_match(const struct dane_tlsa *t, const char *digests)
     return false;
 }
 
-static json_t *ts_json(sw_usec t)
+static void ts_json(struct jsonw *w, const char *key, sw_usec t)
 {
     char buf[40];
     facts_fmt_time(t, buf, sizeof buf);
-    return json_string(buf);
+    jsonw_str(w, key, buf);
 }
 
 static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
@@ -133,12 +135,41 @@ static bool has_anom(const struct smtp_facts *f, enum anomaly_kind k)
     return false;
 }
 
-static json_t *dane_evidence(const struct smtp_facts *f, const struct rule_dane *dn,
-                             const char *reason)
+/* The evidence's head (alerts/rules.h, struct verdict): session_uid and
+ * reason; returns where the reason ends. */
+static size_t dane_head(struct jsonw *w, const struct smtp_facts *f, const char *reason)
 {
-    json_t *ev = json_pack("{s:s, s:s}", "session_uid", f->flow.uid, "reason", reason);
-    json_object_set_new(ev, "dane", json_deep_copy(dn->json));
-    return ev;
+    jsonw_init(w);
+    jsonw_str(w, "session_uid", f->flow.uid);
+    jsonw_str(w, "reason", reason);
+    return w->len;
+}
+
+static void dane_json(struct jsonw *w, const struct rule_dane *dn)
+{
+    if (dn->json)
+        jsonw_json(w, "dane", dn->json);
+}
+
+static size_t dane_evidence(struct jsonw *w, const struct smtp_facts *f, const struct rule_dane *dn,
+                            const char *reason)
+{
+    size_t re = dane_head(w, f, reason);
+    dane_json(w, dn);
+    return re;
+}
+
+/* The verdict takes w's buffer (no evidence when it ran out of memory). */
+static struct verdict dane_verdict(enum rule_id r, int sev, const char *action, struct jsonw *w,
+                                   size_t reason_end)
+{
+    struct verdict v = {r, sev, CONF_HIGH, action, -1, w->buf, w->len, reason_end};
+    if (!jsonw_ok(w)) {
+        jsonw_free(w);
+        v.evidence = NULL;
+        v.evidence_len = v.reason_end = 0;
+    }
+    return v;
 }
 
 /* dane.certificate_mismatch: TLS <= 1.2 with the chain visible, no fatal
@@ -153,18 +184,19 @@ static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *
     for (size_t i = 0; i < e->n; i++)
         if (rules_dane_match(&e->rr[i], c->dane_digests))
             return n;
-    json_t *ev = dane_evidence(f, dn,
-                               "the certificate chain matches none of the server's usable "
-                               "DNSSEC-secure TLSA records (DANE)");
-    json_object_set_new(
-        ev, "certificate",
-        json_pack("{s:o, s:o, s:o, s:I}", "subject", facts_json_wire_str(c->subject), "issuer",
-                  facts_json_wire_str(c->issuer), "sha256", facts_json_wire_str(c->sha256),
-                  "chain_length", (json_int_t)c->chain_len));
-    json_object_set_new(
-        ev, "sni", f->tls->sni && f->tls->sni[0] ? facts_json_wire_str(f->tls->sni) : json_null());
-    out[n++] = (struct verdict){RULE_DANE_CERTIFICATE_MISMATCH, SEV_MEDIUM, CONF_HIGH,
-                                "certificate-fails-dane",       -1,         ev};
+    struct jsonw ev;
+    size_t re = dane_evidence(&ev, f, dn,
+                              "the certificate chain matches none of the server's usable "
+                              "DNSSEC-secure TLSA records (DANE)");
+    jsonw_obj_open(&ev, "certificate");
+    jsonw_wire_str(&ev, "subject", c->subject);
+    jsonw_wire_str(&ev, "issuer", c->issuer);
+    jsonw_wire_str(&ev, "sha256", c->sha256);
+    jsonw_int(&ev, "chain_length", (int64_t)c->chain_len);
+    jsonw_obj_close(&ev);
+    jsonw_wire_str_or_null(&ev, "sni", f->tls->sni);
+    out[n++] =
+        dane_verdict(RULE_DANE_CERTIFICATE_MISMATCH, SEV_MEDIUM, "certificate-fails-dane", &ev, re);
     return n;
 }
 
@@ -187,19 +219,31 @@ size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, 
         if (i < n) {
             out[i].severity = SEV_HIGH;
             out[i].confidence = CONF_HIGH;
-            json_object_set_new(out[i].evidence, "dane", json_deep_copy(dn->json));
-            json_object_set_new(out[i].evidence, "reason", json_string(why));
+            /* the DANE reason in the place of the first one, the rest as
+             * it was, the dane object last */
+            struct verdict *v = &out[i];
+            struct jsonw ev;
+            size_t re = dane_head(&ev, f, why);
+            if (v->evidence && v->reason_end < v->evidence_len)
+                jsonw_members(&ev, v->evidence + v->reason_end + 1,
+                              v->evidence_len - v->reason_end - 1); /* past its ',' */
+            dane_json(&ev, dn);
+            struct verdict nv = dane_verdict(v->rule, v->severity, v->action, &ev, re);
+            free(v->evidence);
+            v->evidence = nv.evidence;
+            v->evidence_len = nv.evidence_len;
+            v->reason_end = nv.reason_end;
         } else if (n < RULES_VERDICTS_MAX) {
-            json_t *ev = dane_evidence(f, dn, why);
-            json_t *caps = json_array();
+            struct jsonw ev;
+            size_t re = dane_evidence(&ev, f, dn, why);
+            jsonw_arr_open(&ev, "capabilities");
             for (size_t k = 0; k < f->n_caps; k++)
-                json_array_append_new(caps, facts_json_wire_str(facts_cap(f, k)));
-            json_object_set_new(ev, "capabilities", caps);
-            json_object_set_new(ev, "ehlo_reply_code", json_integer(f->ehlo_code));
+                jsonw_wire_str(&ev, NULL, facts_cap(f, k));
+            jsonw_arr_close(&ev);
+            jsonw_int(&ev, "ehlo_reply_code", f->ehlo_code);
             /* rule order: starttls.stripped is the first rule */
             memmove(&out[1], &out[0], n * sizeof(*out));
-            out[0] = (struct verdict){RULE_STARTTLS_STRIPPED, SEV_HIGH, CONF_HIGH,
-                                      "starttls-stripped",    -1,       ev};
+            out[0] = dane_verdict(RULE_STARTTLS_STRIPPED, SEV_HIGH, "starttls-stripped", &ev, re);
             n++;
         }
     }
@@ -219,19 +263,23 @@ size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, 
         bytes += t->data_bytes;
     }
     if (n_tx && n < RULES_VERDICTS_MAX) {
-        json_t *ev = dane_evidence(f, dn,
-                                   "content sent in clear to a server whose DNSSEC-secure TLSA "
-                                   "records make TLS mandatory (DANE)");
-        json_object_set_new(ev, "cleartext_data",
-                            json_pack("{s:I, s:I, s:o, s:I}", "bytes", (json_int_t)bytes,
-                                      "transactions", (json_int_t)n_tx, "mail_from_ts", ts_json(ts),
-                                      "mail_from_packet", (json_int_t)pkt));
-        json_object_set_new(ev, "starttls",
-                            json_pack("{s:b, s:b, s:b}", "offered", f->starttls_offered,
-                                      "requested", f->starttls_requested, "tls_established",
-                                      f->tls->established));
-        out[n++] = (struct verdict){RULE_DELIVERY_PLAINTEXT_DANE, SEV_HIGH, CONF_HIGH,
-                                    "plaintext-delivery-dane",    -1,       ev};
+        struct jsonw ev;
+        size_t re = dane_evidence(&ev, f, dn,
+                                  "content sent in clear to a server whose DNSSEC-secure TLSA "
+                                  "records make TLS mandatory (DANE)");
+        jsonw_obj_open(&ev, "cleartext_data");
+        jsonw_int(&ev, "bytes", (int64_t)bytes);
+        jsonw_int(&ev, "transactions", (int64_t)n_tx);
+        ts_json(&ev, "mail_from_ts", ts);
+        jsonw_int(&ev, "mail_from_packet", (int64_t)pkt);
+        jsonw_obj_close(&ev);
+        jsonw_obj_open(&ev, "starttls");
+        jsonw_bool(&ev, "offered", f->starttls_offered);
+        jsonw_bool(&ev, "requested", f->starttls_requested);
+        jsonw_bool(&ev, "tls_established", f->tls->established);
+        jsonw_obj_close(&ev);
+        out[n++] = dane_verdict(RULE_DELIVERY_PLAINTEXT_DANE, SEV_HIGH, "plaintext-delivery-dane",
+                                &ev, re);
     }
     return n;
 }

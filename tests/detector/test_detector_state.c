@@ -149,6 +149,32 @@ static void test_ratelimit_unit(void **state)
     ratelimit_free(NULL);
 }
 
+/* Bounded: with the probe window (8) covering the whole table, a ninth key
+ * replaces the least recently used one, whose suppressed count is lost. */
+static void test_ratelimit_evict(void **state)
+{
+    (void)state;
+    struct ratelimit *r = ratelimit_new(1, 8);
+    uint64_t s = 99;
+    char key[8];
+    assert_true(ratelimit_allow(r, 0, "k0", 0, &s));
+    assert_false(ratelimit_allow(r, 0, "k0", 0, &s)); /* k0: 1 suppressed */
+    for (int i = 1; i < 8; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_true(ratelimit_allow(r, 0, key, 0, &s));
+    }
+    assert_int_equal(ratelimit_lost_suppressed(r), 0);
+    assert_true(ratelimit_allow(r, 0, "k8", 0, &s)); /* replaces k0 */
+    assert_int_equal(ratelimit_lost_suppressed(r), 1);
+    assert_true(ratelimit_allow(r, 0, "k0", 0, &s)); /* a new bucket, replaces k1 */
+    assert_int_equal(s, 0);
+    assert_false(ratelimit_allow(r, 0, "k2", 0, &s)); /* still held: no token */
+    assert_true(ratelimit_allow(r, 0, "k1", 0, &s));  /* replaced: a new bucket */
+    assert_false(ratelimit_allow(r, 0, "k8", 0, &s));
+    assert_int_equal(ratelimit_lost_suppressed(r), 1);
+    ratelimit_free(r);
+}
+
 /* A domain the file does not hold, looked up with fetching on against a DNS
  * server that never answers: the verdict waits, then leaves with status
  * "unknown"; a later session that is answered at once leaves after it. */
@@ -512,6 +538,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_posture_bound_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_suppression, setup, teardown),
         cmocka_unit_test(test_ratelimit_unit),
+        cmocka_unit_test(test_ratelimit_evict),
         cmocka_unit_test_setup_teardown(test_pending_deadline_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_sink, setup, teardown),
