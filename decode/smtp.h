@@ -107,7 +107,8 @@ void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
  * EHLO reply (a STARTTLS capability line in one copy only) or its STARTTLS
  * reply (220 in one copy only), ANOM_OVERLAP_STARTTLS as well, once each:
  * at once for a reply already read, else when that reply is read (the last
- * SMTP_OVL_MAX conflicts of the server's side wait for it). */
+ * 4 such conflicts of the server's side wait for it, allocated at the
+ * first). */
 void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
                           const struct stream_overlap *ov);
 /* Ends the session (emits SMTP_EV_END). */
