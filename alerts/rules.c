@@ -25,7 +25,8 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
         {"starttls.tampered", "STARTTLS exchange tampered with",
          "Artefacts of tampering: a mangled STARTTLS capability, STARTTLS "
          "refused as unknown by a server that offered it, plaintext after a "
-         "220 to STARTTLS, or server packets whose TTL changed mid-session."},
+         "220 to STARTTLS, overlapping copies of the EHLO or STARTTLS reply that "
+         "disagree on STARTTLS, or server packets whose TTL changed mid-session."},
     [RULE_STARTTLS_UNUSED] = {"starttls.unused", "STARTTLS offered but not used",
                               "The server offered STARTTLS and the client sent mail in the clear "
                               "anyway."},
@@ -386,6 +387,21 @@ static const struct facts_anomaly *find_anom(const struct smtp_facts *f, enum an
     for (size_t i = 0; i < f->n_anomalies; i++)
         if (f->anomalies[i].kind == k)
             return &f->anomalies[i];
+    return NULL;
+}
+
+/* Overlapping copies that disagree on STARTTLS (decoder anomaly
+ * overlap_starttls_conflict) inside the reply named by what ("EHLO" or
+ * "STARTTLS", the detail's first word). */
+static const struct facts_anomaly *overlap_starttls(const struct smtp_facts *f, const char *what)
+{
+    size_t wl = strlen(what);
+    for (size_t i = 0; i < f->n_anomalies; i++) {
+        const struct facts_anomaly *a = &f->anomalies[i];
+        const char *d = facts_s(a->detail);
+        if (a->kind == ANOM_OVERLAP_STARTTLS && !strncmp(d, what, wl) && d[wl] == ' ')
+            return a;
+    }
     return NULL;
 }
 
@@ -820,7 +836,10 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
      * decoder scans every line for STARTTLS, kept or not. */
     if (f->tls->established || f->tls->implicit || j->mk.plausible)
         return;
-    bool no_starttls = ehlo_ok(f) && !f->starttls_offered;
+    /* two copies of the EHLO reply, one without STARTTLS: the client may
+     * have seen that one, whichever copy the sensor kept */
+    bool ovl = overlap_starttls(f, "EHLO") != NULL;
+    bool no_starttls = ehlo_ok(f) && (!f->starttls_offered || ovl);
     /* EHLO refused (forcing HELO) by a server that offered STARTTLS before */
     bool ehlo_refused = f->ehlo_code >= 400 && j->pv->server_offered;
     if (!no_starttls && !ehlo_refused)
@@ -856,21 +875,27 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
     size_t re = evidence_new(
         &ev, f,
         ehlo_refused && !no_starttls ? "EHLO refused by a server that offered STARTTLS before"
-        : gap                        ? "EHLO reply without STARTTLS (bytes missing from the "
-                                       "server side: the reply may be incomplete)"
-        : f->caps_dropped            ? "EHLO reply without STARTTLS, padded past the capability "
-                                       "bounds (every line scanned)"
-                                     : "EHLO reply without STARTTLS");
+        : ovl ? "EHLO reply without STARTTLS in one of two overlapping copies (the other "
+                "offers it)"
+        : gap ? "EHLO reply without STARTTLS (bytes missing from the "
+                "server side: the reply may be incomplete)"
+        : f->caps_dropped ? "EHLO reply without STARTTLS, padded past the capability "
+                            "bounds (every line scanned)"
+                          : "EHLO reply without STARTTLS");
     caps_json(&ev, f);
     jsonw_int_or_null(&ev, "ehlo_reply_code", f->ehlo_code);
     names_json(&ev, "server_names", &j->nm);
     ev_server_posture(&ev, j->pv);
     ev_path(&ev, f, j->pv);
-    static const enum anomaly_kind k[] = {
-        ANOM_TTL_SHIFT_REPLY,      ANOM_TTL_SHIFT, ANOM_IPID_SHIFT,
-        ANOM_STARTTLS_UNKNOWN_CMD, ANOM_GAP,       ANOM_EHLO_PADDED,
-        ANOM_GREETING_CLIENT_ADDR};
-    ev_anoms(&ev, f, k, 7);
+    static const enum anomaly_kind k[] = {ANOM_TTL_SHIFT_REPLY,
+                                          ANOM_TTL_SHIFT,
+                                          ANOM_IPID_SHIFT,
+                                          ANOM_STARTTLS_UNKNOWN_CMD,
+                                          ANOM_GAP,
+                                          ANOM_EHLO_PADDED,
+                                          ANOM_GREETING_CLIENT_ADDR,
+                                          ANOM_OVERLAP_STARTTLS};
+    ev_anoms(&ev, f, k, 8);
     if (j->cd.any)
         clear_data_json(&ev, &j->cd);
     ev_policies(&ev, j->pols, j->n_pols, true);
@@ -885,7 +910,19 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
     enum rule_confidence conf = CONF_LOW;
     const char *action = NULL, *reason = NULL;
     const struct facts_anomaly *a;
-    if ((a = find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S)) != NULL) {
+    if ((a = overlap_starttls(f, "EHLO")) != NULL || (a = overlap_starttls(f, "STARTTLS"))) {
+        /* the client's stack took one copy, the sensor the other: a reply
+         * offering (or accepting) STARTTLS in one copy only was injected or
+         * rewritten on the path */
+        sev = SEV_HIGH;
+        conf = CONF_HIGH;
+        action = "starttls-overlap-conflict";
+        reason = facts_s(a->detail)[0] == 'E'
+                     ? "STARTTLS offered in one copy of the EHLO reply and absent from another "
+                       "copy of the same bytes (an injected or rewritten reply)"
+                     : "STARTTLS accepted (220) in one copy of its reply and not in another copy "
+                       "of the same bytes (an injected or rewritten reply)";
+    } else if ((a = find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S)) != NULL) {
         sev = SEV_HIGH;
         conf = CONF_HIGH;
         action = "starttls-command-mangled";
@@ -957,8 +994,10 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
                                           ANOM_IPID_SHIFT,
                                           ANOM_STARTTLS_REFUSED,
                                           ANOM_EHLO_PADDED,
-                                          ANOM_GREETING_CLIENT_ADDR};
-    ev_anoms(&ev, f, k, 9);
+                                          ANOM_GREETING_CLIENT_ADDR,
+                                          ANOM_OVERLAP_STARTTLS,
+                                          ANOM_OVERLAP_CONFLICT};
+    ev_anoms(&ev, f, k, 11);
     ev_server_posture(&ev, j->pv);
     ev_path(&ev, f, j->pv);
     if (j->cd.any)
@@ -991,6 +1030,7 @@ static bool tampered_directly(const struct judge *j)
 {
     const struct smtp_facts *f = j->f;
     return j->mk.plausible || find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S) ||
+           find_anom(f, ANOM_OVERLAP_STARTTLS) ||
            (f->starttls_offered && (f->starttls_code == 500 || f->starttls_code == 502 ||
                                     find_anom(f, ANOM_STARTTLS_UNKNOWN_CMD)));
 }

@@ -35,6 +35,7 @@ static const char *const anom_names[ANOM_KIND_COUNT] = {
     [ANOM_FIELD_TRUNCATED] = "field_truncated",
     [ANOM_BOUND_REACHED] = "bound_reached",
     [ANOM_GREETING_CLIENT_ADDR] = "greeting_client_addr",
+    [ANOM_OVERLAP_STARTTLS] = "overlap_starttls_conflict",
 };
 
 const char *anomaly_kind_str(enum anomaly_kind k)

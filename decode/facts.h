@@ -55,6 +55,8 @@ enum anomaly_kind {
     ANOM_BOUND_REACHED,          /* a list bound was reached (recipients, recipient domains) */
     ANOM_GREETING_CLIENT_ADDR,   /* the banner or EHLO reply names a client address ("[ip]")
                                     other than the wire's: a proxy (or NAT) on the path */
+    ANOM_OVERLAP_STARTTLS,       /* two copies of the EHLO reply (or the STARTTLS reply) disagree
+                                    on STARTTLS (offered / 220): one was injected or rewritten */
     ANOM_KIND_COUNT,
 };
 const char *anomaly_kind_str(enum anomaly_kind k);

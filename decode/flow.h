@@ -71,6 +71,18 @@ uint32_t flow_syn_ack_fp(uint8_t ttl, uint16_t win, uint8_t opt_hash);
 #define STREAM_STOP_C2S 0x1u
 #define STREAM_STOP_S2C 0x2u
 
+/* The two copies of an overlap conflict, borrowed for the call: len bytes
+ * (at most STREAM_OVERLAP_MAX, from up to 128 bytes before the first byte
+ * that differs) starting rel bytes from the next byte data() will be given
+ * in that direction (negative: bytes already delivered; gap() lengths count
+ * as delivered). first is the copy kept, second the copy dropped. */
+#define STREAM_OVERLAP_MAX 512u
+struct stream_overlap {
+    int64_t rel;
+    const uint8_t *first, *second;
+    uint32_t len;
+};
+
 /* The consumer. open() returns the per-flow state, or NULL to ignore the flow
  * (the table then keeps only a small tombstone so later packets are cheap).
  * All callbacks run on the table's thread, synchronously, in stream order;
@@ -99,8 +111,11 @@ struct stream_consumer {
     void (*packet)(void *state, enum stream_dir dir, const struct stream_meta *m,
                    uint8_t tcp_flags);
     /* two copies of the same stream offset carried different bytes; the
-     * first copy was kept (the documented overlap policy) */
-    void (*overlap_conflict)(void *state, enum stream_dir dir, const struct stream_meta *m);
+     * first copy was kept (the documented overlap policy). m is the packet
+     * of the second copy; ov holds both copies around their first
+     * difference (struct stream_overlap) */
+    void (*overlap_conflict)(void *state, enum stream_dir dir, const struct stream_meta *m,
+                             const struct stream_overlap *ov);
     /* the flow is gone; state must be freed by the consumer here */
     void (*close)(void *state, enum flow_end why, sw_usec ts);
 };

@@ -8,7 +8,8 @@
  * - Bytes before the next expected sequence number were already delivered:
  *   dropped (a segment entirely before it counts as a retransmission).
  * - Overlapping copies of the same stream offset: the first copy seen wins;
- *   a later copy with different bytes is reported (overlap_conflict), for
+ *   a later copy with different bytes is reported (overlap_conflict, with
+ *   both copies around the first difference and their stream offset), for
  *   queued bytes and for delivered bytes the peer has not ACKed yet (kept,
  *   up to REASM_RETAIN_MAX per direction; what the receiver ACKed is moot).
  * - Keep-alives (at most one byte just below the next expected one) and
@@ -70,6 +71,14 @@ static void ring_put(struct retain *r, uint32_t at, const uint8_t *buf, uint32_t
     uint32_t first = r->cap - pos < n ? r->cap - pos : n;
     memcpy(r->data + pos, buf, first);
     memcpy(r->data, buf + first, n - first);
+}
+
+static void ring_get(const struct retain *r, uint32_t at, uint8_t *out, uint32_t n)
+{
+    uint32_t pos = (r->head + at) & (r->cap - 1);
+    uint32_t first = r->cap - pos < n ? r->cap - pos : n;
+    memcpy(out, r->data + pos, first);
+    memcpy(out + first, r->data, n - first);
 }
 
 static bool ring_differs(const struct retain *r, uint32_t at, const uint8_t *buf, uint32_t n)
@@ -298,6 +307,24 @@ static bool queue_piece(struct flow_table *t, struct flow_dir *fd, struct seg **
     return true;
 }
 
+/* Hands both copies of [seq, seq+n) to the consumer: the bytes around the
+ * first difference, at most STREAM_OVERLAP_MAX (struct stream_overlap). */
+static void report_conflict(struct flow_table *t, struct flow *f, enum stream_dir dir,
+                            const struct stream_meta *m, uint32_t seq, const uint8_t *first,
+                            const uint8_t *second, uint32_t n)
+{
+    if (!t->c.overlap_conflict || !flow_consumer_ready(t, f))
+        return;
+    uint32_t diff = 0;
+    while (diff < n && first[diff] == second[diff])
+        diff++;
+    uint32_t lo = diff > 128 ? diff - 128 : 0;
+    uint32_t len = n - lo < STREAM_OVERLAP_MAX ? n - lo : STREAM_OVERLAP_MAX;
+    struct stream_overlap ov = {(int64_t)(int32_t)(seq + lo - f->d[dir].next), first + lo,
+                                second + lo, len};
+    t->c.overlap_conflict(f->cstate, dir, m, &ov);
+}
+
 /* Inserts [seq, seq+len) into the queue, keeping what is already queued
  * (first copy wins) and reporting overlaps whose bytes differ. */
 static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir dir, uint32_t seq,
@@ -307,6 +334,8 @@ static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
     struct seg **pp = &fd->q;
     uint32_t cur = seq, end = seq + len;
     bool conflict = false, overlapped = false, queued = false, refused = false;
+    const struct seg *cq = NULL; /* the first queued copy that differs */
+    uint32_t c_lo = 0, c_hi = 0;
     while (seq_lt(cur, end)) {
         while (*pp && seq_le((*pp)->seq + (*pp)->len, cur))
             pp = &(*pp)->next;
@@ -329,8 +358,12 @@ static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
         }
         uint32_t ov_end = seq_lt(end, q->seq + q->len) ? end : q->seq + q->len;
         overlapped = true;
-        if (memcmp(buf + (cur - seq), q->data + (cur - q->seq), ov_end - cur) != 0)
+        if (memcmp(buf + (cur - seq), q->data + (cur - q->seq), ov_end - cur) != 0 && !conflict) {
             conflict = true;
+            cq = q;
+            c_lo = cur;
+            c_hi = ov_end;
+        }
         cur = ov_end;
     }
     if (queued && seq != fd->next)
@@ -341,8 +374,8 @@ static bool queue_insert(struct flow_table *t, struct flow *f, enum stream_dir d
         t->st.overlaps++;
     if (conflict) {
         t->st.overlap_conflicts++;
-        if (t->c.overlap_conflict && flow_consumer_ready(t, f))
-            t->c.overlap_conflict(f->cstate, dir, m);
+        report_conflict(t, f, dir, m, c_lo, cq->data + (c_lo - cq->seq), buf + (c_lo - seq),
+                        c_hi - c_lo);
     }
     return !refused;
 }
@@ -365,8 +398,12 @@ static void reasm_data(struct flow_table *t, struct flow *f, enum stream_dir dir
         /* the first copy was delivered; this one says something else */
         t->st.overlaps++;
         t->st.overlap_conflicts++;
-        if (t->c.overlap_conflict && flow_consumer_ready(t, f))
-            t->c.overlap_conflict(f->cstate, dir, m);
+        const struct retain *r = fd->r;
+        uint32_t lo = seq_gt(seq, r->seq) ? seq : r->seq;
+        uint32_t hi = seq_lt(seq + len, r->seq + r->len) ? seq + len : r->seq + r->len;
+        uint8_t first[REASM_RETAIN_MAX];
+        ring_get(r, lo - r->seq, first, hi - lo);
+        report_conflict(t, f, dir, m, lo, first, buf + (lo - seq), hi - lo);
     }
     for (;;) {
         if (fd->flags & FD_STOP)

@@ -5,8 +5,10 @@
  * RFC 8314 (implicit TLS on 465), RFC 791 / RFC 6864 (IPv4 ID). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "decode/ndpi_smtp.h"
 #include "decode/smtp_int.h"
@@ -219,6 +221,8 @@ static size_t session_bytes(const struct smtp_session *s)
                s->f.mem;
     if (s->tls)
         n += sizeof *s->tls + s->tls->d[0].hs_cap + s->tls->d[1].hs_cap;
+    if (s->ovl)
+        n += SMTP_OVL_MAX * sizeof *s->ovl;
     return n;
 }
 
@@ -536,15 +540,28 @@ static void feed_client(struct smtp_session *s, const uint8_t *buf, size_t len,
     }
 }
 
+/* base + n in the server's stream offsets, saturating at UINT32_MAX */
+static uint32_t ovl_off(uint32_t base, uint64_t n)
+{
+    return n >= UINT32_MAX - base ? UINT32_MAX : base + (uint32_t)n;
+}
+
 static void feed_server(struct smtp_session *s, const uint8_t *buf, size_t len,
                         const struct stream_meta *m)
 {
     size_t off = 0;
     while (off < len) {
         switch (s->srv) {
-        case SMTP_SRV_REPLY:
+        case SMTP_SRV_REPLY: {
+            /* a line that begins outside a reply begins the next one */
+            const struct smtp_line *l = &s->line[DIR_S2C];
+            if (!s->in_reply && !l->len && !l->total && !l->overflow && !l->resync)
+                s->reply_lo = ovl_off(s->srv_off, off);
             off += feed_line(s, DIR_S2C, buf + off, len - off, m);
+            if (s->ovl_open)
+                smtp_ovl_close(s, ovl_off(s->srv_off, off));
             break;
+        }
         case SMTP_SRV_TLS_EXPECT:
             if (tls_is_record_start(buf[off]))
                 s->srv = SMTP_SRV_TLS;
@@ -621,6 +638,7 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
         s->f.saw_s2c = true;
         s->stats->bytes_s2c += len;
         feed_server(s, buf, len, m);
+        s->srv_off = ovl_off(s->srv_off, len);
     }
     return s->stop;
 }
@@ -638,6 +656,8 @@ void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
     if (s->st == SMTP_ST_IGNORED || s->st == SMTP_ST_CLASSIFY)
         return;
     smtp_anomaly(s, ANOM_GAP, dir, m, "%u bytes missing", len);
+    if (dir == DIR_S2C)
+        s->srv_off = ovl_off(s->srv_off, len);
     if (dir == DIR_C2S) {
         switch (s->st) {
         case SMTP_ST_DATA_WAIT:
@@ -776,9 +796,59 @@ void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
     packet_fp(s, dir, m, tcp_flags);
 }
 
-void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m)
+/* What one copy of a server-side overlap holds: a capability line
+ * STARTTLS ("250-STARTTLS", "250 STARTTLS", or the keyword where the copy
+ * begins), a line that starts with 220. */
+static uint8_t ovl_scan(const uint8_t *b, size_t n)
+{
+    uint8_t has = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && b[i - 1] != '\n')
+            continue;
+        size_t k = i;
+        if (n - i >= 4 && b[i] == '2' && isdigit(b[i + 1]) && isdigit(b[i + 2]) &&
+            (b[i + 3] == '-' || b[i + 3] == ' ' || b[i + 3] == '\r')) {
+            if (b[i + 1] == '2' && b[i + 2] == '0')
+                has |= SMTP_OVL_HAS_220;
+            k = i + 4;
+        } else if (n - i == 3 && !memcmp(b + i, "220", 3)) {
+            has |= SMTP_OVL_HAS_220;
+        }
+        if (n - k >= 8 && !strncasecmp((const char *)b + k, "STARTTLS", 8) &&
+            (n - k == 8 || b[k + 8] == '\r' || b[k + 8] == '\n' || b[k + 8] == ' '))
+            has |= SMTP_OVL_HAS_STARTTLS;
+    }
+    return has;
+}
+
+void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
+                          const struct stream_overlap *ov)
 {
     smtp_anomaly(s, ANOM_OVERLAP_CONFLICT, dir, m, "retransmission differs from first copy");
+    if (!ov || dir != DIR_S2C || s->ignored || !ov->len || s->srv_off == UINT32_MAX)
+        return;
+    /* both replies judged: nothing more to learn */
+    if ((s->ovl_done & 3u) == 3u)
+        return;
+    struct smtp_ovl c = {0};
+    int64_t lo = (int64_t)s->srv_off + ov->rel;
+    if (lo >= UINT32_MAX)
+        return;
+    c.lo = lo > 0 ? (uint32_t)lo : 0;
+    c.hi = ovl_off(c.lo, ov->len);
+    c.ts = m ? m->ts : 0;
+    c.pkt_no = m ? m->pkt_no : 0;
+    c.first = ovl_scan(ov->first, ov->len);
+    c.second = ovl_scan(ov->second, ov->len);
+    if (c.first == c.second)
+        return; /* they agree on what matters here */
+    if (!s->ovl && !(s->ovl = calloc(SMTP_OVL_MAX, sizeof *s->ovl)))
+        return;
+    s->ovl[s->ovl_next] = c;
+    s->ovl_next = (uint8_t)((s->ovl_next + 1) % SMTP_OVL_MAX);
+    if (s->n_ovl < SMTP_OVL_MAX)
+        s->n_ovl++;
+    smtp_ovl_judge(s);
 }
 
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts)
@@ -842,6 +912,7 @@ void smtp_session_free(struct smtp_session *s)
     free(s->line[0].buf);
     free(s->line[1].buf);
     free(s->ring);
+    free(s->ovl);
     struct smtp_consumer *sc = s->consumer;
     stats_charge(s->stats, sc ? sc->ft : NULL, s->charged, 0);
     if (sc)
@@ -937,10 +1008,11 @@ static void c_packet(void *st, enum stream_dir dir, const struct stream_meta *m,
     smtp_session_tcp_packet(st, dir, m, flags);
 }
 
-static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m)
+static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m,
+                      const struct stream_overlap *ov)
 {
     struct smtp_session *s = st;
-    smtp_session_overlap(s, dir, m);
+    smtp_session_overlap(s, dir, m, ov);
     smtp_mem_sync(s);
 }
 

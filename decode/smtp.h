@@ -102,8 +102,15 @@ void smtp_session_packet(struct smtp_session *s, enum stream_dir dir, const stru
  * packet() callback. */
 void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
                              const struct stream_meta *m, uint8_t tcp_flags);
-/* Two copies of the same stream bytes differed (ANOM_OVERLAP_CONFLICT). */
-void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m);
+/* Two copies of the same stream bytes differed (ANOM_OVERLAP_CONFLICT). When
+ * ov (may be NULL) shows them disagreeing on STARTTLS inside the server's
+ * EHLO reply (a STARTTLS capability line in one copy only) or its STARTTLS
+ * reply (220 in one copy only), ANOM_OVERLAP_STARTTLS as well, once each:
+ * at once for a reply already read, else when that reply is read (the last
+ * 4 such conflicts of the server's side wait for it, allocated at the
+ * first). */
+void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
+                          const struct stream_overlap *ov);
 /* Ends the session (emits SMTP_EV_END). */
 void smtp_session_end(struct smtp_session *s, enum flow_end why, sw_usec ts);
 /* The facts so far (also of the state a consumer's open() returned). */

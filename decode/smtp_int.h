@@ -99,10 +99,26 @@ struct ndpi_smtp_flow;
 /* First member of a session (a marker for debugging). */
 #define SMTP_OBJ_SESSION 0x53455353u /* "SESS" */
 
+/* A server-side overlap conflict waiting for the reply it may fall in:
+ * [lo, hi) in stream offsets, what each copy holds (SMTP_OVL_HAS_*). */
+#define SMTP_OVL_MAX          4
+#define SMTP_OVL_EHLO         0 /* ovl_lo / ovl_hi index: the EHLO reply */
+#define SMTP_OVL_STARTTLS     1 /* ... the STARTTLS reply */
+#define SMTP_OVL_REPLIES      2
+#define SMTP_OVL_HAS_STARTTLS 1u /* a capability line STARTTLS */
+#define SMTP_OVL_HAS_220      2u /* a line starting with 220 */
+struct smtp_ovl {
+    uint32_t lo, hi;
+    uint8_t first, second;
+    sw_usec ts;
+    uint64_t pkt_no;
+};
+
 struct smtp_own; /* cfg, stats and strings of a session made by smtp_session_new */
 
 struct smtp_session {
     uint32_t obj;               /* SMTP_OBJ_SESSION */
+    uint32_t srv_off;           /* offset of the next server byte (data and gaps) */
     const struct smtp_cfg *cfg; /* the consumer's, or own->cfg */
     struct smtp_stats *stats;   /* the consumer's, or own->stats */
     struct smtp_consumer *consumer;
@@ -112,6 +128,7 @@ struct smtp_session {
     enum smtp_state st;
     enum smtp_srv_state srv;
     enum smtp_eod eod;
+    uint32_t reply_lo; /* offset where the server reply being read began */
     struct smtp_line line[2];
 
     struct smtp_pending *ring; /* grown on demand up to cfg->max_pipeline */
@@ -126,6 +143,10 @@ struct smtp_session {
     /* client-side progress */
     int16_t cur_tx;      /* transaction receiving RCPT/DATA, -1 none */
     int16_t data_tx;     /* transaction of the content being sent */
+    uint8_t ovl_open;    /* bits 1 << SMTP_OVL_*: reply read, its end not yet */
+    uint8_t ovl_done;    /* bits 1 << SMTP_OVL_*: anomaly recorded */
+    uint8_t n_ovl;       /* conflicts waiting in ovl */
+    uint8_t ovl_next;    /* ... the slot of the next one */
     uint64_t body_bytes; /* content bytes of the current DATA */
     uint64_t bdat_left;  /* bytes left in the current BDAT chunk */
     bool helo_seen, caps_done, ehlo_replied, quit_answered, tls_event_sent;
@@ -154,6 +175,13 @@ struct smtp_session {
 
     /* classification of non-SMTP ports (cfg.any_port) */
     struct ndpi_smtp_flow *ndpi;
+
+    /* overlap conflicts judged against the EHLO and STARTTLS replies
+     * (smtp_reply.c, smtp_ovl_*), in stream offsets of the server's side
+     * (srv_off, reply_lo, and these): 32 bits, saturating, as only the
+     * first replies matter; a reply that starts at UINT32_MAX is not judged */
+    uint32_t ovl_lo[SMTP_OVL_REPLIES], ovl_hi[SMTP_OVL_REPLIES]; /* hi 0: not read yet */
+    struct smtp_ovl *ovl; /* SMTP_OVL_MAX conflicts waiting, allocated at the first */
 
     size_t charged; /* bytes charged to stats->mem_in_use (smtp_mem_sync) */
 };
@@ -238,6 +266,14 @@ size_t smtp_client_content(struct smtp_session *s, const uint8_t *buf, size_t le
 void smtp_ttl_at_reply(struct smtp_session *s, unsigned at, const struct stream_meta *m);
 
 /* smtp_reply.c */
+/* The reply just read (SMTP_OVL_EHLO / SMTP_OVL_STARTTLS) began at
+ * reply_lo; its end comes with smtp_ovl_close. */
+void smtp_ovl_mark(struct smtp_session *s, unsigned which);
+/* The server's bytes before offset end are read: replies marked are
+ * complete, and the conflicts waiting are judged against them. */
+void smtp_ovl_close(struct smtp_session *s, uint32_t end);
+/* Judges the conflicts waiting against the replies read so far. */
+void smtp_ovl_judge(struct smtp_session *s);
 void smtp_server_line(struct smtp_session *s, const char *line, size_t len, bool overflow,
                       const struct stream_meta *m);
 /* True when the capability keyword looks mangled: an ESMTP-inspection mask

@@ -258,6 +258,7 @@ void smtp_reply_ehlo(struct smtp_session *s, const struct smtp_pending *p, int c
     }
     if (is_2xx(code) && !s->caps_done) {
         s->caps_done = true;
+        smtp_ovl_mark(s, SMTP_OVL_EHLO);
         /* padding past the bounds is itself suspect (a man in the middle
          * hiding a strip behind it); where STARTTLS was is known */
         if (s->f.caps_dropped)
@@ -380,6 +381,8 @@ void smtp_reply_starttls(struct smtp_session *s, const struct smtp_pending *p, i
                          const struct stream_meta *m)
 {
     (void)p;
+    if (!s->f.starttls_code)
+        smtp_ovl_mark(s, SMTP_OVL_STARTTLS);
     s->f.starttls_code = code;
     if (code == 220) {
         if (s->st != SMTP_ST_TLS)
@@ -430,4 +433,51 @@ void smtp_reply_mangled(struct smtp_session *s, const struct smtp_pending *p, in
     (void)p;
     if (code == 500 || code == 502)
         smtp_anomaly(s, ANOM_STARTTLS_UNKNOWN_CMD, DIR_S2C, m, "mangled command answered %d", code);
+}
+
+void smtp_ovl_mark(struct smtp_session *s, unsigned which)
+{
+    if (s->ovl_hi[which] || s->reply_lo == UINT32_MAX)
+        return;
+    s->ovl_lo[which] = s->reply_lo;
+    s->ovl_hi[which] = UINT32_MAX;
+    s->ovl_open |= (uint8_t)(1u << which);
+}
+
+void smtp_ovl_close(struct smtp_session *s, uint32_t end)
+{
+    for (unsigned w = 0; w < SMTP_OVL_REPLIES; w++)
+        if (s->ovl_open & (1u << w))
+            s->ovl_hi[w] = end;
+    s->ovl_open = 0;
+    smtp_ovl_judge(s);
+}
+
+/* Two copies of the EHLO reply of which one offers STARTTLS, or of the
+ * STARTTLS reply of which one accepts it: the client's stack took one of
+ * them (a copy with a bad checksum it drops; the sensor never checks), so
+ * what the sensor kept is not what the client saw. */
+void smtp_ovl_judge(struct smtp_session *s)
+{
+    static const uint8_t has[SMTP_OVL_REPLIES] = {SMTP_OVL_HAS_STARTTLS, SMTP_OVL_HAS_220};
+    for (unsigned w = 0; w < SMTP_OVL_REPLIES; w++) {
+        uint8_t bit = (uint8_t)(1u << w);
+        if (!s->ovl || !s->ovl_hi[w] || (s->ovl_open & bit) || (s->ovl_done & bit))
+            continue;
+        for (unsigned i = 0; i < s->n_ovl; i++) {
+            const struct smtp_ovl *c = &s->ovl[i];
+            if (c->lo >= s->ovl_hi[w] || c->hi <= s->ovl_lo[w] ||
+                !((c->first ^ c->second) & has[w]))
+                continue;
+            bool in_first = c->first & has[w];
+            struct stream_meta m = {.ts = c->ts, .pkt_no = c->pkt_no};
+            smtp_anomaly(s, ANOM_OVERLAP_STARTTLS, DIR_S2C, &m,
+                         "%s reply at offset %u: %s in the %s copy only (%s)",
+                         w == SMTP_OVL_EHLO ? "EHLO" : "STARTTLS", (unsigned)c->lo,
+                         w == SMTP_OVL_EHLO ? "STARTTLS" : "220", in_first ? "first" : "second",
+                         in_first ? "kept" : "dropped");
+            s->ovl_done |= bit;
+            break;
+        }
+    }
 }

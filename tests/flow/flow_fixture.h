@@ -96,10 +96,13 @@ static inline void rec_packet(void *st, enum stream_dir d, const struct stream_m
         rec_add(r, "%s pkt #%llu flags=%02x\n", dname(d), (unsigned long long)m->pkt_no, flags);
 }
 
-static inline void rec_conflict(void *st, enum stream_dir d, const struct stream_meta *m)
+static inline void rec_conflict(void *st, enum stream_dir d, const struct stream_meta *m,
+                                const struct stream_overlap *ov)
 {
     struct rec *r = st;
-    rec_add(r, "%s conflict #%llu\n", dname(d), (unsigned long long)m->pkt_no);
+    rec_add(r, "%s conflict #%llu at %lld '%.*s' kept, '%.*s' dropped\n", dname(d),
+            (unsigned long long)m->pkt_no, (long long)ov->rel, (int)ov->len,
+            (const char *)ov->first, (int)ov->len, (const char *)ov->second);
 }
 
 static inline void rec_close(void *st, enum flow_end why, sw_usec ts)

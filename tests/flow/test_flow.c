@@ -106,7 +106,7 @@ static void test_overlap_conflict(void **state)
     seg(&f, C, ACK, 1005, 5001, "DDDD");     /* #4 queued first: wins */
     seg(&f, C, ACK, 1003, 5001, "YYEEEEZZ"); /* #5 conflicts on 1005..1008 */
     seg(&f, C, ACK, 1001, 5001, "XX");       /* #6 fills the hole */
-    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5\n"
+    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5 at 4 'DDDD' kept, 'EEEE' dropped\n"
                                           "c2s data 'XX' #6\n"
                                           "c2s data 'YY' #5\n"
                                           "c2s data 'DDDD' #4\n"
@@ -133,7 +133,8 @@ static void test_conflict_after_delivery(void **state)
     seg(&f, S, ACK, 5001, 1011, "220 2.0.0 Ready\r\n");       /* #9 after the ACK: moot */
     assert_string_equal(f.r.log, OPEN_STD "c2s data 'STARTTLS\r\n' #4\n"
                                           "s2c data '454 TLS not available\r\n' #5\n"
-                                          "s2c conflict #6\n");
+                                          "s2c conflict #6 at -23 '454 TLS not avail' kept, "
+                                          "'220 2.0.0 Ready\r\n' dropped\n");
     const struct flow_stats *st = flow_table_stats(f.t);
     assert_int_equal(st->overlap_conflicts, 1);
     assert_int_equal(st->segs_retransmitted, 3);
@@ -331,7 +332,7 @@ static void test_seq_wrap(void **state)
     seg(&f, C, ACK, 0xfffffff9u, 0xffffffffu, "abcdefgh012"); /* #5 crosses 2^32 */
     seg(&f, S, ACK, 0xffffffffu, 0x00000005u, "220 x\r\n");   /* #6 server seq wraps inside */
     seg(&f, S, ACK, 0x00000006u, 0x00000005u, "ok");          /* #7 */
-    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5\n"
+    assert_string_equal(f.r.log, OPEN_STD "c2s conflict #5 at 8 '345' kept, '012' dropped\n"
                                           "c2s data 'abcdefgh' #5\n"
                                           "c2s data '3456' #4\n"
                                           "s2c data '220 x\r\n' #6\n"
@@ -1058,8 +1059,10 @@ static unsigned cat_gap(void *st, enum stream_dir d, uint32_t len, const struct 
     return 0;
 }
 
-static void cat_conflict(void *st, enum stream_dir d, const struct stream_meta *m)
+static void cat_conflict(void *st, enum stream_dir d, const struct stream_meta *m,
+                         const struct stream_overlap *ov)
 {
+    (void)ov;
     (void)d;
     (void)m;
     ((struct cat *)st)->conflicts++;

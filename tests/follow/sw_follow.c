@@ -94,8 +94,10 @@ static unsigned f_gap(void *st, enum stream_dir d, uint32_t len, const struct st
     return 0;
 }
 
-static void f_conflict(void *st, enum stream_dir d, const struct stream_meta *m)
+static void f_conflict(void *st, enum stream_dir d, const struct stream_meta *m,
+                       const struct stream_overlap *ov)
 {
+    (void)ov;
     (void)d;
     (void)m;
     ((struct fstate *)st)->conflicts++;

@@ -303,6 +303,7 @@ def main():
     one_side(p(src, "pcaps/mitm-strip-sender-side.pcap"), p(out, "strip-server-side-only.pcap"),
              "198.51.100.25")
     decoder_findings(out)
+    overlap_decoys(out)
 
 
 # ---- decoder findings: AUTH, HELO then EHLO, overlapping copies ----------
@@ -332,6 +333,56 @@ def decoder_findings(out):
     one_side(p(out, "tmp-auth.pcap"), p(out, "auth-login-client-side-only.pcap"), "192.0.2.10")
     os.remove(p(out, "tmp-auth.pcap"))
 # ---- end of decoder findings ---------------------------------------------
+
+
+# ---- overlapping copies: a decoy segment at a reused sequence number ------
+def copies_dialogue(conn, steps):
+    """Conn.dialogue, where a step ("copies", first, second, decoy) sends two
+    server segments at the same sequence number, one after the other, before
+    the client's ACK; the decoy (index 0 or 1) carries a wrong TCP checksum
+    (the client's stack drops it; the sensor checks none), the other is the
+    real reply, which the sequence numbers follow."""
+    conn.seg(True, SYN)
+    conn.seg(False, SYN | ACK)
+    conn.seg(True, ACK)
+    for step in steps:
+        if step[0] == "copies":
+            copies, decoy = step[1:3], step[3]
+            assert len(copies[0]) == len(copies[1])
+            at = conn.seq[S]
+            for i, data in enumerate(copies):
+                conn.seq[S] = at
+                conn.seg(S, PSH | ACK, data)
+                if i == decoy:
+                    fr = conn.recs[-1][3]
+                    fr[50:52] = bytes([fr[50] ^ 0xFF, fr[51]])  # TCP checksum, wrong
+            conn.seg(C, ACK)
+            continue
+        client, data = step
+        conn.seg(client, PSH | ACK, data)
+        conn.seg(not client, ACK)
+    conn.seg(True, FIN | ACK)
+    conn.seg(False, FIN | ACK)
+    conn.seg(True, ACK)
+
+
+def overlap_decoys(out):
+    p = os.path.join
+    # Issue 12: the real EHLO reply is stripped (no STARTTLS); a decoy of the
+    # same length offering STARTTLS, with a wrong checksum, comes at the same
+    # sequence number, ahead of it or behind it (both before the client's
+    # ACK). The delivery that follows goes in clear to example.org (enforce
+    # in pcaps/policies.json, naming mx.example.org).
+    real = b"250-mx.example.org\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+    decoy = b"250-mx.example.org\r\n250-STARTTLS\r\n250 PIPELINING\r\n"
+    for name, copies, at in (("overlap-decoy-starttls-first.pcap", (decoy, real), 0),
+                             ("overlap-decoy-starttls-second.pcap", (real, decoy), 1)):
+        steps = plain_delivery(["example.org"])
+        steps[2] = ("copies",) + copies + (at,)
+        recs = []
+        copies_dialogue(Conn(recs, "198.51.100.25", 40001, T0), steps)
+        write_pcap(p(out, name), PCAP_HDR, recs)
+# ---- end of overlapping copies --------------------------------------------
 
 
 if __name__ == "__main__":

@@ -242,19 +242,21 @@ static void test_idle_flood_memcap(void **state)
     assert_int_equal(FLOWS(err, "created"), n + 2);
     assert_int_equal(FLOWS(err, "refused"), 0);
     assert_int_equal(FLOWS(err, "evicted_half_open"), 0);
-    /* 64 MiB hold 87,611 flows (89,297 before sessions counted packets per
-     * direction and kept their last packet's time): the oldest idle sessions went first, then
+    /* 64 MiB hold 85,195 flows (87,611 before sessions kept the offsets
+     * that judge overlapping copies of the EHLO and STARTTLS replies, 24
+     * bytes; 89,297 before sessions counted packets per direction and kept
+     * their last packet's time): the oldest idle sessions went first, then
      * the table in emergency mode timed the rest out when the real
      * captures' clock came, 7 s later */
-    assert_int_equal(FLOWS(err, "evicted_session"), 12391);
-    assert_int_equal(FLOWS(err, "evicted"), 12391);
-    assert_int_equal(FLOWS(err, "active_peak"), 87611);
+    assert_int_equal(FLOWS(err, "evicted_session"), 14805);
+    assert_int_equal(FLOWS(err, "evicted"), 14805);
+    assert_int_equal(FLOWS(err, "active_peak"), 85197);
     assert_int_equal(FLOWS(err, "emergency_entered"), 1);
-    assert_int_equal(FLOWS(err, "timed_out_emergency"), n - 12391);
+    assert_int_equal(FLOWS(err, "timed_out_emergency"), n - 14805);
     assert_int_equal(FLOWS(err, "closed"), 2);
     /* and the feed said so */
-    assert_int_equal(health_total(got, "flows.evicted_session"), 12391);
-    assert_int_equal(health_total(got, "flows.evicted"), 12391);
+    assert_int_equal(health_total(got, "flows.evicted_session"), 14805);
+    assert_int_equal(health_total(got, "flows.evicted"), 14805);
     free(got);
     free(err);
     free(want);
@@ -309,7 +311,10 @@ static void test_recipient_domains(void **state)
  * sequence number before the client ACKs it: the first copy offers
  * STARTTLS, the overlapping retransmission says XXXXXXXA in its place.
  * The reassembler keeps the first copy (decode/reasm.c: first copy wins,
- * a later copy of unACKed bytes that differs is an overlap conflict). */
+ * a later copy of unACKed bytes that differs is an overlap conflict) and
+ * hands both to the decoder: copies that disagree on STARTTLS are
+ * tampering, and the client may have seen the copy without it (a stripped
+ * reply), whichever the sensor kept. */
 static void test_overlap_conflict(void **state)
 {
     (void)state;
@@ -351,13 +356,13 @@ static void test_overlap_conflict(void **state)
     char *err;
     char *got = sensor(&err, "-r", STRIP, "-r", cap, "-r", PLAIN, NULL);
     /* the clean captures' alerts are those not of 10.0.0.200 */
-    char *clean = strdup(got), *w = clean, *mine[2];
+    char *clean = strdup(got), *w = clean, *mine[3];
     size_t n_mine = 0;
     for (char *l = got, *nl; (nl = strchr(l, '\n')) != NULL; l = nl + 1) {
         size_t len = (size_t)(nl - l) + 1;
         if (memmem(l, len, "\"ip\":\"10.0.0.200\"", 17) &&
             !memmem(l, len, "\"dataset\":\"stripwatch.health\"", 29)) {
-            assert_true(n_mine < 2);
+            assert_true(n_mine < 3);
             mine[n_mine++] = strndup(l, len);
         } else {
             memcpy(w, l, len);
@@ -366,25 +371,39 @@ static void test_overlap_conflict(void **state)
     }
     *w = '\0';
     assert_same_alerts(want, clean);
-    /* the first copy won: STARTTLS offered and not used, mail in clear to an
-     * enforce domain; both alerts carry the anomaly */
-    assert_int_equal(n_mine, 2);
-    static const char *const rules[2][2] = {{"starttls.unused", "medium"},
-                                            {"delivery.plaintext_policy", "high"}};
-    for (size_t i = 0; i < 2; i++) {
+    /* the copies disagree on STARTTLS: tampering, a stripped reply (the
+     * client may have taken the copy without it; the server is named by
+     * example.org's enforce policy), mail in clear to an enforce domain; not
+     * starttls.unused; every alert carries both anomalies */
+    assert_int_equal(n_mine, 3);
+    static const char *const rules[3][3] = {
+        {"starttls.stripped", "high", "starttls-stripped"},
+        {"starttls.tampered", "high", "starttls-overlap-conflict"},
+        {"delivery.plaintext_policy", "high", "plaintext-delivery-enforce"}};
+    for (size_t i = 0; i < 3; i++) {
         json_t *j = json_loads(mine[i], 0, NULL);
         assert_non_null(j);
         assert_string_equal(json_string_value(json_object_get(json_object_get(j, "rule"), "id")),
                             rules[i][0]);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "event"), "action")), rules[i][2]);
         json_t *sw = json_object_get(j, "stripwatch");
         assert_string_equal(json_string_value(json_object_get(sw, "severity_name")), rules[i][1]);
+        assert_string_equal(json_string_value(json_object_get(sw, "confidence")), "high");
         json_t *an = json_object_get(sw, "anomalies");
-        assert_int_equal(json_array_size(an), 1);
+        assert_int_equal(json_array_size(an), 2);
         json_t *a0 = json_array_get(an, 0);
         assert_string_equal(json_string_value(json_object_get(a0, "kind")), "overlap_conflict");
         assert_string_equal(json_string_value(json_object_get(a0, "dir")), "s2c");
         assert_string_equal(json_string_value(json_object_get(a0, "detail")),
                             "retransmission differs from first copy");
+        json_t *a1 = json_array_get(an, 1);
+        assert_string_equal(json_string_value(json_object_get(a1, "kind")),
+                            "overlap_starttls_conflict");
+        assert_string_equal(json_string_value(json_object_get(a1, "dir")), "s2c");
+        /* the banner is 26 bytes: the reply starts there */
+        assert_string_equal(json_string_value(json_object_get(a1, "detail")),
+                            "EHLO reply at offset 26: STARTTLS in the first copy only (kept)");
         char *caps =
             json_dumps(json_object_get(json_object_get(j, "smtp"), "capabilities"), JSON_COMPACT);
         assert_string_equal(caps, "[\"STARTTLS\",\"8BITMIME\"]");

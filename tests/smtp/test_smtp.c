@@ -1312,6 +1312,7 @@ static void test_names(void **state)
         "field_truncated",
         "bound_reached",
         "greeting_client_addr",
+        "overlap_starttls_conflict",
     };
     for (int k = 0; k < ANOM_KIND_COUNT; k++)
         assert_string_equal(anomaly_kind_str((enum anomaly_kind)k), kinds[k]);

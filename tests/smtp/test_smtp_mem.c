@@ -206,7 +206,8 @@ static void test_common_session_bytes(void **state)
 {
     (void)state;
     assert_true(sizeof(struct flow) <= 192);
-    assert_true(sizeof(struct smtp_session) <= 512);
+    /* 512, and 24 bytes of overlap judging (reply offsets, a pointer) */
+    assert_true(sizeof(struct smtp_session) <= 536);
     assert_int_equal(smtp_consumer_session_bytes(), sizeof(struct smtp_session));
     assert_true(sizeof(struct smtp_facts) <= 320);
     struct wire w;
