@@ -202,15 +202,21 @@ static void ctx_unlink(struct lookup_ctx *c)
     pthread_mutex_unlock(&orphan_mu);
 }
 
-static void record_free(struct record *r)
+/* Frees what the record holds, not the record itself. */
+static void record_clear(struct record *r)
 {
-    if (!r)
-        return;
     for (size_t i = 0; i < r->n_all; i++)
         rule_policy_clear(&r->pols[i]);
     free(r->pols);
     rule_dane_clear(&r->dane);
     facts_free(r->f);
+}
+
+static void record_free(struct record *r)
+{
+    if (!r)
+        return;
+    record_clear(r);
     free(r);
 }
 
@@ -223,11 +229,7 @@ static void record_release(struct detector *d, struct record *r)
         record_free(r);
         return;
     }
-    for (size_t i = 0; i < r->n_all; i++)
-        rule_policy_clear(&r->pols[i]);
-    free(r->pols);
-    rule_dane_clear(&r->dane);
-    facts_free(r->f);
+    record_clear(r);
     d->spare[d->n_spare++] = r;
 }
 
