@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #include "alerts/session_json.h"
 
@@ -44,6 +45,17 @@ static const char *event_type(enum rule_id r)
     }
 }
 
+/* SHA-256 fetched once: EVP_sha256() in EVP_Digest makes OpenSSL 3 look
+ * the implementation up again for every alert. Kept for the life of the
+ * process. */
+static EVP_MD *g_sha256;
+static once_flag g_sha256_once = ONCE_FLAG_INIT;
+
+static void sha256_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* event.id: the same for the same session and rule whenever and however
  * often it is written (restart, spool replay, re-analysis): the first 16
  * bytes of SHA-256("<session uid>|<rule id>") in hex. */
@@ -54,8 +66,10 @@ static void alert_event_id(const struct alert_doc *a, char out[33])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     out[0] = '\0';
+    call_once(&g_sha256_once, sha256_fetch);
     if (n < 0 || (size_t)n >= sizeof in ||
-        !EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
+        !EVP_Digest(in, (size_t)n, md, &mdlen, g_sha256 ? g_sha256 : EVP_sha256(), NULL) ||
+        mdlen < 16)
         return;
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 #include <time.h>
 
 #include "decode/tls.h"
@@ -70,11 +71,35 @@ static void san_dns(struct smtp_facts *f, const struct facts_x509 *c, X509 *x)
     GENERAL_NAMES_free(gens);
 }
 
+/* SHA-256 and SHA-512 fetched once: EVP_sha256() in EVP_Digest makes
+ * OpenSSL 3 look the implementation up again for every certificate. Kept
+ * for the life of the process; NULL (fetch failed): the legacy getters. */
+static EVP_MD *g_sha256, *g_sha512;
+static once_flag g_md_once = ONCE_FLAG_INIT;
+
+static void md_fetch(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    g_sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
+}
+
+static const EVP_MD *md_sha256(void)
+{
+    call_once(&g_md_once, md_fetch);
+    return g_sha256 ? g_sha256 : EVP_sha256();
+}
+
+static const EVP_MD *md_sha512(void)
+{
+    call_once(&g_md_once, md_fetch);
+    return g_sha512 ? g_sha512 : EVP_sha512();
+}
+
 /* The SHA-256 of der as 64 hex digits and NUL; false when it cannot be had. */
 static bool der_sha256(const uint8_t *der, size_t len, uint8_t md[32], char hex[65])
 {
     unsigned int n = 0;
-    if (EVP_Digest(der, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+    if (EVP_Digest(der, len, md, &n, md_sha256(), NULL) != 1 || n != 32)
         return false;
     for (unsigned i = 0; i < 32; i++) {
         hex[2 * i] = "0123456789abcdef"[md[i] >> 4];
@@ -395,10 +420,10 @@ size_t x509_dane_digests(const uint8_t *der, size_t len, char *out, size_t outle
         const uint8_t *p;
         size_t n;
         const EVP_MD *md;
-    } v[4] = {{der, len, EVP_sha256()},
-              {der, len, EVP_sha512()},
-              {spki, spki_len, EVP_sha256()},
-              {spki, spki_len, EVP_sha512()}};
+    } v[4] = {{der, len, md_sha256()},
+              {der, len, md_sha512()},
+              {spki, spki_len, md_sha256()},
+              {spki, spki_len, md_sha512()}};
     size_t o = 0;
     for (int i = 0; i < 4; i++) {
         unsigned char md[EVP_MAX_MD_SIZE];
