@@ -11,13 +11,13 @@
 # copies in tests/precision/pcaps/ against what this script writes.
 #
 # Usage: make_fallback_pcaps.py OUTDIR [--compare DIR]
-import filecmp
 import os
 import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_pcaps import ACK, FIN, PCAP_HDR, PSH, SYN, T0, Conn, csum, write_pcap  # noqa: E402
+from make_pcaps import (ACK, FIN, PCAP_HDR, PSH, SYN, T0, Conn, compare, csum,  # noqa: E402
+                        write_pcap)
 
 RST = 0x04
 C, S = True, False
@@ -225,11 +225,4 @@ def main():
 if __name__ == "__main__":
     main()
     if len(sys.argv) == 4 and sys.argv[2] == "--compare":
-        bad = 0
-        for name in sorted(os.listdir(sys.argv[1])):
-            ref = os.path.join(sys.argv[3], name)
-            if not os.path.exists(ref) or not filecmp.cmp(os.path.join(sys.argv[1], name), ref,
-                                                          shallow=False):
-                print("make_fallback_pcaps: %s: differs from what the script writes" % ref)
-                bad = 1
-        sys.exit(bad)
+        sys.exit(compare(sys.argv[1], sys.argv[3], "make_fallback_pcaps"))

@@ -385,14 +385,19 @@ def overlap_decoys(out):
 # ---- end of overlapping copies --------------------------------------------
 
 
+def compare(out, ref, who):
+    """1 (each named) when a capture written to out differs from its
+    committed copy in ref, else 0."""
+    bad = 0
+    for name in sorted(os.listdir(out)):
+        r = os.path.join(ref, name)
+        if not os.path.exists(r) or not filecmp.cmp(os.path.join(out, name), r, shallow=False):
+            print("%s: %s: differs from what the script writes" % (who, r))
+            bad = 1
+    return bad
+
+
 if __name__ == "__main__":
     main()
     if len(sys.argv) == 5 and sys.argv[3] == "--compare":
-        bad = 0
-        for name in sorted(os.listdir(sys.argv[2])):
-            ref = os.path.join(sys.argv[4], name)
-            if not os.path.exists(ref) or not filecmp.cmp(os.path.join(sys.argv[2], name), ref,
-                                                          shallow=False):
-                print("make_pcaps: %s: differs from what the script writes" % ref)
-                bad = 1
-        sys.exit(bad)
+        sys.exit(compare(sys.argv[2], sys.argv[4], "make_pcaps"))
