@@ -25,24 +25,10 @@
 #include "decode/sw.h"
 #include "policy/dane.h"
 #include "policy/policy.h"
+#include "../test_port.h"
 
 static char g_dir[512], g_lab[1024], g_ta[600], g_dns_server[64], g_redis_url[64];
 static int g_dns, g_redis;
-
-static int pick_port(int type)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        getsockname(fd, (struct sockaddr *)&sa, &len)) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -67,8 +53,8 @@ static int lab_up(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_lab, sizeof(g_lab), "%s/tests/dane/danelab.sh", SW_SOURCE_DIR);
-    g_dns = pick_port(SOCK_DGRAM);
-    g_redis = pick_port(SOCK_STREAM);
+    g_dns = test_pick_port(SOCK_DGRAM);
+    g_redis = test_pick_port(SOCK_STREAM);
     if (g_dns < 0 || g_redis < 0 || g_dns == g_redis)
         return -1;
     if (sh("bash '%s' start '%s' %d %d", g_lab, g_dir, g_dns, g_redis))
@@ -286,7 +272,7 @@ static void test_redis_shared(void **state)
     assert_int_equal(s.status, DANE_ST_SECURE);
     dane_free(d);
     char dead[64];
-    snprintf(dead, sizeof(dead), "127.0.0.1@%d", pick_port(SOCK_DGRAM));
+    snprintf(dead, sizeof(dead), "127.0.0.1@%d", test_pick_port(SOCK_DGRAM));
     d = engine(dead, g_redis_url, NULL, true);
     struct dane_answer a;
     assert_int_equal(dane_lookup(d, "mx1.dane.example", NULL, NULL, &a), SW_OK);

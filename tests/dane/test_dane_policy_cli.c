@@ -22,23 +22,9 @@
 #include <jansson.h>
 
 #include "../sensor/runbin.h"
+#include "../test_port.h"
 
 static char g_dir[512], g_lab[1024], g_ta[600], g_ca[600], g_dns_server[64], g_https_port[16];
-
-static int pick_port(int type)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        getsockname(fd, (struct sockaddr *)&sa, &len)) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static int lab_up(void **state)
 {
@@ -48,7 +34,8 @@ static int lab_up(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_lab, sizeof(g_lab), "%s/tests/dane/danelab.sh", SW_SOURCE_DIR);
-    int dns = pick_port(SOCK_DGRAM), redis = pick_port(SOCK_STREAM), https = pick_port(SOCK_STREAM);
+    int dns = test_pick_port(SOCK_DGRAM), redis = test_pick_port(SOCK_STREAM),
+        https = test_pick_port(SOCK_STREAM);
     if (dns < 0 || redis < 0 || https < 0 || redis == https)
         return -1;
     char cmd[2400];

@@ -26,26 +26,12 @@
 #include "policy/policy.h"
 #include "policy/rcache.h"
 #include "policy/snapshot.h"
+#include "../test_port.h"
 
 static char g_dir[512];
 static char g_lab[1024];
 static int g_dns, g_https, g_redis;
 static char g_ca[600], g_dns_server[64], g_redis_url[64];
-
-static int pick_port(int type)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-        getsockname(fd, (struct sockaddr *)&sa, &len)) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -70,9 +56,9 @@ static int lab_up(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_lab, sizeof(g_lab), "%s/tests/policy_net/netlab.sh", SW_SOURCE_DIR);
-    g_dns = pick_port(SOCK_DGRAM);
-    g_https = pick_port(SOCK_STREAM);
-    g_redis = pick_port(SOCK_STREAM);
+    g_dns = test_pick_port(SOCK_DGRAM);
+    g_https = test_pick_port(SOCK_STREAM);
+    g_redis = test_pick_port(SOCK_STREAM);
     if (g_dns < 0 || g_https < 0 || g_redis < 0 || g_https == g_redis)
         return -1;
     if (sh("bash '%s' start '%s' %d %d %d", g_lab, g_dir, g_dns, g_https, g_redis))
@@ -769,7 +755,7 @@ static void test_dns_unreachable(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     char srv[64];
-    snprintf(srv, sizeof(srv), "127.0.0.1@%d", pick_port(SOCK_DGRAM));
+    snprintf(srv, sizeof(srv), "127.0.0.1@%d", test_pick_port(SOCK_DGRAM));
     c.dns_server = srv;
     c.dns_timeout_ms = 1500;
     struct policy_engine *e = engine(&c);
@@ -895,7 +881,7 @@ static void test_redis_down(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     char u[64];
-    int dead = pick_port(SOCK_STREAM);
+    int dead = test_pick_port(SOCK_STREAM);
     snprintf(u, sizeof(u), "redis://127.0.0.1:%d", dead);
     c.redis_url = u;
     struct policy_engine *e = engine(&c);
