@@ -131,7 +131,7 @@ static void w_network(struct jsonw *w, const struct smtp_facts *f)
                         COMMUNITY_ID_TCP, 0, cid))
         jsonw_str(w, "community_id", cid);
     jsonw_int(w, "bytes", (int64_t)(f->bytes_c2s + f->bytes_s2c));
-    jsonw_int(w, "packets", (int64_t)(f->pkts_c2s + f->pkts_s2c));
+    jsonw_int(w, "packets", (int64_t)(f->flow.pkts_c2s + f->flow.pkts_s2c));
     if (f->flow.vlan) {
         jsonw_obj_open(w, "vlan");
         jsonw_int(w, "id", f->flow.vlan);
@@ -404,8 +404,8 @@ void session_json_write(struct jsonw *w, const struct smtp_facts *f,
     jsonw_obj_close(w);
     w_event(w, f, x);
     w_stripwatch(w, f, x);
-    w_addr(w, "source", &f->flow.client, f->flow.cport, f->bytes_c2s, f->pkts_c2s);
-    w_addr(w, "destination", &f->flow.server, f->flow.sport, f->bytes_s2c, f->pkts_s2c);
+    w_addr(w, "source", &f->flow.client, f->flow.cport, f->bytes_c2s, f->flow.pkts_c2s);
+    w_addr(w, "destination", &f->flow.server, f->flow.sport, f->bytes_s2c, f->flow.pkts_s2c);
     w_network(w, f);
     w_related(w, f);
     w_smtp(w, f);

@@ -225,7 +225,6 @@ struct smtp_facts {
     uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload
                                        packet, 0 when none (posture across sessions) */
     bool saw_c2s, saw_s2c;          /* each direction carried payload */
-    uint32_t pkts_c2s, pkts_s2c;    /* TCP packets of the session per direction */
 
     /* storage (facts.c) */
     uint8_t storage;     /* enum facts_storage */

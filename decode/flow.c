@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "decode/flow_int.h"
@@ -175,103 +174,10 @@ static size_t flow_size(const struct flow *f)
     return (f->flags & F_TOMB) ? FLOW_TOMB_SIZE : f->emb ? FLOW_EMB_SIZE : sizeof(struct flow);
 }
 
-/* ---- entry slabs ---- */
-
-/* Chunks start small (a table of a few flows stays small) and double up to
- * FLOW_SLAB_HUGE, from where they are 2 MiB aligned and asked to be backed
- * by transparent huge pages: a flood of a million flows then costs a few
- * hundred page faults and TLB entries instead of tens of thousands. */
-#define FLOW_SLAB_FIRST (16u << 10)
-#define FLOW_SLAB_HUGE  (2u << 20)
-
-/* Under AddressSanitizer every entry is its own malloc, so that a use after
- * free of a flow is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define FLOW_SLAB_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FLOW_SLAB_MALLOC 1
-#endif
-#endif
-
-static void slab_init(struct flow_slab *s, size_t size)
-{
-    memset(s, 0, sizeof(*s));
-    s->size = (size + 7) & ~(size_t)7;
-}
-
-/* A new chunk of the next size, NULL when out of memory. */
-static char *slab_chunk(struct flow_slab *s, size_t *len)
-{
-    size_t n = FLOW_SLAB_FIRST;
-    for (size_t i = 0; i < s->n_chunks && n < FLOW_SLAB_HUGE; i++)
-        n *= 2;
-    void *c = NULL;
-    if (n < FLOW_SLAB_HUGE) {
-        c = malloc(n);
-    } else if (posix_memalign(&c, FLOW_SLAB_HUGE, n) == 0) {
-        (void)madvise(c, n, MADV_HUGEPAGE); /* a hint: without it, small pages */
-    } else {
-        c = NULL;
-    }
-    *len = n;
-    return c;
-}
-
-/* An uninitialised entry of s->size bytes, NULL when out of memory. */
-static void *slab_alloc(struct flow_slab *s)
-{
-#ifdef FLOW_SLAB_MALLOC
-    return malloc(s->size);
-#endif
-    if (s->free) {
-        void *e = s->free;
-        memcpy(&s->free, e, sizeof(void *));
-        return e;
-    }
-    if (!s->left) {
-        if (s->n_chunks == s->cap_chunks) {
-            size_t nc = s->cap_chunks ? s->cap_chunks * 2 : 16;
-            void **c = realloc(s->chunks, nc * sizeof(*c));
-            if (!c)
-                return NULL;
-            s->chunks = c;
-            s->cap_chunks = nc;
-        }
-        size_t len;
-        char *chunk = slab_chunk(s, &len);
-        if (!chunk)
-            return NULL;
-        s->chunks[s->n_chunks++] = chunk;
-        s->cur = chunk;
-        s->left = len / s->size;
-    }
-    void *e = s->cur;
-    s->cur += s->size;
-    s->left--;
-    return e;
-}
-
-static void slab_free(struct flow_slab *s, void *e)
-{
-#ifdef FLOW_SLAB_MALLOC
-    free(e);
-    return;
-#endif
-    memcpy(e, &s->free, sizeof(void *));
-    s->free = e;
-}
-
-static void slab_destroy(struct flow_slab *s)
-{
-    for (size_t i = 0; i < s->n_chunks; i++)
-        free(s->chunks[i]);
-    free(s->chunks);
-    memset(s, 0, sizeof(*s));
-}
+/* ---- entry slabs (decode/slab.h) ---- */
 
 /* The slab of entries of size sz (FLOW_TOMB_SIZE, FLOW_EMB_SIZE or full). */
-static struct flow_slab *slab_of(struct flow_table *t, size_t sz)
+static struct sw_slab *slab_of(struct flow_table *t, size_t sz)
 {
     return sz == FLOW_TOMB_SIZE  ? &t->slab_tomb
            : sz == FLOW_EMB_SIZE ? &t->slab_emb
@@ -382,9 +288,9 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
         return NULL;
     }
     mem_charge(t, t->n_buckets * sizeof(*t->buckets));
-    slab_init(&t->slab_tomb, FLOW_TOMB_SIZE);
-    slab_init(&t->slab_emb, FLOW_EMB_SIZE);
-    slab_init(&t->slab_full, sizeof(struct flow));
+    sw_slab_init(&t->slab_tomb, FLOW_TOMB_SIZE);
+    sw_slab_init(&t->slab_emb, FLOW_EMB_SIZE);
+    sw_slab_init(&t->slab_full, sizeof(struct flow));
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
         t->seed = (uint64_t)(uintptr_t)t ^ 0x5bd1e9955bd1e995ull;
     return t;
@@ -416,7 +322,7 @@ static void flow_destroy(struct flow_table *t, struct flow *f)
     flow_mem_release(t, sz);
     t->n_flows--;
     t->st.flows_active = t->n_flows;
-    slab_free(slab_of(t, sz), f);
+    sw_slab_free(slab_of(t, sz), f);
 }
 
 /* Ends the flow for the consumer: delivers what is queued (holes as gaps),
@@ -621,6 +527,8 @@ static void flow_info_of(const struct flow *f, struct flow_info *fi)
     fi->first_pkt = f->first_pkt;
     fi->file = f->file;
     fi->midstream = f->flags & F_MIDSTREAM;
+    fi->pkts_c2s = f->pre_pkts[DIR_C2S];
+    fi->pkts_s2c = f->pre_pkts[DIR_S2C];
     /* the server direction's isn holds its SYN-ACK's fingerprint */
     if ((f->d[DIR_S2C].flags & FD_SYN) && !(f->flags & F_MIDSTREAM))
         fi->syn_ack = f->d[DIR_S2C].isn;
@@ -690,7 +598,7 @@ static struct flow *flow_create(struct flow_table *t, const struct pkt *p, const
                (fl & (PKT_TH_SYN | PKT_TH_ACK | PKT_TH_FIN | PKT_TH_RST)) == PKT_TH_SYN;
     size_t sz = !full ? FLOW_TOMB_SIZE : emb ? FLOW_EMB_SIZE : sizeof(struct flow);
     flow_mem_release(t, sizeof(struct flow) - sz);
-    struct flow *f = slab_alloc(slab_of(t, sz));
+    struct flow *f = sw_slab_alloc(slab_of(t, sz));
     if (!f) {
         flow_mem_release(t, sz);
         t->st.flows_refused++;
@@ -737,7 +645,7 @@ static struct flow *flow_grow(struct flow_table *t, struct flow *f)
 {
     if (!flow_mem_reserve(t, sizeof(struct flow) - FLOW_EMB_SIZE, f))
         return NULL;
-    struct flow *n = slab_alloc(&t->slab_full);
+    struct flow *n = sw_slab_alloc(&t->slab_full);
     if (!n) {
         flow_mem_release(t, sizeof(struct flow) - FLOW_EMB_SIZE);
         return NULL;
@@ -752,6 +660,7 @@ static struct flow *flow_grow(struct flow_table *t, struct flow *f)
     c->flags = FD_SEEN | FD_SYN | FD_KNOWN;
     c->isn = e.isn;
     c->next = e.isn + 1;
+    n->pre_pkts[DIR_C2S] = 1; /* the SYN */
     struct flow **pp = &t->buckets[bucket_of(t, f->hash)];
     while (*pp != f)
         pp = &(*pp)->hnext;
@@ -765,7 +674,7 @@ static struct flow *flow_grow(struct flow_table *t, struct flow *f)
         f->next->prev = n;
     else
         l->tail = n;
-    slab_free(&t->slab_emb, f);
+    sw_slab_free(&t->slab_emb, f);
     return n;
 }
 
@@ -871,6 +780,8 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     };
     if (t->c.packet && f->cstate)
         t->c.packet(f->cstate, dir, &m, fl);
+    else if (f->pre_pkts[dir] < UINT16_MAX)
+        f->pre_pkts[dir]++;
 
     if (fl & PKT_TH_RST) {
         const struct flow_dir *fd = &f->d[dir];
@@ -960,9 +871,9 @@ void flow_table_free(struct flow_table *t)
         }
     }
     free(t->buckets);
-    slab_destroy(&t->slab_tomb);
-    slab_destroy(&t->slab_emb);
-    slab_destroy(&t->slab_full);
+    sw_slab_destroy(&t->slab_tomb);
+    sw_slab_destroy(&t->slab_emb);
+    sw_slab_destroy(&t->slab_full);
     free(t);
 }
 

@@ -35,6 +35,10 @@ struct flow_info {
     uint32_t syn_ack;
     sw_usec start;      /* first packet's timestamp */
     uint64_t first_pkt; /* first packet's number */
+    /* packets each side sent before the consumer opened the flow (the
+     * handshake, and the packet that opened it; stream_consumer.packet
+     * tells the later ones, and the SMTP decoder counts them on here) */
+    uint32_t pkts_c2s, pkts_s2c;
 };
 
 /* Per-chunk facts from the packet(s) the bytes came from. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "decode/flow.h"
+#include "decode/slab.h"
 
 /* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 9293
  * section 3.4): a is before b when the signed distance is negative. */
@@ -125,6 +126,10 @@ struct flow {
     /* the first packet's file (struct pkt file), in the header's padding:
      * no flow grows for it */
     uint8_t file;
+    /* packets each side sent before the consumer opened the flow (the
+     * handshake; saturating), in the header's padding: the consumer counts
+     * the later ones */
+    uint16_t pre_pkts[2];
     /* full flows only */
     void *cstate;
     struct flow_dir d[2]; /* indexed by enum stream_dir */
@@ -152,20 +157,6 @@ struct flow_lru {
     struct flow *head, *tail;
 };
 
-/* Flow entries of one size carved from big chunks instead of one malloc per
- * flow: a freed entry goes on a free list and is the next one handed out
- * (still warm in cache). Chunks are only returned when the table is freed,
- * so after a flood the process keeps its peak of entries (the memcap still
- * bounds them: entries are charged one by one, as before). */
-struct flow_slab {
-    size_t size;   /* entry size, a multiple of 8 */
-    void *free;    /* freed entries, linked through their first word */
-    char *cur;     /* the chunk being carved */
-    size_t left;   /* entries left in cur */
-    void **chunks; /* every chunk, for flow_table_free */
-    size_t n_chunks, cap_chunks;
-};
-
 struct flow_table {
     struct flow_cfg cfg;
     struct flow *cur; /* the flow being processed: never evicted */
@@ -179,9 +170,9 @@ struct flow_table {
     uint32_t n_flows;
     uint64_t seed; /* bucket hash seed (hash flooding) */
     struct flow_lru lru[FL_COUNT];
-    struct flow_slab slab_tomb, slab_emb, slab_full; /* the three entry sizes */
-    sw_usec clock;                                   /* monotonic capture clock */
-    sw_usec pending;                                 /* a big forward jump awaiting confirmation */
+    struct sw_slab slab_tomb, slab_emb, slab_full; /* the three entry sizes (slab.h) */
+    sw_usec clock;                                 /* monotonic capture clock */
+    sw_usec pending;                               /* a big forward jump awaiting confirmation */
     bool clock_set;
 };
 

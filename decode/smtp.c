@@ -12,6 +12,7 @@
 
 #include "decode/ndpi_smtp.h"
 #include "decode/smtp_int.h"
+#include "decode/slab.h"
 #include "decode/strtab.h"
 
 static const uint16_t default_ports[] = {25, 587, 2525};
@@ -200,6 +201,7 @@ struct smtp_consumer {
     struct flow_table *ft;    /* memory is charged there when bound */
     struct ndpi_smtp *ndpi;   /* created on first use, only with any_port */
     struct x509_cache *certs; /* parsed certificates of every session (NULL: none) */
+    struct sw_slab sessions;  /* every session of this consumer */
 };
 
 static void cfg_normalise(struct smtp_cfg *c)
@@ -264,13 +266,18 @@ void smtp_mem_sync(struct smtp_session *s)
 }
 
 /* A new session on cfg (normalised), stats and strs; counted in
- * stats->sessions when count is set. */
+ * stats->sessions when count is set. A consumer's session (sc not NULL)
+ * comes from its slab: a hundred thousand open sessions are then a few
+ * hundred huge pages, not one malloc and page fault each. */
 static struct smtp_session *session_new(const struct smtp_cfg *cfg, const struct flow_info *fi,
-                                        struct smtp_stats *stats, struct strtab *strs, bool count)
+                                        struct smtp_stats *stats, struct strtab *strs, bool count,
+                                        struct smtp_consumer *sc)
 {
-    struct smtp_session *s = calloc(1, sizeof *s);
+    struct smtp_session *s = sc ? sw_slab_alloc(&sc->sessions) : malloc(sizeof *s);
     if (!s)
         return NULL;
+    memset(s, 0, sizeof *s);
+    s->consumer = sc;
     s->obj = SMTP_OBJ_SESSION;
     s->cfg = cfg;
     s->stats = stats;
@@ -304,7 +311,7 @@ struct smtp_session *smtp_session_new(const struct smtp_cfg *cfg, const struct f
     cfg_normalise(&own->cfg);
     own->strs = strtab_new();
     struct smtp_session *s =
-        own->strs ? session_new(&own->cfg, fi, &own->stats, own->strs, true) : NULL;
+        own->strs ? session_new(&own->cfg, fi, &own->stats, own->strs, true, NULL) : NULL;
     if (!s) {
         strtab_free(own->strs);
         free(own);
@@ -788,9 +795,9 @@ void smtp_session_tcp_packet(struct smtp_session *s, enum stream_dir dir,
                              const struct stream_meta *m, uint8_t tcp_flags)
 {
     if (dir == DIR_C2S)
-        s->f.pkts_c2s++;
+        s->f.flow.pkts_c2s++;
     else
-        s->f.pkts_s2c++;
+        s->f.flow.pkts_s2c++;
     if (m)
         s->f.pkt_last_ts = m->ts;
     packet_fp(s, dir, m, tcp_flags);
@@ -918,7 +925,10 @@ void smtp_session_free(struct smtp_session *s)
     if (sc)
         strs_sync(sc); /* the strings only this session held are gone */
     struct smtp_own *own = s->own;
-    free(s);
+    if (sc)
+        sw_slab_free(&sc->sessions, s);
+    else
+        free(s);
     if (own) {
         strtab_free(own->strs);
         free(own);
@@ -967,7 +977,7 @@ static void *c_open(void *ctx, const struct flow_info *fi)
         sc->stats.memcap_refused++;
         return NULL;
     }
-    struct smtp_session *s = session_new(&sc->cfg, fi, &sc->stats, sc->strs, true);
+    struct smtp_session *s = session_new(&sc->cfg, fi, &sc->stats, sc->strs, true, sc);
     if (s && !std) {
         s->ndpi = ndpi_smtp_flow_new(sc->ndpi, fi);
         if (s->ndpi) {
@@ -981,7 +991,6 @@ static void *c_open(void *ctx, const struct flow_info *fi)
     }
     if (!s)
         return NULL;
-    s->consumer = sc;
     smtp_mem_sync(s);
     return s;
 }
@@ -1040,6 +1049,7 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
         return NULL;
     sc->cfg = *cfg;
     cfg_normalise(&sc->cfg);
+    sw_slab_init(&sc->sessions, sizeof(struct smtp_session));
     if (!sc->cfg.memcap)
         sc->cfg.memcap = SMTP_MEMCAP_DEFAULT;
     sc->strs = strtab_new();
@@ -1088,5 +1098,6 @@ void smtp_consumer_free(struct smtp_consumer *sc)
     ndpi_smtp_free(sc->ndpi);
     x509_cache_free(sc->certs);
     strtab_free(sc->strs);
+    sw_slab_destroy(&sc->sessions);
     free(sc);
 }
