@@ -2,10 +2,9 @@
 /* slab.h: fixed-size objects carved from big chunks (decode/slab.c).
  *
  * One slab per object size and per worker thread (not thread-safe). The flow
- * table keeps its entries here and the SMTP decoder its sessions: a flood of
- * a million flows or a hundred thousand open sessions then costs a few
+ * table keeps its entries here: a flood of a million flows then costs a few
  * hundred page faults and TLB entries instead of one malloc (and, on first
- * touch, one page fault) per object. Chunks start small (a table of a few
+ * touch, one page fault) per entry. Chunks start small (a table of a few
  * flows stays small) and double up to 2 MiB, from where they are 2 MiB
  * aligned and asked to be backed by transparent huge pages. A freed object
  * goes on a free list and is the next one handed out (still warm in cache);
