@@ -178,10 +178,15 @@ void tlsrpt_session_of_facts(const struct smtp_facts *f, struct tlsrpt_session *
     s->tls = f->tls->established;
     s->starttls_requested = f->starttls_requested;
     s->submission = s->port == 587 || s->port == 465 || (f->auth_mechanism && *f->auth_mechanism);
-    for (size_t i = 0; i < f->n_tx; i++)
+    for (size_t i = 0; i < f->n_tx; i++) {
         for (size_t j = 0; j < f->tx[i].n_rcpt; j++)
             if (f->tx[i].rcpt[j].code >= 200 && f->tx[i].rcpt[j].code < 300)
                 rcpt_add(s, f->tx[i].rcpt[j].domain);
+        /* the domains of the recipients past those kept one by one */
+        for (size_t j = 0; j < f->tx[i].n_domains; j++)
+            if (f->tx[i].domains[j].accepted)
+                rcpt_add(s, f->tx[i].domains[j].domain);
+    }
     const struct facts_x509 *c = &f->tls->cert;
     if (!c->present)
         return;
@@ -253,6 +258,11 @@ bool tlsrpt_session_of_json(const json_t *rec, struct tlsrpt_session *s, char *e
         {
             json_int_t code = json_integer_value(json_object_get(r, "code"));
             if (code >= 200 && code < 300)
+                rcpt_add(s, json_string_value(json_object_get(r, "domain")));
+        }
+        json_array_foreach(json_object_get(tx, "rcpt_more_domains"), k, r)
+        {
+            if (json_integer_value(json_object_get(r, "accepted")) > 0)
                 rcpt_add(s, json_string_value(json_object_get(r, "domain")));
         }
     }

@@ -2,8 +2,8 @@
 /* test_tlsrpt_cli.c: TLS-RPT reports (RFC 8460) from the sensor
  * (--tlsrpt-out) on a shipped capture, the exact report file; the same
  * bytes for --workers 1 and 3 and from `stripwatch report --tlsrpt` on the
- * run's session log; the errors of both commands. Runs the stripwatch
- * binary. */
+ * run's session log; a recipient domain past the recipients a record keeps;
+ * the errors of both commands. Runs the stripwatch binary. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,6 +285,71 @@ static void test_dane_report(void **st)
     free(off);
 }
 
+/* A delivery in clear whose only recipient of example.org is the 141st,
+ * past the 128 recipients a session record keeps one by one (its domain is
+ * in rcpt_more_domains): the session still counts for example.org, from
+ * the sensor and from the session log alike. */
+static void test_recipient_past_kept(void **st)
+{
+    const char *dir = *st;
+    char *out = mkdir_in(dir, "many");
+    char sessions[4300];
+    snprintf(sessions, sizeof sessions, "%s/many.jsonl", dir);
+    char *argv[] = {STRIPWATCH,
+                    "-q",
+                    "-r",
+                    SW_SOURCE_DIR "/tests/precision/pcaps/recipients-enforce-past-kept.pcap",
+                    "--policy-file",
+                    PCAPS "policies.json",
+                    "--observer-name",
+                    OBSERVER,
+                    "--tlsrpt-out",
+                    out,
+                    "--sessions-out",
+                    sessions,
+                    "--alerts-out",
+                    "/dev/null",
+                    NULL};
+    struct run_out r;
+    run(dir, argv, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    run_free(&r);
+    char *names = listing(out);
+    assert_string_equal(names, REPORT_NAME "\n");
+    free(names);
+    char *rep = report_of(out);
+    assert_non_null(strstr(rep, "\"total-successful-session-count\": 0,\n"
+                                "        \"total-failure-session-count\": 1\n"));
+    assert_non_null(strstr(rep, "\"result-type\": \"starttls-not-supported\",\n"
+                                "          \"sending-mta-ip\": \"192.0.2.10\",\n"
+                                "          \"receiving-mx-hostname\": \"mx.example.org\",\n"
+                                "          \"receiving-ip\": \"198.51.100.25\",\n"
+                                "          \"failed-session-count\": 1\n"));
+    char *off_dir = mkdir_in(dir, "many-offline");
+    char *argv2[] = {STRIPWATCH,
+                     "report",
+                     "--tlsrpt",
+                     sessions,
+                     "--tlsrpt-out",
+                     off_dir,
+                     "--policy-file",
+                     PCAPS "policies.json",
+                     "--observer-name",
+                     OBSERVER,
+                     NULL};
+    run(dir, argv2, NULL, 60, &r);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.err, "");
+    run_free(&r);
+    char *off = report_of(off_dir);
+    assert_string_equal(off, rep);
+    free(off);
+    free(rep);
+    free(off_dir);
+    free(out);
+}
+
 /* the statistics line: 2 sessions counted, 1 report */
 static void test_stats(void **st)
 {
@@ -357,6 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sts_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dane_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recipient_past_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
