@@ -31,8 +31,11 @@ static void usage(FILE *f)
           f);
 }
 
+/* One lookup being waited for, on the heap: a lookup still running when
+ * the wait gives up answers into nothing (its callback frees the wait)
+ * instead of into the stack frame of a finished one(). */
 struct wait {
-    bool done;
+    bool done, abandoned;
     struct rule_policy *p;
     struct rule_dane *dn;
 };
@@ -41,6 +44,10 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
 {
     struct wait *w = arg;
     (void)domain;
+    if (w->abandoned) {
+        free(w);
+        return;
+    }
     rule_policy_set(w->p, a);
     w->done = true;
 }
@@ -48,25 +55,44 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
 static void on_dane(void *arg, const char *host, const struct dane_answer *a)
 {
     struct wait *w = arg;
+    if (w->abandoned) {
+        free(w);
+        return;
+    }
     rule_dane_set(w->dn, host, a);
     w->done = true;
 }
 
-static void wait_for(struct policy_engine *e, struct wait *w)
+/* Runs the engine until w is answered (true, w freed) or for at most
+ * REPORT_WAIT_ROUNDS rounds (false: w is left to its callback). */
+static bool wait_for(struct policy_engine *e, struct wait *w)
 {
     for (int i = 0; i < REPORT_WAIT_ROUNDS && !w->done; i++)
         policy_engine_run(e, 100);
+    if (w->done) {
+        free(w);
+        return true;
+    }
+    w->abandoned = true;
+    return false;
 }
 
 static void lookup_policy(struct policy_engine *e, struct rule_policy *p)
 {
-    struct wait w = {false, p, NULL};
     struct policy_answer a;
     memset(&a, 0, sizeof a);
-    int rc = policy_lookup(e, p->domain, on_policy, &w, &a);
+    struct wait *w = calloc(1, sizeof *w);
+    int rc = w ? policy_lookup(e, p->domain, on_policy, w, &a) : SW_ENOMEM;
     if (rc == SW_AGAIN) {
-        wait_for(e, &w);
-    } else if (rc == SW_OK) {
+        w->p = p;
+        if (!wait_for(e, w)) {
+            struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, "lookup deadline passed"};
+            rule_policy_set(p, &u);
+        }
+        return;
+    }
+    free(w);
+    if (rc == SW_OK) {
         rule_policy_set(p, &a);
     } else {
         struct policy_answer u = {POLICY_ST_UNKNOWN, NULL, sw_strerror(rc)};
@@ -79,13 +105,24 @@ static void lookup_dane(struct policy_engine *e, const char *host, struct rule_d
     struct dane *d = policy_engine_dane(e);
     if (!d || !host[0])
         return;
-    struct wait w = {false, NULL, dn};
     struct dane_answer a;
     memset(&a, 0, sizeof a);
-    if (dane_lookup(d, host, on_dane, &w, &a) == SW_AGAIN)
-        wait_for(e, &w);
-    else
-        rule_dane_set(dn, host, &a);
+    struct wait *w = calloc(1, sizeof *w);
+    if (!w) {
+        struct dane_answer u = {DANE_ST_UNKNOWN, NULL, "out of memory"};
+        rule_dane_set(dn, host, &u);
+        return;
+    }
+    if (dane_lookup(d, host, on_dane, w, &a) == SW_AGAIN) {
+        w->dn = dn;
+        if (!wait_for(e, w)) {
+            struct dane_answer u = {DANE_ST_UNKNOWN, NULL, "DANE lookup deadline passed"};
+            rule_dane_set(dn, host, &u);
+        }
+        return;
+    }
+    free(w);
+    rule_dane_set(dn, host, &a);
 }
 
 /* Counts one session record; false with err set for a bad record. */
