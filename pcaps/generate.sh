@@ -120,8 +120,9 @@ cat >"$W/etc/hosts" <<'EOF'
 198.51.100.29	mx.tls12.example
 EOF
 # No DNS, except for the DANE captures: the sender's validating unbound on
-# its loopback (start_dane_dns). glibc passes the AD bit on to Postfix only
-# with trust-ad.
+# its loopback (start_dane_lab). trust-ad: glibc (>= 2.31) keeps the AD bit
+# only for programs that ask for it or with this option; Postfix 3.7 asks
+# (a run without it verified too), older Postfix versions do not.
 printf 'nameserver 127.0.0.1\noptions trust-ad\n' >"$W/etc/resolv.conf"
 
 # ---------------------------------------------------------------- certificates
@@ -183,7 +184,7 @@ mknet
 # ---------------------------------------------------------------- hosts
 # host_new NAME NETNS HOSTNAME: a private mount and UTS namespace inside NETNS,
 # held by a sleep process; /etc/passwd, /etc/group, /etc/hosts,
-# /etc/resolv.conf (127.0.0.1: DNS only where start_dane_dns runs) and /run
+# /etc/resolv.conf (127.0.0.1: DNS only where start_dane_lab runs) and /run
 # are replaced in it.
 host_new() {
     local h=$1 ns=$2 d="$W/h/$1"
