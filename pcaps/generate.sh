@@ -3,13 +3,15 @@
 # generate.sh: regenerate pcaps/*.pcap from real MTAs (Postfix, OpenSMTPD, Exim)
 # talking in network namespaces, with and without a STARTTLS-stripping proxy.
 # RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 2920 (PIPELINING), RFC 3030
-# (CHUNKING), RFC 4954 (AUTH), RFC 6409 (submission), RFC 5737/2606 (names).
+# (CHUNKING), RFC 4954 (AUTH), RFC 6409 (submission), RFC 5737/2606 (names),
+# RFC 7672/6698 (DANE for SMTP, TLSA), RFC 4033-4035 (DNSSEC).
 #
 # Usage (root): pcaps/generate.sh [CAPTURE_NAME ...]   (default: all)
-# Writes the .pcap files next to this script (or into $SW_PCAP_OUT). Installs
-# postfix, swaks, nftables and tcpdump with apt-get if missing; exim4 and
-# opensmtpd are only downloaded (apt-get download) and unpacked into a temp
-# dir. Every daemon runs in its own network namespace and a private mount
+# Writes the .pcap files next to this script (or into $SW_PCAP_OUT); the DANE
+# captures also rewrite their hosts' entries of dane.json there. Installs
+# postfix, swaks, nftables, tcpdump, nsd, unbound and ldnsutils with apt-get
+# if missing; exim4 and opensmtpd are only downloaded (apt-get download) and
+# unpacked into a temp dir. Every daemon runs in its own network namespace and a private mount
 # namespace (bind mounts of passwd/hosts/config over /etc, never visible to
 # the host); everything is removed on exit.
 set -euo pipefail
@@ -67,7 +69,8 @@ need_pkgs() {
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${miss[@]}" >/dev/null
 }
-need_pkgs postfix swaks libnet-ssleay-perl nftables tcpdump openssl python3 iproute2 util-linux
+need_pkgs postfix swaks libnet-ssleay-perl nftables tcpdump openssl python3 iproute2 util-linux \
+    nsd unbound ldnsutils
 
 fetch_unpacked() {
     log "downloading exim4-daemon-light, exim4-base, opensmtpd, libidn12"
@@ -115,7 +118,11 @@ cat >"$W/etc/hosts" <<'EOF'
 198.51.100.28	mx.exim.example
 198.51.100.29	mx.tls12.example
 EOF
-echo "nameserver 127.0.0.1" >"$W/etc/resolv.conf"
+# No DNS, except for the DANE captures: the sender's validating unbound on
+# its loopback (start_dane_lab). trust-ad: glibc (>= 2.31) keeps the AD bit
+# only for programs that ask for it or with this option; Postfix 3.7 asks
+# (a run without the option verified too): a safeguard only.
+printf 'nameserver 127.0.0.1\noptions trust-ad\n' >"$W/etc/resolv.conf"
 
 # ---------------------------------------------------------------- certificates
 # A test CA and one leaf per MX, CN and SAN = the MX name, fixed validity.
@@ -124,7 +131,8 @@ mkcerts() {
     mkdir -p "$c"
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/O=stripwatch test CA/CN=stripwatch test CA" \
         -keyout "$c/ca.key" -out "$c/ca.crt" 2>/dev/null
-    for n in mx.example.org mx.example.com mx.opensmtpd.example mx.exim.example mx.tls12.example; do
+    for n in mx.example.org mx.example.com mx.opensmtpd.example mx.exim.example mx.tls12.example \
+        mx.secure.example mx-stale.secure.example; do
         openssl req -newkey rsa:2048 -nodes -subj "/CN=$n" -keyout "$c/$n.key" -out "$c/$n.csr" 2>/dev/null
         printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$n" >"$c/$n.ext"
         openssl x509 -req -in "$c/$n.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial \
@@ -136,7 +144,7 @@ mkcerts() {
 mkcerts
 
 # ---------------------------------------------------------------- network
-#  snd 192.0.2.10/.50 --s0|m0-- mitm (router, proxy) --m1|r0-- rcv 198.51.100.25-29
+#  snd 192.0.2.10/.50 --s0|m0-- mitm (router, proxy) --m1|r0-- rcv 198.51.100.25-31
 mknet() {
     ip netns add $NS_SND; ip netns add $NS_MITM; ip netns add $NS_RCV
     ip link add s0 netns $NS_SND type veth peer name m0 netns $NS_MITM
@@ -160,7 +168,7 @@ mknet() {
     ip -n $NS_MITM link set m0 up; ip -n $NS_MITM link set m1 up
     ip netns exec $NS_MITM sysctl -qw net.ipv4.ip_forward=1
     local a
-    for a in 25 26 27 28 29; do ip -n $NS_RCV addr add 198.51.100.$a/24 dev r0; done
+    for a in 25 26 27 28 29 30 31; do ip -n $NS_RCV addr add 198.51.100.$a/24 dev r0; done
     ip -n $NS_RCV link set r0 up
     ip -n $NS_RCV route add default via 198.51.100.1
     for ns in $NS_SND:s0 $NS_MITM:m0 $NS_MITM:m1 $NS_RCV:r0; do
@@ -175,7 +183,8 @@ mknet
 # ---------------------------------------------------------------- hosts
 # host_new NAME NETNS HOSTNAME: a private mount and UTS namespace inside NETNS,
 # held by a sleep process; /etc/passwd, /etc/group, /etc/hosts,
-# /etc/resolv.conf (no DNS: 127.0.0.1) and /run are replaced in it.
+# /etc/resolv.conf (127.0.0.1: DNS only where start_dane_lab runs) and /run
+# are replaced in it.
 host_new() {
     local h=$1 ns=$2 d="$W/h/$1"
     mkdir -p "$d"
@@ -368,7 +377,7 @@ proxy_stop() {
 }
 
 # ---------------------------------------------------------------- the MTAs
-TRANSPORTS="example.net=discard:, example.org=smtp:[mx.example.org]:25, example.com=smtp:[mx.example.com]:25, plain.example=smtp:[mx.example.com]:25, opensmtpd.example=smtp:[mx.opensmtpd.example]:25, exim.example=smtp:[mx.exim.example]:25, tls12.example=smtp:[mx.tls12.example]:25"
+TRANSPORTS="example.net=discard:, example.org=smtp:[mx.example.org]:25, example.com=smtp:[mx.example.com]:25, plain.example=smtp:[mx.example.com]:25, opensmtpd.example=smtp:[mx.opensmtpd.example]:25, exim.example=smtp:[mx.exim.example]:25, tls12.example=smtp:[mx.tls12.example]:25, secure.example=dane:, stale.secure.example=dane:"
 start_postfix_hosts() {
     postfix_new snd $NS_SND "myhostname = mail.example.net
 mydomain = example.net
@@ -703,13 +712,196 @@ cap_policy_certificate_invalid() {
     hx mx-org postfix reload >/dev/null 2>&1; sleep 1
 }
 
+# ---------------------------------------------------------------- DANE
+# secure.example, signed here (ldns-keygen, ldns-signzone, NSEC3): MX
+# mx.secure.example (198.51.100.30) with `_25._tcp.mx TLSA 3 1 1` = SHA-256 of
+# its certificate's SPKI; stale.secure.example, MX mx-stale.secure.example
+# (.31), whose TLSA record still names a retired key (a key rollover without
+# a TLSA update). nsd serves the zone on the sender's loopback (port 5353)
+# behind a validating unbound (port 53, the sender's resolv.conf) whose only
+# trust anchor is the zone's key-signing key. The sender delivers these two
+# domains through its transport "dane" (smtp_tls_security_level = dane, MX
+# and A from DNS, DNSSEC). Both receivers speak TLS 1.2 only, without
+# anonymous suites, so that their certificate is on the wire.
+spki_sha256() { # a PEM public key on stdin: SHA-256 of its DER SubjectPublicKeyInfo
+    openssl pkey -pubin -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+start_dane_lab() {
+    local d="$W/dns" ksk zsk i
+    mkdir -p "$d"
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/retired.key" 2>/dev/null
+    cat >"$d/secure.example.zone" <<EOF
+\$ORIGIN secure.example.
+\$TTL 300
+@ IN SOA ns.secure.example. admin.secure.example. 1 3600 600 86400 300
+@ IN NS ns
+ns IN A 127.0.0.1
+@ IN MX 10 mx
+mx IN A 198.51.100.30
+_25._tcp.mx IN TLSA 3 1 1 $(openssl x509 -in "$W/certs/mx.secure.example.crt" -noout -pubkey | spki_sha256)
+stale IN MX 10 mx-stale
+mx-stale IN A 198.51.100.31
+_25._tcp.mx-stale IN TLSA 3 1 1 $(openssl pkey -in "$d/retired.key" -pubout | spki_sha256)
+EOF
+    ksk=$(cd "$d" && ldns-keygen -a ECDSAP256SHA256 -k secure.example) || die "ldns-keygen failed"
+    zsk=$(cd "$d" && ldns-keygen -a ECDSAP256SHA256 secure.example) || die "ldns-keygen failed"
+    (cd "$d" && ldns-signzone -n -o secure.example. -f secure.example.signed \
+        secure.example.zone "$ksk" "$zsk") || die "ldns-signzone failed"
+    cp "$d/$ksk.key" "$d/ta.key"
+    cat >"$d/nsd.conf" <<EOF
+server:
+  ip-address: 127.0.0.1@5353
+  port: 5353
+  username: ""
+  chroot: ""
+  zonesdir: "$d"
+  database: ""
+  pidfile: "$d/nsd.pid"
+  logfile: "$d/nsd.log"
+  xfrdfile: "$d/xfrd.state"
+  zonelistfile: "$d/zone.list"
+  server-count: 1
+remote-control:
+  control-enable: no
+zone:
+  name: secure.example
+  zonefile: secure.example.signed
+EOF
+    cat >"$d/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: 53
+  do-ip6: no
+  username: ""
+  chroot: ""
+  directory: "$d"
+  pidfile: "$d/unbound.pid"
+  use-syslog: no
+  logfile: "$d/unbound.log"
+  verbosity: 1
+  val-log-level: 2
+  do-not-query-localhost: no
+  module-config: "validator iterator"
+  trust-anchor-file: "$d/ta.key"
+remote-control:
+  control-enable: no
+stub-zone:
+  name: "secure.example"
+  stub-addr: 127.0.0.1@5353
+EOF
+    ip netns exec $NS_SND nsd -d -c "$d/nsd.conf" >"$d/nsd.out" 2>&1 &
+    PIDS+=("$!")
+    ip netns exec $NS_SND unbound -d -c "$d/unbound.conf" >"$d/unbound.out" 2>&1 &
+    PIDS+=("$!")
+    for i in $(seq 100); do
+        ip netns exec $NS_SND drill -D MX secure.example @127.0.0.1 2>/dev/null |
+            grep -q '^;; flags: .* ad' && break
+        sleep 0.1
+    done
+    [ "$i" -lt 100 ] || { cat "$d"/nsd.out "$d"/nsd.log "$d"/unbound.out "$d"/unbound.log >&2; die "no DNSSEC-secure answer from unbound"; }
+    dane_snapshot mx.secure.example mx-stale.secure.example
+
+    hx snd postconf -M "dane/unix=dane unix - - n - - smtp -o smtp_tls_security_level=dane -o smtp_dns_support_level=dnssec -o smtp_host_lookup=dns"
+    hx snd postfix reload >/dev/null 2>&1
+    local tls12="smtpd_tls_security_level = may
+smtpd_tls_protocols = >=TLSv1.2, <=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2, <=TLSv1.2
+smtpd_tls_exclude_ciphers = aNULL
+smtpd_tls_loglevel = 1
+relay_transport = discard:
+relay_recipient_maps = inline:{bob@secure.example=ok, bob@stale.secure.example=ok}"
+    postfix_new mx-secure $NS_RCV "myhostname = mx.secure.example
+relay_domains = secure.example
+smtpd_tls_chain_files = $W/certs/mx.secure.example.pem
+$tls12" 198.51.100.30
+    postfix_new mx-stale $NS_RCV "myhostname = mx-stale.secure.example
+relay_domains = stale.secure.example
+smtpd_tls_chain_files = $W/certs/mx-stale.secure.example.pem
+$tls12" 198.51.100.31
+    sleep 1
+}
+# dane_snapshot HOST...: what the validating unbound answers for each host's
+# TLSA records (AD bit required) goes into $OUT/dane.json (other hosts kept).
+dane_snapshot() {
+    local h ans args=() at
+    at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    for h in "$@"; do
+        ans=$(ip netns exec $NS_SND drill -D TLSA "_25._tcp.$h" @127.0.0.1) || die "drill TLSA $h failed"
+        grep -q '^;; flags: .* ad' <<<"$ans" || { echo "$ans" >&2; die "TLSA of $h: not DNSSEC-secure"; }
+        args+=("$h" "$(awk '$1 !~ /^;/ && $4 == "TLSA" { r = $5 " " $6 " " $7 " "; for (i = 8; i <= NF; i++) r = r $i;
+                       print $2 "\t" tolower(r) }' <<<"$ans")")
+    done
+    python3 - "$OUT/dane.json" "$at" "${args[@]}" <<'EOF'
+import json, os, sys
+path, at, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+snap = json.load(open(path)) if os.path.exists(path) else {}
+for host, answer in zip(rest[0::2], rest[1::2]):
+    rows = [line.split("\t") for line in answer.splitlines() if line]
+    if not rows:
+        sys.exit("generate.sh: no TLSA record for " + host)
+    snap[host] = {"status": "secure", "records": sorted(r for _, r in rows),
+                  "fetched_at": at, "ttl": int(rows[0][0])}
+with open(path, "w") as f:
+    f.write(json.dumps({k: snap[k] for k in sorted(snap)}, indent=2) + "\n")
+EOF
+    log "dane.json: $* secure, fetched $at"
+}
+# postfix_drop_deferred NAME PATTERN: until NAME's maillog has PATTERN (a
+# deferral) and no SMTP connection is open; then the deferred message is
+# deleted (no retry in the capture) and the queue left empty.
+postfix_drop_deferred() {
+    local h=$1 pat=$2 i
+    for i in $(seq 300); do
+        grep -q -- "$pat" "$W/h/$h/maillog" 2>/dev/null &&
+            [ -z "$(hx "$h" ss -Htn state established '( dport = :25 )' 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    grep -q -- "$pat" "$W/h/$h/maillog" || { tail -n 20 "$W/h/$h/maillog" >&2; die "postfix $h: no '$pat' after 30s"; }
+    hx "$h" postsuper -d ALL >/dev/null 2>&1
+    # postsuper logs "Deleted", not "removed": the message no longer counts
+    INJECTED[$h]=$(( ${INJECTED[$h]} - 1 ))
+    postfix_wait "$h"
+}
+# maillog_has NAME PATTERN: the capture is only kept if Postfix said so.
+maillog_has() {
+    grep -- "$2" "$W/h/$1/maillog" >&2 || { tail -n 20 "$W/h/$1/maillog" >&2; die "postfix $1: no '$2'"; }
+}
+cap_postfix_dane_verified() {
+    need start_dane_lab
+    cap_start postfix-dane-verified $NS_MITM m0
+    send snd alice@example.net "DANE-verified delivery" bob@secure.example
+    postfix_wait snd; cap_stop
+    maillog_has snd "Verified TLS connection established to mx.secure.example\[198.51.100.30\]:25: TLSv1.2"
+    maillog_has snd "to=<bob@secure.example>, relay=mx.secure.example\[198.51.100.30\]:25.*status=sent"
+}
+cap_mitm_strip_dane() {
+    need start_dane_lab
+    proxy_start strip
+    cap_start mitm-strip-dane-sender-side $NS_MITM m0
+    cap_start mitm-strip-dane-receiver-side $NS_MITM m1
+    send snd alice@example.net "DANE, STARTTLS line deleted by a man in the middle" bob@secure.example
+    postfix_drop_deferred snd "TLS is required, but was not offered by host mx.secure.example"
+    cap_stop; proxy_stop
+    maillog_has snd "to=<bob@secure.example>.*status=deferred (TLS is required, but was not offered"
+}
+cap_postfix_dane_tlsa_mismatch() {
+    need start_dane_lab
+    cap_start postfix-dane-tlsa-mismatch $NS_MITM m0
+    send snd alice@example.net "DANE, TLSA names a retired key" bob@stale.secure.example
+    postfix_drop_deferred snd "to=<bob@stale.secure.example>.*status=deferred"
+    cap_stop
+    maillog_has snd "Untrusted TLS connection established to mx-stale.secure.example\[198.51.100.31\]:25: TLSv1.2"
+    maillog_has snd "to=<bob@stale.secure.example>.*status=deferred (Server certificate not verified)"
+}
+
 ALL=(postfix_postfix_starttls_tls13 postfix_opensmtpd_plaintext
      postfix_opensmtpd_tls_failure_fallback postfix_exim_starttls
      postfix_plaintext_no_starttls postfix_tls12_certificate exim_postfix_pipelining_chunking
      postfix_rcpt_rejected postfix_several_messages submission_auth_starttls
      submission_auth_plain_cleartext mitm_strip mitm_xxxxxxxa mitm_starttls_command_rewritten
      mitm_tls_broken_fallback learned_posture_then_strip policy_mx_mismatch
-     policy_certificate_invalid)
+     policy_certificate_invalid postfix_dane_verified mitm_strip_dane
+     postfix_dane_tlsa_mismatch)
 
 main() {
     local want=("$@") c

@@ -21,9 +21,15 @@
 #   policy naming it and a TLS-RPT record); okbogus -> mx1, bogus (the same
 #   policy, no TLS-RPT record); pkix -> mx-pkix
 # plain.example (unsigned): _25._tcp.mx TLSA 3 1 1 55..55 (insecure); MX mx
+# secure.example (signed, its own keys; both key-signing keys are in ta.key):
+#   the zone of pcaps/generate.sh's DANE captures, with the TLSA records
+#   that pcaps/dane.json holds for mx.secure.example and
+#   mx-stale.secure.example (those of the committed captures); MX secure ->
+#   mx (198.51.100.30), stale -> mx-stale (198.51.100.31)
 set -euo pipefail
 
 cmd=$1 dir=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 stop() {
   [ -f "$dir/pids" ] || return 0
@@ -93,6 +99,30 @@ sed -i "s/^\(_25\._tcp\.bogus\.dane\.example\.\t.*TLSA\t3 1 1 \)$(rep 3 64)/\1$(
 grep -q "TLSA	3 1 1 $(rep 4 64)" dane.example.signed
 cp "$ksk.key" ta.key
 
+# the capture lab's zone, its TLSA records from the committed snapshot
+tlsa() {
+  python3 -c 'import json, sys
+for r in json.load(open(sys.argv[1]))[sys.argv[2]]["records"]:
+    print(sys.argv[3] + " IN TLSA " + r)' "$here/../../pcaps/dane.json" "$1" "$2"
+}
+cat >secure.example.zone <<ZONE
+\$ORIGIN secure.example.
+\$TTL 300
+@ IN SOA ns.secure.example. admin.secure.example. 1 3600 600 86400 300
+@ IN NS ns
+ns IN A 127.0.0.1
+@ IN MX 10 mx
+mx IN A 198.51.100.30
+$(tlsa mx.secure.example _25._tcp.mx)
+stale IN MX 10 mx-stale
+mx-stale IN A 198.51.100.31
+$(tlsa mx-stale.secure.example _25._tcp.mx-stale)
+ZONE
+ksk2=$(ldns-keygen -a ECDSAP256SHA256 -k secure.example)
+zsk2=$(ldns-keygen -a ECDSAP256SHA256 secure.example)
+ldns-signzone -n -o secure.example. -f secure.example.signed secure.example.zone "$ksk2" "$zsk2"
+cat "$ksk2.key" >>ta.key
+
 cat >nsd.conf <<CONF
 server:
   ip-address: 127.0.0.1@$dns_port
@@ -115,6 +145,9 @@ zone:
 zone:
   name: plain.example
   zonefile: plain.example.zone
+zone:
+  name: secure.example
+  zonefile: secure.example.signed
 CONF
 : >pids
 nsd -d -c "$dir/nsd.conf" >"$dir/nsd.out" 2>&1 &

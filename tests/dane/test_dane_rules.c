@@ -2,7 +2,10 @@
 /* test_dane_rules.c: the DANE rules end to end: `stripwatch -r` on the
  * committed capture of a STARTTLS-stripping man in the middle, with a DANE
  * snapshot (--dane-file) that says the server mx.example.org has secure,
- * bogus or insecure TLSA records. RFC 7672 §2.2. */
+ * bogus or insecure TLSA records; and on the captures of a real Postfix at
+ * smtp_tls_security_level = dane (the pcaps/ captures named dane) with the
+ * TLSA answers its validating resolver gave (pcaps/dane.json).
+ * RFC 7672 §2.2, §3. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -212,6 +215,125 @@ static void test_certificate_mismatch(void **state)
     }
 }
 
+/* ---- a real Postfix at smtp_tls_security_level = dane (pcaps/README.md) ----
+ * The records are those the lab's validating unbound answered (AD) for the
+ * zone secure.example that pcaps/generate.sh signs; SECURE_RECORD is the
+ * SHA-256 of the SPKI of mx.secure.example's certificate in the captures. */
+#define DANE_VERIFIED  SW_SOURCE_DIR "/pcaps/postfix-dane-verified.pcap"
+#define DANE_STRIP     SW_SOURCE_DIR "/pcaps/mitm-strip-dane-sender-side.pcap"
+#define DANE_STRIP_RCV SW_SOURCE_DIR "/pcaps/mitm-strip-dane-receiver-side.pcap"
+#define DANE_MISMATCH  SW_SOURCE_DIR "/pcaps/postfix-dane-tlsa-mismatch.pcap"
+#define SECURE_RECORD  "3 1 1 ab2795efe85c88eb045fbfb6121d56b80e85e5b0692937a3e418e854e49f5d36"
+#define STALE_RECORD   "3 1 1 41842ec662d2599b2956a0628df693424797a5ece37fa35805e5ec43e44b8b10"
+#define SECURE_CERT256 "31ff052781c8075aaf87bcb17e5ef7f67a47221bbd22621deeb8eec323f9948a"
+#define STALE_CERT256  "da4720c68804015828bf895db23a270424b40366b1c2113321ee178ad2002b75"
+
+static void assert_dane_json(json_t *d, const char *want)
+{
+    char *txt = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(txt);
+    assert_string_equal(txt, want);
+    free(txt);
+}
+
+/* The man in the middle deletes STARTTLS; Postfix defers (QUIT, no content):
+ * starttls.stripped high/high for the DANE reason, and nothing else. */
+static void test_real_postfix_strip(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run_pcap(DANE_STRIP, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    assert_int_equal(json_array_size(a), 1);
+    json_t *s = json_array_get(a, 0);
+    assert_string_equal(str_at(s, "rule", "id"), "starttls.stripped");
+    assert_string_equal(str_at(s, "event", "action"), "starttls-stripped");
+    assert_string_equal(str_at(s, "stripwatch", "severity_name"), "high");
+    assert_string_equal(str_at(s, "stripwatch", "confidence"), "high");
+    assert_string_equal(str_at(s, "destination", "ip"), "198.51.100.30");
+    const char *want = "{\"host\":\"mx.secure.example\",\"records\":[\"" SECURE_RECORD "\"],"
+                       "\"status\":\"secure\"}";
+    assert_dane_json(json_object_get(s, "dane"), want);
+    json_t *ev = json_object_get(json_object_get(s, "stripwatch"), "evidence");
+    assert_dane_json(json_object_get(ev, "dane"), want);
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")),
+                        "EHLO reply without STARTTLS from a server whose DNSSEC-secure TLSA "
+                        "records make TLS mandatory (DANE)");
+    json_decref(a);
+    /* the receiver's side: STARTTLS offered, EHLO then QUIT: nothing */
+    a = run_pcap(DANE_STRIP_RCV, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+}
+
+/* Verified DANE delivery over TLS 1.2 (certificate on the wire): no alert
+ * with the real record. That it is the match which keeps it clean: the
+ * retired key's record raises dane.certificate_mismatch on the same
+ * session, and a 3 0 1 record of the certificate itself does not. */
+static void test_real_postfix_verified(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run_pcap(DANE_VERIFIED, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    assert_int_equal(json_array_size(a), 0);
+    json_decref(a);
+
+    const char *rec[] = {STALE_RECORD, "3 0 1 " SECURE_CERT256};
+    for (size_t i = 0; i < 2; i++) {
+        char path[] = "/tmp/sw-dane-file-XXXXXX", text[512];
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(text, sizeof(text),
+                 "{\"mx.secure.example\": {\"status\": \"secure\", \"records\": [\"%s\"], "
+                 "\"fetched_at\": \"2026-12-05T11:57:10Z\", \"ttl\": 300}}\n",
+                 rec[i]);
+        write_file(path, text);
+        a = run_pcap(DANE_VERIFIED, path, &rc, err, sizeof(err));
+        assert_int_equal(rc, 0);
+        assert_int_equal(json_array_size(a), i == 0 ? 1 : 0);
+        if (i == 0) {
+            json_t *m = json_array_get(a, 0);
+            assert_string_equal(str_at(m, "rule", "id"), "dane.certificate_mismatch");
+            assert_string_equal(str_at(m, "dane", "host"), "mx.secure.example");
+        }
+        json_decref(a);
+        unlink(path);
+    }
+}
+
+/* The TLSA record names a retired key; Postfix says "Server certificate not
+ * verified" and defers: dane.certificate_mismatch medium/high. */
+static void test_real_postfix_mismatch(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    json_t *a = run_pcap(DANE_MISMATCH, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    assert_int_equal(json_array_size(a), 1);
+    json_t *m = json_array_get(a, 0);
+    assert_string_equal(str_at(m, "rule", "id"), "dane.certificate_mismatch");
+    assert_string_equal(str_at(m, "stripwatch", "severity_name"), "medium");
+    assert_string_equal(str_at(m, "stripwatch", "confidence"), "high");
+    assert_dane_json(json_object_get(m, "dane"),
+                     "{\"host\":\"mx-stale.secure.example\",\"records\":[\"" STALE_RECORD "\"],"
+                     "\"status\":\"secure\"}");
+    json_t *c = json_object_get(json_object_get(json_object_get(m, "stripwatch"), "evidence"),
+                                "certificate");
+    assert_string_equal(json_string_value(json_object_get(c, "sha256")), STALE_CERT256);
+    assert_string_equal(json_string_value(json_object_get(c, "subject")),
+                        "CN=mx-stale.secure.example");
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +342,9 @@ int main(void)
         cmocka_unit_test(test_unusable_records_ignored),
         cmocka_unit_test(test_bad_entry_reported),
         cmocka_unit_test(test_certificate_mismatch),
+        cmocka_unit_test(test_real_postfix_strip),
+        cmocka_unit_test(test_real_postfix_verified),
+        cmocka_unit_test(test_real_postfix_mismatch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

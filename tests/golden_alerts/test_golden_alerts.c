@@ -4,8 +4,10 @@
  * /dev/null [flags]` and compares the exact set of alerts, each reduced to
  * its key fields, with the expected file:
  *   RULE SEVERITY CONFIDENCE CLIENT > SERVER rcpt=DOMAINS mta_sts=MODE/STATUS
+ *   [dane=HOST/STATUS]
  * (DOMAINS: accepted recipient domains in order, "-" for none; mta_sts "-"
- * when the alert has none). An empty expected file means: no alert at all.
+ * when the alert has none; dane only when the alert carries it). An empty
+ * expected file means: no alert at all.
  * SW_GOLDEN_PRINT=1 prints what each capture produced. A capture named
  * extra:PATH lives in the optional SW_EXTRA_PCAPS directory (captures that
  * may not be redistributed, pcaps/third-party/README.md); without it the case
@@ -173,11 +175,18 @@ static void summarize(json_t *o, char *out, size_t len)
         const char *st = json_string_value(json_object_get(m, "status"));
         snprintf(mta, sizeof mta, "%s/%s", mode ? mode : "-", st ? st : "-");
     }
+    char dane[300] = "";
+    json_t *dn = json_object_get(o, "dane");
+    if (json_is_object(dn)) {
+        const char *host = json_string_value(json_object_get(dn, "host"));
+        const char *st = json_string_value(json_object_get(dn, "status"));
+        snprintf(dane, sizeof dane, " dane=%s/%s", host ? host : "-", st ? st : "-");
+    }
     const char *rule = jstr(o, "rule", "id");
     long long sev = json_integer_value(json_object_get(json_object_get(o, "event"), "severity"));
     const char *conf = jstr(o, "stripwatch", "confidence");
-    snprintf(out, len, "%s %lld %s %s > %s rcpt=%s mta_sts=%s", rule ? rule : "?", sev,
-             conf ? conf : "?", src, dst, rcpt[0] ? rcpt : "-", mta);
+    snprintf(out, len, "%s %lld %s %s > %s rcpt=%s mta_sts=%s%s", rule ? rule : "?", sev,
+             conf ? conf : "?", src, dst, rcpt[0] ? rcpt : "-", mta, dane);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -229,7 +238,7 @@ static void run_case(void **state)
     }
     char *argv[MAX_ARGS];
     int argc = 0;
-    char bin[1024], state_path[MAX_ARGS][512], workers[16];
+    char bin[1024], state_path[MAX_ARGS][512], workers[16], dane_path[1024];
     int n_state = 0;
     snprintf(bin, sizeof bin, "%s/stripwatch", SW_BINARY_DIR);
     argv[argc++] = bin;
@@ -253,6 +262,10 @@ static void run_case(void **state)
                 snprintf(state_path[n_state], sizeof state_path[0], "%s/%s.json", tmpdir, f + 6);
                 argv[argc++] = "--state-file";
                 argv[argc++] = state_path[n_state++];
+            } else if (!strncmp(f, "dane=", 5)) {
+                resolve(f + 5, dane_path, sizeof dane_path);
+                argv[argc++] = "--dane-file";
+                argv[argc++] = dane_path;
             } else if (!strncmp(f, "workers=", 8)) {
                 snprintf(workers, sizeof workers, "%s", f + 8);
                 argv[argc++] = "--workers";

@@ -45,10 +45,18 @@ def load_benign():
     return caps, tps
 
 
+def source_flag(src, flag):
+    """--OPT-file=REL names REL under the source tree (e.g. --dane-file=pcaps/dane.json)."""
+    key, eq, val = flag.partition("=")
+    if eq and key.endswith("-file") and not os.path.isabs(val):
+        return key + "=" + os.path.join(src, val)
+    return flag
+
+
 def run(stripwatch, src, base, c, tmp):
     sess = os.path.join(tmp, "sessions.jsonl")
     argv = [stripwatch, "-q", "--no-config", "-r", os.path.join(base, c["path"]),
-            "--sessions-out", sess] + c["flags"]
+            "--sessions-out", sess] + [source_flag(src, f) for f in c["flags"]]
     if c["policy"] != "-":
         argv += ["--policy-file", os.path.join(src, c["policy"])]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
