@@ -58,8 +58,7 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_DANE_CERTIFICATE_MISMATCH] = {"dane.certificate_mismatch",
                                         "Certificate matches no DANE TLSA record",
                                         "The server's certificate chain matches none of its "
-                                        "usable DNSSEC-secure TLSA records and the session went "
-                                        "on."},
+                                        "usable DNSSEC-secure TLSA records."},
 };
 
 const struct rule_desc *rule_desc(enum rule_id r)
