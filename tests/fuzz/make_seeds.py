@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 # make_seeds.py: writes the committed seed inputs of the fuzz targets from
-# the shipped captures (pcaps/*.pcap) and files (pcaps/policies.json,
+# the shipped captures (pcaps/*.pcap, and the overlap captures of
+# tests/precision/pcaps for fuzz_flow) and files (pcaps/policies.json,
 # tests/golden_alerts/policies-*.json), in each target's input format
 # (described at the top of each fuzz_*.c). Deterministic: running it again
 # rewrites the same bytes. Usage: python3 tests/fuzz/make_seeds.py
@@ -237,6 +238,10 @@ def first_certificate(sbytes):
 
 
 def main():
+    # the reassembler's overlap judging (decoy copies of the EHLO reply)
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "precision", "pcaps",
+                                              "overlap-*.pcap"))):
+        seed_flow(os.path.basename(path)[:-5], read_pcap(path)[1])
     for path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "*.pcap"))):
         name = os.path.basename(path)[:-5]
         dlt, pkts = read_pcap(path)
