@@ -5,12 +5,16 @@
 # tests/precision/pcaps for fuzz_flow) and files (pcaps/policies.json,
 # tests/golden_alerts/policies-*.json), in each target's input format
 # (described at the top of each fuzz_*.c). Deterministic: running it again
-# rewrites the same bytes. Usage: python3 tests/fuzz/make_seeds.py
+# rewrites the same bytes. Usage: python3 tests/fuzz/make_seeds.py [--check]
+# (--check: write them into a temporary folder instead and fail, naming each,
+# when a committed seed differs from what its source makes today)
+import filecmp
 import glob
 import json
 import os
 import struct
 import sys
+import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
@@ -363,5 +367,31 @@ def main():
     out(cf, "no-newline", b"config = other.conf")
 
 
+def check():
+    """Makes every seed in a temporary folder; 1 when a committed one differs."""
+    global SEEDS, PKT_SEEDS, FLOW_SEEDS
+    committed = {"tests/fuzz/seeds": SEEDS, "tests/pkt/fuzz-seeds": PKT_SEEDS,
+                 "tests/flow/fuzz-seeds": FLOW_SEEDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        made = {rel: os.path.join(tmp, rel) for rel in committed}
+        SEEDS, PKT_SEEDS, FLOW_SEEDS = (made["tests/fuzz/seeds"], made["tests/pkt/fuzz-seeds"],
+                                        made["tests/flow/fuzz-seeds"])
+        main()
+        stale = []
+        for rel, folder in made.items():
+            for d, _, names in os.walk(folder):
+                for n in names:
+                    sub = os.path.relpath(os.path.join(d, n), folder)
+                    have = os.path.join(committed[rel], sub)
+                    if not os.path.exists(have) or not filecmp.cmp(have, os.path.join(d, n),
+                                                                   shallow=False):
+                        stale.append(os.path.join(rel, sub))
+    for s in stale:
+        print("make_seeds.py: %s: missing or stale; run tests/fuzz/make_seeds.py" % s)
+    return 1 if stale else 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        sys.exit(check())
     main()
