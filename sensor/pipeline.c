@@ -31,7 +31,7 @@ struct slot {
 
 struct out_item {
     uint64_t no;
-    char uid[18];
+    uint64_t uid; /* the session uid's 16 hex digits ("S%016llx"), as a number */
     unsigned worker;
     uint64_t seq; /* order within the worker, last tie-breaker */
     struct smtp_facts *f;
@@ -118,13 +118,25 @@ static void wait_ms(pthread_cond_t *c, pthread_mutex_t *m, long ms)
 
 /* ---- output stage ---- */
 
+/* The 16 hex digits after the "S" of a session uid as a number: records
+ * are ordered by it as by the text, without a string compare (200,000
+ * sessions ending together take millions of them). */
+static uint64_t uid_value(const char *uid)
+{
+    uint64_t v = 0;
+    for (int i = 1; i <= 16; i++) {
+        char c = uid[i];
+        v = v << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
+    }
+    return v;
+}
+
 static bool key_less(const struct out_item *a, const struct out_item *b)
 {
     if (a->no != b->no)
         return a->no < b->no;
-    int c = strcmp(a->uid, b->uid);
-    if (c != 0)
-        return c < 0;
+    if (a->uid != b->uid) /* the order of the uids' text: fixed-width lower-case hex */
+        return a->uid < b->uid;
     if (a->worker != b->worker)
         return a->worker < b->worker;
     return a->seq < b->seq;
@@ -270,8 +282,7 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
     struct out_item it;
     memset(&it, 0, sizeof(it));
     it.no = w->cur_no;
-    memcpy(it.uid, f->flow.uid, sizeof(it.uid));
-    it.uid[sizeof(it.uid) - 1] = '\0';
+    it.uid = uid_value(f->flow.uid);
     it.worker = w->idx;
     it.seq = w->seq++;
     it.f = copy;
