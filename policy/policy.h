@@ -2,7 +2,7 @@
 /* policy.h: the MTA-STS policy engine (RFC 8461): for a recipient domain,
  * what does it publish? Discovery (DNS TXT via libunbound), fetch (HTTPS via
  * libcurl multi), strict parsing (mtasts.h), cache (memory LRU, Redis,
- * snapshot file), refresh. Single-threaded: the owner thread calls
+ * snapshot file: policy/policy_file.c), refresh. Single-threaded: the owner thread calls
  * policy_lookup() and drives I/O with policy_engine_run(); callbacks fire
  * from inside policy_engine_run(). A lookup never blocks. Pointers inside a
  * policy_answer are borrowed for the duration of the call or callback. */
