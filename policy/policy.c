@@ -311,6 +311,20 @@ struct dom *policy_dom_find(struct policy_engine *e, const char *name, bool touc
     return d;
 }
 
+void policy_dom_forget(struct policy_engine *e, struct dom *d)
+{
+    if (dom_in_flight(d)) {
+        entry_free(d->entry);
+        d->entry = NULL;
+        d->expired_warned = false;
+        d->refresh_at = 0;
+        return;
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "%s", d->name);
+    lru_remove(d->positive ? e->pos : e->neg, name);
+}
+
 /* d just got a policy: it moves to the positive map, where only other
  * policies can push it out. When that map has no evictable record it stays
  * where it is (counted in cache_full). */

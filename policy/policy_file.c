@@ -25,6 +25,7 @@ static int on_file_entry(void *arg, const struct snapshot_entry *se)
         return SW_ENOMEM;
     policy_install(e, d, pe);
     d->refresh_at = 0; /* online: check the TXT id on first use */
+    d->file_gen = e->file_gen;
     e->stats.file_loaded++;
     return 0;
 }
@@ -46,6 +47,7 @@ int policy_engine_load_file(struct policy_engine *e, const char *path, char *err
 {
     struct snapshot_stats st;
     e->load_err[0] = '\0';
+    e->file_gen++;
     int r = snapshot_load(path, on_file_entry, on_file_error, e, &st);
     if (r == SW_EIO || r == SW_EPROTO) {
         if (e->load_err[0])
@@ -56,6 +58,53 @@ int policy_engine_load_file(struct policy_engine *e, const char *path, char *err
         sw_set_err(err, errlen, "%s: %s", path, sw_strerror(r));
     }
     return r;
+}
+
+/* The records whose policy came from a policy file load before the last. */
+struct stale_ctx {
+    unsigned gen;
+    struct dom **doms;
+    size_t n, cap;
+};
+
+static int collect_stale(void *arg, const char *key, void *value)
+{
+    (void)key;
+    struct stale_ctx *sc = arg;
+    struct dom *d = value;
+    if (!d->entry || d->entry->source != POLICY_SRC_FILE || d->file_gen == sc->gen)
+        return 0;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 64;
+        struct dom **nd = realloc(sc->doms, cap * sizeof(*nd));
+        if (!nd)
+            return SW_ENOMEM;
+        sc->doms = nd;
+        sc->cap = cap;
+    }
+    sc->doms[sc->n++] = d;
+    return 0;
+}
+
+int policy_engine_reload_file(struct policy_engine *e, const char *path, size_t *dropped, char *err,
+                              size_t errlen)
+{
+    *dropped = 0;
+    int r = policy_engine_load_file(e, path, err, errlen);
+    if (r != SW_OK)
+        return r; /* a file that did not load drops nothing */
+    struct stale_ctx sc = {.gen = e->file_gen};
+    if (lru_foreach(e->pos, collect_stale, &sc) || lru_foreach(e->neg, collect_stale, &sc)) {
+        free(sc.doms);
+        sw_set_err(err, errlen, "%s: out of memory", path);
+        return SW_ENOMEM;
+    }
+    for (size_t i = 0; i < sc.n; i++)
+        policy_dom_forget(e, sc.doms[i]);
+    free(sc.doms);
+    e->stats.file_dropped += sc.n;
+    *dropped = sc.n;
+    return SW_OK;
 }
 
 struct save_ctx {

@@ -49,6 +49,7 @@ struct dom {
     char failed_id[33];
     int64_t failed_until;
     bool expired_warned; /* the expired entry was reported on the log */
+    unsigned file_gen;   /* the policy file load that installed entry (source file) */
     /* the lookup in flight */
     enum dom_phase phase;
     int firing;   /* callbacks running: not evictable */
@@ -94,6 +95,7 @@ struct policy_engine {
     char dns_server[128];
     char redis_url[1024];
     char load_err[512]; /* the policy file's own error, when it cannot load */
+    unsigned file_gen;  /* policy file loads so far (dom.file_gen) */
     bool judge_capture; /* expiry judged at judge_t (capture time), not the wall clock */
     int64_t judge_t;
 };
@@ -113,5 +115,10 @@ struct policy_entry *policy_entry_new(const char *domain, const char *id, const 
 /* pe becomes the policy in force for d (d takes it over): negative answer
  * and failure suppression cleared, next TXT re-check scheduled. */
 void policy_install(struct policy_engine *e, struct dom *d, struct policy_entry *pe);
+/* d's policy is forgotten: an idle record is removed (freed: d is no longer
+ * valid), one with a lookup in flight loses its entry and keeps the lookup,
+ * which installs what it finds. Either way the domain is then answered as
+ * if never looked up. Not while d's callbacks run. */
+void policy_dom_forget(struct policy_engine *e, struct dom *d);
 
 #endif
