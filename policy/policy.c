@@ -17,6 +17,7 @@
 #include "policy/dns.h"
 #include "policy/fetch.h"
 #include "policy/lru.h"
+#include "policy/policy_int.h"
 #include "policy/rcache.h"
 #include "policy/snapshot.h"
 
@@ -26,91 +27,6 @@
 #define POLICY_TXT_PREFIX  "_mta-sts."
 #define POLICY_DETAIL_MAX  640
 
-enum dom_phase {
-    PH_IDLE = 0,
-    PH_START, /* queued: started at the next policy_engine_run() */
-    PH_DNS_TXT,
-    PH_LOCK_WAIT, /* another sensor holds the fetch lock: poll Redis */
-    PH_QUEUED,    /* waiting for a fetch slot */
-    PH_DNS_ADDR,  /* resolving mta-sts.<domain> (holds a fetch slot) */
-    PH_FETCH,     /* HTTPS transfer (holds a fetch slot) */
-    PH_DNS_WAIT,  /* waiting for a DNS slot (dns_max_in_flight) */
-};
-
-/* The checked addresses of a policy host, tried in order while connecting
- * fails (allocated for the fetch only). */
-struct addr_list {
-    size_t n, next;
-    char addr[PDNS_MAX_ADDR][46];
-    int family[PDNS_MAX_ADDR];
-};
-
-struct waiter {
-    policy_cb cb;
-    void *arg;
-    struct waiter *next;
-};
-
-struct dom {
-    struct policy_engine *e;
-    struct policy_entry *entry; /* valid policy in force, or NULL */
-    int64_t refresh_at;         /* wall seconds: next TXT re-check */
-    /* negative answer ("no policy" or a failure) and until when it holds */
-    enum policy_status neg_status;
-    char *neg_detail; /* NULL, or why (allocated only when negative) */
-    int64_t neg_until;
-    char failed_id[33];
-    int64_t failed_until;
-    bool expired_warned; /* the expired entry was reported on the log */
-    /* the lookup in flight */
-    enum dom_phase phase;
-    int firing;   /* callbacks running: not evictable */
-    bool refresh; /* started by a hit on a cached policy */
-    bool have_lock;
-    char txt_id[33];
-    struct pdns_req *dns;
-    struct pfetch_req *fetch;
-    struct addr_list *addrs;
-    int64_t deadline_ms; /* DNS step deadline or end of the lock wait */
-    int64_t next_poll_ms;
-    struct waiter *waiters, **wtail;
-    size_t n_waiters;
-    bool positive;               /* held by the engine's positive LRU (else the negative one) */
-    bool pending;                /* counted in the engine's n_pending */
-    struct dom *q_prev, *q_next; /* on one of the engine's queues */
-    int *q_len;                  /* which queue's length to adjust */
-    struct dom **q_head, **q_tail;
-    char name[]; /* the domain, sized to fit */
-};
-
-struct policy_engine {
-    struct policy_cfg cfg;
-    struct policy_stats stats;
-    struct lru *pos; /* domains with a policy (loaded or fetched) */
-    struct lru *neg; /* the others: negative answers and lookups under way */
-    size_t n_pending;
-    unsigned dns_timeouts_in_row;
-    int64_t dns_down_until_ms; /* 0: up */
-    int64_t dns_backoff_s;
-    struct pdns *dns;
-    struct pfetch *fetch;
-    struct rcache *rc;
-    struct dane *dane; /* NULL unless cfg.dane */
-    struct dom *redis_h, *redis_t, *wait_h, *wait_t, *fetch_h, *fetch_t, *dns_h, *dns_t;
-    struct dom *dnsq_h, *dnsq_t;
-    int redis_n, wait_n, fetch_n, dns_n, dnsq_n;
-    unsigned fetch_slots; /* in PH_DNS_ADDR or PH_FETCH */
-    double tokens;        /* fetches-per-second bucket */
-    int64_t tokens_ms;
-    uint64_t fired;
-    char ca_file[4096];
-    char dns_server[128];
-    char redis_url[1024];
-    char load_err[512]; /* the policy file's own error, when it cannot load */
-    bool judge_capture; /* expiry judged at judge_t (capture time), not the wall clock */
-    int64_t judge_t;
-};
-
 static policy_log_fn g_log;
 
 void policy_set_log(policy_log_fn fn)
@@ -118,8 +34,7 @@ void policy_set_log(policy_log_fn fn)
     g_log = fn;
 }
 
-static void plog(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void plog(int prio, const char *fmt, ...)
+void policy_log(int prio, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -226,7 +141,7 @@ static void entry_free(struct policy_entry *pe)
 
 /* Parses text again (every source is judged by the same parser). One
  * allocation holds the entry, its domain and its text, each sized to fit. */
-static struct policy_entry *entry_new(const char *domain, const char *id, const char *text,
+struct policy_entry *policy_entry_new(const char *domain, const char *id, const char *text,
                                       size_t len, int64_t fetched_at, enum policy_source src,
                                       struct mtasts_error *perr)
 {
@@ -371,7 +286,7 @@ static bool make_room(struct policy_engine *e, struct lru *l)
 
 /* Inserts a record for name into the positive (file policies) or negative
  * (lookups) map. NULL when no room could be made or memory ran out. */
-static struct dom *dom_insert(struct policy_engine *e, const char *name, bool positive)
+struct dom *policy_dom_insert(struct policy_engine *e, const char *name, bool positive)
 {
     struct lru *l = positive ? e->pos : e->neg;
     if (!make_room(e, l))
@@ -388,12 +303,26 @@ static struct dom *dom_insert(struct policy_engine *e, const char *name, bool po
 }
 
 /* The record of name (marked most recently used when touch), or NULL. */
-static struct dom *dom_find(struct policy_engine *e, const char *name, bool touch)
+struct dom *policy_dom_find(struct policy_engine *e, const char *name, bool touch)
 {
     struct dom *d = touch ? lru_get(e->pos, name) : lru_peek(e->pos, name);
     if (!d)
         d = touch ? lru_get(e->neg, name) : lru_peek(e->neg, name);
     return d;
+}
+
+void policy_dom_forget(struct policy_engine *e, struct dom *d)
+{
+    if (dom_in_flight(d)) {
+        entry_free(d->entry);
+        d->entry = NULL;
+        d->expired_warned = false;
+        d->refresh_at = 0;
+        return;
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "%s", d->name);
+    lru_remove(d->positive ? e->pos : e->neg, name);
 }
 
 /* d just got a policy: it moves to the positive map, where only other
@@ -506,7 +435,7 @@ static void set_neg(struct dom *d, enum policy_status st, int64_t until, const c
     }
 }
 
-static void install(struct policy_engine *e, struct dom *d, struct policy_entry *pe)
+void policy_install(struct policy_engine *e, struct dom *d, struct policy_entry *pe)
 {
     dom_promote(e, d);
     entry_free(d->entry);
@@ -549,15 +478,15 @@ static void warn_expired(struct policy_engine *e, struct dom *d, const char *why
     snapshot_time_format(pe->expires_at, exp);
     snapshot_time_format(pe->fetched_at, got);
     if (why)
-        plog(LOG_WARNING,
-             "policy %s: expired on %s (fetched %s, max_age %u); refresh failed: %s; judging "
-             "with it until a refresh succeeds (RFC 8461 §5.1)",
-             d->name, exp, got, (unsigned)pe->policy.max_age, why);
+        policy_log(LOG_WARNING,
+                   "policy %s: expired on %s (fetched %s, max_age %u); refresh failed: %s; judging "
+                   "with it until a refresh succeeds (RFC 8461 §5.1)",
+                   d->name, exp, got, (unsigned)pe->policy.max_age, why);
     else
-        plog(LOG_WARNING,
-             "policy %s: expired on %s (fetched %s, max_age %u), before the capture time; no "
-             "refresh offline (--fetch-policies refreshes): judging with it (RFC 8461 §5.1)",
-             d->name, exp, got, (unsigned)pe->policy.max_age);
+        policy_log(LOG_WARNING,
+                   "policy %s: expired on %s (fetched %s, max_age %u), before the capture time; no "
+                   "refresh offline (--fetch-policies refreshes): judging with it (RFC 8461 §5.1)",
+                   d->name, exp, got, (unsigned)pe->policy.max_age);
 }
 
 /* The lookup failed: the cached policy (if any) stays in force; an expired
@@ -597,22 +526,22 @@ static int try_redis(struct policy_engine *e, struct dom *d, const char *want_id
     }
     if (r != SW_OK) {
         if (r == SW_EPROTO)
-            plog(LOG_WARNING, "%s", err);
+            policy_log(LOG_WARNING, "%s", err);
         return r;
     }
     int ret = SW_AGAIN;
     if ((!want_id || !strcmp(want_id, id)) && at > min_fetched_at) {
         struct mtasts_error pe;
         struct policy_entry *ent =
-            entry_new(d->name, id, text, strlen(text), at, POLICY_SRC_REDIS, &pe);
+            policy_entry_new(d->name, id, text, strlen(text), at, POLICY_SRC_REDIS, &pe);
         if (ent && entry_usable(ent, judge_now(e))) {
-            install(e, d, ent);
+            policy_install(e, d, ent);
             ret = SW_OK;
         } else {
             if (!ent) {
                 char why[200];
-                plog(LOG_WARNING, "redis key " RCACHE_KEY_PREFIX "%s: %s", d->name,
-                     mtasts_error_format(&pe, why, sizeof(why)));
+                policy_log(LOG_WARNING, "redis key " RCACHE_KEY_PREFIX "%s: %s", d->name,
+                           mtasts_error_format(&pe, why, sizeof(why)));
             }
             entry_free(ent);
         }
@@ -651,8 +580,8 @@ static void dns_answered(struct policy_engine *e)
     if (e->stats.dns_down) {
         e->stats.dns_down = 0;
         e->dns_down_until_ms = 0;
-        plog(LOG_NOTICE, "dns %s: answering again",
-             e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf");
+        policy_log(LOG_NOTICE, "dns %s: answering again",
+                   e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf");
     }
 }
 
@@ -677,11 +606,11 @@ static void dns_timed_out(struct policy_engine *e, int64_t now_ms)
     e->dns_down_until_ms = now_ms + e->dns_backoff_s * 1000;
     e->stats.dns_resolver_down++;
     e->stats.dns_down = 1;
-    plog(LOG_WARNING,
-         "dns %s: %u queries in a row timed out; resolver considered down, "
-         "lookups answered \"unknown\" without a query for %lld s",
-         e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf", e->dns_timeouts_in_row,
-         (long long)e->dns_backoff_s);
+    policy_log(LOG_WARNING,
+               "dns %s: %u queries in a row timed out; resolver considered down, "
+               "lookups answered \"unknown\" without a query for %lld s",
+               e->cfg.dns_server ? e->cfg.dns_server : "/etc/resolv.conf", e->dns_timeouts_in_row,
+               (long long)e->dns_backoff_s);
     e->dns_timeouts_in_row = e->cfg.dns_dead_after - 1; /* one more after the back-off */
     dns_fail_queued(e);
 }
@@ -926,8 +855,8 @@ static void on_fetch(void *arg, const struct pfetch_result *r)
     switch (r->outcome) {
     case PFETCH_OK: {
         struct mtasts_error pe;
-        struct policy_entry *ent =
-            entry_new(d->name, d->txt_id, r->body, r->body_len, wall_s(), POLICY_SRC_HTTPS, &pe);
+        struct policy_entry *ent = policy_entry_new(d->name, d->txt_id, r->body, r->body_len,
+                                                    wall_s(), POLICY_SRC_HTTPS, &pe);
         if (!ent) {
             char why[200];
             e->stats.fetch_parse_error++;
@@ -941,7 +870,7 @@ static void on_fetch(void *arg, const struct pfetch_result *r)
             rcache_put(e->rc, d->name, ent->id, ent->text, ent->fetched_at,
                        (int64_t)ent->policy.max_age) != SW_OK)
             e->stats.redis_errors++;
-        install(e, d, ent);
+        policy_install(e, d, ent);
         dom_finish(e, d);
         return;
     }
@@ -1090,51 +1019,6 @@ static void start(struct policy_engine *e, struct dom *d, bool refresh)
 
 /* ---- public ---- */
 
-static int on_file_entry(void *arg, const struct snapshot_entry *se)
-{
-    struct policy_engine *e = arg;
-    struct dom *d = dom_find(e, se->domain, false);
-    if (!d && !(d = dom_insert(e, se->domain, true)))
-        return SW_ENOMEM;
-    struct policy_entry *pe = entry_new(se->domain, se->id, se->text, se->text_len, se->fetched_at,
-                                        POLICY_SRC_FILE, NULL);
-    if (!pe)
-        return SW_ENOMEM;
-    install(e, d, pe);
-    d->refresh_at = 0; /* online: check the TXT id on first use */
-    e->stats.file_loaded++;
-    return 0;
-}
-
-static void on_file_error(void *arg, const struct snapshot_error *se)
-{
-    struct policy_engine *e = arg;
-    char buf[512];
-    snapshot_error_format(se, buf, sizeof(buf));
-    if (se->domain) {
-        e->stats.file_rejected++;
-        plog(LOG_WARNING, "%s", buf);
-    } else {
-        snprintf(e->load_err, sizeof(e->load_err), "%s", buf);
-    }
-}
-
-int policy_engine_load_file(struct policy_engine *e, const char *path, char *err, size_t errlen)
-{
-    struct snapshot_stats st;
-    e->load_err[0] = '\0';
-    int r = snapshot_load(path, on_file_entry, on_file_error, e, &st);
-    if (r == SW_EIO || r == SW_EPROTO) {
-        if (e->load_err[0])
-            sw_set_err(err, errlen, "%s", e->load_err);
-        else
-            sw_set_err(err, errlen, "%s: cannot load the policy file", path);
-    } else if (r != SW_OK) {
-        sw_set_err(err, errlen, "%s: %s", path, sw_strerror(r));
-    }
-    return r;
-}
-
 struct policy_engine *policy_engine_new(const struct policy_cfg *cfg, char *err, size_t errlen)
 {
     struct policy_engine *e = calloc(1, sizeof(*e));
@@ -1243,7 +1127,7 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         return SW_OK;
     }
     int64_t now = wall_s(), jt = judge_now(e);
-    struct dom *d = dom_find(e, name, true);
+    struct dom *d = policy_dom_find(e, name, true);
     bool full = e->n_pending >= e->cfg.max_pending;
     if (d) {
         if (d->entry && entry_usable(d->entry, jt)) {
@@ -1285,7 +1169,7 @@ int policy_lookup(struct policy_engine *e, const char *domain, policy_cb cb, voi
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "too many policy lookups under way";
         return SW_OK;
-    } else if (!(d = dom_insert(e, name, false))) {
+    } else if (!(d = policy_dom_insert(e, name, false))) {
         a->status = POLICY_ST_UNKNOWN;
         a->detail = "policy cache full of lookups in flight";
         return SW_OK;
@@ -1423,49 +1307,6 @@ int policy_engine_run(struct policy_engine *e, int timeout_ms)
         }
     }
     return (int)(e->fired - before);
-}
-
-struct save_ctx {
-    struct snapshot_item *items;
-    size_t n, cap;
-};
-
-static int collect(void *arg, const char *key, void *value)
-{
-    (void)key;
-    struct save_ctx *sc = arg;
-    struct dom *d = value;
-    if (!d->entry)
-        return 0;
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 64;
-        struct snapshot_item *it = realloc(sc->items, cap * sizeof(*it));
-        if (!it)
-            return SW_ENOMEM;
-        sc->items = it;
-        sc->cap = cap;
-    }
-    sc->items[sc->n++] = (struct snapshot_item){
-        .domain = d->name,
-        .id = d->entry->id,
-        .text = d->entry->text,
-        .text_len = strlen(d->entry->text),
-        .fetched_at = d->entry->fetched_at,
-    };
-    return 0;
-}
-
-int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen)
-{
-    struct save_ctx sc = {0};
-    if (lru_foreach(e->pos, collect, &sc) || lru_foreach(e->neg, collect, &sc)) {
-        free(sc.items);
-        sw_set_err(err, errlen, "%s: out of memory", path);
-        return SW_ENOMEM;
-    }
-    int r = snapshot_save(path, sc.items, sc.n, err, errlen);
-    free(sc.items);
-    return r;
 }
 
 struct dane *policy_engine_dane(struct policy_engine *e)

@@ -2,7 +2,7 @@
 /* policy.h: the MTA-STS policy engine (RFC 8461): for a recipient domain,
  * what does it publish? Discovery (DNS TXT via libunbound), fetch (HTTPS via
  * libcurl multi), strict parsing (mtasts.h), cache (memory LRU, Redis,
- * snapshot file), refresh. Single-threaded: the owner thread calls
+ * snapshot file: policy/policy_file.c), refresh. Single-threaded: the owner thread calls
  * policy_lookup() and drives I/O with policy_engine_run(); callbacks fire
  * from inside policy_engine_run(). A lookup never blocks. Pointers inside a
  * policy_answer are borrowed for the duration of the call or callback. */
@@ -104,8 +104,10 @@ struct policy_stats {
      * where the policy in force came from (an HTTPS fetch of this process
      * counts as memory); answers through a callback count as misses. */
     uint64_t file_loaded, file_rejected; /* --policy-file entries */
-    uint64_t redis_errors, lock_waits;   /* Redis unavailable; waited for another sensor */
-    uint64_t dns_timeouts, cache_full;   /* DNS step deadline; no evictable slot */
+    /* policies of the file dropped by a reload (policy_engine_reload_file) */
+    uint64_t file_dropped;
+    uint64_t redis_errors, lock_waits; /* Redis unavailable; waited for another sensor */
+    uint64_t dns_timeouts, cache_full; /* DNS step deadline; no evictable slot */
     /* answers given with an expired policy (status EXPIRED); domains whose
      * expired policy was reported on the log (once per domain and expiry) */
     uint64_t expired, expired_domains;
@@ -166,6 +168,16 @@ int policy_engine_run(struct policy_engine *e, int timeout_ms);
  * JSON object changes nothing (a bad entry is skipped with a line on
  * stderr, as at start). Owner thread. */
 int policy_engine_load_file(struct policy_engine *e, const char *path, char *err, size_t errlen);
+/* SIGHUP's load: policy_engine_load_file(), then every policy that came from
+ * a policy file and whose domain got no entry from this one (it is gone, or
+ * its entry was rejected) is dropped, and *dropped says how many (counted in
+ * file_dropped): the domain is then answered as if never loaded (looked up
+ * when fetching, from Redis when shared, else "unknown"). Policies fetched
+ * or read from Redis are kept. When the file does not load, nothing is
+ * dropped (*dropped is 0): a file that cannot be read or is not a JSON
+ * object changes nothing at all. Owner thread, not from a callback. */
+int policy_engine_reload_file(struct policy_engine *e, const char *path, size_t *dropped, char *err,
+                              size_t errlen);
 /* Writes the snapshot file (same format as --policy-file). */
 int policy_engine_save(struct policy_engine *e, const char *path, char *err, size_t errlen);
 const struct policy_stats *policy_engine_stats(const struct policy_engine *e);

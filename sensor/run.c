@@ -289,13 +289,14 @@ static void print_stats_to(struct run *r, FILE *f)
         fprintf(f,
                 "stripwatch: stats policy lookups=%llu hits_memory=%llu hits_redis=%llu "
                 "hits_file=%llu misses=%llu dns_queries=%llu dns_errors=%llu fetches=%llu "
-                "fetch_ok=%llu fetch_errors=%llu expired=%llu expired_domains=%llu\n",
+                "fetch_ok=%llu fetch_errors=%llu expired=%llu expired_domains=%llu "
+                "file_dropped=%llu\n",
                 U(p->lookups), U(p->hits_memory), U(p->hits_redis), U(p->hits_file), U(p->misses),
                 U(p->dns_queries), U(p->dns_errors), U(p->fetches), U(p->fetch_ok),
                 U(p->fetch_http_error + p->fetch_tls_error + p->fetch_timeout + p->fetch_redirect +
                   p->fetch_bad_type + p->fetch_too_big + p->fetch_private_addr +
                   p->fetch_parse_error),
-                U(p->expired), U(p->expired_domains));
+                U(p->expired), U(p->expired_domains), U(p->file_dropped));
         fprintf(f,
                 "stripwatch: stats policy_bounds lookups_dropped=%llu dns_timeouts=%llu "
                 "dns_resolver_down=%llu dns_skipped=%llu dns_queued_peak=%llu cache_full=%llu "
@@ -565,6 +566,7 @@ struct reload_job {
     FILE *sessions;  /* reopened session records, or NULL */
     char err[1024];  /* the reload failed: nothing changed */
     char warn[1024]; /* applied, but the alerts file could not be reopened */
+    size_t dropped;  /* policies of domains no longer in the policy file */
 };
 
 static void reload_apply(void *arg)
@@ -572,7 +574,8 @@ static void reload_apply(void *arg)
     struct reload_job *j = arg;
     struct run *r = j->r;
     if (j->n->policy_file && r->pol &&
-        policy_engine_load_file(r->pol, j->n->policy_file, j->err, sizeof(j->err)) != SW_OK)
+        policy_engine_reload_file(r->pol, j->n->policy_file, &j->dropped, j->err, sizeof(j->err)) !=
+            SW_OK)
         return;
     if (r->det && !detector_set_tuning(r->det, &j->n->tuning)) {
         snprintf(j->err, sizeof(j->err), "out of memory");
@@ -638,6 +641,10 @@ static void reload(struct run *r)
                    "value stays)",
                    name);
     }
+    if (j.dropped)
+        sw_log(LOG_NOTICE, "SIGHUP: %s: %zu domain%s no longer in the file: %s dropped",
+               n.policy_file, j.dropped, j.dropped == 1 ? "" : "s",
+               j.dropped == 1 ? "its policy" : "their policies");
     if (sess_warn[0])
         sw_log(LOG_WARNING, "SIGHUP: %s; still writing to the open file", sess_warn);
     if (j.warn[0])

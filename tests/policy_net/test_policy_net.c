@@ -937,6 +937,112 @@ static void test_policy_file_errors(void **state)
     assert_non_null(strstr(err, "No such file or directory"));
 }
 
+/* One entry of a policy file: dom's policy (mode line as given: "" leaves
+ * it out), mx mx.DOM, fetched at at. */
+static const char *reload_entry(char *buf, size_t len, const char *dom, const char *id,
+                                const char *mode, const char *at)
+{
+    snprintf(buf, len,
+             "\"%s\": {\"id\": \"%s\", \"policy\": \"version: STSv1\\n%smx: mx.%s\\nmax_age: "
+             "604800\\n\", \"fetched_at\": \"%s\"}",
+             dom, id, mode, dom, at);
+    return buf;
+}
+
+/* SIGHUP's reload (policy_engine_reload_file): the policies of the file
+ * whose domain is gone from the new file, or whose entry it rejects, are
+ * dropped, also while a refresh of one is in flight, and those domains are
+ * looked up again; fetched policies and the kept domain stay; a file that
+ * does not load drops nothing. */
+static void test_policy_file_reload(void **state)
+{
+    (void)state;
+    char a[700], b[700], bad[700], err[512], at[32], text[2048];
+    snprintf(a, sizeof(a), "%s/reload-a.json", g_dir);
+    snprintf(b, sizeof(b), "%s/reload-b.json", g_dir);
+    snprintf(bad, sizeof(bad), "%s/reload-bad.json", g_dir);
+    snapshot_time_format(time(NULL) - 60, at);
+    char e1[400], e2[400], e3[400];
+    snprintf(text, sizeof(text), "{%s,\n%s,\n%s}\n",
+             reload_entry(e1, sizeof(e1), "valid.example", "file1", "mode: enforce\\n", at),
+             reload_entry(e2, sizeof(e2), "keep.example", "k1", "mode: enforce\\n", at),
+             reload_entry(e3, sizeof(e3), "gone.example", "g1", "mode: enforce\\n", at));
+    write_file(a, text);
+    struct policy_cfg c;
+    base_cfg(&c);
+    c.policy_file = a;
+    struct policy_engine *e = engine(&c);
+    const struct policy_stats *st = policy_engine_stats(e);
+    assert_int_equal(st->file_loaded, 3);
+    struct got g;
+    assert_int_equal(lookup(e, "cname.example", &g), SW_AGAIN);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    /* a hit on a loaded policy starts its TXT re-check: in flight below */
+    assert_int_equal(lookup(e, "valid.example", &g), SW_OK);
+    assert_int_equal(g.source, POLICY_SRC_FILE);
+    assert_string_equal(g.id, "file1");
+
+    /* valid.example gone, gone.example's entry rejected (mode missing) */
+    snprintf(text, sizeof(text), "{%s,\n%s}\n",
+             reload_entry(e1, sizeof(e1), "keep.example", "k1", "mode: enforce\\n", at),
+             reload_entry(e2, sizeof(e2), "gone.example", "g2", "", at));
+    write_file(b, text);
+    size_t dropped = 99;
+    assert_int_equal(policy_engine_reload_file(e, b, &dropped, err, sizeof(err)), SW_OK);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(st->file_dropped, 2);
+    assert_int_equal(st->file_loaded, 4);
+    assert_int_equal(st->file_rejected, 1);
+    /* the refresh in flight goes on and installs what is served */
+    assert_int_equal(lookup(e, "valid.example", &g), SW_AGAIN);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    assert_string_equal(g.id, "valid1");
+    assert_int_equal(lookup(e, "gone.example", &g), SW_AGAIN);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    assert_string_equal(g.detail, "no MTA-STS TXT record at _mta-sts.gone.example");
+    assert_int_equal(lookup(e, "keep.example", &g), SW_OK);
+    assert_int_equal(g.status, POLICY_ST_VALID);
+    assert_int_equal(g.source, POLICY_SRC_FILE);
+    assert_string_equal(g.id, "k1");
+    uint64_t fetches = st->fetches;
+    assert_int_equal(lookup(e, "cname.example", &g), SW_OK);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+
+    /* files that do not load: nothing dropped, the error named */
+    write_file(bad, "{\"keep.example\": ");
+    dropped = 99;
+    assert_int_equal(policy_engine_reload_file(e, bad, &dropped, err, sizeof(err)), SW_EPROTO);
+    assert_int_equal(dropped, 0);
+    char want[900];
+    snprintf(want, sizeof(want), "%s: line 1, column 17: not valid JSON: ", bad);
+    if (strncmp(err, want, strlen(want)) != 0)
+        fail_msg("err: %s\nwant it to start with: %s", err, want);
+    char missing[700];
+    snprintf(missing, sizeof(missing), "%s/reload-missing.json", g_dir);
+    assert_int_equal(policy_engine_reload_file(e, missing, &dropped, err, sizeof(err)), SW_EIO);
+    assert_int_equal(dropped, 0);
+    snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", missing);
+    assert_string_equal(err, want);
+    assert_int_equal(st->file_dropped, 2);
+    assert_int_equal(lookup(e, "keep.example", &g), SW_OK);
+    assert_int_equal(g.source, POLICY_SRC_FILE);
+
+    /* an empty file drops the last one; the fetched policies stay */
+    write_file(b, "{}\n");
+    assert_int_equal(policy_engine_reload_file(e, b, &dropped, err, sizeof(err)), SW_OK);
+    assert_int_equal(dropped, 1);
+    assert_int_equal(st->file_dropped, 3);
+    assert_int_equal(lookup(e, "valid.example", &g), SW_OK);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    assert_int_equal(lookup(e, "cname.example", &g), SW_OK);
+    assert_int_equal(g.source, POLICY_SRC_HTTPS);
+    assert_int_equal(st->fetches, fetches);
+    assert_int_equal(lookup(e, "keep.example", &g), SW_AGAIN);
+    assert_int_equal(g.status, POLICY_ST_NONE);
+    policy_engine_free(e);
+}
+
 /* `stripwatch policy DOMAIN`: exit code and key lines. Runs
  * policy_cli_main() in a forked child (stdout and stderr to a pipe), or the
  * built binary when binary is true. */
@@ -1148,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_reentrant_callback),
         cmocka_unit_test(test_bounded_concurrency),
         cmocka_unit_test(test_policy_file_errors),
+        cmocka_unit_test(test_policy_file_reload),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_cli_binary),
         cmocka_unit_test(test_ipv6_and_fallback),

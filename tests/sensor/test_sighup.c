@@ -136,26 +136,32 @@ static void wait_lines(pid_t pid, const char *path, size_t n)
     fail_msg("%s: %zu lines after %d s, want %zu", path, count_lines(path), DEADLINE_S, n);
 }
 
-/* Waits until the sensor's stderr holds needle. */
-static void wait_err(pid_t pid, const char *needle)
+/* Waits until the sensor's stderr holds needle n times. */
+static void wait_err_n(pid_t pid, const char *needle, int n)
 {
     for (int i = 0; i < DEADLINE_S * 100; i++) {
         size_t len;
         char *e = slurp(tpath(".stderr"), &len);
-        bool found = strstr(e, needle) != NULL;
+        int found = 0;
+        for (const char *p = e; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+            found++;
         free(e);
-        if (found)
+        if (found >= n)
             return;
         assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
         struct timespec d = {0, 10 * 1000 * 1000};
         nanosleep(&d, NULL);
     }
-    fail_msg("stderr never said: %s", needle);
+    fail_msg("stderr never said %d times: %s", n, needle);
 }
 
-/* Alert i (from 0, health records not counted) of the alerts file: rule
- * id and severity. */
-static void expect_alert(const char *path, size_t i, const char *rule, int severity)
+static void wait_err(pid_t pid, const char *needle)
+{
+    wait_err_n(pid, needle, 1);
+}
+
+/* Alert i (from 0, health records not counted) of the alerts file. */
+static json_t *alert_json(const char *path, size_t i)
 {
     size_t len;
     char *s = slurp(path, &len), *line = s;
@@ -175,11 +181,39 @@ static void expect_alert(const char *path, size_t i, const char *rule, int sever
     json_error_t je;
     json_t *j = json_loadb(line, (size_t)(end - line), 0, &je);
     assert_non_null(j);
+    free(s);
+    return j;
+}
+
+/* Alert i of the alerts file: rule id and severity. */
+static void expect_alert(const char *path, size_t i, const char *rule, int severity)
+{
+    json_t *j = alert_json(path, i);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "rule"), "id")), rule);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "event"), "severity")),
                      severity);
     json_decref(j);
-    free(s);
+}
+
+/* The mta_sts object of alert i: source (NULL: null), status, detail (NULL:
+ * none). */
+static void expect_mta_sts(const char *path, size_t i, const char *source, const char *status,
+                           const char *detail)
+{
+    json_t *j = alert_json(path, i), *m = json_object_get(j, "mta_sts");
+    assert_non_null(m);
+    const char *src = json_string_value(json_object_get(m, "source"));
+    const char *det = json_string_value(json_object_get(m, "detail"));
+    if (source)
+        assert_string_equal(src, source);
+    else
+        assert_null(src);
+    assert_string_equal(json_string_value(json_object_get(m, "status")), status);
+    if (detail)
+        assert_string_equal(det, detail);
+    else
+        assert_null(det);
+    json_decref(j);
 }
 
 static void write_config(const char *body)
@@ -400,6 +434,107 @@ static void test_missing_config(void **st)
     free(conf);
 }
 
+/* The policy file on SIGHUP: a domain gone from it loses the policy it had
+ * from the file (no delivery.plaintext_policy for a session after the
+ * reload, its strip judged from learned posture alone), the domain kept
+ * still alerts, and a file that does not parse changes nothing.
+ * Policies: example.org (enforce, the strip capture's domain), example.com. */
+#define POLICY_ORG                                                                                 \
+    "\"example.org\": {\"id\": \"20261101T000000\", \"policy\": \"version: STSv1\\nmode: "         \
+    "enforce\\nmx: mx.example.org\\nmax_age: 604800\\n\", \"fetched_at\": "                        \
+    "\"2026-11-20T08:00:00Z\"}"
+#define POLICY_COM                                                                                 \
+    "\"example.com\": {\"id\": \"20261115T120000\", \"policy\": \"version: STSv1\\nmode: "         \
+    "testing\\nmx: mx.example.com\\nmax_age: 86400\\n\", \"fetched_at\": "                         \
+    "\"2026-11-22T08:00:05Z\"}"
+
+static void write_policies(const char *text)
+{
+    assert_true(spit(tpath("new.json"), text, strlen(text)));
+    assert_int_equal(rename(tpath("new.json"), tpath("policies.json")), 0);
+}
+
+static void test_reload_policy_file(void **st)
+{
+    (void)st;
+    char *alerts = strdup(tpath("alerts.json")), *conf = strdup(tpath("stripwatch.conf"));
+    char *pol = strdup(tpath("policies.json"));
+    unlink(alerts);
+    write_policies("{" POLICY_ORG ",\n " POLICY_COM "}\n");
+    char body[4400];
+    snprintf(body, sizeof(body), "policy-file = %s\n", pol);
+    write_config(body);
+    int fd;
+    pid_t pid = start("1", &fd);
+
+    /* 1: both domains loaded */
+    feed(fd, STRIP, 0);
+    wait_lines(pid, alerts, 2);
+    expect_alert(alerts, 0, "starttls.stripped", 3);
+    expect_alert(alerts, 1, "delivery.plaintext_policy", 3);
+    expect_mta_sts(alerts, 1, "file", "valid", NULL);
+
+    /* 2: example.com gone: example.org still alerts */
+    char dropped[4400];
+    snprintf(dropped, sizeof(dropped),
+             "stripwatch: SIGHUP: %s: 1 domain no longer in the file: its policy dropped\n", pol);
+    write_policies("{" POLICY_ORG "}\n");
+    kill(pid, SIGHUP);
+    feed(fd, STRIP, 1);
+    wait_err_n(pid, dropped, 1);
+    wait_lines(pid, alerts, 4);
+    expect_alert(alerts, 2, "starttls.stripped", 3);
+    expect_alert(alerts, 3, "delivery.plaintext_policy", 3);
+    expect_mta_sts(alerts, 3, "file", "valid", NULL);
+
+    /* 3: a file cut short: nothing dropped */
+    char bad[4400];
+    snprintf(bad, sizeof(bad),
+             "stripwatch: SIGHUP: %s: line 1, column 16: not valid JSON: unexpected token near "
+             "end of file; keeping the running configuration\n",
+             pol);
+    write_policies("{\"example.com\": ");
+    kill(pid, SIGHUP);
+    feed(fd, STRIP, 2);
+    wait_err(pid, bad);
+    wait_lines(pid, alerts, 6);
+    expect_alert(alerts, 4, "starttls.stripped", 3);
+    expect_alert(alerts, 5, "delivery.plaintext_policy", 3);
+    expect_mta_sts(alerts, 5, "file", "valid", NULL);
+
+    /* 4: example.org gone: the strip is judged as if no policy had ever
+     * been loaded (the submission session after it shows that it was) */
+    write_policies("{" POLICY_COM "}\n");
+    kill(pid, SIGHUP);
+    feed(fd, STRIP, 3);
+    feed(fd, SUBMISSION, 4);
+    wait_err_n(pid, dropped, 2);
+    wait_lines(pid, alerts, 9);
+    expect_alert(alerts, 6, "starttls.stripped", 3);
+    expect_mta_sts(alerts, 6, NULL, "unknown", "offline: no policy in file or cache");
+    expect_alert(alerts, 7, "starttls.unused", 1);
+    expect_alert(alerts, 8, "auth.cleartext", 3);
+
+    kill(pid, SIGTERM);
+    assert_int_equal(run_wait(pid, 30), 0);
+    close(fd);
+    struct run_out o;
+    run_collect(tmp, &o);
+    char want[20000];
+    snprintf(want, sizeof(want),
+             "%sstripwatch: SIGHUP: reloaded %s\n%s%sstripwatch: SIGHUP: reloaded %s\n"
+             "stripwatch: summary: ",
+             dropped, conf, bad, dropped, conf);
+    if (strncmp(o.err, want, strlen(want)) != 0)
+        fail_msg("stderr:\n%s\nwant it to start with:\n%s", o.err, want);
+    assert_non_null(strstr(o.err, " expired=0 expired_domains=0 file_dropped=2\n"));
+    run_free(&o);
+    assert_int_equal(count_lines(alerts), 9);
+    free(alerts);
+    free(conf);
+    free(pol);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -418,10 +553,9 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reload_one_worker),
-        cmocka_unit_test(test_reload_three_workers),
-        cmocka_unit_test(test_stop_signals_save_state),
-        cmocka_unit_test(test_missing_config),
+        cmocka_unit_test(test_reload_one_worker),       cmocka_unit_test(test_reload_three_workers),
+        cmocka_unit_test(test_stop_signals_save_state), cmocka_unit_test(test_missing_config),
+        cmocka_unit_test(test_reload_policy_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

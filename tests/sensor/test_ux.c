@@ -58,7 +58,7 @@ static void test_summary(void **st)
     free(sum);
     /* the summary comes before the statistics, which end with the policy line */
     assert_non_null(strstr(r.err, "\nstripwatch: stats packets=19 bytes=2192 filtered=0\n"));
-    assert_non_null(strstr(r.err, " expired=0 expired_domains=0\n"));
+    assert_non_null(strstr(r.err, " expired=0 expired_domains=0 file_dropped=0\n"));
     run_free(&r);
 
     /* two sessions, one with TLS; two workers give the same text */
@@ -144,7 +144,7 @@ static void test_expired_warning_once(void **st)
     assert_true(n >= 3);
     count_lines_with(r.out, "\"status\":\"valid\"", &n);
     assert_int_equal(n, 0);
-    assert_non_null(strstr(r.err, " expired=3 expired_domains=1\n"));
+    assert_non_null(strstr(r.err, " expired=3 expired_domains=1 file_dropped=0\n"));
     run_free(&r);
 }
 
