@@ -43,7 +43,7 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_POLICY_CERTIFICATE_INVALID] = {"policy.certificate_invalid",
                                          "Certificate fails MTA-STS validation",
                                          "The server certificate would fail MTA-STS validation for "
-                                         "this MX and the session went on."},
+                                         "this MX and the TLS handshake with it completed."},
     [RULE_AUTH_CLEARTEXT] = {"auth.cleartext", "Cleartext SMTP authentication",
                              "AUTH PLAIN or LOGIN credentials were sent before TLS."},
     [RULE_ESMTP_MASKED_EXTENSIONS] = {"esmtp.masked_extensions",
@@ -1232,8 +1232,8 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
             continue;
         struct jsonw ev;
         size_t re = evidence_new(&ev, f,
-                                 "the certificate fails MTA-STS validation and the session "
-                                 "went on");
+                                 "the certificate fails MTA-STS validation and the TLS "
+                                 "handshake with it completed");
         jsonw_arr_open(&ev, "problems");
         for (size_t k = 0; k < n_problems; k++)
             jsonw_str(&ev, NULL, problems[k]);
