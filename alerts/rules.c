@@ -43,7 +43,7 @@ static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_POLICY_CERTIFICATE_INVALID] = {"policy.certificate_invalid",
                                          "Certificate fails MTA-STS validation",
                                          "The server certificate would fail MTA-STS validation for "
-                                         "this MX and the session went on."},
+                                         "this MX and the TLS handshake with it completed."},
     [RULE_AUTH_CLEARTEXT] = {"auth.cleartext", "Cleartext SMTP authentication",
                              "AUTH PLAIN or LOGIN credentials were sent before TLS."},
     [RULE_ESMTP_MASKED_EXTENSIONS] = {"esmtp.masked_extensions",
@@ -1230,10 +1230,18 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
                                             : "certificate names match no mx pattern";
         if (n_problems == 0)
             continue;
+        /* the client's first record after its Finished an alert: it
+         * refused the certificate (TLS <= 1.2) */
+        bool refused = f->tls->client_after == FACTS_TLS_AFTER_ALERT;
         struct jsonw ev;
         size_t re = evidence_new(&ev, f,
-                                 "the certificate fails MTA-STS validation and the session "
-                                 "went on");
+                                 refused ? "the certificate fails MTA-STS validation and the TLS "
+                                           "handshake with it completed; the client refused it: "
+                                           "it closed TLS with an alert before sending any data"
+                                         : "the certificate fails MTA-STS validation and the TLS "
+                                           "handshake with it completed");
+        if (refused)
+            jsonw_bool(&ev, "client_refused", true);
         jsonw_arr_open(&ev, "problems");
         for (size_t k = 0; k < n_problems; k++)
             jsonw_str(&ev, NULL, problems[k]);
@@ -1252,7 +1260,7 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
         jsonw_obj_close(&ev);
         jsonw_wire_str_or_null(&ev, "sni", f->tls->sni);
         ev_policies(&ev, j->pols, j->n_pols, true);
-        push(out, n, RULE_POLICY_CERTIFICATE_INVALID, SEV_HIGH,
+        push(out, n, RULE_POLICY_CERTIFICATE_INVALID, refused ? SEV_LOW : SEV_HIGH,
              conf_expired(p->derived ? CONF_MEDIUM : CONF_HIGH, j->pols, (int)i),
              "certificate-fails-mta-sts", (int)i, &ev, re);
         return;

@@ -173,7 +173,8 @@ static struct verdict dane_verdict(enum rule_id r, int sev, const char *action, 
 }
 
 /* dane.certificate_mismatch: TLS <= 1.2 with the chain visible, no fatal
- * alert, and no usable record matches it. */
+ * alert, and no usable record matches it. Low when the client's first record
+ * after its Finished was an alert: it refused the certificate. */
 static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *dn,
                             struct verdict *out, size_t n)
 {
@@ -184,10 +185,16 @@ static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *
     for (size_t i = 0; i < e->n; i++)
         if (rules_dane_match(&e->rr[i], c->dane_digests))
             return n;
+    bool refused = f->tls->client_after == FACTS_TLS_AFTER_ALERT;
     struct jsonw ev;
     size_t re = dane_evidence(&ev, f, dn,
-                              "the certificate chain matches none of the server's usable "
-                              "DNSSEC-secure TLSA records (DANE)");
+                              refused ? "the certificate chain matches none of the server's usable "
+                                        "DNSSEC-secure TLSA records (DANE); the client refused "
+                                        "it: it closed TLS with an alert before sending any data"
+                                      : "the certificate chain matches none of the server's usable "
+                                        "DNSSEC-secure TLSA records (DANE)");
+    if (refused)
+        jsonw_bool(&ev, "client_refused", true);
     jsonw_obj_open(&ev, "certificate");
     jsonw_wire_str(&ev, "subject", c->subject);
     jsonw_wire_str(&ev, "issuer", c->issuer);
@@ -195,8 +202,8 @@ static size_t cert_mismatch(const struct smtp_facts *f, const struct rule_dane *
     jsonw_int(&ev, "chain_length", (int64_t)c->chain_len);
     jsonw_obj_close(&ev);
     jsonw_wire_str_or_null(&ev, "sni", f->tls->sni);
-    out[n++] =
-        dane_verdict(RULE_DANE_CERTIFICATE_MISMATCH, SEV_MEDIUM, "certificate-fails-dane", &ev, re);
+    out[n++] = dane_verdict(RULE_DANE_CERTIFICATE_MISMATCH, refused ? SEV_LOW : SEV_MEDIUM,
+                            "certificate-fails-dane", &ev, re);
     return n;
 }
 

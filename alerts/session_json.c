@@ -333,6 +333,11 @@ static void w_tls(struct jsonw *w, const struct facts_tls *t)
     jsonw_obj_open(w, "client");
     jsonw_wire_str_or_null(w, "server_name", t->sni);
     jsonw_wire_str_or_null(w, "ja3", t->ja3);
+    const char *after = facts_tls_after_str(t->client_after);
+    if (after)
+        jsonw_str(w, "after_handshake", after);
+    else
+        jsonw_null(w, "after_handshake");
     jsonw_obj_close(w);
     jsonw_obj_open(w, "server");
     jsonw_wire_str_or_null(w, "ja3s", t->ja3s);

@@ -70,6 +70,19 @@ const char *smtp_end_str(enum smtp_end e)
 
 const struct facts_tls facts_tls_none = {.alert_level = -1, .alert_desc = -1};
 
+const char *facts_tls_after_str(enum facts_tls_after a)
+{
+    switch (a) {
+    case FACTS_TLS_AFTER_APPDATA:
+        return "application_data";
+    case FACTS_TLS_AFTER_ALERT:
+        return "alert";
+    case FACTS_TLS_AFTER_NONE:
+        break;
+    }
+    return NULL;
+}
+
 void facts_init(struct smtp_facts *f, struct strtab *strs)
 {
     memset(f, 0, sizeof *f);
@@ -655,7 +668,8 @@ static json_t *tls_json(const struct facts_tls *t)
 {
     const char *v = tls_version_name(t->version);
     json_t *client =
-        json_pack("{s:o, s:o}", "server_name", str_or_null(t->sni), "ja3", str_or_null(t->ja3));
+        json_pack("{s:o, s:o, s:o}", "server_name", str_or_null(t->sni), "ja3", str_or_null(t->ja3),
+                  "after_handshake", str_or_null(facts_tls_after_str(t->client_after)));
     json_t *server =
         json_pack("{s:o, s:o}", "ja3s", str_or_null(t->ja3s), "x509", x509_json(&t->cert));
     json_t *cipher = t->cipher_name ? json_string(t->cipher_name) : json_null();

@@ -145,6 +145,15 @@ struct facts_x509 {
     const char *dane_digests;
 };
 
+/* The client's first TLS record after its Finished (TLS <= 1.2, where the
+ * record's content type is in clear): what it did once the handshake was
+ * over. NONE: not seen (the session ended first, a gap, TLS 1.3). */
+enum facts_tls_after {
+    FACTS_TLS_AFTER_NONE = 0,
+    FACTS_TLS_AFTER_APPDATA, /* application data (a command: mail or QUIT) */
+    FACTS_TLS_AFTER_ALERT,   /* an (encrypted) alert: TLS closed */
+};
+
 struct facts_tls {
     bool client_hello;       /* a ClientHello was seen */
     bool server_hello;       /* a ServerHello was seen */
@@ -156,10 +165,13 @@ struct facts_tls {
     uint16_t offered_versions[16];
     size_t n_offered_versions;
     const char *sni;
-    const char *ja3, *ja3s;      /* hex MD5, NULL when not computed */
-    int alert_level, alert_desc; /* last alert seen, -1 when none */
+    const char *ja3, *ja3s;            /* hex MD5, NULL when not computed */
+    int alert_level, alert_desc;       /* last alert seen, -1 when none */
+    enum facts_tls_after client_after; /* TLS <= 1.2 only */
     struct facts_x509 cert;
 };
+/* "application_data", "alert"; NULL for FACTS_TLS_AFTER_NONE. */
+const char *facts_tls_after_str(enum facts_tls_after a);
 
 /* What a session without TLS points to: nothing seen, alerts -1. */
 extern const struct facts_tls facts_tls_none;

@@ -496,11 +496,18 @@ static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t 
     }
     if (r & TLS_R_ESTABLISHED)
         smtp_tls_event(s);
-    /* nothing more to learn once both sides encrypt, or from a direction
-     * that stopped being TLS: the reassembler may stop buffering it */
-    for (int d = 0; d < 2; d++)
-        if (s->tls->d[d].dead || s->f.tls->established)
-            s->stop |= dir_stop((enum stream_dir)d);
+    /* nothing more to learn once both sides encrypt (the client's side: once
+     * its first record after its Finished is read, TLS <= 1.2), or from a
+     * direction that stopped being TLS: the reassembler may stop buffering
+     * it. The client's bytes past the handshake are read for that one record
+     * header only: they count nowhere else (tls_quiet). */
+    const struct facts_tls *t = s->f.tls;
+    if (t->established)
+        s->tls_quiet = true;
+    if (s->tls->d[DIR_S2C].dead || t->established)
+        s->stop |= STREAM_STOP_S2C;
+    if (s->tls->d[DIR_C2S].dead || (t->established && tls_client_done(s->tls, t)))
+        s->stop |= STREAM_STOP_C2S;
 }
 
 static void feed_client(struct smtp_session *s, const uint8_t *buf, size_t len,
@@ -611,6 +618,11 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
         return s->stop;
     if (s->st == SMTP_ST_IGNORED)
         return STREAM_STOP_C2S | STREAM_STOP_S2C;
+    if (dir == DIR_C2S && s->tls_quiet) {
+        /* past the handshake: only the client's next record header */
+        feed_client(s, buf, len, m);
+        return s->stop;
+    }
     note_meta(s, dir, m);
     if (s->st == SMTP_ST_CLASSIFY) {
         int v = ndpi_smtp_classify(s, dir, buf, len, m);
@@ -662,6 +674,13 @@ void smtp_session_gap(struct smtp_session *s, enum stream_dir dir, uint32_t len,
 {
     if (s->st == SMTP_ST_IGNORED || s->st == SMTP_ST_CLASSIFY)
         return;
+    if (dir == DIR_C2S && s->tls_quiet) {
+        /* the record after the client's Finished is lost: not seen */
+        if (s->tls)
+            tls_gap(s->tls, 0);
+        s->stop |= STREAM_STOP_C2S;
+        return;
+    }
     smtp_anomaly(s, ANOM_GAP, dir, m, "%u bytes missing", len);
     if (dir == DIR_S2C)
         s->srv_off = ovl_off(s->srv_off, len);
@@ -831,6 +850,8 @@ static uint8_t ovl_scan(const uint8_t *b, size_t n)
 void smtp_session_overlap(struct smtp_session *s, enum stream_dir dir, const struct stream_meta *m,
                           const struct stream_overlap *ov)
 {
+    if (dir == DIR_C2S && s->tls_quiet)
+        return; /* past the handshake: the client's bytes count no more */
     smtp_anomaly(s, ANOM_OVERLAP_CONFLICT, dir, m, "retransmission differs from first copy");
     if (!ov || dir != DIR_S2C || s->ignored || !ov->len || s->srv_off == UINT32_MAX)
         return;

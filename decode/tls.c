@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* tls.c: TLS record and handshake observer for STARTTLS and implicit TLS:
  * ClientHello (SNI, versions, JA3), ServerHello (version, cipher, JA3S),
- * Certificate (TLS <= 1.2), alerts, and the point where both sides encrypt.
+ * Certificate (TLS <= 1.2), alerts, the point where both sides encrypt, and
+ * (TLS <= 1.2) the type of the client's first record after its Finished.
  * Follows RFC 5246 (TLS 1.2 records and handshake), RFC 8446 (TLS 1.3,
  * supported_versions), RFC 6066 (server_name), RFC 8701 (GREASE); JA3/JA3S
  * as defined by Salesforce (github.com/salesforce/ja3). */
@@ -534,6 +535,38 @@ static unsigned hs_bytes(struct tls_state *t, struct smtp_facts *ff, struct fact
     return res;
 }
 
+/* The client's record of this type begins: after its CCS comes its
+ * Finished, and then the record kept in f->client_after (TLS <= 1.2: the
+ * type is in clear). Data before any CCS: no Finished to count from. */
+static void client_after(struct tls_dir *d, struct facts_tls *f, uint8_t type)
+{
+    switch (d->fin) {
+    case TLS_FIN_WAIT_CCS:
+        if (type == TLS_CT_CCS)
+            d->fin = TLS_FIN_CCS;
+        else if (type == TLS_CT_APPDATA)
+            d->fin = TLS_FIN_DONE;
+        break;
+    case TLS_FIN_CCS:
+        d->fin = TLS_FIN_FINISHED;
+        break;
+    case TLS_FIN_FINISHED:
+        d->fin = TLS_FIN_DONE;
+        if (f->server_hello && f->version < 0x0304) {
+            if (type == TLS_CT_APPDATA)
+                f->client_after = FACTS_TLS_AFTER_APPDATA;
+            else if (type == TLS_CT_ALERT)
+                f->client_after = FACTS_TLS_AFTER_ALERT;
+        }
+        break;
+    }
+}
+
+bool tls_client_done(const struct tls_state *t, const struct facts_tls *f)
+{
+    return t->d[0].fin == TLS_FIN_DONE || f->version >= 0x0304;
+}
+
 unsigned tls_feed(struct tls_state *t, struct smtp_facts *ff, int dir, const uint8_t *buf,
                   size_t len)
 {
@@ -571,6 +604,8 @@ unsigned tls_feed(struct tls_state *t, struct smtp_facts *ff, int dir, const uin
                 d->encrypted = true;
             if (type == TLS_CT_APPDATA)
                 d->appdata++;
+            if (dir == 0)
+                client_after(d, f, type);
             if (!rlen)
                 d->hdr_len = 0;
             continue;

@@ -2,8 +2,9 @@
 /* tls.h: TLS handshake observer (decode/tls.c, x509.c), internal to the SMTP
  * decoder. It reads both directions' TLS records (bounded reassembly of
  * records and handshake messages), fills struct facts_tls (hello versions,
- * SNI, cipher, JA3/JA3S, the leaf certificate when visible) and tells the
- * caller when a direction has gone encrypted. */
+ * SNI, cipher, JA3/JA3S, the leaf certificate when visible, in TLS <= 1.2
+ * the content type of the client's first record after its Finished) and
+ * tells the caller when a direction has gone encrypted. */
 #ifndef SW_TLS_H
 #define SW_TLS_H
 
@@ -29,7 +30,16 @@ struct tls_dir {
     bool dead;      /* bytes that are not TLS records: parsing stopped */
     uint64_t records;
     uint64_t appdata; /* application_data records */
+    uint8_t fin;      /* TLS_FIN_*: where the client is after its CCS */
 };
+
+/* The client's records from its ChangeCipherSpec on (struct tls_dir.fin):
+ * the next one is its Finished, the one after that what it did next
+ * (facts_tls.client_after). */
+#define TLS_FIN_WAIT_CCS 0 /* no CCS yet */
+#define TLS_FIN_CCS      1 /* CCS read: the next record is the Finished */
+#define TLS_FIN_FINISHED 2 /* Finished read: the next record is recorded */
+#define TLS_FIN_DONE     3 /* recorded (or not recordable): nothing more to read */
 
 struct x509_cache;
 
@@ -49,6 +59,9 @@ struct tls_state {
  * input marks the direction dead. */
 unsigned tls_feed(struct tls_state *t, struct smtp_facts *f, int dir, const uint8_t *buf,
                   size_t len);
+/* True when the client direction has nothing more to tell: TLS 1.3 (the
+ * record types are hidden), or its first record after its Finished read. */
+bool tls_client_done(const struct tls_state *t, const struct facts_tls *f);
 /* len bytes lost in direction dir: the direction's record framing is gone. */
 void tls_gap(struct tls_state *t, int dir);
 void tls_state_clear(struct tls_state *t);

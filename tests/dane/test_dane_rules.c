@@ -334,6 +334,72 @@ static void test_real_postfix_mismatch(void **state)
     json_decref(a);
 }
 
+/* The same capture with one byte changed: the content type of the client's
+ * first record after its Finished (its QUIT over TLS, 30 bytes) is made 21,
+ * an alert, as from a client that closes TLS without a command. Written to a
+ * temporary file named in path (the caller unlinks it). */
+static void refusal_copy(char *path)
+{
+    FILE *in = fopen(DANE_MISMATCH, "rb");
+    assert_non_null(in);
+    static unsigned char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    assert_true(n > 0 && n < sizeof buf);
+    static const unsigned char hdr[] = {0x17, 0x03, 0x03, 0x00, 0x1e};
+    size_t hits = 0, at = 0;
+    for (size_t i = 0; i + sizeof hdr <= n; i++)
+        if (!memcmp(buf + i, hdr, sizeof hdr))
+            hits++, at = i;
+    assert_int_equal(hits, 1);
+    buf[at] = 0x15;
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+}
+
+/* The real capture: the client's first record after its Finished is its
+ * QUIT (application data): medium, no client_refused. The copy where that
+ * record is an alert instead: low, the same confidence, client_refused and
+ * the reason says so. */
+static void test_mismatch_client_refused(void **state)
+{
+    (void)state;
+    char err[4096];
+    int rc;
+    const char *base = "the certificate chain matches none of the server's usable "
+                       "DNSSEC-secure TLSA records (DANE)";
+    json_t *a = run_pcap(DANE_MISMATCH, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(json_array_size(a), 1);
+    json_t *m = json_array_get(a, 0);
+    json_t *ev = json_object_get(json_object_get(m, "stripwatch"), "evidence");
+    assert_string_equal(str_at(m, "stripwatch", "severity_name"), "medium");
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")), base);
+    assert_null(json_object_get(ev, "client_refused"));
+    json_decref(a);
+
+    char path[] = "/tmp/sw-dane-refused-XXXXXX";
+    refusal_copy(path);
+    a = run_pcap(path, SW_SOURCE_DIR "/pcaps/dane.json", &rc, err, sizeof(err));
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_string_equal(err, "");
+    assert_int_equal(json_array_size(a), 1);
+    m = json_array_get(a, 0);
+    ev = json_object_get(json_object_get(m, "stripwatch"), "evidence");
+    assert_string_equal(str_at(m, "rule", "id"), "dane.certificate_mismatch");
+    assert_string_equal(str_at(m, "stripwatch", "severity_name"), "low");
+    assert_string_equal(str_at(m, "stripwatch", "confidence"), "high");
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")),
+                        "the certificate chain matches none of the server's usable "
+                        "DNSSEC-secure TLSA records (DANE); the client refused it: it closed TLS "
+                        "with an alert before sending any data");
+    assert_true(json_is_true(json_object_get(ev, "client_refused")));
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_unusable_records_ignored),
         cmocka_unit_test(test_bad_entry_reported),
         cmocka_unit_test(test_certificate_mismatch),
+        cmocka_unit_test(test_mismatch_client_refused),
         cmocka_unit_test(test_real_postfix_strip),
         cmocka_unit_test(test_real_postfix_verified),
         cmocka_unit_test(test_real_postfix_mismatch),

@@ -516,6 +516,47 @@ static void test_certificate_invalid(void **state)
     json_decref(o);
 }
 
+/* The same self-signed certificate; the client's first record after its
+ * Finished: application data (the alert stands: high), or an alert (it
+ * refused the certificate: low, confidence unchanged, client_refused). */
+static void test_certificate_invalid_refused(void **state)
+{
+    struct fx *x = *state;
+    for (int i = 0; i < 2; i++) {
+        struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0 + i * 60);
+        banner(f, "mx.enforce.example");
+        caps(f, "STARTTLS", NULL);
+        starttls(f, 220, true);
+        fset(f, &facts_tls_mut(f)->sni, "mx.enforce.example");
+        facts_tls_mut(f)->cert.present = true;
+        facts_tls_mut(f)->cert.self_signed = true;
+        fset(f, &facts_tls_mut(f)->cert.subject, "CN=mx.enforce.example");
+        fset(f, &facts_tls_mut(f)->cert.issuer, "CN=mx.enforce.example");
+        fset(f, &facts_tls_mut(f)->cert.not_before, "2026-01-01T00:00:00Z");
+        fset(f, &facts_tls_mut(f)->cert.not_after, "2027-01-01T00:00:00Z");
+        assert_true(facts_add_san(f, "mx.enforce.example", strlen("mx.enforce.example")));
+        facts_tls_mut(f)->client_after = i ? FACTS_TLS_AFTER_ALERT : FACTS_TLS_AFTER_APPDATA;
+        feed(x, f);
+    }
+    finish(x);
+    assert_int_equal(x->out.n, 2);
+    json_t *o = expect(x, 0, "policy.certificate_invalid", 3, "medium");
+    assert_string_equal(jstr(o, "stripwatch.evidence.reason"),
+                        "the certificate fails MTA-STS validation and the TLS handshake with it "
+                        "completed");
+    assert_null(jget(o, "stripwatch.evidence.client_refused"));
+    json_decref(o);
+    o = expect(x, 1, "policy.certificate_invalid", 1, "medium");
+    assert_string_equal(jstr(o, "stripwatch.severity_name"), "low");
+    assert_string_equal(jstr(o, "stripwatch.evidence.reason"),
+                        "the certificate fails MTA-STS validation and the TLS handshake with it "
+                        "completed; the client refused it: it closed TLS with an alert before "
+                        "sending any data");
+    assert_true(json_is_true(jget(o, "stripwatch.evidence.client_refused")));
+    assert_string_equal(jstr(o, "stripwatch.evidence.problems.0"), "self-signed");
+    json_decref(o);
+}
+
 static void test_auth_cleartext(void **state)
 {
     struct fx *x = *state;
@@ -593,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plaintext_testing_and_mx_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_invalid_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_cleartext, setup, teardown),
         cmocka_unit_test_setup_teardown(test_observer_ip, setup, teardown),
     };

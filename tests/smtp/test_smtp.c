@@ -68,7 +68,8 @@ static const char basic_json[] =
     "\"source\":{\"ip\":\"192.0.2.10\",\"port\":40000},"
     "\"stripwatch\":{\"anomalies\":[],\"end\":\"quit\",\"ttl\":{\"client\":64,\"server\":64},"
     "\"uid\":\"S00000000000000a1\"},"
-    "\"tls\":{\"cipher\":null,\"client\":{\"ja3\":null,\"server_name\":null},\"established\":false,"
+    "\"tls\":{\"cipher\":null,\"client\":{\"after_handshake\":null,\"ja3\":null,\"server_name\":"
+    "null},\"established\":false,"
     "\"implicit\":false,\"server\":{\"ja3s\":null,\"x509\":null},\"version\":null}}";
 
 static void test_basic_conversation(void **state)

@@ -401,15 +401,65 @@ static void test_starttls_tls12_certificate(void **state)
     assert_int_equal(f->starttls_code, 220);
     assert_int_equal(f->end, SMTP_END_TLS);
     assert_int_equal(f->n_anomalies, 0);
-    assert_int_equal(r.stop, STREAM_STOP_C2S | STREAM_STOP_S2C);
+    /* established: the server's side stops; the client's waits for its
+     * first record after its Finished, which never came */
+    assert_int_equal(r.stop, STREAM_STOP_S2C);
+    assert_int_equal(t->client_after, FACTS_TLS_AFTER_NONE);
     assert_string_equal(r.events, "ehlo_reply,starttls_reply,tls,end");
     assert_non_null(strstr(r.json, "\"tls\":{\"cipher\":\"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\","
-                                   "\"client\":{\"ja3\":\"8719c2a74c6622115026b7aac36d9e19\","
+                                   "\"client\":{\"after_handshake\":null,"
+                                   "\"ja3\":\"8719c2a74c6622115026b7aac36d9e19\","
                                    "\"server_name\":\"mx.example.org\"},\"established\":true,"));
     assert_non_null(
         strstr(r.json, "\"alternative_names\":[\"mx.example.org\",\"mail.example.org\"]"));
     assert_non_null(strstr(r.json, "\"version\":\"1.2\"}"));
+    uint64_t c2s_bytes = f->bytes_c2s;
+    uint64_t last_pkt = f->last_pkt;
     conv_result_free(&r);
+
+    /* the client's next record: application data (twice: only the first
+     * counts), or an (encrypted) alert; its type is in clear in TLS 1.2 */
+    struct wbuf capp = {0}, calert = {0}, cfalse = {0};
+    w_records(&capp, 23, &fin, 16384);
+    w_records(&capp, 23, &fin, 16384);
+    w_records(&calert, 21, &fin, 16384);
+    struct step next[CONV_N(conv) + 1];
+    memcpy(next, conv, sizeof conv);
+    next[CONV_N(conv)] = (struct step){DIR_C2S, (const char *)capp.b, capp.n};
+    conv_check(&cfg, &fi, next, CONV_N(next), true, &r);
+    assert_int_equal(r.facts->tls->client_after, FACTS_TLS_AFTER_APPDATA);
+    assert_int_equal(r.stop, STREAM_STOP_C2S | STREAM_STOP_S2C);
+    assert_non_null(strstr(r.json, "\"client\":{\"after_handshake\":\"application_data\","));
+    /* read for its header only: the client's bytes and last packet as before */
+    assert_int_equal(r.facts->bytes_c2s, c2s_bytes);
+    assert_int_equal(r.facts->last_pkt, last_pkt);
+    assert_int_equal(r.facts->n_anomalies, 0);
+    conv_result_free(&r);
+
+    next[CONV_N(conv)] = (struct step){DIR_C2S, (const char *)calert.b, calert.n};
+    conv_check(&cfg, &fi, next, CONV_N(next), true, &r);
+    assert_int_equal(r.facts->tls->client_after, FACTS_TLS_AFTER_ALERT);
+    assert_int_equal(r.stop, STREAM_STOP_C2S | STREAM_STOP_S2C);
+    assert_non_null(strstr(r.json, "\"client\":{\"after_handshake\":\"alert\","));
+    assert_int_equal(r.facts->tls->alert_level, -1); /* encrypted: not read */
+    assert_int_equal(r.facts->bytes_c2s, c2s_bytes);
+    assert_int_equal(r.facts->n_anomalies, 0);
+    conv_result_free(&r);
+
+    /* False Start: data right behind the Finished, before the server's */
+    w_bytes(&cfalse, cfin.b, cfin.n);
+    w_bytes(&cfalse, capp.b, capp.n);
+    struct step early[CONV_N(conv)];
+    memcpy(early, conv, sizeof conv);
+    early[7] = (struct step){DIR_C2S, (const char *)cfalse.b, cfalse.n};
+    conv_check(&cfg, &fi, early, CONV_N(early), true, &r);
+    assert_int_equal(r.facts->tls->client_after, FACTS_TLS_AFTER_APPDATA);
+    assert_true(r.facts->tls->established);
+    assert_int_equal(r.stop, STREAM_STOP_C2S | STREAM_STOP_S2C);
+    conv_result_free(&r);
+    w_free(&capp);
+    w_free(&calert);
+    w_free(&cfalse);
     struct wbuf *all[] = {&ch, &sh, &msgs, &cert, &clist, &body, &cfin, &sfin, &ccs, &fin, &cke};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         w_free(all[i]);
@@ -450,6 +500,10 @@ static void test_implicit_tls13(void **state)
     assert_string_equal(tl->ja3, ja3_expected);
     assert_string_equal(tl->ja3s, ja3s_13);
     assert_false(tl->cert.present);
+    /* record types are hidden in TLS 1.3: the EHLO after the Finished is
+     * not told apart from an alert */
+    assert_int_equal(tl->client_after, FACTS_TLS_AFTER_NONE);
+    assert_non_null(strstr(r.json, "\"client\":{\"after_handshake\":null,"));
     assert_int_equal(r.facts->banner_code, 0);
     assert_int_equal(r.facts->end, SMTP_END_TLS);
     assert_int_equal(r.facts->n_anomalies, 0);
