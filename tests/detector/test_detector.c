@@ -478,10 +478,11 @@ static void test_plaintext_testing_and_mx_mismatch(void **state)
     json_decref(o);
 }
 
-static void test_certificate_invalid(void **state)
+/* STARTTLS to mx.enforce.example at t with a self-signed certificate
+ * naming it (fails MTA-STS validation). */
+static struct smtp_facts *self_signed_session(sw_usec t)
 {
-    struct fx *x = *state;
-    struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0);
+    struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, t);
     banner(f, "mx.enforce.example");
     caps(f, "STARTTLS", NULL);
     starttls(f, 220, true);
@@ -493,7 +494,13 @@ static void test_certificate_invalid(void **state)
     fset(f, &facts_tls_mut(f)->cert.not_before, "2026-01-01T00:00:00Z");
     fset(f, &facts_tls_mut(f)->cert.not_after, "2027-01-01T00:00:00Z");
     assert_true(facts_add_san(f, "mx.enforce.example", strlen("mx.enforce.example")));
-    feed(x, f);
+    return f;
+}
+
+static void test_certificate_invalid(void **state)
+{
+    struct fx *x = *state;
+    feed(x, self_signed_session(T0));
     /* negative twin: a CA-issued certificate naming the MX */
     struct smtp_facts *g = session("192.0.2.10", "203.0.113.5", 25, T0 + 60);
     banner(g, "mx.enforce.example");
@@ -523,18 +530,7 @@ static void test_certificate_invalid_refused(void **state)
 {
     struct fx *x = *state;
     for (int i = 0; i < 2; i++) {
-        struct smtp_facts *f = session("192.0.2.10", "203.0.113.5", 25, T0 + i * 60);
-        banner(f, "mx.enforce.example");
-        caps(f, "STARTTLS", NULL);
-        starttls(f, 220, true);
-        fset(f, &facts_tls_mut(f)->sni, "mx.enforce.example");
-        facts_tls_mut(f)->cert.present = true;
-        facts_tls_mut(f)->cert.self_signed = true;
-        fset(f, &facts_tls_mut(f)->cert.subject, "CN=mx.enforce.example");
-        fset(f, &facts_tls_mut(f)->cert.issuer, "CN=mx.enforce.example");
-        fset(f, &facts_tls_mut(f)->cert.not_before, "2026-01-01T00:00:00Z");
-        fset(f, &facts_tls_mut(f)->cert.not_after, "2027-01-01T00:00:00Z");
-        assert_true(facts_add_san(f, "mx.enforce.example", strlen("mx.enforce.example")));
+        struct smtp_facts *f = self_signed_session(T0 + i * 60);
         facts_tls_mut(f)->client_after = i ? FACTS_TLS_AFTER_ALERT : FACTS_TLS_AFTER_APPDATA;
         feed(x, f);
     }
