@@ -231,7 +231,7 @@ struct smtp_facts {
     size_t n_anomalies;
     uint32_t anomalies_dropped;
     uint32_t lines_too_long;
-    uint64_t bytes_c2s, bytes_s2c;  /* application bytes seen per direction */
+    uint64_t bytes_c2s, bytes_s2c;  /* stream bytes per direction (TLS included) */
     sw_usec pkt_last_ts;            /* the last TCP packet's capture time: unlike last_ts,
                                        never a timeout's or close's time */
     uint8_t client_ttl, server_ttl; /* TTL / hop limit of each side's first payload

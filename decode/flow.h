@@ -120,6 +120,9 @@ struct stream_consumer {
      * difference (struct stream_overlap) */
     void (*overlap_conflict)(void *state, enum stream_dir dir, const struct stream_meta *m,
                              const struct stream_overlap *ov);
+    /* len new bytes of a direction the consumer stopped (STREAM_STOP_*)
+     * went by, not delivered (may be NULL): the stream's length goes on */
+    void (*skipped)(void *state, enum stream_dir dir, uint32_t len);
     /* the flow is gone; state must be freed by the consumer here */
     void (*close)(void *state, enum flow_end why, sw_usec ts);
 };

@@ -524,8 +524,12 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
             /* not delivered, but followed: sequence checks stay valid */
             t->st.segs_after_stop++;
             if (seq_gt(seq + p->payload_len, fd->next) &&
-                seq + p->payload_len - fd->next < REASM_WINDOW_LIMIT)
+                seq + p->payload_len - fd->next < REASM_WINDOW_LIMIT) {
+                uint32_t n = seq + p->payload_len - fd->next;
                 fd->next = seq + p->payload_len;
+                if (t->c.skipped && f->cstate)
+                    t->c.skipped(f->cstate, dir, n);
+            }
         } else
             reasm_data(t, f, dir, seq, p->payload, p->payload_len, m);
     }

@@ -500,7 +500,7 @@ static void feed_tls(struct smtp_session *s, enum stream_dir dir, const uint8_t 
      * its first record after its Finished is read, TLS <= 1.2), or from a
      * direction that stopped being TLS: the reassembler may stop buffering
      * it. The client's bytes past the handshake are read for that one record
-     * header only: they count nowhere else (tls_quiet). */
+     * header only: they count in bytes_c2s and nowhere else (tls_quiet). */
     const struct facts_tls *t = s->f.tls;
     if (t->established)
         s->tls_quiet = true;
@@ -620,6 +620,7 @@ unsigned smtp_session_feed(struct smtp_session *s, enum stream_dir dir, const ui
         return STREAM_STOP_C2S | STREAM_STOP_S2C;
     if (dir == DIR_C2S && s->tls_quiet) {
         /* past the handshake: only the client's next record header */
+        s->f.bytes_c2s += len;
         feed_client(s, buf, len, m);
         return s->stop;
     }
@@ -1043,6 +1044,19 @@ static void c_overlap(void *st, enum stream_dir dir, const struct stream_meta *m
     smtp_mem_sync(s);
 }
 
+/* Bytes past the point the session stopped reading (TLS): they still
+ * count in source.bytes and destination.bytes. */
+static void c_skipped(void *st, enum stream_dir dir, uint32_t len)
+{
+    struct smtp_session *s = st;
+    if (s->st == SMTP_ST_IGNORED || s->st == SMTP_ST_CLASSIFY)
+        return;
+    if (dir == DIR_C2S)
+        s->f.bytes_c2s += len;
+    else
+        s->f.bytes_s2c += len;
+}
+
 static void c_close(void *st, enum flow_end why, sw_usec ts)
 {
     struct smtp_session *s = st;
@@ -1084,6 +1098,7 @@ struct smtp_consumer *smtp_consumer_new(const struct smtp_cfg *cfg)
     sc->ops.gap = c_gap;
     sc->ops.packet = c_packet;
     sc->ops.overlap_conflict = c_overlap;
+    sc->ops.skipped = c_skipped;
     sc->ops.close = c_close;
     sc->ops.unopened = c_unopened;
     strs_sync(sc);

@@ -163,7 +163,7 @@ struct smtp_session {
     bool ttl_base_set;
     bool ipid_have;
     bool ignored;
-    bool tls_quiet; /* TLS established: the client's bytes count no more */
+    bool tls_quiet; /* TLS established: the client's bytes only counted */
     uint8_t ttl_base;
     uint8_t ttl_ref;        /* the banner's TTL, the reference for the replies below */
     uint8_t ttl_reply_done; /* SMTP_TTL_AT_* already compared */
