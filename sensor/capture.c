@@ -69,10 +69,32 @@ static void set_err(char *err, size_t errlen, const char *a, const char *b)
     snprintf(err, errlen, "%s: %s", a, b);
 }
 
+/* Sets cfg->bpf on the live handle of s (no filter: every packet). False:
+ * err filled. */
+static bool live_set_filter(struct capture_src *s, const struct capture_live_cfg *cfg, char *err,
+                            size_t errlen)
+{
+    const char *bpf = cfg->bpf ? cfg->bpf : "";
+    struct bpf_program prog;
+    if (pcap_compile(s->pc, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
+        snprintf(err, errlen, "--bpf \"%s\": %s", bpf, pcap_geterr(s->pc));
+        return false;
+    }
+    if (pcap_setfilter(s->pc, &prog) < 0) {
+        snprintf(err, errlen, "--bpf \"%s\": %s", bpf, pcap_geterr(s->pc));
+        pcap_freecode(&prog);
+        return false;
+    }
+    pcap_freecode(&prog);
+    return true;
+}
+
 /* Opens and activates one live handle on cfg->iface into s, with a ring of
- * buffer bytes (0: libpcap's default) and the filter. False: err filled. */
+ * buffer bytes (0: libpcap's default) and the filter, or closed: with a
+ * filter that passes nothing (a socket yet to join a fanout group). False:
+ * err filled. */
 static bool live_open_one(struct capture_src *s, const struct capture_live_cfg *cfg, int buffer,
-                          char *err, size_t errlen)
+                          bool closed, char *err, size_t errlen)
 {
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     s->name = cfg->iface;
@@ -110,18 +132,25 @@ static bool live_open_one(struct capture_src *s, const struct capture_live_cfg *
         set_err(err, errlen, cfg->iface, ebuf[0] ? ebuf : "cannot poll the capture");
         return false;
     }
-    if (cfg->bpf && cfg->bpf[0]) {
-        struct bpf_program prog;
-        if (pcap_compile(pc, &prog, cfg->bpf, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-            snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
-            return false;
-        }
-        if (pcap_setfilter(pc, &prog) < 0) {
-            snprintf(err, errlen, "--bpf \"%s\": %s", cfg->bpf, pcap_geterr(pc));
-            pcap_freecode(&prog);
-            return false;
-        }
-        pcap_freecode(&prog);
+    if (!closed)
+        return !(cfg->bpf && cfg->bpf[0]) || live_set_filter(s, cfg, err, errlen);
+    /* nothing until the socket is in the fanout group: before it joins, it
+     * gets a copy of every packet the others get. The reject-all filter
+     * stops new packets; libpcap judges those already in the ring by the
+     * filter too, and reading them here drops them. */
+    struct bpf_insn none = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct bpf_program prog = {1, &none};
+    if (pcap_setfilter(pc, &prog) < 0) {
+        set_err(err, errlen, cfg->iface, pcap_geterr(pc));
+        return false;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    while ((rc = pcap_next_ex(pc, &h, &data)) == 1)
+        ;
+    if (rc < 0) {
+        set_err(err, errlen, cfg->iface, pcap_geterr(pc));
+        return false;
     }
     return true;
 }
@@ -165,12 +194,18 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
     int buffer = cfg->buffer_size > 0 ? cfg->buffer_size / (int)n : 0;
     uint16_t group = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (!live_open_one(&c->src[i], cfg, buffer, err, errlen) ||
+        if (!live_open_one(&c->src[i], cfg, buffer, n > 1, err, errlen) ||
             (n > 1 && !live_join_fanout(&c->src[i], &group, err, errlen))) {
             capture_free(c);
             return NULL;
         }
     }
+    /* every socket is in the group: now they capture, each its share */
+    for (unsigned i = 0; n > 1 && i < n; i++)
+        if (!live_set_filter(&c->src[i], cfg, err, errlen)) {
+            capture_free(c);
+            return NULL;
+        }
     return c;
 }
 

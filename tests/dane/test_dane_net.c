@@ -53,8 +53,8 @@ static int lab_up(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_lab, sizeof(g_lab), "%s/tests/dane/danelab.sh", SW_SOURCE_DIR);
-    g_dns = test_pick_port(SOCK_DGRAM);
-    g_redis = test_pick_port(SOCK_STREAM);
+    g_dns = test_pick_port();
+    g_redis = test_pick_port();
     if (g_dns < 0 || g_redis < 0 || g_dns == g_redis)
         return -1;
     if (sh("bash '%s' start '%s' %d %d", g_lab, g_dir, g_dns, g_redis))
@@ -272,7 +272,7 @@ static void test_redis_shared(void **state)
     assert_int_equal(s.status, DANE_ST_SECURE);
     dane_free(d);
     char dead[64];
-    snprintf(dead, sizeof(dead), "127.0.0.1@%d", test_pick_port(SOCK_DGRAM));
+    snprintf(dead, sizeof(dead), "127.0.0.1@%d", test_pick_port());
     d = engine(dead, g_redis_url, NULL, true);
     struct dane_answer a;
     assert_int_equal(dane_lookup(d, "mx1.dane.example", NULL, NULL, &a), SW_OK);

@@ -25,24 +25,13 @@
 
 #include "alerts/detector.h"
 #include "policy/redis_conn.h"
+#include "../test_port.h"
 
 #define T0 1795000000LL
 
 static pid_t redis_pid;
 static char redis_url[64];
 static char workdir[256];
-
-static uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (s < 0 || bind(s, (struct sockaddr *)&sin, sizeof sin) != 0)
-        return 0;
-    socklen_t sl = sizeof sin;
-    getsockname(s, (struct sockaddr *)&sin, &sl);
-    close(s);
-    return ntohs(sin.sin_port);
-}
 
 static int start_redis(void **state)
 {
@@ -51,7 +40,7 @@ static int start_redis(void **state)
     snprintf(workdir, sizeof workdir, "%s/swdetredis.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(workdir))
         return -1;
-    uint16_t port = free_port();
+    uint16_t port = (uint16_t)test_pick_port();
     char p[8];
     snprintf(p, sizeof p, "%u", port);
     redis_pid = fork();
@@ -324,7 +313,7 @@ static void test_redis_unreachable_is_not_fatal(void **state)
 {
     (void)state;
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", free_port());
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", (uint16_t)test_pick_port());
     struct lines a = {0};
     struct detector *d = det(url, &a);
     detector_session(d, session("S00000000000000c1", "192.0.2.10", true, T0));

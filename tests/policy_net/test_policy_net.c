@@ -56,9 +56,9 @@ static int lab_up(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     snprintf(g_lab, sizeof(g_lab), "%s/tests/policy_net/netlab.sh", SW_SOURCE_DIR);
-    g_dns = test_pick_port(SOCK_DGRAM);
-    g_https = test_pick_port(SOCK_STREAM);
-    g_redis = test_pick_port(SOCK_STREAM);
+    g_dns = test_pick_port();
+    g_https = test_pick_port();
+    g_redis = test_pick_port();
     if (g_dns < 0 || g_https < 0 || g_redis < 0 || g_https == g_redis)
         return -1;
     if (sh("bash '%s' start '%s' %d %d %d", g_lab, g_dir, g_dns, g_https, g_redis))
@@ -755,7 +755,7 @@ static void test_dns_unreachable(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     char srv[64];
-    snprintf(srv, sizeof(srv), "127.0.0.1@%d", test_pick_port(SOCK_DGRAM));
+    snprintf(srv, sizeof(srv), "127.0.0.1@%d", test_pick_port());
     c.dns_server = srv;
     c.dns_timeout_ms = 1500;
     struct policy_engine *e = engine(&c);
@@ -881,7 +881,7 @@ static void test_redis_down(void **state)
     struct policy_cfg c;
     base_cfg(&c);
     char u[64];
-    int dead = test_pick_port(SOCK_STREAM);
+    int dead = test_pick_port();
     snprintf(u, sizeof(u), "redis://127.0.0.1:%d", dead);
     c.redis_url = u;
     struct policy_engine *e = engine(&c);

@@ -122,6 +122,16 @@ static int capture_sockets(pid_t pid)
     return n;
 }
 
+/* Whether the alerts file at path holds the sensor-started health event. */
+static bool started(const char *path)
+{
+    size_t len;
+    char *text = slurp(path, &len);
+    bool yes = text && strstr(text, "\"action\":\"sensor-started\"");
+    free(text);
+    return yes;
+}
+
 static bool capturing(pid_t pid)
 {
     return capture_sockets(pid) > 0;
@@ -559,10 +569,12 @@ static void test_live_fanout_matches_offline(void **st)
     mkdir(sdir, 0700);
     pid_t pid = run_start(sdir, sensor, NULL);
     assert_true(pid > 0);
-    /* wait (up to 30 s) until both sockets capture */
+    /* wait (up to 30 s) until both sockets capture: bound to va, and the
+     * sensor says it started (written once both are in the fanout group
+     * with their filter; before that they take nothing) */
     struct timespec tick = {0, 20 * 1000 * 1000};
     int socks = 0;
-    for (int i = 0; i < 1500 && (socks = capture_sockets(pid)) < 2; i++) {
+    for (int i = 0; i < 1500 && ((socks = capture_sockets(pid)) < 2 || !started(live_a)); i++) {
         if (waitpid(pid, NULL, WNOHANG) != 0) {
             struct run_out so;
             run_collect(sdir, &so);
@@ -572,6 +584,8 @@ static void test_live_fanout_matches_offline(void **st)
     }
     if (socks != 2)
         fail_msg("after 30 s the sensor has %d packet sockets bound to va, not 2", socks);
+    if (!started(live_a))
+        fail_msg("after 30 s the sensor has not written its sensor-started event");
 
     char *replay[] = {"nsenter", net_d, "tcpreplay", "-q", "--pps", "1000", "-i", "vb", mix, NULL};
     run(tmp, replay, NULL, 60, &r);
