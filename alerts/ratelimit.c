@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ratelimit.c: per (rule, server) token buckets with suppressed counts.
- * No RFC; a bounded open-addressing table of bucket indexes (4 bytes a
- * slot), the buckets themselves dense in a pool that grows as keys come, so
+ * No RFC; a bounded open-addressing table of bucket indexes and key hashes
+ * (8 bytes a slot), the buckets themselves dense in a pool that grows as keys come, so
  * a run with few keys touches few pages. */
 #include "alerts/ratelimit.h"
 
@@ -21,11 +21,18 @@ struct bucket {
     uint64_t suppressed;
 };
 
+/* A slot keeps its key's hash beside the bucket's index: a probe looks at
+ * the slots (contiguous) and touches only the bucket whose hash matches. */
+struct rl_slot {
+    uint32_t idx;  /* 0 free, else 1 + the bucket's index in pool */
+    uint32_t hash; /* low bits of the key's hash_key() */
+};
+
 struct ratelimit {
     unsigned rate;
     size_t n;
-    uint32_t *slot;      /* n slots: 0 free, else 1 + the bucket's index in pool */
-    struct bucket *pool; /* n_pool used of cap_pool, at most n */
+    struct rl_slot *slot; /* n slots */
+    struct bucket *pool;  /* n_pool used of cap_pool, at most n */
     size_t n_pool, cap_pool;
     uint64_t clock;
     uint64_t lost;
@@ -62,11 +69,12 @@ uint64_t ratelimit_lost_suppressed(const struct ratelimit *r)
     return r->lost;
 }
 
+/* FNV-1a of the rule and the part of the server a bucket keeps. */
 static uint64_t hash_key(int rule, const char *s)
 {
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)(unsigned)rule;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
+    for (size_t i = 0; s[i] && i < RL_KEY_MAX - 1; i++) {
+        h ^= (unsigned char)s[i];
         h *= 1099511628211ULL;
     }
     return h;
@@ -75,7 +83,18 @@ static uint64_t hash_key(int rule, const char *s)
 /* The bucket in slot s, NULL when the slot is free. */
 static struct bucket *slot_bucket(const struct ratelimit *r, size_t s)
 {
-    return r->slot[s] ? &r->pool[r->slot[s] - 1] : NULL;
+    return r->slot[s].idx ? &r->pool[r->slot[s].idx - 1] : NULL;
+}
+
+/* The bucket of (rule, server), whose hash_key() is h, when slot s holds
+ * it; else NULL. */
+static struct bucket *slot_match(const struct ratelimit *r, size_t s, uint32_t h, int rule,
+                                 const char *server)
+{
+    if (!r->slot[s].idx || r->slot[s].hash != h)
+        return NULL;
+    struct bucket *b = slot_bucket(r, s);
+    return b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1) ? b : NULL;
 }
 
 /* A new bucket for the free slot s; NULL when out of memory. */
@@ -91,7 +110,7 @@ static struct bucket *bucket_add(struct ratelimit *r, size_t s)
         r->pool = p;
         r->cap_pool = cap;
     }
-    r->slot[s] = (uint32_t)++r->n_pool;
+    r->slot[s].idx = (uint32_t)++r->n_pool;
     return &r->pool[r->n_pool - 1];
 }
 
@@ -100,28 +119,35 @@ static struct bucket *bucket_add(struct ratelimit *r, size_t s)
 static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *server, sw_usec now,
                                  unsigned rate)
 {
-    size_t start = hash_key(rule, server) % r->n;
+    uint64_t h = hash_key(rule, server);
+    size_t start = h % r->n;
     size_t free_slot = SIZE_MAX;
-    struct bucket *victim = NULL;
     for (size_t i = 0; i < RL_PROBE; i++) {
-        size_t s = (start + i) % r->n;
-        struct bucket *b = slot_bucket(r, s);
-        if (b && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1))
+        size_t s = start + i < r->n ? start + i : start + i - r->n;
+        struct bucket *b = slot_match(r, s, (uint32_t)h, rule, server);
+        if (b)
             return b;
-        if (!b) {
-            if (free_slot == SIZE_MAX)
-                free_slot = s;
-        } else if (!victim || b->touched < victim->touched) {
-            victim = b;
-        }
+        if (!r->slot[s].idx && free_slot == SIZE_MAX)
+            free_slot = s;
     }
+    struct bucket *victim = NULL;
     if (free_slot != SIZE_MAX) {
         victim = bucket_add(r, free_slot);
         if (!victim)
             return NULL;
     } else {
+        /* the window is full: its least recently used bucket goes */
+        for (size_t i = 0; i < RL_PROBE; i++) {
+            size_t s = start + i < r->n ? start + i : start + i - r->n;
+            struct bucket *b = slot_bucket(r, s);
+            if (!victim || b->touched < victim->touched) {
+                victim = b;
+                free_slot = s;
+            }
+        }
         r->lost += victim->suppressed;
     }
+    r->slot[free_slot].hash = (uint32_t)h;
     memset(victim, 0, sizeof *victim);
     victim->rule = rule;
     snprintf(victim->server, sizeof victim->server, "%s", server);
@@ -142,10 +168,12 @@ bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_
     *suppressed = 0;
     if (rate == 0) {
         /* unlimited; a bucket left from a limited time hands its count on */
-        size_t start = hash_key(rule, server) % r->n;
+        uint64_t h = hash_key(rule, server);
+        size_t start = h % r->n;
         for (size_t i = 0; i < RL_PROBE; i++) {
-            struct bucket *b = slot_bucket(r, (start + i) % r->n);
-            if (b && b->rule == rule && !strncmp(b->server, server, RL_KEY_MAX - 1)) {
+            size_t s = start + i < r->n ? start + i : start + i - r->n;
+            struct bucket *b = slot_match(r, s, (uint32_t)h, rule, server);
+            if (b) {
                 *suppressed = b->suppressed;
                 b->suppressed = 0;
                 break;

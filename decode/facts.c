@@ -161,20 +161,18 @@ bool facts_add_cap(struct smtp_facts *f, const char *s, size_t n)
 {
     n = strnlen(s, n);
     size_t old = f->caps ? caps_len(f->caps, f->n_caps) : 0;
-    char *b = malloc(old + n + 1);
-    if (!b)
-        return false;
-    if (old)
-        memcpy(b, f->caps, old);
-    memcpy(b + old, s, n);
-    b[old + n] = '\0';
     const char *nc;
     if (f->storage == FACTS_STRTAB) {
-        nc = strtab_get(f->strs, b, old + n + 1);
-        free(b);
-        if (!nc)
+        if (!(nc = strtab_add_item(f->strs, f->caps, s, n)))
             return false;
     } else {
+        char *b = malloc(old + n + 1);
+        if (!b)
+            return false;
+        if (old)
+            memcpy(b, f->caps, old);
+        memcpy(b + old, s, n);
+        b[old + n] = '\0';
         nc = b;
         f->mem += old + n + 1;
     }

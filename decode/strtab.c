@@ -29,13 +29,20 @@ static struct strtab_ent *ent_of(const char *s)
     return (struct strtab_ent *)(void *)(s - offsetof(struct strtab_ent, s));
 }
 
-/* FNV-1a, 32 bits: short strings, a per-worker table */
-static uint32_t str_hash(const char *s, size_t n)
+#define STR_HASH_SEED 2166136261u
+
+/* FNV-1a, 32 bits: short strings, a per-worker table. h: the hash of the
+ * bytes before s (STR_HASH_SEED for none). */
+static uint32_t str_hash_from(uint32_t h, const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (uint8_t)s[i]) * 16777619u;
     return h;
+}
+
+static uint32_t str_hash(const char *s, size_t n)
+{
+    return str_hash_from(STR_HASH_SEED, s, n);
 }
 
 struct strtab *strtab_new(void)
@@ -90,13 +97,17 @@ static void grow(struct strtab *t)
     t->n_b = nb;
 }
 
-const char *strtab_get(struct strtab *t, const char *s, size_t n)
+/* The one copy of a[0..na) b[0..nb) c[0..nc) (hash h), a new reference. */
+static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, const char *b,
+                        size_t nb, const char *c, size_t nc)
 {
+    size_t n = na + nb + nc;
     if (n > UINT32_MAX - 1)
         return NULL;
-    uint32_t h = str_hash(s, n);
     for (struct strtab_ent *e = t->b[h & (t->n_b - 1)]; e; e = e->next)
-        if (e->hash == h && e->len == n && memcmp(e->s, s, n) == 0 && e->refs < UINT32_MAX) {
+        if (e->hash == h && e->len == n && memcmp(e->s, a, na) == 0 &&
+            memcmp(e->s + na, b, nb) == 0 && memcmp(e->s + na + nb, c, nc) == 0 &&
+            e->refs < UINT32_MAX) {
             e->refs++;
             return e->s;
         }
@@ -106,7 +117,9 @@ const char *strtab_get(struct strtab *t, const char *s, size_t n)
     e->hash = h;
     e->refs = 1;
     e->len = (uint32_t)n;
-    memcpy(e->s, s, n);
+    memcpy(e->s, a, na);
+    memcpy(e->s + na, b, nb);
+    memcpy(e->s + na + nb, c, nc);
     e->s[n] = '\0';
     e->next = t->b[h & (t->n_b - 1)];
     t->b[h & (t->n_b - 1)] = e;
@@ -115,6 +128,20 @@ const char *strtab_get(struct strtab *t, const char *s, size_t n)
     if (t->n > t->n_b)
         grow(t);
     return e->s;
+}
+
+const char *strtab_get(struct strtab *t, const char *s, size_t n)
+{
+    return get3(t, str_hash(s, n), s, n, "", 0, "", 0);
+}
+
+const char *strtab_add_item(struct strtab *t, const char *list, const char *s, size_t n)
+{
+    /* the list's hash goes on over the item: no pass over the list again */
+    size_t nl = list ? ent_of(list)->len : 0;
+    uint32_t h = list ? ent_of(list)->hash : STR_HASH_SEED;
+    h = str_hash_from(str_hash_from(h, s, n), "", 1);
+    return get3(t, h, list ? list : "", nl, s, n, "", 1);
 }
 
 const char *strtab_ref(const char *s)

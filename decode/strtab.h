@@ -19,6 +19,10 @@ struct strtab *strtab_new(void);
 void strtab_free(struct strtab *t);
 /* NULL when out of memory. */
 const char *strtab_get(struct strtab *t, const char *s, size_t n);
+/* The one copy of the string list (one of t, or NULL for none) followed by
+ * s[0..n) and a NUL byte: a list of NUL-terminated items, one item longer.
+ * The list keeps its reference. NULL when out of memory. */
+const char *strtab_add_item(struct strtab *t, const char *list, const char *s, size_t n);
 /* A second reference to a string strtab_get returned. */
 const char *strtab_ref(const char *s);
 /* Drops a reference (NULL is a no-op). */

@@ -296,6 +296,29 @@ static void test_strings_shared(void **state)
     strtab_free(t);
 }
 
+/* A list grown item by item is the one copy of the whole list (same hash,
+ * same bytes): two sessions' equal capability lists share it. */
+static void test_list_items_shared(void **state)
+{
+    (void)state;
+    struct strtab *t = strtab_new();
+    assert_non_null(t);
+    const char *whole = strtab_get(t, "PIPELINING\0STARTTLS\0", 20);
+    const char *one = strtab_add_item(t, NULL, "PIPELININGxx", 10);
+    assert_int_equal(strtab_len(one), 11);
+    assert_memory_equal(one, "PIPELINING", 11);
+    const char *two = strtab_add_item(t, one, "STARTTLS", 8);
+    assert_ptr_equal(two, whole);
+    assert_int_equal(strtab_count(t), 2);
+    strtab_put(t, one); /* the list keeps its own reference */
+    assert_int_equal(strtab_count(t), 1);
+    strtab_put(t, two);
+    assert_int_equal(strtab_count(t), 1);
+    strtab_put(t, whole);
+    assert_int_equal(strtab_count(t), 0);
+    strtab_free(t);
+}
+
 /* A half-open flood never evicts a session; a full table evicts the least
  * recently active session, flushed as "evicted" with what was decoded and
  * judged like any other; a new session is never refused. */
@@ -401,13 +424,10 @@ static void test_unbound_memcap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nothing_before_payload),
-        cmocka_unit_test(test_common_session_bytes),
-        cmocka_unit_test(test_copy_is_content),
-        cmocka_unit_test(test_strings_shared),
-        cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_memcap_evicts_sessions),
-        cmocka_unit_test(test_unbound_memcap),
+        cmocka_unit_test(test_nothing_before_payload), cmocka_unit_test(test_common_session_bytes),
+        cmocka_unit_test(test_copy_is_content),        cmocka_unit_test(test_strings_shared),
+        cmocka_unit_test(test_list_items_shared),      cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_memcap_evicts_sessions), cmocka_unit_test(test_unbound_memcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
