@@ -871,6 +871,7 @@ void flow_table_free(struct flow_table *t)
         }
     }
     free(t->buckets);
+    reasm_table_free(t);
     sw_slab_destroy(&t->slab_tomb);
     sw_slab_destroy(&t->slab_emb);
     sw_slab_destroy(&t->slab_full);

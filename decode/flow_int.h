@@ -55,6 +55,12 @@ struct retain {
 };
 #define REASM_RETAIN_MAX  4096u
 #define REASM_RETAIN_KEEP 1024u /* larger buffers (bulk transfers) stay when emptied */
+/* Freed buffers of 64 to REASM_RETAIN_KEEP bytes are kept for reuse, up to
+ * REASM_SPARE_MAX of each size per table (at most about 64 KB, outside the
+ * memcap): an SMTP reply is retained until ACKed, so a buffer came and went
+ * per reply, a malloc and a free each. */
+#define REASM_SPARE_CLASSES 5 /* 64, 128, 256, 512, 1024 */
+#define REASM_SPARE_MAX     32u
 
 /* flow_dir.flags */
 #define FD_KNOWN    0x01 /* next is valid (SYN seen, or midstream base set) */
@@ -171,8 +177,10 @@ struct flow_table {
     uint64_t seed; /* bucket hash seed (hash flooding) */
     struct flow_lru lru[FL_COUNT];
     struct sw_slab slab_tomb, slab_emb, slab_full; /* the three entry sizes (slab.h) */
-    sw_usec clock;                                 /* monotonic capture clock */
-    sw_usec pending;                               /* a big forward jump awaiting confirmation */
+    struct retain *spare[REASM_SPARE_CLASSES];     /* reasm.c: freed ring buffers */
+    unsigned n_spare[REASM_SPARE_CLASSES];
+    sw_usec clock;   /* monotonic capture clock */
+    sw_usec pending; /* a big forward jump awaiting confirmation */
     bool clock_set;
 };
 
@@ -197,5 +205,7 @@ void reasm_packet(struct flow_table *t, struct flow *f, enum stream_dir dir, con
 void reasm_flush(struct flow_table *t, struct flow *f);
 /* Frees both queues (no delivery). */
 void reasm_free(struct flow_table *t, struct flow *f);
+/* Frees the spare buffers of the table (flow_table_free). */
+void reasm_table_free(struct flow_table *t);
 
 #endif

@@ -46,11 +46,56 @@ static void queue_free(struct flow_table *t, struct flow_dir *fd)
     }
 }
 
+/* The spare class of a buffer of cap bytes, or -1 when it is not kept. */
+static int spare_class(uint32_t cap)
+{
+    for (int c = 0; c < REASM_SPARE_CLASSES; c++)
+        if (cap == 64u << c)
+            return c;
+    return -1;
+}
+
+/* Frees r, or keeps it for reuse (its next link in its data). */
+static void retain_release(struct flow_table *t, struct retain *r)
+{
+    int c = spare_class(r->cap);
+    if (c < 0 || t->n_spare[c] >= REASM_SPARE_MAX) {
+        free(r);
+        return;
+    }
+    memcpy(r->data, &t->spare[c], sizeof(t->spare[c]));
+    t->spare[c] = r;
+    t->n_spare[c]++;
+}
+
+/* A buffer of cap bytes: a spare one, or a new one (NULL: out of memory). */
+static struct retain *retain_alloc(struct flow_table *t, uint32_t cap)
+{
+    int c = spare_class(cap);
+    if (c >= 0 && t->spare[c]) {
+        struct retain *r = t->spare[c];
+        memcpy(&t->spare[c], r->data, sizeof(t->spare[c]));
+        t->n_spare[c]--;
+        return r;
+    }
+    return malloc(sizeof(struct retain) + cap);
+}
+
+void reasm_table_free(struct flow_table *t)
+{
+    for (int c = 0; c < REASM_SPARE_CLASSES; c++)
+        while (t->spare[c]) {
+            struct retain *r = t->spare[c];
+            memcpy(&t->spare[c], r->data, sizeof(t->spare[c]));
+            free(r);
+        }
+}
+
 static void retain_free(struct flow_table *t, struct flow_dir *fd)
 {
     if (fd->r) {
         flow_mem_release(t, sizeof(*fd->r) + fd->r->cap);
-        free(fd->r);
+        retain_release(t, fd->r);
         fd->r = NULL;
     }
 }
@@ -100,7 +145,7 @@ static bool retain_grow(struct flow_table *t, struct flow_dir *fd, uint32_t want
     size_t charge = (r ? 0 : sizeof(*r)) + (ncap - cap);
     struct retain *nr = NULL;
     if (flow_mem_try(t, charge)) {
-        nr = malloc(sizeof(*nr) + ncap);
+        nr = retain_alloc(t, ncap);
         if (!nr)
             flow_mem_release(t, charge);
     }
@@ -118,7 +163,8 @@ static bool retain_grow(struct flow_table *t, struct flow_dir *fd, uint32_t want
         memcpy(nr->data + first, r->data, r->len - first);
         nr->len = r->len;
     }
-    free(r);
+    if (r)
+        retain_release(t, r);
     fd->r = nr;
     return true;
 }
