@@ -55,12 +55,15 @@ struct retain {
 };
 #define REASM_RETAIN_MAX  4096u
 #define REASM_RETAIN_KEEP 1024u /* larger buffers (bulk transfers) stay when emptied */
-/* Freed buffers of 64 to REASM_RETAIN_KEEP bytes are kept for reuse, up to
- * REASM_SPARE_MAX of each size per table (at most about 64 KB, outside the
- * memcap): an SMTP reply is retained until ACKed, so a buffer came and went
- * per reply, a malloc and a free each. */
-#define REASM_SPARE_CLASSES 5 /* 64, 128, 256, 512, 1024 */
+/* Freed buffers of every size (64 to REASM_RETAIN_MAX bytes) are kept for
+ * reuse, up to REASM_SPARE_MAX of each size per table (at most about 260 KB,
+ * outside the memcap): an SMTP reply is retained until ACKed, so a buffer
+ * came and went per reply, and a message body's ring per session, a malloc
+ * (and first-touch page faults) and a free each. */
+#define REASM_SPARE_CLASSES 7 /* 64, 128, ..., 4096 */
 #define REASM_SPARE_MAX     32u
+_Static_assert((64u << (REASM_SPARE_CLASSES - 1)) == REASM_RETAIN_MAX,
+               "the largest spare class is REASM_RETAIN_MAX");
 
 /* flow_dir.flags */
 #define FD_KNOWN    0x01 /* next is valid (SYN seen, or midstream base set) */
