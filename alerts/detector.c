@@ -73,6 +73,7 @@ struct detector {
     struct detector_cfg cfg;
     struct record *spare[SPARE_RECORDS]; /* emptied records, reused before malloc */
     size_t n_spare;
+    struct lookup_ctx *spare_ctx; /* a context an answer at once left unused */
     struct detector_stats stats;
     char observer[256];
     char hostname[256];            /* observer.hostname */
@@ -401,6 +402,27 @@ static struct record *ctx_record(struct lookup_ctx *c)
     return d->ring[(d->head + (size_t)(c->seq - d->head_seq)) % d->cap];
 }
 
+/* A zeroed lookup context: the spare one, or a new one (NULL: out of
+ * memory). Most lookups answer at once (from the cache), so one context
+ * serves them all. */
+static struct lookup_ctx *ctx_new(struct detector *d)
+{
+    struct lookup_ctx *c = d->spare_ctx;
+    d->spare_ctx = NULL;
+    if (c) {
+        memset(c, 0, sizeof *c);
+        return c;
+    }
+    return calloc(1, sizeof *c);
+}
+
+/* Keeps c (a context of a lookup that answered at once) for the next one. */
+static void ctx_spare(struct detector *d, struct lookup_ctx *c)
+{
+    free(d->spare_ctx);
+    d->spare_ctx = c;
+}
+
 /* A lookup of record r answers later through c: c joins the handle's
  * contexts (reachable, never leaked, if the detector goes first) and r
  * waits for it. */
@@ -443,7 +465,7 @@ static void dane_start(struct detector *d, struct record *r)
     if (!dn || !rules_dane_host(r->f, host))
         return;
     memcpy(r->dane.host, host, sizeof host);
-    struct lookup_ctx *c = calloc(1, sizeof *c);
+    struct lookup_ctx *c = ctx_new(d);
     struct dane_answer a;
     if (!c) {
         a = (struct dane_answer){DANE_ST_UNKNOWN, NULL, "out of memory"};
@@ -457,7 +479,7 @@ static void dane_start(struct detector *d, struct record *r)
         ctx_link(d, r, c);
         return;
     }
-    free(c);
+    ctx_spare(d, c);
     rule_dane_set(&r->dane, host, &a);
 }
 
@@ -475,7 +497,7 @@ static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
     while (r->next_lookup < r->n_all && r->in_flight < LOOKUPS_PER_SESSION) {
         struct rule_policy *p = &r->pols[r->next_lookup];
         size_t idx = r->next_lookup++;
-        struct lookup_ctx *c = calloc(1, sizeof *c);
+        struct lookup_ctx *c = ctx_new(d);
         if (!c) {
             struct policy_answer a = {POLICY_ST_UNKNOWN, NULL, "out of memory"};
             rule_policy_set(p, &a);
@@ -495,7 +517,7 @@ static void lookups_start(struct detector *d, struct record *r, uint64_t seq)
             started = true;
             continue;
         }
-        free(c);
+        ctx_spare(d, c);
         if (rc == SW_OK) {
             rule_policy_set(p, &a);
         } else {
@@ -694,6 +716,7 @@ void detector_free(struct detector *d)
     }
     while (d->n_spare)
         free(d->spare[--d->n_spare]);
+    free(d->spare_ctx);
     free(d->ring);
     jsonw_free(&d->out);
     posture_free(d->posture);
