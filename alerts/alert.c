@@ -200,25 +200,9 @@ static void alert_observer(struct jsonw *w, const struct alert_doc *a)
 static void alert_mta_sts(struct jsonw *w, const struct alert_doc *a)
 {
     int p = a->v->policy;
-    if (p < 0 || (size_t)p >= a->n_pols || !a->pols[p].json)
+    if (p < 0 || (size_t)p >= a->n_pols || !a->pols[p].answered)
         return;
-    const struct rule_policy *rp = &a->pols[p];
-    const char *k;
-    json_t *m;
-    bool derived_done = false;
-    jsonw_obj_open(w, "mta_sts");
-    json_object_foreach(rp->json, k, m)
-    {
-        if (rp->derived && strcmp(k, "derived_from_server_name") == 0) {
-            jsonw_bool(w, k, true);
-            derived_done = true;
-            continue;
-        }
-        jsonw_json(w, k, m);
-    }
-    if (rp->derived && !derived_done)
-        jsonw_bool(w, "derived_from_server_name", true);
-    jsonw_obj_close(w);
+    rule_policy_write(w, "mta_sts", &a->pols[p]);
 }
 
 /* top level: after the record's tls */

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "alerts/jsonw.h"
+#include "policy/snapshot.h"
 
 static const struct rule_desc rule_descs[RULE_COUNT] = {
     [RULE_STARTTLS_STRIPPED] =
@@ -120,13 +121,46 @@ void rule_policy_set(struct rule_policy *p, const struct policy_answer *a)
     } else if (with_entry) {
         p->status = POLICY_ST_UNKNOWN;
     }
-    if (p->json)
-        json_decref(p->json);
-    p->json = policy_answer_to_json(p->domain, a);
-    if (p->json && p->status == POLICY_ST_UNKNOWN)
-        json_object_set_new(p->json, "status", json_string("unknown"));
-    if (p->json && a && a->detail && p->status != POLICY_ST_VALID)
-        json_object_set_new(p->json, "detail", json_string(a->detail));
+    free(p->detail);
+    p->detail = NULL;
+    if (a && a->detail && p->status != POLICY_ST_VALID && !(p->detail = strdup(a->detail)))
+        p->status = POLICY_ST_UNKNOWN;
+}
+
+/* A string as jansson's json_string() takes it: valid UTF-8, else the
+ * member is left out (as a failed json_object_set_new() leaves it). */
+static void str_like_jansson(struct jsonw *w, const char *key, const char *s)
+{
+    if (s && jsonw_utf8_valid(s, strlen(s)))
+        jsonw_str(w, key, s);
+}
+
+void rule_policy_write(struct jsonw *w, const char *key, const struct rule_policy *p)
+{
+    jsonw_obj_open(w, key);
+    str_like_jansson(w, "domain", p->domain);
+    if (rule_policy_in_force(p)) {
+        jsonw_str(w, "id", p->id);
+        jsonw_str(w, "mode", mtasts_mode_str(p->pol.mode));
+        jsonw_arr_open(w, "mx");
+        for (size_t i = 0; i < p->pol.n_mx; i++)
+            str_like_jansson(w, NULL, p->pol.mx[i]);
+        jsonw_arr_close(w);
+        jsonw_int(w, "max_age", p->pol.max_age);
+        char t[32];
+        snapshot_time_format(p->fetched_at, t);
+        jsonw_str(w, "fetched_at", t);
+        jsonw_str(w, "source", policy_source_str(p->source));
+    } else {
+        static const char *const none[] = {"id", "mode", "mx", "max_age", "fetched_at", "source"};
+        for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+            jsonw_null(w, none[i]);
+    }
+    jsonw_str(w, "status", policy_status_str(p->status));
+    str_like_jansson(w, "detail", p->detail);
+    if (p->derived)
+        jsonw_bool(w, "derived_from_server_name", true);
+    jsonw_obj_close(w);
 }
 
 bool rule_policy_in_force(const struct rule_policy *p)
@@ -138,8 +172,7 @@ void rule_policy_clear(struct rule_policy *p)
 {
     if (rule_policy_in_force(p))
         mtasts_policy_clear(&p->pol);
-    if (p->json)
-        json_decref(p->json);
+    free(p->detail);
     memset(p, 0, sizeof *p);
 }
 
@@ -569,32 +602,12 @@ static void ev_policies(struct jsonw *w, const struct rule_policy *pols, size_t 
 {
     bool open = false;
     for (size_t i = 0; i < n; i++) {
-        if (!pols[i].json || (valid_only && !rule_policy_in_force(&pols[i])))
+        if (!pols[i].answered || (valid_only && !rule_policy_in_force(&pols[i])))
             continue;
         if (!open)
             jsonw_arr_open(w, "policies");
         open = true;
-        if (!pols[i].derived || !json_is_object(pols[i].json)) {
-            jsonw_json(w, NULL, pols[i].json);
-            continue;
-        }
-        /* derived_from_server_name: true, in its place when the answer has it */
-        const char *k;
-        json_t *m;
-        bool done = false;
-        jsonw_obj_open(w, NULL);
-        json_object_foreach(pols[i].json, k, m)
-        {
-            if (strcmp(k, "derived_from_server_name") == 0) {
-                jsonw_bool(w, k, true);
-                done = true;
-            } else {
-                jsonw_json(w, k, m);
-            }
-        }
-        if (!done)
-            jsonw_bool(w, "derived_from_server_name", true);
-        jsonw_obj_close(w);
+        rule_policy_write(w, NULL, &pols[i]);
     }
     if (open)
         jsonw_arr_close(w);

@@ -16,6 +16,8 @@
 #include "policy/dane.h"
 #include "policy/policy.h"
 
+struct jsonw;
+
 /* Stable rule ids, in the order detector_stats.by_rule counts them. */
 enum rule_id {
     RULE_STARTTLS_STRIPPED = 0,
@@ -62,9 +64,13 @@ struct rule_policy {
     struct mtasts_policy pol; /* set when status is VALID or EXPIRED */
     int64_t fetched_at;
     enum policy_source source;
-    struct json_t *json; /* policy_answer_to_json(); owned */
+    char *detail; /* the answer's detail (not for VALID); owned */
 };
 void rule_policy_set(struct rule_policy *p, const struct policy_answer *a);
+/* The answered policy p as an alert's mta_sts object: domain, id, mode, mx,
+ * max_age, fetched_at (RFC 3339), source, status, then detail when there
+ * is one and derived_from_server_name when derived. */
+void rule_policy_write(struct jsonw *w, const char *key, const struct rule_policy *p);
 /* VALID or EXPIRED: pol is set and judged with (expired ones lower the
  * confidence of the alerts resting on them, alerts/RULES.md). */
 bool rule_policy_in_force(const struct rule_policy *p);

@@ -187,11 +187,6 @@ const struct policy_stats *policy_engine_stats(const struct policy_engine *e);
 struct dane;
 struct dane *policy_engine_dane(struct policy_engine *e);
 
-/* The mta_sts object of an alert: domain, id, mode, mx, max_age, fetched_at,
- * source, status. Caller owns the result. */
-struct json_t;
-struct json_t *policy_answer_to_json(const char *domain, const struct policy_answer *a);
-
 /* `stripwatch policy DOMAIN ...`: the operator's check command. Returns the
  * process exit code (0: valid policy published, 1: not). */
 int policy_cli_main(int argc, char **argv);
