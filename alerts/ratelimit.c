@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ratelimit.c: per (rule, server) token buckets with suppressed counts.
  * No RFC; a bounded open-addressing table of bucket indexes and key hashes
- * (8 bytes a slot), the buckets themselves dense in a pool that grows as keys come, so
- * a run with few keys touches few pages. */
+ * (8 bytes a slot), the buckets themselves dense in a pool that grows as
+ * keys come, so a run with few keys touches few pages. */
 #include "alerts/ratelimit.h"
 
 #include <stdio.h>
@@ -80,6 +80,12 @@ static uint64_t hash_key(int rule, const char *s)
     return h;
 }
 
+/* Slot i (0..RL_PROBE-1) of the probe window that starts at start. */
+static size_t probe(const struct ratelimit *r, size_t start, size_t i)
+{
+    return start + i < r->n ? start + i : start + i - r->n;
+}
+
 /* The bucket in slot s, NULL when the slot is free. */
 static struct bucket *slot_bucket(const struct ratelimit *r, size_t s)
 {
@@ -123,7 +129,7 @@ static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *serv
     size_t start = h % r->n;
     size_t free_slot = SIZE_MAX;
     for (size_t i = 0; i < RL_PROBE; i++) {
-        size_t s = start + i < r->n ? start + i : start + i - r->n;
+        size_t s = probe(r, start, i);
         struct bucket *b = slot_match(r, s, (uint32_t)h, rule, server);
         if (b)
             return b;
@@ -138,7 +144,7 @@ static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *serv
     } else {
         /* the window is full: its least recently used bucket goes */
         for (size_t i = 0; i < RL_PROBE; i++) {
-            size_t s = start + i < r->n ? start + i : start + i - r->n;
+            size_t s = probe(r, start, i);
             struct bucket *b = slot_bucket(r, s);
             if (!victim || b->touched < victim->touched) {
                 victim = b;
@@ -171,7 +177,7 @@ bool ratelimit_allow_rate(struct ratelimit *r, int rule, const char *server, sw_
         uint64_t h = hash_key(rule, server);
         size_t start = h % r->n;
         for (size_t i = 0; i < RL_PROBE; i++) {
-            size_t s = start + i < r->n ? start + i : start + i - r->n;
+            size_t s = probe(r, start, i);
             struct bucket *b = slot_match(r, s, (uint32_t)h, rule, server);
             if (b) {
                 *suppressed = b->suppressed;

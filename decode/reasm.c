@@ -68,27 +68,30 @@ static void retain_release(struct flow_table *t, struct retain *r)
     t->n_spare[c]++;
 }
 
+/* Takes the first spare buffer of class c (NULL: none). */
+static struct retain *spare_pop(struct flow_table *t, int c)
+{
+    struct retain *r = t->spare[c];
+    if (r) {
+        memcpy(&t->spare[c], r->data, sizeof(t->spare[c]));
+        t->n_spare[c]--;
+    }
+    return r;
+}
+
 /* A buffer of cap bytes: a spare one, or a new one (NULL: out of memory). */
 static struct retain *retain_alloc(struct flow_table *t, uint32_t cap)
 {
     int c = spare_class(cap);
-    if (c >= 0 && t->spare[c]) {
-        struct retain *r = t->spare[c];
-        memcpy(&t->spare[c], r->data, sizeof(t->spare[c]));
-        t->n_spare[c]--;
-        return r;
-    }
-    return malloc(sizeof(struct retain) + cap);
+    struct retain *r = c >= 0 ? spare_pop(t, c) : NULL;
+    return r ? r : malloc(sizeof(struct retain) + cap);
 }
 
 void reasm_table_free(struct flow_table *t)
 {
     for (int c = 0; c < REASM_SPARE_CLASSES; c++)
-        while (t->spare[c]) {
-            struct retain *r = t->spare[c];
-            memcpy(&t->spare[c], r->data, sizeof(t->spare[c]));
+        for (struct retain *r; (r = spare_pop(t, c)) != NULL;)
             free(r);
-        }
 }
 
 static void retain_free(struct flow_table *t, struct flow_dir *fd)

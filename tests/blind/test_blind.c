@@ -248,7 +248,7 @@ static void test_spool_left_redis_down(void **state)
 {
     (void)state;
     char url[64], *spool = tpath("down.spool");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", test_free_port());
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", test_pick_port());
     char *argv[] = {STRIPWATCH,     "-q",        "-r", STRIP_PCAP, "--policy-file",
                     STRIP_POL,      "--redis",   url,  "--spool",  spool,
                     "--alerts-out", "/dev/null", NULL};

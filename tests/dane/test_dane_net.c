@@ -55,7 +55,7 @@ static int lab_up(void **state)
     snprintf(g_lab, sizeof(g_lab), "%s/tests/dane/danelab.sh", SW_SOURCE_DIR);
     g_dns = test_pick_port();
     g_redis = test_pick_port();
-    if (g_dns < 0 || g_redis < 0 || g_dns == g_redis)
+    if (g_dns < 0 || g_redis < 0)
         return -1;
     if (sh("bash '%s' start '%s' %d %d", g_lab, g_dir, g_dns, g_redis))
         return -1;

@@ -27,25 +27,7 @@
 #include "policy/rcache.h"
 #include "policy/snapshot.h"
 #include "../test_port.h"
-#include "alerts/jsonw.h"
-#include "alerts/rules.h"
-
-/* The alert's mta_sts object for answer a (rules.h rule_policy_write), as
- * compact JSON; free() it. */
-static char *mta_sts_json(const char *domain, const struct policy_answer *a)
-{
-    struct rule_policy p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.domain, sizeof p.domain, "%s", domain);
-    rule_policy_set(&p, a);
-    struct jsonw w;
-    jsonw_init(&w);
-    rule_policy_write(&w, NULL, &p);
-    char *s = strdup(w.buf);
-    jsonw_free(&w);
-    rule_policy_clear(&p);
-    return s;
-}
+#include "mta_sts_json.h"
 
 static char g_dir[512];
 static char g_lab[1024];
@@ -78,7 +60,7 @@ static int lab_up(void **state)
     g_dns = test_pick_port();
     g_https = test_pick_port();
     g_redis = test_pick_port();
-    if (g_dns < 0 || g_https < 0 || g_redis < 0 || g_https == g_redis)
+    if (g_dns < 0 || g_https < 0 || g_redis < 0)
         return -1;
     if (sh("bash '%s' start '%s' %d %d %d", g_lab, g_dir, g_dns, g_https, g_redis))
         return -1;

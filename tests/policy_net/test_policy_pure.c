@@ -23,25 +23,7 @@
 #include "policy/fetch.h"
 #include "policy/policy.h"
 #include "policy/snapshot.h"
-#include "alerts/jsonw.h"
-#include "alerts/rules.h"
-
-/* The alert's mta_sts object for answer a (rules.h rule_policy_write), as
- * compact JSON; free() it. */
-static char *mta_sts_json(const char *domain, const struct policy_answer *a)
-{
-    struct rule_policy p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.domain, sizeof p.domain, "%s", domain);
-    rule_policy_set(&p, a);
-    struct jsonw w;
-    jsonw_init(&w);
-    rule_policy_write(&w, NULL, &p);
-    char *s = strdup(w.buf);
-    jsonw_free(&w);
-    rule_policy_clear(&p);
-    return s;
-}
+#include "mta_sts_json.h"
 
 static void test_content_type(void **state)
 {

@@ -19,13 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../test_port.h"
-
-int test_free_port(void)
-{
-    return test_pick_port();
-}
-
 bool test_sh(const char *fmt, ...)
 {
     char cmd[4096];
@@ -49,7 +42,7 @@ bool test_redis_init(struct test_redis *r, bool tls, bool aof, const char *extra
     r->tls = tls;
     r->aof = aof;
     snprintf(r->extra, sizeof r->extra, "%s", extra ? extra : "");
-    r->port = test_free_port();
+    r->port = test_pick_port();
     if (r->port <= 0)
         return false;
     if (tls) {

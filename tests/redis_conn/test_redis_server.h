@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "../test_port.h" /* test_pick_port(): a port for a server, or for a dead one */
+
 /* TLS: the server certificate names IP:127.0.0.1 (the address tests connect
  * to; no name lookup); the other one names only this. */
 #define TEST_REDIS_CERT_NAME "DNS:redis.stripwatch.test"
@@ -37,8 +39,6 @@ bool test_redis_start(struct test_redis *r);
 void test_redis_stop(struct test_redis *r, bool hard);
 /* Stops if running and removes the temp dir. */
 void test_redis_cleanup(struct test_redis *r);
-/* A free loopback TCP port nobody listens on (for "Redis is down"). */
-int test_free_port(void);
 /* Runs a shell command (for openssl); true on exit status 0. */
 bool test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -379,7 +379,7 @@ static void test_spool_full(void **state)
 {
     (void)state;
     char url[64], spool[300], errpath[300], a[256], want[600];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", test_free_port());
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", test_pick_port());
     struct sink_cfg c;
     cfg_for(&c, url, SINK_REDIS_LIST, spool, sizeof spool);
     c.spool_max_bytes = 1024;
