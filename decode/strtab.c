@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* strtab.c: interned reference-counted strings: a chained hash table of
- * entries that carry their bytes, grown by doubling, shrunk never. */
+ * entries that carry their bytes, grown by doubling, shrunk never. A string
+ * whose last reference goes stays in the table for reuse, among the last
+ * STRTAB_KEEP released (at most STRTAB_KEEP_BYTES): sessions come and go
+ * one after another with the same banner, capability list and domains, and
+ * would otherwise allocate and free them each time. */
 #include "decode/strtab.h"
 
 #include <stdint.h>
@@ -12,14 +16,23 @@ struct strtab_ent {
     uint32_t hash;
     uint32_t refs;
     uint32_t len;
+    uint32_t kept; /* in the ring of released strings */
     char s[];
 };
 
+#define STRTAB_KEEP       256u /* a power of two */
+#define STRTAB_KEEP_BYTES 65536u
+
 struct strtab {
     struct strtab_ent **b;
-    size_t n_b; /* power of two */
-    size_t n;
-    size_t bytes;
+    size_t n_b;   /* power of two */
+    size_t n;     /* entries, released ones kept included */
+    size_t bytes; /* the table and the strings in use */
+    /* released strings kept (refs 0), oldest first; a slot may hold one
+     * taken again since */
+    struct strtab_ent *keep[STRTAB_KEEP];
+    size_t keep_head, keep_n;
+    size_t n_dead, dead_bytes; /* kept with refs 0 */
 };
 
 #define STRTAB_MIN_BUCKETS 64u
@@ -97,6 +110,35 @@ static void grow(struct strtab *t)
     t->n_b = nb;
 }
 
+static size_t ent_size(const struct strtab_ent *e)
+{
+    return sizeof *e + e->len + 1;
+}
+
+static void ent_unlink_free(struct strtab *t, struct strtab_ent *e)
+{
+    struct strtab_ent **pp = &t->b[e->hash & (t->n_b - 1)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    t->n--;
+    free(e);
+}
+
+/* Forgets the oldest kept slot: its string is freed unless taken again. */
+static void keep_pop(struct strtab *t)
+{
+    struct strtab_ent *e = t->keep[t->keep_head];
+    t->keep_head = (t->keep_head + 1) & (STRTAB_KEEP - 1);
+    t->keep_n--;
+    e->kept = 0;
+    if (e->refs)
+        return;
+    t->n_dead--;
+    t->dead_bytes -= ent_size(e);
+    ent_unlink_free(t, e);
+}
+
 /* The one copy of a[0..na) b[0..nb) c[0..nc) (hash h), a new reference. */
 static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, const char *b,
                         size_t nb, const char *c, size_t nc)
@@ -108,7 +150,11 @@ static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, 
         if (e->hash == h && e->len == n && memcmp(e->s, a, na) == 0 &&
             memcmp(e->s + na, b, nb) == 0 && memcmp(e->s + na + nb, c, nc) == 0 &&
             e->refs < UINT32_MAX) {
-            e->refs++;
+            if (e->refs++ == 0) {
+                t->n_dead--;
+                t->dead_bytes -= ent_size(e);
+                t->bytes += ent_size(e);
+            }
             return e->s;
         }
     struct strtab_ent *e = malloc(sizeof *e + n + 1);
@@ -117,6 +163,7 @@ static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, 
     e->hash = h;
     e->refs = 1;
     e->len = (uint32_t)n;
+    e->kept = 0;
     memcpy(e->s, a, na);
     memcpy(e->s + na, b, nb);
     memcpy(e->s + na + nb, c, nc);
@@ -157,13 +204,21 @@ void strtab_put(struct strtab *t, const char *s)
     struct strtab_ent *e = ent_of(s);
     if (--e->refs)
         return;
-    struct strtab_ent **pp = &t->b[e->hash & (t->n_b - 1)];
-    while (*pp != e)
-        pp = &(*pp)->next;
-    *pp = e->next;
-    t->n--;
-    t->bytes -= sizeof *e + e->len + 1;
-    free(e);
+    t->bytes -= ent_size(e);
+    if (ent_size(e) > STRTAB_KEEP_BYTES) {
+        ent_unlink_free(t, e);
+        return;
+    }
+    t->n_dead++;
+    t->dead_bytes += ent_size(e);
+    if (!e->kept) {
+        if (t->keep_n == STRTAB_KEEP)
+            keep_pop(t);
+        e->kept = 1;
+        t->keep[(t->keep_head + t->keep_n++) & (STRTAB_KEEP - 1)] = e;
+    }
+    while (t->dead_bytes > STRTAB_KEEP_BYTES && t->keep_n)
+        keep_pop(t);
 }
 
 size_t strtab_len(const char *s)
@@ -176,7 +231,12 @@ size_t strtab_bytes(const struct strtab *t)
     return t->bytes;
 }
 
+size_t strtab_kept_bytes(const struct strtab *t)
+{
+    return t->dead_bytes;
+}
+
 size_t strtab_count(const struct strtab *t)
 {
-    return t->n;
+    return t->n - t->n_dead;
 }

@@ -6,8 +6,11 @@
  * lists and domains that thousands of sessions share are stored once.
  * strtab_get() returns the one copy of bytes s[0..n) (NUL-terminated, may
  * contain NULs inside: it is compared by length) and takes a reference;
- * strtab_put() drops one; the last drop frees it. strtab_bytes() is what the
- * table holds (entries and buckets), for memory accounting. */
+ * strtab_put() drops one; after the last drop the string is kept for reuse
+ * among the last 256 released (64 KiB at most: strtab_kept_bytes(), outside
+ * the memory accounting), then freed. strtab_bytes() is what the table holds
+ * for the strings in use (entries and buckets), for memory accounting;
+ * strtab_count() counts the strings in use. */
 #ifndef SW_STRTAB_H
 #define SW_STRTAB_H
 
@@ -31,5 +34,6 @@ void strtab_put(struct strtab *t, const char *s);
 size_t strtab_len(const char *s);
 size_t strtab_bytes(const struct strtab *t);
 size_t strtab_count(const struct strtab *t);
+size_t strtab_kept_bytes(const struct strtab *t);
 
 #endif

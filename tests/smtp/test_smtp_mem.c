@@ -319,6 +319,60 @@ static void test_list_items_shared(void **state)
     strtab_free(t);
 }
 
+/* A released string is kept for the next session that needs it (the same
+ * copy), among the last 256 released and at most 64 KiB of them, outside
+ * the accounting; what falls out is freed. */
+static void test_released_kept_bounded(void **state)
+{
+    (void)state;
+    struct strtab *t = strtab_new();
+    assert_non_null(t);
+    size_t empty = strtab_bytes(t);
+    const char *a = strtab_get(t, "mx.example.org", 14);
+    size_t one = strtab_bytes(t) - empty;
+    strtab_put(t, a);
+    assert_int_equal(strtab_count(t), 0);
+    assert_int_equal(strtab_bytes(t), empty);
+    assert_int_equal(strtab_kept_bytes(t), one);
+    assert_ptr_equal(strtab_get(t, "mx.example.org", 14), a);
+    assert_int_equal(strtab_count(t), 1);
+    assert_int_equal(strtab_kept_bytes(t), 0);
+    strtab_put(t, a);
+    /* 300 more released, of one size: the last 256 are kept */
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "host%03d.example", i);
+        strtab_put(t, strtab_get(t, name, 15));
+    }
+    assert_int_equal(strtab_count(t), 0);
+    empty = strtab_bytes(t); /* the buckets grew with the entries */
+    size_t k = strtab_kept_bytes(t);
+    assert_int_equal(k % 256, 0);
+    assert_int_equal(k / 256, one + 1);                   /* one byte longer than a */
+    const char *a2 = strtab_get(t, "mx.example.org", 14); /* a fell out */
+    assert_int_equal(strtab_kept_bytes(t), k);
+    strtab_put(t, a2);
+    /* by bytes: 40 strings of 2000 bytes keep at most 64 KiB */
+    char big[2000];
+    for (int i = 0; i < 40; i++) {
+        memset(big, 'a', sizeof big);
+        big[0] = (char)i;
+        strtab_put(t, strtab_get(t, big, sizeof big));
+    }
+    assert_true(strtab_kept_bytes(t) <= 65536);
+    assert_true(strtab_kept_bytes(t) > 65536 - 2100);
+    /* too big to keep: freed at once */
+    char *huge = malloc(70000);
+    assert_non_null(huge);
+    memset(huge, 'z', 70000);
+    k = strtab_kept_bytes(t);
+    strtab_put(t, strtab_get(t, huge, 70000));
+    assert_int_equal(strtab_kept_bytes(t), k);
+    assert_int_equal(strtab_bytes(t), empty);
+    free(huge);
+    strtab_free(t);
+}
+
 /* A half-open flood never evicts a session; a full table evicts the least
  * recently active session, flushed as "evicted" with what was decoded and
  * judged like any other; a new session is never refused. */
@@ -424,10 +478,15 @@ static void test_unbound_memcap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nothing_before_payload), cmocka_unit_test(test_common_session_bytes),
-        cmocka_unit_test(test_copy_is_content),        cmocka_unit_test(test_strings_shared),
-        cmocka_unit_test(test_list_items_shared),      cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_memcap_evicts_sessions), cmocka_unit_test(test_unbound_memcap),
+        cmocka_unit_test(test_nothing_before_payload),
+        cmocka_unit_test(test_common_session_bytes),
+        cmocka_unit_test(test_copy_is_content),
+        cmocka_unit_test(test_strings_shared),
+        cmocka_unit_test(test_list_items_shared),
+        cmocka_unit_test(test_released_kept_bounded),
+        cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_memcap_evicts_sessions),
+        cmocka_unit_test(test_unbound_memcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
