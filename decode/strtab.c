@@ -69,7 +69,8 @@ struct strtab *strtab_new(void)
         return NULL;
     }
     t->n_b = STRTAB_MIN_BUCKETS;
-    t->bytes = sizeof *t + t->n_b * sizeof *t->b;
+    /* the ring of released strings is kept outside the accounting, as they are */
+    t->bytes = sizeof *t - sizeof t->keep + t->n_b * sizeof *t->b;
     return t;
 }
 
