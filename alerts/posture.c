@@ -47,8 +47,9 @@ struct pfact {
     char uid[18];
 };
 
+/* Held in the map's entry, after the map's key ("server:192.0.2.1:25"). */
 struct pentry {
-    char key[PKEY_MAX];
+    const char *key; /* the entry's key: the map's copy, after the kind's name and ':' */
     uint8_t kind;
     sw_usec seen; /* latest time learned at, for ageing */
     /* server: offered STARTTLS; client: used it; the earliest and the latest */
@@ -80,7 +81,7 @@ struct posture *posture_new(size_t max_entries, int64_t max_age_s, int64_t fallb
     p->max_age_us = max_age_s * SW_USEC_PER_SEC;
     p->fallback_window_us =
         (fallback_window_s > 0 ? fallback_window_s : POSTURE_FALLBACK_WINDOW_S) * SW_USEC_PER_SEC;
-    p->map = lru_new(max_entries ? max_entries : 1, free);
+    p->map = lru_new_inline(max_entries ? max_entries : 1, sizeof(struct pentry));
     if (!p->map) {
         free(p);
         return NULL;
@@ -171,18 +172,13 @@ static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *ke
 {
     char lk[PLKEY_MAX];
     map_key(kind, key, lk, sizeof lk);
-    struct pentry *e = lru_get(p->map, lk);
-    if (e)
+    bool added;
+    const char *stored;
+    struct pentry *e = lru_emplace(p->map, lk, &added, &stored);
+    if (!e || !added)
         return e;
-    e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    snprintf(e->key, sizeof e->key, "%s", key);
+    e->key = stored + strlen(pkind_names[kind]) + 1;
     e->kind = kind;
-    if (lru_put(p->map, lk, e) != SW_OK) {
-        free(e);
-        return NULL;
-    }
     sync_stats(p);
     return e;
 }
@@ -836,7 +832,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
     {
         struct pentry t;
         memset(&t, 0, sizeof t);
-        char kind[16];
+        char kind[16], key[PKEY_MAX];
         int k;
         if (!json_is_object(o)) {
             rc = bad(err, errlen, path, i, "not an object");
@@ -852,7 +848,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             rc = bad(err, errlen, path, i, "kind: not server, name or client");
             break;
         }
-        if (!get_str(o, "key", t.key, sizeof t.key) || !t.key[0]) {
+        if (!get_str(o, "key", key, sizeof key) || !key[0]) {
             rc = bad(err, errlen, path, i, "key: missing, empty or too long");
             break;
         }
@@ -886,7 +882,7 @@ int posture_load(struct posture *p, const char *path, char *err, size_t errlen)
             break;
         }
         t.syn_ack = sa ? (uint32_t)json_integer_value(sa) : 0;
-        struct pentry *e = get_or_add(p, (uint8_t)k, t.key);
+        struct pentry *e = get_or_add(p, (uint8_t)k, key);
         if (!e) {
             snprintf(err, errlen, "%s: out of memory", path);
             rc = SW_ENOMEM;

@@ -4,6 +4,7 @@
  * linked recency list. No RFC; SipHash per Aumasson and Bernstein (2012). */
 #include "policy/lru.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -27,6 +28,7 @@ struct lru {
     uint64_t evictions;
     uint64_t k0, k1;
     lru_free_fn free_value;
+    size_t value_size; /* inline maps: the value's bytes after the key; 0 otherwise */
 };
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
@@ -105,6 +107,14 @@ struct lru *lru_new(size_t max_entries, lru_free_fn free_value)
     l->k1 = seed[1];
     l->max = max_entries;
     l->free_value = free_value;
+    return l;
+}
+
+struct lru *lru_new_inline(size_t max_entries, size_t value_size)
+{
+    struct lru *l = value_size ? lru_new(max_entries, NULL) : NULL;
+    if (l)
+        l->value_size = value_size;
     return l;
 }
 
@@ -216,8 +226,57 @@ static void maybe_grow(struct lru *l)
     l->nbuckets = nb;
 }
 
+/* Links the new node n (key and hash set) as most recently used, evicting
+ * the least recently used entry first when full. */
+static void link_new(struct lru *l, struct lru_node *n)
+{
+    if (l->count >= l->max)
+        lru_evict_oldest(l);
+    n->hnext = l->buckets[n->hash & (l->nbuckets - 1)];
+    l->buckets[n->hash & (l->nbuckets - 1)] = n;
+    list_push_front(l, n);
+    l->count++;
+    maybe_grow(l);
+}
+
+void *lru_emplace(struct lru *l, const char *key, bool *added, const char **stored_key)
+{
+    size_t kl = strlen(key);
+    uint64_t h = siphash(l, key, kl);
+    struct lru_node *n = find(l, key, h);
+
+    *added = false;
+    if (!l->value_size)
+        return NULL;
+    if (n) {
+        if (l->head != n) {
+            list_unlink(l, n);
+            list_push_front(l, n);
+        }
+        if (stored_key)
+            *stored_key = n->key;
+        return n->value;
+    }
+    /* the value after the key, aligned as malloc aligns */
+    size_t at = (sizeof *n + kl + 1 + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+    n = malloc(at + l->value_size);
+    if (!n)
+        return NULL;
+    memcpy(n->key, key, kl + 1);
+    n->hash = h;
+    n->value = (char *)n + at;
+    memset(n->value, 0, l->value_size);
+    link_new(l, n);
+    *added = true;
+    if (stored_key)
+        *stored_key = n->key;
+    return n->value;
+}
+
 int lru_put(struct lru *l, const char *key, void *value)
 {
+    if (l->value_size)
+        return SW_ELIMIT;
     size_t kl = strlen(key);
     uint64_t h = siphash(l, key, kl);
     struct lru_node *n = find(l, key, h);
@@ -238,13 +297,7 @@ int lru_put(struct lru *l, const char *key, void *value)
     memcpy(n->key, key, kl + 1);
     n->hash = h;
     n->value = value;
-    if (l->count >= l->max)
-        lru_evict_oldest(l);
-    n->hnext = l->buckets[h & (l->nbuckets - 1)];
-    l->buckets[h & (l->nbuckets - 1)] = n;
-    list_push_front(l, n);
-    l->count++;
-    maybe_grow(l);
+    link_new(l, n);
     return SW_OK;
 }
 
@@ -259,7 +312,7 @@ bool lru_remove(struct lru *l, const char *key)
 
 void *lru_take(struct lru *l, const char *key)
 {
-    struct lru_node *n = find(l, key, siphash(l, key, strlen(key)));
+    struct lru_node *n = l->value_size ? NULL : find(l, key, siphash(l, key, strlen(key)));
     void *v;
     if (!n)
         return NULL;

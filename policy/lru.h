@@ -18,6 +18,11 @@ typedef void (*lru_free_fn)(void *value);
 /* max_entries >= 1; free_value may be NULL (values not freed). NULL on
  * allocation failure or max_entries == 0. */
 struct lru *lru_new(size_t max_entries, lru_free_fn free_value);
+/* A map whose values are value_size bytes held in the entry itself (one
+ * allocation per entry, with its key, for tables of many small entries):
+ * entries are made by lru_emplace; lru_put and lru_take refuse (SW_ELIMIT,
+ * NULL). A value lives until its entry is removed or evicted. */
+struct lru *lru_new_inline(size_t max_entries, size_t value_size);
 /* Frees every value and the map; NULL is a no-op. */
 void lru_free(struct lru *l);
 
@@ -30,6 +35,12 @@ void *lru_peek(const struct lru *l, const char *key);
  * SW_OK, or SW_ENOMEM with the map unchanged and value NOT taken over (the
  * caller still owns it). */
 int lru_put(struct lru *l, const char *key, void *value);
+/* Inline maps: the value for key, made most recently used; a new one,
+ * zeroed, when absent (*added true; the least recently used entry evicted
+ * first when full, counted). *stored_key (when not NULL): the map's copy of
+ * the key, valid as long as the value. NULL when out of memory or not an
+ * inline map. */
+void *lru_emplace(struct lru *l, const char *key, bool *added, const char **stored_key);
 /* Removes key and frees its value: true if it was there. */
 bool lru_remove(struct lru *l, const char *key);
 /* Removes key and hands its value to the caller (not freed); NULL if absent. */

@@ -121,6 +121,75 @@ static int stop_at_b(void *arg, const char *key, void *value)
     return strcmp(key, "b") == 0 ? 7 : 0;
 }
 
+/* Values held in the entry: emplace makes or finds them, zeroed when new,
+ * aligned, with the map's copy of the key; eviction and removal free them
+ * with the entry; put and take refuse. */
+static void test_inline(void **state)
+{
+    struct value {
+        long double x; /* max_align_t's alignment */
+        char s[40];
+    };
+    struct lru *l = lru_new_inline(2, sizeof(struct value));
+    bool added = true;
+    const char *key = NULL;
+
+    (void)state;
+    assert_non_null(l);
+    assert_null(lru_new_inline(2, 0));
+    /* a key of each length about the alignment: the value always aligned */
+    for (size_t n = 1; n <= 40; n++) {
+        char k[48];
+        memset(k, 'k', n);
+        k[n] = '\0';
+        struct value *v = lru_emplace(l, k, &added, &key);
+        assert_non_null(v);
+        assert_true(added);
+        assert_string_equal(key, k);
+        assert_ptr_not_equal(key, k);
+        assert_int_equal((uintptr_t)v % _Alignof(max_align_t), 0);
+        assert_int_equal(v->s[0], 0);
+        assert_true(v->x == 0);
+    }
+    assert_int_equal(lru_count(l), 2);
+    assert_int_equal(lru_evictions(l), 38);
+    lru_free(l);
+
+    l = lru_new_inline(2, sizeof(struct value));
+    assert_non_null(l);
+    struct value *a = lru_emplace(l, "a.example", &added, &key);
+    assert_true(added);
+    strcpy(a->s, "A");
+    assert_ptr_equal(lru_emplace(l, "a.example", &added, NULL), a);
+    assert_false(added);
+    assert_string_equal(a->s, "A");
+    struct value *b = lru_emplace(l, "b.example", &added, NULL);
+    strcpy(b->s, "B");
+    assert_ptr_equal(lru_get(l, "a.example"), a);
+    assert_ptr_equal(lru_peek(l, "b.example"), b);
+    order(l, "a.example b.example ");
+    /* full: the least recently used (b) goes, with its value */
+    struct value *c = lru_emplace(l, "c.example", &added, &key);
+    assert_true(added);
+    assert_string_equal(key, "c.example");
+    assert_null(lru_peek(l, "b.example"));
+    assert_int_equal(lru_evictions(l), 1);
+    order(l, "c.example a.example ");
+    assert_int_equal(lru_put(l, "d.example", c), SW_ELIMIT);
+    assert_null(lru_take(l, "a.example"));
+    assert_int_equal(lru_count(l), 2);
+    assert_true(lru_remove(l, "a.example"));
+    assert_int_equal(lru_count(l), 1);
+    assert_int_equal(freed, 0);
+    lru_free(l);
+
+    /* a pointer map has no inline values */
+    l = lru_new(2, free_val);
+    assert_null(lru_emplace(l, "a.example", &added, &key));
+    assert_false(added);
+    lru_free(l);
+}
+
 static void test_foreach_stop(void **state)
 {
     struct lru *l = lru_new(10, NULL);
@@ -170,6 +239,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_eviction_order, reset),
+        cmocka_unit_test_setup(test_inline, reset),
         cmocka_unit_test_setup(test_foreach_stop, reset),
         cmocka_unit_test_setup(test_many, reset),
     };
