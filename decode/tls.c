@@ -421,35 +421,13 @@ static void server_hello(struct smtp_facts *ff, struct facts_tls *f, struct rd *
 static void certificate(struct tls_state *t, struct smtp_facts *ff, struct facts_tls *f,
                         struct rd *r)
 {
-    uint32_t total, n;
-    struct rd list, der;
+    uint32_t total;
+    struct rd list;
     if (f->version >= 0x0304 || f->cert.present)
         return; /* encrypted in TLS 1.3; only the first chain is kept */
     if (!rd_u24(r, &total) || !rd_sub(r, total, &list))
         return;
-    size_t count = 0;
-    bool leaf_done = false;
-    /* DANE digests of the first FACTS_DANE_CERTS certificates, ";" between */
-    char dd[FACTS_DANE_CERTS * (X509_DANE_DIGESTS_LEN + 1)];
-    size_t ddn = 0;
-    while (rd_u24(&list, &n) && rd_sub(&list, n, &der)) {
-        count++;
-        if (!leaf_done) {
-            leaf_done = true;
-            x509_parse_leaf_cached(t->certs, ff, &f->cert, der.p, der.len);
-        }
-        if (count <= FACTS_DANE_CERTS && f->cert.present) {
-            if (ddn)
-                dd[ddn++] = ';';
-            size_t k = x509_dane_digests(der.p, der.len, dd + ddn, sizeof dd - ddn);
-            if (!k && ddn)
-                ddn--; /* a certificate that does not parse: none of its digests */
-            ddn += k;
-        }
-    }
-    f->cert.chain_len = count;
-    if (ddn)
-        facts_set(ff, &f->cert.dane_digests, dd, ddn, 0);
+    x509_chain(t->certs, ff, &f->cert, list.p + list.off, list.len - list.off);
 }
 
 static unsigned hs_message(struct tls_state *t, struct smtp_facts *ff, struct facts_tls *f, int dir,

@@ -98,5 +98,14 @@ const struct x509_cache_stats *x509_cache_stats(const struct x509_cache *c);
  * result; a certificate seen before is not decoded again (a hit). */
 bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
                             const uint8_t *der, size_t len);
+/* The chain of a Certificate message (list: its certificate_list, len
+ * bytes): the leaf through x509_parse_leaf_cached, the chain's length, and
+ * when the leaf is a certificate, the DANE digests (x509_dane_digests) of
+ * the first FACTS_DANE_CERTS certificates, ";" between (one that does not
+ * parse: left out). The cache keeps the digests with the leaf's entry, for
+ * the chain it came with (the SHA-256 of the certificates after the leaf):
+ * a server showing the same chain again costs two digests. */
+void x509_chain(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                const uint8_t *list, size_t len);
 
 #endif

@@ -156,6 +156,11 @@ struct x509_entry {
     char *subject, *issuer, *not_before, *not_after;
     char **san;
     size_t n_san;
+    /* x509_chain: the DANE digests of the chain this leaf came with last,
+     * and the SHA-256 of that chain's certificates after the leaf (up to
+     * FACTS_DANE_CERTS in all); dane NULL: none kept */
+    uint8_t rest_md[32];
+    char *dane;
 };
 
 #define X509_CACHE_BUCKETS 1024u /* power of two */
@@ -184,6 +189,7 @@ static void entry_free(struct x509_entry *e)
     for (size_t i = 0; i < e->n_san; i++)
         free(e->san[i]);
     free(e->san);
+    free(e->dane);
     free(e);
 }
 
@@ -311,12 +317,15 @@ static void replay(struct smtp_facts *f, const char **slot, const char *s)
         facts_set(f, slot, s, strlen(s), 0);
 }
 
-bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
-                            const uint8_t *der, size_t len)
+/* x509_parse_leaf_cached; *entry: the cache's entry for the leaf afterwards
+ * (NULL: none, not kept). */
+static bool leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                        const uint8_t *der, size_t len, struct x509_entry **entry)
 {
     uint8_t md[32];
     char hex[65];
     bool have_md = der_sha256(der, len, md, hex);
+    *entry = NULL;
     if (!cache || !have_md)
         return parse_leaf(f, c, der, len, have_md, hex);
     struct x509_entry *e = cache_find(cache, md);
@@ -324,8 +333,10 @@ bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, stru
         cache->st.misses++;
         bool ok = parse_leaf(f, c, der, len, true, hex);
         cache_put(cache, md, ok ? c : NULL);
+        *entry = cache_find(cache, md);
         return ok;
     }
+    *entry = e;
     cache->st.hits++;
     lru_unlink(cache, e);
     lru_append(cache, e);
@@ -342,6 +353,13 @@ bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, stru
     facts_set(f, &c->sha256, hex, 64, 0);
     c->self_signed = e->self_signed;
     return true;
+}
+
+bool x509_parse_leaf_cached(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                            const uint8_t *der, size_t len)
+{
+    struct x509_entry *e;
+    return leaf_cached(cache, f, c, der, len, &e);
 }
 
 /* One DER TLV at *p (before end): its tag, its contents [*c, *c + *clen);
@@ -436,4 +454,69 @@ size_t x509_dane_digests(const uint8_t *der, size_t len, char *out, size_t outle
         o += 2 * n;
     }
     return o;
+}
+
+/* The 24-bit length at p[0..2]. */
+static size_t u24(const uint8_t *p)
+{
+    return (size_t)p[0] << 16 | (size_t)p[1] << 8 | p[2];
+}
+
+void x509_chain(struct x509_cache *cache, struct smtp_facts *f, struct facts_x509 *c,
+                const uint8_t *list, size_t len)
+{
+    /* the certificates: the first FACTS_DANE_CERTS kept, all counted */
+    const uint8_t *der[FACTS_DANE_CERTS];
+    size_t n[FACTS_DANE_CERTS], count = 0, at = 0, rest_end = 0;
+    while (len - at >= 3 && u24(list + at) <= len - at - 3) {
+        size_t k = u24(list + at);
+        if (count < FACTS_DANE_CERTS) {
+            der[count] = list + at + 3;
+            n[count] = k;
+            rest_end = at + 3 + k;
+        }
+        count++;
+        at += 3 + k;
+    }
+    c->chain_len = count;
+    if (!count)
+        return;
+    struct x509_entry *e;
+    leaf_cached(cache, f, c, der[0], n[0], &e);
+    if (!c->present)
+        return;
+    /* the rest of the chain that counts: the same bytes after the same leaf
+     * give the same digests */
+    const uint8_t *rest = der[0] + n[0];
+    size_t rest_len = rest_end - (size_t)(rest - list);
+    uint8_t rest_md[32];
+    char hex[65];
+    bool have_rest = e && der_sha256(rest, rest_len, rest_md, hex);
+    if (have_rest && e->dane && memcmp(e->rest_md, rest_md, 32) == 0) {
+        facts_set(f, &c->dane_digests, e->dane, strlen(e->dane), 0);
+        return;
+    }
+    /* DANE digests of each, ";" between; one that does not parse: none of
+     * its digests */
+    char dd[FACTS_DANE_CERTS * (X509_DANE_DIGESTS_LEN + 1)];
+    size_t ddn = 0;
+    for (size_t i = 0; i < count && i < FACTS_DANE_CERTS; i++) {
+        if (ddn)
+            dd[ddn++] = ';';
+        size_t k = x509_dane_digests(der[i], n[i], dd + ddn, sizeof dd - ddn);
+        if (!k && ddn)
+            ddn--;
+        ddn += k;
+    }
+    dd[ddn] = '\0';
+    if (have_rest && ddn) {
+        char *keep = strdup(dd);
+        if (keep) {
+            free(e->dane);
+            e->dane = keep;
+            memcpy(e->rest_md, rest_md, 32);
+        }
+    }
+    if (ddn)
+        facts_set(f, &c->dane_digests, dd, ddn, 0);
 }

@@ -319,6 +319,87 @@ static void test_cert_cache(void **state)
     w_free(&b);
 }
 
+/* certificate_list bytes: each DER with its 24-bit length. */
+static void chain_of(struct wbuf *list, const struct wbuf *const *certs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        w24(list, (unsigned)certs[i]->n);
+        w_bytes(list, certs[i]->b, certs[i]->n);
+    }
+}
+
+/* The DANE digests x509_chain gives, or "-" when none. */
+static char *chain_digests(struct x509_cache *cache, const struct wbuf *list, size_t *chain_len)
+{
+    struct smtp_facts *f = facts_new();
+    struct facts_x509 *c = &facts_tls_mut(f)->cert;
+    x509_chain(cache, f, c, list->b, list->n);
+    *chain_len = c->chain_len;
+    char *s = strdup(c->dane_digests ? c->dane_digests : "-");
+    assert_non_null(s);
+    facts_free(f);
+    return s;
+}
+
+/* A chain's DANE digests: each certificate's (x509_dane_digests), ";"
+ * between, one that does not parse left out; cached with the leaf for the
+ * chain it came with: the same chain again gives the same string, the same
+ * leaf with another chain its own. */
+static void test_chain_digests(void **state)
+{
+    (void)state;
+    struct wbuf a = {0}, b = {0}, c = {0}, junk = {0}, l1 = {0}, l2 = {0}, l3 = {0};
+    make_cert(&a);
+    make_cert(&b);
+    make_cert(&c);
+    static const uint8_t jb[] = {0x30, 0x03, 0x01, 0x02, 0x03};
+    w_bytes(&junk, jb, sizeof jb);
+    char da[X509_DANE_DIGESTS_LEN], db[X509_DANE_DIGESTS_LEN], dc[X509_DANE_DIGESTS_LEN];
+    assert_true(x509_dane_digests(a.b, a.n, da, sizeof da) > 0);
+    assert_true(x509_dane_digests(b.b, b.n, db, sizeof db) > 0);
+    assert_true(x509_dane_digests(c.b, c.n, dc, sizeof dc) > 0);
+    char want_ab[3 * X509_DANE_DIGESTS_LEN], want_ac[3 * X509_DANE_DIGESTS_LEN];
+    snprintf(want_ab, sizeof want_ab, "%s;%s", da, db);
+    snprintf(want_ac, sizeof want_ac, "%s;%s", da, dc);
+    chain_of(&l1, (const struct wbuf *[]){&a, &b}, 2);
+    chain_of(&l2, (const struct wbuf *[]){&a, &junk, &c}, 3);
+    chain_of(&l3, (const struct wbuf *[]){&junk, &a}, 2);
+
+    struct x509_cache *cache = x509_cache_new(4);
+    const struct x509_cache_stats *st = x509_cache_stats(cache);
+    size_t len;
+    for (int i = 0; i < 2; i++) {
+        char *got = chain_digests(cache, &l1, &len);
+        assert_string_equal(got, want_ab);
+        assert_int_equal(len, 2);
+        free(got);
+        /* the same leaf with another chain: its own digests, not the cached ones */
+        got = chain_digests(cache, &l2, &len);
+        assert_string_equal(got, want_ac);
+        assert_int_equal(len, 3);
+        free(got);
+    }
+    assert_int_equal(st->misses, 1);
+    assert_int_equal(st->hits, 3);
+    /* without a cache: the same */
+    char *got = chain_digests(NULL, &l1, &len);
+    assert_string_equal(got, want_ab);
+    free(got);
+    /* a leaf that is no certificate: no digests, the chain still counted */
+    got = chain_digests(cache, &l3, &len);
+    assert_string_equal(got, "-");
+    assert_int_equal(len, 2);
+    free(got);
+    x509_cache_free(cache);
+    w_free(&a);
+    w_free(&b);
+    w_free(&c);
+    w_free(&junk);
+    w_free(&l1);
+    w_free(&l2);
+    w_free(&l3);
+}
+
 /* ---- STARTTLS with TLS 1.2 and a visible certificate ---- */
 
 static void test_starttls_tls12_certificate(void **state)
@@ -904,6 +985,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_starttls_tls12_certificate, setup),
         cmocka_unit_test(test_cert_cache),
+        cmocka_unit_test(test_chain_digests),
         cmocka_unit_test_setup(test_implicit_tls13, setup),
         cmocka_unit_test_setup(test_plaintext_on_tls_port, setup),
         cmocka_unit_test_setup(test_tls_alert, setup),
