@@ -168,13 +168,13 @@ static void put_quoted(struct jsonw *w, const char *s, size_t n)
 }
 
 /* The separator and the key before a value. */
-static void prefix(struct jsonw *w, const char *key)
+static void prefix(struct jsonw *w, const char *key, size_t klen)
 {
     if (key) {
         /* a key with nothing to escape (every key the writers pass
          * literally), 8 bytes at a time; anything else takes the general
          * path, the bytes written here past len being scratch */
-        size_t n = strlen(key);
+        size_t n = klen;
         if (reserve(w, n + 4)) {
             char *o = w->buf + w->len;
             if (w->comma)
@@ -207,15 +207,15 @@ general:
     if (w->comma)
         putc1(w, ',');
     if (key) {
-        put_quoted(w, key, strlen(key));
+        put_quoted(w, key, klen);
         putc1(w, ':');
     }
     w->comma = true;
 }
 
-void jsonw_obj_open(struct jsonw *w, const char *key)
+void jsonw_obj_open_k(struct jsonw *w, const char *key, size_t klen)
 {
-    prefix(w, key);
+    prefix(w, key, klen);
     putc1(w, '{');
     w->comma = false;
 }
@@ -226,9 +226,9 @@ void jsonw_obj_close(struct jsonw *w)
     w->comma = true;
 }
 
-void jsonw_arr_open(struct jsonw *w, const char *key)
+void jsonw_arr_open_k(struct jsonw *w, const char *key, size_t klen)
 {
-    prefix(w, key);
+    prefix(w, key, klen);
     putc1(w, '[');
     w->comma = false;
 }
@@ -239,19 +239,19 @@ void jsonw_arr_close(struct jsonw *w)
     w->comma = true;
 }
 
-void jsonw_strn(struct jsonw *w, const char *key, const char *s, size_t n)
+void jsonw_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, size_t n)
 {
-    prefix(w, key);
+    prefix(w, key, klen);
     put_quoted(w, s, n);
 }
 
-void jsonw_str(struct jsonw *w, const char *key, const char *s)
+void jsonw_str_k(struct jsonw *w, const char *key, size_t klen, const char *s)
 {
     if (!s) {
-        jsonw_null(w, key);
+        jsonw_null_k(w, key, klen);
         return;
     }
-    jsonw_strn(w, key, s, strlen(s));
+    jsonw_strn_k(w, key, klen, s, strlen(s));
 }
 
 /* The length of the UTF-8 sequence a lead byte starts, 0 when it starts none
@@ -297,16 +297,16 @@ bool jsonw_utf8_valid(const char *s, size_t n)
     return true;
 }
 
-void jsonw_wire_str(struct jsonw *w, const char *key, const char *s)
+void jsonw_wire_str_k(struct jsonw *w, const char *key, size_t klen, const char *s)
 {
     if (!s)
         s = "";
     size_t n = strlen(s);
     if (jsonw_utf8_valid(s, n)) {
-        jsonw_strn(w, key, s, n);
+        jsonw_strn_k(w, key, klen, s, n);
         return;
     }
-    prefix(w, key);
+    prefix(w, key, klen);
     if (!reserve(w, n + 2))
         return;
     char *o = w->buf + w->len;
@@ -331,15 +331,15 @@ void jsonw_wire_str(struct jsonw *w, const char *key, const char *s)
     w->len = (size_t)(o - w->buf);
 }
 
-void jsonw_wire_str_or_null(struct jsonw *w, const char *key, const char *s)
+void jsonw_wire_str_or_null_k(struct jsonw *w, const char *key, size_t klen, const char *s)
 {
     if (s && *s)
-        jsonw_wire_str(w, key, s);
+        jsonw_wire_str_k(w, key, klen, s);
     else
-        jsonw_null(w, key);
+        jsonw_null_k(w, key, klen);
 }
 
-void jsonw_int(struct jsonw *w, const char *key, int64_t v)
+void jsonw_int_k(struct jsonw *w, const char *key, size_t klen, int64_t v)
 {
     char b[24], *e = b + sizeof b, *p = e;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -349,30 +349,30 @@ void jsonw_int(struct jsonw *w, const char *key, int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    prefix(w, key);
+    prefix(w, key, klen);
     put(w, p, (size_t)(e - p));
 }
 
-void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v)
+void jsonw_int_or_null_k(struct jsonw *w, const char *key, size_t klen, int64_t v)
 {
     if (v)
-        jsonw_int(w, key, v);
+        jsonw_int_k(w, key, klen, v);
     else
-        jsonw_null(w, key);
+        jsonw_null_k(w, key, klen);
 }
 
-void jsonw_bool(struct jsonw *w, const char *key, bool v)
+void jsonw_bool_k(struct jsonw *w, const char *key, size_t klen, bool v)
 {
-    prefix(w, key);
+    prefix(w, key, klen);
     if (v)
         put(w, "true", 4);
     else
         put(w, "false", 5);
 }
 
-void jsonw_null(struct jsonw *w, const char *key)
+void jsonw_null_k(struct jsonw *w, const char *key, size_t klen)
 {
-    prefix(w, key);
+    prefix(w, key, klen);
     put(w, "null", 4);
 }
 
@@ -386,18 +386,18 @@ void jsonw_members(struct jsonw *w, const char *s, size_t n)
     w->comma = true;
 }
 
-void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
+void jsonw_json_k(struct jsonw *w, const char *key, size_t klen, const struct json_t *cv)
 {
     json_t *v = (json_t *)cv; /* jansson's getters take non-const pointers */
     if (!v) {
-        jsonw_null(w, key);
+        jsonw_null_k(w, key, klen);
         return;
     }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const char *k;
         json_t *m;
-        jsonw_obj_open(w, key);
+        jsonw_obj_open_k(w, key, klen);
         json_object_foreach(v, k, m)
         {
             jsonw_json(w, k, m);
@@ -408,7 +408,7 @@ void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
     case JSON_ARRAY: {
         size_t i;
         json_t *m;
-        jsonw_arr_open(w, key);
+        jsonw_arr_open_k(w, key, klen);
         json_array_foreach(v, i, m)
         {
             jsonw_json(w, NULL, m);
@@ -417,10 +417,10 @@ void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
         break;
     }
     case JSON_STRING:
-        jsonw_strn(w, key, json_string_value(v), json_string_length(v));
+        jsonw_strn_k(w, key, klen, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        jsonw_int(w, key, (int64_t)json_integer_value(v));
+        jsonw_int_k(w, key, klen, (int64_t)json_integer_value(v));
         break;
     case JSON_REAL: { /* jansson's own number format */
         char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -428,19 +428,19 @@ void jsonw_json(struct jsonw *w, const char *key, const struct json_t *cv)
             w->oom = true;
             return;
         }
-        prefix(w, key);
+        prefix(w, key, klen);
         put(w, s, strlen(s));
         free(s);
         break;
     }
     case JSON_TRUE:
-        jsonw_bool(w, key, true);
+        jsonw_bool_k(w, key, klen, true);
         break;
     case JSON_FALSE:
-        jsonw_bool(w, key, false);
+        jsonw_bool_k(w, key, klen, false);
         break;
     case JSON_NULL:
-        jsonw_null(w, key);
+        jsonw_null_k(w, key, klen);
         break;
     }
 }

@@ -34,32 +34,50 @@ static inline bool jsonw_ok(const struct jsonw *w)
 }
 
 /* Every call below takes key: the member name inside an object, NULL for an
- * array element or the top-level value. Keys are written escaped too. */
-void jsonw_obj_open(struct jsonw *w, const char *key);
+ * array element or the top-level value. Keys are written escaped too. Each
+ * is a macro passing the key's length to the function of the same name and
+ * _k (jsonw_klen: known when compiling for a literal key, as every writer
+ * passes). */
+static inline size_t jsonw_klen(const char *key)
+{
+    return key ? __builtin_strlen(key) : 0;
+}
+#define jsonw_obj_open(w, key) jsonw_obj_open_k((w), (key), jsonw_klen(key))
+void jsonw_obj_open_k(struct jsonw *w, const char *key, size_t klen);
 void jsonw_obj_close(struct jsonw *w);
-void jsonw_arr_open(struct jsonw *w, const char *key);
+#define jsonw_arr_open(w, key) jsonw_arr_open_k((w), (key), jsonw_klen(key))
+void jsonw_arr_open_k(struct jsonw *w, const char *key, size_t klen);
 void jsonw_arr_close(struct jsonw *w);
 
 /* s must be valid UTF-8 (program text, numbers formatted here, names from
  * tables); NULL writes null. */
-void jsonw_str(struct jsonw *w, const char *key, const char *s);
+#define jsonw_str(w, key, s) jsonw_str_k((w), (key), jsonw_klen(key), (s))
+void jsonw_str_k(struct jsonw *w, const char *key, size_t klen, const char *s);
 /* n bytes of s, valid UTF-8. */
-void jsonw_strn(struct jsonw *w, const char *key, const char *s, size_t n);
+#define jsonw_strn(w, key, s, n) jsonw_strn_k((w), (key), jsonw_klen(key), (s), (n))
+void jsonw_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, size_t n);
 /* Bytes from the wire: written as they are when valid UTF-8 (RFC 3629, as
  * jansson checks it: no overlong forms, surrogates or code points past
  * U+10FFFF), else every byte outside printable ASCII (0x20..0x7e) becomes
  * '?'. NULL is "". The same text as decode/facts.h facts_json_wire_str(). */
-void jsonw_wire_str(struct jsonw *w, const char *key, const char *s);
+#define jsonw_wire_str(w, key, s) jsonw_wire_str_k((w), (key), jsonw_klen(key), (s))
+void jsonw_wire_str_k(struct jsonw *w, const char *key, size_t klen, const char *s);
 /* jsonw_wire_str, or null for NULL and "". */
-void jsonw_wire_str_or_null(struct jsonw *w, const char *key, const char *s);
-void jsonw_int(struct jsonw *w, const char *key, int64_t v);
+#define jsonw_wire_str_or_null(w, key, s) jsonw_wire_str_or_null_k((w), (key), jsonw_klen(key), (s))
+void jsonw_wire_str_or_null_k(struct jsonw *w, const char *key, size_t klen, const char *s);
+#define jsonw_int(w, key, v) jsonw_int_k((w), (key), jsonw_klen(key), (v))
+void jsonw_int_k(struct jsonw *w, const char *key, size_t klen, int64_t v);
 /* v, or null when v is 0 (reply codes, TTLs: 0 means not seen). */
-void jsonw_int_or_null(struct jsonw *w, const char *key, int64_t v);
-void jsonw_bool(struct jsonw *w, const char *key, bool v);
-void jsonw_null(struct jsonw *w, const char *key);
+#define jsonw_int_or_null(w, key, v) jsonw_int_or_null_k((w), (key), jsonw_klen(key), (v))
+void jsonw_int_or_null_k(struct jsonw *w, const char *key, size_t klen, int64_t v);
+#define jsonw_bool(w, key, v) jsonw_bool_k((w), (key), jsonw_klen(key), (v))
+void jsonw_bool_k(struct jsonw *w, const char *key, size_t klen, bool v);
+#define jsonw_null(w, key) jsonw_null_k((w), (key), jsonw_klen(key))
+void jsonw_null_k(struct jsonw *w, const char *key, size_t klen);
 /* A jansson value (policy and DANE answers), members in their
  * insertion order as json_dumps writes them; NULL writes null. */
-void jsonw_json(struct jsonw *w, const char *key, const struct json_t *v);
+#define jsonw_json(w, key, v) jsonw_json_k((w), (key), jsonw_klen(key), (v))
+void jsonw_json_k(struct jsonw *w, const char *key, size_t klen, const struct json_t *v);
 
 /* Members written elsewhere into the object open here: s[0..n) is a
  * fragment of a writer's output, '"k":v' separated by commas, no braces
