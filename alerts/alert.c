@@ -119,13 +119,20 @@ static void alert_recipients(struct jsonw *w, const struct alert_doc *a)
     }
     if (!total)
         return;
-    size_t domains = 0, max = rules_policy_domains_max(a->f);
-    char(*doms)[FACTS_HOST_MAX] = malloc(max * sizeof *doms);
+    size_t domains = 0;
     bool derived = false;
-    uint32_t left = 0;
-    if (doms)
-        domains = rules_policy_domains(a->f, doms, max, &derived, &left);
-    free(doms);
+    if (a->pols) {
+        /* the detector's: rules_policy_domains already made them */
+        domains = a->n_pols;
+        derived = a->n_pols && a->pols[0].derived;
+    } else {
+        size_t max = rules_policy_domains_max(a->f);
+        char(*doms)[FACTS_HOST_MAX] = malloc(max * sizeof *doms);
+        uint32_t left = 0;
+        if (doms)
+            domains = rules_policy_domains(a->f, doms, max, &derived, &left);
+        free(doms);
+    }
     if (derived)
         domains = 0; /* names of the server, not recipients' */
     jsonw_obj_open(w, "recipients");

@@ -33,7 +33,9 @@ struct alert_ctx {
 void alert_write_dane(struct jsonw *w, const struct rule_dane *dn);
 
 /* Appends the alert to w (reset it first for one alert per buffer); false
- * when out of memory. */
+ * when out of memory. pols (NULL: none looked up): the session's policy
+ * domains as rules_policy_domains() gave them, in its order, n_pols of them
+ * (the alert counts them as its recipient domains). */
 bool alert_write(struct jsonw *w, const struct smtp_facts *f, const struct verdict *v,
                  const struct rule_policy *pols, size_t n_pols, const struct alert_ctx *ctx);
 /* The same as a malloc'd string the caller frees; NULL on allocation

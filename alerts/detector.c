@@ -90,6 +90,9 @@ struct detector {
     uint64_t head_seq, next_seq;
     bool saved;
     struct jsonw out; /* the alert being written, reused */
+    /* a session's policy domains while its record is made, reused */
+    char (*doms)[FACTS_HOST_MAX];
+    size_t doms_cap;
 };
 
 static void posture_counts(struct detector *d);
@@ -573,7 +576,14 @@ void detector_session(struct detector *d, struct smtp_facts *f)
 
     if (d->cfg.policy) {
         size_t max = rules_policy_domains_max(f);
-        char(*doms)[FACTS_HOST_MAX] = malloc(max * sizeof *doms);
+        if (max > d->doms_cap) {
+            void *grown = realloc(d->doms, max * sizeof *d->doms);
+            if (grown) {
+                d->doms = grown;
+                d->doms_cap = max;
+            }
+        }
+        char(*doms)[FACTS_HOST_MAX] = max <= d->doms_cap ? d->doms : NULL;
         bool derived = false;
         uint32_t dropped = 0;
         size_t n = doms ? rules_policy_domains(f, doms, max, &derived, &dropped) : 0;
@@ -610,7 +620,6 @@ void detector_session(struct detector *d, struct smtp_facts *f)
             memcpy(r->pols[n + i].domain, extra[i], sizeof r->pols[n + i].domain);
             r->pols[n + i].derived = true;
         }
-        free(doms);
         free(extra);
         r->n_pols = n;
         r->n_all = n + n_extra;
@@ -719,6 +728,7 @@ void detector_free(struct detector *d)
     free(d->spare_ctx);
     free(d->ring);
     jsonw_free(&d->out);
+    free(d->doms);
     posture_free(d->posture);
     ratelimit_free(d->rl);
     rules_tuning_free(&d->tuning);
