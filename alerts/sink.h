@@ -32,6 +32,7 @@
 #ifndef SW_SINK_H
 #define SW_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ enum sink_redis_mode {
     SINK_REDIS_STREAM,  /* XADD key MAXLEN ~ N * alert <json> */
 };
 
+#define SINK_FILE_BATCH (256u << 10)
+
 struct sink_cfg {
     const char *out_path;  /* JSON lines file (appended); "-" for stdout; NULL for none.
                               With redis_url too, alerts go to both. */
@@ -53,6 +56,12 @@ struct sink_cfg {
     const char *spool_path;   /* spool file (default "stripwatch.spool" in the working dir) */
     uint64_t spool_max_bytes; /* default 256 MiB */
     const char *ca_file;      /* for rediss:// */
+    /* out_path a file (not stdout), offline runs: lines gathered and written
+     * SINK_FILE_BATCH bytes at a time, whole lines (a line is never split
+     * between writes unless longer than that), instead of a write per line;
+     * written at sink_flush() and sink_free(). Counted as delivered once
+     * written. */
+    bool file_batch;
     /* added by sink (defaults from sink_cfg_defaults) */
     unsigned batch_max;        /* alerts per pipelined batch (default 256) */
     int connect_timeout_ms;    /* default 2000 */

@@ -69,7 +69,8 @@ struct run {
     struct evidence *ev;       /* --evidence-dir; NULL without it */
     struct tlsrpt *tlsrpt;     /* --tlsrpt-out; NULL without it */
     FILE *sessions;
-    bool no_save; /* the drop failed: write no state or policies as the user */
+    char *sessions_buf; /* its stdio buffer (setvbuf allocates only 4 KiB itself) */
+    bool no_save;       /* the drop failed: write no state or policies as the user */
     struct sw_clock clock;
     struct summary *sum;
     uint64_t packets, bytes;
@@ -388,8 +389,11 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
                 snprintf(err, errlen, "%s: %s", o->sessions_out, strerror(errno));
                 return -1;
             }
-            /* one write per MiB of records offline (live runs flush each line) */
-            setvbuf(r->sessions, NULL, _IOFBF, 1 << 20);
+            /* one write per MiB of records offline (live runs flush each
+             * line); glibc ignores the size without a buffer given */
+            r->sessions_buf = malloc(1 << 20);
+            if (r->sessions_buf)
+                setvbuf(r->sessions, r->sessions_buf, _IOFBF, 1 << 20);
         }
     }
     struct policy_cfg pc;
@@ -424,6 +428,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         sc.spool_max_bytes = o->spool_max;
     if (o->ca_file)
         sc.ca_file = o->ca_file;
+    sc.file_batch = o->iface == NULL; /* offline: nobody waits for each line */
     e[0] = '\0';
     r->sink = sink_new(&sc, e, sizeof(e));
     if (!r->sink) {
@@ -605,9 +610,7 @@ static void reload(struct run *r)
     j.r = r;
     j.n = &n;
     if (r->sessions && r->sessions != stdout) {
-        j.sessions = fopen(o->sessions_out, "ae");
-        if (j.sessions)
-            setvbuf(j.sessions, NULL, _IOFBF, 1 << 20);
+        j.sessions = fopen(o->sessions_out, "ae"); /* live: flushed each line */
         if (!j.sessions)
             snprintf(j.warn, sizeof(j.warn), "%s: %s", o->sessions_out, strerror(errno));
     }
@@ -715,6 +718,7 @@ static bool close_all(struct run *r, bool print)
     capture_free(r->cap);
     if (r->sessions && r->sessions != stdout)
         fclose(r->sessions);
+    free(r->sessions_buf);
     fflush(stdout);
     return ok;
 }

@@ -211,6 +211,57 @@ static void test_file_sink(void **state)
     assert_string_equal(err, "redis URL \"redis://:***@h:0\": port \"0\": not 1-65535");
 }
 
+/* file_batch (offline runs): lines gathered into writes of SINK_FILE_BATCH
+ * bytes that end at line ends; counted as delivered once written; a write
+ * that fails counts each of its lines as an error. */
+static void test_file_sink_batch(void **state)
+{
+    (void)state;
+    char path[300], err[256];
+    snprintf(path, sizeof path, "%s/alerts.json", tdir);
+    struct sink_cfg c;
+    sink_cfg_defaults(&c);
+    c.out_path = path;
+    c.file_batch = true;
+    struct sink *s = sink_new(&c, err, sizeof err);
+    assert_non_null(s);
+    /* lines of 1000 bytes and the newline: a batch holds whole lines only */
+    char line[1001];
+    memset(line, 'x', sizeof line);
+    line[0] = '{';
+    line[999] = '}';
+    line[1000] = '\0';
+    size_t per = SINK_FILE_BATCH / 1001; /* lines that fit in one write */
+    for (size_t i = 0; i < per; i++)
+        assert_int_equal(sink_emit(s, line, 1000), SW_OK);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 0); /* gathered, not written yet */
+    assert_int_equal(sink_stats(s)->delivered, 0);
+    assert_int_equal(sink_emit(s, line, 1000), SW_OK); /* does not fit: the batch goes first */
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, (off_t)(per * 1001));
+    assert_int_equal(sink_stats(s)->delivered, per);
+    assert_int_equal(sink_flush(s, 100), SW_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, (off_t)((per + 1) * 1001));
+    assert_int_equal(sink_stats(s)->delivered, per + 1);
+    assert_int_equal(sink_stats(s)->errors, 0);
+    sink_free(s);
+
+    /* a device that takes nothing: every line an error, none delivered */
+    c.out_path = "/dev/full";
+    s = sink_new(&c, err, sizeof err);
+    assert_non_null(s);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sink_emit(s, line, 1000), SW_OK);
+    assert_int_equal(sink_flush(s, 100), SW_EIO);
+    assert_int_equal(sink_stats(s)->emitted, 3);
+    assert_int_equal(sink_stats(s)->delivered, 0);
+    assert_int_equal(sink_stats(s)->errors, 3);
+    sink_free(s);
+}
+
 /* ---- modes ----------------------------------------------------------------- */
 
 static void run_list_mode(enum sink_redis_mode mode, bool reversed)
@@ -678,6 +729,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_file_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_sink_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_lpush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mode_stream, setup, teardown),
