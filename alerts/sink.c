@@ -7,8 +7,9 @@
  * File/stdout: each alert is written as one line with a single fwrite and
  * flushed (fflush) at once, so a reader tailing the file or the pipe never
  * sees half a line and never waits for a batch; files are fsynced at
- * sink_flush()/sink_free(), not per line. Offline runs writing a file
- * (file_batch) gather whole lines into writes of SINK_FILE_BATCH bytes. */
+ * sink_flush()/sink_free(), not per line. Runs reading regular files that
+ * write a file (file_batch) gather whole lines into writes of
+ * SINK_FILE_BATCH bytes. */
 #include "alerts/sink.h"
 #include "alerts/alog.h"
 

@@ -56,7 +56,8 @@ struct sink_cfg {
     const char *spool_path;   /* spool file (default "stripwatch.spool" in the working dir) */
     uint64_t spool_max_bytes; /* default 256 MiB */
     const char *ca_file;      /* for rediss:// */
-    /* out_path a file (not stdout), offline runs: lines gathered and written
+    /* out_path a file (not stdout), runs reading regular files (nobody waits
+     * for each line): lines gathered and written
      * SINK_FILE_BATCH bytes at a time, whole lines (a line is never split
      * between writes unless longer than that), instead of a write per line;
      * written at sink_flush() and sink_free(). Counted as delivered once

@@ -199,7 +199,7 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
         if (jsonw_ok(w)) {
             w->buf[w->len] = '\n'; /* the NUL's place: one write for the line */
             fwrite(w->buf, 1, w->len + 1, pl->cfg.sessions_out);
-            if (pl->cfg.live)
+            if (pl->cfg.flush_records)
                 fflush(pl->cfg.sessions_out);
             pl->sessions_out++;
         }

@@ -35,6 +35,7 @@ struct pipeline_cfg {
     struct flow_cfg flow; /* per worker */
     struct smtp_cfg smtp; /* template; on_event is set by the pipeline */
     FILE *sessions_out;   /* may be NULL */
+    bool flush_records;   /* each record flushed (live, or reading a pipe) */
     struct detector *det; /* may be NULL */
 };
 

@@ -372,6 +372,21 @@ static bool evidence_of_session(void *arg, const struct smtp_facts *f, bool aler
     return evidence_session(arg, &f->flow, alerted, name, namelen);
 }
 
+/* Reading regular files only (not live, not stdin or a pipe that someone
+ * feeds and reads the output of as it comes): output can go out in large
+ * writes. */
+static bool inputs_are_files(const struct sensor_opts *o)
+{
+    if (o->iface || !o->n_files)
+        return false;
+    for (size_t i = 0; i < o->n_files; i++) {
+        struct stat st;
+        if (strcmp(o->files[i], "-") == 0 || stat(o->files[i], &st) != 0 || !S_ISREG(st.st_mode))
+            return false;
+    }
+    return true;
+}
+
 /* Opens everything but the capture; 0 or an error line in err. With --user,
  * privileges are dropped once the files are open (sessions, policy file,
  * alerts, spool, state file) and before the pipeline starts its threads. */
@@ -389,8 +404,9 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
                 snprintf(err, errlen, "%s: %s", o->sessions_out, strerror(errno));
                 return -1;
             }
-            /* one write per MiB of records offline (live runs flush each
-             * line); glibc ignores the size without a buffer given */
+            /* one write per MiB of records reading files (live runs and
+             * pipes flush each line); glibc ignores the size without a
+             * buffer given */
             r->sessions_buf = malloc(1 << 20);
             if (r->sessions_buf)
                 setvbuf(r->sessions, r->sessions_buf, _IOFBF, 1 << 20);
@@ -428,7 +444,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         sc.spool_max_bytes = o->spool_max;
     if (o->ca_file)
         sc.ca_file = o->ca_file;
-    sc.file_batch = o->iface == NULL; /* offline: nobody waits for each line */
+    sc.file_batch = inputs_are_files(o); /* nobody waits for each line */
     e[0] = '\0';
     r->sink = sink_new(&sc, e, sizeof(e));
     if (!r->sink) {
@@ -531,6 +547,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     memset(&plc, 0, sizeof(plc));
     plc.workers = o->workers;
     plc.live = o->iface != NULL;
+    plc.flush_records = !inputs_are_files(o);
     plc.self_fed = capture_n_src(r->cap) > 1 && capture_is_live(r->cap);
     flow_cfg_defaults(&plc.flow);
     if (o->memcap)
