@@ -86,7 +86,9 @@ size_t x509_dane_digests(const uint8_t *der, size_t len, char *out, size_t outle
  * that the certificate a server shows in every session is decoded once:
  * at most max entries (the least recently used leaves), each holding the
  * strings x509_parse_leaf sets (at most about 9 KiB: names of 255 bytes,
- * FACTS_SAN_MAX SAN names). Not thread-safe: one per worker. */
+ * FACTS_SAN_MAX SAN names) and the DANE digests of the chain it came with
+ * last (x509_chain: at most about 1.6 KiB). Not thread-safe: one per
+ * worker. */
 struct x509_cache_stats {
     uint64_t hits, misses, entries, evicted;
 };
