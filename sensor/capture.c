@@ -36,6 +36,7 @@ struct capture_map {
 };
 
 #define CAPTURE_MAP_RELEASE (4u << 20) /* give back mapped pages every 4 MB */
+#define CAPTURE_MAP_AHEAD   (2u << 20) /* map the pages ahead 2 MB at a time */
 
 struct capture_src {
     const char *name;
@@ -326,8 +327,8 @@ static int map_next(struct capture_src *s)
     /* the pages ahead mapped in one call (MADV_POPULATE_READ, Linux 5.14)
      * instead of a page fault per 16 pages; refused (an older kernel): the
      * faults as before */
-    if (m->populated < m->size && m->off + CAPTURE_MAP_RELEASE > m->populated) {
-        size_t to = m->populated + 2 * (size_t)CAPTURE_MAP_RELEASE;
+    if (m->populated < m->size && m->off + CAPTURE_MAP_AHEAD / 2 > m->populated) {
+        size_t to = m->populated + CAPTURE_MAP_AHEAD;
         if (to > m->size)
             to = m->size;
         madvise((void *)(m->base + m->populated), to - m->populated, MADV_POPULATE_READ);
