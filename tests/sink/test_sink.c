@@ -173,16 +173,22 @@ static int count_lines_with(const char *text, const char *line)
 
 /* ---- file ------------------------------------------------------------------ */
 
+/* A sink writing tdir/alerts.json (path gets its name). */
+static struct sink *file_sink(struct sink_cfg *c, char *path, size_t len, bool batch)
+{
+    snprintf(path, len, "%s/alerts.json", tdir);
+    sink_cfg_defaults(c);
+    c->out_path = path;
+    c->file_batch = batch;
+    return sink_ok(c);
+}
+
 static void test_file_sink(void **state)
 {
     (void)state;
     char path[300], err[256];
-    snprintf(path, sizeof path, "%s/alerts.json", tdir);
     struct sink_cfg c;
-    sink_cfg_defaults(&c);
-    c.out_path = path;
-    struct sink *s = sink_new(&c, err, sizeof err);
-    assert_non_null(s);
+    struct sink *s = file_sink(&c, path, sizeof path, false);
     const char *a1 = "{\"a\":1}";
     const char *a2 = "{\"b\":\n2}"; /* a newline becomes a space: one alert, one line */
     assert_int_equal(sink_emit(s, a1, strlen(a1)), SW_OK);
@@ -211,20 +217,15 @@ static void test_file_sink(void **state)
     assert_string_equal(err, "redis URL \"redis://:***@h:0\": port \"0\": not 1-65535");
 }
 
-/* file_batch (offline runs): lines gathered into writes of SINK_FILE_BATCH
- * bytes that end at line ends; counted as delivered once written; a write
- * that fails counts each of its lines as an error. */
+/* file_batch (runs reading regular files): lines gathered into writes of
+ * SINK_FILE_BATCH bytes that end at line ends; counted as delivered once
+ * written; a write that fails counts each of its lines as an error. */
 static void test_file_sink_batch(void **state)
 {
     (void)state;
-    char path[300], err[256];
-    snprintf(path, sizeof path, "%s/alerts.json", tdir);
+    char path[300];
     struct sink_cfg c;
-    sink_cfg_defaults(&c);
-    c.out_path = path;
-    c.file_batch = true;
-    struct sink *s = sink_new(&c, err, sizeof err);
-    assert_non_null(s);
+    struct sink *s = file_sink(&c, path, sizeof path, true);
     /* lines of 1000 bytes and the newline: a batch holds whole lines only */
     char line[1001];
     memset(line, 'x', sizeof line);
@@ -251,8 +252,7 @@ static void test_file_sink_batch(void **state)
 
     /* a device that takes nothing: every line an error, none delivered */
     c.out_path = "/dev/full";
-    s = sink_new(&c, err, sizeof err);
-    assert_non_null(s);
+    s = sink_ok(&c);
     for (int i = 0; i < 3; i++)
         assert_int_equal(sink_emit(s, line, 1000), SW_OK);
     assert_int_equal(sink_flush(s, 100), SW_EIO);
