@@ -234,6 +234,8 @@ int sink_reopen(struct sink *s, char *err, size_t errlen)
         return SW_EIO;
     }
     int rc = SW_OK;
+    /* the health records' thread may emit meanwhile: the swap under the lock */
+    pthread_mutex_lock(&s->mu);
     if ((s->batch && batch_write(s) != SW_OK) || fflush(s->out) != 0 ||
         fsync(fileno(s->out)) != 0) {
         snprintf(err, errlen, "%s: %s", s->out_name, strerror(errno));
@@ -243,6 +245,7 @@ int sink_reopen(struct sink *s, char *err, size_t errlen)
     s->out = f;
     if (s->batch && setvbuf(s->out, s->batch_buf, _IOFBF, SINK_FILE_BATCH) != 0)
         s->batch = false;
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
