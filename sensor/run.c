@@ -393,6 +393,7 @@ static bool inputs_are_files(const struct sensor_opts *o)
 static int open_outputs(struct run *r, char *err, size_t errlen)
 {
     const struct sensor_opts *o = r->o;
+    bool large_writes = inputs_are_files(o); /* nobody waits for each line */
     if (o->sessions_out) {
         if (strcmp(o->sessions_out, "-") == 0) {
             /* alerts may share stdout: one write per session line */
@@ -444,7 +445,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
         sc.spool_max_bytes = o->spool_max;
     if (o->ca_file)
         sc.ca_file = o->ca_file;
-    sc.file_batch = inputs_are_files(o); /* nobody waits for each line */
+    sc.file_batch = large_writes;
     e[0] = '\0';
     r->sink = sink_new(&sc, e, sizeof(e));
     if (!r->sink) {
@@ -547,7 +548,7 @@ static int open_outputs(struct run *r, char *err, size_t errlen)
     memset(&plc, 0, sizeof(plc));
     plc.workers = o->workers;
     plc.live = o->iface != NULL;
-    plc.flush_records = !inputs_are_files(o);
+    plc.flush_records = !large_writes;
     plc.self_fed = capture_n_src(r->cap) > 1 && capture_is_live(r->cap);
     flow_cfg_defaults(&plc.flow);
     if (o->memcap)
