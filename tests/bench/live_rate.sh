@@ -36,6 +36,9 @@ trap cleanup EXIT
 ip netns add "$a"
 ip netns add "$b"
 ip link add va netns "$a" type veth peer name vb netns "$b"
+# no link-local addresses: no IPv6 autoconfiguration traffic beside the replay
+nsenter --net="/run/netns/$a" ip link set va addrgenmode none
+nsenter --net="/run/netns/$b" ip link set vb addrgenmode none
 nsenter --net="/run/netns/$a" ip link set va up
 nsenter --net="/run/netns/$b" ip link set vb up
 dirs=()
