@@ -62,6 +62,9 @@ void jsonw_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, 
  * '?'. NULL is "". The same text as decode/facts.h facts_json_wire_str(). */
 #define jsonw_wire_str(w, key, s) jsonw_wire_str_k((w), (key), jsonw_klen(key), (s))
 void jsonw_wire_str_k(struct jsonw *w, const char *key, size_t klen, const char *s);
+/* jsonw_wire_str of the n bytes at s (a length already known). */
+#define jsonw_wire_strn(w, key, s, n) jsonw_wire_strn_k((w), (key), jsonw_klen(key), (s), (n))
+void jsonw_wire_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, size_t n);
 /* jsonw_wire_str, or null for NULL and "". */
 #define jsonw_wire_str_or_null(w, key, s) jsonw_wire_str_or_null_k((w), (key), jsonw_klen(key), (s))
 void jsonw_wire_str_or_null_k(struct jsonw *w, const char *key, size_t klen, const char *s);

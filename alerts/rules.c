@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "alerts/jsonw.h"
+#include "alerts/session_json.h"
 #include "policy/snapshot.h"
 
 static const struct rule_desc rule_descs[RULE_COUNT] = {
@@ -464,14 +465,6 @@ static void anom_json(struct jsonw *w, const struct facts_anomaly *a)
     jsonw_obj_close(w);
 }
 
-static void caps_json(struct jsonw *w, const struct smtp_facts *f)
-{
-    jsonw_arr_open(w, "capabilities");
-    for (size_t i = 0; i < f->n_caps; i++)
-        jsonw_wire_str(w, NULL, facts_cap(f, i));
-    jsonw_arr_close(w);
-}
-
 static void starttls_json(struct jsonw *w, const struct smtp_facts *f)
 {
     jsonw_obj_open(w, "starttls");
@@ -786,11 +779,10 @@ struct judge {
 static bool cap_visible(const struct smtp_facts *f, const char *kw)
 {
     size_t kl = strlen(kw);
-    for (size_t i = 0; i < f->n_caps; i++) {
-        const char *c = facts_cap(f, i);
+    const char *c = f->caps;
+    for (size_t i = 0; i < f->n_caps; i++, c += strlen(c) + 1)
         if (!strncasecmp(c, kw, kl) && (c[kl] == 0 || c[kl] == ' ' || c[kl] == '='))
             return true;
-    }
     return false;
 }
 
@@ -894,7 +886,7 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
         : f->caps_dropped ? "EHLO reply without STARTTLS, padded past the capability "
                             "bounds (every line scanned)"
                           : "EHLO reply without STARTTLS");
-    caps_json(&ev, f);
+    session_json_caps(&ev, f);
     jsonw_int_or_null(&ev, "ehlo_reply_code", f->ehlo_code);
     names_json(&ev, "server_names", &j->nm);
     ev_server_posture(&ev, j->pv);
@@ -996,7 +988,7 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
         conf = CONF_HIGH;
     struct jsonw ev;
     size_t re = evidence_new(&ev, f, reason);
-    caps_json(&ev, f);
+    session_json_caps(&ev, f);
     starttls_json(&ev, f);
     static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,
                                           ANOM_STARTTLS_UNKNOWN_CMD,
@@ -1072,7 +1064,7 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
                      j->pv->client_used ? "STARTTLS offered and not used by a client that used it "
                                           "to this server before"
                                         : "STARTTLS offered and not used; content sent in clear");
-    caps_json(&ev, f);
+    session_json_caps(&ev, f);
     starttls_json(&ev, f);
     clear_data_json(&ev, &j->cd);
     ev_client_posture(&ev, j->pv, true, false);
@@ -1315,7 +1307,7 @@ static void rule_masked(const struct judge *j, struct verdict *out, size_t *n)
     size_t re = evidence_new(&ev, f,
                              "EHLO capabilities masked by an ESMTP-inspection device; "
                              "nothing shows STARTTLS among them");
-    caps_json(&ev, f);
+    session_json_caps(&ev, f);
     starttls_json(&ev, f);
     static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED};
     ev_anoms(&ev, f, k, 1);

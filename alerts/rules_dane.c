@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alerts/jsonw.h"
+#include "alerts/session_json.h"
 #include "alerts/rules.h"
 
 bool rules_dane_host(const struct smtp_facts *f, char out[FACTS_HOST_MAX])
@@ -243,10 +244,7 @@ size_t rules_judge_dane(const struct smtp_facts *f, const struct rule_dane *dn, 
         } else if (n < RULES_VERDICTS_MAX) {
             struct jsonw ev;
             size_t re = dane_evidence(&ev, f, dn, why);
-            jsonw_arr_open(&ev, "capabilities");
-            for (size_t k = 0; k < f->n_caps; k++)
-                jsonw_wire_str(&ev, NULL, facts_cap(f, k));
-            jsonw_arr_close(&ev);
+            session_json_caps(&ev, f);
             jsonw_int(&ev, "ehlo_reply_code", f->ehlo_code);
             /* rule order: starttls.stripped is the first rule */
             memmove(&out[1], &out[0], n * sizeof(*out));

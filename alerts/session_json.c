@@ -190,6 +190,19 @@ static void w_tx(struct jsonw *w, const struct facts_tx *t)
     jsonw_obj_close(w);
 }
 
+void session_json_caps(struct jsonw *w, const struct smtp_facts *f)
+{
+    /* one walk of the list (facts_cap(f, i) walks it from the start) */
+    jsonw_arr_open(w, "capabilities");
+    const char *c = f->caps;
+    for (size_t i = 0; i < f->n_caps; i++) {
+        size_t n = strlen(c);
+        jsonw_wire_strn(w, NULL, c, n);
+        c += n + 1;
+    }
+    jsonw_arr_close(w);
+}
+
 static void w_smtp(struct jsonw *w, const struct smtp_facts *f)
 {
     jsonw_obj_open(w, "smtp");
@@ -201,10 +214,7 @@ static void w_smtp(struct jsonw *w, const struct smtp_facts *f)
     jsonw_wire_str_or_null(w, "verb", f->helo_verb);
     jsonw_wire_str_or_null(w, "host", f->helo_host);
     jsonw_obj_close(w);
-    jsonw_arr_open(w, "capabilities");
-    for (size_t i = 0; i < f->n_caps; i++)
-        jsonw_wire_str(w, NULL, facts_cap(f, i));
-    jsonw_arr_close(w);
+    session_json_caps(w, f);
     jsonw_obj_open(w, "starttls");
     jsonw_bool(w, "offered", f->starttls_offered);
     jsonw_bool(w, "requested", f->starttls_requested);

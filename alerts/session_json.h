@@ -42,6 +42,10 @@ void session_json_files(const char *const *names, size_t n);
 void session_json_write(struct jsonw *w, const struct smtp_facts *f,
                         const struct session_json_ext *x);
 
+/* The "capabilities" array of f (its EHLO reply's extensions, as on the
+ * wire), as the record and the evidence of several rules write it. */
+void session_json_caps(struct jsonw *w, const struct smtp_facts *f);
+
 /* The session record as a malloc'd string (*len its length); NULL when out
  * of memory. The caller frees it. */
 char *session_json(const struct smtp_facts *f, size_t *len);

@@ -108,6 +108,20 @@ static size_t caps_len(const char *caps, size_t n)
     return (size_t)(p - caps);
 }
 
+/* Bytes of a string slot's value, its NUL included; strs: the value is a
+ * string of that table's (which knows its length). */
+static size_t slot_bytes(const struct smtp_facts *f, const char *s, bool is_caps, bool strs)
+{
+    if (strs) /* a list's length counts its last NUL already */
+        return strtab_len(s) + !is_caps;
+    return is_caps ? caps_len(s, f->n_caps) : strlen(s) + 1;
+}
+
+static size_t slot_len(const struct smtp_facts *f, const char *s, bool is_caps)
+{
+    return slot_bytes(f, s, is_caps, f->storage == FACTS_STRTAB);
+}
+
 const char *facts_cap(const struct smtp_facts *f, size_t i)
 {
     const char *p = f->caps;
@@ -153,14 +167,14 @@ bool facts_set(struct smtp_facts *f, const char **slot, const char *s, size_t n,
             n = max - 1;
         *slot = str_new(f, s, n);
     }
-    str_drop(f, old, old ? strlen(old) : 0);
+    str_drop(f, old, old && f->storage == FACTS_HEAP ? strlen(old) : 0);
     return !s || *slot;
 }
 
 bool facts_add_cap(struct smtp_facts *f, const char *s, size_t n)
 {
     n = strnlen(s, n);
-    size_t old = f->caps ? caps_len(f->caps, f->n_caps) : 0;
+    size_t old = f->caps ? slot_len(f, f->caps, true) : 0;
     const char *nc;
     if (f->storage == FACTS_STRTAB) {
         if (!(nc = strtab_add_item(f->strs, f->caps, s, n)))
@@ -339,11 +353,6 @@ static void each_slot(struct smtp_facts *f, slot_fn fn, void *ctx)
     }
 }
 
-static size_t slot_len(const struct smtp_facts *f, const char *s, bool is_caps)
-{
-    return is_caps ? caps_len(s, f->n_caps) : strlen(s) + 1;
-}
-
 static void slot_drop(struct smtp_facts *f, const char **slot, bool is_caps, void *ctx)
 {
     (void)ctx;
@@ -412,6 +421,7 @@ size_t facts_copy_size(const struct smtp_facts *f)
 /* Moves each string of the source (same slot in the copy) into the block. */
 struct pack {
     char *p;
+    bool strs; /* the source's strings are a table's */
 };
 
 static void slot_pack(struct smtp_facts *c, const char **slot, bool is_caps, void *ctx)
@@ -419,7 +429,7 @@ static void slot_pack(struct smtp_facts *c, const char **slot, bool is_caps, voi
     struct pack *k = ctx;
     if (!*slot)
         return;
-    size_t n = slot_len(c, *slot, is_caps);
+    size_t n = slot_bytes(c, *slot, is_caps, k->strs);
     memcpy(k->p, *slot, n);
     *slot = k->p;
     k->p += n;
@@ -462,7 +472,7 @@ struct smtp_facts *facts_copy(const struct smtp_facts *f)
         c->tls = t;
     }
     /* the copy's slots still point at f's strings: move them in */
-    struct pack k = {p};
+    struct pack k = {p, f->storage == FACTS_STRTAB};
     each_slot(c, slot_pack, &k);
     return c;
 }
