@@ -84,6 +84,19 @@ static void test_wire_invalid_utf8(void **state)
     expect_wire("ab\xc3", "\"ab?\"");            /* cut sequence */
     expect_wire("\"q\\\xff", "\"\\\"q\\\\?\"");  /* quote, backslash still escaped */
     expect_wire("\x80\x7f", "\"??\"");           /* DEL is outside printable ASCII */
+    /* a known length: the n bytes given, plain ASCII past one 8-byte word
+     * and a later byte that leaves the one-pass path (a NUL inside, invalid
+     * UTF-8 after it) */
+    struct jsonw w;
+    jsonw_init(&w);
+    jsonw_arr_open(&w, NULL);
+    jsonw_wire_strn(&w, NULL, "mx1.example.org and more", 15);
+    jsonw_wire_strn(&w, NULL, "mail.example.net\0\xff", 18);
+    jsonw_wire_strn(&w, NULL, "\xff", 0);
+    jsonw_arr_close(&w);
+    assert_true(jsonw_ok(&w));
+    assert_string_equal(w.buf, "[\"mx1.example.org\",\"mail.example.net??\",\"\"]");
+    jsonw_free(&w);
 }
 
 static void test_nesting_and_scalars(void **state)
