@@ -167,34 +167,56 @@ static void put_quoted(struct jsonw *w, const char *s, size_t n)
     w->len = (size_t)(o - w->buf);
 }
 
+/* Copies the n bytes of key to o when none must be escaped (false: some
+ * must, and what was written is scratch), with whole words: two overlapping
+ * ones from 4 bytes on (a key of 4 to 16 bytes, as nearly every key is,
+ * takes two loads, one test and two stores). */
+static inline bool copy_plain_key(char *o, const char *key, size_t n)
+{
+    if (n >= 8) {
+        uint64_t x, last;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&x, key + i, 8);
+            if (escape_mask8(x))
+                return false;
+            memcpy(o + i, &x, 8);
+        }
+        memcpy(&last, key + n - 8, 8);
+        if (escape_mask8(last))
+            return false;
+        memcpy(o + n - 8, &last, 8);
+        return true;
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, key, 4);
+        memcpy(&hi, key + n - 4, 4);
+        if (escape_mask8((uint64_t)hi << 32 | lo))
+            return false;
+        memcpy(o, &lo, 4);
+        memcpy(o + n - 4, &hi, 4);
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (must_escape((unsigned char)key[i]))
+            return false;
+        o[i] = key[i];
+    }
+    return true;
+}
+
 /* The separator and the key before a value. */
 static void prefix(struct jsonw *w, const char *key, size_t klen)
 {
-    if (key) {
-        /* a key with nothing to escape (every key the writers pass
-         * literally), 8 bytes at a time; anything else takes the general
-         * path, the bytes written here past len being scratch */
-        size_t n = klen;
-        if (reserve(w, n + 4)) {
-            char *o = w->buf + w->len;
-            if (w->comma)
-                *o++ = ',';
-            *o++ = '"';
-            size_t i = 0;
-            for (; i + 8 <= n; i += 8) {
-                uint64_t x;
-                memcpy(&x, key + i, 8);
-                if (escape_mask8(x))
-                    goto general;
-                memcpy(o, &x, 8);
-                o += 8;
-            }
-            for (; i < n; i++) {
-                unsigned char c = (unsigned char)key[i];
-                if (must_escape(c))
-                    goto general;
-                *o++ = (char)c;
-            }
+    /* a key with nothing to escape (every key the writers pass literally)
+     * straight into the buffer; anything else takes the general path */
+    if (key && reserve(w, klen + 4)) {
+        char *o = w->buf + w->len;
+        if (w->comma)
+            *o++ = ',';
+        *o++ = '"';
+        if (copy_plain_key(o, key, klen)) {
+            o += klen;
             *o++ = '"';
             *o++ = ':';
             *o = '\0';
@@ -203,7 +225,6 @@ static void prefix(struct jsonw *w, const char *key, size_t klen)
             return;
         }
     }
-general:
     if (w->comma)
         putc1(w, ',');
     if (key) {
