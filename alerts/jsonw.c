@@ -205,11 +205,24 @@ static inline bool copy_plain_key(char *o, const char *key, size_t n)
     return true;
 }
 
-/* The separator and the key before a value. */
-static void prefix(struct jsonw *w, const char *key, size_t klen)
+/* prefix() for a key that must be escaped, or when out of memory. */
+static __attribute__((noinline)) void prefix_general(struct jsonw *w, const char *key, size_t klen)
 {
-    /* a key with nothing to escape (every key the writers pass literally)
-     * straight into the buffer; anything else takes the general path */
+    if (w->comma)
+        putc1(w, ',');
+    if (key) {
+        put_quoted(w, key, klen);
+        putc1(w, ':');
+    }
+    w->comma = true;
+}
+
+/* The separator and the key before a value: inlined in every writer call,
+ * a key with nothing to escape (every key the writers pass literally)
+ * straight into the buffer; anything else takes the general path. */
+static inline __attribute__((always_inline)) void prefix(struct jsonw *w, const char *key,
+                                                         size_t klen)
+{
     if (key && reserve(w, klen + 4)) {
         char *o = w->buf + w->len;
         if (w->comma)
@@ -224,14 +237,11 @@ static void prefix(struct jsonw *w, const char *key, size_t klen)
             w->comma = true;
             return;
         }
+    } else if (!key && !w->comma) {
+        w->comma = true; /* an element first in its array: nothing to write */
+        return;
     }
-    if (w->comma)
-        putc1(w, ',');
-    if (key) {
-        put_quoted(w, key, klen);
-        putc1(w, ':');
-    }
-    w->comma = true;
+    prefix_general(w, key, klen);
 }
 
 void jsonw_obj_open_k(struct jsonw *w, const char *key, size_t klen)
