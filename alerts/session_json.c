@@ -28,14 +28,13 @@ static void addr_str(const struct sw_addr *a, char *buf, size_t len)
         sw_addr_str(a, buf, len);
 }
 
-/* source / destination: bytes and packets are those this side sent */
-static void w_addr(struct jsonw *w, const char *key, const struct sw_addr *a, uint16_t port,
-                   uint64_t bytes, uint64_t packets)
+/* source / destination (ip: the address as text): bytes and packets are
+ * those this side sent */
+static void w_addr(struct jsonw *w, const char *key, const char *ip, uint16_t port, uint64_t bytes,
+                   uint64_t packets)
 {
-    char buf[INET6_ADDRSTRLEN];
-    addr_str(a, buf, sizeof buf);
     jsonw_obj_open(w, key);
-    jsonw_str(w, "ip", buf);
+    jsonw_str(w, "ip", ip);
     jsonw_int(w, "port", port);
     jsonw_int(w, "bytes", (int64_t)bytes);
     jsonw_int(w, "packets", (int64_t)packets);
@@ -46,7 +45,8 @@ static void w_addr(struct jsonw *w, const char *key, const struct sw_addr *a, ui
  * packet, duration in nanoseconds (ECS); created is when the sensor had the
  * whole session: its last packet's capture time, so that a re-analysed
  * capture gives the same document. */
-static void w_event(struct jsonw *w, const struct smtp_facts *f, const struct session_json_ext *x)
+static void w_event(struct jsonw *w, const struct smtp_facts *f, const struct session_json_ext *x,
+                    const char *start)
 {
     jsonw_obj_open(w, "event");
     jsonw_str(w, "kind", x && x->kind ? x->kind : "event");
@@ -64,8 +64,7 @@ static void w_event(struct jsonw *w, const struct smtp_facts *f, const struct se
     }
     sw_usec end = f->pkt_last_ts > f->flow.start ? f->pkt_last_ts : f->flow.start;
     char ts[40];
-    facts_fmt_time(f->flow.start, ts, sizeof ts);
-    jsonw_str(w, "start", ts);
+    jsonw_str(w, "start", start);
     facts_fmt_time(end, ts, sizeof ts);
     jsonw_str(w, "end", ts);
     jsonw_int(w, "duration", (int64_t)(end - f->flow.start) * 1000);
@@ -379,13 +378,11 @@ static bool add_unique(const char **seen, size_t *n, const char *s)
     return true;
 }
 
-/* related.ip: both ends; related.hosts: every host name the session named
- * (banner, HELO/EHLO argument, the EHLO reply's host, the SNI) */
-static void w_related(struct jsonw *w, const struct smtp_facts *f)
+/* related.ip: both ends (c, sv: their addresses as text); related.hosts:
+ * every host name the session named (banner, HELO/EHLO argument, the EHLO
+ * reply's host, the SNI) */
+static void w_related(struct jsonw *w, const struct smtp_facts *f, const char *c, const char *sv)
 {
-    char c[INET6_ADDRSTRLEN], sv[INET6_ADDRSTRLEN];
-    addr_str(&f->flow.client, c, sizeof c);
-    addr_str(&f->flow.server, sv, sizeof sv);
     jsonw_obj_open(w, "related");
     jsonw_arr_open(w, "ip");
     jsonw_str(w, NULL, c);
@@ -417,12 +414,15 @@ void session_json_write(struct jsonw *w, const struct smtp_facts *f,
     jsonw_obj_open(w, "ecs");
     jsonw_str(w, "version", SESSION_JSON_ECS_VERSION);
     jsonw_obj_close(w);
-    w_event(w, f, x);
+    w_event(w, f, x, ts);
     w_stripwatch(w, f, x);
-    w_addr(w, "source", &f->flow.client, f->flow.cport, f->bytes_c2s, f->flow.pkts_c2s);
-    w_addr(w, "destination", &f->flow.server, f->flow.sport, f->bytes_s2c, f->flow.pkts_s2c);
+    char c[INET6_ADDRSTRLEN], sv[INET6_ADDRSTRLEN];
+    addr_str(&f->flow.client, c, sizeof c);
+    addr_str(&f->flow.server, sv, sizeof sv);
+    w_addr(w, "source", c, f->flow.cport, f->bytes_c2s, f->flow.pkts_c2s);
+    w_addr(w, "destination", sv, f->flow.sport, f->bytes_s2c, f->flow.pkts_s2c);
     w_network(w, f);
-    w_related(w, f);
+    w_related(w, f, c, sv);
     w_smtp(w, f);
     w_tls(w, f->tls);
     if (x && x->tail)
