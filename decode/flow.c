@@ -14,6 +14,7 @@
  * leaves the clock where it is), and a forward jump of more than a day is
  * only believed once a second, different timestamp confirms it, so that one
  * corrupt timestamp (a frame dated 2063) cannot expire every flow. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,15 +93,26 @@ static uint64_t hash_bytes(uint64_t seed, const void *data, size_t len)
     return mix64(h ^ w ^ ((uint64_t)len << 56));
 }
 
+/* A flow key as six words: the image of struct flow_key's bytes on this
+ * little-endian host (the last word: family, the padding byte, zeros). */
+struct key_words {
+    uint64_t w[6];
+};
+_Static_assert(sizeof(struct flow_key) == 42 && offsetof(struct flow_key, b) == 16 &&
+                   offsetof(struct flow_key, pa) == 32 && offsetof(struct flow_key, pb) == 34 &&
+                   offsetof(struct flow_key, vlan) == 36 && offsetof(struct flow_key, family) == 40,
+               "flow_key is five words, the family and a padding byte");
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "key words are a flow key's bytes on a little-endian host"
+#endif
+
 /* The table's bucket hash of a key, seeded with the table's random seed: the
  * key's six words folded pairwise by 64x64->128-bit multiplications (as in
  * wyhash), which run in parallel, then one splitmix64 finaliser. About a
  * third of hash_bytes()'s serial chain of six finalisers per packet. */
-static uint32_t key_hash(uint64_t seed, const struct flow_key *k)
+static uint32_t key_hash(uint64_t seed, const struct key_words *kw)
 {
-    _Static_assert(sizeof(struct flow_key) <= 48, "flow_key fits in six words");
-    uint64_t w[6] = {0};
-    memcpy(w, k, sizeof(*k));
+    const uint64_t *w = kw->w;
     const uint64_t s0 = seed ^ 0xa0761d6478bd642full, s1 = seed ^ 0xe7037ed1a0b428dbull,
                    s2 = seed ^ 0x8ebc6af09c88c6e3ull;
     unsigned __int128 m0 = (unsigned __int128)(w[0] ^ s0) * (w[1] ^ s1);
@@ -117,41 +129,67 @@ static uint32_t load32(const uint8_t *b)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
 }
 
-/* Builds the canonical key of p; *from_a tells whether p's source is the
- * key's endpoint a. */
-static void key_build(const struct pkt *p, struct flow_key *k, bool *from_a)
+/* Builds the canonical key of p as key words; *from_a tells whether p's
+ * source is the key's endpoint a. Everything comes from p into registers:
+ * nothing read back from a key just stored byte by byte, which stalled
+ * every packet's hash and compare on store forwarding. */
+static void key_build(const struct pkt *p, struct key_words *kw, bool *from_a)
 {
-    memset(k, 0, sizeof(*k));
-    size_t alen = p->src.family == 6 ? 16 : 4;
+    bool v6 = p->src.family == 6;
     int c;
-    if (alen == 4) {
-        uint32_t sa = load32(p->src.b), da = load32(p->dst.b);
+    uint64_t s0, s1 = 0, d0, d1 = 0;
+    if (!v6) {
+        uint32_t sa = load32(p->src.b), da = load32(p->dst.b), sr, dr;
         c = sa < da ? -1 : sa > da;
+        memcpy(&sr, p->src.b, 4);
+        memcpy(&dr, p->dst.b, 4);
+        s0 = sr;
+        d0 = dr;
     } else {
-        c = memcmp(p->src.b, p->dst.b, alen);
+        c = memcmp(p->src.b, p->dst.b, 16);
+        memcpy(&s0, p->src.b, 8);
+        memcpy(&s1, p->src.b + 8, 8);
+        memcpy(&d0, p->dst.b, 8);
+        memcpy(&d1, p->dst.b + 8, 8);
     }
     bool src_lower = c < 0 || (c == 0 && p->sport <= p->dport);
-    const struct sw_addr *a = src_lower ? &p->src : &p->dst;
-    const struct sw_addr *b = src_lower ? &p->dst : &p->src;
-    memcpy(k->a, a->b, alen);
-    memcpy(k->b, b->b, alen);
-    k->pa = src_lower ? p->sport : p->dport;
-    k->pb = src_lower ? p->dport : p->sport;
-    if (p->n_vlan >= 1)
-        k->vlan[0] = p->vlan[0];
-    if (p->n_vlan >= 2)
-        k->vlan[1] = p->vlan[1];
-    k->family = p->src.family;
+    uint16_t pa = src_lower ? p->sport : p->dport, pb = src_lower ? p->dport : p->sport;
+    uint16_t v0 = p->n_vlan >= 1 ? p->vlan[0] : 0, v1 = p->n_vlan >= 2 ? p->vlan[1] : 0;
+    kw->w[0] = src_lower ? s0 : d0;
+    kw->w[1] = src_lower ? s1 : d1;
+    kw->w[2] = src_lower ? d0 : s0;
+    kw->w[3] = src_lower ? d1 : s1;
+    kw->w[4] = (uint64_t)pa | (uint64_t)pb << 16 | (uint64_t)v0 << 32 | (uint64_t)v1 << 48;
+    kw->w[5] = p->src.family;
     *from_a = src_lower;
+}
+
+/* The key whose bytes the words are. */
+static void key_of_words(const struct key_words *kw, struct flow_key *k)
+{
+    memcpy(k, kw->w, sizeof(*k));
+}
+
+/* f's key equals the words? (f's key is old memory: loading it is cheap) */
+static bool key_eq(const struct flow_key *k, const struct key_words *kw)
+{
+    uint64_t w[5];
+    uint16_t last;
+    memcpy(w, k, sizeof(w));
+    memcpy(&last, (const char *)k + sizeof(w), sizeof(last));
+    return ((w[0] ^ kw->w[0]) | (w[1] ^ kw->w[1]) | (w[2] ^ kw->w[2]) | (w[3] ^ kw->w[3]) |
+            (w[4] ^ kw->w[4]) | (last ^ kw->w[5])) == 0;
 }
 
 #define FLOW_HASH_SEED 0x73747269707761ull /* fixed: shards and uids are stable */
 
 uint32_t flow_hash(const struct pkt *p)
 {
-    struct flow_key k;
+    struct key_words kw;
     bool from_a;
-    key_build(p, &k, &from_a);
+    key_build(p, &kw, &from_a);
+    struct flow_key k;
+    key_of_words(&kw, &k);
     return (uint32_t)hash_bytes(FLOW_HASH_SEED, &k, sizeof(k));
 }
 
@@ -296,10 +334,10 @@ struct flow_table *flow_table_new(const struct flow_cfg *cfg, const struct strea
     return t;
 }
 
-static struct flow *table_find(struct flow_table *t, const struct flow_key *k, uint32_t hash)
+static struct flow *table_find(struct flow_table *t, const struct key_words *kw, uint32_t hash)
 {
     for (struct flow *f = t->buckets[bucket_of(t, hash)]; f; f = f->hnext)
-        if (f->hash == hash && memcmp(&f->key, k, sizeof(*k)) == 0)
+        if (f->hash == hash && key_eq(&f->key, kw))
             return f;
     return NULL;
 }
@@ -724,15 +762,15 @@ static void tomb_packet(struct flow_table *t, struct flow *f, bool from_a, uint8
 
 void flow_table_packet(struct flow_table *t, const struct pkt *p)
 {
-    struct flow_key k;
+    struct key_words kw;
     bool from_a;
-    key_build(p, &k, &from_a);
-    uint32_t hash = key_hash(t->seed, &k);
+    key_build(p, &kw, &from_a);
+    uint32_t hash = key_hash(t->seed, &kw);
     uint8_t fl = p->tcp_flags;
     clock_observe(t, p->ts);
     t->cur = NULL;
 
-    struct flow *f = table_find(t, &k, hash);
+    struct flow *f = table_find(t, &kw, hash);
     if (f && f->emb && !(f->flags & F_DONE)) {
         struct flow *n = flow_grow(t, f);
         if (!n) { /* no memory for it: the packet is lost to this flow */
@@ -759,6 +797,8 @@ void flow_table_packet(struct flow_table *t, const struct pkt *p)
     if (!f) {
         if (fl & PKT_TH_RST)
             return; /* a reset never opens a flow */
+        struct flow_key k;
+        key_of_words(&kw, &k);
         f = flow_create(t, p, &k, hash, from_a);
         emergency_check(t);
         if (!f || f->emb) /* an embryonic entry holds what its SYN told */
