@@ -126,6 +126,15 @@ static void key_cat_port(char *buf, size_t len, size_t *at, unsigned port)
     key_cat(buf, len, at, p, (size_t)(e - p));
 }
 
+/* s into buf[0..len) as snprintf "%s" would (cut to fit). */
+static void key_copy(char *buf, size_t len, const char *s)
+{
+    size_t at = 0;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, s, strlen(s));
+}
+
 static void map_key(uint8_t kind, const char *key, char *buf, size_t len)
 {
     /* "%s:%s" by hand: three times per session */
@@ -258,8 +267,14 @@ static bool client_name_key(const struct smtp_facts *f, char *buf, size_t len)
     if (!name_key(f, name, sizeof name))
         return false;
     sw_addr_str(&f->flow.client, ip, sizeof ip);
-    /* a name too long for the key is cut, the same way every time */
-    snprintf(buf, len, "%s>%.*s", ip, (int)(len > 80 ? len - 80 : 1), name);
+    /* "%s>%.*s" by hand: a name too long for the key is cut, the same way
+     * every time */
+    size_t at = 0, nl = strlen(name), max = len > 80 ? len - 80 : 1;
+    if (len)
+        buf[0] = '\0';
+    key_cat(buf, len, &at, ip, strlen(ip));
+    key_cat(buf, len, &at, ">", 1);
+    key_cat(buf, len, &at, name, nl < max ? nl : max);
     return true;
 }
 
@@ -538,7 +553,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
     struct pentry *e = lookup(p, PK_SERVER, key, now);
     if (e && fact_before(&e->first, end)) {
         out->server_offered = true;
-        snprintf(out->server_key, sizeof out->server_key, "%s", key);
+        key_copy(out->server_key, sizeof out->server_key, key);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
         out->server_syn_ack = e->syn_ack;
@@ -546,7 +561,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
                fact_before(&e->first, end)) {
         out->server_offered = true;
         out->server_by_name = true;
-        snprintf(out->server_key, sizeof out->server_key, "%s", key);
+        key_copy(out->server_key, sizeof out->server_key, key);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
     }
@@ -569,7 +584,7 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
         out->client_failed = true;
         memcpy(out->client_failed_uid, e->fail.uid, sizeof out->client_failed_uid);
         out->client_failed_ts = e->fail.ts;
-        snprintf(out->client_failed_detail, sizeof out->client_failed_detail, "%s", e->fail_detail);
+        key_copy(out->client_failed_detail, sizeof out->client_failed_detail, e->fail_detail);
     }
 }
 

@@ -156,7 +156,9 @@ static struct bucket *bucket_for(struct ratelimit *r, int rule, const char *serv
     r->slot[free_slot].hash = (uint32_t)h;
     memset(victim, 0, sizeof *victim);
     victim->rule = rule;
-    snprintf(victim->server, sizeof victim->server, "%s", server);
+    size_t sl = strnlen(server, sizeof victim->server - 1); /* cut to fit, as before */
+    memcpy(victim->server, server, sl);
+    victim->server[sl] = '\0';
     victim->tokens = rate;
     victim->last = now;
     return victim;
