@@ -255,32 +255,33 @@ static void ja3_flush(struct ja3 *j)
     j->n = 0;
 }
 
-static void ja3_put(struct ja3 *j, const char *s, size_t n)
-{
-    if (j->n + n > sizeof j->buf)
-        ja3_flush(j);
-    memcpy(j->buf + j->n, s, n); /* n is at most 11 */
-    j->n += n;
-}
-
 /* "-%u" ("%u" first in its field), written by hand: tens per hello */
 static void ja3_value(struct ja3 *j, unsigned v)
 {
-    char b[16], *e = b + sizeof b, *p = e;
+    /* straight into the buffer: at most 11 bytes ('-' and 10 digits) */
+    if (j->n + 11 > sizeof j->buf)
+        ja3_flush(j);
+    char *o = j->buf + j->n, d[10];
+    if (!j->first)
+        *o++ = '-';
+    int k = 0;
     do {
-        *--p = (char)('0' + v % 10);
+        d[k++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    if (!j->first)
-        *--p = '-';
-    ja3_put(j, p, (size_t)(e - p));
+    while (k)
+        *o++ = d[--k];
+    j->n = (size_t)(o - j->buf);
     j->first = false;
 }
 
 static void ja3_field_end(struct ja3 *j, bool last)
 {
-    if (!last)
-        ja3_put(j, ",", 1);
+    if (!last) {
+        if (j->n + 1 > sizeof j->buf)
+            ja3_flush(j);
+        j->buf[j->n++] = ',';
+    }
     j->first = true;
 }
 
