@@ -62,6 +62,28 @@ static void test_published_vectors(void **state)
     }
 }
 
+/* The id of the flow asked for last is kept (a record, then its alerts):
+ * alternating flows that differ in one input only (the seed, a port) each
+ * get their own id, asked again or not. */
+static void test_alternating_flows(void **state)
+{
+    (void)state;
+    const size_t nv = sizeof vectors / sizeof vectors[0];
+    for (size_t round = 0; round < 2 * nv; round++) {
+        const struct vector *v = &vectors[round % nv], *u = &vectors[(round * 3 + 3) % nv];
+        struct sw_addr s = addr(v->saddr), d = addr(v->daddr), us = addr(u->saddr),
+                       ud = addr(u->daddr);
+        char out[COMMUNITY_ID_LEN];
+        assert_true(community_id_v1(&s, v->sport, &d, v->dport, COMMUNITY_ID_TCP, v->seed, out));
+        assert_string_equal(out, v->want);
+        assert_true(community_id_v1(&us, u->sport, &ud, u->dport, COMMUNITY_ID_TCP, u->seed, out));
+        assert_string_equal(out, u->want);
+        assert_true(
+            community_id_v1(&s, v->sport + 1, &d, v->dport, COMMUNITY_ID_TCP, v->seed, out));
+        assert_string_not_equal(out, v->want);
+    }
+}
+
 /* Same address on both sides: the ports decide the order. */
 static void test_same_address_orders_by_port(void **state)
 {
@@ -92,6 +114,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_published_vectors),
+        cmocka_unit_test(test_alternating_flows),
         cmocka_unit_test(test_same_address_orders_by_port),
         cmocka_unit_test(test_mixed_families_refused),
     };
