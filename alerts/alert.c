@@ -232,7 +232,14 @@ bool alert_write(struct jsonw *w, const struct smtp_facts *f, const struct verdi
 {
     struct alert_doc a = {f, v, pols, n_pols, ctx};
     struct session_json_ext x = {
-        "alert", "stripwatch.alert", alert_event, alert_stripwatch, alert_tail, &a,
+        "alert",
+        "stripwatch.alert",
+        alert_event,
+        alert_stripwatch,
+        alert_tail,
+        &a,
+        ctx ? ctx->same : NULL,
+        ctx ? ctx->same_len : 0,
     };
     session_json_write(w, f, &x);
     return jsonw_ok(w);

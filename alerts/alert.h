@@ -25,6 +25,10 @@ struct alert_ctx {
     const struct rule_dane *dane; /* the session's DANE answer, or NULL */
     const char *const *ips;       /* observer.ip: n_ips addresses as text; left out when 0 */
     size_t n_ips;
+    /* the session's members from "source" to "tls" as its record wrote them
+     * (session_json_ext.same), or NULL */
+    const char *same;
+    size_t same_len;
 };
 
 /* Writes the dane object {host, records, status[, detail]} when the

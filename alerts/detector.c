@@ -41,6 +41,9 @@ struct record {
     struct rule_dane dane;    /* the server's TLSA answer (dane.host "" when none) */
     size_t waiting;           /* lookups not answered yet */
     int64_t deadline_ms;      /* monotonic */
+    /* detector_session_rendered's text of the record, while in that call */
+    const char *same;
+    size_t same_len;
 };
 
 /* Outlives the detector while policy callbacks are still owed to it. The
@@ -349,8 +352,9 @@ static void record_emit(struct detector *d, struct record *r)
             if (!d->cfg.evidence(d->cfg.evidence_arg, r->f, true, pcap, sizeof pcap))
                 pcap[0] = '\0';
         }
-        struct alert_ctx ctx = {d->observer,           d->hostname, d->cfg.interface, supp,
-                                pcap[0] ? pcap : NULL, &r->dane,    d->ips,           d->n_ips};
+        struct alert_ctx ctx = {
+            d->observer, d->hostname, d->cfg.interface, supp,    pcap[0] ? pcap : NULL,
+            &r->dane,    d->ips,      d->n_ips,         r->same, r->same_len};
         jsonw_reset(&d->out);
         if (!alert_write(&d->out, r->f, &v[i], r->pols, r->n_pols, &ctx))
             continue;
@@ -559,6 +563,12 @@ static void on_policy(void *arg, const char *domain, const struct policy_answer 
 
 void detector_session(struct detector *d, struct smtp_facts *f)
 {
+    detector_session_rendered(d, f, NULL, 0);
+}
+
+void detector_session_rendered(struct detector *d, struct smtp_facts *f, const char *same,
+                               size_t same_len)
+{
     if (!f)
         return;
     d->stats.sessions++;
@@ -571,6 +581,8 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         return;
     }
     r->f = f;
+    r->same = same;
+    r->same_len = same_len;
     posture_view_of(d->posture, f, &r->pv);
     posture_learn(d->posture, f);
 
@@ -647,6 +659,9 @@ void detector_session(struct detector *d, struct smtp_facts *f)
         d->stats.pending_peak = d->count;
     posture_counts(d);
     drain(d, false);
+    /* still queued (its policies asked): the record's text will be gone */
+    if (d->count && d->ring[(d->head + d->count - 1) % d->cap] == r)
+        r->same = NULL;
 }
 
 void detector_run(struct detector *d, int timeout_ms)

@@ -94,6 +94,11 @@ struct detector;
 struct detector *detector_new(const struct detector_cfg *cfg, char *err, size_t errlen);
 /* Takes ownership of f (a heap copy from facts_copy). */
 void detector_session(struct detector *d, struct smtp_facts *f);
+/* detector_session, with the session record just written: same[0..same_len)
+ * its members from "source" to "tls" (session_json_write_at), valid during
+ * the call. An alert emitted before the call returns copies them. */
+void detector_session_rendered(struct detector *d, struct smtp_facts *f, const char *same,
+                               size_t same_len);
 /* Drives policy lookups and deadlines for at most timeout_ms. */
 void detector_run(struct detector *d, int timeout_ms);
 /* End of input: waits (up to the deadline) for parked verdicts, emits them

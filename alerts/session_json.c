@@ -404,8 +404,8 @@ static void w_related(struct jsonw *w, const struct smtp_facts *f, const char *c
     jsonw_obj_close(w);
 }
 
-void session_json_write(struct jsonw *w, const struct smtp_facts *f,
-                        const struct session_json_ext *x)
+void session_json_write_at(struct jsonw *w, const struct smtp_facts *f,
+                           const struct session_json_ext *x, size_t *from, size_t *to)
 {
     char ts[40];
     facts_fmt_time(f->flow.start, ts, sizeof ts);
@@ -416,18 +416,33 @@ void session_json_write(struct jsonw *w, const struct smtp_facts *f,
     jsonw_obj_close(w);
     w_event(w, f, x, ts);
     w_stripwatch(w, f, x);
-    char c[INET6_ADDRSTRLEN], sv[INET6_ADDRSTRLEN];
-    addr_str(&f->flow.client, c, sizeof c);
-    addr_str(&f->flow.server, sv, sizeof sv);
-    w_addr(w, "source", c, f->flow.cport, f->bytes_c2s, f->flow.pkts_c2s);
-    w_addr(w, "destination", sv, f->flow.sport, f->bytes_s2c, f->flow.pkts_s2c);
-    w_network(w, f);
-    w_related(w, f, c, sv);
-    w_smtp(w, f);
-    w_tls(w, f->tls);
+    size_t at = w->len;
+    if (x && x->same) {
+        jsonw_members(w, x->same, x->same_len);
+    } else {
+        char c[INET6_ADDRSTRLEN], sv[INET6_ADDRSTRLEN];
+        addr_str(&f->flow.client, c, sizeof c);
+        addr_str(&f->flow.server, sv, sizeof sv);
+        w_addr(w, "source", c, f->flow.cport, f->bytes_c2s, f->flow.pkts_c2s);
+        w_addr(w, "destination", sv, f->flow.sport, f->bytes_s2c, f->flow.pkts_s2c);
+        w_network(w, f);
+        w_related(w, f, c, sv);
+        w_smtp(w, f);
+        w_tls(w, f->tls);
+    }
+    if (from && to) { /* the separator before "source" is not theirs */
+        *from = at < w->len && w->buf[at] == ',' ? at + 1 : at;
+        *to = w->len;
+    }
     if (x && x->tail)
         x->tail(w, x->arg);
     jsonw_obj_close(w);
+}
+
+void session_json_write(struct jsonw *w, const struct smtp_facts *f,
+                        const struct session_json_ext *x)
+{
+    session_json_write_at(w, f, x, NULL, NULL);
 }
 
 char *session_json(const struct smtp_facts *f, size_t *len)

@@ -28,6 +28,11 @@ struct session_json_ext {
     void (*stripwatch)(struct jsonw *w, const void *arg); /* inside "stripwatch" */
     void (*tail)(struct jsonw *w, const void *arg);       /* top level, after "tls" */
     const void *arg;
+    /* the members from "source" to "tls" (they depend on f alone) as a
+     * document of the same session wrote them (session_json_write_at):
+     * copied, not written again; NULL: written */
+    const char *same;
+    size_t same_len;
 };
 
 /* The names of the -r files (borrowed; in the order given, so that
@@ -41,6 +46,12 @@ void session_json_files(const char *const *names, size_t n);
  * event.kind "event", dataset stripwatch.session). Check jsonw_ok(w). */
 void session_json_write(struct jsonw *w, const struct smtp_facts *f,
                         const struct session_json_ext *x);
+/* session_json_write, telling where in w->buf the members from "source" to
+ * "tls" are: [*from, *to), no separator before or after (a document of the
+ * same session, an alert, may pass them as its ext's same while w holds
+ * them). */
+void session_json_write_at(struct jsonw *w, const struct smtp_facts *f,
+                           const struct session_json_ext *x, size_t *from, size_t *to);
 
 /* The "capabilities" array of f (its EHLO reply's extensions, as on the
  * wire), as the record and the evidence of several rules write it. */

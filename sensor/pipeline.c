@@ -192,11 +192,14 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
     __atomic_add_fetch(&pl->sessions_seen, 1, __ATOMIC_RELAXED);
     if (f->tls && (f->tls->established || f->tls->implicit))
         __atomic_add_fetch(&pl->sessions_tls, 1, __ATOMIC_RELAXED);
+    const char *same = NULL; /* the record's members the alerts copy */
+    size_t from = 0, to = 0;
     if (pl->cfg.sessions_out) {
         struct jsonw *w = &pl->line;
         jsonw_reset(w);
-        session_json_write(w, f, NULL);
+        session_json_write_at(w, f, NULL, &from, &to);
         if (jsonw_ok(w)) {
+            same = w->buf + from;
             w->buf[w->len] = '\n'; /* the NUL's place: one write for the line */
             fwrite(w->buf, 1, w->len + 1, pl->cfg.sessions_out);
             if (pl->cfg.flush_records)
@@ -205,7 +208,7 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
         }
     }
     if (pl->cfg.det)
-        detector_session(pl->cfg.det, f);
+        detector_session_rendered(pl->cfg.det, f, same, same ? to - from : 0);
     else
         facts_free(f);
 }

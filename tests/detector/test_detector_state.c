@@ -5,6 +5,8 @@
  * limiting, determinism, the file sink, random sessions. */
 #include "detector_fixture.h"
 
+#include "alerts/session_json.h"
+
 static void test_state_file_round_trip(void **state)
 {
     struct fx *x = *state;
@@ -222,6 +224,98 @@ static void test_pending_deadline_and_order(void **state)
     json_decref(o);
     /* the engine still owes the callback: freeing both now is the shutdown
      * path (nothing dangles, nothing leaks under ASan) */
+    detector_free(d);
+    policy_engine_free(pe);
+    close(sock);
+}
+
+/* An unused-STARTTLS session, as test_unused_low builds it. */
+static struct smtp_facts *unused_session(int64_t t, const char *domain)
+{
+    struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, t);
+    banner(f, "mx.other.example");
+    caps(f, "PIPELINING", "STARTTLS", NULL);
+    char rcpt[128];
+    snprintf(rcpt, sizeof rcpt, "%s:250", domain);
+    tx(f, true, 1506, rcpt, NULL);
+    return f;
+}
+
+/* The session record's members from "source" to "tls", handed to the
+ * detector with the session (detector_session_rendered), are copied into an
+ * alert emitted during that call: the record's own text gives the alert the
+ * record's bytes, another text shows it is copied, not written again. An
+ * alert that waits for its policy (emitted after the call) writes them
+ * itself: the text handed over is gone by then. */
+static void test_alert_copies_record_members(void **state)
+{
+    struct fx *x = *state;
+    /* with its record's text, and without: the alert holds the record's
+     * members either way */
+    for (int with = 1; with >= 0; with--) {
+        struct smtp_facts *f = unused_session(T0 + 1 - with, "other.example");
+        struct jsonw rec;
+        jsonw_init(&rec);
+        size_t from = 0, to = 0;
+        session_json_write_at(&rec, f, NULL, &from, &to);
+        assert_true(jsonw_ok(&rec));
+        char *members = strndup(rec.buf + from, to - from);
+        assert_true(strncmp(members, "\"source\":{", 10) == 0);
+        assert_non_null(strstr(members, ",\"tls\":{"));
+        assert_int_equal(members[to - from - 1], '}');
+        size_t before = x->out.n;
+        if (with)
+            detector_session_rendered(x->d, f, rec.buf + from, to - from);
+        else
+            detector_session(x->d, f);
+        assert_int_equal(x->out.n, before + 1);
+        const char *at = strstr(x->out.v[before], members);
+        assert_non_null(at);
+        assert_int_equal(at[-1], ','); /* after stripwatch's object */
+        assert_true(strncmp(at + (to - from), ",\"rule\":{", 9) == 0);
+        free(members);
+        jsonw_free(&rec);
+    }
+
+    /* another text: it is what the alert holds (the text is trusted) */
+    static const char other[] = "\"source\":{\"ip\":\"copied\"}";
+    detector_session_rendered(x->d, unused_session(T0 + 2, "other.example"), other,
+                              sizeof other - 1);
+    assert_int_equal(x->out.n, 3);
+    json_t *o = expect(x, 2, "starttls.unused", 1, "low");
+    assert_string_equal(jstr(o, "source.ip"), "copied");
+    assert_null(jget(o, "destination.ip"));
+    assert_string_equal(jstr(o, "rule.id"), "starttls.unused"); /* the tail follows */
+    json_decref(o);
+
+    /* a policy lookup that never answers: the alert leaves after the call,
+     * when the text handed over has been overwritten */
+    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(sock >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(sock, (struct sockaddr *)&sin, sizeof sin), 0);
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(sock, (struct sockaddr *)&sin, &sl), 0);
+    char dns[64];
+    snprintf(dns, sizeof dns, "127.0.0.1@%u", ntohs(sin.sin_port));
+    struct policy_engine *pe = engine_new(fresh_policy_file(x), true, dns);
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    c.policy = pe;
+    c.policy_deadline_ms = 300;
+    struct detector *d = fx_detector(x, &c);
+    char gone[sizeof other];
+    memcpy(gone, other, sizeof other);
+    detector_session_rendered(d, unused_session(T0 + 3, "slow.example"), gone, sizeof gone - 1);
+    assert_int_equal(x->out.n, 3); /* waiting for slow.example's policy */
+    memset(gone, 'x', sizeof gone - 1);
+    detector_finish(d);
+    assert_int_equal(x->out.n, 4);
+    o = expect(x, 3, "starttls.unused", 1, "low");
+    assert_string_equal(jstr(o, "source.ip"), "192.0.2.10");
+    assert_string_equal(jstr(o, "destination.ip"), "198.51.100.25");
+    assert_string_equal(jstr(o, "mta_sts.status"), "unknown");
+    json_decref(o);
     detector_free(d);
     policy_engine_free(pe);
     close(sock);
@@ -540,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_ratelimit_unit),
         cmocka_unit_test(test_ratelimit_evict),
         cmocka_unit_test_setup_teardown(test_pending_deadline_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_copies_record_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_facts, setup, teardown),
