@@ -231,16 +231,16 @@ bool alert_write(struct jsonw *w, const struct smtp_facts *f, const struct verdi
                  const struct rule_policy *pols, size_t n_pols, const struct alert_ctx *ctx)
 {
     struct alert_doc a = {f, v, pols, n_pols, ctx};
-    struct session_json_ext x = {
-        "alert",
-        "stripwatch.alert",
-        alert_event,
-        alert_stripwatch,
-        alert_tail,
-        &a,
-        ctx ? ctx->same : NULL,
-        ctx ? ctx->same_len : 0,
-    };
+    struct session_json_ext x = {.kind = "alert",
+                                 .dataset = "stripwatch.alert",
+                                 .event = alert_event,
+                                 .stripwatch = alert_stripwatch,
+                                 .tail = alert_tail,
+                                 .arg = &a};
+    if (ctx) { /* the record's members, when the caller has them */
+        x.same = ctx->same;
+        x.same_len = ctx->same_len;
+    }
     session_json_write(w, f, &x);
     return jsonw_ok(w);
 }
