@@ -177,28 +177,36 @@ static void test_ratelimit_evict(void **state)
     ratelimit_free(r);
 }
 
+/* A detector whose policy engine fetches through a DNS server that never
+ * answers (a bound UDP port, *sock: close it after freeing both), with a
+ * 300 ms policy deadline. */
+static struct detector *silent_detector(struct fx *x, int *sock, struct policy_engine **pe)
+{
+    *sock = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(*sock >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(*sock, (struct sockaddr *)&sin, sizeof sin), 0);
+    socklen_t sl = sizeof sin;
+    assert_int_equal(getsockname(*sock, (struct sockaddr *)&sin, &sl), 0);
+    char dns[64];
+    snprintf(dns, sizeof dns, "127.0.0.1@%u", ntohs(sin.sin_port));
+    *pe = engine_new(fresh_policy_file(x), true, dns);
+    struct detector_cfg c;
+    fx_cfg(x, &c);
+    c.policy = *pe;
+    c.policy_deadline_ms = 300;
+    return fx_detector(x, &c);
+}
+
 /* A domain the file does not hold, looked up with fetching on against a DNS
  * server that never answers: the verdict waits, then leaves with status
  * "unknown"; a later session that is answered at once leaves after it. */
 static void test_pending_deadline_and_order(void **state)
 {
     struct fx *x = *state;
-    /* a UDP port that is bound but never answers */
-    int sock = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(sock >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(sock, (struct sockaddr *)&sin, sizeof sin), 0);
-    socklen_t sl = sizeof sin;
-    assert_int_equal(getsockname(sock, (struct sockaddr *)&sin, &sl), 0);
-    char dns[64];
-    snprintf(dns, sizeof dns, "127.0.0.1@%u", ntohs(sin.sin_port));
-    struct policy_engine *pe = engine_new(fresh_policy_file(x), true, dns);
-
-    struct detector_cfg c;
-    fx_cfg(x, &c);
-    c.policy = pe;
-    c.policy_deadline_ms = 300;
-    struct detector *d = fx_detector(x, &c);
+    int sock;
+    struct policy_engine *pe;
+    struct detector *d = silent_detector(x, &sock, &pe);
     struct smtp_facts *f = session("192.0.2.10", "198.51.100.25", 25, T0);
     caps(f, "STARTTLS", NULL);
     tx(f, true, 10, "slow.example:250", NULL);
@@ -290,20 +298,9 @@ static void test_alert_copies_record_members(void **state)
 
     /* a policy lookup that never answers: the alert leaves after the call,
      * when the text handed over has been overwritten */
-    int sock = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(sock >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(sock, (struct sockaddr *)&sin, sizeof sin), 0);
-    socklen_t sl = sizeof sin;
-    assert_int_equal(getsockname(sock, (struct sockaddr *)&sin, &sl), 0);
-    char dns[64];
-    snprintf(dns, sizeof dns, "127.0.0.1@%u", ntohs(sin.sin_port));
-    struct policy_engine *pe = engine_new(fresh_policy_file(x), true, dns);
-    struct detector_cfg c;
-    fx_cfg(x, &c);
-    c.policy = pe;
-    c.policy_deadline_ms = 300;
-    struct detector *d = fx_detector(x, &c);
+    int sock;
+    struct policy_engine *pe;
+    struct detector *d = silent_detector(x, &sock, &pe);
     char gone[sizeof other];
     memcpy(gone, other, sizeof other);
     detector_session_rendered(d, unused_session(T0 + 3, "slow.example"), gone, sizeof gone - 1);
