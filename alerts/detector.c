@@ -583,8 +583,7 @@ void detector_session_rendered(struct detector *d, struct smtp_facts *f, const c
     r->f = f;
     r->same = same;
     r->same_len = same_len;
-    posture_view_of(d->posture, f, &r->pv);
-    posture_learn(d->posture, f);
+    posture_view_learn(d->posture, f, &r->pv);
 
     if (d->cfg.policy) {
         size_t max = rules_policy_domains_max(f);

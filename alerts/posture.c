@@ -161,14 +161,6 @@ static void remove_entry(struct posture *p, const struct pentry *e)
     sync_stats(p);
 }
 
-/* Without touching recency. */
-static struct pentry *find(struct posture *p, uint8_t kind, const char *key)
-{
-    char lk[PLKEY_MAX];
-    map_key(kind, key, lk, sizeof lk);
-    return lru_peek(p->map, lk);
-}
-
 /* Aged out at time now? Backwards time never ages anything. */
 static bool expired(const struct posture *p, const struct pentry *e, sw_usec now)
 {
@@ -177,19 +169,26 @@ static bool expired(const struct posture *p, const struct pentry *e, sw_usec now
 
 /* The entry for kind/key, made most recently used; a new one when absent
  * (the least recently used one evicted when full, counted). */
-static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *key)
+static struct pentry *add_hashed(struct posture *p, uint8_t kind, const char *lk, size_t len,
+                                 uint64_t hash)
 {
-    char lk[PLKEY_MAX];
-    map_key(kind, key, lk, sizeof lk);
     bool added;
     const char *stored;
-    struct pentry *e = lru_emplace(p->map, lk, &added, &stored);
+    struct pentry *e = lru_emplace_hashed(p->map, lk, len, hash, &added, &stored);
     if (!e || !added)
         return e;
     e->key = stored + strlen(pkind_names[kind]) + 1;
     e->kind = kind;
     sync_stats(p);
     return e;
+}
+
+static struct pentry *get_or_add(struct posture *p, uint8_t kind, const char *key)
+{
+    char lk[PLKEY_MAX];
+    map_key(kind, key, lk, sizeof lk);
+    size_t len = strlen(lk);
+    return add_hashed(p, kind, lk, len, lru_hash(p->map, lk, len));
 }
 
 /* Copies what Redis and the state file carry (times, uids, detail) from src. */
@@ -276,6 +275,71 @@ static bool client_name_key(const struct smtp_facts *f, char *buf, size_t len)
     key_cat(buf, len, &at, ">", 1);
     key_cat(buf, len, &at, name, nl < max ? nl : max);
     return true;
+}
+
+/* ---- a session's keys ---- */
+
+/* The keys of one session, each built (and hashed) once for the view and
+ * the learning: the map's key ("server:192.0.2.1:25"), the entry's key
+ * after the kind's name and ':'. */
+enum skind { SK_SERVER, SK_NAME, SK_CLIENT, SK_CLIENT_NAME, SK_COUNT };
+static const uint8_t skind_pkind[SK_COUNT] = {PK_SERVER, PK_NAME, PK_CLIENT, PK_CLIENT};
+
+struct skey {
+    bool built, have; /* have: false when the session has no such key */
+    size_t len, off;
+    uint64_t hash;
+    char s[PLKEY_MAX];
+};
+
+struct skeys {
+    const struct smtp_facts *f;
+    struct skey k[SK_COUNT];
+};
+
+static void skeys_init(struct skeys *ks, const struct smtp_facts *f)
+{
+    ks->f = f;
+    for (int i = 0; i < SK_COUNT; i++)
+        ks->k[i].built = false;
+}
+
+/* The session's key of kind i, built on first use; NULL when it has none. */
+static const struct skey *skey(struct posture *p, struct skeys *ks, enum skind i)
+{
+    struct skey *k = &ks->k[i];
+    if (k->built)
+        return k->have ? k : NULL;
+    k->built = true;
+    const char *kn = pkind_names[skind_pkind[i]];
+    size_t at = 0;
+    k->s[0] = '\0';
+    key_cat(k->s, sizeof k->s, &at, kn, strlen(kn));
+    key_cat(k->s, sizeof k->s, &at, ":", 1);
+    k->off = at;
+    /* the entry's key as map_key would copy it: at most PKEY_MAX - 1 bytes */
+    char *e = k->s + at;
+    switch (i) {
+    case SK_SERVER:
+        server_key(ks->f, e, PKEY_MAX);
+        k->have = true;
+        break;
+    case SK_NAME:
+        k->have = name_key(ks->f, e, PKEY_MAX);
+        break;
+    case SK_CLIENT:
+        client_key(ks->f, e, PKEY_MAX);
+        k->have = true;
+        break;
+    default:
+        k->have = client_name_key(ks->f, e, PKEY_MAX);
+        break;
+    }
+    if (!k->have)
+        return NULL;
+    k->len = at + strlen(e);
+    k->hash = lru_hash(p->map, k->s, k->len);
+    return k;
 }
 
 /* ---- Redis sharing ---- */
@@ -494,13 +558,19 @@ int posture_attach_redis(struct posture *p, const char *url, const char *ca_file
 
 /* ---- view and learn ---- */
 
-static struct pentry *lookup(struct posture *p, uint8_t kind, const char *key, sw_usec now)
+/* The entry for the session's key of kind i (NULL: none, or it has no such
+ * key), from memory without touching recency, else from Redis. */
+static struct pentry *lookup(struct posture *p, struct skeys *ks, enum skind i, sw_usec now)
 {
-    struct pentry *e = find(p, kind, key);
+    const struct skey *k = skey(p, ks, i);
+    if (!k)
+        return NULL;
+    uint8_t kind = skind_pkind[i];
+    struct pentry *e = lru_peek_hashed(p->map, k->s, k->hash);
     if (p->redis &&
         (!e || (e->redis_miss && !e->ok.ts && !e->fail.ts &&
                 (now < e->redis_miss || now - e->redis_miss >= POSTURE_REDIS_REFRESH_US))))
-        e = redis_read(p, kind, key, now);
+        e = redis_read(p, kind, k->s + k->off, now);
     if (e && expired(p, e, now)) {
         remove_entry(p, e);
         p->st.expired++;
@@ -543,30 +613,31 @@ static bool failure_in_window(const struct posture *p, const struct pentry *e, s
  * fact learned at a later capture time (by another sensor, an earlier run,
  * a state file) is not shown, and the earliest is the one every run agrees
  * on whatever it learned after. */
-void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
+static void view_of(struct posture *p, struct skeys *ks, struct posture_view *out)
 {
+    const struct smtp_facts *f = ks->f;
     memset(out, 0, sizeof *out);
     sw_usec now = f->flow.start; /* ageing and the fallback window */
     sw_usec end = f->last_ts > now ? f->last_ts : now;
-    char key[PKEY_MAX];
-    server_key(f, key, sizeof key);
-    struct pentry *e = lookup(p, PK_SERVER, key, now);
+    /* the two keys every session looks up, fetched from memory together */
+    const uint64_t h[2] = {skey(p, ks, SK_SERVER)->hash, skey(p, ks, SK_CLIENT)->hash};
+    lru_prefetch(p->map, h, 2);
+    struct pentry *e = lookup(p, ks, SK_SERVER, now);
     if (e && fact_before(&e->first, end)) {
         out->server_offered = true;
-        key_copy(out->server_key, sizeof out->server_key, key);
+        key_copy(out->server_key, sizeof out->server_key,
+                 ks->k[SK_SERVER].s + ks->k[SK_SERVER].off);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
         out->server_syn_ack = e->syn_ack;
-    } else if (name_key(f, key, sizeof key) && (e = lookup(p, PK_NAME, key, now)) &&
-               fact_before(&e->first, end)) {
+    } else if ((e = lookup(p, ks, SK_NAME, now)) && fact_before(&e->first, end)) {
         out->server_offered = true;
         out->server_by_name = true;
-        key_copy(out->server_key, sizeof out->server_key, key);
+        key_copy(out->server_key, sizeof out->server_key, ks->k[SK_NAME].s + ks->k[SK_NAME].off);
         memcpy(out->server_uid, e->first.uid, sizeof out->server_uid);
         out->server_ts = e->first.ts;
     }
-    client_key(f, key, sizeof key);
-    e = lookup(p, PK_CLIENT, key, now);
+    e = lookup(p, ks, SK_CLIENT, now);
     if (e && fact_before(&e->first, end)) {
         out->client_used = true;
         memcpy(out->client_uid, e->first.uid, sizeof out->client_uid);
@@ -576,8 +647,8 @@ void posture_view_of(struct posture *p, const struct smtp_facts *f, struct postu
      * came within the window before this session began, and no later
      * success was learned: first to this address, else to a server of the
      * same name */
-    if (!failure_in_window(p, e, now, end) && client_name_key(f, key, sizeof key)) {
-        e = lookup(p, PK_CLIENT, key, now);
+    if (!failure_in_window(p, e, now, end) && skey(p, ks, SK_CLIENT_NAME)) {
+        e = lookup(p, ks, SK_CLIENT_NAME, now);
         out->client_failed_by_name = failure_in_window(p, e, now, end);
     }
     if (failure_in_window(p, e, now, end)) {
@@ -681,18 +752,25 @@ static void learn_client(struct posture *p, struct pentry *e, const struct smtp_
     learned(p, e, true); /* news for other sensors */
 }
 
-void posture_learn(struct posture *p, const struct smtp_facts *f)
+/* The session's entry of kind i, made most recently used (a new one when
+ * absent); NULL when the session has no such key or out of memory. */
+static struct pentry *learn_entry(struct posture *p, struct skeys *ks, enum skind i)
 {
-    char key[PKEY_MAX];
+    const struct skey *k = skey(p, ks, i);
+    return k ? add_hashed(p, skind_pkind[i], k->s, k->len, k->hash) : NULL;
+}
+
+static void learn(struct posture *p, struct skeys *ks)
+{
+    const struct smtp_facts *f = ks->f;
     struct pentry *e;
     if (f->starttls_offered) {
-        server_key(f, key, sizeof key);
-        if ((e = get_or_add(p, PK_SERVER, key)) != NULL) {
+        if ((e = learn_entry(p, ks, SK_SERVER)) != NULL) {
             if (f->flow.syn_ack)
                 e->syn_ack = f->flow.syn_ack;
             learned(p, e, learn_ok(e, f));
         }
-        if (name_key(f, key, sizeof key) && (e = get_or_add(p, PK_NAME, key)) != NULL)
+        if ((e = learn_entry(p, ks, SK_NAME)) != NULL)
             learned(p, e, learn_ok(e, f));
     }
     /* the client's TLS: used (STARTTLS 220 + handshake, or implicit TLS) or
@@ -703,11 +781,18 @@ void posture_learn(struct posture *p, const struct smtp_facts *f)
     bool tried = f->starttls_requested || f->tls->implicit;
     if (!tried || has_anom_dir(f, ANOM_NOT_TLS_AFTER_STARTTLS, DIR_C2S))
         return;
-    client_key(f, key, sizeof key);
-    if ((e = get_or_add(p, PK_CLIENT, key)) != NULL)
+    if ((e = learn_entry(p, ks, SK_CLIENT)) != NULL)
         learn_client(p, e, f);
-    if (client_name_key(f, key, sizeof key) && (e = get_or_add(p, PK_CLIENT, key)) != NULL)
+    if ((e = learn_entry(p, ks, SK_CLIENT_NAME)) != NULL)
         learn_client(p, e, f);
+}
+
+void posture_view_learn(struct posture *p, const struct smtp_facts *f, struct posture_view *out)
+{
+    struct skeys ks;
+    skeys_init(&ks, f);
+    view_of(p, &ks, out);
+    learn(p, &ks);
 }
 
 /* ---- state file ---- */

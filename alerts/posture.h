@@ -33,12 +33,10 @@ struct posture;
 struct posture *posture_new(size_t max_entries, int64_t max_age_s, int64_t fallback_window_s);
 void posture_free(struct posture *p);
 
-/* What the posture shows about f's server and client: facts learned before
- * f's end (f->last_ts); the first session that showed an offer or a use,
- * the latest failure. */
-void posture_view_of(struct posture *p, const struct smtp_facts *f, struct posture_view *out);
-/* Learns from f (after posture_view_of for the same session). */
-void posture_learn(struct posture *p, const struct smtp_facts *f);
+/* What the posture shows about f's server and client (out): facts learned
+ * before f's end (f->last_ts); the first session that showed an offer or a
+ * use, the latest failure. Then learns from f. */
+void posture_view_learn(struct posture *p, const struct smtp_facts *f, struct posture_view *out);
 
 /* Loads a state file. A missing file is an empty state (SW_OK); a file that
  * does not parse is SW_EPROTO with err naming the file and the problem. */

@@ -200,7 +200,28 @@ void *lru_get(struct lru *l, const char *key)
 
 void *lru_peek(const struct lru *l, const char *key)
 {
-    struct lru_node *n = find(l, key, siphash(l, key, strlen(key)));
+    return lru_peek_hashed(l, key, siphash(l, key, strlen(key)));
+}
+
+uint64_t lru_hash(const struct lru *l, const char *key, size_t len)
+{
+    return siphash(l, key, len);
+}
+
+void lru_prefetch(const struct lru *l, const uint64_t *hash, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(&l->buckets[hash[i] & (l->nbuckets - 1)]);
+    for (size_t i = 0; i < n; i++) {
+        const struct lru_node *e = l->buckets[hash[i] & (l->nbuckets - 1)];
+        if (e)
+            __builtin_prefetch(e);
+    }
+}
+
+void *lru_peek_hashed(const struct lru *l, const char *key, uint64_t hash)
+{
+    struct lru_node *n = find(l, key, hash);
     return n ? n->value : NULL;
 }
 
@@ -242,7 +263,12 @@ static void link_new(struct lru *l, struct lru_node *n)
 void *lru_emplace(struct lru *l, const char *key, bool *added, const char **stored_key)
 {
     size_t kl = strlen(key);
-    uint64_t h = siphash(l, key, kl);
+    return lru_emplace_hashed(l, key, kl, siphash(l, key, kl), added, stored_key);
+}
+
+void *lru_emplace_hashed(struct lru *l, const char *key, size_t kl, uint64_t h, bool *added,
+                         const char **stored_key)
+{
     struct lru_node *n = find(l, key, h);
 
     *added = false;

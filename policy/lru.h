@@ -41,6 +41,16 @@ int lru_put(struct lru *l, const char *key, void *value);
  * the key, valid as long as the value. NULL when out of memory or not an
  * inline map. */
 void *lru_emplace(struct lru *l, const char *key, bool *added, const char **stored_key);
+/* The same with the key's hash given (lru_hash; len: strlen(key)), for a
+ * caller that looks the same key up more than once. */
+uint64_t lru_hash(const struct lru *l, const char *key, size_t len);
+/* Asks the CPU for the buckets of n keys (by lru_hash) and their first
+ * entries: lookups of several keys then wait for memory about once, not
+ * once each. */
+void lru_prefetch(const struct lru *l, const uint64_t *hash, size_t n);
+void *lru_peek_hashed(const struct lru *l, const char *key, uint64_t hash);
+void *lru_emplace_hashed(struct lru *l, const char *key, size_t len, uint64_t hash, bool *added,
+                         const char **stored_key);
 /* Removes key and frees its value: true if it was there. */
 bool lru_remove(struct lru *l, const char *key);
 /* Removes key and hands its value to the caller (not freed); NULL if absent. */

@@ -190,6 +190,48 @@ static void test_inline(void **state)
     lru_free(l);
 }
 
+/* The hashed calls find what the plain ones find, across the table's
+ * growth; a wrong hash finds nothing; a prefetch changes nothing (keys
+ * present, absent, an empty map). */
+static void test_hashed(void **state)
+{
+    struct lru *l = lru_new_inline(100, sizeof(int));
+    char key[32];
+    bool added;
+    const char *stored;
+
+    (void)state;
+    assert_non_null(l);
+    uint64_t h0 = lru_hash(l, "k0", 2);
+    lru_prefetch(l, &h0, 1);
+    assert_null(lru_peek_hashed(l, "k0", h0));
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        uint64_t h = lru_hash(l, key, strlen(key));
+        int *v = lru_emplace_hashed(l, key, strlen(key), h, &added, &stored);
+        assert_non_null(v);
+        assert_true(added);
+        assert_string_equal(stored, key);
+        *v = i + 1;
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        uint64_t h[2] = {lru_hash(l, key, strlen(key)), lru_hash(l, "absent", 6)};
+        lru_prefetch(l, h, 2);
+        int *v = lru_peek_hashed(l, key, h[0]);
+        assert_non_null(v);
+        assert_int_equal(*v, i + 1);
+        assert_ptr_equal(lru_peek(l, key), v);
+        assert_ptr_equal(lru_emplace(l, key, &added, NULL), v);
+        assert_false(added);
+        assert_null(lru_peek_hashed(l, key, h[0] ^ 1));
+        assert_null(lru_peek_hashed(l, "absent", h[1]));
+    }
+    assert_int_equal(lru_count(l), 100);
+    assert_int_equal(lru_evictions(l), 0);
+    lru_free(l);
+}
+
 static void test_foreach_stop(void **state)
 {
     struct lru *l = lru_new(10, NULL);
@@ -240,6 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_eviction_order, reset),
         cmocka_unit_test_setup(test_inline, reset),
+        cmocka_unit_test_setup(test_hashed, reset),
         cmocka_unit_test_setup(test_foreach_stop, reset),
         cmocka_unit_test_setup(test_many, reset),
     };
