@@ -25,10 +25,39 @@ void jsonw_reset(struct jsonw *w)
         w->buf[0] = '\0';
 }
 
+void jsonw_init_buf(struct jsonw *w, char *buf, size_t cap)
+{
+    jsonw_init(w);
+    w->buf = buf;
+    w->cap = cap;
+    w->borrowed = true;
+    buf[0] = '\0';
+}
+
 void jsonw_free(struct jsonw *w)
 {
-    free(w->buf);
+    if (!w->borrowed)
+        free(w->buf);
     jsonw_init(w);
+}
+
+char *jsonw_take(struct jsonw *w)
+{
+    char *s = w->buf;
+    if (w->oom) {
+        s = NULL;
+    } else if (w->borrowed || !s) {
+        s = malloc(w->len + 1);
+        if (s) {
+            if (w->len)
+                memcpy(s, w->buf, w->len);
+            s[w->len] = '\0';
+        }
+    } else {
+        w->buf = NULL; /* handed over */
+    }
+    jsonw_free(w);
+    return s;
 }
 
 /* Grows the buffer to hold n more bytes and the NUL. */
@@ -44,11 +73,16 @@ static bool grow(struct jsonw *w, size_t n)
         }
         cap *= 2;
     }
-    char *b = realloc(w->buf, cap);
+    char *b = w->borrowed ? malloc(cap) : realloc(w->buf, cap);
     if (!b) {
         w->oom = true;
         return false;
     }
+    if (w->borrowed) {
+        memcpy(b, w->buf, w->len);
+        b[w->len] = '\0';
+    }
+    w->borrowed = false;
     w->buf = b;
     w->cap = cap;
     return true;

@@ -6,7 +6,8 @@
  * byte-identical with the jansson rendering it replaces. The writer keeps the
  * comma state itself: callers open, write and close, never write separators.
  * Out of memory is sticky: every later call is a no-op and jsonw_ok() is false.
- * The caller owns the struct; jsonw_free() releases the buffer. */
+ * The caller owns the struct; jsonw_free() releases the buffer (or
+ * jsonw_take() hands it over). */
 #ifndef SW_JSONW_H
 #define SW_JSONW_H
 
@@ -21,10 +22,18 @@ struct jsonw {
     size_t len, cap; /* bytes written, bytes held */
     bool comma;      /* the next member or element needs a ',' first */
     bool oom;
+    bool borrowed; /* buf is the caller's (jsonw_init_buf): never freed here */
 };
 
 /* An empty writer (no allocation until the first byte). */
 void jsonw_init(struct jsonw *w);
+/* A writer into the caller's buf[0..cap) (cap >= 1; on the stack, say),
+ * moved to the heap only when the text outgrows it. */
+void jsonw_init_buf(struct jsonw *w, char *buf, size_t cap);
+/* The text in a buffer of the caller's to free (the writer's own, or a
+ * copy of exactly its length when borrowed); the writer is left empty,
+ * as jsonw_init leaves it. NULL when out of memory. */
+char *jsonw_take(struct jsonw *w);
 /* Empties the text, keeps the buffer for the next document. */
 void jsonw_reset(struct jsonw *w);
 void jsonw_free(struct jsonw *w);

@@ -477,16 +477,6 @@ static void starttls_json(struct jsonw *w, const struct smtp_facts *f)
     jsonw_obj_close(w);
 }
 
-/* A verdict's evidence starts with the session's uid and the reason;
- * returns where the reason ends (struct verdict.reason_end). */
-static size_t evidence_new(struct jsonw *w, const struct smtp_facts *f, const char *reason)
-{
-    jsonw_init(w);
-    jsonw_str(w, "session_uid", f->flow.uid);
-    jsonw_str(w, "reason", reason);
-    return w->len;
-}
-
 static bool anom_in(const struct facts_anomaly *a, const enum anomaly_kind *kinds, size_t nk)
 {
     for (size_t k = 0; k < nk; k++)
@@ -735,19 +725,19 @@ static enum rule_confidence conf_max(enum rule_confidence a, enum rule_confidenc
     return a > b ? a : b;
 }
 
-/* Takes ev's buffer (an empty evidence when the writer ran out of memory). */
+/* Takes ev's text (an empty evidence when out of memory). */
 static void push(struct verdict *out, size_t *n, enum rule_id r, int sev, enum rule_confidence c,
                  const char *action, int policy, struct jsonw *ev, size_t reason_end)
 {
-    if (*n >= RULES_VERDICTS_MAX || !jsonw_ok(ev)) {
+    if (*n >= RULES_VERDICTS_MAX) {
         jsonw_free(ev);
-        ev->buf = NULL;
-        ev->len = 0;
-        reason_end = 0;
-        if (*n >= RULES_VERDICTS_MAX)
-            return;
+        return;
     }
-    out[*n] = (struct verdict){r, sev, c, action, policy, ev->buf, ev->len, reason_end};
+    size_t len = ev->len;
+    char *text = jsonw_take(ev);
+    if (!text)
+        len = reason_end = 0;
+    out[*n] = (struct verdict){r, sev, c, action, policy, text, len, reason_end};
     (*n)++;
 }
 
@@ -774,7 +764,24 @@ struct judge {
     struct masked mk;
     int primary;
     bool submission;
+    char *evbuf; /* EVIDENCE_SCRATCH bytes (evidence_new) */
 };
+
+/* The judge's scratch for a verdict's evidence, written before the verdict
+ * takes a copy of its exact length: most evidence is under a kilobyte, and
+ * a small allocation is much cheaper than growing a writer's. */
+#define EVIDENCE_SCRATCH 2048
+
+/* A verdict's evidence starts with the session's uid and the reason;
+ * returns where the reason ends (struct verdict.reason_end). */
+static size_t evidence_new(struct jsonw *w, const struct judge *j, const char *reason)
+{
+    const struct smtp_facts *f = j->f;
+    jsonw_init_buf(w, j->evbuf, EVIDENCE_SCRATCH);
+    jsonw_str(w, "session_uid", f->flow.uid);
+    jsonw_str(w, "reason", reason);
+    return w->len;
+}
 
 static bool cap_visible(const struct smtp_facts *f, const char *kw)
 {
@@ -877,7 +884,7 @@ static void rule_stripped(const struct judge *j, struct verdict *out, size_t *n)
         conf = CONF_LOW;
     struct jsonw ev;
     size_t re = evidence_new(
-        &ev, f,
+        &ev, j,
         ehlo_refused && !no_starttls ? "EHLO refused by a server that offered STARTTLS before"
         : ovl ? "EHLO reply without STARTTLS in one of two overlapping copies (the other "
                 "offers it)"
@@ -987,7 +994,7 @@ static void rule_tampered(const struct judge *j, bool stripped, struct verdict *
     if (sev == SEV_HIGH && ttl_shift(f))
         conf = CONF_HIGH;
     struct jsonw ev;
-    size_t re = evidence_new(&ev, f, reason);
+    size_t re = evidence_new(&ev, j, reason);
     session_json_caps(&ev, f);
     starttls_json(&ev, f);
     static const enum anomaly_kind k[] = {ANOM_CAP_MANGLED,
@@ -1060,7 +1067,7 @@ static void rule_unused(const struct judge *j, struct verdict *out, size_t *n)
     }
     struct jsonw ev;
     size_t re =
-        evidence_new(&ev, f,
+        evidence_new(&ev, j,
                      j->pv->client_used ? "STARTTLS offered and not used by a client that used it "
                                           "to this server before"
                                         : "STARTTLS offered and not used; content sent in clear");
@@ -1105,7 +1112,7 @@ static void rule_fallback(const struct judge *j, struct verdict *out, size_t *n)
                  j->pv->client_failed_by_name ? " to a server of the same name" : "",
                  again ? ", STARTTLS offered again" : "");
     struct jsonw ev;
-    size_t re = evidence_new(&ev, f, reason);
+    size_t re = evidence_new(&ev, j, reason);
     starttls_json(&ev, f);
     clear_data_json(&ev, &j->cd);
     static const enum anomaly_kind k[] = {ANOM_STARTTLS_REFUSED, ANOM_TLS_ALERT};
@@ -1127,7 +1134,7 @@ static void rule_plaintext_policy(const struct judge *j, struct verdict *out, si
         return;
     bool enforce = mode == MTASTS_MODE_ENFORCE;
     struct jsonw ev;
-    size_t re = evidence_new(&ev, j->f,
+    size_t re = evidence_new(&ev, j,
                              enforce ? "content sent in clear to a domain whose MTA-STS policy is "
                                        "enforce"
                                      : "content sent in clear to a domain whose MTA-STS policy is "
@@ -1158,7 +1165,7 @@ static void rule_mx_mismatch(const struct judge *j, struct verdict *out, size_t 
         return;
     bool strong = names_have_strong(&j->nm);
     struct jsonw ev;
-    size_t re = evidence_new(&ev, j->f,
+    size_t re = evidence_new(&ev, j,
                              "the server's names match none of the enforce policy's mx "
                              "patterns");
     names_json(&ev, "server_names", &j->nm);
@@ -1239,7 +1246,7 @@ static void rule_certificate(const struct judge *j, struct verdict *out, size_t 
          * refused the certificate (TLS <= 1.2) */
         bool refused = f->tls->client_after == FACTS_TLS_AFTER_ALERT;
         struct jsonw ev;
-        size_t re = evidence_new(&ev, f,
+        size_t re = evidence_new(&ev, j,
                                  refused ? "the certificate fails MTA-STS validation and the TLS "
                                            "handshake with it completed; the client refused it: "
                                            "it closed TLS with an alert before sending any data"
@@ -1286,7 +1293,7 @@ static void rule_auth(const struct judge *j, struct verdict *out, size_t *n)
     bool accepted = f->auth_code >= 200 && f->auth_code < 300;
     struct jsonw ev;
     size_t re = evidence_new(
-        &ev, f, accepted ? "credentials sent in clear and accepted" : "credentials sent in clear");
+        &ev, j, accepted ? "credentials sent in clear and accepted" : "credentials sent in clear");
     jsonw_obj_open(&ev, "auth");
     jsonw_wire_str(&ev, "mechanism", f->auth_mechanism);
     jsonw_int_or_null(&ev, "reply_code", f->auth_code);
@@ -1304,7 +1311,7 @@ static void rule_masked(const struct judge *j, struct verdict *out, size_t *n)
     if (!j->mk.n || j->mk.plausible || find_anom_dir(f, ANOM_CAP_MANGLED, DIR_C2S))
         return;
     struct jsonw ev;
-    size_t re = evidence_new(&ev, f,
+    size_t re = evidence_new(&ev, j,
                              "EHLO capabilities masked by an ESMTP-inspection device; "
                              "nothing shows STARTTLS among them");
     session_json_caps(&ev, f);
@@ -1319,7 +1326,8 @@ static void rule_masked(const struct judge *j, struct verdict *out, size_t *n)
 size_t rules_judge(const struct smtp_facts *f, const struct posture_view *pv,
                    const struct rule_policy *pols, size_t n_pols, struct verdict *out)
 {
-    struct judge j = {.f = f, .pv = pv, .pols = pols, .n_pols = n_pols};
+    char evbuf[EVIDENCE_SCRATCH];
+    struct judge j = {.f = f, .pv = pv, .pols = pols, .n_pols = n_pols, .evbuf = evbuf};
     server_names(f, &j.nm);
     clear_data_of(f, &j.cd);
     j.primary = primary_policy(pols, n_pols, &j.nm);

@@ -269,6 +269,54 @@ static void test_long_strings_and_keys(void **state)
     }
 }
 
+/* A writer into the caller's buffer: a short text stays there and is
+ * taken as an exact copy; a longer one moves to the heap with what was
+ * written, and is taken as it is; the caller's buffer is never freed (ASan
+ * would tell) and the writer is empty after a take. */
+static void test_borrowed_buffer(void **state)
+{
+    (void)state;
+    char buf[16];
+    struct jsonw w;
+    jsonw_init_buf(&w, buf, sizeof buf);
+    jsonw_obj_open(&w, NULL);
+    jsonw_int(&w, "a", 1);
+    jsonw_obj_close(&w);
+    assert_ptr_equal(w.buf, buf);
+    assert_string_equal(buf, "{\"a\":1}");
+    size_t len = w.len;
+    char *t = jsonw_take(&w);
+    assert_non_null(t);
+    assert_ptr_not_equal(t, buf);
+    assert_int_equal(len, 7);
+    assert_string_equal(t, "{\"a\":1}");
+    assert_null(w.buf);
+    assert_int_equal(w.len, 0);
+    free(t);
+
+    jsonw_init_buf(&w, buf, sizeof buf);
+    jsonw_obj_open(&w, NULL);
+    jsonw_str(&w, "k", "fits");
+    assert_ptr_equal(w.buf, buf);
+    jsonw_str(&w, "longer", "no longer fits in sixteen bytes");
+    jsonw_obj_close(&w);
+    assert_true(jsonw_ok(&w));
+    assert_ptr_not_equal(w.buf, buf);
+    const char *want = "{\"k\":\"fits\",\"longer\":\"no longer fits in sixteen bytes\"}";
+    assert_string_equal(w.buf, want);
+    char *heap = w.buf;
+    t = jsonw_take(&w);
+    assert_ptr_equal(t, heap);
+    assert_string_equal(t, want);
+    free(t);
+
+    /* freed unused: nothing to free */
+    jsonw_init_buf(&w, buf, sizeof buf);
+    jsonw_str(&w, NULL, "x");
+    jsonw_free(&w);
+    assert_null(w.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_every_short_string),
         cmocka_unit_test(test_random_strings),
         cmocka_unit_test(test_long_strings_and_keys),
+        cmocka_unit_test(test_borrowed_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
