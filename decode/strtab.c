@@ -13,6 +13,7 @@
 
 struct strtab_ent {
     struct strtab_ent *next;
+    uint64_t st_h, st_carry; /* the hash's state after the bytes (struct shash) */
     uint32_t hash;
     uint32_t refs;
     uint32_t len;
@@ -42,20 +43,55 @@ static struct strtab_ent *ent_of(const char *s)
     return (struct strtab_ent *)(void *)(s - offsetof(struct strtab_ent, s));
 }
 
-#define STR_HASH_SEED 2166136261u
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "strtab.c: the hash reads words as little-endian"
+#endif
 
-/* FNV-1a, 32 bits: short strings, a per-worker table. h: the hash of the
- * bytes before s (STR_HASH_SEED for none). */
-static uint32_t str_hash_from(uint32_t h, const char *s, size_t n)
+/* The hash: a word at a time (multiply and fold), over the bytes as one
+ * stream whatever pieces they come in, so a list's entry keeps the state
+ * after its bytes and an item added to it hashes only the item's bytes. A
+ * per-worker table of short strings. */
+struct shash {
+    uint64_t h, carry; /* carry: the bytes past the last whole word */
+    size_t len;        /* bytes so far */
+};
+
+#define SH_SEED 0x2545f4914f6cdd1dull
+#define SH_MUL  0x9e3779b97f4a7c15ull
+
+static inline uint64_t sh_mix(uint64_t h, uint64_t w)
 {
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    h = (h ^ w) * SH_MUL;
+    return h ^ (h >> 32);
 }
 
-static uint32_t str_hash(const char *s, size_t n)
+static void sh_feed(struct shash *st, const char *p, size_t n)
 {
-    return str_hash_from(STR_HASH_SEED, s, n);
+    unsigned fill = (unsigned)(st->len & 7);
+    st->len += n;
+    for (; n && fill; n--) {
+        st->carry |= (uint64_t)(uint8_t)*p++ << (8 * fill);
+        if (++fill == 8) {
+            st->h = sh_mix(st->h, st->carry);
+            st->carry = 0;
+            fill = 0;
+        }
+    }
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        st->h = sh_mix(st->h, w);
+    }
+    for (unsigned i = 0; i < n; i++)
+        st->carry |= (uint64_t)(uint8_t)p[i] << (8 * i);
+}
+
+static uint32_t sh_final(const struct shash *st)
+{
+    uint64_t h = sh_mix(sh_mix(st->h, st->carry), st->len);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 struct strtab *strtab_new(void)
@@ -140,13 +176,15 @@ static void keep_pop(struct strtab *t)
     ent_unlink_free(t, e);
 }
 
-/* The one copy of a[0..na) b[0..nb) c[0..nc) (hash h), a new reference. */
-static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, const char *b,
-                        size_t nb, const char *c, size_t nc)
+/* The one copy of a[0..na) b[0..nb) c[0..nc) (hashed to st), a new
+ * reference. */
+static const char *get3(struct strtab *t, const struct shash *st, const char *a, size_t na,
+                        const char *b, size_t nb, const char *c, size_t nc)
 {
     size_t n = na + nb + nc;
     if (n > UINT32_MAX - 1)
         return NULL;
+    uint32_t h = sh_final(st);
     for (struct strtab_ent *e = t->b[h & (t->n_b - 1)]; e; e = e->next)
         if (e->hash == h && e->len == n && memcmp(e->s, a, na) == 0 &&
             memcmp(e->s + na, b, nb) == 0 && memcmp(e->s + na + nb, c, nc) == 0 &&
@@ -161,6 +199,8 @@ static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, 
     struct strtab_ent *e = malloc(sizeof *e + n + 1);
     if (!e)
         return NULL;
+    e->st_h = st->h;
+    e->st_carry = st->carry;
     e->hash = h;
     e->refs = 1;
     e->len = (uint32_t)n;
@@ -180,16 +220,25 @@ static const char *get3(struct strtab *t, uint32_t h, const char *a, size_t na, 
 
 const char *strtab_get(struct strtab *t, const char *s, size_t n)
 {
-    return get3(t, str_hash(s, n), s, n, "", 0, "", 0);
+    struct shash st = {SH_SEED, 0, 0};
+    sh_feed(&st, s, n);
+    return get3(t, &st, s, n, "", 0, "", 0);
 }
 
 const char *strtab_add_item(struct strtab *t, const char *list, const char *s, size_t n)
 {
-    /* the list's hash goes on over the item: no pass over the list again */
-    size_t nl = list ? ent_of(list)->len : 0;
-    uint32_t h = list ? ent_of(list)->hash : STR_HASH_SEED;
-    h = str_hash_from(str_hash_from(h, s, n), "", 1);
-    return get3(t, h, list ? list : "", nl, s, n, "", 1);
+    /* the hash goes on from the list's state over the item: no pass over
+     * the list again */
+    struct shash st = {SH_SEED, 0, 0};
+    size_t nl = 0;
+    if (list) {
+        const struct strtab_ent *l = ent_of(list);
+        nl = l->len;
+        st = (struct shash){l->st_h, l->st_carry, nl};
+    }
+    sh_feed(&st, s, n);
+    sh_feed(&st, "", 1);
+    return get3(t, &st, list ? list : "", nl, s, n, "", 1);
 }
 
 const char *strtab_ref(const char *s)

@@ -319,6 +319,50 @@ static void test_list_items_shared(void **state)
     strtab_free(t);
 }
 
+/* The same for lists of items of every length about the hash's word
+ * size, cut anywhere: the list grown item by item is the copy that
+ * strtab_get finds for its bytes, and a list one byte different is another. */
+static void test_list_items_any_split(void **state)
+{
+    (void)state;
+    struct strtab *t = strtab_new();
+    assert_non_null(t);
+    uint32_t x = 2463534242u;
+    for (int round = 0; round < 2000; round++) {
+        char whole[400];
+        size_t n = 0;
+        const char *list = NULL;
+        int items = 1 + round % 9;
+        for (int i = 0; i < items; i++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            size_t k = x % 20; /* empty items too */
+            char item[20];
+            for (size_t j = 0; j < k; j++)
+                item[j] = (char)('A' + (x >> j) % 26);
+            const char *grown = strtab_add_item(t, list, item, k);
+            assert_non_null(grown);
+            strtab_put(t, list);
+            list = grown;
+            memcpy(whole + n, item, k);
+            n += k;
+            whole[n++] = '\0';
+        }
+        const char *got = strtab_get(t, whole, n);
+        assert_ptr_equal(got, list);
+        whole[n / 2] ^= 1;
+        const char *other = strtab_get(t, whole, n);
+        assert_ptr_not_equal(other, list);
+        assert_memory_equal(other, whole, n);
+        strtab_put(t, got);
+        strtab_put(t, other);
+        strtab_put(t, list);
+    }
+    assert_int_equal(strtab_count(t), 0);
+    strtab_free(t);
+}
+
 /* A released string is kept for the next session that needs it (the same
  * copy), among the last 256 released and at most 64 KiB of them, outside
  * the accounting; what falls out is freed. */
@@ -478,15 +522,11 @@ static void test_unbound_memcap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nothing_before_payload),
-        cmocka_unit_test(test_common_session_bytes),
-        cmocka_unit_test(test_copy_is_content),
-        cmocka_unit_test(test_strings_shared),
-        cmocka_unit_test(test_list_items_shared),
-        cmocka_unit_test(test_released_kept_bounded),
-        cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_memcap_evicts_sessions),
-        cmocka_unit_test(test_unbound_memcap),
+        cmocka_unit_test(test_nothing_before_payload), cmocka_unit_test(test_common_session_bytes),
+        cmocka_unit_test(test_copy_is_content),        cmocka_unit_test(test_strings_shared),
+        cmocka_unit_test(test_list_items_shared),      cmocka_unit_test(test_list_items_any_split),
+        cmocka_unit_test(test_released_kept_bounded),  cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_memcap_evicts_sessions), cmocka_unit_test(test_unbound_memcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
