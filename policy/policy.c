@@ -1272,7 +1272,8 @@ static void pump(struct policy_engine *e)
 int policy_engine_run(struct policy_engine *e, int timeout_ms)
 {
     uint64_t before = e->fired;
-    int64_t end = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    /* no clock read for a poll (timeout 0): once per session */
+    int64_t end = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
     for (;;) {
         if (e->dns)
             pdns_process(e->dns);
@@ -1281,7 +1282,7 @@ int policy_engine_run(struct policy_engine *e, int timeout_ms)
         if (e->dane)
             e->fired += (uint64_t)dane_process(e->dane);
         pump(e);
-        if (e->fired > before)
+        if (e->fired > before || timeout_ms <= 0)
             break;
         int64_t now = mono_ms();
         if (now >= end)
