@@ -310,15 +310,6 @@ void jsonw_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, 
     put_quoted(w, s, n);
 }
 
-void jsonw_str_k(struct jsonw *w, const char *key, size_t klen, const char *s)
-{
-    if (!s) {
-        jsonw_null_k(w, key, klen);
-        return;
-    }
-    jsonw_strn_k(w, key, klen, s, strlen(s));
-}
-
 /* The length of the UTF-8 sequence a lead byte starts, 0 when it starts none
  * (a continuation byte, C0/C1 overlong leads, F5..FF). */
 static size_t utf8_lead_len(unsigned char u)

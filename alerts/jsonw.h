@@ -58,13 +58,21 @@ void jsonw_obj_close(struct jsonw *w);
 void jsonw_arr_open_k(struct jsonw *w, const char *key, size_t klen);
 void jsonw_arr_close(struct jsonw *w);
 
-/* s must be valid UTF-8 (program text, numbers formatted here, names from
- * tables); NULL writes null. */
-#define jsonw_str(w, key, s) jsonw_str_k((w), (key), jsonw_klen(key), (s))
-void jsonw_str_k(struct jsonw *w, const char *key, size_t klen, const char *s);
 /* n bytes of s, valid UTF-8. */
 #define jsonw_strn(w, key, s, n) jsonw_strn_k((w), (key), jsonw_klen(key), (s), (n))
 void jsonw_strn_k(struct jsonw *w, const char *key, size_t klen, const char *s, size_t n);
+void jsonw_null_k(struct jsonw *w, const char *key, size_t klen);
+/* s must be valid UTF-8 (program text, numbers formatted here, names from
+ * tables); NULL writes null. Inline: a literal's length is known when
+ * compiling, as a key's is. */
+static inline void jsonw_str_k(struct jsonw *w, const char *key, size_t klen, const char *s)
+{
+    if (s)
+        jsonw_strn_k(w, key, klen, s, __builtin_strlen(s));
+    else
+        jsonw_null_k(w, key, klen);
+}
+#define jsonw_str(w, key, s) jsonw_str_k((w), (key), jsonw_klen(key), (s))
 /* Bytes from the wire: written as they are when valid UTF-8 (RFC 3629, as
  * jansson checks it: no overlong forms, surrogates or code points past
  * U+10FFFF), else every byte outside printable ASCII (0x20..0x7e) becomes
@@ -85,7 +93,6 @@ void jsonw_int_or_null_k(struct jsonw *w, const char *key, size_t klen, int64_t 
 #define jsonw_bool(w, key, v) jsonw_bool_k((w), (key), jsonw_klen(key), (v))
 void jsonw_bool_k(struct jsonw *w, const char *key, size_t klen, bool v);
 #define jsonw_null(w, key) jsonw_null_k((w), (key), jsonw_klen(key))
-void jsonw_null_k(struct jsonw *w, const char *key, size_t klen);
 /* A jansson value (policy and DANE answers), members in their
  * insertion order as json_dumps writes them; NULL writes null. */
 #define jsonw_json(w, key, v) jsonw_json_k((w), (key), jsonw_klen(key), (v))
