@@ -14,6 +14,9 @@
 struct strtab_ent {
     struct strtab_ent *next;
     uint64_t st_h, st_carry; /* the hash's state after the bytes (struct shash) */
+    /* lists: the list last made from this one by strtab_add_item, and the
+     * one this one was made from (each cleared when the other goes) */
+    struct strtab_ent *succ, *pred;
     uint32_t hash;
     uint32_t refs;
     uint32_t len;
@@ -154,6 +157,10 @@ static size_t ent_size(const struct strtab_ent *e)
 
 static void ent_unlink_free(struct strtab *t, struct strtab_ent *e)
 {
+    if (e->pred && e->pred->succ == e)
+        e->pred->succ = NULL;
+    if (e->succ && e->succ->pred == e)
+        e->succ->pred = NULL;
     struct strtab_ent **pp = &t->b[e->hash & (t->n_b - 1)];
     while (*pp != e)
         pp = &(*pp)->next;
@@ -176,6 +183,17 @@ static void keep_pop(struct strtab *t)
     ent_unlink_free(t, e);
 }
 
+/* A new reference to e (refs below UINT32_MAX). */
+static const char *take_ref(struct strtab *t, struct strtab_ent *e)
+{
+    if (e->refs++ == 0) {
+        t->n_dead--;
+        t->dead_bytes -= ent_size(e);
+        t->bytes += ent_size(e);
+    }
+    return e->s;
+}
+
 /* The one copy of a[0..na) b[0..nb) c[0..nc) (hashed to st), a new
  * reference. */
 static const char *get3(struct strtab *t, const struct shash *st, const char *a, size_t na,
@@ -188,17 +206,12 @@ static const char *get3(struct strtab *t, const struct shash *st, const char *a,
     for (struct strtab_ent *e = t->b[h & (t->n_b - 1)]; e; e = e->next)
         if (e->hash == h && e->len == n && memcmp(e->s, a, na) == 0 &&
             memcmp(e->s + na, b, nb) == 0 && memcmp(e->s + na + nb, c, nc) == 0 &&
-            e->refs < UINT32_MAX) {
-            if (e->refs++ == 0) {
-                t->n_dead--;
-                t->dead_bytes -= ent_size(e);
-                t->bytes += ent_size(e);
-            }
-            return e->s;
-        }
+            e->refs < UINT32_MAX)
+            return take_ref(t, e);
     struct strtab_ent *e = malloc(sizeof *e + n + 1);
     if (!e)
         return NULL;
+    e->succ = e->pred = NULL;
     e->st_h = st->h;
     e->st_carry = st->carry;
     e->hash = h;
@@ -227,18 +240,35 @@ const char *strtab_get(struct strtab *t, const char *s, size_t n)
 
 const char *strtab_add_item(struct strtab *t, const char *list, const char *s, size_t n)
 {
-    /* the hash goes on from the list's state over the item: no pass over
-     * the list again */
     struct shash st = {SH_SEED, 0, 0};
+    struct strtab_ent *l = list ? ent_of(list) : NULL;
     size_t nl = 0;
-    if (list) {
-        const struct strtab_ent *l = ent_of(list);
+    if (l) {
+        /* the list made from this one last time, when it is one item
+         * longer by the same item: sessions list the same capabilities in
+         * the same order, and only the item needs comparing */
+        struct strtab_ent *next = l->succ;
+        if (next && next->len == l->len + n + 1 && next->refs < UINT32_MAX &&
+            memcmp(next->s + l->len, s, n) == 0 && next->s[l->len + n] == '\0')
+            return take_ref(t, next);
+        /* else the hash goes on from the list's state over the item: no
+         * pass over the list again */
         nl = l->len;
         st = (struct shash){l->st_h, l->st_carry, nl};
     }
     sh_feed(&st, s, n);
     sh_feed(&st, "", 1);
-    return get3(t, &st, list ? list : "", nl, s, n, "", 1);
+    const char *r = get3(t, &st, list ? list : "", nl, s, n, "", 1);
+    if (r && l) {
+        struct strtab_ent *e = ent_of(r);
+        if (l->succ && l->succ->pred == l)
+            l->succ->pred = NULL;
+        if (e->pred && e->pred->succ == e)
+            e->pred->succ = NULL;
+        l->succ = e;
+        e->pred = l;
+    }
+    return r;
 }
 
 const char *strtab_ref(const char *s)

@@ -363,6 +363,60 @@ static void test_list_items_any_split(void **state)
     strtab_free(t);
 }
 
+/* The list made from a list last time is found again by its item; another
+ * item gives another list; a list freed (fallen out of the released ring)
+ * is made anew, never reached through a stale link (ASan would tell), and
+ * so is a list whose prefix was freed. */
+static void test_list_successor(void **state)
+{
+    (void)state;
+    struct strtab *t = strtab_new();
+    assert_non_null(t);
+    const char *a = strtab_add_item(t, NULL, "A", 1);
+    const char *ab = strtab_add_item(t, a, "B", 1);
+    assert_memory_equal(ab, "A\0B", 4);
+    assert_ptr_equal(strtab_add_item(t, a, "B", 1), ab);
+    const char *ac = strtab_add_item(t, a, "C", 1);
+    assert_ptr_not_equal(ac, ab);
+    assert_memory_equal(ac, "A\0C", 4);
+    assert_ptr_equal(strtab_add_item(t, a, "B", 1), ab); /* found by its hash */
+    assert_ptr_equal(strtab_add_item(t, a, "BB", 2), strtab_get(t, "A\0BB", 5));
+    /* three references to ab and to "A\0BB": all dropped, then 256 other
+     * strings released push them out */
+    for (int i = 0; i < 3; i++)
+        strtab_put(t, ab);
+    const char *abb = strtab_get(t, "A\0BB", 5);
+    for (int i = 0; i < 3; i++)
+        strtab_put(t, abb);
+    char k[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof k, "s%d", i);
+        strtab_put(t, strtab_get(t, k, strlen(k)));
+    }
+    assert_int_equal(strtab_count(t), 2); /* a and ac */
+    ab = strtab_add_item(t, a, "B", 1);
+    assert_memory_equal(ab, "A\0B", 4);
+    assert_int_equal(strtab_count(t), 3);
+    /* the prefix freed: its successor lives on and grows as before */
+    strtab_put(t, a);
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof k, "t%d", i);
+        strtab_put(t, strtab_get(t, k, strlen(k)));
+    }
+    assert_int_equal(strtab_count(t), 2);
+    const char *abd = strtab_add_item(t, ab, "D", 1);
+    assert_memory_equal(abd, "A\0B\0D", 6);
+    a = strtab_add_item(t, NULL, "A", 1);
+    assert_ptr_equal(strtab_add_item(t, a, "B", 1), ab);
+    strtab_put(t, ab);
+    strtab_put(t, ab);
+    strtab_put(t, abd);
+    strtab_put(t, ac);
+    strtab_put(t, a);
+    assert_int_equal(strtab_count(t), 0);
+    strtab_free(t);
+}
+
 /* A released string is kept for the next session that needs it (the same
  * copy), among the last 256 released and at most 64 KiB of them, outside
  * the accounting; what falls out is freed. */
@@ -522,11 +576,17 @@ static void test_unbound_memcap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nothing_before_payload), cmocka_unit_test(test_common_session_bytes),
-        cmocka_unit_test(test_copy_is_content),        cmocka_unit_test(test_strings_shared),
-        cmocka_unit_test(test_list_items_shared),      cmocka_unit_test(test_list_items_any_split),
-        cmocka_unit_test(test_released_kept_bounded),  cmocka_unit_test(test_eviction_order),
-        cmocka_unit_test(test_memcap_evicts_sessions), cmocka_unit_test(test_unbound_memcap),
+        cmocka_unit_test(test_nothing_before_payload),
+        cmocka_unit_test(test_common_session_bytes),
+        cmocka_unit_test(test_copy_is_content),
+        cmocka_unit_test(test_strings_shared),
+        cmocka_unit_test(test_list_items_shared),
+        cmocka_unit_test(test_list_items_any_split),
+        cmocka_unit_test(test_list_successor),
+        cmocka_unit_test(test_released_kept_bounded),
+        cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_memcap_evicts_sessions),
+        cmocka_unit_test(test_unbound_memcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
