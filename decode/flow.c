@@ -266,8 +266,10 @@ static void lru_touch(struct flow_table *t, struct flow *f, enum flow_list which
 {
     if (which == FL_EST || which == FL_BARE)
         which = flow_is_bare(f) ? FL_BARE : FL_EST;
-    lru_unlink(t, f);
     f->last = t->clock;
+    if (f->list == which && t->lru[which].tail == f)
+        return; /* the most recent already (a burst of one flow) */
+    lru_unlink(t, f);
     lru_append(t, f, which);
 }
 
