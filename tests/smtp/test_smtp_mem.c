@@ -363,6 +363,17 @@ static void test_list_items_any_split(void **state)
     strtab_free(t);
 }
 
+/* Takes and releases 300 strings of its own (tag and a number): the ring of
+ * released strings then holds none of those released before. */
+static void release_others(struct strtab *t, char tag)
+{
+    char k[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof k, "%c%d", tag, i);
+        strtab_put(t, strtab_get(t, k, strlen(k)));
+    }
+}
+
 /* The list made from a list last time is found again by its item; another
  * item gives another list; a list freed (fallen out of the released ring)
  * is made anew, never reached through a stale link (ASan would tell), and
@@ -388,21 +399,14 @@ static void test_list_successor(void **state)
     const char *abb = strtab_get(t, "A\0BB", 5);
     for (int i = 0; i < 3; i++)
         strtab_put(t, abb);
-    char k[16];
-    for (int i = 0; i < 300; i++) {
-        snprintf(k, sizeof k, "s%d", i);
-        strtab_put(t, strtab_get(t, k, strlen(k)));
-    }
+    release_others(t, 's');
     assert_int_equal(strtab_count(t), 2); /* a and ac */
     ab = strtab_add_item(t, a, "B", 1);
     assert_memory_equal(ab, "A\0B", 4);
     assert_int_equal(strtab_count(t), 3);
     /* the prefix freed: its successor lives on and grows as before */
     strtab_put(t, a);
-    for (int i = 0; i < 300; i++) {
-        snprintf(k, sizeof k, "t%d", i);
-        strtab_put(t, strtab_get(t, k, strlen(k)));
-    }
+    release_others(t, 't');
     assert_int_equal(strtab_count(t), 2);
     const char *abd = strtab_add_item(t, ab, "D", 1);
     assert_memory_equal(abd, "A\0B\0D", 6);
