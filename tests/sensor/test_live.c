@@ -13,7 +13,8 @@
  * line on stderr saying why. Namespaces are removed at the end.
  * With --workers 2 (one PACKET_FANOUT socket per worker) the alerts and
  * session records of a replayed capture of many flows (the bench generator's
- * real mix of the project's own captures) are those of the offline run,
+ * real mix of the project's own captures) are those of the offline run
+ * (the sensor's fanout group gets id 0, as the first after boot does),
  * fields of capture time, live policy lookups and packet numbers aside;
  * alerts that rest on other sessions' history (learned posture, path) may
  * cite or gain history that the other run judged later (sessions open at
@@ -25,8 +26,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <sched.h>
+#include <sys/socket.h>
 
 #include "alertcmp.h"
 #include "runbin.h"
@@ -135,6 +142,62 @@ static bool started(const char *path)
 static bool capturing(pid_t pid)
 {
     return capture_sockets(pid) > 0;
+}
+
+/* Fanout group ids. The kernel hands out the ids of groups made with
+ * PACKET_FANOUT_FLAG_UNIQUEID from one counter for the whole machine (0 at
+ * boot, then up, wrapping after 65535), skipping ids in use in the socket's
+ * network namespace; an attempt that fails still takes its id. */
+
+/* Enters the network namespace at path (/run/netns/NAME); returns a file
+ * descriptor of the one left, for leave_netns. */
+static int enter_netns(const char *path)
+{
+    int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(self >= 0 && ns >= 0);
+    assert_int_equal(setns(ns, CLONE_NEWNET), 0);
+    close(ns);
+    return self;
+}
+
+static void leave_netns(int self)
+{
+    assert_int_equal(setns(self, CLONE_NEWNET), 0);
+    close(self);
+}
+
+/* The id of a new group, made and left at once by a socket of the current
+ * namespace. */
+static int new_group_id(void)
+{
+    int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    assert_true(fd >= 0);
+    int val = PACKET_FANOUT_FLAG_UNIQUEID << 16;
+    assert_int_equal(setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)), 0);
+    socklen_t len = sizeof(val);
+    assert_int_equal(getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len), 0);
+    close(fd);
+    return val & 0xffff;
+}
+
+/* Winds the counter on until the next new group gets id 0, as the first one
+ * after boot does: a socket bound to no protocol cannot join, but each of
+ * its attempts takes an id. */
+static void next_group_id_zero(void)
+{
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    assert_true(fd >= 0);
+    for (int id = new_group_id() + 1; id < 65535; id++) {
+        int val = PACKET_FANOUT_FLAG_UNIQUEID << 16;
+        assert_int_not_equal(setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)), 0);
+    }
+    close(fd);
+    int last = new_group_id();
+    if (last != 65535)
+        fail_msg("fanout group ids: winding the counter to 65535 ended at %d (another process "
+                 "made groups meanwhile?)",
+                 last);
 }
 
 /* The packets=N of the last "stripwatch: stats packets=" line in text, or -1. */
@@ -579,6 +642,13 @@ static void test_live_fanout_matches_offline(void **st)
     snprintf(sdir, sizeof(sdir), "%s/sensor2", tmp);
     snprintf(serr, sizeof(serr), "%s/.stderr", sdir);
     mkdir(sdir, 0700);
+    /* the sensor's group gets id 0, as it does when the sensor is the
+     * first on the machine to make one after boot (under systemd, say) */
+    char ns_path[128];
+    snprintf(ns_path, sizeof(ns_path), "/run/netns/%s", ns_c);
+    int self = enter_netns(ns_path);
+    next_group_id_zero();
+    leave_netns(self);
     pid_t pid = run_start(sdir, sensor, NULL);
     assert_true(pid > 0);
     /* wait (up to 30 s) until both sockets capture: bound to va, and the
@@ -598,6 +668,16 @@ static void test_live_fanout_matches_offline(void **st)
         fail_msg("after 30 s the sensor has %d packet sockets bound to va, not 2", socks);
     if (!started(live_a))
         fail_msg("after 30 s the sensor has not written its sensor-started event");
+    /* one group (id 0) for both sockets: the next new group is 1 (a socket
+     * that took id 0 for "no group yet" made a second one, and each socket
+     * got every packet) */
+    self = enter_netns(ns_path);
+    int next = new_group_id();
+    leave_netns(self);
+    if (next != 1)
+        fail_msg("the sensor's two capture sockets are not one fanout group with id 0: the next "
+                 "new group got id %d, not 1",
+                 next);
 
     char *replay[] = {"nsenter", net_d, "tcpreplay", "-q", "--pps", "1000", "-i", "vb", mix, NULL};
     run(tmp, replay, NULL, 60, &r);
