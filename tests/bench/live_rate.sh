@@ -89,7 +89,7 @@ trial() {
       "${parts[$k]}" >"$tmp/replay$k" 2>&1 &
     senders_pids+=($!)
   done
-  wait "${senders_pids[@]}"
+  for k in "${senders_pids[@]}"; do wait "$k"; done # each one's status
   # let the sensor drain its rings (its packet count stops moving)
   local last=-1 now=0
   for i in $(seq 600); do
