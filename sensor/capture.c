@@ -157,32 +157,31 @@ static bool live_open_one(struct capture_src *s, const struct capture_live_cfg *
     return true;
 }
 
-/* Puts the socket of s into the fanout group *id, or, when !*made, into a new
- * group with an id the kernel picks (returned in *id, *made set). The id
- * itself cannot say whether the group exists: the kernel hands out 0 too
- * (its counter starts at 0 at boot and wraps), and a second "new" group
- * would give every socket a copy of every packet. False: err filled. */
-static bool live_join_fanout(struct capture_src *s, uint16_t *id, bool *made, char *err,
+/* Puts the socket of s into the fanout group *id, or, for the first socket
+ * (first), into a new group with an id the kernel picks, returned in *id.
+ * Only first says which: the kernel hands out id 0 too (its counter starts
+ * at 0 at boot and wraps), and a second "new" group would give every socket
+ * a copy of every packet. False: err filled. */
+static bool live_join_fanout(struct capture_src *s, bool first, uint16_t *id, char *err,
                              size_t errlen)
 {
     int fd = pcap_get_selectable_fd(s->pc);
     int mode = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG;
-    unsigned flags = (unsigned)mode | (*made ? 0u : (unsigned)PACKET_FANOUT_FLAG_UNIQUEID);
-    unsigned want = *made ? *id : 0u;
+    unsigned flags = (unsigned)mode | (first ? (unsigned)PACKET_FANOUT_FLAG_UNIQUEID : 0u);
+    unsigned want = first ? 0u : *id;
     int val = (int)(want | flags << 16); /* id in the low 16 bits, mode and flags above */
     if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) != 0) {
         snprintf(err, errlen, "%s: cannot join a PACKET_FANOUT group (--workers): %s", s->name,
                  strerror(errno));
         return false;
     }
-    if (!*made) {
+    if (first) {
         socklen_t len = sizeof(val);
         if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, &len) != 0) {
             snprintf(err, errlen, "%s: PACKET_FANOUT: %s", s->name, strerror(errno));
             return false;
         }
         *id = (uint16_t)(val & 0xffff);
-        *made = true;
     }
     return true;
 }
@@ -201,10 +200,9 @@ struct capture *capture_open_live(const struct capture_live_cfg *cfg, char *err,
     /* the ring is shared out: each socket gets its part of the buffer */
     int buffer = cfg->buffer_size > 0 ? cfg->buffer_size / (int)n : 0;
     uint16_t group = 0;
-    bool made = false;
     for (unsigned i = 0; i < n; i++) {
         if (!live_open_one(&c->src[i], cfg, buffer, n > 1, err, errlen) ||
-            (n > 1 && !live_join_fanout(&c->src[i], &group, &made, err, errlen))) {
+            (n > 1 && !live_join_fanout(&c->src[i], i == 0, &group, err, errlen))) {
             capture_free(c);
             return NULL;
         }
