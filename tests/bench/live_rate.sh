@@ -104,10 +104,10 @@ trial() {
   pid=
   local st sent mbps pps
   st=$(grep 'stripwatch: stats packets=' "$tmp/err" | tail -1)
-  # each sender's count and rates, summed
-  sent=$(sed -n 's/.*Actual: \([0-9]*\) packets.*/\1/p' "$tmp"/replay* | awk '{ s += $1 } END { print s }')
-  mbps=$(sed -n 's/.*Rated: .*, \([0-9.]*\) Mbps.*/\1/p' "$tmp"/replay* | awk '{ s += $1 } END { printf "%.2f", s }')
-  pps=$(sed -n 's/.*Rated: .*Mbps, \([0-9.]*\) pps.*/\1/p' "$tmp"/replay* | awk '{ s += $1 } END { printf "%.2f", s }')
+  # each sender's count and rates, summed ("Actual: N packets ...",
+  # "Rated: B Bps, M Mbps, P pps")
+  read -r sent mbps pps < <(awk '/Actual:/ { s += $2 } /Rated:/ { m += $4; p += $6 }
+    END { printf "%d %.2f %.2f\n", s, m, p }' "$tmp"/replay*)
   echo "$(sed 's/.*kernel_received=\([0-9]*\) kernel_dropped=\([0-9]*\) interface_dropped=\([0-9]*\).*/\1 \2 \3/' <<<"$st") $(sed 's/.*packets=\([0-9]*\) .*/\1/' <<<"$st") $sent $mbps $pps"
 }
 
