@@ -16,6 +16,10 @@
 #include "alerts/session_json.h"
 
 #define RING_BATCH 128 /* slots filled before the worker is told */
+/* Finished sessions a worker queues before it wakes the output thread (which
+ * otherwise looks every few milliseconds), and before it waits for it. */
+#define OUT_BATCH 64
+#define OUT_MAX   1024
 #ifndef SPIN_CONSUMER
 #define SPIN_CONSUMER 256 /* pause steps an idle worker polls before it sleeps */
 #endif
@@ -66,6 +70,7 @@ struct worker {
 
     /* finished sessions waiting for the output stage */
     pthread_mutex_t out_mu;
+    pthread_cond_t out_taken; /* the output stage took them */
     struct out_item *out;
     size_t n_out, cap_out;
     _Atomic uint64_t watermark; /* every packet/tick <= this is processed */
@@ -214,7 +219,8 @@ static void emit_session(struct pipeline *pl, struct smtp_facts *f)
 }
 
 /* Moves finished sessions into the heap and releases those every worker is
- * past. Returns the number released. Runs on the output thread (or inline). */
+ * past. Returns the number released. Runs on the output thread (and once
+ * more in pipeline_finish, after it is joined). */
 static size_t pump(struct pipeline *pl)
 {
     uint64_t min_wm = UINT64_MAX;
@@ -230,6 +236,8 @@ static size_t pump(struct pipeline *pl)
                 w->copy_failed++;
             }
         }
+        if (w->n_out >= OUT_MAX)
+            pthread_cond_signal(&w->out_taken);
         w->n_out = 0;
         pthread_mutex_unlock(&w->out_mu);
     }
@@ -272,6 +280,14 @@ static void *output_main(void *arg)
 
 /* ---- workers ---- */
 
+/* Tells the output thread that worker w has finished sessions. */
+static void wake_output(struct worker *w)
+{
+    pthread_mutex_lock(&w->pl->out_wake_mu);
+    pthread_cond_signal(&w->pl->out_wake);
+    pthread_mutex_unlock(&w->pl->out_wake_mu);
+}
+
 static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
 {
     struct worker *w = ctx;
@@ -303,7 +319,18 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
         w->cap_out = nc;
     }
     w->out[w->n_out++] = it;
+    size_t n = w->n_out;
     pthread_mutex_unlock(&w->out_mu);
+    if (n == OUT_BATCH || n >= OUT_MAX)
+        wake_output(w);
+    if (n >= OUT_MAX) {
+        /* the output stage is behind: wait rather than queue without bound
+         * (it takes every worker's queue whatever the others are at) */
+        pthread_mutex_lock(&w->out_mu);
+        while (w->n_out >= OUT_MAX)
+            pthread_cond_wait(&w->out_taken, &w->out_mu);
+        pthread_mutex_unlock(&w->out_mu);
+    }
 }
 
 static void worker_do(struct worker *w, const struct slot *s)
@@ -354,7 +381,6 @@ static void *worker_main(void *arg)
         }
         struct slot *s = &w->slots[t & w->mask];
         uint8_t kind = s->kind;
-        size_t before = w->n_out;
         worker_do(w, s);
         atomic_store_explicit(&w->tail, t + 1, memory_order_release);
         atomic_thread_fence(memory_order_seq_cst);
@@ -363,7 +389,7 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&w->not_full);
             pthread_mutex_unlock(&w->mu);
         }
-        if (w->n_out != before || kind != SLOT_PKT) {
+        if (kind != SLOT_PKT) {
             pthread_mutex_lock(&w->pl->out_wake_mu);
             pthread_cond_signal(&w->pl->out_wake);
             pthread_mutex_unlock(&w->pl->out_wake_mu);
@@ -470,12 +496,15 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         free(pl);
         return NULL;
     }
+    /* several workers fed by the capture thread: one ring and thread each */
+    bool rings = pl->n > 1 && !cfg->self_fed;
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
         w->pl = pl;
         w->idx = i;
         pthread_mutex_init(&w->mu, NULL);
         pthread_mutex_init(&w->out_mu, NULL);
+        pthread_cond_init(&w->out_taken, NULL);
         pthread_cond_init(&w->not_empty, NULL);
         pthread_cond_init(&w->not_full, NULL);
         struct smtp_cfg sc = cfg->smtp;
@@ -485,24 +514,23 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         w->ft = w->sc ? flow_table_new(&cfg->flow, smtp_consumer_ops(w->sc)) : NULL;
         if (w->ft) /* sessions are charged to the flow table's memcap */
             smtp_consumer_bind(w->sc, w->ft);
-        bool ring = pl->n > 1 && !cfg->self_fed;
-        if (ring) {
+        if (rings) {
             w->slots = calloc(slots, sizeof(*w->slots));
             w->mask = slots - 1;
         }
-        if (!w->sc || !w->ft || (ring && !w->slots)) {
+        if (!w->sc || !w->ft || (rings && !w->slots)) {
             snprintf(err, errlen, "worker %u: cannot allocate its flow table", i);
             pl->n = i + 1;
             pipeline_free(pl);
             return NULL;
         }
     }
-    if (pl->n > 1) {
+    {
         /* signals stay with the capture thread */
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old);
-        for (unsigned i = 0; i < pl->n && !cfg->self_fed; i++) {
+        for (unsigned i = 0; i < pl->n && rings; i++) {
             if (pthread_create(&pl->w[i].th, NULL, worker_main, &pl->w[i]) == 0)
                 pl->w[i].started = true;
         }
@@ -510,7 +538,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
             pl->out_started = true;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         for (unsigned i = 0; i < pl->n; i++) {
-            if ((!pl->w[i].started && !cfg->self_fed) || !pl->out_started) {
+            if ((rings && !pl->w[i].started) || !pl->out_started) {
                 snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
                 pipeline_finish(pl);
                 pipeline_free(pl);
@@ -524,12 +552,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
 void pipeline_packet(struct pipeline *pl, const struct pkt *p)
 {
     if (pl->n == 1) {
-        struct worker *w = &pl->w[0];
-        w->cur_no = p->no;
-        flow_table_packet(w->ft, p);
-        atomic_store_explicit(&w->watermark, p->no, memory_order_relaxed);
-        if (w->n_out)
-            pump(pl);
+        pipeline_worker_packet(pl, 0, p, p->no);
         return;
     }
     struct worker *w = &pl->w[flow_hash(p) % pl->n];
@@ -545,36 +568,24 @@ void pipeline_packet(struct pipeline *pl, const struct pkt *p)
 
 /* ---- self-fed workers (live fanout) ---- */
 
-/* Tells the output thread that worker w has finished sessions. */
-static void wake_output(struct worker *w)
-{
-    pthread_mutex_lock(&w->pl->out_wake_mu);
-    pthread_cond_signal(&w->pl->out_wake);
-    pthread_mutex_unlock(&w->pl->out_wake_mu);
-}
-
 void pipeline_worker_packet(struct pipeline *pl, unsigned i, const struct pkt *p, uint64_t key)
 {
     struct worker *w = &pl->w[i];
-    size_t before = w->n_out;
     w->cur_no = key;
     flow_table_packet(w->ft, p);
     if (key > atomic_load_explicit(&w->watermark, memory_order_relaxed))
         atomic_store_explicit(&w->watermark, key, memory_order_release);
-    if (w->n_out != before)
-        wake_output(w);
 }
 
 void pipeline_worker_tick(struct pipeline *pl, unsigned i, sw_usec now, uint64_t key, bool expire)
 {
     struct worker *w = &pl->w[i];
-    size_t before = w->n_out;
     w->cur_no = key;
     if (expire)
         flow_table_expire(w->ft, now);
     if (key > atomic_load_explicit(&w->watermark, memory_order_relaxed))
         atomic_store_explicit(&w->watermark, key, memory_order_release);
-    if (w->n_out != before || expire)
+    if (w->n_out || expire)
         wake_output(w);
 }
 
@@ -595,13 +606,7 @@ static void worker_end(struct pipeline *pl, unsigned i)
 void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
 {
     if (pl->n == 1) {
-        struct worker *w = &pl->w[0];
-        w->cur_no = pkt_no;
-        flow_table_expire(w->ft, now);
-        atomic_store_explicit(&w->watermark, pkt_no, memory_order_relaxed);
-        pump(pl);
-        if (pl->cfg.det)
-            detector_run(pl->cfg.det, 0);
+        pipeline_worker_tick(pl, 0, now, pkt_no, true);
         return;
     }
     for (unsigned i = 0; i < pl->n; i++) {
@@ -619,33 +624,15 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
 
 void pipeline_idle(struct pipeline *pl)
 {
-    if (pl->cfg.self_fed)
+    if (pl->cfg.self_fed || pl->n == 1)
         return;
-    if (pl->n != 1) {
-        for (unsigned i = 0; i < pl->n; i++)
-            ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
-        return;                    /* the output thread drives the detector */
-    }
-    pump(pl);
-    if (pl->cfg.det)
-        detector_run(pl->cfg.det, 0);
+    for (unsigned i = 0; i < pl->n; i++)
+        ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
 }
 
 void pipeline_finish(struct pipeline *pl)
 {
-    if (pl->n == 1) {
-        struct worker *w = &pl->w[0];
-        if (w->ft) {
-            w->cur_no = UINT64_MAX;
-            w->final = *flow_table_stats(w->ft);
-            flow_table_free(w->ft);
-            w->ft = NULL;
-            atomic_store(&w->watermark, UINT64_MAX);
-        }
-        pump(pl);
-        return;
-    }
-    for (unsigned i = 0; i < pl->n && pl->cfg.self_fed; i++)
+    for (unsigned i = 0; i < pl->n && (pl->cfg.self_fed || pl->n == 1); i++)
         worker_end(pl, i); /* the feeding threads are gone */
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
@@ -749,6 +736,7 @@ void pipeline_free(struct pipeline *pl)
         free(w->out);
         pthread_mutex_destroy(&w->mu);
         pthread_mutex_destroy(&w->out_mu);
+        pthread_cond_destroy(&w->out_taken);
         pthread_cond_destroy(&w->not_empty);
         pthread_cond_destroy(&w->not_full);
     }

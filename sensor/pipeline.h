@@ -3,14 +3,18 @@
  *
  * The capture thread decodes each frame and calls pipeline_packet() with the
  * TCP segment; the pipeline routes it by flow_hash() to the worker that owns
- * the flow (one worker: processed inline; several: a copy goes through that
- * worker's bounded ring). Each worker owns a flow table and an SMTP
- * consumer. A finished session becomes a facts copy keyed (pkt_no of the
- * packet or tick that ended it, uid); the output stage releases sessions in
- * key order once every worker has passed that packet number (watermarks), so
- * the output is identical for every worker count. Sessions still open at the
- * end are keyed (UINT64_MAX, uid). Released sessions are written as JSON
- * lines and handed to the detector.
+ * the flow (one worker: processed inline on the capture thread; several: a
+ * copy goes through that worker's bounded ring to its thread). Each worker
+ * owns a flow table and an SMTP consumer. A finished session becomes a facts
+ * copy keyed (pkt_no of the packet or tick that ended it, uid), queued for
+ * the output stage, which runs on a thread of its own for every worker count:
+ * it releases sessions in key order once every worker has passed that packet
+ * number (watermarks), so the output is identical for every worker count.
+ * Sessions still open at the end are keyed (UINT64_MAX, uid). Released
+ * sessions are written as JSON lines and handed to the detector. A worker
+ * whose queue is full (the output stage is behind) waits for the output
+ * stage to take it: memory stays bounded, and live capture loses packets in
+ * the kernel (counted) rather than sessions in memory.
  *
  * Self-fed (live fanout, several workers): no rings and no worker threads
  * here; each worker is driven by its own capture thread through
@@ -61,13 +65,13 @@ void pipeline_worker_packet(struct pipeline *pl, unsigned i, const struct pkt *p
 void pipeline_worker_tick(struct pipeline *pl, unsigned i, sw_usec now, uint64_t key, bool expire);
 /* Capture time now has crossed a second boundary at packet pkt_no. */
 void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no);
-/* Lets the output stage drive the detector's policy I/O when the capture
- * thread owns it (one worker); call when idle and every few thousand packets. */
+/* Call when idle and every few thousand packets: makes sure no packet waits
+ * in a worker's ring for a batch to fill. */
 void pipeline_idle(struct pipeline *pl);
 /* End of input: closes every flow, drains the output stage, joins threads. */
 void pipeline_finish(struct pipeline *pl);
-/* Runs fn(arg) on the thread that drives the detector (the output thread
- * with several workers, else the caller's), between two sessions, and
+/* Runs fn(arg) on the thread that drives the detector (the output thread),
+ * between two sessions, and
  * returns once it ran (SIGHUP applies its changes there). Not after
  * pipeline_finish. */
 void pipeline_run_on_output(struct pipeline *pl, void (*fn)(void *arg), void *arg);

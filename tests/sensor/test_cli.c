@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <ftw.h>
+#include <poll.h>
 #include <pwd.h>
 
 #include "runbin.h"
@@ -708,6 +709,104 @@ static void test_workers_many_flows(void **st)
     free(p);
 }
 
+/* The output stage falls behind (its session records go to a pipe nobody
+ * reads yet): the capture thread stops taking packets after a bounded queue
+ * of finished sessions instead of holding the rest of the capture in memory.
+ * The capture (pcaps/ mixed 100 times by bench_gen: 4,300 sessions) comes
+ * through a pipe; a bounded queue lets through well under half of it. Once
+ * the records are read, every one comes out, as from the file. */
+static void test_output_backpressure(void **st)
+{
+    (void)st;
+    char *p = strdup(tpath("backpressure.pcap"));
+    char *gen[] = {SW_BINARY_DIR "/tests/bench/bench_gen",
+                   "--pcaps",
+                   SW_SOURCE_DIR "/pcaps",
+                   "--rounds",
+                   "100",
+                   "--write-real-mix",
+                   p,
+                   NULL};
+    struct run_out g;
+    run(tmp, gen, NULL, 120, &g);
+    assert_int_equal(g.status, 0);
+    run_free(&g);
+    struct sw_result want;
+    sw_run(&want, NULL, "-q", "-r", p, NULL);
+    assert_int_equal(want.status, 0);
+    assert_true(count_lines(want.sessions) > 4000);
+
+    char *in = strdup(tpath("bp-in")), *out = strdup(tpath("bp-sessions")),
+         *a = strdup(tpath("bp-alerts.json"));
+    assert_int_equal(mkfifo(in, 0600), 0);
+    assert_int_equal(mkfifo(out, 0600), 0);
+    char *argv[] = {STRIPWATCH, "-q", "-r", "-", "--sessions-out", out, "--alerts-out", a, NULL};
+    pid_t pid = run_start(tmp, argv, in);
+    int fi = open(in, O_WRONLY);
+    assert_true(fi >= 0);
+    int fo = open(out, O_RDONLY | O_NONBLOCK);
+    assert_true(fo >= 0);
+    size_t len;
+    char *whole = slurp(p, &len);
+    assert_non_null(whole);
+    /* write until the sensor has taken nothing for 2 s */
+    assert_int_equal(fcntl(fi, F_SETFL, O_NONBLOCK), 0);
+    size_t sent = 0;
+    while (sent < len) {
+        struct pollfd pf = {.fd = fi, .events = POLLOUT};
+        if (poll(&pf, 1, 2000) != 1)
+            break;
+        ssize_t k = write(fi, whole + sent, len - sent);
+        assert_true(k > 0 || errno == EAGAIN);
+        sent += k > 0 ? (size_t)k : 0;
+    }
+    if (sent >= len / 2)
+        fail_msg("the sensor took %zu of %zu bytes while its records were not read", sent, len);
+    /* the rest from a child, while this reads the records */
+    pid_t w = fork();
+    if (w == 0) {
+        int fl = fcntl(fi, F_GETFL);
+        fcntl(fi, F_SETFL, fl & ~O_NONBLOCK);
+        bool ok = true;
+        for (size_t at = sent; ok && at < len;) {
+            ssize_t k = write(fi, whole + at, len - at);
+            ok = k > 0;
+            at += ok ? (size_t)k : 0;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    close(fi);
+    assert_int_equal(fcntl(fo, F_SETFL, 0), 0);
+    size_t cap = want.sessions_len + 4096, got_len = 0;
+    char *got = malloc(cap + 1);
+    ssize_t k;
+    while ((k = read(fo, got + got_len, cap - got_len)) > 0)
+        got_len += (size_t)k;
+    got[got_len] = '\0';
+    close(fo);
+    int ws;
+    assert_int_equal(waitpid(w, &ws, 0), w);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    int status = run_wait(pid, 120);
+    struct run_out o;
+    run_collect(tmp, &o);
+    assert_int_equal(status, 0);
+    assert_string_equal(o.err, "");
+    run_free(&o);
+    assert_same_but_file(got, want.sessions, "stdin", "backpressure.pcap");
+    free(got);
+    free(whole);
+    sw_free(&want);
+    unlink(in);
+    unlink(out);
+    unlink(a);
+    unlink(p);
+    free(in);
+    free(out);
+    free(a);
+    free(p);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -934,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_pcapng_mixed),
         cmocka_unit_test(test_workers_identical),
         cmocka_unit_test(test_workers_many_flows),
+        cmocka_unit_test(test_output_backpressure),
         cmocka_unit_test(test_sigterm_flushes),
         cmocka_unit_test(test_user_bad),
         cmocka_unit_test(test_user_drop_fails),
