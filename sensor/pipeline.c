@@ -147,6 +147,12 @@ static bool key_less(const struct out_item *a, const struct out_item *b)
     return a->seq < b->seq;
 }
 
+static int cmp_item(const void *a, const void *b)
+{
+    const struct out_item *x = a, *y = b;
+    return key_less(x, y) ? -1 : key_less(y, x);
+}
+
 static bool heap_push(struct pipeline *pl, const struct out_item *it)
 {
     if (pl->n_heap == pl->cap_heap) {
@@ -242,6 +248,16 @@ static size_t pump(struct pipeline *pl)
         pthread_mutex_unlock(&w->out_mu);
     }
     size_t released = 0;
+    if (min_wm == UINT64_MAX && pl->n_heap > 1) {
+        /* the end (every worker is done): all of them go, sorted at once; a
+         * pop each walks the whole depth of a heap that can hold every
+         * session still open at the end */
+        qsort(pl->heap, pl->n_heap, sizeof(*pl->heap), cmp_item);
+        for (size_t k = 0; k < pl->n_heap; k++)
+            emit_session(pl, pl->heap[k].f);
+        released = pl->n_heap;
+        pl->n_heap = 0;
+    }
     while (pl->n_heap > 0 && pl->heap[0].no <= min_wm) {
         struct out_item it = heap_pop(pl);
         emit_session(pl, it.f);
