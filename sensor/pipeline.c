@@ -66,7 +66,7 @@ struct worker {
     _Alignas(64) char pad_;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
-    uint64_t ring_dropped, ring_waits;
+    uint64_t ring_dropped, ring_waits, out_waits;
 
     /* finished sessions waiting for the output stage */
     pthread_mutex_t out_mu;
@@ -343,6 +343,7 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
         /* the output stage is behind: wait rather than queue without bound
          * (it takes every worker's queue whatever the others are at) */
         pthread_mutex_lock(&w->out_mu);
+        w->out_waits++;
         while (w->n_out >= OUT_MAX)
             pthread_cond_wait(&w->out_taken, &w->out_mu);
         pthread_mutex_unlock(&w->out_mu);
@@ -725,6 +726,7 @@ void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
         }
         st->ring_dropped += w->ring_dropped;
         st->ring_waits += w->ring_waits;
+        st->output_waits += w->out_waits;
         st->copy_failed += w->copy_failed;
     }
     st->sessions_out = pl->sessions_out;

@@ -48,6 +48,7 @@ struct pipeline_stats {
     struct smtp_stats smtp;
     uint64_t ring_dropped; /* live: packets dropped at a full worker ring */
     uint64_t ring_waits;   /* offline: times the capture waited for a worker */
+    uint64_t output_waits; /* times a worker waited for the output stage (its queue full) */
     uint64_t sessions_out; /* session records written */
     uint64_t sessions;     /* sessions handed to the output stage */
     uint64_t sessions_tls; /* ... of them with TLS established (STARTTLS or implicit) */

@@ -222,9 +222,10 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(fl->emergency_entered), U(fl->emergency_left), U(fl->timed_out_emergency));
         fprintf(f,
                 "stripwatch: stats workers n=%u ring_dropped=%llu ring_waits=%llu "
+                "output_waits=%llu "
                 "sessions_written=%llu facts_copy_failed=%llu\n",
-                r->o->workers, U(ps.ring_dropped), U(ps.ring_waits), U(ps.sessions_out),
-                U(ps.copy_failed));
+                r->o->workers, U(ps.ring_dropped), U(ps.ring_waits), U(ps.output_waits),
+                U(ps.sessions_out), U(ps.copy_failed));
         const struct smtp_stats *sm = &ps.smtp;
         fprintf(f,
                 "stripwatch: stats smtp sessions=%llu ignored_flows=%llu lines_too_long=%llu "

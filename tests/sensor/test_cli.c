@@ -3,6 +3,7 @@
  * corrupt, truncated file; bad BPF; unknown interface; bad flags), -r merge
  * order, -r - (stdin), a pcapng mixing link types, and identical output for
  * every --workers N on every capture in pcaps/ (with pcaps/third-party/);
+ * a bounded queue to an output stage that falls behind;
  * --user/--group (bad names, a failed drop, and the ids of every thread). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -714,7 +715,8 @@ static void test_workers_many_flows(void **st)
  * of finished sessions instead of holding the rest of the capture in memory.
  * The capture (pcaps/ mixed 100 times by bench_gen: 4,300 sessions) comes
  * through a pipe; a bounded queue lets through well under half of it. Once
- * the records are read, every one comes out, as from the file. */
+ * the records are read, every one comes out, as from the file, and the
+ * statistics count the waits (output_waits). */
 static void test_output_backpressure(void **st)
 {
     (void)st;
@@ -740,7 +742,7 @@ static void test_output_backpressure(void **st)
          *a = strdup(tpath("bp-alerts.json"));
     assert_int_equal(mkfifo(in, 0600), 0);
     assert_int_equal(mkfifo(out, 0600), 0);
-    char *argv[] = {STRIPWATCH, "-q", "-r", "-", "--sessions-out", out, "--alerts-out", a, NULL};
+    char *argv[] = {STRIPWATCH, "-r", "-", "--sessions-out", out, "--alerts-out", a, NULL};
     pid_t pid = run_start(tmp, argv, in);
     int fi = open(in, O_WRONLY);
     assert_true(fi >= 0);
@@ -791,7 +793,13 @@ static void test_output_backpressure(void **st)
     struct run_out o;
     run_collect(tmp, &o);
     assert_int_equal(status, 0);
-    assert_string_equal(o.err, "");
+    /* no -q: the summary first (no warning before it), then the statistics,
+     * which count the waits */
+    assert_int_equal(strncmp(o.err, "stripwatch: summary: ", 21), 0);
+    const char *ow = strstr(o.err, " output_waits=");
+    assert_non_null(ow);
+    if (strtoull(ow + 14, NULL, 10) == 0)
+        fail_msg("output_waits=0: the capture never waited for the output");
     run_free(&o);
     assert_same_but_file(got, want.sessions, "stdin", "backpressure.pcap");
     free(got);
