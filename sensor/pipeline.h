@@ -72,9 +72,8 @@ void pipeline_idle(struct pipeline *pl);
 /* End of input: closes every flow, drains the output stage, joins threads. */
 void pipeline_finish(struct pipeline *pl);
 /* Runs fn(arg) on the thread that drives the detector (the output thread),
- * between two sessions, and
- * returns once it ran (SIGHUP applies its changes there). Not after
- * pipeline_finish. */
+ * between two sessions, and returns once it ran (SIGHUP applies its changes
+ * there). Not after pipeline_finish. */
 void pipeline_run_on_output(struct pipeline *pl, void (*fn)(void *arg), void *arg);
 /* Replaces the session records' stream; returns the old one (the caller
  * closes it). Only from inside pipeline_run_on_output's fn. */
