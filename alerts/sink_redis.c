@@ -305,6 +305,7 @@ static void send_batch(struct sink_redis *r)
 static void *sink_thread(void *arg)
 {
     struct sink_redis *r = arg;
+    pthread_setname_np(pthread_self(), "sw-redis"); /* top -H, ps -L */
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         int64_t now = now_ms();

@@ -171,6 +171,7 @@ static void reaper_unref(struct reaper *r)
 static void *reap(void *arg)
 {
     struct reaper *r = arg;
+    pthread_setname_np(pthread_self(), "sw-dns-reaper"); /* top -H, ps -L */
     ub_ctx_delete(r->ctx);
     pthread_mutex_lock(&r->mu);
     r->done = true;

@@ -54,7 +54,9 @@ static void *thread_main(void *arg)
 {
     struct fanout_thread *t = arg;
     struct fanout *f = t->f;
-    char err[1024];
+    char err[1024], name[16];
+    snprintf(name, sizeof(name), "sw-capture-%u", t->idx % 100u); /* top -H, ps -L */
+    pthread_setname_np(pthread_self(), name);
     while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
         struct capture_pkt cp;
         int rc = capture_next_live(f->cap, t->idx, &cp, err, sizeof(err));

@@ -271,6 +271,7 @@ static size_t pump(struct pipeline *pl)
 static void *output_main(void *arg)
 {
     struct pipeline *pl = arg;
+    pthread_setname_np(pthread_self(), "sw-output"); /* top -H, ps -L */
     for (;;) {
         int stop = atomic_load(&pl->out_stop);
         size_t released = pump(pl);
@@ -376,6 +377,9 @@ static void worker_do(struct worker *w, const struct slot *s)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "sw-worker-%u", w->idx % 100u); /* top -H, ps -L */
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         uint64_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
         uint64_t h = w->head_cache;

@@ -3,6 +3,7 @@
 #ifndef SW_TEST_RUNBIN_H
 #define SW_TEST_RUNBIN_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -205,6 +206,44 @@ static inline char *copy_public(const char *dir, const char *src)
               chmod(path, (sb.st_mode & S_IXUSR) ? 0755 : 0644) == 0;
     free(data);
     return ok ? strdup(path) : NULL;
+}
+
+/* The names of pid's threads (/proc/PID/task/TID/comm), sorted and joined
+ * by single spaces, into buf; "" when the process is gone. */
+static inline int thread_name_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static inline void thread_names(pid_t pid, char *buf, size_t len)
+{
+    char dir[64], names[64][16];
+    size_t n = 0;
+    buf[0] = '\0';
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < 64) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+        size_t l;
+        char *c = slurp(path, &l);
+        if (!c)
+            continue;
+        c[strcspn(c, "\n")] = '\0';
+        snprintf(names[n++], sizeof(names[0]), "%s", c);
+        free(c);
+    }
+    closedir(d);
+    qsort(names, n, sizeof(names[0]), thread_name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t at = strlen(buf);
+        snprintf(buf + at, len - at, "%s%s", i ? " " : "", names[i]);
+    }
 }
 
 #endif

@@ -964,7 +964,8 @@ static size_t threads_as(pid_t pid, const char *want_uid, const char *want_gid, 
  * every thread (capture, 2 workers, output) runs as 65534:65534 with no
  * other group. The capture comes through a pipe that stalls after the first
  * half. Privileges are dropped before the pipeline starts its threads, so
- * the test waits (up to 30 s) until all four exist, then checks them. */
+ * the test waits (up to 30 s) until all four exist, then checks them and
+ * their names. */
 static void test_user_nobody(void **st)
 {
     (void)st;
@@ -1003,6 +1004,9 @@ static void test_user_nobody(void **st)
             break;
         nanosleep(&d, NULL);
     }
+    /* each named for top -H and ps -L */
+    char names[256];
+    thread_names(pid, names, sizeof(names));
     assert_int_equal(write(fd, whole + half, len - half), (ssize_t)(len - half));
     close(fd);
     free(whole);
@@ -1012,6 +1016,7 @@ static void test_user_nobody(void **st)
     if (!dropped || threads != 4)
         fail_msg("after 30 s: %zu threads (want 4), %s as 65534:65534 only", threads,
                  dropped ? "all" : "not all");
+    assert_string_equal(names, "stripwatch sw-output sw-worker-0 sw-worker-1");
     assert_int_equal(status, 0);
     assert_string_equal(o.err, "");
     run_free(&o);

@@ -668,6 +668,11 @@ static void test_live_fanout_matches_offline(void **st)
         fail_msg("after 30 s the sensor has %d packet sockets bound to va, not 2", socks);
     if (!started(live_a))
         fail_msg("after 30 s the sensor has not written its sensor-started event");
+    /* a capture thread per socket, the output thread and the main one,
+     * named for top -H and ps -L */
+    char names[256];
+    thread_names(pid, names, sizeof(names));
+    assert_string_equal(names, "stripwatch sw-capture-0 sw-capture-1 sw-output");
     /* one group (id 0) for both sockets: the next new group is 1 (a socket
      * that took id 0 for "no group yet" made a second one, and each socket
      * got every packet) */
