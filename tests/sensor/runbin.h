@@ -208,41 +208,62 @@ static inline char *copy_public(const char *dir, const char *src)
     return ok ? strdup(path) : NULL;
 }
 
-/* The names of pid's threads (/proc/PID/task/TID/comm), sorted and joined
- * by single spaces, into buf; "" when the process is gone. */
+/* Calls fn(ctx, text) with /proc/PID/task/TID/FILE of each of pid's threads
+ * (NULL when it cannot be read); returns the number of threads, 0 when the
+ * process is gone. */
+static inline size_t each_task_file(pid_t pid, const char *file,
+                                    void (*fn)(void *ctx, const char *text), void *ctx)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s/%s", dir, e->d_name, file);
+        size_t len;
+        char *text = slurp(path, &len);
+        fn(ctx, text);
+        free(text);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+struct thread_name_list {
+    char names[64][16];
+    size_t n;
+};
+
+static inline void thread_name_add(void *ctx, const char *comm)
+{
+    struct thread_name_list *l = ctx;
+    if (comm && l->n < 64)
+        snprintf(l->names[l->n++], sizeof(l->names[0]), "%.*s", (int)strcspn(comm, "\n"), comm);
+}
+
 static inline int thread_name_cmp(const void *a, const void *b)
 {
     return strcmp((const char *)a, (const char *)b);
 }
 
+/* The names of pid's threads (their comm), sorted and joined by single
+ * spaces, into buf; "" when the process is gone. */
 static inline void thread_names(pid_t pid, char *buf, size_t len)
 {
-    char dir[64], names[64][16];
-    size_t n = 0;
+    struct thread_name_list l = {.n = 0};
     buf[0] = '\0';
-    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 64) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
-        size_t l;
-        char *c = slurp(path, &l);
-        if (!c)
-            continue;
-        c[strcspn(c, "\n")] = '\0';
-        snprintf(names[n++], sizeof(names[0]), "%s", c);
-        free(c);
-    }
-    closedir(d);
-    qsort(names, n, sizeof(names[0]), thread_name_cmp);
-    for (size_t i = 0; i < n; i++) {
+    each_task_file(pid, "comm", thread_name_add, &l);
+    qsort(l.names, l.n, sizeof(l.names[0]), thread_name_cmp);
+    for (size_t i = 0; i < l.n; i++) {
         size_t at = strlen(buf);
-        snprintf(buf + at, len - at, "%s%s", i ? " " : "", names[i]);
+        snprintf(buf + at, len - at, "%s%s", i ? " " : "", l.names[i]);
     }
 }
 

@@ -927,36 +927,28 @@ static void test_user_unwritable(void **st)
 /* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
  * returns the number of threads, *all set when every one of them is
  * want_uid/want_gid with exactly the group want_gid. */
+struct ids_check {
+    char uid[128], gid[128], groups[128];
+    bool ok;
+};
+
+static void ids_check_one(void *ctx, const char *status)
+{
+    struct ids_check *c = ctx;
+    c->ok = c->ok && status && strstr(status, c->uid) && strstr(status, c->gid) &&
+            strstr(status, c->groups);
+}
+
 static size_t threads_as(pid_t pid, const char *want_uid, const char *want_gid, bool *all)
 {
-    char dir[64], uid_line[128], gid_line[128], groups_line[128];
-    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-    snprintf(uid_line, sizeof(uid_line), "Uid:\t%s\t%s\t%s\t%s\n", want_uid, want_uid, want_uid,
+    struct ids_check c = {.ok = true};
+    snprintf(c.uid, sizeof(c.uid), "Uid:\t%s\t%s\t%s\t%s\n", want_uid, want_uid, want_uid,
              want_uid);
-    snprintf(gid_line, sizeof(gid_line), "Gid:\t%s\t%s\t%s\t%s\n", want_gid, want_gid, want_gid,
+    snprintf(c.gid, sizeof(c.gid), "Gid:\t%s\t%s\t%s\t%s\n", want_gid, want_gid, want_gid,
              want_gid);
-    snprintf(groups_line, sizeof(groups_line), "Groups:\t%s \n", want_gid);
-    *all = false;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    bool ok = true;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s/status", dir, e->d_name);
-        size_t len;
-        char *status = slurp(path, &len);
-        ok = ok && status && strstr(status, uid_line) && strstr(status, gid_line) &&
-             strstr(status, groups_line);
-        free(status);
-        n++;
-    }
-    closedir(d);
-    *all = ok && n > 0;
+    snprintf(c.groups, sizeof(c.groups), "Groups:\t%s \n", want_gid);
+    size_t n = each_task_file(pid, "status", ids_check_one, &c);
+    *all = c.ok && n > 0;
     return n;
 }
 
