@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <ftw.h>
 #include <poll.h>
 #include <pwd.h>
