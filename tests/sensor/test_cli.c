@@ -989,15 +989,17 @@ static void test_user_nobody(void **st)
     bool dropped = false;
     size_t threads = 0;
     struct timespec d = {0, 20 * 1000 * 1000};
+    /* each named for top -H and ps -L (each names itself when it starts) */
+    const char *want_names = "stripwatch sw-output sw-worker-0 sw-worker-1";
+    char names[256] = "";
     for (int i = 0; i < 1500; i++) { /* up to 30 s */
         threads = threads_as(pid, "65534", "65534", &dropped);
-        if (dropped && threads == 4) /* capture, 2 workers, output: all checked */
+        thread_names(pid, names, sizeof(names));
+        /* capture, 2 workers, output: all checked */
+        if (dropped && threads == 4 && strcmp(names, want_names) == 0)
             break;
         nanosleep(&d, NULL);
     }
-    /* each named for top -H and ps -L */
-    char names[256];
-    thread_names(pid, names, sizeof(names));
     assert_int_equal(write(fd, whole + half, len - half), (ssize_t)(len - half));
     close(fd);
     free(whole);
@@ -1007,7 +1009,7 @@ static void test_user_nobody(void **st)
     if (!dropped || threads != 4)
         fail_msg("after 30 s: %zu threads (want 4), %s as 65534:65534 only", threads,
                  dropped ? "all" : "not all");
-    assert_string_equal(names, "stripwatch sw-output sw-worker-0 sw-worker-1");
+    assert_string_equal(names, want_names);
     assert_int_equal(status, 0);
     assert_string_equal(o.err, "");
     run_free(&o);

@@ -669,10 +669,16 @@ static void test_live_fanout_matches_offline(void **st)
     if (!started(live_a))
         fail_msg("after 30 s the sensor has not written its sensor-started event");
     /* a capture thread per socket, the output thread and the main one,
-     * named for top -H and ps -L */
-    char names[256];
-    thread_names(pid, names, sizeof(names));
-    assert_string_equal(names, "stripwatch sw-capture-0 sw-capture-1 sw-output");
+     * named for top -H and ps -L (each names itself when it starts: up to
+     * 10 s) */
+    const char *want_names = "stripwatch sw-capture-0 sw-capture-1 sw-output";
+    char names[256] = "";
+    for (int i = 0; i < 500 && strcmp(names, want_names) != 0; i++) {
+        if (i)
+            nanosleep(&tick, NULL);
+        thread_names(pid, names, sizeof(names));
+    }
+    assert_string_equal(names, want_names);
     /* one group (id 0) for both sockets: the next new group is 1 (a socket
      * that took id 0 for "no group yet" made a second one, and each socket
      * got every packet) */
