@@ -297,6 +297,14 @@ static void *output_main(void *arg)
 
 /* ---- workers ---- */
 
+/* The workers are driven by their feeders' calls (one worker: the capture
+ * thread; self-fed: a capture thread each), with no ring or thread of their
+ * own. */
+static bool fed_inline(const struct pipeline *pl)
+{
+    return pl->n == 1 || pl->cfg.self_fed;
+}
+
 /* Tells the output thread that worker w has finished sessions. */
 static void wake_output(struct worker *w)
 {
@@ -410,11 +418,8 @@ static void *worker_main(void *arg)
             pthread_cond_signal(&w->not_full);
             pthread_mutex_unlock(&w->mu);
         }
-        if (kind != SLOT_PKT) {
-            pthread_mutex_lock(&w->pl->out_wake_mu);
-            pthread_cond_signal(&w->pl->out_wake);
-            pthread_mutex_unlock(&w->pl->out_wake_mu);
-        }
+        if (kind != SLOT_PKT)
+            wake_output(w);
         if (kind == SLOT_END)
             break;
     }
@@ -518,7 +523,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
         return NULL;
     }
     /* several workers fed by the capture thread: one ring and thread each */
-    bool rings = pl->n > 1 && !cfg->self_fed;
+    bool rings = !fed_inline(pl);
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
         w->pl = pl;
@@ -546,25 +551,23 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
             return NULL;
         }
     }
-    {
-        /* signals stay with the capture thread */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        for (unsigned i = 0; i < pl->n && rings; i++) {
-            if (pthread_create(&pl->w[i].th, NULL, worker_main, &pl->w[i]) == 0)
-                pl->w[i].started = true;
-        }
-        if (pthread_create(&pl->out_th, NULL, output_main, pl) == 0)
-            pl->out_started = true;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        for (unsigned i = 0; i < pl->n; i++) {
-            if ((rings && !pl->w[i].started) || !pl->out_started) {
-                snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
-                pipeline_finish(pl);
-                pipeline_free(pl);
-                return NULL;
-            }
+    /* signals stay with the capture thread */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    for (unsigned i = 0; i < pl->n && rings; i++) {
+        if (pthread_create(&pl->w[i].th, NULL, worker_main, &pl->w[i]) == 0)
+            pl->w[i].started = true;
+    }
+    if (pthread_create(&pl->out_th, NULL, output_main, pl) == 0)
+        pl->out_started = true;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (unsigned i = 0; i < pl->n; i++) {
+        if ((rings && !pl->w[i].started) || !pl->out_started) {
+            snprintf(err, errlen, "cannot start threads: %s", strerror(errno));
+            pipeline_finish(pl);
+            pipeline_free(pl);
+            return NULL;
         }
     }
     return pl;
@@ -645,7 +648,7 @@ void pipeline_tick(struct pipeline *pl, sw_usec now, uint64_t pkt_no)
 
 void pipeline_idle(struct pipeline *pl)
 {
-    if (pl->cfg.self_fed || pl->n == 1)
+    if (fed_inline(pl))
         return;
     for (unsigned i = 0; i < pl->n; i++)
         ring_flush(&pl->w[i]); /* no packet waits for a batch to fill */
@@ -653,7 +656,7 @@ void pipeline_idle(struct pipeline *pl)
 
 void pipeline_finish(struct pipeline *pl)
 {
-    for (unsigned i = 0; i < pl->n && (pl->cfg.self_fed || pl->n == 1); i++)
+    for (unsigned i = 0; i < pl->n && fed_inline(pl); i++)
         worker_end(pl, i); /* the feeding threads are gone */
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
