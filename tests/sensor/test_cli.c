@@ -777,13 +777,8 @@ static void test_output_backpressure(void **st)
         _exit(ok ? 0 : 1);
     }
     close(fi);
-    assert_int_equal(fcntl(fo, F_SETFL, 0), 0);
-    size_t cap = want.sessions_len + 4096, got_len = 0;
-    char *got = malloc(cap + 1);
-    ssize_t k;
-    while ((k = read(fo, got + got_len, cap - got_len)) > 0)
-        got_len += (size_t)k;
-    got[got_len] = '\0';
+    size_t got_len;
+    char *got = slurp(out, &got_len); /* a second reader, to the sensor's close */
     close(fo);
     int ws;
     assert_int_equal(waitpid(w, &ws, 0), w);
@@ -923,9 +918,6 @@ static void test_user_unwritable(void **st)
     free(state);
 }
 
-/* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
- * returns the number of threads, *all set when every one of them is
- * want_uid/want_gid with exactly the group want_gid. */
 struct ids_check {
     char uid[128], gid[128], groups[128];
     bool ok;
@@ -938,6 +930,9 @@ static void ids_check_one(void *ctx, const char *status)
             strstr(status, c->groups);
 }
 
+/* Reads /proc/PID/task/TID/status lines Uid, Gid and Groups of every thread;
+ * returns the number of threads, *all set when every one of them is
+ * want_uid/want_gid with exactly the group want_gid. */
 static size_t threads_as(pid_t pid, const char *want_uid, const char *want_gid, bool *all)
 {
     struct ids_check c = {.ok = true};
