@@ -7,10 +7,10 @@
  * supported_versions), RFC 6066 (server_name), RFC 8701 (GREASE); JA3/JA3S
  * as defined by Salesforce (github.com/salesforce/ja3). */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 
 #include "decode/tls.h"
 
@@ -229,7 +229,8 @@ struct ja3 {
  * implementation up again for every hello (about 100,000 instructions). The
  * fetched method is kept for the life of the process. */
 static EVP_MD *g_md5;
-static once_flag g_md5_once = ONCE_FLAG_INIT;
+/* pthread_once, not C11 call_once: ThreadSanitizer sees its ordering */
+static pthread_once_t g_md5_once = PTHREAD_ONCE_INIT;
 
 static void md5_fetch(void)
 {
@@ -238,7 +239,7 @@ static void md5_fetch(void)
 
 static void ja3_begin(struct ja3 *j)
 {
-    call_once(&g_md5_once, md5_fetch);
+    pthread_once(&g_md5_once, md5_fetch);
     j->ctx = EVP_MD_CTX_new();
     if (j->ctx && EVP_DigestInit_ex(j->ctx, g_md5 ? g_md5 : EVP_md5(), NULL) != 1) {
         EVP_MD_CTX_free(j->ctx);

@@ -12,10 +12,10 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 #include <time.h>
 
 #include "decode/tls.h"
@@ -75,7 +75,8 @@ static void san_dns(struct smtp_facts *f, const struct facts_x509 *c, X509 *x)
  * OpenSSL 3 look the implementation up again for every certificate. Kept
  * for the life of the process; NULL (fetch failed): the legacy getters. */
 static EVP_MD *g_sha256, *g_sha512;
-static once_flag g_md_once = ONCE_FLAG_INIT;
+/* pthread_once, not C11 call_once: ThreadSanitizer sees its ordering */
+static pthread_once_t g_md_once = PTHREAD_ONCE_INIT;
 
 static void md_fetch(void)
 {
@@ -85,13 +86,13 @@ static void md_fetch(void)
 
 static const EVP_MD *md_sha256(void)
 {
-    call_once(&g_md_once, md_fetch);
+    pthread_once(&g_md_once, md_fetch);
     return g_sha256 ? g_sha256 : EVP_sha256();
 }
 
 static const EVP_MD *md_sha512(void)
 {
-    call_once(&g_md_once, md_fetch);
+    pthread_once(&g_md_once, md_fetch);
     return g_sha512 ? g_sha512 : EVP_sha512();
 }
 
