@@ -727,6 +727,23 @@ const struct detector_stats *detector_stats(const struct detector *d)
     return &d->stats;
 }
 
+void detector_stats_all(const struct detector *d, struct detector_stats *ds,
+                        struct policy_stats *ps, struct tlsrpt_stats *ts)
+{
+    if (ds)
+        *ds = d->stats;
+    if (ps) {
+        memset(ps, 0, sizeof(*ps));
+        if (d->cfg.policy)
+            *ps = *policy_engine_stats(d->cfg.policy);
+    }
+    if (ts) {
+        memset(ts, 0, sizeof(*ts));
+        if (d->cfg.tlsrpt)
+            *ts = *tlsrpt_stats(d->cfg.tlsrpt);
+    }
+}
+
 void detector_free(struct detector *d)
 {
     if (!d)

@@ -112,6 +112,12 @@ void detector_finish(struct detector *d);
  * stays. */
 bool detector_set_tuning(struct detector *d, const struct rules_tuning *t);
 const struct detector_stats *detector_stats(const struct detector *d);
+struct tlsrpt_stats;
+/* Copies of the detector's counters, its policy engine's and its TLS-RPT
+ * reports' (zeroed when it has none); each pointer may be NULL. On the
+ * owner thread, or once no thread drives the detector any more. */
+void detector_stats_all(const struct detector *d, struct detector_stats *ds,
+                        struct policy_stats *ps, struct tlsrpt_stats *ts);
 void detector_free(struct detector *d);
 
 #endif

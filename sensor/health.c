@@ -25,7 +25,7 @@
  * were lost; 2 medium when verdicts went out without their policy. A
  * counter added by a module gets one line here. */
 struct snap {
-    struct pipeline_stats ps;
+    struct pipeline_stats ps; /* with the detector's and policy engine's counters */
     const struct frag_stats *fs;
     const struct detector_stats *ds;
     const struct policy_stats *pol;
@@ -145,6 +145,7 @@ struct health {
     uint64_t last[N_COUNTERS];
     bool started, stopped;
     sw_usec last_ts; /* time of the last record */
+    bool dns_down;   /* the policy engine's resolver, at the last take */
     uint64_t records;
 };
 
@@ -169,14 +170,23 @@ static void take(struct health *h, uint64_t now[N_COUNTERS])
 {
     struct snap s;
     memset(&s, 0, sizeof(s));
-    if (h->cfg.pl)
+    /* the output thread drives the detector and the policy engine: their
+     * counters as it published them, through the pipeline */
+    if (h->cfg.pl) {
         pipeline_get_stats(h->cfg.pl, &s.ps);
+        if (s.ps.have_det) {
+            s.ds = &s.ps.det;
+            s.pol = h->cfg.pol ? &s.ps.pol : NULL;
+        }
+    } else {
+        if (h->cfg.det)
+            s.ds = detector_stats(h->cfg.det);
+        if (h->cfg.pol)
+            s.pol = policy_engine_stats(h->cfg.pol);
+    }
     if (h->cfg.frag)
         s.fs = frag_table_stats(h->cfg.frag);
-    if (h->cfg.det)
-        s.ds = detector_stats(h->cfg.det);
-    if (h->cfg.pol)
-        s.pol = policy_engine_stats(h->cfg.pol);
+    h->dns_down = s.pol && s.pol->dns_down;
     if (h->cfg.sink)
         s.ss = sink_stats(h->cfg.sink);
     if (h->cfg.ev)
@@ -214,7 +224,6 @@ static void emit(struct health *h, const char *state, sw_usec ts, const uint64_t
     char t[40], since[40];
     facts_fmt_time(ts, t, sizeof(t));
     facts_fmt_time(h->started ? h->last_ts : ts, since, sizeof(since));
-    const struct policy_stats *ps = h->cfg.pol ? policy_engine_stats(h->cfg.pol) : NULL;
     json_t *o = json_pack(
         "{s:s, s:{s:s, s:s, s:s, s:i, s:s}, s:{s:s, s:s, s:s, s:s, s:s}, "
         "s:{s:s, s:s, s:{s:s, s:s, s:s, s:b, s:o}}}",
@@ -225,7 +234,7 @@ static void emit(struct health *h, const char *state, sw_usec ts, const uint64_t
         h->cfg.live ? "wall" : "capture", "since", since, "data_lost", lost, "counters", moved);
     if (!o)
         return;
-    if (ps && ps->dns_down)
+    if (h->dns_down)
         json_object_set_new(json_object_get(json_object_get(o, "stripwatch"), "health"),
                             "dns_resolver", json_string("down"));
     char *line = json_dumps(o, JSON_COMPACT);

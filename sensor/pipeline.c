@@ -72,10 +72,16 @@ struct worker {
     pthread_mutex_t out_mu;
     pthread_cond_t out_taken; /* the output stage took them */
     struct out_item *out;
-    size_t n_out, cap_out;
+    size_t n_out, cap_out;      /* n_out: written under out_mu, atomically (a tick reads it
+                                   without the lock) */
     _Atomic uint64_t watermark; /* every packet/tick <= this is processed */
-    uint64_t copy_failed;
-    struct flow_stats final; /* the table's counters just before it was freed */
+    uint64_t copy_failed;       /* atomic: the worker and the output thread add to it */
+    struct flow_stats final;    /* the table's counters just before it was freed */
+    /* the worker's counters as its thread last published them (under
+     * pl->pub_mu): what pipeline_get_stats reads */
+    struct flow_stats pub_flow;
+    struct smtp_stats pub_smtp;
+    uint64_t pub_out_waits;
 };
 
 struct pipeline {
@@ -97,6 +103,12 @@ struct pipeline {
     void (*call_fn)(void *arg);
     void *call_arg;
     pthread_cond_t call_done;
+    /* the output stage's counters as the output thread last published them */
+    pthread_mutex_t pub_mu; /* these and the workers' pub_* */
+    uint64_t pub_sessions_out;
+    struct detector_stats pub_det;
+    struct policy_stats pub_pol;
+    struct tlsrpt_stats pub_rpt;
 };
 
 /* A short busy-wait step; the waits below sleep on a condition after it. */
@@ -198,6 +210,34 @@ static struct out_item heap_pop(struct pipeline *pl)
     return top;
 }
 
+/* The output stage's counters for pipeline_get_stats (output thread). */
+static void output_publish(struct pipeline *pl)
+{
+    struct detector_stats ds;
+    struct policy_stats ps;
+    struct tlsrpt_stats ts;
+    if (pl->cfg.det)
+        detector_stats_all(pl->cfg.det, &ds, &ps, &ts);
+    pthread_mutex_lock(&pl->pub_mu);
+    pl->pub_sessions_out = pl->sessions_out;
+    if (pl->cfg.det) {
+        pl->pub_det = ds;
+        pl->pub_pol = ps;
+        pl->pub_rpt = ts;
+    }
+    pthread_mutex_unlock(&pl->pub_mu);
+}
+
+/* Worker w's counters for pipeline_get_stats (the thread driving it). */
+static void worker_publish(struct worker *w)
+{
+    pthread_mutex_lock(&w->pl->pub_mu);
+    w->pub_flow = w->ft ? *flow_table_stats(w->ft) : w->final;
+    w->pub_smtp = *smtp_consumer_stats(w->sc);
+    w->pub_out_waits = w->out_waits;
+    pthread_mutex_unlock(&w->pl->pub_mu);
+}
+
 static void emit_session(struct pipeline *pl, struct smtp_facts *f)
 {
     __atomic_add_fetch(&pl->sessions_seen, 1, __ATOMIC_RELAXED);
@@ -239,12 +279,12 @@ static size_t pump(struct pipeline *pl)
         for (size_t k = 0; k < w->n_out; k++) {
             if (!heap_push(pl, &w->out[k])) {
                 facts_free(w->out[k].f);
-                w->copy_failed++;
+                __atomic_add_fetch(&w->copy_failed, 1, __ATOMIC_RELAXED);
             }
         }
         if (w->n_out >= OUT_MAX)
             pthread_cond_signal(&w->out_taken);
-        w->n_out = 0;
+        __atomic_store_n(&w->n_out, 0, __ATOMIC_RELAXED);
         pthread_mutex_unlock(&w->out_mu);
     }
     size_t released = 0;
@@ -279,6 +319,7 @@ static void *output_main(void *arg)
             break;
         if (!released && pl->cfg.det) /* pump already ran it after a release */
             detector_run(pl->cfg.det, 0);
+        output_publish(pl);
         pthread_mutex_lock(&pl->out_wake_mu);
         if (pl->call_fn) {
             void (*fn)(void *) = pl->call_fn;
@@ -320,7 +361,7 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
         return;
     struct smtp_facts *copy = facts_copy(f);
     if (!copy) {
-        w->copy_failed++;
+        __atomic_add_fetch(&w->copy_failed, 1, __ATOMIC_RELAXED);
         return;
     }
     struct out_item it;
@@ -337,14 +378,15 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
         if (!no) {
             pthread_mutex_unlock(&w->out_mu);
             facts_free(copy);
-            w->copy_failed++;
+            __atomic_add_fetch(&w->copy_failed, 1, __ATOMIC_RELAXED);
             return;
         }
         w->out = no;
         w->cap_out = nc;
     }
-    w->out[w->n_out++] = it;
-    size_t n = w->n_out;
+    size_t n = w->n_out + 1;
+    w->out[n - 1] = it;
+    __atomic_store_n(&w->n_out, n, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&w->out_mu);
     if (n == OUT_BATCH || n >= OUT_MAX)
         wake_output(w);
@@ -359,6 +401,17 @@ static void on_event(void *ctx, enum smtp_event ev, const struct smtp_facts *f)
     }
 }
 
+/* The worker's input is over: its open flows are closed (its thread). */
+static void worker_close(struct worker *w)
+{
+    w->cur_no = UINT64_MAX;
+    w->final = *flow_table_stats(w->ft);
+    flow_table_free(w->ft);
+    w->ft = NULL;
+    worker_publish(w);
+    atomic_store_explicit(&w->watermark, UINT64_MAX, memory_order_release);
+}
+
 static void worker_do(struct worker *w, const struct slot *s)
 {
     switch (s->kind) {
@@ -370,14 +423,11 @@ static void worker_do(struct worker *w, const struct slot *s)
     case SLOT_TICK:
         w->cur_no = s->p.no;
         flow_table_expire(w->ft, s->p.ts);
+        worker_publish(w);
         atomic_store_explicit(&w->watermark, s->p.no, memory_order_release);
         break;
     case SLOT_END:
-        w->cur_no = UINT64_MAX;
-        w->final = *flow_table_stats(w->ft);
-        flow_table_free(w->ft);
-        w->ft = NULL;
-        atomic_store_explicit(&w->watermark, UINT64_MAX, memory_order_release);
+        worker_close(w);
         break;
     }
 }
@@ -513,6 +563,7 @@ struct pipeline *pipeline_new(const struct pipeline_cfg *cfg, char *err, size_t 
     pthread_mutex_init(&pl->out_wake_mu, NULL);
     pthread_cond_init(&pl->out_wake, NULL);
     pthread_cond_init(&pl->call_done, NULL);
+    pthread_mutex_init(&pl->pub_mu, NULL);
     /* workers are cache-line aligned (their ring indices are) */
     pl->w = aligned_alloc(_Alignof(struct worker), pl->n * sizeof(*pl->w));
     if (pl->w)
@@ -605,11 +656,14 @@ void pipeline_worker_tick(struct pipeline *pl, unsigned i, sw_usec now, uint64_t
 {
     struct worker *w = &pl->w[i];
     w->cur_no = key;
-    if (expire)
+    if (expire) {
         flow_table_expire(w->ft, now);
+        worker_publish(w);
+    }
     if (key > atomic_load_explicit(&w->watermark, memory_order_relaxed))
         atomic_store_explicit(&w->watermark, key, memory_order_release);
-    if (w->n_out || expire)
+    /* a hint without the lock: sessions queued wake the output at once */
+    if (__atomic_load_n(&w->n_out, __ATOMIC_RELAXED) || expire)
         wake_output(w);
 }
 
@@ -619,11 +673,7 @@ static void worker_end(struct pipeline *pl, unsigned i)
     struct worker *w = &pl->w[i];
     if (!w->ft)
         return;
-    w->cur_no = UINT64_MAX;
-    w->final = *flow_table_stats(w->ft);
-    flow_table_free(w->ft);
-    w->ft = NULL;
-    atomic_store_explicit(&w->watermark, UINT64_MAX, memory_order_release);
+    worker_close(w);
     wake_output(w);
 }
 
@@ -710,33 +760,37 @@ FILE *pipeline_swap_sessions_out(struct pipeline *pl, FILE *f)
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
 {
     memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&pl->pub_mu);
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
-        if (w->ft) {
-            const struct flow_stats *f = flow_table_stats(w->ft);
-            const uint64_t *src = (const uint64_t *)f;
-            uint64_t *dst = (uint64_t *)&st->flow;
-            for (size_t k = 0; k < sizeof(*f) / sizeof(uint64_t); k++)
-                dst[k] += src[k];
-        } else {
-            const uint64_t *src = (const uint64_t *)&w->final;
-            uint64_t *dst = (uint64_t *)&st->flow;
-            for (size_t k = 0; k < sizeof(w->final) / sizeof(uint64_t); k++)
-                dst[k] += src[k];
-        }
-        if (w->sc) {
-            const struct smtp_stats *s = smtp_consumer_stats(w->sc);
-            const uint64_t *src = (const uint64_t *)s;
-            uint64_t *dst = (uint64_t *)&st->smtp;
-            for (size_t k = 0; k < sizeof(*s) / sizeof(uint64_t); k++)
-                dst[k] += src[k];
-        }
+        const uint64_t *src = (const uint64_t *)&w->pub_flow;
+        uint64_t *dst = (uint64_t *)&st->flow;
+        for (size_t k = 0; k < sizeof(w->pub_flow) / sizeof(uint64_t); k++)
+            dst[k] += src[k];
+        src = (const uint64_t *)&w->pub_smtp;
+        dst = (uint64_t *)&st->smtp;
+        for (size_t k = 0; k < sizeof(w->pub_smtp) / sizeof(uint64_t); k++)
+            dst[k] += src[k];
+        st->output_waits += w->pub_out_waits;
+        /* the ring's counters are the capture thread's own */
         st->ring_dropped += w->ring_dropped;
         st->ring_waits += w->ring_waits;
-        st->output_waits += w->out_waits;
-        st->copy_failed += w->copy_failed;
+        st->copy_failed += __atomic_load_n(&w->copy_failed, __ATOMIC_RELAXED);
     }
-    st->sessions_out = pl->sessions_out;
+    if (pl->out_started) {
+        st->sessions_out = pl->pub_sessions_out;
+        st->have_det = pl->cfg.det != NULL;
+        st->det = pl->pub_det;
+        st->pol = pl->pub_pol;
+        st->rpt = pl->pub_rpt;
+    }
+    pthread_mutex_unlock(&pl->pub_mu);
+    if (!pl->out_started) { /* joined: the counters themselves */
+        st->sessions_out = pl->sessions_out;
+        st->have_det = pl->cfg.det != NULL;
+        if (pl->cfg.det)
+            detector_stats_all(pl->cfg.det, &st->det, &st->pol, &st->rpt);
+    }
     st->sessions = __atomic_load_n(&pl->sessions_seen, __ATOMIC_RELAXED);
     st->sessions_tls = __atomic_load_n(&pl->sessions_tls, __ATOMIC_RELAXED);
 }
@@ -773,5 +827,6 @@ void pipeline_free(struct pipeline *pl)
     pthread_mutex_destroy(&pl->out_wake_mu);
     pthread_cond_destroy(&pl->out_wake);
     pthread_cond_destroy(&pl->call_done);
+    pthread_mutex_destroy(&pl->pub_mu);
     free(pl);
 }

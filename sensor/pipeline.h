@@ -28,6 +28,7 @@
 #include <stdio.h>
 
 #include "alerts/detector.h"
+#include "alerts/tlsrpt.h"
 #include "decode/flow.h"
 #include "decode/smtp.h"
 
@@ -53,6 +54,12 @@ struct pipeline_stats {
     uint64_t sessions;     /* sessions handed to the output stage */
     uint64_t sessions_tls; /* ... of them with TLS established (STARTTLS or implicit) */
     uint64_t copy_failed;  /* facts_copy failures (out of memory) */
+    /* the detector's (cfg.det), its policy engine's and its TLS-RPT
+     * reports' counters (detector_stats_all); zero without a detector */
+    bool have_det;
+    struct detector_stats det;
+    struct policy_stats pol;
+    struct tlsrpt_stats rpt;
 };
 
 struct pipeline;
@@ -78,6 +85,12 @@ void pipeline_run_on_output(struct pipeline *pl, void (*fn)(void *arg), void *ar
 /* Replaces the session records' stream; returns the old one (the caller
  * closes it). Only from inside pipeline_run_on_output's fn. */
 FILE *pipeline_swap_sessions_out(struct pipeline *pl, FILE *f);
+/* On the thread that calls pipeline_new and pipeline_finish. The counters
+ * of the workers and of the output stage are written by their own threads:
+ * while those run, each publishes a copy from time to time (a worker at
+ * each tick and at its end, the output thread at each round) and these are
+ * what is read; after pipeline_finish, the counters themselves (the
+ * detector's and its engines' as they are then). */
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st);
 void pipeline_free(struct pipeline *pl);
 

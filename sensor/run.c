@@ -158,9 +158,8 @@ static void print_summary(struct run *r)
         pipeline_get_stats(r->pl, &ps);
         c.sessions = ps.sessions;
         c.sessions_tls = ps.sessions_tls;
+        c.suppressed = ps.det.suppressed;
     }
-    if (r->det)
-        c.suppressed = detector_stats(r->det)->suppressed;
     summary_print(r->sum, &c);
 }
 
@@ -168,6 +167,13 @@ static void print_stats_to(struct run *r, FILE *f)
 {
     if (r->fan)
         fanout_counts(r->fan, &r->packets, &r->bytes, r->status);
+    /* the detector's, policy engine's and TLS-RPT counters come from there
+     * too: the output thread writes them (r->pol and r->tlsrpt are the
+     * detector's) */
+    struct pipeline_stats ps;
+    memset(&ps, 0, sizeof(ps));
+    if (r->pl)
+        pipeline_get_stats(r->pl, &ps);
     uint64_t recv = 0, drop = 0, ifdrop = 0;
     bool kd = r->cap && capture_kernel_drops(r->cap, &recv, &drop, &ifdrop);
     fprintf(f, "stripwatch: stats packets=%llu bytes=%llu filtered=%llu", U(r->packets),
@@ -201,8 +207,6 @@ static void print_stats_to(struct run *r, FILE *f)
             U(r->clock.ticks), U(r->clock.backwards), U(r->clock.discontinuities),
             U(r->clock.rebases));
     if (r->pl) {
-        struct pipeline_stats ps;
-        pipeline_get_stats(r->pl, &ps);
         const struct flow_stats *fl = &ps.flow;
         fprintf(f,
                 "stripwatch: stats flows created=%llu closed=%llu timed_out=%llu evicted=%llu "
@@ -238,8 +242,8 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(sm->mem_in_use), U(sm->mem_peak), U(sm->cert_cache_hits),
                 U(sm->cert_cache_misses));
     }
-    if (r->det) {
-        const struct detector_stats *d = detector_stats(r->det);
+    if (ps.have_det) {
+        const struct detector_stats *d = &ps.det;
         fprintf(f,
                 "stripwatch: stats detector sessions=%llu alerts=%llu suppressed=%llu "
                 "suppressed_disabled=%llu suppressed_allow_server=%llu "
@@ -278,16 +282,16 @@ static void print_stats_to(struct run *r, FILE *f)
                 U(es.sessions_unmatched), U(es.files_written), U(es.files_rotated),
                 U(es.files_too_large), U(es.write_errors), U(es.dir_files), U(es.dir_bytes));
     }
-    if (r->tlsrpt) {
-        const struct tlsrpt_stats *ts = tlsrpt_stats(r->tlsrpt);
+    if (r->tlsrpt && ps.have_det) {
+        const struct tlsrpt_stats *ts = &ps.rpt;
         fprintf(f,
                 "stripwatch: stats tlsrpt sessions_counted=%llu reports_written=%llu "
                 "write_errors=%llu dropped=%llu\n",
                 U(ts->sessions_counted), U(ts->reports_written), U(ts->write_errors),
                 U(ts->dropped));
     }
-    if (r->pol) {
-        const struct policy_stats *p = policy_engine_stats(r->pol);
+    if (r->pol && ps.have_det) {
+        const struct policy_stats *p = &ps.pol;
         fprintf(f,
                 "stripwatch: stats policy lookups=%llu hits_memory=%llu hits_redis=%llu "
                 "hits_file=%llu misses=%llu dns_queries=%llu dns_errors=%llu fetches=%llu "
