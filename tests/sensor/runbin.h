@@ -267,4 +267,26 @@ static inline void thread_names(pid_t pid, char *buf, size_t len)
     }
 }
 
+/* Threads a sanitizer's runtime adds to each process, named as its main
+ * thread: SW_TEST_EXTRA_THREADS (.ci/run: 1 under ThreadSanitizer), else 0. */
+static inline size_t extra_threads(void)
+{
+    const char *e = getenv("SW_TEST_EXTRA_THREADS");
+    return e ? strtoul(e, NULL, 10) : 0;
+}
+
+/* The thread names want (as thread_names sorts them: the main thread's
+ * "stripwatch" first) with those extra threads, into buf. */
+static inline const char *want_thread_names(const char *want, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (size_t i = extra_threads(); i > 0; i--) {
+        size_t at = strlen(buf);
+        snprintf(buf + at, len - at, "stripwatch ");
+    }
+    size_t at = strlen(buf);
+    snprintf(buf + at, len - at, "%s", want);
+    return buf;
+}
+
 #endif

@@ -671,7 +671,9 @@ static void test_live_fanout_matches_offline(void **st)
     /* a capture thread per socket, the output thread and the main one,
      * named for top -H and ps -L (each names itself when it starts: up to
      * 10 s) */
-    const char *want_names = "stripwatch sw-capture-0 sw-capture-1 sw-output";
+    char want_buf[256];
+    const char *want_names = want_thread_names("stripwatch sw-capture-0 sw-capture-1 sw-output",
+                                               want_buf, sizeof(want_buf));
     char names[256] = "";
     for (int i = 0; i < 500 && strcmp(names, want_names) != 0; i++) {
         if (i)
