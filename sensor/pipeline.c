@@ -210,7 +210,8 @@ static struct out_item heap_pop(struct pipeline *pl)
     return top;
 }
 
-/* The output stage's counters for pipeline_get_stats (output thread). */
+/* The output stage's counters for pipeline_get_stats (the output thread, or
+ * the caller once it is joined). */
 static void output_publish(struct pipeline *pl)
 {
     struct detector_stats ds;
@@ -757,40 +758,37 @@ FILE *pipeline_swap_sessions_out(struct pipeline *pl, FILE *f)
     return old;
 }
 
+/* dst += src, counter by counter (structs made of uint64_t counters) */
+static void add_counters(void *dst, const void *src, size_t size)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t k = 0; k < size / sizeof(uint64_t); k++)
+        d[k] += s[k];
+}
+
 void pipeline_get_stats(struct pipeline *pl, struct pipeline_stats *st)
 {
     memset(st, 0, sizeof(*st));
+    if (!pl->out_started) /* joined: the counters as they are now */
+        output_publish(pl);
     pthread_mutex_lock(&pl->pub_mu);
     for (unsigned i = 0; i < pl->n; i++) {
         struct worker *w = &pl->w[i];
-        const uint64_t *src = (const uint64_t *)&w->pub_flow;
-        uint64_t *dst = (uint64_t *)&st->flow;
-        for (size_t k = 0; k < sizeof(w->pub_flow) / sizeof(uint64_t); k++)
-            dst[k] += src[k];
-        src = (const uint64_t *)&w->pub_smtp;
-        dst = (uint64_t *)&st->smtp;
-        for (size_t k = 0; k < sizeof(w->pub_smtp) / sizeof(uint64_t); k++)
-            dst[k] += src[k];
+        add_counters(&st->flow, &w->pub_flow, sizeof(w->pub_flow));
+        add_counters(&st->smtp, &w->pub_smtp, sizeof(w->pub_smtp));
         st->output_waits += w->pub_out_waits;
         /* the ring's counters are the capture thread's own */
         st->ring_dropped += w->ring_dropped;
         st->ring_waits += w->ring_waits;
         st->copy_failed += __atomic_load_n(&w->copy_failed, __ATOMIC_RELAXED);
     }
-    if (pl->out_started) {
-        st->sessions_out = pl->pub_sessions_out;
-        st->have_det = pl->cfg.det != NULL;
-        st->det = pl->pub_det;
-        st->pol = pl->pub_pol;
-        st->rpt = pl->pub_rpt;
-    }
+    st->sessions_out = pl->pub_sessions_out;
+    st->have_det = pl->cfg.det != NULL;
+    st->det = pl->pub_det;
+    st->pol = pl->pub_pol;
+    st->rpt = pl->pub_rpt;
     pthread_mutex_unlock(&pl->pub_mu);
-    if (!pl->out_started) { /* joined: the counters themselves */
-        st->sessions_out = pl->sessions_out;
-        st->have_det = pl->cfg.det != NULL;
-        if (pl->cfg.det)
-            detector_stats_all(pl->cfg.det, &st->det, &st->pol, &st->rpt);
-    }
     st->sessions = __atomic_load_n(&pl->sessions_seen, __ATOMIC_RELAXED);
     st->sessions_tls = __atomic_load_n(&pl->sessions_tls, __ATOMIC_RELAXED);
 }
