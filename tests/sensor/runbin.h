@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define STRIPWATCH SW_BINARY_DIR "/stripwatch"
+#define BENCHGEN   SW_BINARY_DIR "/tests/bench/bench_gen"
 
 struct run_out {
     int status; /* exit code, or 128+signal, or -1 when killed at the timeout */

@@ -684,7 +684,7 @@ static void test_workers_many_flows(void **st)
 {
     (void)st;
     char *p = strdup(tpath("generated.pcap"));
-    char *argv[] = {SW_BINARY_DIR "/tests/bench/bench_gen", "--write-mixed", p, "24", NULL};
+    char *argv[] = {BENCHGEN, "--write-mixed", p, "24", NULL};
     struct run_out g;
     run(tmp, argv, NULL, 120, &g);
     assert_int_equal(g.status, 0);
@@ -720,14 +720,9 @@ static void test_output_backpressure(void **st)
 {
     (void)st;
     char *p = strdup(tpath("backpressure.pcap"));
-    char *gen[] = {SW_BINARY_DIR "/tests/bench/bench_gen",
-                   "--pcaps",
-                   SW_SOURCE_DIR "/pcaps",
-                   "--rounds",
-                   "100",
-                   "--write-real-mix",
-                   p,
-                   NULL};
+    char *gen[] = {BENCHGEN,   "--pcaps", SW_SOURCE_DIR "/pcaps",
+                   "--rounds", "100",     "--write-real-mix",
+                   p,          NULL};
     struct run_out g;
     run(tmp, gen, NULL, 120, &g);
     assert_int_equal(g.status, 0);

@@ -20,7 +20,6 @@
 
 #define ATTACK   SW_SOURCE_DIR "/pcaps/mitm-strip-sender-side.pcap"
 #define POLICIES SW_SOURCE_DIR "/pcaps/policies.json"
-#define BENCHGEN SW_BINARY_DIR "/tests/bench/bench_gen"
 
 static char *tmp;
 static char flood[4200], alerts[4200];

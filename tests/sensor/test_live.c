@@ -38,8 +38,7 @@
 #include "alertcmp.h"
 #include "runbin.h"
 
-#define CAPTURE  SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
-#define BENCHGEN SW_BINARY_DIR "/tests/bench/bench_gen"
+#define CAPTURE SW_THIRD_PARTY_PCAPS "/arkime/smtp-decrypted.pcap"
 
 static char *tmp;
 static char ns_a[64], ns_b[64], ns_c[64], ns_d[64];
