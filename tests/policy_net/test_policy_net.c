@@ -27,6 +27,7 @@
 #include "policy/rcache.h"
 #include "policy/snapshot.h"
 #include "../test_port.h"
+#include "../test_threads.h"
 #include "mta_sts_json.h"
 
 static char g_dir[512];
@@ -1056,6 +1057,17 @@ static int run_cli(bool binary, const char *domain, bool allow_private, char *ou
                        checks are tested in tests/dane */
                     "--no-dane", allow_private ? "--allow-private-policy-hosts" : NULL, NULL};
     int argc = allow_private ? 11 : 10;
+    /* the child runs the CLI, which starts threads: fork only once the
+     * DNS reapers of the engines freed before (pdns_free leaves them to
+     * finish, dns.c) are gone, so that no thread of this process is
+     * half-way through its end in the child (ThreadSanitizer aborts then;
+     * its own runtime thread is counted in extra_threads) */
+    size_t one = 1 + extra_threads();
+    for (int i = 0; i < 1000 && task_count(getpid()) > one; i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    if (task_count(getpid()) != one)
+        fail_msg("after 10 s the test has %zu threads, not %zu: the CLI must fork from one",
+                 task_count(getpid()), one);
     int pfd[2];
     assert_int_equal(pipe(pfd), 0);
     fflush(stdout);

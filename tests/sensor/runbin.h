@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../test_threads.h"
+
 #define STRIPWATCH SW_BINARY_DIR "/stripwatch"
 #define BENCHGEN   SW_BINARY_DIR "/tests/bench/bench_gen"
 
@@ -209,32 +211,31 @@ static inline char *copy_public(const char *dir, const char *src)
     return ok ? strdup(path) : NULL;
 }
 
+struct task_file {
+    const char *file;
+    void (*fn)(void *ctx, const char *text);
+    void *ctx;
+};
+
+static inline void task_file_one(void *ctx, const char *dir)
+{
+    const struct task_file *t = ctx;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, t->file);
+    size_t len;
+    char *text = slurp(path, &len);
+    t->fn(t->ctx, text);
+    free(text);
+}
+
 /* Calls fn(ctx, text) with /proc/PID/task/TID/FILE of each of pid's threads
  * (NULL when it cannot be read); returns the number of threads, 0 when the
  * process is gone. */
 static inline size_t each_task_file(pid_t pid, const char *file,
                                     void (*fn)(void *ctx, const char *text), void *ctx)
 {
-    char dir[64];
-    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[512];
-        snprintf(path, sizeof(path), "%s/%s/%s", dir, e->d_name, file);
-        size_t len;
-        char *text = slurp(path, &len);
-        fn(ctx, text);
-        free(text);
-        n++;
-    }
-    closedir(d);
-    return n;
+    struct task_file t = {file, fn, ctx};
+    return each_task(pid, task_file_one, &t);
 }
 
 struct thread_name_list {
@@ -266,14 +267,6 @@ static inline void thread_names(pid_t pid, char *buf, size_t len)
         size_t at = strlen(buf);
         snprintf(buf + at, len - at, "%s%s", i ? " " : "", l.names[i]);
     }
-}
-
-/* Threads a sanitizer's runtime adds to each process, named as its main
- * thread: SW_TEST_EXTRA_THREADS (.ci/run: 1 under ThreadSanitizer), else 0. */
-static inline size_t extra_threads(void)
-{
-    const char *e = getenv("SW_TEST_EXTRA_THREADS");
-    return e ? strtoul(e, NULL, 10) : 0;
 }
 
 /* The thread names want (as thread_names sorts them: the main thread's
